@@ -1,0 +1,448 @@
+//! The Tideway sync protocol: the JSON shapes exchanged between a client and a
+//! sync server, and the rules both sides enforce on names and sizes.
+//!
+//! `docs/protocol.md` is the normative description; this crate is its Rust
+//! expression, shared by the browser client and the reference server so the two
+//! can never disagree on a limit. Every type ignores unknown fields, so either
+//! side can add fields without breaking the other.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The longest collection name, in bytes.
+pub const MAX_COLLECTION_NAME_LEN: usize = 64;
+/// The longest entity id, in bytes.
+pub const MAX_ENTITY_ID_LEN: usize = 128;
+/// How deeply objects and arrays may nest inside an entity's `data`.
+pub const MAX_DATA_DEPTH: usize = 32;
+/// The largest serialized `data` of one entity, in bytes.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// The largest request body the server accepts, in bytes (413 above it).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The most mutations one `POST /v1/push` may carry (413 above it).
+pub const MAX_PUSH_MUTATIONS: usize = 1000;
+/// The most changes one `GET /v1/pull` page may ask for.
+pub const MAX_PULL_LIMIT: usize = 1000;
+/// The page size of `GET /v1/pull` when `limit` is absent.
+pub const DEFAULT_PULL_LIMIT: usize = 100;
+/// The longest client id, in bytes.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+/// The longest `Idempotency-Key` header value, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The largest `mutationId` or `baseVersion`: integers above 2^53 - 1 lose
+/// precision in JavaScript, so the protocol never lets them on the wire.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// The stable `code` strings of error bodies and `rejected` results.
+/// Clients switch on these; the messages beside them are for people.
+pub mod codes {
+    /// 400: the body is not JSON.
+    pub const MALFORMED_JSON: &str = "malformed_json";
+    /// 400: the body is JSON but not the expected shape (types, missing fields).
+    pub const INVALID_REQUEST: &str = "invalid_request";
+    /// 400: `clientId` breaks the id syntax.
+    pub const INVALID_CLIENT_ID: &str = "invalid_client_id";
+    /// 400: a `mutationId` is 0, too large, or not strictly increasing within the batch.
+    pub const INVALID_MUTATION_ID: &str = "invalid_mutation_id";
+    /// 400: a `baseVersion` is above [`super::MAX_SAFE_INTEGER`].
+    pub const INVALID_BASE_VERSION: &str = "invalid_base_version";
+    /// 400: a collection name breaks its syntax.
+    pub const INVALID_COLLECTION: &str = "invalid_collection";
+    /// 400: an entity id breaks its syntax.
+    pub const INVALID_ID: &str = "invalid_id";
+    /// 400: `data` is missing where needed, not an object, or nested too deep.
+    pub const INVALID_DATA: &str = "invalid_data";
+    /// 400: `cursor` is not one this server could have issued.
+    pub const INVALID_CURSOR: &str = "invalid_cursor";
+    /// 400: `limit` is not an integer from 1 to [`super::MAX_PULL_LIMIT`].
+    pub const INVALID_LIMIT: &str = "invalid_limit";
+    /// 400: an `If-Match` or `Idempotency-Key` header is malformed.
+    pub const INVALID_HEADER: &str = "invalid_header";
+    /// 401: no valid `Authorization: Bearer` token.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// 404: no such route, or no such entity for this user. Also a `rejected`
+    /// code: a `patch` or `delete` of an entity that does not exist.
+    pub const NOT_FOUND: &str = "not_found";
+    /// 405: the route exists but not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 409: the entity exists and the request did not say which version it replaces.
+    pub const CONFLICT: &str = "conflict";
+    /// 410: the cursor can no longer be served; pull again from the start.
+    pub const CURSOR_EXPIRED: &str = "cursor_expired";
+    /// 412: `If-Match` does not match the entity's current version.
+    pub const PRECONDITION_FAILED: &str = "precondition_failed";
+    /// 413: the request body is larger than [`super::MAX_BODY_BYTES`].
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// 413: a push carries more than [`super::MAX_PUSH_MUTATIONS`] mutations.
+    pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+    /// 413: an entity's serialized data exceeds [`super::MAX_DATA_BYTES`].
+    /// Also a `rejected` code, when a patch would grow data past the limit.
+    pub const DATA_TOO_LARGE: &str = "data_too_large";
+    /// 415: the body is not sent as `application/json`.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    /// 422: an `Idempotency-Key` was reused for a different request.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+    /// `rejected` only: a `mutationId` at or below the highest this client
+    /// already had processed, that the server never saw (sent out of order).
+    pub const OUT_OF_ORDER: &str = "out_of_order";
+    /// 503: the database is busy or unreachable; retry with backoff.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// 500: a server fault; retry with backoff.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// Why a name or an entity's data breaks the protocol's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// A collection name: 1 to 64 ASCII letters, digits, `_` or `-`, starting with a letter.
+pub fn validate_collection_name(name: &str) -> Result<(), Invalid> {
+    let mut chars = name.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if starts_with_letter && rest_ok && name.len() <= MAX_COLLECTION_NAME_LEN {
+        Ok(())
+    } else {
+        Err(Invalid(format!(
+            "collection name {name:?} is invalid: use 1 to {MAX_COLLECTION_NAME_LEN} ASCII letters, digits, '_' or '-', starting with a letter"
+        )))
+    }
+}
+
+/// An entity id: 1 to 128 ASCII letters, digits, `_`, `-`, `.` or `:`.
+/// UUIDs, ULIDs, numeric ids and `type:123` style ids all fit.
+pub fn validate_entity_id(id: &str) -> Result<(), Invalid> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ENTITY_ID_LEN
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid(format!(
+            "entity id {id:?} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'"
+        )))
+    }
+}
+
+/// Checks that `data` nests at most [`MAX_DATA_DEPTH`] levels deep.
+/// (Its size is checked by whoever serializes it.)
+pub fn validate_data_depth(data: &Map<String, Value>) -> Result<(), Invalid> {
+    fn depth(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let deepest = 1 + data.values().map(depth).max().unwrap_or(0);
+    if deepest > MAX_DATA_DEPTH {
+        Err(Invalid(format!("data nests {deepest} levels deep; at most {MAX_DATA_DEPTH} are allowed")))
+    } else {
+        Ok(())
+    }
+}
+
+/// A client id: the same syntax as an entity id (1 to 128 ASCII letters,
+/// digits, `_`, `-`, `.` or `:`).
+pub fn validate_client_id(id: &str) -> Result<(), Invalid> {
+    validate_entity_id(id).map_err(|_| {
+        Invalid(format!(
+            "client id {id:?} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'"
+        ))
+    })
+}
+
+/// An `Idempotency-Key` header value: 1 to 255 visible ASCII characters.
+pub fn validate_idempotency_key(key: &str) -> Result<(), Invalid> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+        && key.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid(format!(
+            "Idempotency-Key is invalid: use 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+        )))
+    }
+}
+
+/// The size of `data` once serialized, in bytes, without allocating it.
+pub fn data_size(data: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a map of JSON values always serializes.
+    let _ = serde_json::to_writer(&mut count, data);
+    count.0
+}
+
+/// Checks an entity's data against the depth and size limits, answering
+/// the error code that fits ([`codes::INVALID_DATA`] or [`codes::DATA_TOO_LARGE`]).
+pub fn validate_data(data: &Map<String, Value>) -> Result<(), (&'static str, Invalid)> {
+    validate_data_depth(data).map_err(|e| (codes::INVALID_DATA, e))?;
+    let size = data_size(data);
+    if size > MAX_DATA_BYTES {
+        return Err((
+            codes::DATA_TOO_LARGE,
+            Invalid(format!("data is {size} bytes serialized; at most {MAX_DATA_BYTES} are allowed")),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a whole push request is refused before anything is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRequestError {
+    /// One of [`codes`].
+    pub code: &'static str,
+    pub message: String,
+    /// The offending mutation, when one is to blame.
+    pub mutation_id: Option<u64>,
+}
+
+/// Checks everything about a push that does not depend on server state:
+/// the batch size, the client id, mutation ids strictly increasing, and each
+/// mutation's collection, id, base version and data. A server refuses the whole
+/// batch on the first failure, so a client that runs this before enqueuing a
+/// mutation never has its queue refused.
+pub fn validate_push_request(request: &PushRequest) -> Result<(), PushRequestError> {
+    let whole = |code: &'static str, message: String| PushRequestError { code, message, mutation_id: None };
+    if request.mutations.len() > MAX_PUSH_MUTATIONS {
+        return Err(whole(
+            codes::BATCH_TOO_LARGE,
+            format!("{} mutations in one push; at most {MAX_PUSH_MUTATIONS} are allowed", request.mutations.len()),
+        ));
+    }
+    validate_client_id(&request.client_id).map_err(|e| whole(codes::INVALID_CLIENT_ID, e.0))?;
+    let mut previous = 0u64;
+    for m in &request.mutations {
+        let fail = |code: &'static str, message: String| PushRequestError {
+            code,
+            message: format!("mutation {}: {message}", m.mutation_id),
+            mutation_id: Some(m.mutation_id),
+        };
+        if m.mutation_id == 0 || m.mutation_id > MAX_SAFE_INTEGER {
+            return Err(fail(codes::INVALID_MUTATION_ID, format!("mutationId must be from 1 to {MAX_SAFE_INTEGER}")));
+        }
+        if m.mutation_id <= previous {
+            return Err(fail(
+                codes::INVALID_MUTATION_ID,
+                "mutationIds must be strictly increasing within a push".to_string(),
+            ));
+        }
+        previous = m.mutation_id;
+        if m.base_version > MAX_SAFE_INTEGER {
+            return Err(fail(codes::INVALID_BASE_VERSION, format!("baseVersion must be at most {MAX_SAFE_INTEGER}")));
+        }
+        validate_collection_name(&m.collection).map_err(|e| fail(codes::INVALID_COLLECTION, e.0))?;
+        validate_entity_id(&m.id).map_err(|e| fail(codes::INVALID_ID, e.0))?;
+        match (m.op, &m.data) {
+            (Op::Put | Op::Patch, None) => {
+                return Err(fail(codes::INVALID_DATA, format!("{:?} needs a data object", m.op).to_lowercase()));
+            }
+            (Op::Put | Op::Patch, Some(data)) => validate_data(data).map_err(|(code, e)| fail(code, e.0))?,
+            // A delete's data, if any, is ignored.
+            (Op::Delete, _) => {}
+        }
+    }
+    Ok(())
+}
+
+/// What a mutation does to its entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Replace the entity's data (creating the entity if needed).
+    Put,
+    /// Shallow-merge the given fields into the entity's data; `null` removes a field.
+    Patch,
+    /// Mark the entity deleted (a tombstone).
+    Delete,
+}
+
+/// One queued change, as a client pushes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushMutation {
+    pub mutation_id: u64,
+    pub collection: String,
+    pub id: String,
+    pub op: Op,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Map<String, Value>>,
+    pub base_version: u64,
+}
+
+/// `POST /v1/push` request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushRequest {
+    pub client_id: String,
+    pub mutations: Vec<PushMutation>,
+}
+
+/// The outcome of one pushed mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushStatus {
+    Applied,
+    Conflict,
+    Rejected,
+}
+
+/// An entity as the server holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerEntity {
+    pub collection: String,
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub version: u64,
+    pub server_updated_at: i64,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// A machine-readable error: a stable `code` and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// The body of every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The server's answer for one mutation of a push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationResult {
+    pub mutation_id: u64,
+    pub status: PushStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_updated_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    /// The server's current entity, on `conflict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<ServerEntity>,
+    /// Why, on `rejected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// `POST /v1/push` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub results: Vec<MutationResult>,
+}
+
+/// `GET /v1/pull` response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullResponse {
+    pub changes: Vec<ServerEntity>,
+    pub cursor: String,
+    pub has_more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_names() {
+        for ok in ["notes", "Notes2", "a", "todo_items", "x-y"] {
+            assert!(validate_collection_name(ok).is_ok(), "{ok}");
+        }
+        let too_long = "a".repeat(MAX_COLLECTION_NAME_LEN + 1);
+        for bad in ["", "1notes", "_x", "no tes", "nötes", "a/b", too_long.as_str()] {
+            assert!(validate_collection_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn entity_ids() {
+        for ok in ["0f8fad5b-d9cb-469f-a165-70867728950e", "42", "user:7", "a.b_c"] {
+            assert!(validate_entity_id(ok).is_ok(), "{ok}");
+        }
+        let too_long = "a".repeat(MAX_ENTITY_ID_LEN + 1);
+        for bad in ["", "a b", "a/b", "é", too_long.as_str()] {
+            assert!(validate_entity_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn depth_limit() {
+        let mut value = Value::from(1);
+        for _ in 0..MAX_DATA_DEPTH - 1 {
+            value = Value::Array(vec![value]);
+        }
+        let mut data = Map::new();
+        data.insert("x".into(), value.clone());
+        assert!(validate_data_depth(&data).is_ok());
+        data.insert("x".into(), Value::Array(vec![value]));
+        assert!(validate_data_depth(&data).is_err());
+    }
+
+    fn mutation(mutation_id: u64) -> PushMutation {
+        let mut data = Map::new();
+        data.insert("title".into(), Value::from("x"));
+        PushMutation { mutation_id, collection: "notes".into(), id: "n1".into(), op: Op::Put, data: Some(data), base_version: 0 }
+    }
+
+    #[test]
+    fn push_requests() {
+        let ok = PushRequest { client_id: "c1".into(), mutations: vec![mutation(1), mutation(5)] };
+        assert_eq!(validate_push_request(&ok), Ok(()));
+        let code = |r: PushRequest| validate_push_request(&r).unwrap_err().code;
+        assert_eq!(code(PushRequest { client_id: "".into(), mutations: vec![] }), codes::INVALID_CLIENT_ID);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![mutation(2), mutation(2)] }), codes::INVALID_MUTATION_ID);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![mutation(0)] }), codes::INVALID_MUTATION_ID);
+        let mut no_data = mutation(1);
+        no_data.data = None;
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![no_data.clone()] }), codes::INVALID_DATA);
+        no_data.op = Op::Delete;
+        assert_eq!(validate_push_request(&PushRequest { client_id: "c".into(), mutations: vec![no_data] }), Ok(()));
+        let mut big = mutation(1);
+        big.data.as_mut().unwrap().insert("blob".into(), Value::from("x".repeat(MAX_DATA_BYTES)));
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![big] }), codes::DATA_TOO_LARGE);
+        let many = (1..=MAX_PUSH_MUTATIONS as u64 + 1).map(mutation).collect();
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: many }), codes::BATCH_TOO_LARGE);
+    }
+
+    #[test]
+    fn data_size_matches_serialization() {
+        let data: Map<String, Value> = serde_json::from_str(r#"{"a":[1,2,{"b":"\u00e9\n"}],"c":null}"#).unwrap();
+        assert_eq!(data_size(&data), serde_json::to_vec(&data).unwrap().len());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let body = r#"{"results":[{"mutationId":1,"status":"applied","version":3,"future":true}],"extra":1}"#;
+        let parsed: PushResponse = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.results[0].version, Some(3));
+    }
+}

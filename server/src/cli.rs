@@ -1,0 +1,129 @@
+//! Command-line options, and turning them into a running server's parts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::http::HeaderValue;
+use clap::{Parser, ValueEnum};
+use tideway_protocol::validate_entity_id;
+
+use crate::auth::Tokens;
+use crate::routes::CorsPolicy;
+
+/// Reference sync server for Tideway: idempotent batched push, cursor pull,
+/// per-entity REST with ETags, per-user isolation. SQLite by default; point
+/// --db at PostgreSQL to run several processes side by side.
+#[derive(Debug, Parser)]
+#[command(name = "tideway-server", version)]
+pub struct Cli {
+    /// Address to listen on. Port 0 picks a free port; the bound address is
+    /// printed on stdout as "tideway-server listening on http://ADDR".
+    #[arg(long, env = "TIDEWAY_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+
+    /// Database URL: sqlite://PATH (the file is created if missing) or
+    /// postgres://USER[:PASSWORD]@HOST:PORT/DATABASE. Tables are created on start.
+    #[arg(long, env = "TIDEWAY_DB", default_value = "sqlite://tideway.db")]
+    pub db: String,
+
+    /// Directory of static files served under / (for example the demo app in www/).
+    /// Without it, paths outside /v1 answer 404.
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// A bearer token and the user it signs in, as TOKEN:USER. Repeatable.
+    /// Command lines are visible to other local users: prefer --tokens-file in production.
+    #[arg(long = "token", value_name = "TOKEN:USER")]
+    pub tokens: Vec<String>,
+
+    /// A file of TOKEN:USER lines, read at start. Blank lines and lines starting
+    /// with # are ignored. Combines with --token.
+    #[arg(long, value_name = "PATH", env = "TIDEWAY_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// A browser origin allowed to call the API, e.g. https://app.example.com.
+    /// Repeatable. "localhost" stands for http(s)://localhost, 127.0.0.1 and [::1]
+    /// on any port, "*" for any origin. Default: localhost only.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+
+    /// The most database connections this process opens.
+    #[arg(long, env = "TIDEWAY_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
+
+    /// Log format on stderr: one line of text or one JSON object per event.
+    /// The level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid token {0:?}: expected TOKEN:USER, a token without spaces or ':' and a user id of 1 to 128 letters, digits, '_', '-', '.' or ':'")]
+    BadToken(String),
+    #[error("cannot read the tokens file {path}: {source}")]
+    TokensFile { path: PathBuf, source: std::io::Error },
+    #[error("no tokens configured: pass --token TOKEN:USER or --tokens-file PATH")]
+    NoTokens,
+    #[error("invalid --cors-origin {0:?}: expected an origin like https://app.example.com, \"localhost\" or \"*\"")]
+    BadOrigin(String),
+}
+
+impl Cli {
+    pub fn tokens(&self) -> Result<Tokens, ConfigError> {
+        let mut tokens = Tokens::default();
+        let mut lines: Vec<String> = self.tokens.clone();
+        if let Some(path) = &self.tokens_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::TokensFile { path: path.clone(), source })?;
+            lines.extend(
+                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from),
+            );
+        }
+        for line in &lines {
+            let (token, user) = line.split_once(':').ok_or_else(|| ConfigError::BadToken(redact(line)))?;
+            let token_ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
+            if !token_ok || validate_entity_id(user).is_err() {
+                return Err(ConfigError::BadToken(redact(line)));
+            }
+            tokens.insert(token, user);
+        }
+        if tokens.is_empty() {
+            return Err(ConfigError::NoTokens);
+        }
+        Ok(tokens)
+    }
+
+    pub fn cors(&self) -> Result<CorsPolicy, ConfigError> {
+        if self.cors_origins.is_empty() {
+            return Ok(CorsPolicy::Localhost);
+        }
+        let mut origins = Vec::new();
+        let mut localhost = false;
+        for origin in &self.cors_origins {
+            match origin.as_str() {
+                "*" => return Ok(CorsPolicy::AnyOrigin),
+                "localhost" => localhost = true,
+                o if (o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/') => {
+                    origins.push(HeaderValue::from_str(o).map_err(|_| ConfigError::BadOrigin(o.into()))?)
+                }
+                o => return Err(ConfigError::BadOrigin(o.into())),
+            }
+        }
+        Ok(CorsPolicy::List { origins, localhost })
+    }
+}
+
+/// Error messages name the user, never the secret.
+fn redact(line: &str) -> String {
+    match line.split_once(':') {
+        Some((_, user)) => format!("***:{user}"),
+        None => "***".into(),
+    }
+}

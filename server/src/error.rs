@@ -1,0 +1,117 @@
+//! The one error type of the HTTP layer. Every failure a handler can meet ends
+//! here and leaves as `{"error": {"code", "message"}}` with the status that fits,
+//! so clients can switch on a stable code and never have to parse prose.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use tideway_protocol::{codes, ServerEntity};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A 400 whose code names what was wrong (one of `codes::INVALID_*`, `MALFORMED_JSON`).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String, mutation_id: Option<u64> },
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
+    /// The entity exists and the request did not name the version it replaces.
+    #[error("{message}")]
+    Conflict { message: String, current: Option<ServerEntity> },
+    #[error("{0}")]
+    CursorExpired(String),
+    #[error("{message}")]
+    PreconditionFailed { message: String, current: Option<ServerEntity> },
+    /// A 413 (`PAYLOAD_TOO_LARGE`, `BATCH_TOO_LARGE` or `DATA_TOO_LARGE`).
+    #[error("{message}")]
+    TooLarge { code: &'static str, message: String, mutation_id: Option<u64> },
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into(), mutation_id: None }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
+            ApiError::CursorExpired(_) => (StatusCode::GONE, codes::CURSOR_EXPIRED),
+            ApiError::PreconditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, codes::PRECONDITION_FAILED),
+            ApiError::TooLarge { code, .. } => (StatusCode::PAYLOAD_TOO_LARGE, code),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_MEDIA_TYPE),
+            ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, codes::IDEMPOTENCY_KEY_REUSED),
+            ApiError::Store(e) if e.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+        }
+    }
+}
+
+/// The wire shape: `ErrorBody` plus optional fields clients may ignore.
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<&'a ServerEntity>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mutation_id: Option<u64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            // Database details stay in the log: they help an operator, not a client.
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                if e.is_transient() {
+                    "the database is busy or unreachable; retry later".to_string()
+                } else {
+                    "internal server error".to_string()
+                }
+            }
+            other => other.to_string(),
+        };
+        let mutation_id = match &self {
+            ApiError::BadRequest { mutation_id, .. } | ApiError::TooLarge { mutation_id, .. } => *mutation_id,
+            _ => None,
+        };
+        let current = match &self {
+            ApiError::Conflict { current, .. } | ApiError::PreconditionFailed { current, .. } => current.as_ref(),
+            _ => None,
+        };
+        let body = Body { error: Detail { code, message, mutation_id }, current };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(entity) = current {
+            if let Ok(etag) = crate::routes::etag(entity.version) {
+                response.headers_mut().insert(header::ETAG, etag);
+            }
+        }
+        response
+    }
+}

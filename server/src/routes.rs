@@ -1,0 +1,264 @@
+//! The HTTP surface: one short handler per endpoint over the extractors in
+//! `extract`, the state in `AppState`, and the cross-cutting layers (CORS,
+//! request logs, body limit).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushRequestError, PushResponse, ServerEntity, MAX_BODY_BYTES};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::auth::{Tokens, User};
+use crate::cursor::{self, CursorError};
+use crate::error::ApiError;
+use crate::extract::{EntityData, EntityPath, IdempotencyKey, JsonBody, Precondition, PullQuery};
+use crate::store::{PullOutcome, RestAction, RestOutcome, Store};
+
+pub struct AppState {
+    pub store: Store,
+    pub tokens: Tokens,
+}
+
+/// Which browser origins may call the API.
+#[derive(Debug, Clone)]
+pub enum CorsPolicy {
+    /// `localhost`, `127.0.0.1` and `[::1]` over http or https on any port: the default,
+    /// so a dev page or a browser test on a random port can reach a local server.
+    Localhost,
+    /// Any origin (`--cors-origin '*'`).
+    AnyOrigin,
+    /// Exactly these origins, plus the localhost ones if `localhost` was listed.
+    List { origins: Vec<HeaderValue>, localhost: bool },
+}
+
+impl CorsPolicy {
+    fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            CorsPolicy::Localhost => is_localhost(origin),
+            CorsPolicy::AnyOrigin => true,
+            CorsPolicy::List { origins, localhost } => origins.contains(origin) || (*localhost && is_localhost(origin)),
+        }
+    }
+}
+
+fn is_localhost(origin: &HeaderValue) -> bool {
+    let origin = origin.to_str().unwrap_or("");
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    let (host, port) = if let Some(after) = rest.strip_prefix("[::1]") {
+        ("[::1]", after)
+    } else {
+        rest.split_at(rest.find(':').unwrap_or(rest.len()))
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_ok
+}
+
+pub fn etag(version: u64) -> Result<HeaderValue, axum::http::header::InvalidHeaderValue> {
+    HeaderValue::from_str(&format!("\"{version}\""))
+}
+
+pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolicy) -> Router {
+    let api = Router::new()
+        .route("/v1/health", get(health).head(health))
+        .route("/v1/push", post(push))
+        .route("/v1/pull", get(pull))
+        .route("/v1/collections/{collection}/{id}", get(get_entity).put(put_entity).delete(delete_entity))
+        .route("/v1", any(no_route))
+        .route("/v1/{*rest}", any(no_route))
+        .method_not_allowed_fallback(method_not_allowed);
+    let app = match static_dir {
+        Some(dir) => api.fallback_service(ServeDir::new(dir)),
+        None => api.fallback(no_route),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| cors.allows(origin)))
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE, IF_MATCH, HeaderName::from_static("idempotency-key")])
+        .expose_headers([ETAG, HeaderName::from_static("idempotent-replayed")])
+        .max_age(Duration::from_secs(600));
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<_>| {
+            // The path only: query strings carry cursors, which are nobody's business in a log.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        })
+        .on_request(())
+        .on_response(|response: &Response, latency: Duration, _span: &Span| {
+            tracing::info!(status = response.status().as_u16(), duration_ms = (latency.as_secs_f64() * 1e6).round() / 1e3, "request done");
+        })
+        .on_failure(());
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(trace).layer(cors).with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    ([(CACHE_CONTROL, "no-store")], Json(serde_json::json!({"status": "ok"})))
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+impl From<PushRequestError> for ApiError {
+    fn from(e: PushRequestError) -> Self {
+        let PushRequestError { code, message, mutation_id } = e;
+        if code.ends_with("_too_large") {
+            ApiError::TooLarge { code, message, mutation_id }
+        } else {
+            ApiError::BadRequest { code, message, mutation_id }
+        }
+    }
+}
+
+async fn push(
+    State(state): State<Arc<AppState>>,
+    User(user): User,
+    JsonBody(request, _): JsonBody<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    // The whole batch is checked before anything is applied: a bad mutation
+    // refuses the request, never half of it.
+    validate_push_request(&request)?;
+    let results = state.store.push(&user, &request.client_id, &request.mutations).await?;
+    Ok(Json(PushResponse { results }))
+}
+
+async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQuery) -> Result<Json<PullResponse>, ApiError> {
+    let epoch = state.store.epoch();
+    let after = cursor::decode(epoch, query.cursor.as_deref()).map_err(|e| match e {
+        CursorError::Malformed => ApiError::bad_request(tideway_protocol::codes::INVALID_CURSOR, "the cursor is not one this server issued"),
+        CursorError::ForeignEpoch => ApiError::CursorExpired(
+            "the cursor belongs to another database (was the server's database replaced?); pull again from the start".into(),
+        ),
+    })?;
+    match state.store.pull(&user, after, query.limit).await? {
+        PullOutcome::Page { changes, last_seq, has_more } => {
+            Ok(Json(PullResponse { changes, cursor: cursor::encode(epoch, last_seq), has_more }))
+        }
+        PullOutcome::Expired(message) => Err(ApiError::CursorExpired(message)),
+    }
+}
+
+async fn get_entity(State(state): State<Arc<AppState>>, User(user): User, path: EntityPath) -> Result<Response, ApiError> {
+    let entity = state
+        .store
+        .get(&user, &path.collection, &path.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{}/{} does not exist", path.collection, path.id)))?;
+    Ok(entity_response(StatusCode::OK, entity))
+}
+
+async fn put_entity(
+    State(state): State<Arc<AppState>>,
+    User(user): User,
+    path: EntityPath,
+    Precondition(if_match): Precondition,
+    IdempotencyKey(key): IdempotencyKey,
+    EntityData(data, body): EntityData,
+) -> Result<Response, ApiError> {
+    let fingerprint = fingerprint("PUT", &path, &if_match, &body);
+    let idempotency = key.as_deref().map(|k| (k, fingerprint.as_str()));
+    let (outcome, replayed) =
+        state.store.rest_write(&user, &path.collection, &path.id, RestAction::Put(data), &if_match, idempotency).await?;
+    rest_response(outcome, replayed)
+}
+
+async fn delete_entity(
+    State(state): State<Arc<AppState>>,
+    User(user): User,
+    path: EntityPath,
+    Precondition(if_match): Precondition,
+    IdempotencyKey(key): IdempotencyKey,
+) -> Result<Response, ApiError> {
+    let fingerprint = fingerprint("DELETE", &path, &if_match, &[]);
+    let idempotency = key.as_deref().map(|k| (k, fingerprint.as_str()));
+    let (outcome, replayed) =
+        state.store.rest_write(&user, &path.collection, &path.id, RestAction::Delete, &if_match, idempotency).await?;
+    rest_response(outcome, replayed)
+}
+
+/// What makes two requests "the same" for an Idempotency-Key.
+fn fingerprint(method: &str, path: &EntityPath, if_match: &crate::store::IfMatch, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(format!("{method}\n{}\n{}\n{if_match:?}\n", path.collection, path.id));
+    hash.update(body);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn entity_response(status: StatusCode, entity: ServerEntity) -> Response {
+    let mut response = (status, Json(&entity)).into_response();
+    if let Ok(tag) = etag(entity.version) {
+        response.headers_mut().insert(ETAG, tag);
+    }
+    response
+}
+
+fn rest_response(outcome: RestOutcome, replayed: bool) -> Result<Response, ApiError> {
+    let mut response = match outcome {
+        RestOutcome::Created(entity) => {
+            let location = format!("/v1/collections/{}/{}", entity.collection, entity.id);
+            let mut response = entity_response(StatusCode::CREATED, entity);
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(LOCATION, location);
+            }
+            response
+        }
+        RestOutcome::Replaced(entity) => entity_response(StatusCode::OK, entity),
+        RestOutcome::Deleted(entity) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if let Ok(tag) = etag(entity.version) {
+                response.headers_mut().insert(ETAG, tag);
+            }
+            response
+        }
+        RestOutcome::NotFound => ApiError::NotFound("no such entity".into()).into_response(),
+        RestOutcome::Conflict(current) => ApiError::Conflict {
+            message: "the entity exists: send If-Match with its ETag (or *) to replace it".into(),
+            current: Some(current),
+        }
+        .into_response(),
+        RestOutcome::PreconditionFailed(current) => ApiError::PreconditionFailed {
+            message: match current {
+                Some(_) => "If-Match does not match the entity's current version".into(),
+                None => "If-Match was sent but the entity does not exist".into(),
+            },
+            current,
+        }
+        .into_response(),
+        RestOutcome::KeyReused => return Err(ApiError::IdempotencyKeyReused),
+    };
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_origins() {
+        for ok in ["http://localhost", "https://localhost:8443", "http://localhost:5173", "http://127.0.0.1:41234", "http://[::1]:8080"] {
+            assert!(is_localhost(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        for bad in ["http://localhost.evil.com", "http://127.0.0.1:", "http://127.0.0.1:80x", "null", "http://evil.com"] {
+            assert!(!is_localhost(&HeaderValue::from_static(bad)), "{bad}");
+        }
+    }
+}

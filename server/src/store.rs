@@ -1,0 +1,621 @@
+//! Storage of entities, the change sequence and idempotency records, on SQLite or
+//! PostgreSQL through one set of portable SQL statements.
+//!
+//! Every write runs in one transaction that first takes the writing user's row in
+//! `tw_user_seq` (an upsert, so it locks the row in PostgreSQL and takes SQLite's
+//! write lock). That serializes a user's writers, so change sequence numbers are
+//! handed out and committed in the same order: a reader's snapshot always holds a
+//! gap-free prefix of the user's sequence, and `seq > cursor` never skips a row
+//! that commits late. Nothing lives in process memory, so any number of server
+//! processes may share one PostgreSQL.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tideway_protocol::{codes, data_size, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity, MAX_DATA_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// Errors worth retrying: the database is busy, locked or unreachable.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                // SQLite: BUSY (5), LOCKED (6) and their extended codes. PostgreSQL:
+                // serialization failure, deadlock, lock timeout, shutdown.
+                let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
+                let sqlite_busy = code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+                sqlite_busy || matches!(code.as_str(), "40001" | "40P01" | "55P03" | "57P01" | "57P03")
+            }
+            _ => false,
+        }
+    }
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The tables. Portable SQL: TEXT and BIGINT only (booleans as 0/1), so one
+/// statement set serves both databases.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS tw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    // One row per user: the last change sequence number handed out (and the lock
+    // that serializes the user's writers), and the sequence up to which tombstones
+    // were purged (cursors below it answer 410).
+    "CREATE TABLE IF NOT EXISTS tw_user_seq (user_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, \
+     purged_through BIGINT NOT NULL DEFAULT 0)",
+    // The latest state of each entity, tombstones included; `seq` is the change
+    // sequence number of its latest change, so pull is a range scan on (user_id, seq).
+    "CREATE TABLE IF NOT EXISTS tw_entities (user_id TEXT NOT NULL, collection TEXT NOT NULL, \
+     id TEXT NOT NULL, data TEXT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL, \
+     deleted BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (user_id, collection, id))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS tw_entities_by_seq ON tw_entities (user_id, seq)",
+    // The result of every mutation a client pushed, written in the same transaction
+    // as its effect: a replay answers from here and changes nothing.
+    "CREATE TABLE IF NOT EXISTS tw_mutations (user_id TEXT NOT NULL, client_id TEXT NOT NULL, \
+     mutation_id BIGINT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (user_id, client_id, mutation_id))",
+    // The outcome of every REST write sent with an Idempotency-Key.
+    "CREATE TABLE IF NOT EXISTS tw_rest_requests (user_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, \
+     fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (user_id, idempotency_key))",
+];
+
+/// Takes the user's lock row and reads the last sequence number handed out.
+/// The no-op update is what locks an existing row in PostgreSQL.
+const LOCK_USER: &str = "INSERT INTO tw_user_seq (user_id, last_seq) VALUES ($1, 0) \
+     ON CONFLICT (user_id) DO UPDATE SET last_seq = tw_user_seq.last_seq RETURNING last_seq";
+
+const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted, seq";
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Random id of this database, minted when its schema was created. Cursors
+    /// carry it, so a cursor from another database answers 410 instead of
+    /// silently skipping changes.
+    epoch: String,
+}
+
+/// One page of `pull`, or why the cursor cannot be served.
+pub enum PullOutcome {
+    Page { changes: Vec<ServerEntity>, last_seq: i64, has_more: bool },
+    Expired(String),
+}
+
+/// What a REST write asks for.
+pub enum RestAction {
+    Put(Map<String, Value>),
+    Delete,
+}
+
+/// `If-Match` as the request sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    Absent,
+    Any,
+    /// The versions named by the entity tags; tags this server never issues match nothing.
+    Versions(Vec<u64>),
+}
+
+/// The decided outcome of a REST write, stored under its Idempotency-Key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "entity", rename_all = "snake_case")]
+pub enum RestOutcome {
+    Created(ServerEntity),
+    Replaced(ServerEntity),
+    Deleted(ServerEntity),
+    NotFound,
+    Conflict(ServerEntity),
+    PreconditionFailed(Option<ServerEntity>),
+    /// The key was used before for a different request (never stored).
+    KeyReused,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Store {
+    /// Connects, creates the schema if needed and reads the database's epoch.
+    /// `sqlite://PATH` creates the file if it is missing.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let url = if rest.contains("mode=") {
+                url.to_string()
+            } else if rest.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let mut options = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            if url.contains(":memory:") {
+                // Each connection to :memory: is its own database: keep exactly one, forever.
+                options = options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            }
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; the busy timeout makes
+                    // writers queue for the lock instead of failing at once.
+                    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        let epoch = migrate(&pool, backend).await?;
+        Ok(Store { pool, backend, epoch })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    async fn begin_write(&self, user: &str) -> Result<UserWrite> {
+        let mut tx = self.pool.begin().await?;
+        let last_seq: i64 = sqlx::query_scalar(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
+        Ok(UserWrite { tx, user: user.to_string(), start_seq: last_seq, last_seq, now: now_ms() })
+    }
+
+    /// Applies a validated batch in mutationId order, in one transaction with the
+    /// idempotency records, and answers one result per mutation.
+    pub async fn push(&self, user: &str, client_id: &str, mutations: &[PushMutation]) -> Result<Vec<MutationResult>> {
+        let (Some(first), Some(last)) = (mutations.first(), mutations.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut w = self.begin_write(user).await?;
+        let recorded: HashMap<i64, String> = sqlx::query(
+            "SELECT mutation_id, result FROM tw_mutations \
+             WHERE user_id = $1 AND client_id = $2 AND mutation_id >= $3 AND mutation_id <= $4",
+        )
+        .bind(user)
+        .bind(client_id)
+        .bind(first.mutation_id as i64)
+        .bind(last.mutation_id as i64)
+        .fetch_all(&mut *w.tx)
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+        let mut highest: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(mutation_id), 0) FROM tw_mutations WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user)
+        .bind(client_id)
+        .fetch_one(&mut *w.tx)
+        .await?;
+
+        let mut results = Vec::with_capacity(mutations.len());
+        for m in mutations {
+            let id = m.mutation_id as i64;
+            if let Some(stored) = recorded.get(&id) {
+                let result = serde_json::from_str(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                results.push(result);
+                continue;
+            }
+            let result = if id <= highest {
+                rejected(m.mutation_id, codes::OUT_OF_ORDER, format!(
+                    "mutationId {} is not above {highest}, the highest this client already pushed; \
+                     mutations of a client must arrive in increasing order",
+                    m.mutation_id
+                ))
+            } else {
+                w.apply(m).await?
+            };
+            let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result) VALUES ($1, $2, $3, $4)")
+                .bind(user)
+                .bind(client_id)
+                .bind(id)
+                .bind(stored)
+                .execute(&mut *w.tx)
+                .await?;
+            highest = highest.max(id);
+            results.push(result);
+        }
+        w.commit().await?;
+        Ok(results)
+    }
+
+    /// The user's changes after sequence number `after`, oldest first.
+    pub async fn pull(&self, user: &str, after: i64, limit: usize) -> Result<PullOutcome> {
+        let row = sqlx::query("SELECT last_seq, purged_through FROM tw_user_seq WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (last_seq, purged_through) = match row {
+            Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?),
+            None => (0, 0),
+        };
+        if after > last_seq {
+            return Ok(PullOutcome::Expired(
+                "the cursor is ahead of this server's history (was the database restored?); pull again from the start".into(),
+            ));
+        }
+        if after > 0 && after < purged_through {
+            return Ok(PullOutcome::Expired(
+                "deletions after this cursor were purged; pull again from the start".into(),
+            ));
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(user)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let has_more = rows.len() > limit;
+        let mut changes = Vec::with_capacity(limit.min(rows.len()));
+        let mut last = after;
+        for row in rows.iter().take(limit) {
+            let (entity, seq) = entity_from_row(row)?;
+            changes.push(entity);
+            last = seq;
+        }
+        Ok(PullOutcome::Page { changes, last_seq: last, has_more })
+    }
+
+    /// A live entity of the user (tombstones count as absent).
+    pub async fn get(&self, user: &str, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND collection = $2 AND id = $3"
+        ))
+        .bind(user)
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(entity_from_row(&row)?.0).filter(|e| !e.deleted)),
+            None => Ok(None),
+        }
+    }
+
+    /// A REST write: decided under the user's lock, and recorded under the
+    /// Idempotency-Key (with the request's fingerprint) in the same transaction.
+    /// Answers the outcome and whether it is a replay.
+    pub async fn rest_write(
+        &self,
+        user: &str,
+        collection: &str,
+        id: &str,
+        action: RestAction,
+        if_match: &IfMatch,
+        idempotency: Option<(&str, &str)>,
+    ) -> Result<(RestOutcome, bool)> {
+        let mut w = self.begin_write(user).await?;
+        if let Some((key, fingerprint)) = idempotency {
+            let row = sqlx::query("SELECT fingerprint, outcome FROM tw_rest_requests WHERE user_id = $1 AND idempotency_key = $2")
+                .bind(user)
+                .bind(key)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            if let Some(row) = row {
+                let stored_fingerprint: String = row.try_get(0)?;
+                if stored_fingerprint != fingerprint {
+                    return Ok((RestOutcome::KeyReused, false));
+                }
+                let outcome: String = row.try_get(1)?;
+                let outcome = serde_json::from_str(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                return Ok((outcome, true));
+            }
+        }
+        let current = w.load(collection, id).await?;
+        let live = current.as_ref().filter(|c| !c.deleted);
+        let matches = |entity: &ServerEntity| match if_match {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&entity.version),
+            IfMatch::Absent => false,
+        };
+        let outcome = match (action, live) {
+            (RestAction::Put(data), Some(entity)) if matches(entity) => {
+                RestOutcome::Replaced(w.write(current.as_ref(), collection, id, data, false).await?)
+            }
+            (RestAction::Put(_), Some(entity)) if *if_match == IfMatch::Absent => RestOutcome::Conflict(entity.clone()),
+            (RestAction::Put(_), Some(entity)) => RestOutcome::PreconditionFailed(Some(entity.clone())),
+            (RestAction::Put(data), None) if *if_match == IfMatch::Absent => {
+                RestOutcome::Created(w.write(current.as_ref(), collection, id, data, false).await?)
+            }
+            // If-Match only ever matches an entity that exists.
+            (RestAction::Put(_), None) => RestOutcome::PreconditionFailed(None),
+            (RestAction::Delete, Some(entity)) if *if_match == IfMatch::Absent || matches(entity) => {
+                RestOutcome::Deleted(w.write(current.as_ref(), collection, id, Map::new(), true).await?)
+            }
+            (RestAction::Delete, Some(entity)) => RestOutcome::PreconditionFailed(Some(entity.clone())),
+            (RestAction::Delete, None) => RestOutcome::NotFound,
+        };
+        if let Some((key, fingerprint)) = idempotency {
+            let stored = serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("INSERT INTO tw_rest_requests (user_id, idempotency_key, fingerprint, outcome) VALUES ($1, $2, $3, $4)")
+                .bind(user)
+                .bind(key)
+                .bind(fingerprint)
+                .bind(stored)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        w.commit().await?;
+        Ok((outcome, false))
+    }
+}
+
+/// Creates the tables if needed and answers the database's epoch. On PostgreSQL
+/// an advisory lock keeps two processes starting at once from racing on DDL.
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<String> {
+    let mut conn = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_advisory_lock(7411001)").execute(&mut *conn).await?;
+    }
+    for statement in SCHEMA {
+        sqlx::query(statement).execute(&mut *conn).await?;
+    }
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    sqlx::query("INSERT INTO tw_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING")
+        .bind(fresh)
+        .execute(&mut *conn)
+        .await?;
+    let epoch: String = sqlx::query_scalar("SELECT value FROM tw_meta WHERE key = 'epoch'").fetch_one(&mut *conn).await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_advisory_unlock(7411001)").execute(&mut *conn).await?;
+    }
+    Ok(epoch)
+}
+
+fn entity_from_row(row: &AnyRow) -> Result<(ServerEntity, i64)> {
+    let data: String = row.try_get(2)?;
+    let data = serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let entity = ServerEntity {
+        collection: row.try_get(0)?,
+        id: row.try_get(1)?,
+        data,
+        version: row.try_get::<i64, _>(3)? as u64,
+        server_updated_at: row.try_get(4)?,
+        deleted: row.try_get::<i64, _>(5)? != 0,
+    };
+    Ok((entity, row.try_get(6)?))
+}
+
+fn rejected(mutation_id: u64, code: &str, message: String) -> MutationResult {
+    MutationResult {
+        mutation_id,
+        status: PushStatus::Rejected,
+        version: None,
+        server_updated_at: None,
+        remote_id: None,
+        current: None,
+        error: Some(ErrorDetail { code: code.to_string(), message }),
+    }
+}
+
+/// What a pushed mutation does to the current entity (`None` when the user has
+/// no such entity). Pure, so the rules can be tested without a database.
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    Write { data: Map<String, Value>, deleted: bool },
+    Conflict,
+    Reject(&'static str, String),
+}
+
+pub fn decide(current: Option<&ServerEntity>, m: &PushMutation) -> Decision {
+    let current_version = current.map_or(0, |c| c.version);
+    if m.base_version != current_version {
+        return Decision::Conflict;
+    }
+    let live = current.filter(|c| !c.deleted);
+    match (m.op, live) {
+        (Op::Put, _) => Decision::Write { data: m.data.clone().unwrap_or_default(), deleted: false },
+        (Op::Patch | Op::Delete, None) => Decision::Reject(
+            codes::NOT_FOUND,
+            format!("{}/{} does not exist (or is deleted); use put to create it", m.collection, m.id),
+        ),
+        (Op::Patch, Some(entity)) => {
+            let mut data = entity.data.clone();
+            for (field, value) in m.data.iter().flatten() {
+                if value.is_null() {
+                    data.remove(field);
+                } else {
+                    data.insert(field.clone(), value.clone());
+                }
+            }
+            let size = data_size(&data);
+            if size > MAX_DATA_BYTES {
+                return Decision::Reject(
+                    codes::DATA_TOO_LARGE,
+                    format!("the patched data would be {size} bytes; at most {MAX_DATA_BYTES} are allowed"),
+                );
+            }
+            Decision::Write { data, deleted: false }
+        }
+        // A tombstone keeps no data: the client only needs to know it is gone.
+        (Op::Delete, Some(_)) => Decision::Write { data: Map::new(), deleted: true },
+    }
+}
+
+/// A write transaction holding one user's lock.
+struct UserWrite {
+    tx: Transaction<'static, Any>,
+    user: String,
+    start_seq: i64,
+    last_seq: i64,
+    now: i64,
+}
+
+impl UserWrite {
+    async fn load(&mut self, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND collection = $2 AND id = $3"
+        ))
+        .bind(&self.user)
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
+    }
+
+    async fn apply(&mut self, m: &PushMutation) -> Result<MutationResult> {
+        let current = self.load(&m.collection, &m.id).await?;
+        let mut result = rejected(m.mutation_id, "", String::new());
+        match decide(current.as_ref(), m) {
+            Decision::Write { data, deleted } => {
+                let entity = self.write(current.as_ref(), &m.collection, &m.id, data, deleted).await?;
+                result.status = PushStatus::Applied;
+                result.version = Some(entity.version);
+                result.server_updated_at = Some(entity.server_updated_at);
+                result.remote_id = Some(entity.id);
+                result.error = None;
+            }
+            Decision::Conflict => {
+                result.status = PushStatus::Conflict;
+                result.version = current.as_ref().map(|c| c.version);
+                result.server_updated_at = current.as_ref().map(|c| c.server_updated_at);
+                result.current = current;
+                result.error = None;
+            }
+            Decision::Reject(code, message) => {
+                result.error = Some(ErrorDetail { code: code.to_string(), message });
+            }
+        }
+        Ok(result)
+    }
+
+    /// Writes the entity's next version under the next sequence number.
+    async fn write(
+        &mut self,
+        current: Option<&ServerEntity>,
+        collection: &str,
+        id: &str,
+        data: Map<String, Value>,
+        deleted: bool,
+    ) -> Result<ServerEntity> {
+        let current_version = current.map_or(0, |c| c.version) as i64;
+        self.last_seq += 1;
+        let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = sqlx::query(
+            "INSERT INTO tw_entities (user_id, collection, id, data, version, updated_at, deleted, seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (user_id, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version, \
+             updated_at = excluded.updated_at, deleted = excluded.deleted, seq = excluded.seq \
+             WHERE tw_entities.version = $9",
+        )
+        .bind(&self.user)
+        .bind(collection)
+        .bind(id)
+        .bind(text)
+        .bind(current_version + 1)
+        .bind(self.now)
+        .bind(deleted as i64)
+        .bind(self.last_seq)
+        .bind(current_version)
+        .execute(&mut *self.tx)
+        .await?;
+        // The user lock makes this impossible; checking keeps a bug from losing an update.
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Corrupt(format!("{collection}/{id} changed under the user lock")));
+        }
+        Ok(ServerEntity {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            data,
+            version: current_version as u64 + 1,
+            server_updated_at: self.now,
+            deleted,
+        })
+    }
+
+    async fn commit(mut self) -> Result<()> {
+        if self.last_seq != self.start_seq {
+            sqlx::query("UPDATE tw_user_seq SET last_seq = $2 WHERE user_id = $1")
+                .bind(&self.user)
+                .bind(self.last_seq)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {
+        ServerEntity {
+            collection: "notes".into(),
+            id: "n".into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            version,
+            server_updated_at: 0,
+            deleted,
+        }
+    }
+
+    fn mutation(op: Op, base_version: u64, data: Option<Value>) -> PushMutation {
+        PushMutation {
+            mutation_id: 1,
+            collection: "notes".into(),
+            id: "n".into(),
+            op,
+            data: data.and_then(|d| d.as_object().cloned()),
+            base_version,
+        }
+    }
+
+    #[test]
+    fn patch_merges_shallowly_and_null_removes() {
+        let current = entity(2, false, serde_json::json!({"a": 1, "b": {"x": 1}, "c": 3}));
+        let m = mutation(Op::Patch, 2, Some(serde_json::json!({"b": {"y": 2}, "c": null, "d": 4})));
+        let Decision::Write { data, deleted: false } = decide(Some(&current), &m) else { panic!() };
+        assert_eq!(Value::Object(data), serde_json::json!({"a": 1, "b": {"y": 2}, "d": 4}));
+    }
+
+    #[test]
+    fn base_version_must_match() {
+        let current = entity(3, false, serde_json::json!({}));
+        assert_eq!(decide(Some(&current), &mutation(Op::Put, 2, Some(serde_json::json!({})))), Decision::Conflict);
+        assert_eq!(decide(None, &mutation(Op::Put, 1, Some(serde_json::json!({})))), Decision::Conflict);
+        assert!(matches!(decide(None, &mutation(Op::Put, 0, Some(serde_json::json!({})))), Decision::Write { .. }));
+    }
+
+    #[test]
+    fn tombstones() {
+        let tomb = entity(4, true, serde_json::json!({}));
+        assert!(matches!(decide(Some(&tomb), &mutation(Op::Put, 4, Some(serde_json::json!({})))), Decision::Write { deleted: false, .. }));
+        assert_eq!(decide(Some(&tomb), &mutation(Op::Put, 0, Some(serde_json::json!({})))), Decision::Conflict);
+        assert!(matches!(decide(Some(&tomb), &mutation(Op::Patch, 4, Some(serde_json::json!({})))), Decision::Reject(codes::NOT_FOUND, _)));
+        assert!(matches!(decide(None, &mutation(Op::Delete, 0, None)), Decision::Reject(codes::NOT_FOUND, _)));
+    }
+}

@@ -1,0 +1,105 @@
+// Bad arguments from JavaScript: each must come back as a TidewayError with a stable code,
+// never a panic, a plain string or a hung promise.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { assertPackageBuilt, launchBrowser, openApp, serveApp, watchPage } from "./helpers.mjs";
+
+let browser;
+let server;
+let page;
+let errors;
+
+before(async () => {
+  assertPackageBuilt();
+  browser = await launchBrowser();
+  server = await serveApp();
+  page = await browser.newPage();
+  errors = watchPage(page);
+  await openApp(page, server.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/**
+ * Runs each named call against a database of its own in the page and reports how it failed.
+ * A call may throw or return a rejected promise; both count.
+ */
+async function outcomes(calls) {
+  return page.evaluate(async (calls) => {
+    const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
+    const name = `e2e-errors-${crypto.randomUUID()}`;
+    const db = await Tideway.open({ name, collections: { notes: { indexes: ["updatedAt", "title"] } } });
+    const notes = db.collection("notes");
+    await notes.put({ title: "exists" }, { id: "known" });
+    const results = {};
+    for (const [label, source] of Object.entries(calls)) {
+      try {
+        const value = await new Function("db", "notes", "Tideway", `return (${source});`)(db, notes, Tideway);
+        results[label] = { ok: true, value: value === undefined ? "undefined" : JSON.stringify(value) };
+      } catch (error) {
+        results[label] = {
+          isError: error instanceof Error,
+          name: error?.name,
+          code: error?.code,
+          message: error?.message,
+        };
+      }
+    }
+    await db.close().catch(() => {});
+    await Tideway.deleteDatabase(name);
+    return results;
+  }, calls);
+}
+
+function assertTidewayError(outcome, code, label) {
+  assert.ok(!outcome.ok, `${label}: expected a ${code} error, got ${JSON.stringify(outcome)}`);
+  assert.equal(outcome.isError, true, `${label}: not an Error instance: ${JSON.stringify(outcome)}`);
+  assert.equal(outcome.name, "TidewayError", `${label}: ${JSON.stringify(outcome)}`);
+  assert.equal(outcome.code, code, `${label}: ${JSON.stringify(outcome)}`);
+  assert.ok(outcome.message && outcome.message.length > 0, `${label}: empty message`);
+}
+
+test("invalid arguments are INVALID_ARGUMENT", async () => {
+  const results = await outcomes({
+    "put(string)": `notes.put("not an object")`,
+    "put(array)": `notes.put([1, 2, 3])`,
+    "put(null)": `notes.put(null)`,
+    "put(data, {id: 5})": `notes.put({ title: "x" }, { id: 5 })`,
+    "get(42)": `notes.get(42)`,
+    "bulkPut(not an array)": `notes.bulkPut("nope")`,
+    "bulkPut([string])": `notes.bulkPut([{ data: "nope" }])`,
+    "patch(known, string)": `notes.patch("known", "nope")`,
+  });
+  for (const [label, outcome] of Object.entries(results)) assertTidewayError(outcome, "INVALID_ARGUMENT", label);
+});
+
+test("unknown names are NOT_FOUND", async () => {
+  const results = await outcomes({
+    'collection("nope")': `db.collection("nope")`,
+    "patch(missing)": `notes.patch("missing", { title: "x" })`,
+  });
+  for (const [label, outcome] of Object.entries(results)) assertTidewayError(outcome, "NOT_FOUND", label);
+});
+
+test("a closed database is DATABASE_CLOSED", async () => {
+  const results = await outcomes({
+    "put after close": `db.close().then(() => notes.put({ title: "late" }))`,
+  });
+  assertTidewayError(results["put after close"], "DATABASE_CLOSED", "put after close");
+});
+
+test("good calls next to the bad ones still work", async () => {
+  const results = await outcomes({
+    "get(known)": `notes.get("known").data`,
+    "get(missing)": `notes.get("missing")`,
+    "patch(known)": `notes.patch("known", { title: "renamed" }).then((r) => r.data.title)`,
+  });
+  assert.deepEqual(results["get(known)"], { ok: true, value: JSON.stringify({ title: "exists" }) });
+  assert.deepEqual(results["get(missing)"], { ok: true, value: "undefined" });
+  assert.deepEqual(results["patch(known)"], { ok: true, value: JSON.stringify("renamed") });
+  assert.deepEqual(errors, []);
+});

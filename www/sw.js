@@ -1,0 +1,112 @@
+// Service worker of Tideway Notes: keeps the app shell and the wasm package in a cache so
+// the app starts with no network. The data itself lives in IndexedDB, not here.
+//
+// Network first, cache as fallback: online, the page always gets matching, current
+// tideway.js and .wasm files (a stale pair after a rebuild would fail to link); offline,
+// or when the network hangs past NETWORK_TIMEOUT_MS, the cached copy answers.
+
+const CACHE = "tideway-notes-shell-v1";
+const NETWORK_TIMEOUT_MS = 3000;
+
+const SHELL = [
+  "./",
+  "./index.html",
+  "./style.css",
+  "./icon.svg",
+  "./manifest.webmanifest",
+  "./js/main.js",
+  "./js/notes-store.js",
+  "./js/note-list.js",
+  "./js/note-editor.js",
+  "./js/status-bar.js",
+  "./js/offline.js",
+  "./js/feedback.js",
+  "./js/format.js",
+  "./pkg/tideway.js",
+  "./pkg/tideway_bg.wasm",
+];
+const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, self.registration.scope).href));
+const PKG_PREFIX = new URL("./pkg/", self.registration.scope).href;
+const JS_PREFIX = new URL("./js/", self.registration.scope).href;
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(SHELL))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((names) => Promise.all(names.filter((name) => name !== CACHE).map((name) => caches.delete(name))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const { request } = event;
+  if (request.method !== "GET") return;
+  if (request.mode === "navigate" || isShell(request.url)) {
+    event.respondWith(networkFirst(event));
+  }
+  // Anything else (a sync API, say) goes to the network untouched.
+});
+
+// The page sends the URLs it loaded before this worker controlled it.
+self.addEventListener("message", (event) => {
+  if (event.data?.type !== "cache-urls") return;
+  const urls = event.data.urls.map(stripHash).filter(isShell);
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) =>
+        Promise.all(
+          urls.map(async (url) => {
+            if (!(await cache.match(url))) await cache.add(url);
+          }),
+        ),
+      )
+      .catch((error) => console.warn("caching the page's files failed", error))
+      .finally(() => event.ports[0]?.postMessage({ type: "cached" })),
+  );
+});
+
+function isShell(url) {
+  url = stripHash(url);
+  const path = url.split("?")[0];
+  return SHELL_URLS.has(path) || path.startsWith(PKG_PREFIX) || path.startsWith(JS_PREFIX);
+}
+
+function stripHash(url) {
+  return url.split("#")[0];
+}
+
+async function networkFirst(event) {
+  const { request } = event;
+  const cache = await caches.open(CACHE);
+  try {
+    const response = await withTimeout(fetch(request), NETWORK_TIMEOUT_MS);
+    if (response.ok) event.waitUntil(cache.put(request, response.clone()));
+    return response;
+  } catch (error) {
+    const cached =
+      (await cache.match(request, { ignoreSearch: true })) ??
+      (request.mode === "navigate" ? await cache.match("./") : undefined);
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+function withTimeout(promise, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error) => (clearTimeout(timer), reject(error)),
+    );
+  });
+}

@@ -107,6 +107,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if code == codes::PAYLOAD_TOO_LARGE {
+            // The rest of the body was never read, so this connection cannot carry
+            // another request: tell the client not to reuse it.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(entity) = current {
             if let Ok(etag) = crate::routes::etag(entity.version) {
                 response.headers_mut().insert(header::ETAG, etag);

@@ -1,0 +1,567 @@
+//! The server over real HTTP: each scenario spawns the built `tideway-server`
+//! binary (a real process on a free port) and runs once against SQLite and once
+//! against PostgreSQL (`TIDEWAY_TEST_POSTGRES_URL`; see `scripts/test-server.sh`).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Runs a scenario against both databases, as two tests.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::TestDb::new(super::Kind::Sqlite).await.expect("sqlite");
+                super::$scenario(db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::TestDb::new(super::Kind::Postgres).await {
+                    super::$scenario(db).await;
+                }
+            }
+        }
+    )*};
+}
+
+on_both_databases!(
+    replay_after_lost_response_applies_once,
+    mutation_id_gaps_and_late_ids,
+    patch_put_delete_semantics,
+    concurrent_stale_writers_get_conflicts,
+    pull_pages_under_concurrent_writes_skip_and_repeat_nothing,
+    tombstones_are_pulled,
+    users_are_isolated_on_every_endpoint,
+    rest_etags_preconditions_and_idempotency_keys,
+    unservable_cursors_answer_410,
+    two_server_processes_share_one_database,
+    hostile_requests_get_json_4xx_and_change_nothing,
+    cors_and_health,
+);
+
+async fn replay_after_lost_response_applies_once(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let batch = json!([
+        put(1, "notes", "n1", json!({"title": "a"}), 0),
+        patch(2, "notes", "n1", json!({"done": true}), 1),
+        put(3, "notes", "n2", json!({"title": "b"}), 0),
+    ]);
+    let first = api.push_ok(ALICE, "c1", batch.clone()).await;
+    assert!(first.iter().all(|r| r["status"] == "applied"), "{first:?}");
+    let after_first = db.dump().await;
+    // The response was "lost": the client sends the very same batch again.
+    let replay = api.push_ok(ALICE, "c1", batch).await;
+    assert_eq!(first, replay, "a replay answers the original results");
+    assert_eq!(after_first, db.dump().await, "a replay changes nothing");
+    // A batch overlapping the processed ones applies only the new mutation.
+    let overlap = api.push_ok(ALICE, "c1", json!([put(3, "notes", "n2", json!({"title": "b"}), 0), patch(4, "notes", "n2", json!({"x": 1}), 1)])).await;
+    assert_eq!(overlap[0], first[2]);
+    assert_eq!(overlap[1]["status"], "applied");
+    assert_eq!(overlap[1]["version"], 2);
+    let (changes, _) = api.pull_all(ALICE, "", 100).await;
+    let n1 = changes.iter().find(|c| c["id"] == "n1").expect("n1");
+    assert_eq!(n1["version"], 2);
+    assert_eq!(n1["data"], json!({"title": "a", "done": true}));
+    // A conflict is recorded too: replaying it answers the same conflict.
+    let stale = json!([put(5, "notes", "n1", json!({"title": "stale"}), 1)]);
+    let conflict = api.push_ok(ALICE, "c1", stale.clone()).await;
+    assert_eq!(conflict[0]["status"], "conflict");
+    assert_eq!(conflict[0]["current"]["version"], 2);
+    assert_eq!(api.push_ok(ALICE, "c1", stale).await, conflict);
+}
+
+async fn mutation_id_gaps_and_late_ids(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    // Gaps are fine: ids only have to increase.
+    let r = api.push_ok(ALICE, "c1", json!([put(3, "notes", "a", json!({}), 0), put(10, "notes", "b", json!({}), 0)])).await;
+    assert!(r.iter().all(|r| r["status"] == "applied"));
+    // An id below the highest processed that the server never saw: rejected, not applied.
+    let r = api.push_ok(ALICE, "c1", json!([put(7, "notes", "c", json!({}), 0), put(11, "notes", "d", json!({}), 0)])).await;
+    assert_eq!(r[0]["status"], "rejected");
+    assert_eq!(r[0]["error"]["code"], "out_of_order");
+    assert_eq!(r[1]["status"], "applied", "a rejection does not block the rest of the queue");
+    assert_eq!(api.send(Method::GET, "/v1/collections/notes/c", Some(ALICE), &[], None).await.status, StatusCode::NOT_FOUND);
+    // Other clients of the same user count their ids separately.
+    let r = api.push_ok(ALICE, "c2", json!([put(1, "notes", "e", json!({}), 0)])).await;
+    assert_eq!(r[0]["status"], "applied");
+    // An empty push is fine and does nothing.
+    assert!(api.push_ok(ALICE, "c3", json!([])).await.is_empty());
+}
+
+async fn patch_put_delete_semantics(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let r = api.push_ok(ALICE, "c1", json!([
+        put(1, "notes", "a", json!({"x": 1, "y": {"deep": true}, "z": null}), 0),
+        patch(2, "notes", "a", json!({"y": {"other": 1}, "x": null, "w": 2}), 1),
+        patch(3, "notes", "missing", json!({"x": 1}), 0),
+        delete(4, "notes", "missing", 0),
+        patch(5, "notes", "missing2", json!({"x": 1}), 4),
+        put(6, "notes", "a", json!({"replaced": true}), 2),
+    ])).await;
+    let statuses: Vec<_> = r.iter().map(|r| r["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(statuses, ["applied", "applied", "rejected", "rejected", "conflict", "applied"]);
+    assert_eq!(r[2]["error"]["code"], "not_found");
+    assert!(r[4].get("current").is_none(), "a conflict on a missing entity has no current");
+    let got = api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"], json!({"replaced": true}));
+    assert_eq!(got.body["version"], 3);
+    assert_eq!(got.header("etag"), Some("\"3\""));
+    // The patch merged shallowly and dropped null fields; check through a pull of version 2.
+    let r = api.push_ok(ALICE, "c1", json!([patch(7, "notes", "a", json!({"replaced": null, "k": [1, 2]}), 3)])).await;
+    assert_eq!(r[0]["version"], 4);
+    let got = api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"], json!({"k": [1, 2]}));
+    // Put keeps nulls in data as given.
+    api.push_ok(ALICE, "c1", json!([put(8, "notes", "n", json!({"v": null}), 0)])).await;
+    let got = api.send(Method::GET, "/v1/collections/notes/n", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"], json!({"v": null}));
+}
+
+async fn concurrent_stale_writers_get_conflicts(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "seed", json!([put(1, "notes", "hot", json!({"n": 0}), 0)])).await;
+    // Eight clients all believe version 1 is current and write at once.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move { api.push_ok(ALICE, &format!("w{i}"), json!([put(1, "notes", "hot", json!({"n": i}), 1)])).await })
+        })
+        .collect();
+    let mut applied = 0;
+    for writer in writers {
+        let r = writer.await.expect("writer");
+        match r[0]["status"].as_str() {
+            Some("applied") => applied += 1,
+            Some("conflict") => assert_eq!(r[0]["current"]["version"], 2),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(applied, 1, "exactly one stale writer wins");
+    // The same through REST If-Match.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.json(Method::PUT, "/v1/collections/notes/hot", ALICE, &[("if-match", "\"2\"")], &json!({"rest": i})).await.status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for writer in writers {
+        statuses.push(writer.await.expect("writer"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::PRECONDITION_FAILED).count(), 7, "{statuses:?}");
+    let got = api.send(Method::GET, "/v1/collections/notes/hot", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["version"], 3);
+}
+
+async fn pull_pages_under_concurrent_writes_skip_and_repeat_nothing(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    const WRITERS: usize = 4;
+    const BATCHES: u64 = 15;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let mut final_versions = HashMap::new();
+                for b in 0..BATCHES {
+                    // Three creates, and an update of an entity created earlier, so
+                    // entities move to the head of the sequence while being paged.
+                    let mut mutations = vec![];
+                    for k in 0..3 {
+                        let id = format!("w{w}-b{b}-{k}");
+                        mutations.push(put(b * 10 + k + 1, "items", &id, json!({"w": w}), 0));
+                        final_versions.insert(id, 1u64);
+                    }
+                    if b > 0 {
+                        let id = format!("w{w}-b{}-0", b - 1);
+                        mutations.push(patch(b * 10 + 5, "items", &id, json!({"touched": b}), 1));
+                        final_versions.insert(id, 2);
+                    }
+                    let r = api.push_ok(ALICE, &format!("writer{w}"), Value::Array(mutations)).await;
+                    assert!(r.iter().all(|r| r["status"] == "applied"), "{r:?}");
+                }
+                final_versions
+            })
+        })
+        .collect();
+    // The reader pages with a small limit while the writers run.
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    let mut cursor = String::new();
+    let mut writers_done = false;
+    let mut expected = HashMap::new();
+    let mut writers = writers;
+    loop {
+        let reply = api.pull(ALICE, &cursor, 5).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        for change in reply.body["changes"].as_array().expect("changes") {
+            seen.push((change["id"].as_str().expect("id").to_string(), change["version"].as_u64().expect("version")));
+        }
+        cursor = reply.body["cursor"].as_str().expect("cursor").to_string();
+        if writers_done && reply.body["hasMore"] == false {
+            break;
+        }
+        if !writers_done && writers.iter().all(|w| w.is_finished()) {
+            for w in writers.drain(..) {
+                expected.extend(w.await.expect("writer"));
+            }
+            writers_done = true;
+        }
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "a change was delivered twice");
+    let mut last_seen: HashMap<String, u64> = HashMap::new();
+    for (id, version) in &seen {
+        let previous = last_seen.insert(id.clone(), *version);
+        assert!(previous.is_none_or(|p| p < *version), "{id} went back in time");
+    }
+    assert_eq!(last_seen, expected, "every entity's latest change reached the reader");
+    assert!(seen.len() >= expected.len());
+}
+
+async fn tombstones_are_pulled(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({"t": 1}), 0), put(2, "notes", "b", json!({"t": 2}), 0)])).await;
+    let (changes, cursor) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(changes.len(), 2);
+    let r = api.push_ok(ALICE, "c1", json!([delete(3, "notes", "a", 1)])).await;
+    assert_eq!(r[0]["status"], "applied");
+    assert_eq!(r[0]["version"], 2);
+    let reply = api.send(Method::DELETE, "/v1/collections/notes/b", Some(ALICE), &[], None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.header("etag"), Some("\"2\""));
+    let (changes, _) = api.pull_all(ALICE, &cursor, 10).await;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    for change in &changes {
+        assert_eq!(change["deleted"], true);
+        assert_eq!(change["version"], 2);
+        assert_eq!(change["data"], json!({}));
+    }
+    // A fresh client sees the tombstones too.
+    let (all, _) = api.pull_all(ALICE, "", 10).await;
+    assert!(all.iter().all(|c| c["deleted"] == true));
+    // Deleted entities are absent to GET, and a put over a tombstone needs its version.
+    assert_eq!(api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[], None).await.status, StatusCode::NOT_FOUND);
+    let r = api.push_ok(ALICE, "c1", json!([put(4, "notes", "a", json!({"again": 1}), 0), put(5, "notes", "a", json!({"again": 2}), 2)])).await;
+    assert_eq!(r[0]["status"], "conflict");
+    assert_eq!(r[0]["current"]["deleted"], true);
+    assert_eq!(r[1]["status"], "applied");
+    assert_eq!(r[1]["version"], 3);
+}
+
+async fn users_are_isolated_on_every_endpoint(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "shared-client", json!([put(1, "notes", "secret", json!({"pin": 1234}), 0)])).await;
+    let rest = api.json(Method::PUT, "/v1/collections/notes/rest", ALICE, &[("idempotency-key", "k1")], &json!({"a": 1})).await;
+    assert_eq!(rest.status, StatusCode::CREATED);
+    let (_, alice_cursor) = api.pull_all(ALICE, "", 10).await;
+    let before = db.dump().await;
+
+    // Bob cannot see them...
+    assert_eq!(api.send(Method::GET, "/v1/collections/notes/secret", Some(BOB), &[], None).await.status, StatusCode::NOT_FOUND);
+    let (bob_changes, _) = api.pull_all(BOB, "", 10).await;
+    assert!(bob_changes.is_empty());
+    // ...nor use Alice's cursor to page through her changes.
+    let reply = api.pull(BOB, &alice_cursor, 10).await;
+    assert!(reply.status == StatusCode::GONE || reply.body["changes"] == json!([]), "{}", reply.body);
+    // ...nor overwrite or delete them (they answer as if absent).
+    let reply = api.json(Method::PUT, "/v1/collections/notes/secret", BOB, &[("if-match", "\"1\"")], &json!({"pin": 0})).await;
+    assert_eq!(reply.status, StatusCode::PRECONDITION_FAILED);
+    assert!(reply.body.get("current").is_none());
+    assert_eq!(api.send(Method::DELETE, "/v1/collections/notes/secret", Some(BOB), &[], None).await.status, StatusCode::NOT_FOUND);
+    let r = api.push_ok(BOB, "shared-client", json!([
+        patch(1, "notes", "secret", json!({"pin": 0}), 1),
+        delete(2, "notes", "secret", 1),
+        patch(3, "notes", "secret", json!({"pin": 0}), 0),
+    ])).await;
+    assert_eq!(r[0]["status"], "conflict");
+    assert!(r[0].get("current").is_none());
+    assert_eq!(r[2]["status"], "rejected");
+    assert_eq!(r[2]["error"]["code"], "not_found");
+    // Bob's mutation ids and idempotency keys are his own, not Alice's replays.
+    let bob_rest = api.json(Method::PUT, "/v1/collections/notes/rest", BOB, &[("idempotency-key", "k1")], &json!({"a": 1})).await;
+    assert_eq!(bob_rest.status, StatusCode::CREATED);
+    assert!(bob_rest.header("idempotent-replayed").is_none());
+    // Bob creating his own "secret" leaves Alice's untouched.
+    let r = api.push_ok(BOB, "shared-client", json!([put(4, "notes", "secret", json!({"bob": true}), 0)])).await;
+    assert_eq!(r[0]["status"], "applied");
+    assert_eq!(r[0]["version"], 1);
+    let alice_rows: Vec<_> = before.iter().filter(|l| l.contains("| alice |")).collect();
+    let after = db.dump().await;
+    let alice_rows_after: Vec<_> = after.iter().filter(|l| l.contains("| alice |")).collect();
+    assert_eq!(alice_rows, alice_rows_after, "nothing of Alice's changed");
+    let got = api.send(Method::GET, "/v1/collections/notes/secret", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"], json!({"pin": 1234}));
+    let (alice_changes, _) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(alice_changes.len(), 2);
+}
+
+async fn rest_etags_preconditions_and_idempotency_keys(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let path = "/v1/collections/todos/t1";
+    let created = api.json(Method::PUT, path, ALICE, &[("idempotency-key", "create-t1")], &json!({"title": "x"})).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    assert_eq!(created.header("location"), Some(path));
+    let snapshot = db.dump().await;
+    let replay = api.json(Method::PUT, path, ALICE, &[("idempotency-key", "create-t1")], &json!({"title": "x"})).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.body, created.body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(db.dump().await, snapshot, "an idempotent replay changes nothing");
+    let reused = api.json(Method::PUT, path, ALICE, &[("idempotency-key", "create-t1")], &json!({"title": "other"})).await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.body["error"]["code"], "idempotency_key_reused");
+    // Without If-Match an existing entity is not overwritten.
+    let blind = api.json(Method::PUT, path, ALICE, &[], &json!({"title": "blind"})).await;
+    assert_eq!(blind.status, StatusCode::CONFLICT);
+    assert_eq!(blind.body["current"]["data"], json!({"title": "x"}));
+    let stale = api.json(Method::PUT, path, ALICE, &[("if-match", "\"7\", W/\"1\"")], &json!({"title": "stale"})).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.body["current"]["version"], 1);
+    let ok = api.json(Method::PUT, path, ALICE, &[("if-match", "\"1\"")], &json!({"title": "y"})).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.header("etag"), Some("\"2\""));
+    let any = api.json(Method::PUT, path, ALICE, &[("if-match", "*")], &json!({"title": "z"})).await;
+    assert_eq!(any.header("etag"), Some("\"3\""));
+    let got = api.send(Method::GET, path, Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"], json!({"title": "z"}));
+    assert_eq!(got.header("etag"), Some("\"3\""));
+    let stale_delete = api.send(Method::DELETE, path, Some(ALICE), &[("if-match", "\"2\"")], None).await;
+    assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
+    let deleted = api.send(Method::DELETE, path, Some(ALICE), &[("if-match", "\"3\""), ("idempotency-key", "del")], None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let again = api.send(Method::DELETE, path, Some(ALICE), &[("if-match", "\"3\""), ("idempotency-key", "del")], None).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT, "the replayed delete answers as the first did");
+    assert_eq!(api.send(Method::DELETE, path, Some(ALICE), &[], None).await.status, StatusCode::NOT_FOUND);
+    // REST writes show up in pull like pushed ones.
+    let (changes, _) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(changes, vec![json!({"collection": "todos", "id": "t1", "data": {}, "version": 4, "serverUpdatedAt": changes[0]["serverUpdatedAt"], "deleted": true})]);
+}
+
+async fn unservable_cursors_answer_410(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({}), 0)])).await;
+    let (_, cursor) = api.pull_all(ALICE, "", 10).await;
+    // A cursor from another database (say, the server's database was replaced).
+    let other_db = TestDb::new(db.kind).await.expect("second database");
+    let other = Server::start(&other_db).await;
+    let reply = other.api().pull(ALICE, &cursor, 10).await;
+    assert_eq!(reply.status, StatusCode::GONE, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "cursor_expired");
+    // A cursor ahead of the history (say, a database restored from a backup).
+    let (epoch, _) = cursor.split_once('.').expect("cursor shape");
+    let reply = api.pull(ALICE, &format!("{epoch}.999"), 10).await;
+    assert_eq!(reply.status, StatusCode::GONE);
+    // Starting over always works.
+    assert_eq!(api.pull_all(ALICE, "", 10).await.0.len(), 1);
+}
+
+async fn two_server_processes_share_one_database(db: TestDb) {
+    let one = Server::start(&db).await;
+    let two = Server::start(&db).await;
+    let (a, b) = (one.api(), two.api());
+    a.push_ok(ALICE, "seed", json!([put(1, "notes", "hot", json!({}), 0)])).await;
+    // Stale writers spread over both processes: one wins.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let api = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { api.push_ok(ALICE, &format!("w{i}"), json!([put(1, "notes", "hot", json!({"i": i}), 1)])).await })
+        })
+        .collect();
+    let mut applied = 0;
+    for w in writers {
+        if w.await.expect("writer")[0]["status"] == "applied" {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    // A mutation pushed to one process and replayed to the other applies once.
+    let batch = json!([put(1, "notes", "once", json!({}), 0), patch(2, "notes", "once", json!({"n": 1}), 1)]);
+    let first = a.push_ok(ALICE, "roaming", batch.clone()).await;
+    assert_eq!(b.push_ok(ALICE, "roaming", batch).await, first);
+    // Writers on both processes while a reader alternates between them.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let api = if w % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                for n in 0..20u64 {
+                    let r = api.push_ok(ALICE, &format!("pw{w}"), json!([put(n + 1, "items", &format!("{w}-{n}"), json!({}), 0)])).await;
+                    assert_eq!(r[0]["status"], "applied");
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut cursor = String::new();
+    let mut turn = 0;
+    loop {
+        let finished = writers.iter().all(|w| w.is_finished());
+        let api = if turn % 2 == 0 { &a } else { &b };
+        turn += 1;
+        let reply = api.pull(ALICE, &cursor, 3).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        for c in reply.body["changes"].as_array().expect("changes") {
+            let key = (c["id"].as_str().unwrap_or("").to_string(), c["version"].as_u64().unwrap_or(0));
+            assert!(seen.insert(key), "repeated {c}");
+        }
+        cursor = reply.body["cursor"].as_str().expect("cursor").to_string();
+        if finished && reply.body["hasMore"] == false {
+            break;
+        }
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let items = seen.iter().filter(|(id, _)| id.contains('-')).count();
+    assert_eq!(items, 80, "every item created on either process was pulled once");
+}
+
+async fn hostile_requests_get_json_4xx_and_change_nothing(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({"t": 1}), 0)])).await;
+    api.json(Method::PUT, "/v1/collections/notes/r", ALICE, &[("idempotency-key", "k")], &json!({"x": 1})).await;
+    let before = db.dump().await;
+
+    let mutation = |extra: Value| {
+        let mut m = put(2, "notes", "b", json!({"ok": true}), 0);
+        for (k, v) in extra.as_object().expect("object") {
+            m[k] = v.clone();
+        }
+        m
+    };
+    let push_with = |mutations: Value| serde_json::to_vec(&json!({"clientId": "c1", "mutations": mutations})).expect("json");
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let mut deeper = String::from("1");
+    for _ in 0..300 {
+        deeper = format!("[{deeper}]");
+    }
+    let many: Vec<Value> = (1..=1001).map(|i| put(i + 1, "notes", &format!("m{i}"), json!({}), 0)).collect();
+    let huge_body = {
+        let mut v = br#"{"clientId":"c1","mutations":[],"pad":""#.to_vec();
+        v.extend(std::iter::repeat_n(b'x', 9 * 1024 * 1024));
+        v.extend(br#""}"#);
+        v
+    };
+    let json_ct = ("content-type", "application/json");
+    let long_key = "k".repeat(300);
+    type Case<'a> = (&'a str, Method, String, Option<&'a str>, Vec<(&'a str, &'a str)>, Option<Vec<u8>>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("no token", Method::POST, "/v1/push".into(), None, vec![json_ct], Some(push_with(json!([mutation(json!({}))]))), 401, "unauthorized"),
+        ("unknown token", Method::POST, "/v1/push".into(), Some("nope"), vec![json_ct], Some(push_with(json!([mutation(json!({}))]))), 401, "unauthorized"),
+        ("pull without token", Method::GET, "/v1/pull".into(), None, vec![], None, 401, "unauthorized"),
+        ("REST without token", Method::DELETE, "/v1/collections/notes/a".into(), None, vec![], None, 401, "unauthorized"),
+        ("truncated JSON", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(br#"{"clientId":"c1","mutations":[{"#.to_vec()), 400, "malformed_json"),
+        ("not JSON", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(b"hello".to_vec()), 400, "malformed_json"),
+        ("invalid UTF-8", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(b"{\"clientId\":\"\xff\xfe\",\"mutations\":[]}".to_vec()), 400, "malformed_json"),
+        ("lone surrogate", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(br#"{"clientId":"\ud800","mutations":[]}"#.to_vec()), 400, "malformed_json"),
+        ("text/plain body", Method::POST, "/v1/push".into(), Some(ALICE), vec![("content-type", "text/plain")], Some(push_with(json!([mutation(json!({}))]))), 415, "unsupported_media_type"),
+        ("no content type", Method::POST, "/v1/push".into(), Some(ALICE), vec![], Some(push_with(json!([mutation(json!({}))]))), 415, "unsupported_media_type"),
+        ("mutations not an array", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(br#"{"clientId":"c1","mutations":"x"}"#.to_vec()), 400, "invalid_request"),
+        ("missing clientId", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(br#"{"mutations":[]}"#.to_vec()), 400, "invalid_request"),
+        ("duplicate field", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(br#"{"clientId":"c1","clientId":"c2","mutations":[]}"#.to_vec()), 400, "invalid_request"),
+        ("empty clientId", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(serde_json::to_vec(&json!({"clientId": "", "mutations": []})).expect("json")), 400, "invalid_client_id"),
+        ("NUL in clientId", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(serde_json::to_vec(&json!({"clientId": "a\u{0}b", "mutations": []})).expect("json")), 400, "invalid_client_id"),
+        ("negative mutationId", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"mutationId": -1}))]))), 400, "invalid_request"),
+        ("fractional mutationId", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"mutationId": 1.5}))]))), 400, "invalid_request"),
+        ("mutationId 0", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"mutationId": 0}))]))), 400, "invalid_mutation_id"),
+        ("mutationId above 2^53", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"mutationId": 1u64 << 60}))]))), 400, "invalid_mutation_id"),
+        ("baseVersion as string", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"baseVersion": "0"}))]))), 400, "invalid_request"),
+        ("baseVersion above 2^53", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"baseVersion": u64::MAX}))]))), 400, "invalid_base_version"),
+        ("unknown op", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"op": "upsert"}))]))), 400, "invalid_request"),
+        ("path traversal collection", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"collection": "../etc"}))]))), 400, "invalid_collection"),
+        ("SQL in collection", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"collection": "x'; DROP TABLE tw_entities; --"}))]))), 400, "invalid_collection"),
+        ("slash in id", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"id": "a/b"}))]))), 400, "invalid_id"),
+        ("id too long", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"id": "x".repeat(129)}))]))), 400, "invalid_id"),
+        ("data is an array", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"data": [1, 2]}))]))), 400, "invalid_request"),
+        ("put without data", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"data": null}))]))), 400, "invalid_data"),
+        ("data 41 levels deep", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"data": {"d": deep}}))]))), 400, "invalid_data"),
+        ("JSON 300 levels deep", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(format!(r#"{{"clientId":"c1","mutations":[{{"mutationId":2,"collection":"n","id":"b","op":"put","baseVersion":0,"data":{{"d":{deeper}}}}}]}}"#).into_bytes()), 400, "malformed_json"),
+        ("valid then invalid mutation", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({})), put(3, "notes", "c", json!({}), 0), put(4, "no tes", "d", json!({}), 0)]))), 400, "invalid_collection"),
+        ("ids not increasing", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([put(5, "notes", "b", json!({}), 0), put(4, "notes", "c", json!({}), 0)]))), 400, "invalid_mutation_id"),
+        ("1001 mutations", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(Value::Array(many))), 413, "batch_too_large"),
+        ("entity data over 1 MiB", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(push_with(json!([mutation(json!({"data": {"blob": "x".repeat(1024 * 1024)}}))]))), 413, "data_too_large"),
+        ("body over 8 MiB", Method::POST, "/v1/push".into(), Some(ALICE), vec![json_ct], Some(huge_body), 413, "payload_too_large"),
+        ("garbage cursor", Method::GET, "/v1/pull?cursor=not-a-cursor".into(), Some(ALICE), vec![], None, 400, "invalid_cursor"),
+        ("limit 0", Method::GET, "/v1/pull?limit=0".into(), Some(ALICE), vec![], None, 400, "invalid_limit"),
+        ("limit too big", Method::GET, "/v1/pull?limit=100000".into(), Some(ALICE), vec![], None, 400, "invalid_limit"),
+        ("limit not a number", Method::GET, "/v1/pull?limit=ten".into(), Some(ALICE), vec![], None, 400, "invalid_limit"),
+        ("REST bad collection", Method::PUT, "/v1/collections/1bad/x".into(), Some(ALICE), vec![json_ct], Some(b"{}".to_vec()), 400, "invalid_collection"),
+        ("REST encoded slash in id", Method::PUT, "/v1/collections/notes/a%2Fb".into(), Some(ALICE), vec![json_ct], Some(b"{}".to_vec()), 400, "invalid_id"),
+        ("REST body not an object", Method::PUT, "/v1/collections/notes/z".into(), Some(ALICE), vec![json_ct], Some(b"[1]".to_vec()), 400, "invalid_data"),
+        ("REST malformed If-Match", Method::PUT, "/v1/collections/notes/a".into(), Some(ALICE), vec![json_ct, ("if-match", "1")], Some(b"{}".to_vec()), 400, "invalid_header"),
+        ("REST Idempotency-Key too long", Method::PUT, "/v1/collections/notes/z".into(), Some(ALICE), vec![json_ct, ("idempotency-key", long_key.as_str())], Some(b"{}".to_vec()), 400, "invalid_header"),
+        ("REST stale If-Match", Method::PUT, "/v1/collections/notes/a".into(), Some(ALICE), vec![json_ct, ("if-match", "\"9\"")], Some(b"{}".to_vec()), 412, "precondition_failed"),
+        ("REST If-Match on missing", Method::PUT, "/v1/collections/notes/zz".into(), Some(ALICE), vec![json_ct, ("if-match", "\"1\"")], Some(b"{}".to_vec()), 412, "precondition_failed"),
+        ("REST reused Idempotency-Key", Method::PUT, "/v1/collections/notes/other".into(), Some(ALICE), vec![json_ct, ("idempotency-key", "k")], Some(b"{}".to_vec()), 422, "idempotency_key_reused"),
+        ("REST delete missing", Method::DELETE, "/v1/collections/notes/missing".into(), Some(ALICE), vec![], None, 404, "not_found"),
+        ("REST too many segments", Method::GET, "/v1/collections/notes/a/b".into(), Some(ALICE), vec![], None, 404, "not_found"),
+        ("unknown route", Method::GET, "/v1/nope".into(), Some(ALICE), vec![], None, 404, "not_found"),
+        ("wrong method", Method::POST, "/v1/pull".into(), Some(ALICE), vec![], None, 405, "method_not_allowed"),
+    ];
+    assert!(cases.len() >= 25);
+    for (name, method, path, token, headers, body, status, code) in cases {
+        let reply = api.send(method, &path, token, &headers, body).await;
+        assert_eq!(reply.status.as_u16(), status, "{name}: {}", reply.body);
+        assert!(reply.status.is_client_error(), "{name}");
+        assert_eq!(reply.header("content-type"), Some("application/json"), "{name}");
+        assert_eq!(reply.body["error"]["code"], code, "{name}: {}", reply.body);
+        assert!(reply.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}");
+    }
+    assert_eq!(db.dump().await, before, "hostile requests changed the database");
+    // And the server still works.
+    let r = api.push_ok(ALICE, "c1", json!([put(2, "notes", "b", json!({}), 0)])).await;
+    assert_eq!(r[0]["status"], "applied");
+}
+
+async fn cors_and_health(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let health = api.send(Method::GET, "/v1/health", None, &[], None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body, json!({"status": "ok"}));
+    assert_eq!(api.send(Method::HEAD, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+    let preflight = |origin: &'static str| {
+        let api = api.clone();
+        async move {
+            api.send(Method::OPTIONS, "/v1/push", None, &[
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "authorization,content-type,idempotency-key,if-match"),
+            ], None)
+            .await
+        }
+    };
+    let ok = preflight("http://127.0.0.1:39113").await;
+    assert_eq!(ok.header("access-control-allow-origin"), Some("http://127.0.0.1:39113"));
+    let allowed = ok.header("access-control-allow-headers").unwrap_or("").to_string();
+    for h in ["authorization", "content-type", "if-match", "idempotency-key"] {
+        assert!(allowed.contains(h), "{allowed}");
+    }
+    assert!(preflight("http://localhost:5173").await.header("access-control-allow-origin").is_some());
+    assert!(preflight("http://evil.example").await.header("access-control-allow-origin").is_none());
+    // Errors carry CORS headers too, so a browser page can read them.
+    let denied = api.send(Method::GET, "/v1/pull", None, &[("origin", "http://localhost:8080")], None).await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(denied.header("access-control-allow-origin"), Some("http://localhost:8080"));
+    assert!(denied.header("access-control-expose-headers").unwrap_or("").contains("etag"));
+}

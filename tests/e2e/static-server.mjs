@@ -34,15 +34,16 @@ const MIME_TYPES = {
 
 /**
  * Starts serving. `mounts` maps URL prefixes to directories, longest prefix first wins;
- * `root` is a shorthand for `[["/", root]]`. `port: 0` picks a free port.
+ * `root` is a shorthand for `[["/", root]]`. `port: 0` picks a free port. `headers` are
+ * added to every file response (the benchmark uses them for cross-origin isolation).
  */
-export async function startStaticServer({ root, mounts, port = 0, host = "127.0.0.1" } = {}) {
+export async function startStaticServer({ root, mounts, port = 0, host = "127.0.0.1", headers = {} } = {}) {
   const table = (mounts ?? [["/", root ?? "www"]])
     .map(([prefix, dir]) => [prefix.endsWith("/") ? prefix : prefix + "/", resolve(dir)])
     .sort((a, b) => b[0].length - a[0].length);
 
   const server = createServer((req, res) => {
-    serve(table, req, res).catch((err) => {
+    serve(table, headers, req, res).catch((err) => {
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end(String(err));
     });
@@ -65,7 +66,7 @@ export async function startStaticServer({ root, mounts, port = 0, host = "127.0.
   };
 }
 
-async function serve(table, req, res) {
+async function serve(table, headers, req, res) {
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.writeHead(405, { allow: "GET, HEAD" });
     return res.end();
@@ -98,6 +99,7 @@ async function serve(table, req, res) {
     "content-type": MIME_TYPES[extname(file).toLowerCase()] ?? "application/octet-stream",
     "content-length": info.size,
     "cache-control": "no-cache",
+    ...headers,
   });
   if (req.method === "HEAD") return res.end();
   createReadStream(file).pipe(res);

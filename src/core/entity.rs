@@ -1,0 +1,77 @@
+//! An entity: the app's JSON data plus the metadata that makes sync predictable.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// An entity's JSON object.
+pub type Data = Map<String, Value>;
+
+/// Where an entity stands with respect to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Changed locally; the change waits in the outbox.
+    Dirty,
+    /// A push carrying the change is in flight.
+    Syncing,
+    /// The server acknowledged the latest local change.
+    Synced,
+    /// The server rejected the change permanently; see `last_error`.
+    Failed,
+    /// The server holds a different version; the conflict policy decides.
+    Conflict,
+}
+
+/// One stored entity with its sync metadata.
+///
+/// `base` keeps the data the server last acknowledged, so that a later
+/// three-way merge can tell which side changed which field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entity {
+    /// Generated on the device (UUID v4) or given by the caller; never changes.
+    pub id: String,
+    /// The server's id for this entity, once a server has acknowledged it.
+    pub remote_id: Option<String>,
+    pub data: Data,
+    /// The server-acknowledged data, `None` until the first acknowledgement.
+    #[serde(default)]
+    pub base: Option<Data>,
+    /// The server's version; 0 means the server has never seen the entity.
+    pub version: u64,
+    /// Device time (ms since the epoch) of the last local change.
+    pub updated_at: f64,
+    /// Server time (ms since the epoch) of the last acknowledged change.
+    #[serde(default)]
+    pub server_updated_at: Option<f64>,
+    pub sync_status: SyncStatus,
+    /// A tombstone: deleted locally or on the server, kept so the delete syncs.
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Entity {
+    /// A brand-new, never-synced entity.
+    pub fn new(id: String, data: Data, at: f64) -> Self {
+        Entity {
+            id,
+            remote_id: None,
+            data,
+            base: None,
+            version: 0,
+            updated_at: at,
+            server_updated_at: None,
+            sync_status: SyncStatus::Dirty,
+            deleted: false,
+            last_error: None,
+        }
+    }
+
+    /// Looks up a dotted path (`"author.name"`) inside `data`.
+    pub fn data_at(&self, path: &[String]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        rest.iter().try_fold(self.data.get(first)?, |value, key| value.get(key))
+    }
+}

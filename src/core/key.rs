@@ -1,0 +1,131 @@
+//! Index keys, ordered exactly as IndexedDB orders them, so that a query
+//! answered from memory returns what the same query on IndexedDB returns.
+//!
+//! IndexedDB orders numbers before strings before arrays; strings compare by
+//! UTF-16 code units (not by UTF-8 bytes, which differ above U+FFFF); arrays
+//! compare element by element. Booleans, null and objects are not keys: an
+//! entity whose indexed field holds one is left out of that index.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub enum IndexKey {
+    Number(f64),
+    String(String),
+    Array(Vec<IndexKey>),
+}
+
+impl IndexKey {
+    /// The key for a JSON value, or `None` when IndexedDB would not index it.
+    pub fn from_json(value: &Value) -> Option<IndexKey> {
+        match value {
+            // IndexedDB treats -0 and 0 as the same key.
+            Value::Number(n) => n.as_f64().filter(|n| !n.is_nan()).map(|n| IndexKey::Number(n + 0.0)),
+            Value::String(s) => Some(IndexKey::String(s.clone())),
+            Value::Array(items) => items.iter().map(IndexKey::from_json).collect::<Option<Vec<_>>>().map(IndexKey::Array),
+            _ => None,
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            IndexKey::Number(_) => 0,
+            IndexKey::String(_) => 1,
+            IndexKey::Array(_) => 2,
+        }
+    }
+}
+
+/// Compares two strings by UTF-16 code units, as JavaScript and IndexedDB do.
+pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+impl Ord for IndexKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (IndexKey::Number(a), IndexKey::Number(b)) => a.total_cmp(b),
+            (IndexKey::String(a), IndexKey::String(b)) => cmp_utf16(a, b),
+            (IndexKey::Array(a), IndexKey::Array(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl PartialOrd for IndexKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for IndexKey {}
+
+/// An entity id as a primary key: ordered by UTF-16 code units like IndexedDB keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrimaryKey(pub String);
+
+impl Ord for PrimaryKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_utf16(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for PrimaryKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(value: Value) -> IndexKey {
+        IndexKey::from_json(&value).unwrap()
+    }
+
+    #[test]
+    fn types_order_numbers_strings_arrays() {
+        assert!(key(json!(1e300)) < key(json!("")));
+        assert!(key(json!("zzz")) < key(json!([])));
+        assert!(key(json!([1, "a"])) < key(json!([1, "b"])));
+        assert!(key(json!([1])) < key(json!([1, 0])));
+        assert!(key(json!(-0.5)) < key(json!(2)));
+    }
+
+    #[test]
+    fn non_keys_are_not_indexed() {
+        for value in [json!(true), json!(null), json!({"a": 1}), json!([1, {"a": 1}])] {
+            assert!(IndexKey::from_json(&value).is_none(), "{value}");
+        }
+    }
+
+    #[test]
+    fn strings_compare_by_utf16_code_units() {
+        // U+FF61 is one UTF-16 unit above the surrogates that encode U+1F600:
+        // UTF-8 byte order says the emoji is larger, UTF-16 order says it is smaller.
+        assert_eq!(cmp_utf16("\u{1F600}", "\u{FF61}"), Ordering::Less);
+        assert!(PrimaryKey("\u{1F600}".into()) < PrimaryKey("\u{FF61}".into()));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #[test]
+        fn utf16_order_matches_js_for_any_strings(a in ".*", b in ".*") {
+            let expected = a.encode_utf16().collect::<Vec<_>>().cmp(&b.encode_utf16().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(cmp_utf16(&a, &b), expected);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The pure core: everything that can be tested without a browser.
+
+mod collection;
+mod entity;
+mod error;
+mod key;
+mod mutation;
+mod query;
+mod repository;
+mod schema;
+mod store;
+
+pub use collection::Collection;
+pub use entity::{Data, Entity, SyncStatus};
+pub use error::{Error, Result};
+pub use key::{cmp_utf16, IndexKey, PrimaryKey};
+pub use mutation::{apply_write, Applied, Mutation, MutationId, Op, Write};
+pub use query::{KeyRange, Query};
+pub use repository::{Change, MirrorObserver, Origin, Repository, Subscriber};
+pub use schema::{CollectionSchema, IndexPath, IndexSpec, Schema};
+pub use store::{collections_of, Snapshot, Store};

@@ -1,0 +1,174 @@
+//! Local writes and the outbox entries they produce.
+//!
+//! A [`Write`] is what the app asked for; [`apply_write`] turns it, against the
+//! entity as currently stored, into the new entity and the [`Mutation`] that
+//! the outbox keeps until the server has acknowledged it. Both stores call the
+//! same function inside their write transaction, so the rules live here once.
+
+use serde::{Deserialize, Serialize};
+use super::entity::{Data, Entity, SyncStatus};
+use super::error::{Error, Result};
+pub use tideway_protocol::Op;
+
+/// Per-client, strictly increasing mutation number, assigned by the store in
+/// the transaction that appends the mutation (IndexedDB's key generator), so
+/// every tab and worker sharing the database draws from one sequence. A
+/// committed number is never reused, even after its entry leaves the outbox.
+pub type MutationId = u64;
+
+/// A change the app asked for, not yet applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub collection: String,
+    pub id: String,
+    pub op: Op,
+    /// Full data for `put`, the fields to change for `patch`, nothing for `delete`.
+    pub data: Option<Data>,
+    /// Device time of the call, ms since the epoch.
+    pub at: f64,
+}
+
+/// An outbox entry: one local change waiting to be pushed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mutation {
+    /// 0 until the store assigns the real number on append.
+    pub mutation_id: MutationId,
+    pub collection: String,
+    /// The entity's local id.
+    pub id: String,
+    pub op: Op,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Data>,
+    /// The server version the change was made on (0: the server has not seen the entity).
+    pub base_version: u64,
+    pub created_at: f64,
+    /// How many times a push carrying this mutation was attempted.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// The result of applying a write to the stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub entity: Entity,
+    pub mutation: Mutation,
+}
+
+/// Applies `write` to `current` (the stored entity, tombstones included).
+///
+/// * `put` replaces the data, creating the entity or bringing a tombstone back.
+/// * `patch` merges the given fields shallowly; a field set to `null` is removed.
+/// * `delete` turns the entity into a tombstone (its data is kept, for undo
+///   and for conflict resolution).
+///
+/// `patch` and `delete` of an entity that does not exist, or is deleted,
+/// fail with `NOT_FOUND`.
+pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
+    let live = current.filter(|entity| !entity.deleted);
+    let not_found = || Error::NotFound(format!("no entity {:?} in collection {:?}", write.id, write.collection));
+
+    let mut entity = match (write.op, current) {
+        (Op::Put, None) => Entity::new(write.id.clone(), Data::new(), write.at),
+        (Op::Put, Some(existing)) => existing.clone(),
+        (Op::Patch | Op::Delete, _) => live.ok_or_else(not_found)?.clone(),
+    };
+    match write.op {
+        Op::Put => {
+            entity.data = write.data.clone().unwrap_or_default();
+            entity.deleted = false;
+        }
+        Op::Patch => {
+            for (key, value) in write.data.iter().flatten() {
+                if value.is_null() {
+                    entity.data.shift_remove(key);
+                } else {
+                    entity.data.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Op::Delete => entity.deleted = true,
+    }
+    entity.updated_at = write.at;
+    entity.sync_status = SyncStatus::Dirty;
+    entity.last_error = None;
+
+    let mutation = Mutation {
+        mutation_id: 0,
+        collection: write.collection.clone(),
+        id: write.id.clone(),
+        op: write.op,
+        data: match write.op {
+            Op::Delete => None,
+            _ => write.data.clone(),
+        },
+        base_version: entity.version,
+        created_at: write.at,
+        attempts: 0,
+    };
+    Ok(Applied { entity, mutation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn data(value: Value) -> Data {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn write(op: Op, value: Option<Value>, at: f64) -> Write {
+        Write { collection: "notes".into(), id: "n1".into(), op, data: value.map(data), at }
+    }
+
+    #[test]
+    fn put_creates_a_dirty_unsynced_entity() {
+        let applied = apply_write(None, &write(Op::Put, Some(json!({"title": "a"})), 5.0)).unwrap();
+        assert_eq!(applied.entity.version, 0);
+        assert_eq!(applied.entity.sync_status, SyncStatus::Dirty);
+        assert_eq!(applied.entity.updated_at, 5.0);
+        assert_eq!(applied.mutation.base_version, 0);
+        assert_eq!(applied.mutation.data, Some(data(json!({"title": "a"}))));
+    }
+
+    #[test]
+    fn patch_merges_shallowly_and_null_removes() {
+        let created = apply_write(None, &write(Op::Put, Some(json!({"a": 1, "b": {"x": 1}, "c": 3})), 1.0)).unwrap();
+        let mut synced = created.entity;
+        synced.version = 4;
+        synced.sync_status = SyncStatus::Synced;
+        let patched = apply_write(Some(&synced), &write(Op::Patch, Some(json!({"b": {"y": 2}, "c": null})), 2.0)).unwrap();
+        assert_eq!(Value::Object(patched.entity.data), json!({"a": 1, "b": {"y": 2}}));
+        assert_eq!(patched.mutation.base_version, 4);
+        assert_eq!(patched.mutation.data, Some(data(json!({"b": {"y": 2}, "c": null}))));
+        assert_eq!(patched.entity.sync_status, SyncStatus::Dirty);
+    }
+
+    #[test]
+    fn patch_and_delete_need_a_live_entity() {
+        assert!(matches!(apply_write(None, &write(Op::Patch, Some(json!({})), 1.0)), Err(Error::NotFound(_))));
+        assert!(matches!(apply_write(None, &write(Op::Delete, None, 1.0)), Err(Error::NotFound(_))));
+        let created = apply_write(None, &write(Op::Put, Some(json!({"a": 1})), 1.0)).unwrap().entity;
+        let deleted = apply_write(Some(&created), &write(Op::Delete, None, 2.0)).unwrap();
+        assert!(deleted.entity.deleted);
+        assert_eq!(deleted.mutation.data, None);
+        assert!(matches!(
+            apply_write(Some(&deleted.entity), &write(Op::Patch, Some(json!({"a": 2})), 3.0)),
+            Err(Error::NotFound(_))
+        ));
+        let revived = apply_write(Some(&deleted.entity), &write(Op::Put, Some(json!({"a": 3})), 4.0)).unwrap();
+        assert!(!revived.entity.deleted);
+    }
+
+    #[test]
+    fn put_keeps_sync_metadata() {
+        let mut entity = apply_write(None, &write(Op::Put, Some(json!({"a": 1})), 1.0)).unwrap().entity;
+        entity.version = 7;
+        entity.remote_id = Some("r7".into());
+        entity.base = Some(data(json!({"a": 1})));
+        let replaced = apply_write(Some(&entity), &write(Op::Put, Some(json!({"b": 2})), 2.0)).unwrap().entity;
+        assert_eq!((replaced.version, replaced.remote_id.as_deref()), (7, Some("r7")));
+        assert_eq!(replaced.base, Some(data(json!({"a": 1}))));
+    }
+}

@@ -1,0 +1,389 @@
+//! The repository: instant reads from an in-memory mirror, writes that reach
+//! the mirror at once and the store (entity + outbox entry, atomically) soon
+//! after, and subscriptions to committed changes.
+//!
+//! Writes are staged in call order and handed to the store by one committer,
+//! which takes everything queued at that moment as one transaction (group
+//! commit). Until a write is durable the mirror shows it optimistically; if
+//! the store refuses it, the mirror is rebuilt from the durable state plus the
+//! writes still queued, and subscribers hear of the rollback.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+
+use super::collection::Collection;
+use super::entity::{Data, Entity};
+use super::error::{Error, Result};
+use super::mutation::{apply_write, Applied, Op, Write};
+use super::schema::Schema;
+use super::store::{collections_of, Store};
+
+/// Why a change happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// A local write became durable.
+    Local,
+    /// A local write failed; the entity went back to what it was. Carries the error.
+    Rollback(Error),
+}
+
+/// One changed entity, as subscribers receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub collection: String,
+    pub id: String,
+    /// The entity now (tombstones included), or `None` if it no longer exists at all.
+    pub entity: Option<Entity>,
+    pub origin: Origin,
+}
+
+/// Called with every batch of committed changes.
+pub type Subscriber = Rc<dyn Fn(&[Change])>;
+
+/// Called synchronously whenever the mirror's view of an entity changes.
+pub type MirrorObserver = Box<dyn Fn(&str, &str)>;
+
+type Key = (String, String);
+
+struct Staged {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<Vec<Entity>>>,
+}
+
+#[derive(Default)]
+struct State {
+    mirror: BTreeMap<String, Collection>,
+    /// Staged writes not yet handed to the store, in call order.
+    queue: VecDeque<Staged>,
+    /// The durable state of every entity that has writes in flight or queued.
+    durable: HashMap<Key, Option<Entity>>,
+    committing: bool,
+    subscribers: Vec<(u64, Option<String>, Subscriber)>,
+    next_subscriber: u64,
+    closed: bool,
+}
+
+pub struct Repository<S: Store> {
+    store: S,
+    schema: Schema,
+    client_id: String,
+    clock: Box<dyn Fn() -> f64>,
+    observer: Option<MirrorObserver>,
+    state: RefCell<State>,
+}
+
+impl<S: Store + 'static> Repository<S> {
+    /// Loads every entity into the mirror. `clock` gives device time in ms.
+    pub async fn open(store: S, schema: Schema, clock: Box<dyn Fn() -> f64>) -> Result<Rc<Self>> {
+        let snapshot = store.load().await?;
+        let client_id = snapshot.client_id.clone();
+        let mirror = collections_of(snapshot, &schema).into_iter().collect();
+        let state = RefCell::new(State { mirror, ..State::default() });
+        Ok(Rc::new(Repository { store, schema, client_id, clock, observer: None, state }))
+    }
+
+    /// Installs the mirror observer (at most one; the JS layer's read cache).
+    pub fn with_observer(self: Rc<Self>, observer: MirrorObserver) -> Rc<Self> {
+        match Rc::try_unwrap(self) {
+            Ok(mut repository) => {
+                repository.observer = Some(observer);
+                Rc::new(repository)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// This device's client id: generated when the database was created, then kept.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Runs `read` on a collection of the mirror.
+    pub fn read<R>(&self, collection: &str, read: impl FnOnce(&Collection) -> R) -> Result<R> {
+        let state = self.state.borrow();
+        let collection = state.mirror.get(collection).ok_or_else(|| self.schema.collection(collection).unwrap_err())?;
+        Ok(read(collection))
+    }
+
+    /// Creates or replaces an entity; `id` defaults to a new UUID.
+    pub fn put(self: &Rc<Self>, collection: &str, id: Option<String>, data: Data) -> Result<impl Future<Output = Result<Entity>>> {
+        let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let write = self.write_of(collection, id, Op::Put, Some(data))?;
+        Ok(single(self.stage(vec![write])?))
+    }
+
+    /// Creates or replaces many entities in one transaction: all or none.
+    pub fn put_many(
+        self: &Rc<Self>,
+        collection: &str,
+        entries: Vec<(Option<String>, Data)>,
+    ) -> Result<impl Future<Output = Result<Vec<Entity>>>> {
+        let writes = entries
+            .into_iter()
+            .map(|(id, data)| {
+                let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                self.write_of(collection, id, Op::Put, Some(data))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.stage(writes)
+    }
+
+    /// Changes some fields of an entity; a field set to `null` is removed.
+    pub fn patch(self: &Rc<Self>, collection: &str, id: String, fields: Data) -> Result<impl Future<Output = Result<Entity>>> {
+        let write = self.write_of(collection, id, Op::Patch, Some(fields))?;
+        Ok(single(self.stage(vec![write])?))
+    }
+
+    /// Deletes an entity, leaving a tombstone that syncs the delete.
+    pub fn delete(self: &Rc<Self>, collection: &str, id: String) -> Result<impl Future<Output = Result<Entity>>> {
+        let write = self.write_of(collection, id, Op::Delete, None)?;
+        Ok(single(self.stage(vec![write])?))
+    }
+
+    /// Registers a callback for committed changes, of one collection or of all.
+    pub fn subscribe(&self, collection: Option<&str>, subscriber: Subscriber) -> Result<u64> {
+        if let Some(name) = collection {
+            self.schema.collection(name)?;
+        }
+        let mut state = self.state.borrow_mut();
+        state.next_subscriber += 1;
+        let id = state.next_subscriber;
+        state.subscribers.push((id, collection.map(str::to_owned), subscriber));
+        Ok(id)
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.state.borrow_mut().subscribers.retain(|(sid, _, _)| *sid != id);
+    }
+
+    /// How many mutations wait in the outbox (as stored, so other tabs' count too).
+    pub async fn pending_count(&self) -> Result<usize> {
+        self.check_open()?;
+        self.store.pending_count().await
+    }
+
+    /// Waits for every staged write to be durable, then closes the store.
+    pub async fn close(&self) -> Result<()> {
+        if self.state.borrow().closed {
+            return Ok(());
+        }
+        self.commit_queued().await;
+        self.state.borrow_mut().closed = true;
+        self.store.close();
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.state.borrow().closed {
+            Err(Error::DatabaseClosed("the database was closed with close()".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write_of(&self, collection: &str, id: String, op: Op, data: Option<Data>) -> Result<Write> {
+        self.schema.collection(collection)?;
+        tideway_protocol::validate_entity_id(&id)?;
+        if let Some(data) = &data {
+            tideway_protocol::validate_data_depth(data)?;
+            let size = serde_json::to_string(data).map(|json| json.len()).unwrap_or(usize::MAX);
+            if size > tideway_protocol::MAX_DATA_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "data of {id:?} is {size} bytes as JSON; at most {} are allowed",
+                    tideway_protocol::MAX_DATA_BYTES
+                )));
+            }
+        }
+        Ok(Write { collection: collection.to_owned(), id, op, data, at: (self.clock)() })
+    }
+
+    /// Applies `writes` to the mirror now and queues them for the store.
+    /// Fails without any effect if one of them cannot apply.
+    fn stage(self: &Rc<Self>, writes: Vec<Write>) -> Result<impl Future<Output = Result<Vec<Entity>>>> {
+        self.check_open()?;
+        let (done, receiver) = oneshot::channel();
+        {
+            let mut state = self.state.borrow_mut();
+            let State { mirror, durable, .. } = &mut *state;
+            let mut before: Vec<(Key, Option<Entity>)> = Vec::with_capacity(writes.len());
+            for write in &writes {
+                let collection = mirror.get_mut(&write.collection).expect("collection checked in write_of");
+                let current = collection.get(&write.id).cloned();
+                match apply_write(current.as_ref(), write) {
+                    Ok(Applied { entity, .. }) => {
+                        collection.set(&write.id, Some(entity));
+                        before.push(((write.collection.clone(), write.id.clone()), current));
+                    }
+                    Err(error) => {
+                        for ((collection, id), entity) in before.into_iter().rev() {
+                            mirror.get_mut(&collection).map(|c| c.set(&id, entity));
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            for (key, entity) in before {
+                durable.entry(key).or_insert(entity);
+            }
+            state.queue.push_back(Staged { writes: writes.clone(), done });
+        }
+        for write in &writes {
+            self.observe(&write.collection, &write.id);
+        }
+        let repository = self.clone();
+        Ok(async move {
+            repository.commit_queued().await;
+            receiver.await.unwrap_or_else(|_| Err(Error::DatabaseClosed("the write was abandoned".into())))
+        })
+    }
+
+    /// Hands queued writes to the store until the queue is empty. Only one
+    /// caller commits at a time; the others find their write already taken.
+    async fn commit_queued(&self) {
+        if std::mem::replace(&mut self.state.borrow_mut().committing, true) {
+            return;
+        }
+        loop {
+            let batch: Vec<Staged> = self.state.borrow_mut().queue.drain(..).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let writes: Vec<Write> = batch.iter().flat_map(|staged| staged.writes.iter().cloned()).collect();
+            let outcome = self.store.apply(&writes).await;
+            self.settle(batch, outcome);
+        }
+        self.state.borrow_mut().committing = false;
+    }
+
+    /// Records the store's verdict on a batch: updates the durable state,
+    /// brings the mirror in line, notifies subscribers, answers the callers.
+    fn settle(&self, batch: Vec<Staged>, outcome: Result<Vec<Result<Applied>>>) {
+        let (mut results, batch_error) = match outcome {
+            Ok(results) => (results.into_iter(), None),
+            Err(error) => (Vec::new().into_iter(), Some(error)),
+        };
+        let mut changes = Vec::new();
+        let mut rolled_back: Vec<(Key, Error)> = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut touched = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            for staged in batch {
+                let mut entities = Vec::with_capacity(staged.writes.len());
+                let mut failure = batch_error.clone();
+                for write in &staged.writes {
+                    let key = (write.collection.clone(), write.id.clone());
+                    match results.next() {
+                        Some(Ok(applied)) => {
+                            state.durable.insert(key.clone(), Some(applied.entity.clone()));
+                            changes.push(Change {
+                                collection: key.0.clone(),
+                                id: key.1.clone(),
+                                entity: Some(applied.entity.clone()),
+                                origin: Origin::Local,
+                            });
+                            entities.push(applied.entity);
+                        }
+                        Some(Err(error)) => {
+                            rolled_back.push((key.clone(), error.clone()));
+                            failure = Some(error);
+                        }
+                        None => rolled_back.push((key.clone(), batch_error.clone().unwrap_or_else(missing_result))),
+                    }
+                    touched.push(key);
+                }
+                answers.push((staged.done, failure.map_or(Ok(entities), Err)));
+            }
+            touched.sort();
+            touched.dedup();
+            for key in &touched {
+                let durable = state.durable.get(key).cloned().flatten();
+                let view = Self::replay(&state.queue, key, durable);
+                if !Self::has_queued(&state.queue, key) {
+                    state.durable.remove(key);
+                }
+                let collection = state.mirror.get_mut(&key.0).expect("staged writes name declared collections");
+                if collection.get(&key.1) != view.as_ref() {
+                    collection.set(&key.1, view);
+                }
+            }
+            for ((collection, id), error) in rolled_back {
+                let entity = state.mirror[&collection].get(&id).cloned();
+                changes.push(Change { collection, id, entity, origin: Origin::Rollback(error) });
+            }
+        }
+        for (collection, id) in &touched {
+            self.observe(collection, id);
+        }
+        for (done, answer) in answers {
+            // The caller may have stopped waiting; the outcome stands either way.
+            let _ = done.send(answer);
+        }
+        self.notify(&changes);
+    }
+
+    fn has_queued(queue: &VecDeque<Staged>, key: &Key) -> bool {
+        queue.iter().flat_map(|staged| staged.writes.iter()).any(|w| w.collection == key.0 && w.id == key.1)
+    }
+
+    /// The mirror's view of `key`: its durable state with the queued writes replayed on top.
+    fn replay(queue: &VecDeque<Staged>, key: &Key, durable: Option<Entity>) -> Option<Entity> {
+        queue
+            .iter()
+            .flat_map(|staged| staged.writes.iter())
+            .filter(|write| write.collection == key.0 && write.id == key.1)
+            .fold(durable, |current, write| match apply_write(current.as_ref(), write) {
+                Ok(applied) => Some(applied.entity),
+                Err(_) => current,
+            })
+    }
+
+    fn observe(&self, collection: &str, id: &str) {
+        if let Some(observer) = &self.observer {
+            observer(collection, id);
+        }
+    }
+
+    fn notify(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let subscribers: Vec<(Option<String>, Subscriber)> =
+            self.state.borrow().subscribers.iter().map(|(_, collection, s)| (collection.clone(), s.clone())).collect();
+        for (collection, subscriber) in subscribers {
+            match collection {
+                None => subscriber(changes),
+                Some(name) => {
+                    let mine: Vec<Change> = changes.iter().filter(|c| c.collection == name).cloned().collect();
+                    if !mine.is_empty() {
+                        subscriber(&mine);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn missing_result() -> Error {
+    Error::Storage("the store answered fewer writes than it was given".into())
+}
+
+async fn single(future: impl Future<Output = Result<Vec<Entity>>>) -> Result<Entity> {
+    future.await?.pop().ok_or_else(missing_result)
+}

@@ -1,0 +1,66 @@
+//! The storage contract the repository runs on. Two implementations honour it:
+//! the memory store (native tests) and IndexedDB (browsers); one conformance
+//! suite (`tests/conformance/`) checks both against the same expectations.
+
+use super::collection::Collection;
+use super::entity::Entity;
+use super::error::Result;
+use super::mutation::{Applied, Mutation, Write};
+use super::query::Query;
+
+/// Everything the repository loads at open.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Generated once when the database is created, kept forever.
+    pub client_id: String,
+    /// Every declared collection with all its entities, tombstones included.
+    pub collections: Vec<(String, Vec<Entity>)>,
+}
+
+/// Durable storage for entities, the outbox and metadata.
+///
+/// Futures are not `Send`: in a browser every handle is a JS object.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Loads the client id and every entity of every declared collection.
+    async fn load(&self) -> Result<Snapshot>;
+
+    /// Applies `writes` in order in ONE transaction: for each, the entity as
+    /// stored is read, [`crate::core::apply_write`] computes the new entity,
+    /// and the entity and its outbox entry are written. A write that cannot
+    /// apply (a patch of a missing entity) is skipped with its error; if the
+    /// transaction fails, nothing is written and the whole call fails.
+    async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>>;
+
+    /// Reads one entity (tombstones included) straight from storage.
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>>;
+
+    /// Answers a query from storage, with the same order as [`Collection::query`].
+    async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>>;
+
+    /// The oldest `limit` outbox entries, in mutation id order.
+    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>>;
+
+    /// How many mutations wait in the outbox.
+    async fn pending_count(&self) -> Result<usize>;
+
+    /// Closes the connection; every later call fails with `DATABASE_CLOSED`.
+    fn close(&self);
+}
+
+/// Builds the mirror collections of a snapshot.
+pub fn collections_of(snapshot: Snapshot, schema: &super::schema::Schema) -> Vec<(String, Collection)> {
+    let mut loaded: std::collections::HashMap<String, Vec<Entity>> = snapshot.collections.into_iter().collect();
+    schema
+        .collections
+        .iter()
+        .map(|(name, collection_schema)| {
+            let mut collection = Collection::new(collection_schema.clone());
+            for entity in loaded.remove(name).unwrap_or_default() {
+                let id = entity.id.clone();
+                collection.set(&id, Some(entity));
+            }
+            (name.clone(), collection)
+        })
+        .collect()
+}

@@ -1,0 +1,193 @@
+//! `Collection`: instant reads from the mirror, writes, subscriptions.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, string_from_js, Options};
+use super::database::Repo;
+use super::error::{to_js, JsResult};
+use crate::core::{Change, Entity, Origin};
+
+/// Frozen JS records already built, per collection and id, with the entity's
+/// tombstone flag. The repository's mirror observer evicts changed entries.
+pub type ReadCache = Rc<RefCell<HashMap<String, HashMap<String, (bool, JsValue)>>>>;
+
+/// One collection of a database.
+#[wasm_bindgen(skip_typescript)]
+pub struct Collection {
+    name: String,
+    repository: Repo,
+    cache: ReadCache,
+}
+
+impl Collection {
+    pub fn new(name: String, repository: Repo, cache: ReadCache) -> Self {
+        cache.borrow_mut().entry(name.clone()).or_default();
+        Collection { name, repository, cache }
+    }
+
+    fn records(&self, entities: Vec<&Entity>) -> Array {
+        let mut cache = self.cache.borrow_mut();
+        let records = cache.entry(self.name.clone()).or_default();
+        entities
+            .into_iter()
+            .map(|entity| {
+                records
+                    .entry(entity.id.clone())
+                    .or_insert_with(|| (entity.deleted, record_to_js(entity)))
+                    .1
+                    .clone()
+            })
+            .collect()
+    }
+}
+
+/// Turns a write's future into the Promise the API returns.
+fn promise<F, T>(staged: crate::core::Result<F>, to_value: impl FnOnce(T) -> JsValue + 'static) -> Promise
+where
+    F: std::future::Future<Output = crate::core::Result<T>> + 'static,
+{
+    match staged {
+        Ok(future) => future_to_promise(async move { future.await.map(to_value).map_err(|e| to_js(&e)) }),
+        Err(error) => Promise::reject(&to_js(&error)),
+    }
+}
+
+fn rejected(error: JsValue) -> Promise {
+    Promise::reject(&error)
+}
+
+#[wasm_bindgen]
+impl Collection {
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Instant read: the entity, or `undefined` (also for tombstones unless `includeDeleted`).
+    pub fn get(&self, id: JsValue, options: JsValue) -> JsResult<JsValue> {
+        let id = string_from_js(&id, "the id")?;
+        let include_deleted = Options::new(&options, "get options", &["includeDeleted"])?.bool("includeDeleted")?;
+        if let Some((deleted, record)) = self.cache.borrow().get(&self.name).and_then(|records| records.get(&id)) {
+            return Ok(if *deleted && !include_deleted { JsValue::UNDEFINED } else { record.clone() });
+        }
+        let found = self.repository.read(&self.name, |c| c.get(&id).cloned()).map_err(|e| to_js(&e))?;
+        let Some(entity) = found else { return Ok(JsValue::UNDEFINED) };
+        let record = record_to_js(&entity);
+        self.cache.borrow_mut().entry(self.name.clone()).or_default().insert(id, (entity.deleted, record.clone()));
+        Ok(if entity.deleted && !include_deleted { JsValue::UNDEFINED } else { record })
+    }
+
+    /// Every live entity, in id order.
+    pub fn all(&self) -> JsResult<Array> {
+        self.query(JsValue::UNDEFINED)
+    }
+
+    /// Instant range query, in IndexedDB order.
+    pub fn query(&self, options: JsValue) -> JsResult<Array> {
+        let query = query_from_js(&options)?;
+        self.repository
+            .read(&self.name, |collection| collection.query(&query).map(|entities| self.records(entities)))
+            .and_then(|result| result)
+            .map_err(|e| to_js(&e))
+    }
+
+    /// Creates or replaces an entity.
+    pub fn put(&self, data: JsValue, options: JsValue) -> Promise {
+        let staged = (|| {
+            let data = data_from_js(&data, "data")?;
+            let id = Options::new(&options, "put options", &["id"])?.string("id")?;
+            Ok::<_, JsValue>((id, data))
+        })();
+        match staged {
+            Ok((id, data)) => promise(self.repository.put(&self.name, id, data), |e| record_to_js(&e)),
+            Err(error) => rejected(error),
+        }
+    }
+
+    /// Creates or replaces many entities in one transaction: all or none.
+    #[wasm_bindgen(js_name = bulkPut)]
+    pub fn bulk_put(&self, entries: JsValue) -> Promise {
+        if !Array::is_array(&entries) {
+            return rejected(invalid_type(&entries, "bulkPut takes an array of { id?, data }"));
+        }
+        let parsed = Array::from(&entries)
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let what = format!("entries[{i}]");
+                let entry_options = Options::new(&entry, &what, &["id", "data"])?;
+                let data = entry_options.get("data").unwrap_or(JsValue::UNDEFINED);
+                Ok((entry_options.string("id")?, data_from_js(&data, &format!("{what}.data"))?))
+            })
+            .collect::<JsResult<Vec<_>>>();
+        match parsed {
+            Ok(entries) => promise(self.repository.put_many(&self.name, entries), |entities: Vec<Entity>| {
+                entities.iter().map(record_to_js).collect::<Array>().into()
+            }),
+            Err(error) => rejected(error),
+        }
+    }
+
+    /// Changes some fields; a field set to `null` is removed.
+    pub fn patch(&self, id: JsValue, fields: JsValue) -> Promise {
+        let parsed = string_from_js(&id, "the id").and_then(|id| Ok((id, data_from_js(&fields, "fields")?)));
+        match parsed {
+            Ok((id, fields)) => promise(self.repository.patch(&self.name, id, fields), |e| record_to_js(&e)),
+            Err(error) => rejected(error),
+        }
+    }
+
+    /// Deletes an entity, leaving a tombstone that syncs the delete.
+    pub fn delete(&self, id: JsValue) -> Promise {
+        match string_from_js(&id, "the id") {
+            Ok(id) => promise(self.repository.delete(&self.name, id), |_| JsValue::UNDEFINED),
+            Err(error) => rejected(error),
+        }
+    }
+
+    /// Calls `callback(changes)` after each committed change; returns the unsubscribe function.
+    pub fn subscribe(&self, callback: JsValue) -> JsResult<Function> {
+        let callback: Function = callback
+            .dyn_into()
+            .map_err(|other| invalid_type(&other, "subscribe takes a function"))?;
+        let subscriber = Rc::new(move |changes: &[Change]| {
+            let list: Array = changes.iter().map(change_to_js).collect();
+            if let Err(error) = callback.call1(&JsValue::NULL, &list) {
+                // One failing subscriber must not keep the others from hearing of the change.
+                web_sys::console::error_2(&"Tideway: a subscriber threw".into(), &error);
+            }
+        });
+        let id = self.repository.subscribe(Some(&self.name), subscriber).map_err(|e| to_js(&e))?;
+        let repository = Rc::downgrade(&self.repository);
+        let unsubscribe = Closure::once_into_js(move || {
+            if let Some(repository) = repository.upgrade() {
+                repository.unsubscribe(id);
+            }
+        });
+        Ok(unsubscribe.unchecked_into())
+    }
+}
+
+fn change_to_js(change: &Change) -> JsValue {
+    let object = Object::new();
+    let set = |field: &str, value: JsValue| {
+        let _ = Reflect::set(&object, &field.into(), &value);
+    };
+    set("collection", change.collection.as_str().into());
+    set("id", change.id.as_str().into());
+    set("record", change.entity.as_ref().map(record_to_js).unwrap_or(JsValue::UNDEFINED));
+    match &change.origin {
+        Origin::Local => set("origin", "local".into()),
+        Origin::Rollback(error) => {
+            set("origin", "rollback".into());
+            set("error", to_js(error));
+        }
+    }
+    object.into()
+}

@@ -1,0 +1,245 @@
+//! Conversions between JS values and the core's types, with errors that say
+//! exactly which argument or field is wrong.
+
+use js_sys::{Array, Object, Reflect};
+use serde::Serialize;
+use serde_json::{Map, Number, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::error::{invalid, JsResult};
+use crate::core::{Data, Entity, IndexKey, Query, SyncStatus};
+
+#[wasm_bindgen(inline_js = "
+export function deepFreeze(value) {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze(value[key]);
+  }
+  return value;
+}
+export function isPlainObject(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+export function typeName(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'a ' + ((value.constructor && value.constructor.name) || 'object');
+  return 'a ' + typeof value;
+}
+")]
+extern "C" {
+    #[wasm_bindgen(js_name = deepFreeze)]
+    fn deep_freeze(value: JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = isPlainObject)]
+    fn is_plain_object(value: &JsValue) -> bool;
+    #[wasm_bindgen(js_name = typeName)]
+    fn type_name(value: &JsValue) -> String;
+}
+
+/// How deep a JS value is walked before it is refused (cycles end here too).
+const MAX_DEPTH: usize = tideway_protocol::MAX_DATA_DEPTH;
+
+/// An entity's data: a plain object of JSON values.
+pub fn data_from_js(value: &JsValue, what: &str) -> JsResult<Data> {
+    if !is_plain_object(value) {
+        return Err(invalid(format!("{what} must be a plain object, got {}", type_name(value))));
+    }
+    match json_from_js(value, what, 1)? {
+        Value::Object(map) => Ok(map),
+        _ => unreachable!("a plain object converts to a JSON object"),
+    }
+}
+
+fn json_from_js(value: &JsValue, path: &str, depth: usize) -> JsResult<Value> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(format!("{path} nests deeper than {MAX_DEPTH} levels (or contains a cycle)")));
+    }
+    if let Some(text) = value.as_string() {
+        return Ok(Value::String(text));
+    }
+    if let Some(number) = value.as_f64() {
+        return json_number(number).ok_or_else(|| invalid(format!("{path} is {number}, which JSON cannot hold")));
+    }
+    if let Some(flag) = value.as_bool() {
+        return Ok(Value::Bool(flag));
+    }
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    if Array::is_array(value) {
+        let array: &Array = value.unchecked_ref();
+        return array
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let item_path = format!("{path}[{i}]");
+                if item.is_undefined() {
+                    return Err(invalid(format!("{item_path} is undefined; use null")));
+                }
+                json_from_js(&item, &item_path, depth + 1)
+            })
+            .collect::<JsResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    if is_plain_object(value) {
+        let object: &Object = value.unchecked_ref();
+        let mut map = Map::new();
+        for key in Object::keys(object).iter() {
+            let field = key.as_string().unwrap_or_default();
+            let item = Reflect::get(object, &key).map_err(|_| invalid(format!("{path}.{field} cannot be read")))?;
+            // Like JSON.stringify: a field holding `undefined` is absent.
+            if !item.is_undefined() {
+                map.insert(field.clone(), json_from_js(&item, &format!("{path}.{field}"), depth + 1)?);
+            }
+        }
+        return Ok(Value::Object(map));
+    }
+    Err(invalid(format!(
+        "{path} is {}; data must be plain JSON (objects, arrays, strings, finite numbers, booleans, null)",
+        type_name(value)
+    )))
+}
+
+fn json_number(number: f64) -> Option<Value> {
+    if number.fract() == 0.0 && number.abs() < 9_007_199_254_740_992.0 {
+        Some(Value::Number(Number::from(number as i64)))
+    } else {
+        Number::from_f64(number).map(Value::Number)
+    }
+}
+
+/// A string argument.
+pub fn string_from_js(value: &JsValue, what: &str) -> JsResult<String> {
+    value.as_string().ok_or_else(|| invalid(format!("{what} must be a string, got {}", type_name(value))))
+}
+
+/// A value usable as an index key: a number, a string, or an array of keys.
+pub fn key_from_js(value: &JsValue, what: &str) -> JsResult<IndexKey> {
+    let json = json_from_js(value, what, 1).ok();
+    json.as_ref()
+        .and_then(IndexKey::from_json)
+        .ok_or_else(|| invalid(format!("{what} must be a number, a string or an array of them, got {}", type_name(value))))
+}
+
+/// Reads an options object, refusing unknown fields so that a typo is an error, not a silent no-op.
+pub struct Options<'a> {
+    object: Option<&'a Object>,
+    what: &'a str,
+}
+
+impl<'a> Options<'a> {
+    pub fn new(value: &'a JsValue, what: &'a str, known: &[&str]) -> JsResult<Self> {
+        if value.is_undefined() || value.is_null() {
+            return Ok(Options { object: None, what });
+        }
+        if !is_plain_object(value) {
+            return Err(invalid(format!("{what} must be an object, got {}", type_name(value))));
+        }
+        let object: &Object = value.unchecked_ref();
+        for key in Object::keys(object).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !known.contains(&key.as_str()) {
+                return Err(invalid(format!("{what} has an unknown field {key:?}; known fields: {}", known.join(", "))));
+            }
+        }
+        Ok(Options { object: Some(object), what })
+    }
+
+    pub fn get(&self, field: &str) -> Option<JsValue> {
+        let value = Reflect::get(self.object?, &field.into()).ok()?;
+        (!value.is_undefined()).then_some(value)
+    }
+
+    pub fn string(&self, field: &str) -> JsResult<Option<String>> {
+        self.get(field).map(|v| string_from_js(&v, &format!("{}.{field}", self.what))).transpose()
+    }
+
+    pub fn bool(&self, field: &str) -> JsResult<bool> {
+        match self.get(field) {
+            None => Ok(false),
+            Some(v) => v.as_bool().ok_or_else(|| invalid(format!("{}.{field} must be a boolean", self.what))),
+        }
+    }
+
+    pub fn count(&self, field: &str) -> JsResult<Option<usize>> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= u32::MAX as f64 => Ok(Some(n as usize)),
+                _ => Err(invalid(format!("{}.{field} must be a non-negative integer", self.what))),
+            },
+        }
+    }
+
+    pub fn key(&self, field: &str) -> JsResult<Option<IndexKey>> {
+        self.get(field).map(|v| key_from_js(&v, &format!("{}.{field}", self.what))).transpose()
+    }
+}
+
+pub fn query_from_js(value: &JsValue) -> JsResult<Query> {
+    let options = Options::new(
+        value,
+        "query options",
+        &["index", "gte", "gt", "lte", "lt", "equals", "reverse", "limit", "offset", "includeDeleted"],
+    )?;
+    Ok(Query {
+        index: options.string("index")?,
+        gte: options.key("gte")?,
+        gt: options.key("gt")?,
+        lte: options.key("lte")?,
+        lt: options.key("lt")?,
+        equals: options.key("equals")?,
+        reverse: options.bool("reverse")?,
+        limit: options.count("limit")?,
+        offset: options.count("offset")?.unwrap_or(0),
+        include_deleted: options.bool("includeDeleted")?,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaView<'a> {
+    remote_id: &'a Option<String>,
+    version: u64,
+    updated_at: f64,
+    server_updated_at: Option<f64>,
+    sync_status: SyncStatus,
+    deleted: bool,
+    last_error: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct RecordView<'a> {
+    id: &'a str,
+    data: &'a Data,
+    meta: MetaView<'a>,
+}
+
+/// The frozen `{ id, data, meta }` object reads return.
+pub fn record_to_js(entity: &Entity) -> JsValue {
+    let view = RecordView {
+        id: &entity.id,
+        data: &entity.data,
+        meta: MetaView {
+            remote_id: &entity.remote_id,
+            version: entity.version,
+            updated_at: entity.updated_at,
+            server_updated_at: entity.server_updated_at,
+            sync_status: entity.sync_status,
+            deleted: entity.deleted,
+            last_error: &entity.last_error,
+        },
+    };
+    // JSON.parse is the fastest way to build a JS object graph from Rust, and
+    // our own serialization of JSON values cannot fail.
+    let json = serde_json::to_string(&view).unwrap_or_default();
+    deep_freeze(js_sys::JSON::parse(&json).unwrap_or(JsValue::UNDEFINED))
+}
+
+/// An INVALID_ARGUMENT error that names what was passed instead.
+pub fn invalid_type(value: &JsValue, message: &str) -> JsValue {
+    invalid(format!("{message}, got {}", type_name(value)))
+}

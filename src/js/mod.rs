@@ -1,0 +1,15 @@
+//! The JS API: `#[wasm_bindgen]` bindings over the repository. Only argument
+//! conversion and error translation live here; the behaviour is in `core`.
+//! The TypeScript declarations are written by hand in `tideway.d.ts` so that
+//! they can be exact (generic collections, literal unions).
+
+mod collection;
+mod convert;
+mod database;
+mod error;
+
+pub use collection::Collection;
+pub use database::Tideway;
+
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const TYPESCRIPT: &str = include_str!("tideway.d.ts");

@@ -1,0 +1,16 @@
+//! Tideway: an offline-first data runtime for web apps.
+//!
+//! Every read and write hits a local store at once; each change and its
+//! outbox entry are written in one IndexedDB transaction; a sync engine pushes
+//! and pulls in the background.
+//!
+//! * [`core`] — the entity model, outbox, queries and repository: pure Rust,
+//!   tested natively.
+//! * [`store`] — the [`core::Store`] implementations: memory and IndexedDB.
+//! * `js` — the `#[wasm_bindgen]` API a page or a service worker calls.
+
+pub mod core;
+pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+pub mod js;

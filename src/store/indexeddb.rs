@@ -1,0 +1,513 @@
+//! The IndexedDB store: one readwrite transaction per batch of writes, each
+//! entity and its outbox entry in it together.
+//!
+//! Everyday work goes through `indexed_db_futures`. Schema upgrades use
+//! web-sys directly, because an upgrade must reach the `versionchange`
+//! transaction (to add an index to an existing object store), which that
+//! crate's upgrade callback does not expose.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use indexed_db_futures::database::Database;
+use indexed_db_futures::internals::SystemRepr;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::transaction::TransactionMode;
+use indexed_db_futures::KeyRange as IdbKeyRange;
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::layout::{
+    check_format, entity_store, index_field, Layout, UpgradePlan, BACKFILL_KEY, FORMAT_VERSION, META_STORE,
+    OUTBOX_STORE,
+};
+use crate::core::{
+    apply_write, Applied, Entity, Error, IndexKey, IndexSpec, Mutation, Query, Result, Schema, Snapshot, Store, Write,
+};
+
+/// A [`Store`] on one IndexedDB database.
+pub struct IdbStore {
+    db: Database,
+    schema: Schema,
+    client_id: String,
+    /// Set when the app or the browser closed the connection; the reason.
+    closed: Rc<RefCell<Option<String>>>,
+    fail_next_apply: Cell<bool>,
+    _on_version_change: Closure<dyn FnMut()>,
+}
+
+impl IdbStore {
+    /// Opens `name`, creating it or upgrading its layout to fit `schema`.
+    pub async fn open(name: &str, schema: Schema) -> Result<IdbStore> {
+        let db = open_existing(name).await?;
+        let plan = UpgradePlan::new(&read_layout(&db)?, &schema);
+        let db = if plan.is_empty() {
+            db
+        } else {
+            let version = db.version() + 1.0;
+            db.close();
+            upgrade(name, version, &plan).await?;
+            open_existing(name).await?
+        };
+
+        let tx = db.transaction(META_STORE).build().map_err(idb_error)?;
+        let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+        let format: Option<JsValue> = meta.get("formatVersion").primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        check_format(format.and_then(|v| v.as_f64()).map(|v| v as u32))?;
+        let client_id: Option<String> = meta.get("clientId").primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        let client_id = client_id.ok_or_else(|| Error::Storage("the database has no client id".into()))?;
+        drop(meta);
+        drop(tx);
+
+        // Another tab upgrading the schema needs this connection gone; close
+        // it, and let every later call say why.
+        let closed = Rc::new(RefCell::new(None));
+        let on_version_change = {
+            let closed = closed.clone();
+            let sys: web_sys::IdbDatabase = db.as_sys().clone().unchecked_into();
+            let db_for_close = sys.clone();
+            let handler = Closure::<dyn FnMut()>::new(move || {
+                db_for_close.close();
+                *closed.borrow_mut() = Some("another tab or worker upgraded the database; open it again".to_owned());
+            });
+            sys.set_onversionchange(Some(handler.as_ref().unchecked_ref()));
+            handler
+        };
+
+        let store = IdbStore {
+            db,
+            schema,
+            client_id,
+            closed,
+            fail_next_apply: Cell::new(false),
+            _on_version_change: on_version_change,
+        };
+        store.backfill().await?;
+        Ok(store)
+    }
+
+    /// Deletes a database by name.
+    pub async fn delete(name: &str) -> Result<()> {
+        Database::delete_by_name(name).map_err(open_error)?.await.map_err(idb_error)
+    }
+
+    /// Makes the next `apply` fail inside its transaction, after its writes
+    /// were issued, by a real IndexedDB constraint violation: the browser
+    /// must then roll every write of that transaction back. For tests.
+    #[doc(hidden)]
+    pub fn fail_next_apply(&self) {
+        self.fail_next_apply.set(true);
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match &*self.closed.borrow() {
+            Some(reason) => Err(Error::DatabaseClosed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn indexes(&self, collection: &str) -> Result<&[IndexSpec]> {
+        Ok(&self.schema.collection(collection)?.indexes)
+    }
+
+    /// Recomputes `ix` for collections that gained an index in an upgrade.
+    async fn backfill(&self) -> Result<()> {
+        let tx = self.db.transaction(META_STORE).build().map_err(idb_error)?;
+        let pending: Option<JsValue> =
+            tx.object_store(META_STORE).map_err(idb_error)?.get(BACKFILL_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        drop(tx);
+        let Some(pending) = pending else { return Ok(()) };
+        let collections: Vec<String> = Array::from(&pending).iter().filter_map(|v| v.as_string()).collect();
+        let mut stores: Vec<String> = collections.iter().map(|c| entity_store(c)).collect();
+        stores.push(META_STORE.to_owned());
+        let tx = self.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+        for collection in &collections {
+            let Ok(indexes) = self.indexes(collection) else { continue };
+            let store = tx.object_store(&entity_store(collection)).map_err(idb_error)?;
+            let records = all(store.get_all().primitive().map_err(idb_error)?.await)?;
+            for record in records {
+                let entity = entity_of(&record, collection)?;
+                store.put(entity_record(&entity, indexes)?).primitive().map_err(idb_error)?;
+            }
+        }
+        tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?;
+        tx.commit().await.map_err(idb_error)
+    }
+}
+
+impl Store for IdbStore {
+    async fn load(&self) -> Result<Snapshot> {
+        self.check_open()?;
+        let names: Vec<String> = self.schema.collections.keys().map(|c| entity_store(c)).collect();
+        let tx = self.db.transaction(names.as_slice()).build().map_err(idb_error)?;
+        let mut collections = Vec::with_capacity(names.len());
+        for collection in self.schema.collections.keys() {
+            let store = tx.object_store(&entity_store(collection)).map_err(idb_error)?;
+            let records = all(store.get_all().primitive().map_err(idb_error)?.await)?;
+            let entities = records.iter().map(|record| entity_of(record, collection)).collect::<Result<Vec<_>>>()?;
+            collections.push((collection.clone(), entities));
+        }
+        Ok(Snapshot { client_id: self.client_id.clone(), collections })
+    }
+
+    async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
+        self.check_open()?;
+        let mut names: BTreeSet<String> = writes.iter().map(|w| entity_store(&w.collection)).collect();
+        names.insert(OUTBOX_STORE.to_owned());
+        names.insert(META_STORE.to_owned());
+        let names: Vec<String> = names.into_iter().collect();
+        let tx = self.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+        let outbox = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+
+        // Read every touched entity as stored (all requests go out at once),
+        // so that a write made by another tab is built upon, not overwritten.
+        let mut current: HashMap<(String, String), Option<Entity>> = HashMap::new();
+        let mut reads = Vec::new();
+        for write in writes {
+            let key = (write.collection.clone(), write.id.clone());
+            if current.insert(key.clone(), None).is_none() {
+                let store = tx.object_store(&entity_store(&write.collection)).map_err(idb_error)?;
+                let read = store.get::<JsValue, _, _>(write.id.as_str()).primitive().map_err(idb_error)?;
+                reads.push((key, read));
+            }
+        }
+        for (key, read) in reads {
+            let record: Option<JsValue> = read.await.map_err(idb_error)?;
+            let entity = record.map(|record| entity_of(&record, &key.0)).transpose()?;
+            current.insert(key, entity);
+        }
+
+        let mut results = Vec::with_capacity(writes.len());
+        let mut appends = Vec::new();
+        for write in writes {
+            let key = (write.collection.clone(), write.id.clone());
+            let result = apply_write(current[&key].as_ref(), write);
+            if let Ok(applied) = &result {
+                let store = tx.object_store(&entity_store(&write.collection)).map_err(idb_error)?;
+                store.put(entity_record(&applied.entity, self.indexes(&write.collection)?)?).primitive().map_err(idb_error)?;
+                let append = outbox.add(mutation_record(&applied.mutation)?).with_key_type::<f64>().primitive().map_err(idb_error)?;
+                appends.push(append);
+                current.insert(key, Some(applied.entity.clone()));
+            }
+            results.push(result);
+        }
+        if self.fail_next_apply.replace(false) {
+            // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
+            let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+            let _ = meta.add("duplicate").with_key("clientId").primitive();
+        }
+
+        let mut mutation_ids = Vec::with_capacity(appends.len());
+        for append in appends {
+            mutation_ids.push(append.await.map_err(idb_error)? as u64);
+        }
+        tx.commit().await.map_err(idb_error)?;
+
+        let mut mutation_ids = mutation_ids.into_iter();
+        for applied in results.iter_mut().flatten() {
+            applied.mutation.mutation_id = mutation_ids.next().unwrap_or_default();
+        }
+        Ok(results)
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
+        self.check_open()?;
+        self.schema.collection(collection)?;
+        let store_name = entity_store(collection);
+        let tx = self.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
+        let store = tx.object_store(&store_name).map_err(idb_error)?;
+        let record: Option<JsValue> = store.get(id).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        record.map(|record| entity_of(&record, collection)).transpose()
+    }
+
+    async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
+        self.check_open()?;
+        let range = query.range()?;
+        let store_name = entity_store(collection);
+        self.schema.collection(collection)?;
+        let tx = self.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
+        let store = tx.object_store(&store_name).map_err(idb_error)?;
+        let js_range = key_range(&range);
+        let records: Vec<JsValue> = match &query.index {
+            None => {
+                if ![&range.lower, &range.upper].iter().all(|b| matches!(b, std::ops::Bound::Unbounded | std::ops::Bound::Included(IndexKey::String(_)) | std::ops::Bound::Excluded(IndexKey::String(_)))) {
+                    return Err(Error::InvalidArgument("query: bounds on the id must be strings".into()));
+                }
+                all(match js_range {
+                    Some(r) => store.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
+                    None => store.get_all().primitive().map_err(idb_error)?.await,
+                })?
+            }
+            Some(index_name) => {
+                let schema = self.schema.collection(collection)?;
+                schema.index(index_name).ok_or_else(|| Error::InvalidArgument(format!("query: no index {index_name:?}")))?;
+                let index = store.index(index_name).map_err(idb_error)?;
+                all(match js_range {
+                    Some(r) => index.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
+                    None => index.get_all().primitive().map_err(idb_error)?.await,
+                })?
+            }
+        };
+        let mut entities = records.iter().map(|record| entity_of(record, collection)).collect::<Result<Vec<_>>>()?;
+        if query.reverse {
+            entities.reverse();
+        }
+        Ok(entities
+            .into_iter()
+            .filter(|entity| query.include_deleted || !entity.deleted)
+            .skip(query.offset)
+            .take(query.limit.unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+        self.check_open()?;
+        let tx = self.db.transaction(OUTBOX_STORE).build().map_err(idb_error)?;
+        let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let records = all(store.get_all().with_limit(limit).primitive().map_err(idb_error)?.await)?;
+        records
+            .iter()
+            .map(|record| {
+                let mut mutation: Mutation = parse_doc(record, "outbox")?;
+                mutation.mutation_id = get_number(record, "mutationId").unwrap_or_default() as u64;
+                Ok(mutation)
+            })
+            .collect()
+    }
+
+    async fn pending_count(&self) -> Result<usize> {
+        self.check_open()?;
+        let tx = self.db.transaction(OUTBOX_STORE).build().map_err(idb_error)?;
+        let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+        let count: u32 = store.count().primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        Ok(count as usize)
+    }
+
+    fn close(&self) {
+        let mut closed = self.closed.borrow_mut();
+        if closed.is_none() {
+            *closed = Some("the database was closed with close()".to_owned());
+            let sys: &web_sys::IdbDatabase = self.db.as_sys();
+            sys.close();
+        }
+    }
+}
+
+/// Collects the records of a `getAll` request.
+fn all<I>(records: std::result::Result<I, indexed_db_futures::error::Error>) -> Result<Vec<JsValue>>
+where
+    I: Iterator<Item = std::result::Result<JsValue, indexed_db_futures::error::Error>>,
+{
+    records.map_err(idb_error)?.collect::<std::result::Result<Vec<_>, _>>().map_err(idb_error)
+}
+
+/// Opens a database at its current version (creating an empty one if needed).
+async fn open_existing(name: &str) -> Result<Database> {
+    Database::open(name).await.map_err(open_error)
+}
+
+/// The object stores of `db` and the index names of each.
+fn read_layout(db: &Database) -> Result<Layout> {
+    let names: Vec<String> = db.object_store_names().collect();
+    let mut layout = Layout::new();
+    if names.is_empty() {
+        return Ok(layout);
+    }
+    let tx = db.transaction(names.as_slice()).build().map_err(idb_error)?;
+    for name in names {
+        let store = tx.object_store(&name).map_err(idb_error)?;
+        layout.insert(name, store.index_names().collect());
+    }
+    Ok(layout)
+}
+
+/// Opens `name` at `version` and applies `plan` in the `versionchange` transaction.
+async fn upgrade(name: &str, version: f64, plan: &UpgradePlan) -> Result<()> {
+    let factory = idb_factory()?;
+    let request = factory.open_with_f64(name, version).map_err(js_storage_error)?;
+    let failure: Rc<RefCell<Option<String>>> = Rc::default();
+    let plan = plan.clone();
+    let on_upgrade = {
+        let failure = failure.clone();
+        let request = request.clone();
+        Closure::once(move |_event: web_sys::Event| {
+            if let Err(error) = apply_plan(&request, &plan) {
+                *failure.borrow_mut() = Some(error);
+                if let Some(tx) = request.transaction() {
+                    let _ = tx.abort();
+                }
+            }
+        })
+    };
+    request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+    let done = js_sys::Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+    });
+    let outcome = JsFuture::from(done).await;
+    request.set_onupgradeneeded(None);
+    if let Some(message) = failure.borrow_mut().take() {
+        return Err(Error::Schema(message));
+    }
+    outcome.map_err(|_| {
+        let message = request.error().ok().flatten().map(|e| format!("{}: {}", e.name(), e.message()));
+        Error::Schema(format!("the schema upgrade failed: {}", message.unwrap_or_else(|| "unknown error".into())))
+    })?;
+    if let Ok(db) = request.result() {
+        db.unchecked_into::<web_sys::IdbDatabase>().close();
+    }
+    Ok(())
+}
+
+fn apply_plan(request: &web_sys::IdbOpenDbRequest, plan: &UpgradePlan) -> std::result::Result<(), String> {
+    let describe = |e: JsValue| describe_js_error(&e);
+    let db: web_sys::IdbDatabase = request.result().map_err(describe)?.unchecked_into();
+    let tx = request.transaction().ok_or("no versionchange transaction")?;
+    if plan.create_meta {
+        let meta = db.create_object_store(META_STORE).map_err(describe)?;
+        let client_id = uuid::Uuid::new_v4().to_string();
+        meta.put_with_key(&client_id.into(), &"clientId".into()).map_err(describe)?;
+        meta.put_with_key(&FORMAT_VERSION.into(), &"formatVersion".into()).map_err(describe)?;
+    }
+    if plan.create_outbox {
+        let params = web_sys::IdbObjectStoreParameters::new();
+        params.set_key_path(&"mutationId".into());
+        params.set_auto_increment(true);
+        db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params).map_err(describe)?;
+    }
+    for change in &plan.stores {
+        let store = if change.create {
+            let params = web_sys::IdbObjectStoreParameters::new();
+            params.set_key_path(&"id".into());
+            db.create_object_store_with_optional_parameters(&change.store, &params).map_err(describe)?
+        } else {
+            tx.object_store(&change.store).map_err(describe)?
+        };
+        for index in &change.remove_indexes {
+            store.delete_index(index).map_err(describe)?;
+        }
+        for (index, key_path) in &change.add_indexes {
+            store.create_index_with_str(index, key_path).map_err(describe)?;
+        }
+    }
+    if !plan.backfill.is_empty() {
+        let meta = tx.object_store(META_STORE).map_err(describe)?;
+        let list: Array = plan.backfill.iter().map(|c| JsValue::from_str(c)).collect();
+        meta.put_with_key(&list, &BACKFILL_KEY.into()).map_err(describe)?;
+    }
+    Ok(())
+}
+
+fn idb_factory() -> Result<web_sys::IdbFactory> {
+    let factory = Reflect::get(&js_sys::global(), &"indexedDB".into()).unwrap_or(JsValue::UNDEFINED);
+    factory
+        .dyn_into::<web_sys::IdbFactory>()
+        .map_err(|_| Error::Storage("IndexedDB is not available in this context".into()))
+}
+
+/// The stored form of an entity.
+fn entity_record(entity: &Entity, indexes: &[IndexSpec]) -> Result<JsValue> {
+    let doc = serde_json::to_string(entity).map_err(|e| Error::Storage(format!("cannot encode entity: {e}")))?;
+    let ix = Object::new();
+    for index in indexes {
+        if let Some(key) = index.key_of(entity) {
+            set(&ix, &index_field(&index.name), &key_to_js(&key));
+        }
+    }
+    let record = Object::new();
+    set(&record, "id", &JsValue::from_str(&entity.id));
+    set(&record, "doc", &JsValue::from_str(&doc));
+    set(&record, "ix", &ix);
+    Ok(record.into())
+}
+
+fn mutation_record(mutation: &Mutation) -> Result<JsValue> {
+    let doc = serde_json::to_string(mutation).map_err(|e| Error::Storage(format!("cannot encode mutation: {e}")))?;
+    let record = Object::new();
+    set(&record, "doc", &JsValue::from_str(&doc));
+    Ok(record.into())
+}
+
+fn entity_of(record: &JsValue, collection: &str) -> Result<Entity> {
+    parse_doc(record, collection)
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(record: &JsValue, place: &str) -> Result<T> {
+    let doc = Reflect::get(record, &"doc".into()).ok().and_then(|doc| doc.as_string());
+    let doc = doc.ok_or_else(|| Error::Storage(format!("a record in {place:?} has no readable `doc`")))?;
+    serde_json::from_str(&doc).map_err(|e| Error::Storage(format!("a record in {place:?} is unreadable: {e}")))
+}
+
+fn get_number(record: &JsValue, field: &str) -> Option<f64> {
+    Reflect::get(record, &field.into()).ok().and_then(|v| v.as_f64())
+}
+
+fn set(target: &Object, field: &str, value: &JsValue) {
+    // Setting a property on a plain object we just created cannot fail.
+    let _ = Reflect::set(target, &field.into(), value);
+}
+
+pub(crate) fn key_to_js(key: &IndexKey) -> JsValue {
+    match key {
+        IndexKey::Number(n) => JsValue::from_f64(*n),
+        IndexKey::String(s) => JsValue::from_str(s),
+        IndexKey::Array(items) => items.iter().map(key_to_js).collect::<Array>().into(),
+    }
+}
+
+fn key_range(range: &crate::core::KeyRange) -> Option<IdbKeyRange<JsValue>> {
+    use std::ops::Bound::*;
+    let bound = |b: &std::ops::Bound<IndexKey>| match b {
+        Included(key) => Some((key_to_js(key), false)),
+        Excluded(key) => Some((key_to_js(key), true)),
+        Unbounded => None,
+    };
+    match (bound(&range.lower), bound(&range.upper)) {
+        (None, None) => None,
+        (Some((low, open)), None) => Some(IdbKeyRange::LowerBound(low, open)),
+        (None, Some((high, open))) => Some(IdbKeyRange::UpperBound(high, open)),
+        (Some((low, low_open)), Some((high, high_open))) => Some(IdbKeyRange::Bound(low, low_open, high, high_open)),
+    }
+}
+
+/// Maps a failure of `indexed_db_futures` to the store's error.
+fn idb_error(error: indexed_db_futures::error::Error) -> Error {
+    match error {
+        indexed_db_futures::error::Error::DomException(exception) => {
+            let exception: web_sys::DomException = exception.into();
+            dom_error(&exception.name(), &exception.message())
+        }
+        other => Error::Storage(other.to_string()),
+    }
+}
+
+fn open_error(error: indexed_db_futures::error::OpenDbError) -> Error {
+    match error {
+        indexed_db_futures::error::OpenDbError::Base(inner) => idb_error(inner),
+        other => Error::Storage(other.to_string()),
+    }
+}
+
+fn dom_error(name: &str, message: &str) -> Error {
+    match name {
+        "QuotaExceededError" => Error::QuotaExceeded(message.to_owned()),
+        "InvalidStateError" => Error::DatabaseClosed(message.to_owned()),
+        "VersionError" => Error::Schema(message.to_owned()),
+        _ => Error::Storage(format!("{name}: {message}")),
+    }
+}
+
+fn js_storage_error(error: JsValue) -> Error {
+    Error::Storage(describe_js_error(&error))
+}
+
+fn describe_js_error(error: &JsValue) -> String {
+    match error.dyn_ref::<web_sys::DomException>() {
+        Some(exception) => format!("{}: {}", exception.name(), exception.message()),
+        None => error.as_string().unwrap_or_else(|| format!("{error:?}")),
+    }
+}

@@ -1,0 +1,161 @@
+//! How Tideway lays its data out in IndexedDB, and how an existing database is
+//! brought to the layout a schema asks for. Pure, so it is tested natively.
+//!
+//! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`.
+//! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`.
+//! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
+//!   entity as JSON (cheap to store and to load) and `ix` holds the keys of
+//!   the declared indexes, each IndexedDB index reading `ix.<field>`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::core::{Error, Result, Schema};
+
+pub const META_STORE: &str = "meta";
+pub const OUTBOX_STORE: &str = "outbox";
+/// The storage format this code reads and writes. A database written in a
+/// newer format is refused rather than misread.
+pub const FORMAT_VERSION: u32 = 1;
+/// Meta key listing collections whose `ix` fields must be recomputed because
+/// an index was added to them.
+pub const BACKFILL_KEY: &str = "backfill";
+
+/// The object store holding a collection.
+pub fn entity_store(collection: &str) -> String {
+    format!("e:{collection}")
+}
+
+/// The field of `ix` that holds an index's key. Index names may contain dots,
+/// which a key path would read as nesting, so the name is hex-encoded.
+pub fn index_field(index_name: &str) -> String {
+    let hex: String = index_name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("i_{hex}")
+}
+
+/// The object stores of an existing database and the indexes of each.
+pub type Layout = BTreeMap<String, BTreeSet<String>>;
+
+/// What an upgrade must do to a collection's object store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreChange {
+    pub store: String,
+    pub create: bool,
+    /// `(index name, key path)` pairs to create.
+    pub add_indexes: Vec<(String, String)>,
+    pub remove_indexes: Vec<String>,
+}
+
+/// Everything an upgrade must do; empty when the database already fits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpgradePlan {
+    pub create_meta: bool,
+    pub create_outbox: bool,
+    pub stores: Vec<StoreChange>,
+    /// Existing collections that gained an index and need their `ix` recomputed.
+    pub backfill: Vec<String>,
+}
+
+impl UpgradePlan {
+    /// Compares an existing layout with the schema. Collections that are no
+    /// longer declared are kept untouched: dropping data is never implicit.
+    pub fn new(layout: &Layout, schema: &Schema) -> UpgradePlan {
+        let mut plan = UpgradePlan {
+            create_meta: !layout.contains_key(META_STORE),
+            create_outbox: !layout.contains_key(OUTBOX_STORE),
+            ..UpgradePlan::default()
+        };
+        for (name, collection) in &schema.collections {
+            let store = entity_store(name);
+            let existing = layout.get(&store);
+            let wanted: BTreeSet<&str> = collection.indexes.iter().map(|i| i.name.as_str()).collect();
+            let change = StoreChange {
+                store: store.clone(),
+                create: existing.is_none(),
+                add_indexes: collection
+                    .indexes
+                    .iter()
+                    .filter(|index| existing.is_none_or(|have| !have.contains(&index.name)))
+                    .map(|index| (index.name.clone(), format!("ix.{}", index_field(&index.name))))
+                    .collect(),
+                remove_indexes: existing
+                    .map(|have| have.iter().filter(|name| !wanted.contains(name.as_str())).cloned().collect())
+                    .unwrap_or_default(),
+            };
+            if existing.is_some() && !change.add_indexes.is_empty() {
+                plan.backfill.push(name.clone());
+            }
+            if change.create || !change.add_indexes.is_empty() || !change.remove_indexes.is_empty() {
+                plan.stores.push(change);
+            }
+        }
+        plan
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.create_meta && !self.create_outbox && self.stores.is_empty()
+    }
+}
+
+/// Refuses a database written by a newer Tideway.
+pub fn check_format(stored: Option<u32>) -> Result<()> {
+    match stored {
+        Some(version) if version > FORMAT_VERSION => Err(Error::Schema(format!(
+            "this database was written in storage format {version} by a newer Tideway; this version reads format {FORMAT_VERSION}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(stores: &[(&str, &[&str])]) -> Layout {
+        stores.iter().map(|(s, ix)| (s.to_string(), ix.iter().map(|i| i.to_string()).collect())).collect()
+    }
+
+    #[test]
+    fn new_database_gets_everything() {
+        let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+        let plan = UpgradePlan::new(&Layout::new(), &schema);
+        assert!(plan.create_meta && plan.create_outbox);
+        assert_eq!(plan.stores[0].store, "e:notes");
+        assert!(plan.stores[0].create);
+        assert_eq!(plan.stores[0].add_indexes, vec![("title".into(), format!("ix.{}", index_field("title")))]);
+        assert!(plan.backfill.is_empty());
+    }
+
+    #[test]
+    fn fitting_database_needs_nothing() {
+        let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+        let plan = UpgradePlan::new(&layout(&[("meta", &[]), ("outbox", &[]), ("e:notes", &["title"])]), &schema);
+        assert!(plan.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn added_and_removed_indexes_and_collections() {
+        let schema = Schema::new([("notes", vec!["title", "updatedAt"]), ("tags", vec![])]).unwrap();
+        let old = layout(&[("meta", &[]), ("outbox", &[]), ("e:notes", &["title", "old"]), ("e:gone", &[])]);
+        let plan = UpgradePlan::new(&old, &schema);
+        let notes = plan.stores.iter().find(|s| s.store == "e:notes").unwrap();
+        assert!(!notes.create);
+        assert_eq!(notes.add_indexes.len(), 1);
+        assert_eq!(notes.remove_indexes, vec!["old".to_string()]);
+        assert!(plan.stores.iter().any(|s| s.store == "e:tags" && s.create));
+        assert!(!plan.stores.iter().any(|s| s.store == "e:gone"), "undeclared collections are kept");
+        assert_eq!(plan.backfill, vec!["notes".to_string()]);
+    }
+
+    #[test]
+    fn index_fields_are_identifiers_and_distinct() {
+        assert_eq!(index_field("a.b"), "i_612e62");
+        assert_ne!(index_field("a.b"), index_field("a_b"));
+    }
+
+    #[test]
+    fn newer_formats_are_refused() {
+        assert!(check_format(None).is_ok());
+        assert!(check_format(Some(FORMAT_VERSION)).is_ok());
+        assert!(matches!(check_format(Some(FORMAT_VERSION + 1)), Err(Error::Schema(_))));
+    }
+}

@@ -1,0 +1,22 @@
+//! The conformance suite and the JS API, on IndexedDB in a browser page.
+#![cfg(target_arch = "wasm32")]
+
+mod browser_common;
+mod conformance;
+
+use browser_common::IdbHarness;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+conformance_tests!(wasm: IdbHarness);
+
+#[wasm_bindgen_test]
+async fn js_api_round_trip() {
+    browser_common::js_api_round_trip().await;
+}
+
+#[wasm_bindgen_test]
+async fn js_api_bad_arguments_give_typed_errors() {
+    browser_common::js_api_bad_arguments_give_typed_errors().await;
+}

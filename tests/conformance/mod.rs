@@ -1,0 +1,391 @@
+//! One conformance suite for every `Store`: the memory store runs it natively
+//! (`tests/memory_store.rs`), IndexedDB in headless browsers (`tests/browser.rs`,
+//! `tests/service_worker.rs`). Each check goes through the repository too, so
+//! the mirror and the store are held to the same expectations.
+
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+use tideway::core::{
+    Change, Data, Entity, Error, IndexKey, Op, Origin, Query, Repository, Schema, Store, SyncStatus, Write,
+};
+
+/// How a suite run opens stores of its kind.
+#[allow(async_fn_in_trait)]
+pub trait Harness {
+    type Store: Store + 'static;
+    /// Opens (or reopens) the database `name` with `schema`.
+    async fn open(&self, name: &str, schema: Schema) -> Self::Store;
+    /// Makes the store's next apply fail inside its transaction.
+    fn fail_next_apply(store: &Self::Store);
+    /// A database name no other test uses.
+    fn unique_name(&self, test: &str) -> String {
+        format!("conformance-{test}-{}", uuid::Uuid::new_v4())
+    }
+}
+
+fn data(value: Value) -> Data {
+    value.as_object().cloned().expect("test data is an object")
+}
+
+fn notes_schema() -> Schema {
+    Schema::new([("notes", vec!["updatedAt", "title", "rank", "author.name"]), ("tags", vec![])]).unwrap()
+}
+
+fn clock() -> Box<dyn Fn() -> f64> {
+    let now = Rc::new(RefCell::new(1_000.0));
+    Box::new(move || {
+        *now.borrow_mut() += 1.0;
+        *now.borrow()
+    })
+}
+
+async fn repository<H: Harness>(h: &H, name: &str, schema: Schema) -> Rc<Repository<H::Store>> {
+    let store = h.open(name, schema.clone()).await;
+    Repository::open(store, schema, clock()).await.expect("open the repository")
+}
+
+fn write(collection: &str, id: &str, op: Op, value: Option<Value>, at: f64) -> Write {
+    Write { collection: collection.into(), id: id.into(), op, data: value.map(data), at }
+}
+
+fn ids(entities: &[Entity]) -> Vec<String> {
+    entities.iter().map(|e| e.id.clone()).collect()
+}
+
+pub async fn writes_reach_store_and_outbox_in_order<H: Harness>(h: &H) {
+    let name = h.unique_name("order");
+    let store = h.open(&name, notes_schema()).await;
+    let results = store
+        .apply(&[
+            write("notes", "a", Op::Put, Some(json!({"title": "A"})), 1.0),
+            write("tags", "t", Op::Put, Some(json!({"label": "x"})), 2.0),
+            write("notes", "a", Op::Patch, Some(json!({"body": "b"})), 3.0),
+        ])
+        .await
+        .expect("apply");
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let stored = store.get("notes", "a").await.unwrap().expect("stored");
+    assert_eq!(Value::Object(stored.data.clone()), json!({"title": "A", "body": "b"}));
+    assert_eq!(stored.sync_status, SyncStatus::Dirty);
+    assert_eq!(stored.version, 0);
+    assert_eq!(stored.updated_at, 3.0);
+
+    let outbox = store.outbox(100).await.unwrap();
+    assert_eq!(outbox.len(), 3);
+    assert_eq!(store.pending_count().await.unwrap(), 3);
+    let ops: Vec<(&str, &str, Op)> = outbox.iter().map(|m| (m.collection.as_str(), m.id.as_str(), m.op)).collect();
+    assert_eq!(ops, vec![("notes", "a", Op::Put), ("tags", "t", Op::Put), ("notes", "a", Op::Patch)]);
+    assert!(outbox.windows(2).all(|w| w[0].mutation_id < w[1].mutation_id), "ids increase: {outbox:?}");
+    assert!(outbox[0].mutation_id >= 1);
+    assert_eq!(outbox[2].data, Some(data(json!({"body": "b"}))));
+    assert_eq!(store.outbox(2).await.unwrap().len(), 2, "limit is honoured");
+    store.close();
+}
+
+pub async fn mutation_ids_keep_increasing_across_reopen<H: Harness>(h: &H) {
+    let name = h.unique_name("ids");
+    let store = h.open(&name, notes_schema()).await;
+    store.apply(&[write("notes", "a", Op::Put, Some(json!({})), 1.0)]).await.unwrap();
+    let first = store.outbox(10).await.unwrap()[0].mutation_id;
+    store.close();
+    let store = h.open(&name, notes_schema()).await;
+    let applied = store.apply(&[write("notes", "b", Op::Put, Some(json!({})), 2.0)]).await.unwrap();
+    let second = applied[0].as_ref().unwrap().mutation.mutation_id;
+    assert!(second > first, "{second} > {first}");
+    store.close();
+}
+
+pub async fn data_survives_close_and_reopen<H: Harness>(h: &H) {
+    let name = h.unique_name("persist");
+    let repo = repository(h, &name, notes_schema()).await;
+    let client_id = repo.client_id().to_owned();
+    assert!(!client_id.is_empty());
+    repo.put("notes", Some("n1".into()), data(json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}})))
+        .unwrap()
+        .await
+        .unwrap();
+    repo.put("tags", Some("t1".into()), data(json!({"label": "red"}))).unwrap().await.unwrap();
+    repo.delete("tags", "t1".into()).unwrap().await.unwrap();
+    repo.close().await.unwrap();
+    assert!(matches!(repo.pending_count().await, Err(Error::DatabaseClosed(_))));
+
+    let repo = repository(h, &name, notes_schema()).await;
+    assert_eq!(repo.client_id(), client_id, "the client id is generated once");
+    let note = repo.read("notes", |c| c.get("n1").cloned()).unwrap().expect("note kept");
+    assert_eq!(
+        Value::Object(note.data),
+        json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}}),
+        "data and key order survive"
+    );
+    let tag = repo.read("tags", |c| c.get("t1").cloned()).unwrap().expect("tombstone kept");
+    assert!(tag.deleted);
+    assert_eq!(repo.pending_count().await.unwrap(), 3);
+    repo.close().await.unwrap();
+}
+
+pub async fn failed_write_leaves_nothing_and_rolls_back<H: Harness>(h: &H) {
+    let name = h.unique_name("atomic");
+    let store = h.open(&name, notes_schema()).await;
+    H::fail_next_apply(&store);
+    let outcome = store.apply(&[write("notes", "x", Op::Put, Some(json!({"title": "lost"})), 1.0)]).await;
+    assert!(outcome.is_err(), "the injected failure surfaces");
+    assert_eq!(store.get("notes", "x").await.unwrap(), None, "no entity");
+    assert_eq!(store.pending_count().await.unwrap(), 0, "no outbox entry");
+    store.close();
+
+    let repo = repository(h, &name, notes_schema()).await;
+    repo.put("notes", Some("keep".into()), data(json!({"title": "v1"}))).unwrap().await.unwrap();
+    let heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let sink = heard.clone();
+    repo.subscribe(Some("notes"), Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes)))
+        .unwrap();
+
+    H::fail_next_apply(repo.store());
+    let pending = repo.patch("notes", "keep".into(), data(json!({"title": "v2"}))).unwrap();
+    let created = repo.put("notes", Some("new".into()), data(json!({"title": "fresh"}))).unwrap();
+    assert_eq!(repo.read("notes", |c| c.get("keep").unwrap().data["title"].clone()).unwrap(), json!("v2"), "optimistic");
+    assert!(repo.read("notes", |c| c.get("new").is_some()).unwrap(), "optimistic");
+    assert!(pending.await.is_err());
+    assert!(created.await.is_err(), "writes committed in the same transaction fail with it");
+
+    assert_eq!(repo.read("notes", |c| c.get("keep").unwrap().data["title"].clone()).unwrap(), json!("v1"), "rolled back");
+    assert!(repo.read("notes", |c| c.get("new").is_none()).unwrap(), "rolled back");
+    {
+        let heard = heard.borrow();
+        assert!(heard.iter().any(|c| c.id == "keep" && matches!(c.origin, Origin::Rollback(_))), "{heard:?}");
+        assert!(heard.iter().any(|c| c.id == "new" && c.entity.is_none() && matches!(c.origin, Origin::Rollback(_))));
+    }
+    assert_eq!(repo.pending_count().await.unwrap(), 1, "only the first put is queued");
+
+    repo.patch("notes", "keep".into(), data(json!({"title": "v3"}))).unwrap().await.expect("later writes work");
+    assert_eq!(repo.store().get("notes", "keep").await.unwrap().unwrap().data["title"], json!("v3"));
+    repo.close().await.unwrap();
+}
+
+pub async fn deletes_leave_tombstones<H: Harness>(h: &H) {
+    let name = h.unique_name("tombstones");
+    let repo = repository(h, &name, notes_schema()).await;
+    repo.put("notes", Some("a".into()), data(json!({"title": "A"}))).unwrap().await.unwrap();
+    repo.put("notes", Some("b".into()), data(json!({"title": "B"}))).unwrap().await.unwrap();
+    repo.delete("notes", "a".into()).unwrap().await.unwrap();
+
+    let stored = repo.store().get("notes", "a").await.unwrap().expect("tombstone stored");
+    assert!(stored.deleted);
+    assert_eq!(stored.sync_status, SyncStatus::Dirty);
+    let live = repo.store().query("notes", &Query::default()).await.unwrap();
+    assert_eq!(ids(&live), vec!["b"]);
+    let everything = repo.store().query("notes", &Query { include_deleted: true, ..Query::default() }).await.unwrap();
+    assert_eq!(ids(&everything), vec!["a", "b"]);
+    let mirror: Vec<String> = repo.read("notes", |c| c.query(&Query::default()).unwrap().iter().map(|e| e.id.clone()).collect()).unwrap();
+    assert_eq!(mirror, vec!["b"]);
+    let last = repo.store().outbox(10).await.unwrap().pop().unwrap();
+    assert_eq!((last.op, last.data), (Op::Delete, None));
+
+    assert!(matches!(repo.delete("notes", "a".into()), Err(Error::NotFound(_))), "deleting twice");
+    assert!(matches!(repo.patch("notes", "a".into(), Data::new()), Err(Error::NotFound(_))));
+    assert!(matches!(repo.patch("notes", "zz".into(), Data::new()), Err(Error::NotFound(_))));
+    repo.put("notes", Some("a".into()), data(json!({"title": "again"}))).unwrap().await.unwrap();
+    assert!(!repo.store().get("notes", "a").await.unwrap().unwrap().deleted, "a put revives");
+    repo.close().await.unwrap();
+}
+
+/// A dataset mixing every kind of key, and the queries to run on it.
+fn query_dataset() -> Vec<(&'static str, Value)> {
+    vec![
+        ("e1", json!({"title": "banana", "rank": 2, "author": {"name": "Zoé"}})),
+        ("e2", json!({"title": "apple", "rank": 10, "author": {"name": "adam"}})),
+        ("e3", json!({"title": "Cherry", "rank": -1.5})),
+        ("e4", json!({"title": "\u{1F600} emoji", "rank": "high"})),
+        ("e5", json!({"title": "\u{FF61} halfwidth", "rank": [1, "a"]})),
+        ("e6", json!({"title": "apple", "rank": true})),
+        ("e7", json!({"title": 42, "rank": [1]})),
+        ("e8", json!({"rank": 2})),
+        ("e9", json!({"title": "date", "rank": null, "author": {"name": "Émile"}})),
+    ]
+}
+
+fn number(n: f64) -> Option<IndexKey> {
+    Some(IndexKey::Number(n))
+}
+
+fn text(s: &str) -> Option<IndexKey> {
+    Some(IndexKey::String(s.into()))
+}
+
+fn query_cases() -> Vec<(Query, Vec<&'static str>)> {
+    let index = |name: &str| Some(name.to_string());
+    vec![
+        // Numbers before strings; strings by UTF-16 units ("C" < "a", U+1F600 < U+FF61).
+        (Query { index: index("title"), ..Query::default() }, vec!["e7", "e3", "e2", "e6", "e1", "e9", "e4", "e5"]),
+        (Query { index: index("title"), equals: text("apple"), ..Query::default() }, vec!["e2", "e6"]),
+        (Query { index: index("title"), equals: text("apple"), reverse: true, ..Query::default() }, vec!["e6", "e2"]),
+        (Query { index: index("title"), gt: text("apple"), lt: text("date"), ..Query::default() }, vec!["e1"]),
+        (Query { index: index("title"), gte: text("apple"), lte: text("date"), ..Query::default() }, vec!["e2", "e6", "e1", "e9"]),
+        (Query { index: index("title"), gte: text("b"), ..Query::default() }, vec!["e1", "e9", "e4", "e5"]),
+        (Query { index: index("title"), lt: text("b"), reverse: true, limit: Some(3), ..Query::default() }, vec!["e6", "e2", "e3"]),
+        (Query { index: index("title"), offset: 2, limit: Some(2), ..Query::default() }, vec!["e2", "e6"]),
+        // Booleans and null are not keys; arrays come after strings.
+        (Query { index: index("rank"), ..Query::default() }, vec!["e3", "e1", "e8", "e2", "e4", "e7", "e5"]),
+        (Query { index: index("rank"), gt: number(2.0), ..Query::default() }, vec!["e2", "e4", "e7", "e5"]),
+        (Query { index: index("rank"), gte: Some(IndexKey::Array(vec![])), ..Query::default() }, vec!["e7", "e5"]),
+        (Query { index: index("rank"), lte: number(2.0), reverse: true, ..Query::default() }, vec!["e8", "e1", "e3"]),
+        (Query { index: index("author.name"), ..Query::default() }, vec!["e1", "e2", "e9"]),
+        // The primary key.
+        (Query { gte: text("e3"), lt: text("e6"), ..Query::default() }, vec!["e3", "e4", "e5"]),
+        (Query { reverse: true, limit: Some(2), ..Query::default() }, vec!["e9", "e8"]),
+    ]
+}
+
+pub async fn index_queries_follow_indexeddb_order<H: Harness>(h: &H) {
+    let name = h.unique_name("queries");
+    let repo = repository(h, &name, notes_schema()).await;
+    let entries = query_dataset().into_iter().map(|(id, value)| (Some(id.to_string()), data(value))).collect();
+    repo.put_many("notes", entries).unwrap().await.unwrap();
+    for (query, expected) in query_cases() {
+        let from_store = ids(&repo.store().query("notes", &query).await.expect("store query"));
+        let from_mirror: Vec<String> =
+            repo.read("notes", |c| c.query(&query).unwrap().iter().map(|e| e.id.clone()).collect()).unwrap();
+        assert_eq!(from_store, expected, "store: {query:?}");
+        assert_eq!(from_mirror, expected, "mirror: {query:?}");
+    }
+    // updatedAt is metadata: every put got a later clock tick.
+    let by_time = Query { index: Some("updatedAt".into()), reverse: true, limit: Some(1), ..Query::default() };
+    assert_eq!(ids(&repo.store().query("notes", &by_time).await.unwrap()), vec!["e9"]);
+    let bad = Query { index: Some("nope".into()), ..Query::default() };
+    assert!(matches!(repo.read("notes", |c| c.query(&bad).map(|_| ())).unwrap(), Err(Error::InvalidArgument(_))));
+    assert!(repo.store().query("notes", &bad).await.is_err());
+    repo.close().await.unwrap();
+}
+
+pub async fn subscribers_hear_committed_changes<H: Harness>(h: &H) {
+    let name = h.unique_name("subscribe");
+    let repo = repository(h, &name, notes_schema()).await;
+    let notes_heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let all_heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+    let sink = notes_heard.clone();
+    let notes_sub = repo
+        .subscribe(Some("notes"), Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes)))
+        .unwrap();
+    let sink = all_heard.clone();
+    repo.subscribe(None, Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes))).unwrap();
+    assert!(repo.subscribe(Some("nope"), Rc::new(|_: &[Change]| {})).is_err());
+
+    let pending = repo.put("notes", Some("a".into()), data(json!({"title": "A"}))).unwrap();
+    assert!(notes_heard.borrow().is_empty(), "nothing is announced before it is durable");
+    pending.await.unwrap();
+    repo.put("tags", Some("t".into()), data(json!({}))).unwrap().await.unwrap();
+    {
+        let heard = notes_heard.borrow();
+        assert_eq!(heard.len(), 1);
+        assert_eq!((heard[0].id.as_str(), &heard[0].origin), ("a", &Origin::Local));
+        assert_eq!(heard[0].entity.as_ref().unwrap().data["title"], json!("A"));
+    }
+    assert_eq!(all_heard.borrow().len(), 2);
+    repo.unsubscribe(notes_sub);
+    repo.delete("notes", "a".into()).unwrap().await.unwrap();
+    assert_eq!(notes_heard.borrow().len(), 1, "unsubscribed");
+    assert!(all_heard.borrow().last().unwrap().entity.as_ref().unwrap().deleted);
+    repo.close().await.unwrap();
+}
+
+pub async fn concurrent_writes_commit_together_in_order<H: Harness>(h: &H) {
+    let name = h.unique_name("group");
+    let repo = repository(h, &name, notes_schema()).await;
+    let writes: Vec<_> = (0..50)
+        .map(|i| repo.put("notes", Some(format!("n{i:02}")), data(json!({"title": format!("t{i}"), "rank": i}))).unwrap())
+        .collect();
+    let patch = repo.patch("notes", "n07".into(), data(json!({"title": "patched"}))).unwrap();
+    assert_eq!(repo.read("notes", |c| c.len()).unwrap(), 50, "all visible at once");
+    for write in writes {
+        write.await.unwrap();
+    }
+    patch.await.unwrap();
+    let outbox = repo.store().outbox(100).await.unwrap();
+    assert_eq!(outbox.len(), 51);
+    let order: Vec<&str> = outbox.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(order[0], "n00");
+    assert_eq!(order[49], "n49");
+    assert_eq!(order[50], "n07");
+    assert_eq!(repo.store().get("notes", "n07").await.unwrap().unwrap().data["title"], json!("patched"));
+    repo.close().await.unwrap();
+}
+
+pub async fn schema_changes_keep_data<H: Harness>(h: &H) {
+    let name = h.unique_name("migrate");
+    let old = Schema::new([("notes", vec!["title", "obsolete"])]).unwrap();
+    let repo = repository(h, &name, old).await;
+    repo.put("notes", Some("a".into()), data(json!({"title": "A", "priority": 3}))).unwrap().await.unwrap();
+    repo.put("notes", Some("b".into()), data(json!({"title": "B", "priority": 1}))).unwrap().await.unwrap();
+    repo.close().await.unwrap();
+
+    // The app adds an index on existing data, drops one, and adds a collection.
+    let new = Schema::new([("notes", vec!["title", "priority"]), ("tags", vec!["label"])]).unwrap();
+    let repo = repository(h, &name, new).await;
+    assert_eq!(repo.read("notes", |c| c.len()).unwrap(), 2, "no entity lost");
+    assert_eq!(repo.pending_count().await.unwrap(), 2, "no mutation lost");
+    let by_priority = Query { index: Some("priority".into()), ..Query::default() };
+    assert_eq!(ids(&repo.store().query("notes", &by_priority).await.unwrap()), vec!["b", "a"], "existing data indexed");
+    let gone = Query { index: Some("obsolete".into()), ..Query::default() };
+    assert!(repo.store().query("notes", &gone).await.is_err());
+    repo.put("tags", Some("t".into()), data(json!({"label": "new"}))).unwrap().await.unwrap();
+    repo.close().await.unwrap();
+
+    // Reopening with the same schema changes nothing.
+    let same = Schema::new([("notes", vec!["title", "priority"]), ("tags", vec!["label"])]).unwrap();
+    let repo = repository(h, &name, same).await;
+    assert_eq!(repo.read("tags", |c| c.len()).unwrap(), 1);
+    repo.close().await.unwrap();
+}
+
+pub async fn invalid_writes_are_refused_without_effect<H: Harness>(h: &H) {
+    let name = h.unique_name("invalid");
+    let repo = repository(h, &name, notes_schema()).await;
+    assert!(matches!(repo.put("nope", None, Data::new()), Err(Error::NotFound(_))));
+    assert!(matches!(repo.put("notes", Some("bad id".into()), Data::new()), Err(Error::InvalidArgument(_))));
+    assert!(matches!(repo.put("notes", Some(String::new()), Data::new()), Err(Error::InvalidArgument(_))));
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    assert!(matches!(repo.put("notes", None, data(json!({"x": deep}))), Err(Error::InvalidArgument(_))));
+    let huge = "x".repeat(tideway_protocol::MAX_DATA_BYTES);
+    assert!(matches!(repo.put("notes", None, data(json!({"x": huge}))), Err(Error::InvalidArgument(_))));
+    let half_valid = vec![(Some("ok".to_string()), Data::new()), (Some("not ok!".to_string()), Data::new())];
+    assert!(repo.put_many("notes", half_valid).is_err());
+    assert_eq!(repo.read("notes", |c| c.len()).unwrap(), 0, "nothing of a refused bulk remains");
+    assert_eq!(repo.pending_count().await.unwrap(), 0);
+    let generated = repo.put("notes", None, Data::new()).unwrap().await.unwrap();
+    assert_eq!(generated.id.len(), 36, "a UUID is generated: {}", generated.id);
+    repo.close().await.unwrap();
+    assert!(matches!(repo.put("notes", None, Data::new()), Err(Error::DatabaseClosed(_))));
+}
+
+/// Declares one test per conformance check. `native` wraps each in
+/// `block_on`; `wasm` declares `wasm_bindgen_test` async tests.
+#[macro_export]
+macro_rules! conformance_tests {
+    (native: $harness:expr) => {
+        $crate::conformance_tests!(@each native $harness;
+            writes_reach_store_and_outbox_in_order mutation_ids_keep_increasing_across_reopen
+            data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
+            index_queries_follow_indexeddb_order subscribers_hear_committed_changes
+            concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect);
+    };
+    (wasm: $harness:expr) => {
+        $crate::conformance_tests!(@each wasm $harness;
+            writes_reach_store_and_outbox_in_order mutation_ids_keep_increasing_across_reopen
+            data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
+            index_queries_follow_indexeddb_order subscribers_hear_committed_changes
+            concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect);
+    };
+    (@each native $harness:expr; $($name:ident)*) => {
+        $(#[test] fn $name() { futures::executor::block_on(conformance::$name(&$harness)); })*
+    };
+    (@each wasm $harness:expr; $($name:ident)*) => {
+        $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { conformance::$name(&$harness).await; })*
+    };
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The browser benchmark, in one command: serves bench/, the built package and Dexie,
+// opens ONE headless Chromium session and runs the same local workloads through raw
+// IndexedDB, Dexie and Tideway, interleaved, then prints medians, ratios and targets.
+//
+//   node bench/run.mjs [--reps 5] [--json bench/results/latest.json]
+//
+// Timings are reported, never asserted: a slow machine must not fail a build.
+
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+import { startStaticServer } from "../tests/e2e/static-server.mjs";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
+
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+
+const { values: options } = parseArgs({
+  options: {
+    reps: { type: "string", default: "5" },
+    json: { type: "string", default: here("results/latest.json") },
+  },
+});
+const REPS = Math.max(1, Number.parseInt(options.reps, 10) || 5);
+const ENGINES = ["raw", "dexie", "tideway"];
+
+/** What the table shows, in order. `target` compares Tideway with a ceiling or a ratio to raw. */
+const ROWS = [
+  { key: "getFirstUs", label: "get by id ×1000, first read after open", unit: "µs/op", target: { maxTideway: 2 } },
+  { key: "getRepeatedUs", label: "get by id ×1000, repeated reads", unit: "µs/op", target: { maxTideway: 2 } },
+  { key: "singleWriteMs", label: "single durable write ×200", unit: "ms/op", target: { maxRatioToRaw: 1.2 } },
+  { key: "bulkWriteMs", label: "bulk write 10k notes", unit: "ms", target: { maxRatioToRaw: 1.2 } },
+  { key: "openLoadMs", label: "open + load 10k notes", unit: "ms", target: { maxRatioToRaw: 1.3 } },
+  { key: "rangeQueryUs", label: "index range, 100 of 10k", unit: "µs/query" },
+  { key: "materialiseAllMs", label: "all() of 10k after open (Tideway only)", unit: "ms" },
+];
+
+const pkgDir = here("../www/pkg/");
+if (!existsSync(`${pkgDir}tideway.js`)) {
+  console.error(`${pkgDir}tideway.js is missing: build the package first (bash scripts/build.sh)`);
+  process.exit(1);
+}
+
+const server = await startStaticServer({
+  mounts: [
+    ["/bench/", here(".")],
+    ["/pkg/", pkgDir],
+    ["/vendor/", here("../node_modules/dexie/dist/")],
+  ],
+  // Cross-origin isolation gives performance.now() 5 µs steps instead of 100 µs.
+  headers: {
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-embedder-policy": "require-corp",
+  },
+});
+const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+
+try {
+  const page = await browser.newPage();
+  page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
+  await page.goto(`${server.url}bench/index.html`);
+  await page.waitForSelector('html[data-ready="true"]');
+  const env = await page.evaluate(() => window.bench.environment());
+  const started = Date.now();
+  log(`${browser.version()} · crossOriginIsolated=${env.crossOriginIsolated} · timer step ${(env.timerResolutionMs * 1000).toFixed(0)} µs`);
+  log(`1 warm-up + ${REPS} measured repetitions per engine, engines interleaved`);
+
+  const samples = Object.fromEntries(ENGINES.map((engine) => [engine, []]));
+  const problems = new Set();
+  for (let rep = 0; rep <= REPS; rep++) {
+    for (const engine of ENGINES) {
+      const result = await page.evaluate(([engine, rep]) => window.bench.runRep(engine, rep), [engine, rep]);
+      for (const problem of check(engine, result)) problems.add(problem);
+      if (rep > 0) samples[engine].push(result);
+      log(`${rep === 0 ? "warm-up" : `rep ${rep}/${REPS}`} ${engine.padEnd(7)} ${summary(result)}`);
+    }
+  }
+
+  const medians = Object.fromEntries(
+    ENGINES.map((engine) => [
+      engine,
+      Object.fromEntries(ROWS.map(({ key }) => [key, median(samples[engine].map((r) => r[key]))])),
+    ]),
+  );
+  console.log();
+  console.log(table(medians));
+  console.log();
+  console.log(`Medians of ${REPS} repetitions; ratios are Tideway ÷ the other (below 1 = Tideway faster).`);
+  console.log(`Took ${((Date.now() - started) / 1000).toFixed(0)} s. Chromium ${browser.version()}.`);
+  for (const problem of problems) console.log(`WARNING: ${problem}`);
+
+  mkdirSync(dirname(options.json), { recursive: true });
+  writeFileSync(
+    options.json,
+    JSON.stringify({ date: new Date().toISOString(), browser: browser.version(), env, reps: REPS, medians, samples }, null, 2),
+  );
+  console.log(`Raw samples: ${options.json}`);
+} finally {
+  await browser.close();
+  await server.close();
+}
+
+function log(line) {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Counts every engine must get right; a fast wrong answer is not a result. */
+function check(engine, { checks }) {
+  const problems = [];
+  if (checks.loaded !== 10_200) problems.push(`${engine}: open+load saw ${checks.loaded} notes, expected 10200`);
+  if (checks.found !== 1000) problems.push(`${engine}: get found ${checks.found} of 1000 ids`);
+  if (checks.rangeAverage !== 100) problems.push(`${engine}: range queries returned ${checks.rangeAverage} notes on average, expected 100`);
+  return problems;
+}
+
+function summary(r) {
+  return [
+    `bulk ${r.bulkWriteMs.toFixed(0)} ms`,
+    `write ${r.singleWriteMs.toFixed(2)} ms`,
+    `open+load ${r.openLoadMs.toFixed(0)} ms`,
+    `get ${r.getFirstUs.toFixed(2)}/${r.getRepeatedUs.toFixed(2)} µs`,
+    `range ${r.rangeQueryUs.toFixed(0)} µs`,
+  ].join(" · ");
+}
+
+function median(values) {
+  const sorted = values.filter((v) => typeof v === "number").sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function format(value) {
+  if (value === undefined) return "—";
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+function ratio(a, b) {
+  if (a === undefined || b === undefined || b === 0) return "—";
+  const r = a / b;
+  return `${r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`;
+}
+
+function verdict(target, tideway, raw) {
+  if (!target) return ["", ""];
+  if (target.maxTideway !== undefined) {
+    return [`≤ ${target.maxTideway} µs`, tideway <= target.maxTideway ? "yes" : "NO"];
+  }
+  return [`≤ ${target.maxRatioToRaw}× raw`, tideway / raw <= target.maxRatioToRaw ? "yes" : "NO"];
+}
+
+function table(medians) {
+  const header = ["workload", "unit", "raw IDB", "Dexie", "Tideway", "T/raw", "T/Dexie", "target", "met"];
+  const rows = ROWS.map(({ key, label, unit, target }) => {
+    const [raw, dexie, tideway] = ENGINES.map((engine) => medians[engine][key]);
+    return [label, unit, format(raw), format(dexie), format(tideway), ratio(tideway, raw), ratio(tideway, dexie), ...verdict(target, tideway, raw)];
+  });
+  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i].length)));
+  const line = (row) =>
+    row.map((cell, i) => (i === 0 || i === 1 || i >= 7 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}

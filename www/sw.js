@@ -90,7 +90,8 @@ async function networkFirst(event) {
   const cache = await caches.open(CACHE);
   try {
     const response = await withTimeout(fetch(request), NETWORK_TIMEOUT_MS);
-    if (response.ok) event.waitUntil(cache.put(request, response.clone()));
+    // Only the shell is kept: a navigation elsewhere (an API URL opened in a tab) is not.
+    if (response.ok && isShell(request.url)) event.waitUntil(cache.put(request, response.clone()));
     return response;
   } catch (error) {
     const cached =

@@ -79,22 +79,22 @@ pub struct Repository<S: Store> {
 impl<S: Store + 'static> Repository<S> {
     /// Loads every entity into the mirror. `clock` gives device time in ms.
     pub async fn open(store: S, schema: Schema, clock: Box<dyn Fn() -> f64>) -> Result<Rc<Self>> {
+        Self::open_observed(store, schema, clock, None).await
+    }
+
+    /// Like [`Repository::open`], with an observer told synchronously of every
+    /// change to the mirror (the JS layer evicts its read cache with it).
+    pub async fn open_observed(
+        store: S,
+        schema: Schema,
+        clock: Box<dyn Fn() -> f64>,
+        observer: Option<MirrorObserver>,
+    ) -> Result<Rc<Self>> {
         let snapshot = store.load().await?;
         let client_id = snapshot.client_id.clone();
         let mirror = collections_of(snapshot, &schema).into_iter().collect();
         let state = RefCell::new(State { mirror, ..State::default() });
-        Ok(Rc::new(Repository { store, schema, client_id, clock, observer: None, state }))
-    }
-
-    /// Installs the mirror observer (at most one; the JS layer's read cache).
-    pub fn with_observer(self: Rc<Self>, observer: MirrorObserver) -> Rc<Self> {
-        match Rc::try_unwrap(self) {
-            Ok(mut repository) => {
-                repository.observer = Some(observer);
-                Rc::new(repository)
-            }
-            Err(shared) => shared,
-        }
+        Ok(Rc::new(Repository { store, schema, client_id, clock, observer, state }))
     }
 
     pub fn schema(&self) -> &Schema {
@@ -112,9 +112,8 @@ impl<S: Store + 'static> Repository<S> {
 
     /// Runs `read` on a collection of the mirror.
     pub fn read<R>(&self, collection: &str, read: impl FnOnce(&Collection) -> R) -> Result<R> {
-        let state = self.state.borrow();
-        let collection = state.mirror.get(collection).ok_or_else(|| self.schema.collection(collection).unwrap_err())?;
-        Ok(read(collection))
+        self.schema.collection(collection)?;
+        Ok(read(&self.state.borrow().mirror[collection]))
     }
 
     /// Creates or replaces an entity; `id` defaults to a new UUID.

@@ -30,14 +30,16 @@ impl Tideway {
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
         let (name, schema) = open_options(&options)?;
         let store = IdbStore::open(&name, schema.clone()).await.map_err(|e| to_js(&e))?;
-        let repository = Repository::open(store, schema, Box::new(js_sys::Date::now)).await.map_err(|e| to_js(&e))?;
         let cache: ReadCache = Rc::new(RefCell::new(HashMap::new()));
         let observed = cache.clone();
-        let repository = repository.with_observer(Box::new(move |collection, id| {
+        let evict = Box::new(move |collection: &str, id: &str| {
             if let Some(records) = observed.borrow_mut().get_mut(collection) {
                 records.remove(id);
             }
-        }));
+        });
+        let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))
+            .await
+            .map_err(|e| to_js(&e))?;
         Ok(Tideway { name, repository, cache })
     }
 

@@ -24,6 +24,7 @@ SERVER="$TARGET_DIR/release/tideway-server"
 BENCH="$TARGET_DIR/release/examples/bench"
 
 WORK=$(mktemp -d /tmp/tideway-bench.XXXXXX)
+PG_DIR=$(mktemp -d /tmp/tideway-bench-pg.XXXXXX)
 SERVER_PID=""
 stop_server() {
     if [ -n "$SERVER_PID" ]; then
@@ -34,8 +35,8 @@ stop_server() {
 }
 cleanup() {
     stop_server
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$WORK"
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$WORK" "$PG_DIR"
 }
 trap cleanup EXIT
 
@@ -56,11 +57,11 @@ RUST_LOG=warn "$BENCH" "$BASE" bench sqlite
 stop_server
 
 echo "== PostgreSQL"
-mkdir "$WORK/pg" && chown postgres "$WORK/pg"
+chown postgres "$PG_DIR"
 PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg/data" -A trust -U postgres >/dev/null
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -w -l "$WORK/pg/log" \
-    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start >/dev/null
+runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -l "$PG_DIR/log" \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
 start_server "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 "$BENCH" "$BASE" bench postgres
 stop_server

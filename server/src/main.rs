@@ -17,7 +17,6 @@ async fn main() -> ExitCode {
     match tideway_server::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("tideway-server: {e}");
             ExitCode::FAILURE
         }

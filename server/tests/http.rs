@@ -119,8 +119,14 @@ async fn patch_put_delete_semantics(db: TestDb) {
     assert_eq!(r[0]["version"], 4);
     let got = api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[], None).await;
     assert_eq!(got.body["data"], json!({"k": [1, 2]}));
+    // Strings with NUL and non-ASCII characters round-trip (PostgreSQL TEXT cannot hold NUL raw).
+    let odd = json!({"nul": "a\u{0}b", "emoji": "🦀", "quote": "'\";--"});
+    let r = api.push_ok(ALICE, "c1", json!([put(9, "notes", "odd", odd.clone(), 0)])).await;
+    assert_eq!(r[0]["status"], "applied");
+    let got = api.send(Method::GET, "/v1/collections/notes/odd", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"], odd);
     // Put keeps nulls in data as given.
-    api.push_ok(ALICE, "c1", json!([put(8, "notes", "n", json!({"v": null}), 0)])).await;
+    api.push_ok(ALICE, "c1", json!([put(10, "notes", "n", json!({"v": null}), 0)])).await;
     let got = api.send(Method::GET, "/v1/collections/notes/n", Some(ALICE), &[], None).await;
     assert_eq!(got.body["data"], json!({"v": null}));
 }

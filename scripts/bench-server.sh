@@ -19,7 +19,7 @@ fi
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 echo "== building (release)"
 cargo build --release -q -p tideway-server --bin tideway-server --example bench
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 SERVER="$TARGET_DIR/release/tideway-server"
 BENCH="$TARGET_DIR/release/examples/bench"
 
@@ -40,6 +40,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+free_port() {
+    # A port nobody answers on; the cluster start fails loudly if it is taken meanwhile.
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
 # Starts the server on database URL $1 and sets BASE to its address.
 start_server() {
     "$SERVER" --listen 127.0.0.1:0 --db "$1" --token bench:bench >"$WORK/server.out" 2>"$WORK/server.err" &
@@ -58,7 +70,7 @@ stop_server
 
 echo "== PostgreSQL"
 chown postgres "$PG_DIR"
-PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PG_PORT=$(free_port)
 runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -l "$PG_DIR/log" \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null

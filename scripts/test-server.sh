@@ -19,7 +19,15 @@ if [ ! -x "$PG_BIN/initdb" ]; then
 fi
 
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    # A port nobody answers on; the cluster start fails loudly if it is taken meanwhile.
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
 }
 
 PG_DIR=$(mktemp -d /tmp/tideway-pg.XXXXXX)

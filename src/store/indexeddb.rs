@@ -157,7 +157,10 @@ impl Store for IdbStore {
         self.check_open()?;
         let mut names: BTreeSet<String> = writes.iter().map(|w| entity_store(&w.collection)).collect();
         names.insert(OUTBOX_STORE.to_owned());
-        names.insert(META_STORE.to_owned());
+        let inject_failure = self.fail_next_apply.replace(false);
+        if inject_failure {
+            names.insert(META_STORE.to_owned());
+        }
         let names: Vec<String> = names.into_iter().collect();
         let tx = self.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
         let outbox = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
@@ -194,7 +197,7 @@ impl Store for IdbStore {
             }
             results.push(result);
         }
-        if self.fail_next_apply.replace(false) {
+        if inject_failure {
             // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
             let meta = tx.object_store(META_STORE).map_err(idb_error)?;
             let _ = meta.add("duplicate").with_key("clientId").primitive();

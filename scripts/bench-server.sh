@@ -6,13 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG_BIN=/usr/lib/postgresql/15/bin
-if [ ! -x "$PG_BIN/initdb" ]; then
-    echo "== installing PostgreSQL"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq postgresql >/dev/null
-fi
+source scripts/lib/postgres.sh
+ensure_postgres_installed
 
 # Release profile without the workspace's fat LTO: the numbers barely move and
 # the build takes minutes less.
@@ -24,7 +19,6 @@ SERVER="$TARGET_DIR/release/tideway-server"
 BENCH="$TARGET_DIR/release/examples/bench"
 
 WORK=$(mktemp -d /tmp/tideway-bench.XXXXXX)
-PG_DIR=$(mktemp -d /tmp/tideway-bench-pg.XXXXXX)
 SERVER_PID=""
 stop_server() {
     if [ -n "$SERVER_PID" ]; then
@@ -35,22 +29,10 @@ stop_server() {
 }
 cleanup() {
     stop_server
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$WORK" "$PG_DIR"
+    stop_throwaway_postgres
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-free_port() {
-    # A port nobody answers on; the cluster start fails loudly if it is taken meanwhile.
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
 
 # Starts the server on database URL $1 and sets BASE to its address.
 start_server() {
@@ -69,11 +51,7 @@ RUST_LOG=warn "$BENCH" "$BASE" bench sqlite
 stop_server
 
 echo "== PostgreSQL"
-chown postgres "$PG_DIR"
-PG_PORT=$(free_port)
-runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -l "$PG_DIR/log" \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
-start_server "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+start_throwaway_postgres
+start_server "$PG_URL"
 "$BENCH" "$BASE" bench postgres
 stop_server

@@ -10,42 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG_BIN=/usr/lib/postgresql/15/bin
-if [ ! -x "$PG_BIN/initdb" ]; then
-    echo "== installing PostgreSQL"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq postgresql >/dev/null
-fi
-
-free_port() {
-    # A port nobody answers on; the cluster start fails loudly if it is taken meanwhile.
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-PG_DIR=$(mktemp -d /tmp/tideway-pg.XXXXXX)
-PG_PORT=$(free_port)
-cleanup() {
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$PG_DIR"
-}
-trap cleanup EXIT
-
-echo "== starting a throwaway PostgreSQL on port $PG_PORT"
-chown postgres "$PG_DIR"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
+source scripts/lib/postgres.sh
+trap stop_throwaway_postgres EXIT
 # Many short-lived test databases and two server processes per test: room for connections.
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -l "$PG_DIR/log" \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+start_throwaway_postgres max_connections=300 fsync=off
 
-export TIDEWAY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export TIDEWAY_TEST_POSTGRES_URL="$PG_URL"
 unset TIDEWAY_TEST_SKIP_POSTGRES
 
 echo "== cargo test -p tideway-protocol -p tideway-server"

@@ -66,23 +66,14 @@ impl Collection {
     pub fn query(&self, query: &Query) -> Result<Vec<&Entity>> {
         let range = query.range()?;
         let Some(index_name) = &query.index else {
-            let as_id = |bound: Bound<IndexKey>| -> Result<Bound<PrimaryKey>> {
-                Ok(match bound {
-                    Bound::Included(IndexKey::String(s)) => Bound::Included(PrimaryKey(s)),
-                    Bound::Excluded(IndexKey::String(s)) => Bound::Excluded(PrimaryKey(s)),
-                    Bound::Unbounded => Bound::Unbounded,
-                    _ => return Err(Error::InvalidArgument("query: bounds on the id must be strings".into())),
-                })
-            };
-            let ids = self.entities.range((as_id(range.lower)?, as_id(range.upper)?));
-            let ids = ids.map(|(_, entity)| entity);
-            return Ok(if query.reverse { page(query, ids.rev()) } else { page(query, ids) });
+            let ids = self.entities.range(range.id_bounds()?).map(|(_, entity)| entity);
+            return Ok(if query.reverse { query.page(ids.rev()) } else { query.page(ids) });
         };
         let index = self.index(index_name)?;
         let set = &self.indexes[&index.name];
         let entries = set.range((lower_bound(range.lower), upper_bound(range.upper)));
         let entities = entries.map(|(_, id)| &self.entities[id]);
-        Ok(if query.reverse { page(query, entities.rev()) } else { page(query, entities) })
+        Ok(if query.reverse { query.page(entities.rev()) } else { query.page(entities) })
     }
 
     fn index(&self, name: &str) -> Result<&IndexSpec> {
@@ -91,15 +82,6 @@ impl Collection {
             Error::InvalidArgument(format!("query: no index {name:?}; declared indexes: [{}]", declared.join(", ")))
         })
     }
-}
-
-/// Drops tombstones unless asked for, then applies offset and limit.
-fn page<'a>(query: &Query, entities: impl Iterator<Item = &'a Entity>) -> Vec<&'a Entity> {
-    entities
-        .filter(|entity| query.include_deleted || !entity.deleted)
-        .skip(query.offset)
-        .take(query.limit.unwrap_or(usize::MAX))
-        .collect()
 }
 
 /// The smallest key greater than `key`: every `(key, id)` pair sorts below `(successor(key), "")`.

@@ -1,9 +1,11 @@
 //! Range queries over a collection's primary key or one of its indexes.
 
+use std::borrow::Borrow;
 use std::ops::Bound;
 
+use super::entity::Entity;
 use super::error::{Error, Result};
-use super::key::IndexKey;
+use super::key::{IndexKey, PrimaryKey};
 
 /// A query, as `collection.query({...})` takes it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,6 +65,18 @@ impl Query {
     }
 }
 
+impl Query {
+    /// Takes entities in the walked order and keeps one page: tombstones
+    /// dropped unless asked for, then `offset` and `limit` applied.
+    pub fn page<E: Borrow<Entity>>(&self, entities: impl Iterator<Item = E>) -> Vec<E> {
+        entities
+            .filter(|entity| self.include_deleted || !entity.borrow().deleted)
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(usize::MAX))
+            .collect()
+    }
+}
+
 fn bound_key(bound: &Bound<IndexKey>) -> Option<&IndexKey> {
     match bound {
         Bound::Included(key) | Bound::Excluded(key) => Some(key),
@@ -71,6 +85,20 @@ fn bound_key(bound: &Bound<IndexKey>) -> Option<&IndexKey> {
 }
 
 impl KeyRange {
+    /// The range as bounds on entity ids, for a query without an index: ids
+    /// are strings, so every bound must be one.
+    pub fn id_bounds(&self) -> Result<(Bound<PrimaryKey>, Bound<PrimaryKey>)> {
+        let as_id = |bound: &Bound<IndexKey>| -> Result<Bound<PrimaryKey>> {
+            Ok(match bound {
+                Bound::Included(IndexKey::String(s)) => Bound::Included(PrimaryKey(s.clone())),
+                Bound::Excluded(IndexKey::String(s)) => Bound::Excluded(PrimaryKey(s.clone())),
+                Bound::Unbounded => Bound::Unbounded,
+                _ => return Err(Error::InvalidArgument("query: bounds on the id must be strings".into())),
+            })
+        };
+        Ok((as_id(&self.lower)?, as_id(&self.upper)?))
+    }
+
     pub fn contains(&self, key: &IndexKey) -> bool {
         let above = match &self.lower {
             Bound::Included(low) => key >= low,

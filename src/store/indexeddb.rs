@@ -236,9 +236,7 @@ impl Store for IdbStore {
         let js_range = key_range(&range);
         let records: Vec<JsValue> = match &query.index {
             None => {
-                if ![&range.lower, &range.upper].iter().all(|b| matches!(b, std::ops::Bound::Unbounded | std::ops::Bound::Included(IndexKey::String(_)) | std::ops::Bound::Excluded(IndexKey::String(_)))) {
-                    return Err(Error::InvalidArgument("query: bounds on the id must be strings".into()));
-                }
+                range.id_bounds()?;
                 all(match js_range {
                     Some(r) => store.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
                     None => store.get_all().primitive().map_err(idb_error)?.await,
@@ -258,12 +256,7 @@ impl Store for IdbStore {
         if query.reverse {
             entities.reverse();
         }
-        Ok(entities
-            .into_iter()
-            .filter(|entity| query.include_deleted || !entity.deleted)
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .collect())
+        Ok(query.page(entities.into_iter()))
     }
 
     async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {

@@ -368,15 +368,8 @@ pub async fn invalid_writes_are_refused_without_effect<H: Harness>(h: &H) {
 /// `block_on`; `wasm` declares `wasm_bindgen_test` async tests.
 #[macro_export]
 macro_rules! conformance_tests {
-    (native: $harness:expr) => {
-        $crate::conformance_tests!(@each native $harness;
-            writes_reach_store_and_outbox_in_order mutation_ids_keep_increasing_across_reopen
-            data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
-            index_queries_follow_indexeddb_order subscribers_hear_committed_changes
-            concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect);
-    };
-    (wasm: $harness:expr) => {
-        $crate::conformance_tests!(@each wasm $harness;
+    ($runner:ident: $harness:expr) => {
+        $crate::conformance_tests!(@each $runner $harness;
             writes_reach_store_and_outbox_in_order mutation_ids_keep_increasing_across_reopen
             data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
             index_queries_follow_indexeddb_order subscribers_hear_committed_changes

@@ -9,7 +9,7 @@
 //! writes still queued, and subscribers hear of the rollback.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::rc::Rc;
 
@@ -49,16 +49,24 @@ pub type MirrorObserver = Box<dyn Fn(&str, &str)>;
 
 type Key = (String, String);
 
-struct Staged {
+/// Writes staged but not yet handed to the store, in call order, and the
+/// callers waiting for them: each caller's writes are a consecutive run.
+#[derive(Default)]
+struct Queue {
     writes: Vec<Write>,
-    done: oneshot::Sender<Result<Vec<Entity>>>,
+    callers: Vec<(usize, oneshot::Sender<Result<Vec<Entity>>>)>,
+}
+
+impl Queue {
+    fn touching<'a>(&'a self, key: &'a Key) -> impl Iterator<Item = &'a Write> + 'a {
+        self.writes.iter().filter(move |write| write.collection == key.0 && write.id == key.1)
+    }
 }
 
 #[derive(Default)]
 struct State {
     mirror: BTreeMap<String, Collection>,
-    /// Staged writes not yet handed to the store, in call order.
-    queue: VecDeque<Staged>,
+    queue: Queue,
     /// The durable state of every entity that has writes in flight or queued.
     durable: HashMap<Key, Option<Entity>>,
     committing: bool,
@@ -184,10 +192,6 @@ impl<S: Store + 'static> Repository<S> {
         Ok(())
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.state.borrow().closed
-    }
-
     fn check_open(&self) -> Result<()> {
         if self.state.borrow().closed {
             Err(Error::DatabaseClosed("the database was closed with close()".into()))
@@ -200,14 +204,8 @@ impl<S: Store + 'static> Repository<S> {
         self.schema.collection(collection)?;
         tideway_protocol::validate_entity_id(&id)?;
         if let Some(data) = &data {
-            tideway_protocol::validate_data_depth(data)?;
-            let size = serde_json::to_string(data).map(|json| json.len()).unwrap_or(usize::MAX);
-            if size > tideway_protocol::MAX_DATA_BYTES {
-                return Err(Error::InvalidArgument(format!(
-                    "data of {id:?} is {size} bytes as JSON; at most {} are allowed",
-                    tideway_protocol::MAX_DATA_BYTES
-                )));
-            }
+            tideway_protocol::validate_data(data)
+                .map_err(|(_, invalid)| Error::InvalidArgument(format!("data of {id:?}: {invalid}")))?;
         }
         Ok(Write { collection: collection.to_owned(), id, op, data, at: (self.clock)() })
     }
@@ -240,10 +238,11 @@ impl<S: Store + 'static> Repository<S> {
             for (key, entity) in before {
                 durable.entry(key).or_insert(entity);
             }
-            state.queue.push_back(Staged { writes: writes.clone(), done });
-        }
-        for write in &writes {
-            self.observe(&write.collection, &write.id);
+            for write in &writes {
+                self.observe(&write.collection, &write.id);
+            }
+            state.queue.callers.push((writes.len(), done));
+            state.queue.writes.extend(writes);
         }
         let repository = self.clone();
         Ok(async move {
@@ -259,12 +258,11 @@ impl<S: Store + 'static> Repository<S> {
             return;
         }
         loop {
-            let batch: Vec<Staged> = self.state.borrow_mut().queue.drain(..).collect();
-            if batch.is_empty() {
+            let batch = std::mem::take(&mut self.state.borrow_mut().queue);
+            if batch.writes.is_empty() {
                 break;
             }
-            let writes: Vec<Write> = batch.iter().flat_map(|staged| staged.writes.iter().cloned()).collect();
-            let outcome = self.store.apply(&writes).await;
+            let outcome = self.store.apply(&batch.writes).await;
             self.settle(batch, outcome);
         }
         self.state.borrow_mut().committing = false;
@@ -272,31 +270,36 @@ impl<S: Store + 'static> Repository<S> {
 
     /// Records the store's verdict on a batch: updates the durable state,
     /// brings the mirror in line, notifies subscribers, answers the callers.
-    fn settle(&self, batch: Vec<Staged>, outcome: Result<Vec<Result<Applied>>>) {
+    fn settle(&self, batch: Queue, outcome: Result<Vec<Result<Applied>>>) {
         let (mut results, batch_error) = match outcome {
             Ok(results) => (results.into_iter(), None),
             Err(error) => (Vec::new().into_iter(), Some(error)),
         };
         let mut changes = Vec::new();
         let mut rolled_back: Vec<(Key, Error)> = Vec::new();
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut touched = Vec::new();
+        let mut answers = Vec::with_capacity(batch.callers.len());
+        let mut touched = Vec::with_capacity(batch.writes.len());
+        let mut changed = Vec::new();
         {
             let mut state = self.state.borrow_mut();
-            for staged in batch {
-                let mut entities = Vec::with_capacity(staged.writes.len());
+            let announce = !state.subscribers.is_empty();
+            let mut writes = batch.writes.into_iter();
+            for (count, done) in batch.callers {
+                let mut entities = Vec::with_capacity(count);
                 let mut failure = batch_error.clone();
-                for write in &staged.writes {
-                    let key = (write.collection.clone(), write.id.clone());
+                for write in writes.by_ref().take(count) {
+                    let key = (write.collection, write.id);
                     match results.next() {
                         Some(Ok(applied)) => {
                             state.durable.insert(key.clone(), Some(applied.entity.clone()));
-                            changes.push(Change {
-                                collection: key.0.clone(),
-                                id: key.1.clone(),
-                                entity: Some(applied.entity.clone()),
-                                origin: Origin::Local,
-                            });
+                            if announce {
+                                changes.push(Change {
+                                    collection: key.0.clone(),
+                                    id: key.1.clone(),
+                                    entity: Some(applied.entity.clone()),
+                                    origin: Origin::Local,
+                                });
+                            }
                             entities.push(applied.entity);
                         }
                         Some(Err(error)) => {
@@ -307,19 +310,24 @@ impl<S: Store + 'static> Repository<S> {
                     }
                     touched.push(key);
                 }
-                answers.push((staged.done, failure.map_or(Ok(entities), Err)));
+                answers.push((done, failure.map_or(Ok(entities), Err)));
             }
             touched.sort();
             touched.dedup();
-            for key in &touched {
-                let durable = state.durable.get(key).cloned().flatten();
-                let view = Self::replay(&state.queue, key, durable);
-                if !Self::has_queued(&state.queue, key) {
-                    state.durable.remove(key);
-                }
+            for key in touched {
+                // The mirror shows the durable state with the still-queued writes replayed on top.
+                let durable = if state.queue.touching(&key).next().is_some() {
+                    state.durable.get(&key).cloned().flatten()
+                } else {
+                    state.durable.remove(&key).flatten()
+                };
+                let view = state.queue.touching(&key).fold(durable, |current, write| {
+                    apply_write(current.as_ref(), write).map(|applied| Some(applied.entity)).unwrap_or(current)
+                });
                 let collection = state.mirror.get_mut(&key.0).expect("staged writes name declared collections");
                 if collection.get(&key.1) != view.as_ref() {
                     collection.set(&key.1, view);
+                    changed.push(key);
                 }
             }
             for ((collection, id), error) in rolled_back {
@@ -327,7 +335,7 @@ impl<S: Store + 'static> Repository<S> {
                 changes.push(Change { collection, id, entity, origin: Origin::Rollback(error) });
             }
         }
-        for (collection, id) in &touched {
+        for (collection, id) in &changed {
             self.observe(collection, id);
         }
         for (done, answer) in answers {
@@ -335,22 +343,6 @@ impl<S: Store + 'static> Repository<S> {
             let _ = done.send(answer);
         }
         self.notify(&changes);
-    }
-
-    fn has_queued(queue: &VecDeque<Staged>, key: &Key) -> bool {
-        queue.iter().flat_map(|staged| staged.writes.iter()).any(|w| w.collection == key.0 && w.id == key.1)
-    }
-
-    /// The mirror's view of `key`: its durable state with the queued writes replayed on top.
-    fn replay(queue: &VecDeque<Staged>, key: &Key, durable: Option<Entity>) -> Option<Entity> {
-        queue
-            .iter()
-            .flat_map(|staged| staged.writes.iter())
-            .filter(|write| write.collection == key.0 && write.id == key.1)
-            .fold(durable, |current, write| match apply_write(current.as_ref(), write) {
-                Ok(applied) => Some(applied.entity),
-                Err(_) => current,
-            })
     }
 
     fn observe(&self, collection: &str, id: &str) {

@@ -76,11 +76,15 @@ impl Collection {
         if let Some((deleted, record)) = self.cache.borrow().get(&self.name).and_then(|records| records.get(&id)) {
             return Ok(if *deleted && !include_deleted { JsValue::UNDEFINED } else { record.clone() });
         }
-        let found = self.repository.read(&self.name, |c| c.get(&id).cloned()).map_err(|e| to_js(&e))?;
-        let Some(entity) = found else { return Ok(JsValue::UNDEFINED) };
-        let record = record_to_js(&entity);
-        self.cache.borrow_mut().entry(self.name.clone()).or_default().insert(id, (entity.deleted, record.clone()));
-        Ok(if entity.deleted && !include_deleted { JsValue::UNDEFINED } else { record })
+        let found = self
+            .repository
+            .read(&self.name, |c| c.get(&id).map(|entity| (entity.deleted, record_to_js(entity))))
+            .map_err(|e| to_js(&e))?;
+        let Some((deleted, record)) = found else { return Ok(JsValue::UNDEFINED) };
+        if let Some(records) = self.cache.borrow_mut().get_mut(&self.name) {
+            records.insert(id, (deleted, record.clone()));
+        }
+        Ok(if deleted && !include_deleted { JsValue::UNDEFINED } else { record })
     }
 
     /// Every live entity, in id order.

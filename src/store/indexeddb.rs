@@ -15,7 +15,7 @@ use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
 use indexed_db_futures::KeyRange as IdbKeyRange;
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -32,6 +32,9 @@ use crate::core::{
 pub struct IdbStore {
     db: Database,
     schema: Schema,
+    /// Per collection, each declared index with the `ix` field holding its key
+    /// (as a JS string made once, not on every write).
+    index_fields: HashMap<String, Vec<(IndexSpec, JsValue)>>,
     client_id: String,
     /// Set when the app or the browser closed the connection; the reason.
     closed: Rc<RefCell<Option<String>>>,
@@ -77,9 +80,18 @@ impl IdbStore {
             handler
         };
 
+        let index_fields = schema
+            .collections
+            .iter()
+            .map(|(name, collection)| {
+                let fields = collection.indexes.iter().map(|index| (index.clone(), index_field(&index.name).into())).collect();
+                (name.clone(), fields)
+            })
+            .collect();
         let store = IdbStore {
             db,
             schema,
+            index_fields,
             client_id,
             closed,
             fail_next_apply: Cell::new(false),
@@ -109,8 +121,9 @@ impl IdbStore {
         }
     }
 
-    fn indexes(&self, collection: &str) -> Result<&[IndexSpec]> {
-        Ok(&self.schema.collection(collection)?.indexes)
+    fn index_fields(&self, collection: &str) -> Result<&[(IndexSpec, JsValue)]> {
+        self.schema.collection(collection)?;
+        Ok(&self.index_fields[collection])
     }
 
     /// Recomputes `ix` for collections that gained an index in an upgrade.
@@ -125,12 +138,12 @@ impl IdbStore {
         stores.push(META_STORE.to_owned());
         let tx = self.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
         for collection in &collections {
-            let Ok(indexes) = self.indexes(collection) else { continue };
+            let Ok(fields) = self.index_fields(collection) else { continue };
             let store = tx.object_store(&entity_store(collection)).map_err(idb_error)?;
             let records = all(store.get_all().primitive().map_err(idb_error)?.await)?;
             for record in records {
                 let entity = entity_of(&record, collection)?;
-                store.put(entity_record(&entity, indexes)?).primitive().map_err(idb_error)?;
+                store.put(entity_record(&entity, fields)?).primitive().map_err(idb_error)?;
             }
         }
         tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?;
@@ -190,7 +203,7 @@ impl Store for IdbStore {
             let result = apply_write(current[&key].as_ref(), write);
             if let Ok(applied) = &result {
                 let store = tx.object_store(&entity_store(&write.collection)).map_err(idb_error)?;
-                store.put(entity_record(&applied.entity, self.indexes(&write.collection)?)?).primitive().map_err(idb_error)?;
+                store.put(entity_record(&applied.entity, self.index_fields(&write.collection)?)?).primitive().map_err(idb_error)?;
                 let append = outbox.add(mutation_record(&applied.mutation)?).with_key_type::<f64>().primitive().map_err(idb_error)?;
                 appends.push(append);
                 current.insert(key, Some(applied.entity.clone()));
@@ -203,11 +216,14 @@ impl Store for IdbStore {
             let _ = meta.add("duplicate").with_key("clientId").primitive();
         }
 
+        // Commit without waiting for the appends' own results: their success
+        // events fire before the transaction completes, so the assigned ids
+        // are ready to read once the commit is done.
+        tx.commit().await.map_err(idb_error)?;
         let mut mutation_ids = Vec::with_capacity(appends.len());
         for append in appends {
             mutation_ids.push(append.await.map_err(idb_error)? as u64);
         }
-        tx.commit().await.map_err(idb_error)?;
 
         let mut mutation_ids = mutation_ids.into_iter();
         for applied in results.iter_mut().flatten() {
@@ -269,7 +285,7 @@ impl Store for IdbStore {
             .iter()
             .map(|record| {
                 let mut mutation: Mutation = parse_doc(record, "outbox")?;
-                mutation.mutation_id = get_number(record, "mutationId").unwrap_or_default() as u64;
+                mutation.mutation_id = record.unchecked_ref::<StoredRecord>().mutation_id().unwrap_or_default() as u64;
                 Ok(mutation)
             })
             .collect()
@@ -405,46 +421,59 @@ fn idb_factory() -> Result<web_sys::IdbFactory> {
         .map_err(|_| Error::Storage("IndexedDB is not available in this context".into()))
 }
 
+#[wasm_bindgen(inline_js = "
+export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
+export function mutationRecord(doc) { return { doc }; }
+")]
+extern "C" {
+    /// `{ id, doc, ix }`, built in one call rather than property by property.
+    #[wasm_bindgen(js_name = entityRecord)]
+    fn make_entity_record(id: &str, doc: &Uint8Array, ix: &Object) -> JsValue;
+    #[wasm_bindgen(js_name = mutationRecord)]
+    fn make_mutation_record(doc: &Uint8Array) -> JsValue;
+
+    /// A stored record, read through direct property access.
+    type StoredRecord;
+    #[wasm_bindgen(method, getter)]
+    fn doc(this: &StoredRecord) -> JsValue;
+    #[wasm_bindgen(method, getter, js_name = mutationId)]
+    fn mutation_id(this: &StoredRecord) -> Option<f64>;
+}
+
 /// The stored form of an entity.
-fn entity_record(entity: &Entity, indexes: &[IndexSpec]) -> Result<JsValue> {
-    let doc = serde_json::to_string(entity).map_err(|e| Error::Storage(format!("cannot encode entity: {e}")))?;
+fn entity_record(entity: &Entity, index_fields: &[(IndexSpec, JsValue)]) -> Result<JsValue> {
+    let doc = serde_json::to_vec(entity).map_err(|e| Error::Storage(format!("cannot encode entity: {e}")))?;
     let ix = Object::new();
-    for index in indexes {
+    for (index, field) in index_fields {
         if let Some(key) = index.key_of(entity) {
-            set(&ix, &index_field(&index.name), &key_to_js(&key));
+            // Setting a property on a plain object we just created cannot fail.
+            let _ = Reflect::set(&ix, field, &key_to_js(&key));
         }
     }
-    let record = Object::new();
-    set(&record, "id", &JsValue::from_str(&entity.id));
-    set(&record, "doc", &JsValue::from_str(&doc));
-    set(&record, "ix", &ix);
-    Ok(record.into())
+    Ok(make_entity_record(&entity.id, &Uint8Array::from(doc.as_slice()), &ix))
 }
 
 fn mutation_record(mutation: &Mutation) -> Result<JsValue> {
-    let doc = serde_json::to_string(mutation).map_err(|e| Error::Storage(format!("cannot encode mutation: {e}")))?;
-    let record = Object::new();
-    set(&record, "doc", &JsValue::from_str(&doc));
-    Ok(record.into())
+    let doc = serde_json::to_vec(mutation).map_err(|e| Error::Storage(format!("cannot encode mutation: {e}")))?;
+    Ok(make_mutation_record(&Uint8Array::from(doc.as_slice())))
 }
 
 fn entity_of(record: &JsValue, collection: &str) -> Result<Entity> {
     parse_doc(record, collection)
 }
 
+/// Decodes a record's `doc`: UTF-8 JSON bytes, copied into wasm memory in one
+/// go (much cheaper than transcoding a JS string); a JSON string is read too.
 fn parse_doc<T: serde::de::DeserializeOwned>(record: &JsValue, place: &str) -> Result<T> {
-    let doc = Reflect::get(record, &"doc".into()).ok().and_then(|doc| doc.as_string());
-    let doc = doc.ok_or_else(|| Error::Storage(format!("a record in {place:?} has no readable `doc`")))?;
-    serde_json::from_str(&doc).map_err(|e| Error::Storage(format!("a record in {place:?} is unreadable: {e}")))
-}
-
-fn get_number(record: &JsValue, field: &str) -> Option<f64> {
-    Reflect::get(record, &field.into()).ok().and_then(|v| v.as_f64())
-}
-
-fn set(target: &Object, field: &str, value: &JsValue) {
-    // Setting a property on a plain object we just created cannot fail.
-    let _ = Reflect::set(target, &field.into(), value);
+    let doc = record.unchecked_ref::<StoredRecord>().doc();
+    let parsed = if let Some(bytes) = doc.dyn_ref::<Uint8Array>() {
+        serde_json::from_slice(&bytes.to_vec())
+    } else if let Some(text) = doc.as_string() {
+        serde_json::from_str(&text)
+    } else {
+        return Err(Error::Storage(format!("a record in {place:?} has no readable `doc`")));
+    };
+    parsed.map_err(|e| Error::Storage(format!("a record in {place:?} is unreadable: {e}")))
 }
 
 pub(crate) fn key_to_js(key: &IndexKey) -> JsValue {

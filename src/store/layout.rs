@@ -2,10 +2,11 @@
 //! brought to the layout a schema asks for. Pure, so it is tested natively.
 //!
 //! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`.
-//! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`.
+//! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as UTF-8 JSON bytes.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
-//!   entity as JSON (cheap to store and to load) and `ix` holds the keys of
-//!   the declared indexes, each IndexedDB index reading `ix.<field>`.
+//!   entity as UTF-8 JSON in a `Uint8Array` (cheap to store and to load: one
+//!   copy into wasm memory) and `ix` holds the keys of the declared indexes,
+//!   each IndexedDB index reading `ix.<field>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -50,6 +50,27 @@ pub struct Entity {
     pub deleted: bool,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// How many of this entity's mutations wait in the outbox. The entity is
+    /// `synced` only when the server has answered every one of them.
+    #[serde(default)]
+    pub pending: u32,
+    /// Set while the entity is in `conflict` under the manual policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<ConflictState>,
+}
+
+/// What a manual conflict keeps for the app to decide with. The server's side
+/// is in the entity itself: `base` holds the server's data and `version` its
+/// version, so that settling the conflict is an ordinary write on top of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictState {
+    /// The data both sides started from (the base before the conflict).
+    pub base: Option<Data>,
+    /// Whether the server's side is a delete.
+    pub server_deleted: bool,
+    /// Whether the local side is a delete.
+    pub local_deleted: bool,
 }
 
 impl Entity {
@@ -66,6 +87,8 @@ impl Entity {
             sync_status: SyncStatus::Dirty,
             deleted: false,
             last_error: None,
+            pending: 0,
+            conflict: None,
         }
     }
 

@@ -9,13 +9,14 @@ mod query;
 mod repository;
 mod schema;
 mod store;
+pub mod sync;
 
 pub use collection::Collection;
-pub use entity::{Data, Entity, SyncStatus};
+pub use entity::{ConflictState, Data, Entity, SyncStatus};
 pub use error::{Error, Result};
 pub use key::{cmp_utf16, IndexKey, PrimaryKey};
 pub use mutation::{apply_write, Applied, Mutation, MutationId, Op, Write};
 pub use query::{KeyRange, Query};
 pub use repository::{Change, MirrorObserver, Origin, Repository, Subscriber};
 pub use schema::{CollectionSchema, IndexPath, IndexSpec, Schema};
-pub use store::{collections_of, Snapshot, Store};
+pub use store::{collections_of, Snapshot, Store, SyncMeta};

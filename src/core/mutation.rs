@@ -92,6 +92,10 @@ pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
     entity.updated_at = write.at;
     entity.sync_status = SyncStatus::Dirty;
     entity.last_error = None;
+    entity.pending += 1;
+    // A write on a conflicted entity settles the conflict: it is made on top of
+    // the server's side, which the entity's version and base already hold.
+    entity.conflict = None;
 
     let mutation = Mutation {
         mutation_id: 0,

@@ -16,11 +16,12 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 
 use super::collection::Collection;
-use super::entity::{Data, Entity};
+use super::entity::{Data, Entity, SyncStatus};
 use super::error::{Error, Result};
 use super::mutation::{apply_write, Applied, Op, Write};
 use super::schema::Schema;
 use super::store::{collections_of, Store};
+use super::sync::Settled;
 
 /// Why a change happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,8 @@ pub enum Origin {
     Local,
     /// A local write failed; the entity went back to what it was. Carries the error.
     Rollback(Error),
+    /// Sync changed the entity: a server answer was recorded, or a push started.
+    Sync,
 }
 
 /// One changed entity, as subscribers receive it.
@@ -67,6 +70,8 @@ impl Queue {
 struct State {
     mirror: BTreeMap<String, Collection>,
     queue: Queue,
+    /// The batch the store is writing now.
+    in_flight: Option<Rc<Queue>>,
     /// The durable state of every entity that has writes in flight or queued.
     durable: HashMap<Key, Option<Entity>>,
     committing: bool,
@@ -111,6 +116,11 @@ impl<S: Store + 'static> Repository<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Device time, ms since the epoch.
+    pub fn now(&self) -> f64 {
+        (self.clock)()
     }
 
     /// This device's client id: generated when the database was created, then kept.
@@ -192,6 +202,66 @@ impl<S: Store + 'static> Repository<S> {
         Ok(())
     }
 
+    /// Shows `syncing` on entities whose mutations are being pushed. Only the
+    /// mirror shows it: if the page closes mid-push, the stored `dirty` stands.
+    pub fn mark_syncing(&self, keys: &[(String, String)]) {
+        self.set_status(keys, SyncStatus::Dirty, SyncStatus::Syncing);
+    }
+
+    /// Undoes [`Repository::mark_syncing`] for entities no answer has settled.
+    pub fn unmark_syncing(&self, keys: &[(String, String)]) {
+        self.set_status(keys, SyncStatus::Syncing, SyncStatus::Dirty);
+    }
+
+    fn set_status(&self, keys: &[(String, String)], from: SyncStatus, to: SyncStatus) {
+        let mut changes = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            for (collection, id) in keys {
+                let Some(mirror) = state.mirror.get_mut(collection) else { continue };
+                let Some(entity) = mirror.get(id).filter(|e| e.sync_status == from).cloned() else { continue };
+                let mut entity = entity;
+                entity.sync_status = to;
+                mirror.set(id, Some(entity.clone()));
+                changes.push(Change { collection: collection.clone(), id: id.clone(), entity: Some(entity), origin: Origin::Sync });
+            }
+        }
+        for change in &changes {
+            self.observe(&change.collection, &change.id);
+        }
+        self.notify(&changes);
+    }
+
+    /// Shows entities that sync has just stored: the mirror takes the stored
+    /// entity with any still-queued local writes replayed on top.
+    pub fn absorb(&self, settled: &[Settled]) {
+        let mut changes = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            for item in settled {
+                let Some(stored) = &item.entity else { continue };
+                let key = (item.collection.clone(), item.id.clone());
+                let has_local_writes = state.durable.contains_key(&key);
+                if has_local_writes {
+                    state.durable.insert(key.clone(), Some(stored.clone()));
+                }
+                let in_flight = state.in_flight.iter().flat_map(|batch| batch.touching(&key));
+                let view = in_flight.chain(state.queue.touching(&key)).fold(Some(stored.clone()), |current, write| {
+                    apply_write(current.as_ref(), write).map(|applied| Some(applied.entity)).unwrap_or(current)
+                });
+                let Some(mirror) = state.mirror.get_mut(&key.0) else { continue };
+                if mirror.get(&key.1) != view.as_ref() {
+                    mirror.set(&key.1, view.clone());
+                    changes.push(Change { collection: key.0, id: key.1, entity: view, origin: Origin::Sync });
+                }
+            }
+        }
+        for change in &changes {
+            self.observe(&change.collection, &change.id);
+        }
+        self.notify(&changes);
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.state.borrow().closed {
             Err(Error::DatabaseClosed("the database was closed with close()".into()))
@@ -258,11 +328,14 @@ impl<S: Store + 'static> Repository<S> {
             return;
         }
         loop {
-            let batch = std::mem::take(&mut self.state.borrow_mut().queue);
+            let batch = Rc::new(std::mem::take(&mut self.state.borrow_mut().queue));
             if batch.writes.is_empty() {
                 break;
             }
+            self.state.borrow_mut().in_flight = Some(batch.clone());
             let outcome = self.store.apply(&batch.writes).await;
+            self.state.borrow_mut().in_flight = None;
+            let batch = Rc::try_unwrap(batch).ok().expect("the in-flight batch is shared only while the store writes it");
             self.settle(batch, outcome);
         }
         self.state.borrow_mut().committing = false;

@@ -7,6 +7,7 @@ use super::entity::Entity;
 use super::error::Result;
 use super::mutation::{Applied, Mutation, Write};
 use super::query::Query;
+use super::sync::{Policies, ServerAnswer, Settled};
 
 /// Everything the repository loads at open.
 #[derive(Debug, Default)]
@@ -15,6 +16,25 @@ pub struct Snapshot {
     pub client_id: String,
     /// Every declared collection with all its entities, tombstones included.
     pub collections: Vec<(String, Vec<Entity>)>,
+}
+
+/// Sync bookkeeping that must survive a reload.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncMeta {
+    /// The last pull cursor whose page is durably applied (`None`: pull from the start).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Consecutive failed syncs, for the backoff schedule.
+    #[serde(default)]
+    pub failures: u32,
+    /// No automatic sync before this time (ms since the epoch): a reload
+    /// during backoff does not hammer a struggling server.
+    #[serde(default)]
+    pub retry_at: Option<f64>,
+    /// When a sync last completed (ms since the epoch).
+    #[serde(default)]
+    pub last_sync_at: Option<f64>,
 }
 
 /// Durable storage for entities, the outbox and metadata.
@@ -43,6 +63,20 @@ pub trait Store {
 
     /// How many mutations wait in the outbox.
     async fn pending_count(&self) -> Result<usize>;
+
+    /// Records server answers in ONE transaction: for each, the entity as
+    /// stored is read, [`crate::core::sync::settle`] decides, and the entity and the outbox are
+    /// updated (a settled entry removed, superseded ones dropped, a resolution
+    /// appended). A pull page's `cursor` is saved in the same transaction, so
+    /// the cursor never runs ahead of the changes it covers.
+    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>>;
+
+    /// The sync bookkeeping kept beside the outbox.
+    async fn sync_meta(&self) -> Result<SyncMeta>;
+
+    /// Saves the retry schedule and the time of the last sync. (The cursor is
+    /// saved only by [`Store::settle`].)
+    async fn save_sync_meta(&self, meta: &SyncMeta) -> Result<()>;
 
     /// Closes the connection; every later call fails with `DATABASE_CLOSED`.
     fn close(&self);

@@ -188,6 +188,7 @@ fn change_to_js(change: &Change) -> JsValue {
     set("record", change.entity.as_ref().map(record_to_js).unwrap_or(JsValue::UNDEFINED));
     match &change.origin {
         Origin::Local => set("origin", "local".into()),
+        Origin::Sync => set("origin", "sync".into()),
         Origin::Rollback(error) => {
             set("origin", "rollback".into());
             set("error", to_js(error));

@@ -21,11 +21,13 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::layout::{
-    check_format, entity_store, index_field, Layout, UpgradePlan, BACKFILL_KEY, FORMAT_VERSION, META_STORE,
-    OUTBOX_STORE,
+    check_format, entity_store, index_field, Layout, UpgradePlan, BACKFILL_KEY, CURSOR_KEY, FORMAT_VERSION, META_STORE,
+    OUTBOX_STORE, SYNC_KEY,
 };
+use crate::core::sync::{settle, Policies, ServerAnswer, Settled};
 use crate::core::{
-    apply_write, Applied, Entity, Error, IndexKey, IndexSpec, Mutation, Query, Result, Schema, Snapshot, Store, Write,
+    apply_write, Applied, Entity, Error, IndexKey, IndexSpec, Mutation, Query, Result, Schema, Snapshot, Store, SyncMeta,
+    Write,
 };
 
 /// A [`Store`] on one IndexedDB database.
@@ -297,6 +299,104 @@ impl Store for IdbStore {
         let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
         let count: u32 = store.count().primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         Ok(count as usize)
+    }
+
+    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+        self.check_open()?;
+        let known = |answer: &&ServerAnswer| self.schema.collections.contains_key(answer.collection());
+        let answers: Vec<&ServerAnswer> = answers.iter().filter(known).collect();
+        let mut names: BTreeSet<String> = answers.iter().map(|a| entity_store(a.collection())).collect();
+        names.insert(OUTBOX_STORE.to_owned());
+        names.insert(META_STORE.to_owned());
+        let names: Vec<String> = names.into_iter().collect();
+        let tx = self.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+        let outbox = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+        let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+
+        let mut current: HashMap<(String, String), Option<Entity>> = HashMap::new();
+        let mut reads = Vec::new();
+        for answer in &answers {
+            let key = (answer.collection().to_owned(), answer.id().to_owned());
+            if current.insert(key.clone(), None).is_none() {
+                let store = tx.object_store(&entity_store(&key.0)).map_err(idb_error)?;
+                let read = store.get::<JsValue, _, _>(key.1.as_str()).primitive().map_err(idb_error)?;
+                reads.push((key, read));
+            }
+        }
+        for (key, read) in reads {
+            let record: Option<JsValue> = read.await.map_err(idb_error)?;
+            current.insert(key.clone(), record.map(|record| entity_of(&record, &key.0)).transpose()?);
+        }
+
+        let mut decisions = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let key = (answer.collection().to_owned(), answer.id().to_owned());
+            let decision = settle(current[&key].as_ref(), answer, policies.of(&key.0), now);
+            if let Some(entity) = &decision.entity {
+                current.insert(key.clone(), Some(entity.clone()));
+            }
+            decisions.push((key, decision));
+        }
+
+        let superseded: BTreeSet<&(String, String)> =
+            decisions.iter().filter(|(_, d)| d.drop_pending).map(|(key, _)| key).collect();
+        if !superseded.is_empty() {
+            // Conflicts are rare, so finding an entity's entries by reading the
+            // outbox beats keeping an index on every outbox row. This runs
+            // before the resolutions are appended, so they are not among them.
+            for record in all(outbox.get_all().primitive().map_err(idb_error)?.await)? {
+                let mutation: Mutation = parse_doc(&record, "outbox")?;
+                let Some(mutation_id) = record.unchecked_ref::<StoredRecord>().mutation_id() else { continue };
+                if superseded.contains(&(mutation.collection, mutation.id)) {
+                    outbox.delete(mutation_id).primitive().map_err(idb_error)?;
+                }
+            }
+        }
+        let mut settled = Vec::with_capacity(decisions.len());
+        for ((collection, id), decision) in decisions {
+            if let Some(mutation_id) = decision.remove {
+                outbox.delete(mutation_id as f64).primitive().map_err(idb_error)?;
+            }
+            if let Some(mutation) = &decision.enqueue {
+                outbox.add(mutation_record(mutation)?).primitive().map_err(idb_error)?;
+            }
+            if let Some(entity) = &decision.entity {
+                let store = tx.object_store(&entity_store(&collection)).map_err(idb_error)?;
+                store.put(entity_record(entity, self.index_fields(&collection)?)?).primitive().map_err(idb_error)?;
+            }
+            settled.push(Settled { collection, id, entity: decision.entity, outcome: decision.outcome });
+        }
+        if let Some(cursor) = cursor {
+            meta.put(cursor).with_key(CURSOR_KEY).primitive().map_err(idb_error)?;
+        }
+        if self.fail_next_apply.replace(false) {
+            let _ = meta.add("duplicate").with_key("clientId").primitive();
+        }
+        tx.commit().await.map_err(idb_error)?;
+        Ok(settled)
+    }
+
+    async fn sync_meta(&self) -> Result<SyncMeta> {
+        self.check_open()?;
+        let tx = self.db.transaction(META_STORE).build().map_err(idb_error)?;
+        let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+        let cursor: Option<String> = meta.get(CURSOR_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        let saved: Option<String> = meta.get(SYNC_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        let saved: SyncMeta = match saved {
+            Some(text) => serde_json::from_str(&text).map_err(|e| Error::Storage(format!("unreadable sync state: {e}")))?,
+            None => SyncMeta::default(),
+        };
+        Ok(SyncMeta { cursor, ..saved })
+    }
+
+    async fn save_sync_meta(&self, saved: &SyncMeta) -> Result<()> {
+        self.check_open()?;
+        let text = serde_json::to_string(&SyncMeta { cursor: None, ..saved.clone() })
+            .map_err(|e| Error::Storage(format!("cannot encode sync state: {e}")))?;
+        let tx = self.db.transaction(META_STORE).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+        let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+        meta.put(text).with_key(SYNC_KEY).primitive().map_err(idb_error)?;
+        tx.commit().await.map_err(idb_error)
     }
 
     fn close(&self) {

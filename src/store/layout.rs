@@ -1,7 +1,8 @@
 //! How Tideway lays its data out in IndexedDB, and how an existing database is
 //! brought to the layout a schema asks for. Pure, so it is tested natively.
 //!
-//! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`.
+//! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`, the
+//!   pull `cursor` and the `sync` retry state (JSON).
 //! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as UTF-8 JSON bytes.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
 //!   entity as UTF-8 JSON in a `Uint8Array` (cheap to store and to load: one
@@ -20,6 +21,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Meta key listing collections whose `ix` fields must be recomputed because
 /// an index was added to them.
 pub const BACKFILL_KEY: &str = "backfill";
+/// Meta key of the last pull cursor whose page is applied.
+pub const CURSOR_KEY: &str = "cursor";
+/// Meta key of the sync retry schedule and last sync time (JSON text).
+pub const SYNC_KEY: &str = "sync";
 
 /// The object store holding a collection.
 pub fn entity_store(collection: &str) -> String {

@@ -5,9 +5,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::core::sync::{settle, Policies, ServerAnswer, Settled};
 use crate::core::{
     apply_write, Applied, Collection, Entity, Error, Mutation, Query, Result, Schema, Snapshot, Store,
-    Write,
+    SyncMeta, Write,
 };
 
 #[derive(Debug)]
@@ -16,6 +17,7 @@ struct State {
     collections: BTreeMap<String, Collection>,
     outbox: BTreeMap<u64, Mutation>,
     next_mutation_id: u64,
+    sync: SyncMeta,
 }
 
 /// A [`Store`] in memory. Writes are atomic: a failed apply leaves no trace.
@@ -34,6 +36,7 @@ impl MemoryStore {
             collections: BTreeMap::new(),
             outbox: BTreeMap::new(),
             next_mutation_id: 1,
+            sync: SyncMeta::default(),
         };
         let mut store = MemoryStore {
             state: Rc::new(RefCell::new(state)),
@@ -58,8 +61,8 @@ impl MemoryStore {
         store
     }
 
-    /// Makes the next `apply` fail after doing its writes, as a storage
-    /// error would, so tests can check that nothing of it remains.
+    /// Makes the next `apply` (or `settle`) fail, as a storage error would,
+    /// so tests can check that nothing of it remains.
     pub fn fail_next_apply(&self) {
         self.fail_next_apply.set(true);
     }
@@ -159,6 +162,53 @@ impl Store for MemoryStore {
     async fn pending_count(&self) -> Result<usize> {
         self.check_open()?;
         Ok(self.state.borrow().outbox.len())
+    }
+
+    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+        self.check_open()?;
+        if self.fail_next_apply.replace(false) {
+            return Err(Error::Storage("injected failure: the transaction was aborted".into()));
+        }
+        let mut state = self.state.borrow_mut();
+        let State { collections, outbox, next_mutation_id, sync, .. } = &mut *state;
+        let mut settled = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let (name, id) = (answer.collection(), answer.id());
+            let Some(collection) = collections.get_mut(name) else { continue };
+            let decision = settle(collection.get(id), answer, policies.of(name), now);
+            if decision.drop_pending {
+                outbox.retain(|_, m| !(m.collection == name && m.id == id));
+            }
+            if let Some(mutation_id) = decision.remove {
+                outbox.remove(&mutation_id);
+            }
+            if let Some(mut mutation) = decision.enqueue {
+                mutation.mutation_id = *next_mutation_id;
+                *next_mutation_id += 1;
+                outbox.insert(mutation.mutation_id, mutation);
+            }
+            if let Some(entity) = &decision.entity {
+                collection.set(id, Some(entity.clone()));
+            }
+            settled.push(Settled { collection: name.to_string(), id: id.to_string(), entity: decision.entity, outcome: decision.outcome });
+        }
+        if let Some(cursor) = cursor {
+            sync.cursor = Some(cursor.to_string());
+        }
+        Ok(settled)
+    }
+
+    async fn sync_meta(&self) -> Result<SyncMeta> {
+        self.check_open()?;
+        Ok(self.state.borrow().sync.clone())
+    }
+
+    async fn save_sync_meta(&self, meta: &SyncMeta) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.state.borrow_mut();
+        let cursor = state.sync.cursor.take();
+        state.sync = SyncMeta { cursor, ..meta.clone() };
+        Ok(())
     }
 
     fn close(&self) {

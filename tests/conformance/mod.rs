@@ -364,6 +364,98 @@ pub async fn invalid_writes_are_refused_without_effect<H: Harness>(h: &H) {
     assert!(matches!(repo.put("notes", None, Data::new()), Err(Error::DatabaseClosed(_))));
 }
 
+
+/// Server answers are recorded in one transaction with the pull cursor: an
+/// acknowledged mutation leaves the outbox, a pulled entity appears, a
+/// conflict's resolution replaces the entity's queued mutations, and a
+/// failed transaction leaves entities, outbox and cursor as they were.
+pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
+    use tideway::core::sync::{ConflictPolicy, Outcome, Policies, Resolution, ServerAnswer};
+    use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+
+    let name = h.unique_name("settle");
+    let repo = repository(h, &name, notes_schema()).await;
+    repo.put("notes", Some("n1".into()), data(json!({"title": "one"}))).unwrap().await.unwrap();
+    repo.put("notes", Some("n2".into()), data(json!({"title": "two", "body": "b"}))).unwrap().await.unwrap();
+    let store = repo.store();
+    let outbox = store.outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 2);
+    let policies = Policies { default: ConflictPolicy::Merge, ..Policies::default() };
+    let server = |id: &str, value: Value, version: u64| ServerEntity {
+        collection: "notes".into(),
+        id: id.into(),
+        data: data(value),
+        version,
+        server_updated_at: 5_000,
+        deleted: false,
+    };
+    let applied = MutationResult {
+        mutation_id: outbox[0].mutation_id,
+        status: PushStatus::Applied,
+        version: Some(1),
+        server_updated_at: Some(5_000),
+        remote_id: Some("n1".into()),
+        current: None,
+        error: None,
+    };
+    let answers = [
+        ServerAnswer::Pushed { mutation: outbox[0].clone(), result: applied },
+        ServerAnswer::Pulled { id: "n3".into(), change: server("n3", json!({"title": "three"}), 4) },
+    ];
+    let settled = store.settle(&answers, &policies, 9_000.0, Some("cursor-1")).await.unwrap();
+    assert_eq!(settled.iter().map(|s| s.outcome.clone()).collect::<Vec<_>>(), [Outcome::Pushed, Outcome::Pulled]);
+    repo.absorb(&settled);
+    let n1 = store.get("notes", "n1").await.unwrap().unwrap();
+    assert_eq!((n1.version, n1.sync_status, n1.pending), (1, SyncStatus::Synced, 0));
+    assert_eq!(n1.base, Some(data(json!({"title": "one"}))));
+    assert_eq!(store.get("notes", "n3").await.unwrap().unwrap().version, 4);
+    assert_eq!(repo.read("notes", |c| c.get("n3").map(|e| e.version)).unwrap(), Some(4));
+    assert_eq!(ids_of(&store.outbox(10).await.unwrap()), [outbox[1].mutation_id]);
+    assert_eq!(store.sync_meta().await.unwrap().cursor.as_deref(), Some("cursor-1"));
+
+    // n2's push conflicts: the merge replaces its queued mutation with a newer one.
+    let conflict = MutationResult {
+        mutation_id: outbox[1].mutation_id,
+        status: PushStatus::Conflict,
+        version: Some(3),
+        server_updated_at: Some(5_000),
+        remote_id: None,
+        current: Some(server("n2", json!({"title": "TWO"}), 3)),
+        error: None,
+    };
+    let answer = [ServerAnswer::Pushed { mutation: outbox[1].clone(), result: conflict }];
+    let settled = store.settle(&answer, &policies, 9_001.0, None).await.unwrap();
+    assert_eq!(settled[0].outcome, Outcome::Resolved(Resolution::Queued));
+    let queued = store.outbox(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].mutation_id > outbox[1].mutation_id);
+    assert_eq!((queued[0].op, queued[0].base_version), (Op::Put, 3));
+    let n2 = store.get("notes", "n2").await.unwrap().unwrap();
+    assert_eq!(Value::Object(n2.data), json!({"title": "TWO", "body": "b"}), "edits to different fields combine");
+    assert_eq!((n2.version, n2.pending, n2.sync_status), (3, 1, SyncStatus::Dirty));
+
+    // A failed transaction: nothing of the page, not even its cursor.
+    H::fail_next_apply(store);
+    let page = [ServerAnswer::Pulled { id: "n4".into(), change: server("n4", json!({"title": "four"}), 1) }];
+    assert!(store.settle(&page, &policies, 9_002.0, Some("cursor-2")).await.is_err());
+    assert!(store.get("notes", "n4").await.unwrap().is_none());
+    assert_eq!(store.sync_meta().await.unwrap().cursor.as_deref(), Some("cursor-1"));
+    assert_eq!(store.outbox(10).await.unwrap().len(), 1);
+
+    // The retry schedule survives a reopen; saving it keeps the cursor.
+    let meta = tideway::core::SyncMeta { cursor: None, failures: 2, retry_at: Some(12_345.0), last_sync_at: Some(11.0) };
+    store.save_sync_meta(&meta).await.unwrap();
+    repo.close().await.unwrap();
+    let reopened = h.open(&name, notes_schema()).await;
+    let saved = reopened.sync_meta().await.unwrap();
+    assert_eq!((saved.failures, saved.retry_at, saved.last_sync_at), (2, Some(12_345.0), Some(11.0)));
+    assert_eq!(saved.cursor.as_deref(), Some("cursor-1"));
+}
+
+fn ids_of(mutations: &[tideway::core::Mutation]) -> Vec<u64> {
+    mutations.iter().map(|m| m.mutation_id).collect()
+}
+
 /// Declares one test per conformance check. `native` wraps each in
 /// `block_on`; `wasm` declares `wasm_bindgen_test` async tests.
 #[macro_export]
@@ -373,7 +465,8 @@ macro_rules! conformance_tests {
             writes_reach_store_and_outbox_in_order mutation_ids_keep_increasing_across_reopen
             data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
             index_queries_follow_indexeddb_order subscribers_hear_committed_changes
-            concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect);
+            concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect
+            sync_answers_settle_in_one_transaction);
     };
     (@each native $harness:expr; $($name:ident)*) => {
         $(#[test] fn $name() { futures::executor::block_on(conformance::$name(&$harness)); })*

@@ -1,0 +1,566 @@
+//! The sync state machine: push the outbox in mutation id order, in batches,
+//! then pull pages of changes until the server has no more. Every answer is
+//! recorded through the store's `settle`, then shown in the mirror.
+//!
+//! The engine decides nothing about *when* to sync: the browser layer calls
+//! [`SyncEngine::sync`] on open, on `online`, after writes, on a timer, and
+//! reads [`SyncEngine::state`] for the retry time after a failure.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use serde::Serialize;
+use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushRequest, PushResponse};
+
+use super::backoff::Backoff;
+use super::remote::{ErrorClass, Remote, RemoteError};
+use super::settle::{Outcome, Resolution, ServerAnswer};
+use super::{Policies, Settled};
+use crate::core::error::Error;
+use crate::core::mutation::Mutation;
+use crate::core::repository::Repository;
+use crate::core::store::{Store, SyncMeta};
+
+/// How the engine pushes and pulls.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// The most mutations in one push.
+    pub push_batch: usize,
+    /// The page size asked of pull.
+    pub pull_limit: usize,
+    pub backoff: Backoff,
+    pub policies: Policies,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { push_batch: 100, pull_limit: 500, backoff: Backoff::default(), policies: Policies::default() }
+    }
+}
+
+/// Why a sync stopped early. Nothing is lost either way: unpushed mutations
+/// stay in the outbox, and the cursor stays at the last applied page.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SyncError {
+    /// The server or the network failed; the engine retries at `retry_at`.
+    #[error("{message}")]
+    Remote { message: String, class: ErrorClass, retry_at: f64 },
+    /// Local storage failed.
+    #[error("{0}")]
+    Store(#[from] Error),
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    pub pushed: usize,
+    pub pulled: usize,
+    pub merged: usize,
+    pub conflicted: usize,
+    pub failed: usize,
+}
+
+/// Totals since the engine started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    pub pushed: u64,
+    pub pulled: u64,
+    pub merged: u64,
+    pub conflicted: u64,
+    pub retried: u64,
+    pub failed: u64,
+}
+
+/// Where the engine stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    pub syncing: bool,
+    pub last_sync_at: Option<f64>,
+    pub last_error: Option<String>,
+    /// When the next automatic attempt is due after a failure.
+    pub next_retry_at: Option<f64>,
+    pub counters: Counters,
+}
+
+/// A step of a sync, for an app's log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "camelCase")]
+pub enum Step {
+    #[serde(rename_all = "camelCase")]
+    Push { mutations: usize, first_mutation_id: u64 },
+    #[serde(rename_all = "camelCase")]
+    Pushed { applied: usize, conflicts: usize, rejected: usize },
+    #[serde(rename_all = "camelCase")]
+    Pull { has_cursor: bool },
+    #[serde(rename_all = "camelCase")]
+    Pulled { changes: usize, has_more: bool },
+    /// The pull cursor was refused; pulling again from the start.
+    CursorReset,
+    /// A 401 was answered by refreshing the credentials once.
+    AuthRefresh,
+    #[serde(rename_all = "camelCase")]
+    Failed { error: String, retry_at: f64 },
+    #[serde(rename_all = "camelCase")]
+    Done { pushed: usize, pulled: usize },
+}
+
+/// What the engine tells its listeners.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncEvent {
+    /// The state changed (a sync started or ended, a retry was scheduled).
+    Status,
+    /// An entity entered the `conflict` state and waits for the app.
+    Conflict { collection: String, id: String },
+    /// A sync failed, or a mutation was refused for good.
+    Error { message: String, collection: Option<String>, id: Option<String> },
+    Log(Step),
+}
+
+pub type Listener = Rc<dyn Fn(&SyncEvent)>;
+
+#[derive(Default)]
+struct Run {
+    running: bool,
+    /// Callers that asked while a sync was running: served by one more run.
+    waiting: Vec<oneshot::Sender<Result<SyncReport, SyncError>>>,
+}
+
+pub struct SyncEngine<S: Store, R: Remote> {
+    repository: Rc<Repository<S>>,
+    remote: R,
+    config: SyncConfig,
+    random: Box<dyn Fn() -> f64>,
+    run: RefCell<Run>,
+    state: RefCell<SyncState>,
+    meta: RefCell<SyncMeta>,
+    listeners: RefCell<Vec<(u64, Listener)>>,
+    next_listener: RefCell<u64>,
+}
+
+impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
+    /// Reads the saved cursor and retry schedule. `random` is uniform in [0, 1), for jitter.
+    pub async fn open(repository: Rc<Repository<S>>, remote: R, config: SyncConfig, random: Box<dyn Fn() -> f64>) -> Result<Rc<Self>, Error> {
+        let meta = repository.store().sync_meta().await?;
+        let state = SyncState { last_sync_at: meta.last_sync_at, next_retry_at: meta.retry_at, ..SyncState::default() };
+        Ok(Rc::new(SyncEngine {
+            repository,
+            remote,
+            config,
+            random,
+            run: RefCell::default(),
+            state: RefCell::new(state),
+            meta: RefCell::new(meta),
+            listeners: RefCell::default(),
+            next_listener: RefCell::new(0),
+        }))
+    }
+
+    pub fn repository(&self) -> &Rc<Repository<S>> {
+        &self.repository
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> SyncState {
+        self.state.borrow().clone()
+    }
+
+    pub fn listen(&self, listener: Listener) -> u64 {
+        let mut next = self.next_listener.borrow_mut();
+        *next += 1;
+        self.listeners.borrow_mut().push((*next, listener));
+        *next
+    }
+
+    pub fn unlisten(&self, id: u64) {
+        self.listeners.borrow_mut().retain(|(lid, _)| *lid != id);
+    }
+
+    /// Pushes, then pulls. One sync runs at a time: a call made while one
+    /// runs waits for the next run, which starts as soon as the current ends,
+    /// so it sees every write made before the call.
+    pub async fn sync(&self) -> Result<SyncReport, SyncError> {
+        let waiter = {
+            let mut run = self.run.borrow_mut();
+            if run.running {
+                let (sender, receiver) = oneshot::channel();
+                run.waiting.push(sender);
+                Some(receiver)
+            } else {
+                run.running = true;
+                None
+            }
+        };
+        if let Some(receiver) = waiter {
+            return receiver.await.unwrap_or_else(|_| Err(SyncError::Store(Error::DatabaseClosed("the sync was abandoned".into()))));
+        }
+        let mut result = self.run_once().await;
+        loop {
+            let waiting = std::mem::take(&mut self.run.borrow_mut().waiting);
+            if waiting.is_empty() {
+                break;
+            }
+            result = self.run_once().await;
+            for waiter in waiting {
+                let _ = waiter.send(result.clone());
+            }
+        }
+        self.run.borrow_mut().running = false;
+        result
+    }
+
+    async fn run_once(&self) -> Result<SyncReport, SyncError> {
+        self.state.borrow_mut().syncing = true;
+        self.emit(SyncEvent::Status);
+        let mut report = SyncReport::default();
+        let mut refreshed = false;
+        let outcome = match self.push_all(&mut report, &mut refreshed).await {
+            Ok(()) => self.pull_all(&mut report, &mut refreshed).await,
+            Err(error) => Err(error),
+        };
+        let result = match outcome {
+            Ok(()) => self.succeeded(&report).await.map(|()| report),
+            Err(Failure::Store(error)) => Err(SyncError::Store(error)),
+            Err(Failure::Remote(error)) => Err(self.failed(error).await),
+        };
+        self.state.borrow_mut().syncing = false;
+        self.emit(SyncEvent::Status);
+        result
+    }
+
+    async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
+        // After a refusal that names no mutation, push one at a time to find it.
+        let mut batch_size = self.config.push_batch.max(1);
+        loop {
+            let outbox = self.repository.store().outbox(batch_size).await?;
+            let batch = first_per_entity(outbox);
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let request = self.push_request(&batch);
+            self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
+            let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
+            self.repository.mark_syncing(&keys);
+            let answers = match validate_push_request(&request) {
+                // A stored mutation the server would refuse: never send it.
+                Err(invalid) => vec![self.refusal(&batch, invalid.mutation_id, invalid.message)],
+                Ok(()) => match self.call(refreshed, || self.remote.push(&request)).await {
+                    Ok(response) => match answers_of(&batch, response) {
+                        Ok(answers) => answers,
+                        Err(error) => {
+                            self.repository.unmark_syncing(&keys);
+                            return Err(Failure::Remote(error));
+                        }
+                    },
+                    Err(error) => match error.class() {
+                        ErrorClass::Permanent { mutation_id } if mutation_id.is_some() || batch.len() == 1 => {
+                            vec![self.refusal(&batch, mutation_id, error.to_string())]
+                        }
+                        ErrorClass::Permanent { .. } => {
+                            self.repository.unmark_syncing(&keys);
+                            batch_size = 1;
+                            continue;
+                        }
+                        _ => {
+                            self.repository.unmark_syncing(&keys);
+                            return Err(Failure::Remote(error));
+                        }
+                    },
+                },
+            };
+            let settled = self.settle(&answers, None).await?;
+            self.repository.unmark_syncing(&keys);
+            let (mut applied, mut conflicts, mut rejected) = (0, 0, 0);
+            for answer in &answers {
+                if let ServerAnswer::Pushed { result, .. } = answer {
+                    match result.status {
+                        tideway_protocol::PushStatus::Applied => applied += 1,
+                        tideway_protocol::PushStatus::Conflict => conflicts += 1,
+                        tideway_protocol::PushStatus::Rejected => rejected += 1,
+                    }
+                } else {
+                    rejected += 1;
+                }
+            }
+            self.log(Step::Pushed { applied, conflicts, rejected });
+            self.count(report, &settled);
+        }
+    }
+
+    async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
+        let mut cursor = self.meta.borrow().cursor.clone();
+        let mut reset = false;
+        loop {
+            self.log(Step::Pull { has_cursor: cursor.is_some() });
+            let page = match self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await {
+                Ok(page) => page,
+                Err(error) => match error.class() {
+                    // A cursor this server cannot serve (or never issued): start over
+                    // once; pulled changes are applied by version, so nothing doubles.
+                    ErrorClass::CursorExpired | ErrorClass::Permanent { .. } if cursor.is_some() && !reset => {
+                        self.log(Step::CursorReset);
+                        cursor = None;
+                        reset = true;
+                        continue;
+                    }
+                    _ => return Err(Failure::Remote(error)),
+                },
+            };
+            let PullResponse { changes, cursor: next, has_more } = page;
+            if has_more && changes.is_empty() && cursor.as_deref() == Some(next.as_str()) {
+                return Err(Failure::Remote(RemoteError::Malformed(
+                    "pull answered hasMore with no changes and the same cursor".into(),
+                )));
+            }
+            let answers = self.pulled_answers(changes);
+            let count = answers.len();
+            let settled = self.settle(&answers, Some(&next)).await?;
+            self.meta.borrow_mut().cursor = Some(next.clone());
+            self.log(Step::Pulled { changes: count, has_more });
+            self.count(report, &settled);
+            cursor = Some(next);
+            if !has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Calls the remote, answering one 401 per sync with a credentials refresh.
+    async fn call<T, F: std::future::Future<Output = Result<T, RemoteError>>>(
+        &self,
+        refreshed: &mut bool,
+        request: impl Fn() -> F,
+    ) -> Result<T, RemoteError> {
+        match request().await {
+            Err(error) if error.class() == ErrorClass::Auth && !*refreshed => {
+                *refreshed = true;
+                self.log(Step::AuthRefresh);
+                self.remote.refresh_auth().await?;
+                request().await
+            }
+            other => other,
+        }
+    }
+
+    fn push_request(&self, batch: &[Mutation]) -> PushRequest {
+        let mutations = batch
+            .iter()
+            .map(|mutation| {
+                // The server's id and version as this device last saw them: a
+                // mutation queued behind one that was acknowledged since is
+                // based on the acknowledged version, as its local data is.
+                let (remote_id, version) = self
+                    .repository
+                    .read(&mutation.collection, |c| c.get(&mutation.id).map(|e| (e.remote_id.clone(), e.version)))
+                    .ok()
+                    .flatten()
+                    .unwrap_or((None, mutation.base_version));
+                PushMutation {
+                    mutation_id: mutation.mutation_id,
+                    collection: mutation.collection.clone(),
+                    id: remote_id.unwrap_or_else(|| mutation.id.clone()),
+                    op: mutation.op,
+                    data: mutation.data.clone(),
+                    base_version: version,
+                }
+            })
+            .collect();
+        PushRequest { client_id: self.repository.client_id().to_string(), mutations }
+    }
+
+    fn refusal(&self, batch: &[Mutation], mutation_id: Option<u64>, error: String) -> ServerAnswer {
+        let mutation = mutation_id
+            .and_then(|id| batch.iter().find(|m| m.mutation_id == id))
+            .unwrap_or(&batch[0])
+            .clone();
+        ServerAnswer::Refused { mutation, error }
+    }
+
+    /// Pulled changes addressed to local ids, for collections this database declares.
+    fn pulled_answers(&self, changes: Vec<tideway_protocol::ServerEntity>) -> Vec<ServerAnswer> {
+        let mut by_remote_id: HashMap<String, HashMap<String, String>> = HashMap::new();
+        changes
+            .into_iter()
+            .filter(|change| self.repository.schema().collection(&change.collection).is_ok())
+            .map(|change| {
+                let ids = by_remote_id.entry(change.collection.clone()).or_insert_with(|| {
+                    // Backends that assign their own ids: map them back to local ids.
+                    self.repository
+                        .read(&change.collection, |c| {
+                            c.iter()
+                                .filter_map(|e| e.remote_id.as_ref().filter(|r| **r != e.id).map(|r| (r.clone(), e.id.clone())))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                });
+                let id = ids.get(&change.id).cloned().unwrap_or_else(|| change.id.clone());
+                ServerAnswer::Pulled { id, change }
+            })
+            .collect()
+    }
+
+    async fn settle(&self, answers: &[ServerAnswer], cursor: Option<&str>) -> Result<Vec<Settled>, Failure> {
+        let now = self.repository.now();
+        let settled = self.repository.store().settle(answers, &self.config.policies, now, cursor).await?;
+        self.repository.absorb(&settled);
+        for item in &settled {
+            match &item.outcome {
+                Outcome::Conflict => {
+                    self.emit(SyncEvent::Conflict { collection: item.collection.clone(), id: item.id.clone() })
+                }
+                Outcome::Failed(message) => self.emit(SyncEvent::Error {
+                    message: message.clone(),
+                    collection: Some(item.collection.clone()),
+                    id: Some(item.id.clone()),
+                }),
+                _ => {}
+            }
+        }
+        Ok(settled)
+    }
+
+    fn count(&self, report: &mut SyncReport, settled: &[Settled]) {
+        let mut state = self.state.borrow_mut();
+        let counters = &mut state.counters;
+        for item in settled {
+            match item.outcome {
+                Outcome::Pushed => {
+                    report.pushed += 1;
+                    counters.pushed += 1;
+                }
+                Outcome::Pulled => {
+                    report.pulled += 1;
+                    counters.pulled += 1;
+                }
+                Outcome::Resolved(Resolution::Server | Resolution::Queued) => {
+                    report.merged += 1;
+                    counters.merged += 1;
+                }
+                Outcome::Conflict => {
+                    report.conflicted += 1;
+                    counters.conflicted += 1;
+                }
+                Outcome::Failed(_) => {
+                    report.failed += 1;
+                    counters.failed += 1;
+                }
+                Outcome::Unchanged => {}
+            }
+        }
+    }
+
+    async fn succeeded(&self, report: &SyncReport) -> Result<(), SyncError> {
+        let now = self.repository.now();
+        let meta = {
+            let mut meta = self.meta.borrow_mut();
+            meta.failures = 0;
+            meta.retry_at = None;
+            meta.last_sync_at = Some(now);
+            meta.clone()
+        };
+        self.repository.store().save_sync_meta(&meta).await?;
+        {
+            let mut state = self.state.borrow_mut();
+            state.last_sync_at = Some(now);
+            state.last_error = None;
+            state.next_retry_at = None;
+        }
+        self.log(Step::Done { pushed: report.pushed, pulled: report.pulled });
+        Ok(())
+    }
+
+    async fn failed(&self, error: RemoteError) -> SyncError {
+        let now = self.repository.now();
+        let class = error.class();
+        let retry_after = match &class {
+            ErrorClass::Transient { retry_after } => *retry_after,
+            _ => None,
+        };
+        let meta = {
+            let mut meta = self.meta.borrow_mut();
+            meta.failures = meta.failures.saturating_add(1);
+            let delay = self.config.backoff.delay(meta.failures, (self.random)(), retry_after);
+            meta.retry_at = Some(now + delay);
+            meta.clone()
+        };
+        let retry_at = meta.retry_at.unwrap_or(now);
+        let message = error.to_string();
+        {
+            let mut state = self.state.borrow_mut();
+            state.last_error = Some(message.clone());
+            state.next_retry_at = Some(retry_at);
+            state.counters.retried += 1;
+        }
+        self.log(Step::Failed { error: message.clone(), retry_at });
+        self.emit(SyncEvent::Error { message: message.clone(), collection: None, id: None });
+        if let Err(error) = self.repository.store().save_sync_meta(&meta).await {
+            return SyncError::Store(error);
+        }
+        SyncError::Remote { message, class, retry_at }
+    }
+
+    fn log(&self, step: Step) {
+        self.emit(SyncEvent::Log(step));
+    }
+
+    fn emit(&self, event: SyncEvent) {
+        let listeners: Vec<Listener> = self.listeners.borrow().iter().map(|(_, l)| l.clone()).collect();
+        for listener in listeners {
+            listener(&event);
+        }
+    }
+}
+
+enum Failure {
+    Remote(RemoteError),
+    Store(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Store(error)
+    }
+}
+
+/// The outbox prefix that holds at most one mutation per entity. A second
+/// mutation of an entity waits for the first's answer, because its base
+/// version is the version that answer brings: sent together, it would
+/// conflict with its own predecessor, or apply over a change it never saw.
+fn first_per_entity(outbox: Vec<Mutation>) -> Vec<Mutation> {
+    let mut seen = HashSet::new();
+    outbox.into_iter().take_while(|m| seen.insert((m.collection.clone(), m.id.clone()))).collect()
+}
+
+/// Pairs each pushed mutation with its result, checking the reply is the one the protocol promises.
+fn answers_of(batch: &[Mutation], response: PushResponse) -> Result<Vec<ServerAnswer>, RemoteError> {
+    if response.results.len() != batch.len() {
+        return Err(RemoteError::Malformed(format!(
+            "push of {} mutations answered {} results",
+            batch.len(),
+            response.results.len()
+        )));
+    }
+    batch
+        .iter()
+        .zip(response.results)
+        .map(|(mutation, result)| {
+            if result.mutation_id != mutation.mutation_id {
+                return Err(RemoteError::Malformed(format!(
+                    "push result for mutation {} where {} was expected",
+                    result.mutation_id, mutation.mutation_id
+                )));
+            }
+            if result.status == tideway_protocol::PushStatus::Applied && result.version.is_none() {
+                return Err(RemoteError::Malformed(format!("mutation {} applied without a version", mutation.mutation_id)));
+            }
+            Ok(ServerAnswer::Pushed { mutation: mutation.clone(), result })
+        })
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! A sync server in memory with the reference server's rules (versions,
+//! idempotent replay by `(clientId, mutationId)`, out-of-order refusal,
+//! pull by change sequence) and scripted faults, for native engine tests.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+
+use serde_json::{Map, Value};
+use tideway_protocol::{
+    codes, ErrorDetail, MutationResult, Op, PullResponse, PushRequest, PushResponse, PushStatus, ServerEntity,
+};
+
+use super::remote::{Remote, RemoteError};
+
+/// A scripted misbehaviour for the next push or pull.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Fail without doing anything.
+    Before(RemoteError),
+    /// Do the work, then lose the response.
+    After(RemoteError),
+    /// Answer this body instead of the real one (after doing nothing).
+    Reply(PushResponse),
+}
+
+#[derive(Default)]
+pub struct Server {
+    pub entities: BTreeMap<(String, String), (ServerEntity, u64)>,
+    seq: u64,
+    results: HashMap<(String, u64), MutationResult>,
+    highest: HashMap<String, u64>,
+    /// How many times each `(clientId, mutationId)` took effect.
+    pub applied: HashMap<(String, u64), u32>,
+    pub push_faults: VecDeque<Fault>,
+    pub pull_faults: VecDeque<Fault>,
+    /// Requests answered 401 until credentials are refreshed this many times.
+    pub expired_tokens: u32,
+    pub refreshes: u32,
+    pub pushes: u32,
+    pub pulls: u32,
+    /// Assign server ids `srv-N` instead of keeping the client's (a custom backend).
+    pub assigns_ids: bool,
+    next_server_id: u64,
+    pub clock: i64,
+}
+
+impl Server {
+    /// Another client's write, straight into the server.
+    pub fn write(&mut self, collection: &str, id: &str, data: Value, deleted: bool) {
+        let key = (collection.to_string(), id.to_string());
+        let version = self.entities.get(&key).map_or(0, |(e, _)| e.version) + 1;
+        self.seq += 1;
+        self.clock += 1;
+        let entity = ServerEntity {
+            collection: collection.into(),
+            id: id.into(),
+            data: if deleted { Map::new() } else { data.as_object().cloned().unwrap_or_default() },
+            version,
+            server_updated_at: self.clock,
+            deleted,
+        };
+        self.entities.insert(key, (entity, self.seq));
+    }
+
+    pub fn get(&self, collection: &str, id: &str) -> Option<&ServerEntity> {
+        self.entities.get(&(collection.to_string(), id.to_string())).map(|(e, _)| e)
+    }
+
+    fn apply(&mut self, client_id: &str, m: &tideway_protocol::PushMutation) -> MutationResult {
+        let key = (client_id.to_string(), m.mutation_id);
+        if let Some(result) = self.results.get(&key) {
+            return result.clone();
+        }
+        let result = self.decide(client_id, m);
+        *self.applied.entry(key.clone()).or_default() += (result.status == PushStatus::Applied) as u32;
+        let highest = self.highest.entry(client_id.to_string()).or_default();
+        *highest = (*highest).max(m.mutation_id);
+        self.results.insert(key, result.clone());
+        result
+    }
+
+    fn decide(&mut self, client_id: &str, m: &tideway_protocol::PushMutation) -> MutationResult {
+        let reject = |code: &str| MutationResult {
+            mutation_id: m.mutation_id,
+            status: PushStatus::Rejected,
+            version: None,
+            server_updated_at: None,
+            remote_id: None,
+            current: None,
+            error: Some(ErrorDetail { code: code.into(), message: format!("{code} (fake server)") }),
+        };
+        if m.mutation_id <= self.highest.get(client_id).copied().unwrap_or(0) {
+            return reject(codes::OUT_OF_ORDER);
+        }
+        if m.collection == "forbidden" {
+            return reject(codes::INVALID_DATA);
+        }
+        let id = if self.assigns_ids && m.op == Op::Put && !self.entities.keys().any(|(c, i)| *c == m.collection && *i == m.id) {
+            self.next_server_id += 1;
+            format!("srv-{}", self.next_server_id)
+        } else {
+            m.id.clone()
+        };
+        let current = self.get(&m.collection, &id).cloned();
+        let version = current.as_ref().map_or(0, |c| c.version);
+        if m.base_version != version {
+            return MutationResult {
+                mutation_id: m.mutation_id,
+                status: PushStatus::Conflict,
+                version: Some(version),
+                server_updated_at: current.as_ref().map(|c| c.server_updated_at),
+                remote_id: None,
+                current,
+                error: None,
+            };
+        }
+        let live = current.filter(|c| !c.deleted);
+        let (data, deleted) = match (m.op, live) {
+            (Op::Put, _) => (Value::Object(m.data.clone().unwrap_or_default()), false),
+            (Op::Patch | Op::Delete, None) => return reject(codes::NOT_FOUND),
+            (Op::Patch, Some(entity)) => {
+                let mut data = entity.data.clone();
+                for (field, value) in m.data.iter().flatten() {
+                    if value.is_null() {
+                        data.remove(field);
+                    } else {
+                        data.insert(field.clone(), value.clone());
+                    }
+                }
+                (Value::Object(data), false)
+            }
+            (Op::Delete, Some(_)) => (Value::Null, true),
+        };
+        self.write(&m.collection, &id, data, deleted);
+        let stored = self.get(&m.collection, &id).expect("just written");
+        MutationResult {
+            mutation_id: m.mutation_id,
+            status: PushStatus::Applied,
+            version: Some(stored.version),
+            server_updated_at: Some(stored.server_updated_at),
+            remote_id: Some(id),
+            current: None,
+            error: None,
+        }
+    }
+}
+
+/// A [`Remote`] talking to a shared [`Server`].
+#[derive(Clone, Default)]
+pub struct FakeRemote(pub Rc<RefCell<Server>>);
+
+impl FakeRemote {
+    pub fn server(&self) -> std::cell::RefMut<'_, Server> {
+        self.0.borrow_mut()
+    }
+
+    fn authorized(&self) -> Result<(), RemoteError> {
+        if self.0.borrow().expired_tokens > 0 {
+            Err(RemoteError::status(401, codes::UNAUTHORIZED, "token expired"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Remote for FakeRemote {
+    async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+        self.0.borrow_mut().pushes += 1;
+        self.authorized()?;
+        let fault = self.0.borrow_mut().push_faults.pop_front();
+        match fault {
+            Some(Fault::Before(error)) => return Err(error),
+            Some(Fault::Reply(response)) => return Ok(response),
+            _ => {}
+        }
+        let mut server = self.0.borrow_mut();
+        let results = request.mutations.iter().map(|m| server.apply(&request.client_id, m)).collect();
+        match fault {
+            Some(Fault::After(error)) => Err(error),
+            _ => Ok(PushResponse { results }),
+        }
+    }
+
+    async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+        self.0.borrow_mut().pulls += 1;
+        self.authorized()?;
+        let fault = self.0.borrow_mut().pull_faults.pop_front();
+        if let Some(Fault::Before(error)) = fault {
+            return Err(error);
+        }
+        let after: u64 = match cursor {
+            None => 0,
+            Some(text) => text
+                .strip_prefix("c")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| RemoteError::status(400, codes::INVALID_CURSOR, "not a cursor of this server"))?,
+        };
+        let server = self.0.borrow();
+        let mut newer: Vec<&(ServerEntity, u64)> = server.entities.values().filter(|(_, seq)| *seq > after).collect();
+        newer.sort_by_key(|(_, seq)| *seq);
+        let page: Vec<_> = newer.iter().take(limit).collect();
+        let last = page.last().map_or(after, |(_, seq)| *seq);
+        let response = PullResponse {
+            changes: page.iter().map(|(e, _)| e.clone()).collect(),
+            cursor: format!("c{last}"),
+            has_more: newer.len() > limit,
+        };
+        match fault {
+            Some(Fault::After(error)) => Err(error),
+            _ => Ok(response),
+        }
+    }
+
+    async fn refresh_auth(&self) -> Result<(), RemoteError> {
+        let mut server = self.0.borrow_mut();
+        server.refreshes += 1;
+        server.expired_tokens = server.expired_tokens.saturating_sub(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,388 @@
+//! What a server's answer does to an entity and the outbox: pure functions
+//! that both stores call inside the transaction that records the answer, on
+//! the entity as stored at that moment (like `apply_write` for local writes).
+
+use std::fmt;
+use std::rc::Rc;
+
+use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+
+use super::merge::{three_way, Side};
+use crate::core::entity::{ConflictState, Data, Entity, SyncStatus};
+use crate::core::mutation::{Mutation, MutationId, Op};
+
+/// An app-supplied conflict resolver: `(local, server, base) -> merged data`,
+/// each side `None` when it is a delete. An `Err` leaves the conflict to the
+/// app, as the manual policy does.
+pub type Resolver = Rc<dyn Fn(&ConflictSides) -> Result<Data, String>>;
+
+/// How a collection settles an entity changed both locally and on the server.
+#[derive(Clone, Default)]
+pub enum ConflictPolicy {
+    /// The server's version replaces the local changes.
+    ServerWins,
+    /// The local version is pushed again on top of the server's.
+    ClientWins,
+    /// Three-way merge, field by field (see [`three_way`]): the default.
+    #[default]
+    Merge,
+    /// The entity is marked `conflict` until the app writes the settled data.
+    Manual,
+    /// The app's own function decides.
+    Custom(Resolver),
+}
+
+impl fmt::Debug for ConflictPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConflictPolicy::ServerWins => "ServerWins",
+            ConflictPolicy::ClientWins => "ClientWins",
+            ConflictPolicy::Merge => "Merge",
+            ConflictPolicy::Manual => "Manual",
+            ConflictPolicy::Custom(_) => "Custom",
+        })
+    }
+}
+
+/// The three inputs of a conflict, as a resolver sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictSides<'a> {
+    pub collection: &'a str,
+    pub id: &'a str,
+    /// `None`: deleted locally.
+    pub local: Option<&'a Data>,
+    /// `None`: deleted (or absent) on the server.
+    pub server: Option<&'a Data>,
+    /// `None`: the server had never acknowledged the entity.
+    pub base: Option<&'a Data>,
+}
+
+/// A server answer to record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerAnswer {
+    /// The result of one pushed mutation.
+    Pushed { mutation: Mutation, result: MutationResult },
+    /// A push refused as a whole, blamed on this mutation: it can never apply.
+    Refused { mutation: Mutation, error: String },
+    /// A change pulled from the server, addressed to the local entity `id`.
+    Pulled { id: String, change: ServerEntity },
+}
+
+impl ServerAnswer {
+    pub fn collection(&self) -> &str {
+        match self {
+            ServerAnswer::Pushed { mutation, .. } | ServerAnswer::Refused { mutation, .. } => &mutation.collection,
+            ServerAnswer::Pulled { change, .. } => &change.collection,
+        }
+    }
+
+    /// The local id of the entity the answer is about.
+    pub fn id(&self) -> &str {
+        match self {
+            ServerAnswer::Pushed { mutation, .. } | ServerAnswer::Refused { mutation, .. } => &mutation.id,
+            ServerAnswer::Pulled { id, .. } => id,
+        }
+    }
+}
+
+/// What happened to the entity, for events and counters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The server acknowledged the mutation.
+    Pushed,
+    /// The mutation can never apply; the entity is marked `failed`.
+    Failed(String),
+    /// A pulled change was taken as is.
+    Pulled,
+    /// A pulled change was already known (or is the tombstone of an unknown entity).
+    Unchanged,
+    /// Both sides changed the entity; the policy settled it and named the winner.
+    Resolved(Resolution),
+    /// Both sides changed the entity; it waits in `conflict` for the app.
+    Conflict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// The server's version was kept as it is.
+    Server,
+    /// A new version (local or merged) was queued for the server.
+    Queued,
+}
+
+/// The writes that record one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    /// The entity to store (`None`: leave it as it is).
+    pub entity: Option<Entity>,
+    /// The outbox entry the answer settles.
+    pub remove: Option<MutationId>,
+    /// Remove every other outbox entry of the entity: a conflict resolution
+    /// supersedes them (their effect is in the entity's local data).
+    pub drop_pending: bool,
+    /// A new outbox entry (its id is assigned by the store).
+    pub enqueue: Option<Mutation>,
+    pub outcome: Outcome,
+}
+
+impl Settlement {
+    fn unchanged(remove: Option<MutationId>) -> Self {
+        Settlement { entity: None, remove, drop_pending: false, enqueue: None, outcome: Outcome::Unchanged }
+    }
+}
+
+/// The server's side of a conflict.
+struct ServerSide {
+    data: Data,
+    deleted: bool,
+    version: u64,
+    server_updated_at: Option<f64>,
+    remote_id: Option<String>,
+}
+
+impl ServerSide {
+    fn of(change: &ServerEntity) -> Self {
+        ServerSide {
+            data: if change.deleted { Data::new() } else { change.data.clone() },
+            deleted: change.deleted,
+            version: change.version,
+            server_updated_at: Some(change.server_updated_at as f64),
+            remote_id: Some(change.id.clone()),
+        }
+    }
+}
+
+/// Records `answer` on `current` (the entity as stored), with the
+/// collection's conflict `policy`; `now` dates a re-queued mutation.
+pub fn settle(current: Option<&Entity>, answer: &ServerAnswer, policy: &ConflictPolicy, now: f64) -> Settlement {
+    let collection = answer.collection();
+    match answer {
+        ServerAnswer::Pushed { mutation, result } => {
+            let Some(entity) = current else {
+                return Settlement::unchanged(Some(mutation.mutation_id));
+            };
+            match result.status {
+                PushStatus::Applied => acknowledged(entity, mutation, result),
+                PushStatus::Rejected => {
+                    let error = result.error.as_ref().map_or_else(
+                        || "rejected by the server".to_string(),
+                        |e| format!("{}: {}", e.code, e.message),
+                    );
+                    failed(entity, mutation, error)
+                }
+                PushStatus::Conflict => {
+                    let server = match &result.current {
+                        Some(change) => ServerSide::of(change),
+                        // The server holds nothing at all under this id.
+                        None => ServerSide {
+                            data: Data::new(),
+                            deleted: true,
+                            version: result.version.unwrap_or(0),
+                            server_updated_at: None,
+                            remote_id: entity.remote_id.clone(),
+                        },
+                    };
+                    let mut settlement = conflict(collection, entity, server, policy, now);
+                    settlement.remove = Some(mutation.mutation_id);
+                    settlement
+                }
+            }
+        }
+        ServerAnswer::Refused { mutation, error } => match current {
+            Some(entity) => failed(entity, mutation, error.clone()),
+            None => Settlement::unchanged(Some(mutation.mutation_id)),
+        },
+        ServerAnswer::Pulled { id, change } => pulled(collection, current, id, change, policy, now),
+    }
+}
+
+fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -> Settlement {
+    let mut next = entity.clone();
+    next.pending = next.pending.saturating_sub(1);
+    if let Some(version) = result.version {
+        next.version = version;
+    }
+    if let Some(at) = result.server_updated_at {
+        next.server_updated_at = Some(at as f64);
+    }
+    if let Some(remote_id) = &result.remote_id {
+        next.remote_id = Some(remote_id.clone());
+    }
+    // The server now holds the base with this mutation applied, exactly as
+    // the protocol defines the operation.
+    let mut base = next.base.take().unwrap_or_default();
+    match mutation.op {
+        Op::Put => base = mutation.data.clone().unwrap_or_default(),
+        Op::Patch => {
+            for (key, value) in mutation.data.iter().flatten() {
+                if value.is_null() {
+                    base.shift_remove(key);
+                } else {
+                    base.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Op::Delete => base = Data::new(),
+    }
+    next.base = Some(base);
+    if next.pending == 0 {
+        next.sync_status = SyncStatus::Synced;
+        next.last_error = None;
+    } else {
+        next.sync_status = SyncStatus::Dirty;
+    }
+    Settlement { entity: Some(next), remove: Some(mutation.mutation_id), drop_pending: false, enqueue: None, outcome: Outcome::Pushed }
+}
+
+fn failed(entity: &Entity, mutation: &Mutation, error: String) -> Settlement {
+    let mut next = entity.clone();
+    next.pending = next.pending.saturating_sub(1);
+    next.sync_status = SyncStatus::Failed;
+    next.last_error = Some(error.clone());
+    Settlement {
+        entity: Some(next),
+        remove: Some(mutation.mutation_id),
+        drop_pending: false,
+        enqueue: None,
+        outcome: Outcome::Failed(error),
+    }
+}
+
+fn pulled(collection: &str, current: Option<&Entity>, id: &str, change: &ServerEntity, policy: &ConflictPolicy, now: f64) -> Settlement {
+    let server = ServerSide::of(change);
+    match current {
+        None if change.deleted => Settlement::unchanged(None),
+        None => {
+            let mut entity = Entity::new(id.to_string(), Data::new(), server.server_updated_at.unwrap_or(now));
+            take_server(&mut entity, server);
+            Settlement { entity: Some(entity), remove: None, drop_pending: false, enqueue: None, outcome: Outcome::Pulled }
+        }
+        Some(entity) if entity.version >= change.version => Settlement::unchanged(None),
+        // Local changes the server has not seen: never overwrite them silently.
+        Some(entity) if entity.pending > 0 || entity.conflict.is_some() => conflict(collection, entity, server, policy, now),
+        Some(entity) => {
+            let mut next = entity.clone();
+            take_server(&mut next, server);
+            Settlement { entity: Some(next), remove: None, drop_pending: false, enqueue: None, outcome: Outcome::Pulled }
+        }
+    }
+}
+
+/// Makes `entity` exactly the server's version, synced.
+fn take_server(entity: &mut Entity, server: ServerSide) {
+    entity.base = Some(server.data.clone());
+    entity.data = server.data;
+    entity.deleted = server.deleted;
+    on_server_version(entity, &server.version, server.server_updated_at, server.remote_id);
+    entity.sync_status = SyncStatus::Synced;
+    entity.last_error = None;
+    entity.pending = 0;
+    entity.conflict = None;
+}
+
+fn on_server_version(entity: &mut Entity, version: &u64, at: Option<f64>, remote_id: Option<String>) {
+    entity.version = *version;
+    if at.is_some() {
+        entity.server_updated_at = at;
+    }
+    if remote_id.is_some() {
+        entity.remote_id = remote_id;
+    }
+}
+
+/// Settles an entity changed on both sides with `policy`. Whatever the
+/// policy, the entity's unpushed mutations are superseded: the resolution
+/// carries their effect (it starts from the entity's local data).
+fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &ConflictPolicy, now: f64) -> Settlement {
+    let local = Side { data: &entity.data, deleted: entity.deleted };
+    let server_side = Side { data: &server.data, deleted: server.deleted };
+    // During a manual conflict the entity's base is already the server's data;
+    // the base both sides started from is the one kept with the conflict.
+    let base = match &entity.conflict {
+        Some(state) => state.base.as_ref(),
+        None => entity.base.as_ref(),
+    };
+    let settled: Option<Option<Data>> = match policy {
+        ConflictPolicy::ServerWins => None,
+        ConflictPolicy::ClientWins => Some((!entity.deleted).then(|| entity.data.clone())),
+        ConflictPolicy::Merge => Some(three_way(base, local, server_side)),
+        ConflictPolicy::Manual => return manual(entity, server, base.cloned(), None),
+        ConflictPolicy::Custom(resolve) => {
+            let sides = ConflictSides {
+                collection,
+                id: &entity.id,
+                local: (!entity.deleted).then_some(&entity.data),
+                server: (!server.deleted).then_some(&server.data),
+                base,
+            };
+            match resolve(&sides) {
+                Ok(data) => Some(Some(data)),
+                Err(error) => return manual(entity, server, base.cloned(), Some(error)),
+            }
+        }
+    };
+    let mut next = entity.clone();
+    let resolved = match settled {
+        Some(resolved) if !same_as_server(&resolved, &server) => resolved,
+        // The server's version is the answer: take it, nothing to push.
+        _ => {
+            take_server(&mut next, server);
+            return Settlement {
+                entity: Some(next),
+                remove: None,
+                drop_pending: true,
+                enqueue: None,
+                outcome: Outcome::Resolved(Resolution::Server),
+            };
+        }
+    };
+    let op = if resolved.is_some() { Op::Put } else { Op::Delete };
+    next.base = Some(server.data.clone());
+    on_server_version(&mut next, &server.version, server.server_updated_at, server.remote_id);
+    next.deleted = resolved.is_none();
+    if let Some(data) = &resolved {
+        next.data = data.clone();
+    }
+    next.sync_status = SyncStatus::Dirty;
+    next.pending = 1;
+    next.conflict = None;
+    next.last_error = None;
+    let mutation = Mutation {
+        mutation_id: 0,
+        collection: collection.to_string(),
+        id: entity.id.clone(),
+        op,
+        data: resolved,
+        base_version: next.version,
+        created_at: now,
+        attempts: 0,
+    };
+    Settlement {
+        entity: Some(next),
+        remove: None,
+        drop_pending: true,
+        enqueue: Some(mutation),
+        outcome: Outcome::Resolved(Resolution::Queued),
+    }
+}
+
+fn same_as_server(resolved: &Option<Data>, server: &ServerSide) -> bool {
+    match resolved {
+        None => server.deleted,
+        Some(data) => !server.deleted && *data == server.data,
+    }
+}
+
+/// Parks the entity in `conflict`: the local side stays what the app sees,
+/// the server's side becomes its version and base, so that the app's next
+/// write (its resolution) is made on top of the server's version.
+fn manual(entity: &Entity, server: ServerSide, base: Option<Data>, error: Option<String>) -> Settlement {
+    let mut next = entity.clone();
+    next.conflict = Some(ConflictState { base, server_deleted: server.deleted, local_deleted: entity.deleted });
+    next.base = Some(server.data);
+    on_server_version(&mut next, &server.version, server.server_updated_at, server.remote_id);
+    next.sync_status = SyncStatus::Conflict;
+    next.pending = 0;
+    next.last_error = error;
+    Settlement { entity: Some(next), remove: None, drop_pending: true, enqueue: None, outcome: Outcome::Conflict }
+}

@@ -1,0 +1,561 @@
+//! The engine against the fake server: every failure class, retries,
+//! idempotent replay, cursors and each conflict policy.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use futures::executor::block_on;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tideway_protocol::{codes, MutationResult, PushResponse, PushStatus, ServerEntity};
+
+use super::fake::{FakeRemote, Fault};
+use super::*;
+use crate::core::{Data, Entity, Repository, Schema, Store, SyncStatus};
+use crate::store::MemoryStore;
+
+type Engine = Rc<SyncEngine<MemoryStore, FakeRemote>>;
+
+fn data(value: Value) -> Data {
+    value.as_object().cloned().expect("an object")
+}
+
+struct Device {
+    store: MemoryStore,
+    engine: Engine,
+    log: Rc<RefCell<Vec<SyncEvent>>>,
+}
+
+fn device(remote: &FakeRemote, policy: ConflictPolicy) -> Device {
+    let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+    let store = MemoryStore::new(schema.clone());
+    open_device(remote, store, schema, policy)
+}
+
+fn open_device(remote: &FakeRemote, store: MemoryStore, schema: Schema, policy: ConflictPolicy) -> Device {
+    let now = Rc::new(Cell::new(1_000_000.0));
+    let clock = Box::new(move || {
+        now.set(now.get() + 1.0);
+        now.get()
+    });
+    let repository = block_on(Repository::open(store.clone(), schema, clock)).unwrap();
+    let config = SyncConfig { policies: Policies { default: policy, ..Policies::default() }, ..SyncConfig::default() };
+    let engine = block_on(SyncEngine::open(repository, remote.clone(), config, Box::new(|| 0.5))).unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let sink = log.clone();
+    engine.listen(Rc::new(move |event: &SyncEvent| sink.borrow_mut().push(event.clone())));
+    Device { store, engine, log }
+}
+
+impl Device {
+    fn put(&self, id: &str, value: Value) {
+        block_on(self.engine.repository().put("notes", Some(id.into()), data(value)).unwrap()).unwrap();
+    }
+
+    fn patch(&self, id: &str, value: Value) {
+        block_on(self.engine.repository().patch("notes", id.into(), data(value)).unwrap()).unwrap();
+    }
+
+    fn delete(&self, id: &str) {
+        block_on(self.engine.repository().delete("notes", id.into()).unwrap()).unwrap();
+    }
+
+    fn sync(&self) -> Result<SyncReport, SyncError> {
+        block_on(self.engine.sync())
+    }
+
+    fn get(&self, id: &str) -> Option<Entity> {
+        self.engine.repository().read("notes", |c| c.get(id).cloned()).unwrap()
+    }
+
+    fn stored(&self, id: &str) -> Option<Entity> {
+        block_on(self.store.get("notes", id)).unwrap()
+    }
+
+    fn pending(&self) -> usize {
+        block_on(self.store.pending_count()).unwrap()
+    }
+
+    fn data(&self, id: &str) -> Value {
+        Value::Object(self.get(id).expect("entity exists").data)
+    }
+}
+
+fn server_data(remote: &FakeRemote, id: &str) -> Value {
+    Value::Object(remote.server().get("notes", id).expect("on the server").data.clone())
+}
+
+#[test]
+fn offline_writes_are_pushed_in_order_and_acknowledged() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.patch("n1", json!({"done": true}));
+    a.put("n2", json!({"title": "two"}));
+    a.delete("n2");
+    assert_eq!(a.pending(), 4);
+    let report = a.sync().unwrap();
+    assert_eq!(report.pushed, 4);
+    assert_eq!(a.pending(), 0);
+    assert_eq!(server_data(&remote, "n1"), json!({"title": "one", "done": true}));
+    assert!(remote.server().get("notes", "n2").unwrap().deleted);
+    let n1 = a.stored("n1").unwrap();
+    assert_eq!((n1.version, n1.sync_status, n1.pending), (2, SyncStatus::Synced, 0));
+    assert_eq!(n1.base, Some(data(json!({"title": "one", "done": true}))));
+    assert_eq!(n1.remote_id.as_deref(), Some("n1"));
+    // Each mutation took effect exactly once.
+    assert!(remote.server().applied.values().all(|count| *count == 1));
+    assert_eq!(remote.server().applied.len(), 4);
+}
+
+#[test]
+fn a_lost_push_response_is_retried_and_applied_once() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.patch("n1", json!({"title": "two"}));
+    remote.server().push_faults.push_back(Fault::After(RemoteError::Network("connection reset".into())));
+    let error = a.sync().unwrap_err();
+    assert!(matches!(error, SyncError::Remote { class: ErrorClass::Transient { .. }, .. }), "{error:?}");
+    assert_eq!(a.pending(), 2, "nothing leaves the outbox without an answer");
+    a.sync().unwrap();
+    assert_eq!(a.pending(), 0);
+    assert_eq!(server_data(&remote, "n1"), json!({"title": "two"}));
+    assert_eq!(remote.server().get("notes", "n1").unwrap().version, 2);
+    let applied = remote.server().applied.clone();
+    assert_eq!(applied.len(), 2);
+    assert!(applied.values().all(|count| *count == 1), "{applied:?}");
+}
+
+#[test]
+fn transient_failures_back_off_and_persist_the_retry_time() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    for _ in 0..3 {
+        remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+    }
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        let before = a.engine.repository().now();
+        match a.sync().unwrap_err() {
+            SyncError::Remote { retry_at, .. } => delays.push((retry_at - before).round()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // 1 s, 2 s, 4 s (jitter drawn at the middle), give or take the test clock's ticks.
+    assert!((delays[0] - 1_000.0).abs() < 10.0 && (delays[1] - 2_000.0).abs() < 10.0 && (delays[2] - 4_000.0).abs() < 10.0, "{delays:?}");
+    let meta = block_on(a.store.sync_meta()).unwrap();
+    assert_eq!(meta.failures, 3);
+    assert_eq!(meta.retry_at, a.engine.state().next_retry_at);
+    assert_eq!(a.engine.state().counters.retried, 3);
+    // A reload keeps the schedule.
+    let reopened = open_device(&remote, a.store.reopen(a.engine.repository().schema().clone()), a.engine.repository().schema().clone(), ConflictPolicy::Merge);
+    assert_eq!(reopened.engine.state().next_retry_at, meta.retry_at);
+    reopened.sync().unwrap();
+    let meta = block_on(a.store.sync_meta()).unwrap();
+    assert_eq!((meta.failures, meta.retry_at), (0, None));
+    assert!(meta.last_sync_at.is_some());
+}
+
+#[test]
+fn server_errors_and_429_honour_retry_after() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    let busy = RemoteError::Status { status: 429, code: None, message: "slow down".into(), mutation_id: None, retry_after: Some(30_000.0) };
+    remote.server().push_faults.push_back(Fault::Before(busy));
+    let before = a.engine.repository().now();
+    match a.sync().unwrap_err() {
+        SyncError::Remote { retry_at, class, .. } => {
+            assert_eq!(class, ErrorClass::Transient { retry_after: Some(30_000.0) });
+            assert!(retry_at - before >= 30_000.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::status(503, codes::UNAVAILABLE, "busy")));
+    assert!(a.sync().is_err());
+    assert_eq!(a.pending(), 1);
+    a.sync().unwrap();
+    assert_eq!(a.pending(), 0);
+}
+
+#[test]
+fn a_rejected_mutation_is_marked_failed_and_the_queue_goes_on() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    // A patch of something the server never had is rejected `not_found`.
+    a.put("n1", json!({"title": "one"}));
+    a.sync().unwrap();
+    remote.server().write("notes", "n1", Value::Null, true);
+    a.patch("n1", json!({"title": "edited"}));
+    a.put("n2", json!({"title": "two"}));
+    // The first sync sees the conflict (the server deleted n1); resolve by merge: the edit wins.
+    a.sync().unwrap();
+    assert_eq!(server_data(&remote, "n1"), json!({"title": "edited"}));
+
+    // A mutation the fake refuses for good, followed by one that applies.
+    let forbidden = Schema::new([("notes", vec![]), ("forbidden", vec![])]).unwrap();
+    let b = open_device(&remote, MemoryStore::new(forbidden.clone()), forbidden, ConflictPolicy::Merge);
+    block_on(b.engine.repository().put("forbidden", Some("x".into()), data(json!({"a": 1}))).unwrap()).unwrap();
+    b.put("n3", json!({"title": "three"}));
+    let report = b.sync().unwrap();
+    assert_eq!((report.failed, report.pushed), (1, 1));
+    let x = block_on(b.store.get("forbidden", "x")).unwrap().unwrap();
+    assert_eq!(x.sync_status, SyncStatus::Failed);
+    assert!(x.last_error.as_deref().unwrap().starts_with("invalid_data"), "{:?}", x.last_error);
+    assert_eq!(b.pending(), 0);
+    assert!(remote.server().get("notes", "n3").is_some());
+    assert!(b.log.borrow().iter().any(|e| matches!(e, SyncEvent::Error { id: Some(id), .. } if id == "x")));
+}
+
+#[test]
+fn a_refused_push_blames_one_mutation_and_the_rest_go_on() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.put("n2", json!({"title": "two"}));
+    a.put("n3", json!({"title": "three"}));
+    let blamed = RemoteError::Status { status: 413, code: Some(codes::DATA_TOO_LARGE.into()), message: "too big".into(), mutation_id: Some(2), retry_after: None };
+    remote.server().push_faults.push_back(Fault::Before(blamed));
+    let report = a.sync().unwrap();
+    assert_eq!((report.failed, report.pushed), (1, 2));
+    assert_eq!(a.stored("n2").unwrap().sync_status, SyncStatus::Failed);
+    assert!(remote.server().get("notes", "n2").is_none());
+
+    // Refused without a culprit: the engine pushes one at a time to find it.
+    a.put("n4", json!({"title": "four"}));
+    a.put("n5", json!({"title": "five"}));
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::status(400, codes::INVALID_REQUEST, "bad batch")));
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::status(400, codes::INVALID_REQUEST, "bad one")));
+    let report = a.sync().unwrap();
+    assert_eq!((report.failed, report.pushed), (1, 1));
+    assert_eq!(a.stored("n4").unwrap().sync_status, SyncStatus::Failed);
+    assert_eq!(a.stored("n5").unwrap().sync_status, SyncStatus::Synced);
+}
+
+#[test]
+fn a_401_refreshes_the_token_once() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    remote.server().expired_tokens = 1;
+    a.sync().unwrap();
+    assert_eq!(remote.server().refreshes, 1);
+    assert_eq!(a.pending(), 0);
+    assert!(a.log.borrow().iter().any(|e| *e == SyncEvent::Log(Step::AuthRefresh)));
+
+    // Still refused after the refresh: the sync fails, with backoff, and nothing is lost.
+    a.put("n2", json!({"title": "two"}));
+    remote.server().expired_tokens = 5;
+    let error = a.sync().unwrap_err();
+    assert!(matches!(error, SyncError::Remote { class: ErrorClass::Auth, .. }), "{error:?}");
+    assert_eq!(remote.server().refreshes, 2, "one refresh per sync, not a loop");
+    assert_eq!(a.pending(), 1);
+}
+
+#[test]
+fn malformed_replies_lose_nothing() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.put("n2", json!({"title": "two"}));
+    remote.server().push_faults.push_back(Fault::Reply(PushResponse { results: vec![] }));
+    let error = a.sync().unwrap_err();
+    assert!(error.to_string().contains("answered 0 results"), "{error}");
+    let wrong_id = MutationResult {
+        mutation_id: 99,
+        status: PushStatus::Applied,
+        version: Some(1),
+        server_updated_at: None,
+        remote_id: None,
+        current: None,
+        error: None,
+    };
+    let no_version = MutationResult { mutation_id: 1, version: None, ..wrong_id.clone() };
+    remote.server().push_faults.push_back(Fault::Reply(PushResponse { results: vec![wrong_id, no_version.clone()] }));
+    assert!(a.sync().is_err());
+    remote.server().push_faults.push_back(Fault::Reply(PushResponse {
+        results: vec![no_version, MutationResult { mutation_id: 2, ..no_version_clone() }],
+    }));
+    assert!(a.sync().is_err());
+    assert_eq!(a.pending(), 2);
+    assert_eq!(a.get("n1").unwrap().sync_status, SyncStatus::Dirty, "syncing is undone");
+    a.sync().unwrap();
+    assert_eq!(a.pending(), 0);
+}
+
+fn no_version_clone() -> MutationResult {
+    MutationResult {
+        mutation_id: 0,
+        status: PushStatus::Applied,
+        version: None,
+        server_updated_at: None,
+        remote_id: None,
+        current: None,
+        error: None,
+    }
+}
+
+#[test]
+fn pulls_page_by_page_and_saves_the_cursor_only_after_applying() {
+    let remote = FakeRemote::default();
+    for i in 0..1_200 {
+        remote.server().write("notes", &format!("s{i:04}"), json!({"title": i}), false);
+    }
+    let a = device(&remote, ConflictPolicy::Merge);
+    let report = a.sync().unwrap();
+    assert_eq!(report.pulled, 1_200);
+    assert_eq!(a.engine.repository().read("notes", |c| c.len()).unwrap(), 1_200);
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().cursor.as_deref(), Some("c1200"));
+    assert_eq!(a.get("s0007").unwrap().sync_status, SyncStatus::Synced);
+
+    // The store fails while applying the next page: the cursor stays behind it.
+    remote.server().write("notes", "s0001", json!({"title": "changed"}), false);
+    a.store.fail_next_apply();
+    assert!(matches!(a.sync(), Err(SyncError::Store(_))));
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().cursor.as_deref(), Some("c1200"));
+    assert_eq!(a.data("s0001"), json!({"title": 1}));
+    a.sync().unwrap();
+    assert_eq!(a.data("s0001"), json!({"title": "changed"}));
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().cursor.as_deref(), Some("c1201"));
+}
+
+#[test]
+fn an_expired_cursor_pulls_again_from_the_start() {
+    let remote = FakeRemote::default();
+    remote.server().write("notes", "s1", json!({"title": "a"}), false);
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.sync().unwrap();
+    remote.server().write("notes", "s2", json!({"title": "b"}), false);
+    remote.server().pull_faults.push_back(Fault::Before(RemoteError::status(410, codes::CURSOR_EXPIRED, "gone")));
+    let report = a.sync().unwrap();
+    assert_eq!(report.pulled, 1, "s1 is known at its version; only s2 is new");
+    assert!(a.log.borrow().iter().any(|e| *e == SyncEvent::Log(Step::CursorReset)));
+    assert!(a.get("s2").is_some());
+}
+
+#[test]
+fn pulled_deletes_become_tombstones() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.sync().unwrap();
+    remote.server().write("notes", "n1", Value::Null, true);
+    a.sync().unwrap();
+    let n1 = a.get("n1").unwrap();
+    assert!(n1.deleted);
+    assert_eq!((n1.version, n1.sync_status), (2, SyncStatus::Synced));
+}
+
+/// Two devices edit the same note; returns them after both synced twice.
+fn concurrent_edits(policy: ConflictPolicy, local: Value, other: Value) -> (FakeRemote, Device, Device) {
+    let remote = FakeRemote::default();
+    let a = device(&remote, policy.clone());
+    let b = device(&remote, policy);
+    a.put("n1", json!({"title": "t", "body": "b", "done": false}));
+    a.sync().unwrap();
+    b.sync().unwrap();
+    b.patch("n1", other);
+    b.sync().unwrap();
+    a.patch("n1", local);
+    a.sync().unwrap();
+    b.sync().unwrap();
+    a.sync().unwrap();
+    (remote, a, b)
+}
+
+#[test]
+fn merge_combines_edits_to_different_fields_and_converges() {
+    let (remote, a, b) = concurrent_edits(ConflictPolicy::Merge, json!({"title": "A"}), json!({"body": "B"}));
+    let expected = json!({"title": "A", "body": "B", "done": false});
+    assert_eq!(server_data(&remote, "n1"), expected);
+    assert_eq!(a.data("n1"), expected);
+    assert_eq!(b.data("n1"), expected);
+    assert_eq!(a.get("n1").unwrap().sync_status, SyncStatus::Synced);
+    assert_eq!(a.engine.state().counters.merged, 1);
+}
+
+#[test]
+fn merge_takes_the_server_value_for_the_same_field() {
+    let (remote, a, b) = concurrent_edits(ConflictPolicy::Merge, json!({"title": "A"}), json!({"title": "B"}));
+    assert_eq!(server_data(&remote, "n1")["title"], json!("B"));
+    assert_eq!(a.data("n1"), b.data("n1"));
+}
+
+#[test]
+fn server_wins_drops_the_local_edit() {
+    let (remote, a, b) = concurrent_edits(ConflictPolicy::ServerWins, json!({"title": "A"}), json!({"body": "B"}));
+    let expected = json!({"title": "t", "body": "B", "done": false});
+    assert_eq!(server_data(&remote, "n1"), expected);
+    assert_eq!(a.data("n1"), expected);
+    assert_eq!(b.data("n1"), expected);
+    assert_eq!(a.pending(), 0);
+}
+
+#[test]
+fn client_wins_pushes_the_local_version_over_the_server() {
+    let (remote, a, b) = concurrent_edits(ConflictPolicy::ClientWins, json!({"title": "A"}), json!({"body": "B"}));
+    let expected = json!({"title": "A", "body": "b", "done": false});
+    assert_eq!(server_data(&remote, "n1"), expected);
+    assert_eq!(a.data("n1"), expected);
+    assert_eq!(b.data("n1"), expected);
+}
+
+#[test]
+fn a_custom_resolver_decides() {
+    let resolver: Resolver = Rc::new(|sides: &ConflictSides| {
+        let mut merged = sides.server.cloned().unwrap_or_default();
+        let local = sides.local.and_then(|l| l.get("title")).and_then(Value::as_str).unwrap_or("");
+        let server = sides.server.and_then(|s| s.get("title")).and_then(Value::as_str).unwrap_or("");
+        merged.insert("title".into(), json!(format!("{server} | {local}")));
+        Ok(merged)
+    });
+    let (remote, a, b) = concurrent_edits(ConflictPolicy::Custom(resolver), json!({"title": "A"}), json!({"title": "B"}));
+    assert_eq!(server_data(&remote, "n1")["title"], json!("B | A"));
+    assert_eq!(a.data("n1"), b.data("n1"));
+}
+
+#[test]
+fn manual_conflicts_wait_for_the_app_then_push_its_resolution() {
+    let (remote, a, b) = concurrent_edits(ConflictPolicy::Manual, json!({"title": "A"}), json!({"title": "B"}));
+    let n1 = a.get("n1").unwrap();
+    assert_eq!(n1.sync_status, SyncStatus::Conflict);
+    assert_eq!(Value::Object(n1.data.clone()), json!({"title": "A", "body": "b", "done": false}), "the local side stays visible");
+    assert_eq!(n1.base, Some(data(json!({"title": "B", "body": "b", "done": false}))), "the server side");
+    assert_eq!(n1.conflict.as_ref().unwrap().base, Some(data(json!({"title": "t", "body": "b", "done": false}))));
+    assert_eq!(a.pending(), 0, "nothing is pushed while in conflict");
+    assert!(a.log.borrow().iter().any(|e| matches!(e, SyncEvent::Conflict { id, .. } if id == "n1")));
+    // More server changes while the conflict waits update its server side.
+    b.patch("n1", json!({"done": true}));
+    b.sync().unwrap();
+    a.sync().unwrap();
+    let n1 = a.get("n1").unwrap();
+    assert_eq!(n1.sync_status, SyncStatus::Conflict);
+    assert_eq!(n1.base.as_ref().unwrap()["done"], json!(true));
+    // The app settles it with an ordinary write.
+    a.put("n1", json!({"title": "A+B", "body": "b", "done": true}));
+    assert!(a.get("n1").unwrap().conflict.is_none());
+    a.sync().unwrap();
+    b.sync().unwrap();
+    assert_eq!(server_data(&remote, "n1"), json!({"title": "A+B", "body": "b", "done": true}));
+    assert_eq!(b.data("n1"), server_data(&remote, "n1"));
+    assert_eq!(a.get("n1").unwrap().sync_status, SyncStatus::Synced);
+}
+
+#[test]
+fn a_pull_never_overwrites_unpushed_local_changes() {
+    use futures::FutureExt;
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "t", "body": "b"}));
+    a.sync().unwrap();
+    remote.server().write("notes", "n1", json!({"title": "t", "body": "server"}), false);
+    // The local edit lands after this sync's push and before its pull.
+    let repository = a.engine.repository().clone();
+    let edited = Rc::new(Cell::new(false));
+    let once = edited.clone();
+    a.engine.listen(Rc::new(move |event: &SyncEvent| {
+        if matches!(event, SyncEvent::Log(Step::Pull { .. })) && !once.replace(true) {
+            let write = repository.patch("notes", "n1".into(), data(json!({"title": "local"}))).unwrap();
+            write.now_or_never().expect("the memory store answers at once").unwrap();
+        }
+    }));
+    a.sync().unwrap();
+    assert!(edited.get());
+    assert_eq!(a.data("n1"), json!({"title": "local", "body": "server"}), "merged, not overwritten");
+    assert_eq!(a.pending(), 1, "the merge is queued for the server");
+    a.sync().unwrap();
+    assert_eq!(server_data(&remote, "n1"), json!({"title": "local", "body": "server"}));
+    assert_eq!(a.get("n1").unwrap().sync_status, SyncStatus::Synced);
+}
+
+#[test]
+fn writes_queued_behind_an_acknowledged_one_are_based_on_its_version() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Manual);
+    a.put("n1", json!({"title": "1"}));
+    a.patch("n1", json!({"title": "2"}));
+    a.patch("n1", json!({"title": "3"}));
+    a.sync().unwrap();
+    assert_eq!(server_data(&remote, "n1"), json!({"title": "3"}));
+    let n1 = a.get("n1").unwrap();
+    assert_eq!((n1.version, n1.sync_status), (3, SyncStatus::Synced), "no conflict with its own writes");
+}
+
+#[test]
+fn backends_that_assign_their_own_ids_are_mapped() {
+    let remote = FakeRemote::default();
+    remote.server().assigns_ids = true;
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("local-1", json!({"title": "one"}));
+    a.sync().unwrap();
+    let entity = a.get("local-1").unwrap();
+    assert_eq!(entity.remote_id.as_deref(), Some("srv-1"));
+    a.patch("local-1", json!({"title": "edited"}));
+    a.sync().unwrap();
+    assert_eq!(server_data(&remote, "srv-1"), json!({"title": "edited"}));
+    assert!(remote.server().get("notes", "local-1").is_none());
+    // A server edit comes back to the local id, not a new entity.
+    remote.server().write("notes", "srv-1", json!({"title": "from server"}), false);
+    a.sync().unwrap();
+    assert_eq!(a.data("local-1"), json!({"title": "from server"}));
+    assert!(a.get("srv-1").is_none());
+}
+
+#[test]
+fn one_sync_at_a_time() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    let (first, second) = block_on(futures::future::join(a.engine.sync(), a.engine.sync()));
+    assert!(first.is_ok() && second.is_ok());
+    assert_eq!(remote.server().pushes, 1, "the second call ran after the first, with nothing left to push");
+    assert_eq!(remote.server().pulls, 2);
+}
+
+#[test]
+fn status_events_bracket_each_sync() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.sync().unwrap();
+    let log = a.log.borrow();
+    assert_eq!(log.first(), Some(&SyncEvent::Status));
+    assert_eq!(log.last(), Some(&SyncEvent::Status));
+    assert!(log.contains(&SyncEvent::Log(Step::Push { mutations: 1, first_mutation_id: 1 })));
+    assert!(log.contains(&SyncEvent::Log(Step::Done { pushed: 1, pulled: 0 })));
+    assert!(!a.engine.state().syncing);
+}
+
+fn entity_with(data_value: Value, base: Option<Value>, version: u64, updated_at: f64) -> Entity {
+    let mut entity = Entity::new("n1".into(), data(data_value), updated_at);
+    entity.base = base.map(data);
+    entity.version = version;
+    entity.pending = 1;
+    entity
+}
+
+proptest! {
+    /// A conflict resolves to the same data whatever the device clocks say.
+    #[test]
+    fn conflict_resolution_ignores_device_clocks(
+        local_title in "[ab]", server_title in "[ab]", updated_at in 0.0f64..1e13, now in 0.0f64..1e13, server_at in 0i64..1_000_000
+    ) {
+        let base = json!({"title": "t", "body": "b"});
+        let local = json!({"title": local_title, "body": "b"});
+        let change = ServerEntity {
+            collection: "notes".into(),
+            id: "n1".into(),
+            data: data(json!({"title": server_title, "body": "B"})),
+            version: 2,
+            server_updated_at: server_at,
+            deleted: false,
+        };
+        let answer = ServerAnswer::Pulled { id: "n1".into(), change };
+        let early = settle(Some(&entity_with(local.clone(), Some(base.clone()), 1, 0.0)), &answer, &ConflictPolicy::Merge, 0.0);
+        let late = settle(Some(&entity_with(local, Some(base), 1, updated_at)), &answer, &ConflictPolicy::Merge, now);
+        prop_assert_eq!(early.entity.map(|e| e.data), late.entity.map(|e| e.data));
+        prop_assert_eq!(early.enqueue.map(|m| m.data), late.enqueue.map(|m| m.data));
+    }
+}

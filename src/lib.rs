@@ -7,6 +7,8 @@
 //! * [`core`] — the entity model, outbox, queries and repository: pure Rust,
 //!   tested natively.
 //! * [`store`] — the [`core::Store`] implementations: memory and IndexedDB.
+//! * [`core::sync`] — the sync engine, generic over a store and a remote.
+//! * `remote` — the remotes a browser uses: HTTP, or the app's own functions.
 //! * `js` — the `#[wasm_bindgen]` API a page or a service worker calls.
 
 pub mod core;
@@ -14,3 +16,5 @@ pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 pub mod js;
+#[cfg(target_arch = "wasm32")]
+pub mod remote;

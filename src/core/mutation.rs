@@ -65,7 +65,8 @@ pub struct Applied {
 /// `patch` and `delete` of an entity that does not exist, or is deleted,
 /// fail with `NOT_FOUND`.
 pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
-    let live = current.filter(|entity| !entity.deleted);
+    // A tombstone in conflict can still be deleted: that settles the conflict.
+    let live = current.filter(|entity| !entity.deleted || (write.op == Op::Delete && entity.conflict.is_some()));
     let not_found = || Error::NotFound(format!("no entity {:?} in collection {:?}", write.id, write.collection));
 
     let mut entity = match (write.op, current) {

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
+use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, string_from_js, Options};
@@ -155,6 +156,54 @@ impl Collection {
         }
     }
 
+    /// Entities in `conflict` (manual policy), each with its local, server and base data
+    /// (`null` for a side that is deleted).
+    pub fn conflicts(&self) -> JsResult<Array> {
+        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+        let entries = self.repository.read(&self.name, |collection| {
+            collection
+                .iter()
+                .filter_map(|entity| {
+                    let state = entity.conflict.as_ref()?;
+                    let entry = Object::new();
+                    let side = |deleted: bool, data: Option<&crate::core::Data>| {
+                        if deleted { JsValue::NULL } else { data.serialize(&serializer).unwrap_or(JsValue::NULL) }
+                    };
+                    let _ = Reflect::set(&entry, &"id".into(), &entity.id.as_str().into());
+                    let _ = Reflect::set(&entry, &"local".into(), &side(state.local_deleted, Some(&entity.data)));
+                    let _ = Reflect::set(&entry, &"server".into(), &side(state.server_deleted, entity.base.as_ref()));
+                    let _ = Reflect::set(&entry, &"base".into(), &side(false, state.base.as_ref()));
+                    let _ = Reflect::set(&entry, &"serverVersion".into(), &JsValue::from_f64(entity.version as f64));
+                    Some(JsValue::from(entry))
+                })
+                .collect::<Array>()
+        });
+        entries.map_err(|e| to_js(&e))
+    }
+
+    /// Settles a conflict with `data` (or deletes with `null`): written on top of
+    /// the server's version and pushed with the next sync.
+    pub fn resolve(&self, id: JsValue, data: JsValue) -> Promise {
+        let id = match string_from_js(&id, "the id") {
+            Ok(id) => id,
+            Err(error) => return rejected(error),
+        };
+        let in_conflict = self
+            .repository
+            .read(&self.name, |c| c.get(&id).is_some_and(|e| e.conflict.is_some()))
+            .unwrap_or(false);
+        if !in_conflict {
+            return rejected(to_js(&crate::core::Error::NotFound(format!("{:?} in {:?} is not in conflict", id, self.name))));
+        }
+        if data.is_null() {
+            return promise(self.repository.delete(&self.name, id), |_| JsValue::UNDEFINED);
+        }
+        match data_from_js(&data, "the resolved data") {
+            Ok(data) => promise(self.repository.put(&self.name, Some(id), data), |entity| record_to_js(&entity)),
+            Err(error) => rejected(error),
+        }
+    }
+
     /// Calls `callback(changes)` after each committed change; returns the unsubscribe function.
     pub fn subscribe(&self, callback: JsValue) -> JsResult<Function> {
         let callback: Function = callback
@@ -178,7 +227,7 @@ impl Collection {
     }
 }
 
-fn change_to_js(change: &Change) -> JsValue {
+pub(crate) fn change_to_js(change: &Change) -> JsValue {
     let object = Object::new();
     let set = |field: &str, value: JsValue| {
         let _ = Reflect::set(&object, &field.into(), &value);

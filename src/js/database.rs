@@ -6,11 +6,14 @@ use std::rc::Rc;
 
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
+use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::{Collection, ReadCache};
 use super::convert::{invalid_type, string_from_js, Options};
-use super::error::{invalid, to_js, JsResult};
+use super::error::{invalid, sync_error_to_js, to_js, JsResult};
+use super::sync::{policy_from_js, SyncOptions, Syncer};
+use crate::core::sync::Policies;
 use crate::core::{Repository, Schema};
 use crate::store::indexeddb::IdbStore;
 
@@ -22,13 +25,14 @@ pub struct Tideway {
     name: String,
     repository: Repo,
     cache: ReadCache,
+    syncer: Option<Rc<Syncer>>,
 }
 
 #[wasm_bindgen]
 impl Tideway {
     /// Opens (creating or migrating as needed) and loads every entity into memory.
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
-        let (name, schema) = open_options(&options)?;
+        let (name, schema, sync) = open_options(&options)?;
         let store = IdbStore::open(&name, schema.clone()).await.map_err(|e| to_js(&e))?;
         let cache: ReadCache = Rc::new(RefCell::new(HashMap::new()));
         let observed = cache.clone();
@@ -40,7 +44,11 @@ impl Tideway {
         let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))
             .await
             .map_err(|e| to_js(&e))?;
-        Ok(Tideway { name, repository, cache })
+        let syncer = match sync {
+            Some(options) => Some(Syncer::start(repository.clone(), options).await.map_err(|e| to_js(&e))?),
+            None => None,
+        };
+        Ok(Tideway { name, repository, cache, syncer })
     }
 
     /// Deletes a database and everything in it.
@@ -77,8 +85,44 @@ impl Tideway {
         })
     }
 
-    /// Waits for pending writes to be durable, then closes.
+    /// Pushes the outbox, then pulls, now (whatever the backoff says).
+    /// Resolves with what it did; rejects with `SYNC_FAILED` (nothing is lost).
+    pub fn sync(&self) -> Promise {
+        let Some(syncer) = self.syncer.clone() else {
+            return Promise::reject(&invalid("this database was opened without `sync` options"));
+        };
+        future_to_promise(async move {
+            let report = syncer.sync_now().await.map_err(|e| sync_error_to_js(&e))?;
+            Ok(report.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL))
+        })
+    }
+
+    /// Where sync stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.
+    pub fn status(&self) -> JsResult<JsValue> {
+        Ok(self.syncer()?.status())
+    }
+
+    /// Calls `callback` on `"status"`, `"change"`, `"conflict"`, `"error"` or `"log"`; returns the unsubscribe function.
+    pub fn on(&self, event: JsValue, callback: JsValue) -> JsResult<js_sys::Function> {
+        let event = string_from_js(&event, "the event name")?;
+        let callback: js_sys::Function =
+            callback.dyn_into().map_err(|other| invalid_type(&other, "on() takes a callback function"))?;
+        let syncer = self.syncer()?;
+        let id = syncer.on(&event, callback)?;
+        let weak = Rc::downgrade(syncer);
+        let off = Closure::once_into_js(move || {
+            if let Some(syncer) = weak.upgrade() {
+                syncer.off(id);
+            }
+        });
+        Ok(off.unchecked_into())
+    }
+
+    /// Waits for pending writes to be durable, stops syncing, then closes.
     pub fn close(&self) -> Promise {
+        if let Some(syncer) = &self.syncer {
+            syncer.close();
+        }
         let repository = self.repository.clone();
         future_to_promise(async move {
             repository.close().await.map_err(|e| to_js(&e))?;
@@ -87,9 +131,15 @@ impl Tideway {
     }
 }
 
-/// `{ name, collections: { notes: { indexes: [...] } } }`
-fn open_options(value: &JsValue) -> JsResult<(String, Schema)> {
-    let options = Options::new(value, "open options", &["name", "collections"])?;
+impl Tideway {
+    fn syncer(&self) -> JsResult<&Rc<Syncer>> {
+        self.syncer.as_ref().ok_or_else(|| invalid("this database was opened without `sync` options"))
+    }
+}
+
+/// `{ name, collections: { notes: { indexes: [...], conflict } }, sync }`
+fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions>)> {
+    let options = Options::new(value, "open options", &["name", "collections", "sync"])?;
     let name = options.string("name")?.ok_or_else(|| invalid("open options.name is required"))?;
     if name.is_empty() {
         return Err(invalid("open options.name must not be empty"));
@@ -99,11 +149,15 @@ fn open_options(value: &JsValue) -> JsResult<(String, Schema)> {
         return Err(invalid_type(&collections, "open options.collections must be an object"));
     }
     let mut declared = Vec::new();
+    let mut policies = Policies::default();
     for entry in Object::entries(collections.unchecked_ref()).iter() {
         let collection = Reflect::get(&entry, &0.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
         let spec = Reflect::get(&entry, &1.into()).unwrap_or(JsValue::UNDEFINED);
         let what = format!("collections.{collection}");
-        let spec = Options::new(&spec, &what, &["indexes"])?;
+        let spec = Options::new(&spec, &what, &["indexes", "conflict"])?;
+        if let Some(policy) = spec.get("conflict") {
+            policies.collections.insert(collection.clone(), policy_from_js(&policy, &format!("{what}.conflict"))?);
+        }
         let indexes = match spec.get("indexes") {
             None => Vec::new(),
             Some(list) if js_sys::Array::is_array(&list) => js_sys::Array::from(&list)
@@ -116,5 +170,6 @@ fn open_options(value: &JsValue) -> JsResult<(String, Schema)> {
     }
     let schema = Schema::new(declared.iter().map(|(c, ix)| (c.as_str(), ix.iter().map(String::as_str).collect())))
         .map_err(|e| to_js(&e))?;
-    Ok((name, schema))
+    let sync = options.get("sync").map(|sync| SyncOptions::from_js(&sync, policies)).transpose()?;
+    Ok((name, schema, sync))
 }

@@ -50,15 +50,201 @@ export interface GetOptions {
   includeDeleted?: boolean;
 }
 
+/**
+ * How an entity changed both locally and on the server is settled:
+ * - `"merge"` (default): three-way, field by field against the last synced data; a field
+ *   changed on both sides takes the server's value; a delete loses to an edit.
+ * - `"serverWins"` / `"clientWins"`: one side replaces the other.
+ * - `"manual"`: the entity is marked `conflict`; see `collection.conflicts()` and `resolve()`.
+ * - a function `(local, server, base, { collection, id }) => merged data` (`null` for a deleted side).
+ */
+export type ConflictPolicy =
+  | "merge"
+  | "serverWins"
+  | "clientWins"
+  | "manual"
+  | ((local: Data | null, server: Data | null, base: Data | null, context: { collection: string; id: string }) => Data);
+
 export interface CollectionOptions {
   /** Secondary indexes: `updatedAt`, `serverUpdatedAt`, `version` (metadata) or a dotted path into data. */
   indexes?: string[];
+  /** How conflicts in this collection are settled (default `"merge"`). */
+  conflict?: ConflictPolicy;
 }
+
+/** One queued change, as `push` receives it (see docs/protocol.md). */
+export interface PushMutation {
+  mutationId: number;
+  collection: string;
+  /** The entity's server id when it has one (`meta.remoteId`), else its local id. */
+  id: string;
+  op: "put" | "patch" | "delete";
+  data?: Data;
+  /** The server version the change was made on (0: new to the server). */
+  baseVersion: number;
+}
+
+export interface PushRequest {
+  clientId: string;
+  mutations: PushMutation[];
+}
+
+/** An entity as the server holds it. */
+export interface ServerEntity {
+  collection: string;
+  id: string;
+  data: Data;
+  version: number;
+  serverUpdatedAt: number;
+  deleted?: boolean;
+}
+
+export interface MutationResult {
+  mutationId: number;
+  status: "applied" | "conflict" | "rejected";
+  /** The new version (`applied`) or the server's current one (`conflict`). */
+  version?: number;
+  serverUpdatedAt?: number;
+  /** The server's id for the entity (`applied`), when it assigns its own. */
+  remoteId?: string;
+  /** The server's entity, on `conflict`. */
+  current?: ServerEntity;
+  /** Why, on `rejected`. */
+  error?: { code: string; message: string };
+}
+
+export interface PushResponse {
+  /** One result per mutation, in order. */
+  results: MutationResult[];
+}
+
+export interface PullRequest {
+  /** `null`: from the beginning. */
+  cursor: string | null;
+  limit: number;
+}
+
+export interface PullResponse {
+  changes: ServerEntity[];
+  cursor: string;
+  hasMore: boolean;
+}
+
+/**
+ * Thrown by a custom `push` / `pull` to say how the failure should be treated, like the
+ * HTTP status it stands for: 401 refreshes credentials, 408/429/5xx retry with backoff,
+ * other 4xx fail the blamed mutation (`mutationId`). Any other throw is retried.
+ */
+export interface BackendError {
+  status: number;
+  code?: string;
+  message?: string;
+  mutationId?: number;
+  /** Do not retry before this many ms. */
+  retryAfter?: number;
+}
+
+export interface SyncTiming {
+  /** Sync on open, on `online`, after writes, on visibility and on the interval (default `true`). */
+  auto?: boolean;
+  /** Ms between periodic syncs; 0 turns them off (default 60000). */
+  interval?: number;
+  /** Ms to wait after a local write before syncing (default 300). */
+  debounce?: number;
+  /** Ms before a request is aborted (default 15000). */
+  timeout?: number;
+  /** Mutations per push (default 100, at most 1000). */
+  batchSize?: number;
+  /** Changes per pull page (default 500, at most 1000). */
+  pullLimit?: number;
+  /** Receives one structured entry per sync step. */
+  log?: (entry: SyncLogEntry) => void;
+}
+
+/** Sync with a server speaking the Tideway protocol. */
+export interface ServerSyncOptions extends SyncTiming {
+  /** The server's base URL (`/v1/...` is appended). */
+  url: string;
+  /** Returns the bearer token; called with `{ refresh: true }` once after a 401. */
+  getToken?: (options: { refresh: boolean }) => string | null | Promise<string | null>;
+}
+
+/** Sync with the app's own backend through two functions speaking the protocol's shapes. */
+export interface CustomSyncOptions extends SyncTiming {
+  push: (request: PushRequest) => PushResponse | Promise<PushResponse>;
+  pull: (request: PullRequest) => PullResponse | Promise<PullResponse>;
+}
+
+export type SyncOptions = ServerSyncOptions | CustomSyncOptions;
 
 export interface OpenOptions {
   /** The IndexedDB database name. */
   name: string;
   collections: { [collection: string]: CollectionOptions };
+  /** Omitted: a local-only database. */
+  sync?: SyncOptions;
+}
+
+export type SyncLogEntry = { at: number } & (
+  | { step: "push"; mutations: number; firstMutationId: number }
+  | { step: "pushed"; applied: number; conflicts: number; rejected: number }
+  | { step: "pull"; hasCursor: boolean }
+  | { step: "pulled"; changes: number; hasMore: boolean }
+  | { step: "cursorReset" }
+  | { step: "authRefresh" }
+  | { step: "failed"; error: string; retryAt: number }
+  | { step: "done"; pushed: number; pulled: number }
+);
+
+/** What one sync did. */
+export interface SyncReport {
+  pushed: number;
+  pulled: number;
+  /** Conflicts settled by the policy. */
+  merged: number;
+  /** Entities left in `conflict` for the app. */
+  conflicted: number;
+  /** Mutations the server refused for good. */
+  failed: number;
+}
+
+export interface SyncCounters {
+  pushed: number;
+  pulled: number;
+  merged: number;
+  conflicted: number;
+  retried: number;
+  failed: number;
+}
+
+export interface SyncStatusReport {
+  /** `navigator.onLine`, kept current by `online` / `offline` events. */
+  online: boolean;
+  /** Whether the server answered last time (`null` before the first attempt). */
+  reachable: boolean | null;
+  syncing: boolean;
+  /** Local mutations not yet acknowledged by the server. */
+  pending: number;
+  /** Entities whose last change the server refused (`meta.syncStatus === "failed"`). */
+  failed: number;
+  /** Entities waiting in `conflict`. */
+  conflicts: number;
+  lastSyncAt: number | null;
+  lastError: string | null;
+  /** After a failure: when the next automatic attempt is due. */
+  nextRetryAt: number | null;
+  /** Totals since the database was opened. */
+  counters: SyncCounters;
+}
+
+/** A manual conflict: each side's data, `null` where that side is a delete. */
+export interface Conflict<T extends Data = Data> {
+  id: string;
+  local: T | null;
+  server: T | null;
+  /** The data both sides started from (`null`: the server had never seen the entity). */
+  base: T | null;
+  serverVersion: number;
 }
 
 export interface Change<T extends Data = Data> {
@@ -66,8 +252,11 @@ export interface Change<T extends Data = Data> {
   id: string;
   /** The entity now (tombstones included), or `undefined` if it no longer exists. */
   record: EntityRecord<T> | undefined;
-  /** `local`: a local write became durable; `rollback`: a local write failed and was undone. */
-  origin: "local" | "rollback";
+  /**
+   * `local`: a local write became durable; `rollback`: a local write failed and was undone;
+   * `sync`: sync changed the entity (a server answer, or a push starting).
+   */
+  origin: "local" | "rollback" | "sync";
   /** Why, for a rollback. */
   error?: TidewayError;
 }
@@ -78,12 +267,17 @@ export type ErrorCode =
   | "QUOTA_EXCEEDED"
   | "DATABASE_CLOSED"
   | "SCHEMA_ERROR"
-  | "STORAGE_ERROR";
+  | "STORAGE_ERROR"
+  | "SYNC_FAILED";
 
 /** Every error Tideway throws or rejects with. */
 export interface TidewayError extends Error {
   name: "TidewayError";
   code: ErrorCode;
+  /** `SYNC_FAILED` only: how the failure was classified. */
+  kind?: "transient" | "auth" | "permanent" | "cursorExpired";
+  /** `SYNC_FAILED` only: when the next automatic attempt is due (ms since the epoch). */
+  retryAt?: number;
 }
 
 export interface PutOptions {
@@ -109,6 +303,20 @@ export interface Collection<T extends Data = Data> {
   delete(id: string): Promise<void>;
   /** Called after each committed change of this collection; returns the unsubscribe function. */
   subscribe(callback: (changes: Change<T>[]) => void): () => void;
+  /** Entities waiting in `conflict` (the `"manual"` policy). */
+  conflicts(): Conflict<T>[];
+  /** Settles a conflict with this data (or deletes it with `null`); pushed with the next sync. Rejects `NOT_FOUND` if not in conflict. */
+  resolve(id: string, data: T | null): Promise<EntityRecord<T> | undefined>;
+}
+
+export interface SyncEvents {
+  status: SyncStatusReport;
+  /** Every committed change of every collection, local or from sync. */
+  change: Change[];
+  conflict: { collection: string; id: string };
+  /** A failed sync (`collection`/`id` null) or a mutation refused for good. */
+  error: { message: string; collection: string | null; id: string | null };
+  log: SyncLogEntry;
 }
 
 /** A Tideway database: open once per page or worker. */
@@ -125,6 +333,12 @@ export class Tideway {
   collection<T extends Data = Data>(name: string): Collection<T>;
   /** How many changes wait in the outbox. */
   pendingCount(): Promise<number>;
-  /** Waits for pending writes to be durable, then closes. Later calls reject with `DATABASE_CLOSED`. */
+  /** Pushes, then pulls, now. Rejects with `SYNC_FAILED` (nothing is lost) or if opened without `sync`. */
+  sync(): Promise<SyncReport>;
+  /** Where sync stands (throws if opened without `sync`). */
+  status(): SyncStatusReport;
+  /** Listens to sync events; returns the unsubscribe function. */
+  on<E extends keyof SyncEvents>(event: E, callback: (detail: SyncEvents[E]) => void): () => void;
+  /** Waits for pending writes to be durable, stops syncing, then closes. Later calls reject with `DATABASE_CLOSED`. */
   close(): Promise<void>;
 }

@@ -164,6 +164,10 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         &self.repository
     }
 
+    pub fn remote(&self) -> &R {
+        &self.remote
+    }
+
     pub fn config(&self) -> &SyncConfig {
         &self.config
     }

@@ -1,0 +1,68 @@
+//! A backend of the app's own: `sync: { push, pull }` functions that take and
+//! answer the protocol's JSON shapes, so any API (REST with server-assigned
+//! ids and 409s, GraphQL, Firestore...) can sit behind the same engine.
+//!
+//! A function that throws an object with a numeric `status` (and optionally
+//! `code`, `mutationId`, `retryAfter` in ms) is classified like that HTTP
+//! answer; any other throw counts as a network failure and is retried.
+
+use js_sys::{Function, Reflect};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tideway_protocol::{PullResponse, PushRequest, PushResponse};
+use wasm_bindgen::JsValue;
+
+use super::{call_app, describe};
+use crate::core::sync::RemoteError;
+
+pub struct HandlerRemote {
+    push: Function,
+    pull: Function,
+}
+
+impl HandlerRemote {
+    pub fn new(push: Function, pull: Function) -> Self {
+        HandlerRemote { push, pull }
+    }
+
+    /// Calls `push({ clientId, mutations })`, expecting `{ results }`.
+    pub async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+        self.call(&self.push, request, "push").await
+    }
+
+    /// Calls `pull({ cursor, limit })`, expecting `{ changes, cursor, hasMore }`.
+    pub async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+        #[derive(Serialize)]
+        struct PullRequest<'a> {
+            cursor: Option<&'a str>,
+            limit: usize,
+        }
+        self.call(&self.pull, &PullRequest { cursor, limit }, "pull").await
+    }
+
+    async fn call<A: Serialize, T: DeserializeOwned>(&self, function: &Function, argument: &A, name: &str) -> Result<T, RemoteError> {
+        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+        let argument = argument
+            .serialize(&serializer)
+            .map_err(|e| RemoteError::Malformed(format!("cannot pass the {name} request: {e}")))?;
+        let answer = call_app(function, &argument).await.map_err(|thrown| thrown_error(&thrown))?;
+        serde_wasm_bindgen::from_value(answer)
+            .map_err(|e| RemoteError::Malformed(format!("the app's {name} function answered an unexpected shape: {e}")))
+    }
+}
+
+fn thrown_error(thrown: &JsValue) -> RemoteError {
+    let field = |name: &str| Reflect::get(thrown, &name.into()).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let is_object = thrown.is_object();
+    match (is_object, field("status").and_then(|s| s.as_f64())) {
+        (true, Some(status)) => RemoteError::Status {
+            status: status as u16,
+            code: field("code").and_then(|c| c.as_string()),
+            message: field("message").and_then(|m| m.as_string()).unwrap_or_else(|| describe(thrown)),
+            mutation_id: field("mutationId").and_then(|m| m.as_f64()).map(|m| m as u64),
+            retry_after: field("retryAfter").and_then(|r| r.as_f64()),
+        },
+        _ => RemoteError::Network(describe(thrown)),
+    }
+}
+

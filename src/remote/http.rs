@@ -1,0 +1,138 @@
+//! HTTP to a Tideway sync server: `POST /v1/push`, `GET /v1/pull`, bearer
+//! tokens from the app's `getToken`, and a timeout on every request.
+
+use std::cell::RefCell;
+
+use gloo_net::http::{Request, RequestBuilder, Response};
+use js_sys::{Function, Object, Reflect};
+use serde::de::DeserializeOwned;
+use tideway_protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
+use wasm_bindgen::prelude::*;
+
+use super::{call_app, describe};
+use crate::core::sync::RemoteError;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: &JsValue);
+}
+
+pub struct HttpRemote {
+    /// The server's base URL, without a trailing slash.
+    url: String,
+    get_token: Option<Function>,
+    token: RefCell<Option<String>>,
+    timeout_ms: f64,
+}
+
+impl HttpRemote {
+    pub fn new(url: &str, get_token: Option<Function>, timeout_ms: f64) -> Self {
+        HttpRemote { url: url.trim_end_matches('/').to_string(), get_token, token: RefCell::new(None), timeout_ms }
+    }
+
+    pub async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+        let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
+        self.exchange(builder, Some(request)).await
+    }
+
+    pub async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+        let limit = limit.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor));
+        }
+        let builder = self.authorized(Request::get(&format!("{}/v1/pull", self.url)).query(query)).await?;
+        self.exchange(builder, None).await
+    }
+
+    /// Asks `getToken({ refresh: true })` for a new token after a 401.
+    pub async fn refresh_auth(&self) -> Result<(), RemoteError> {
+        let token = self.fetch_token(true).await?;
+        *self.token.borrow_mut() = token;
+        Ok(())
+    }
+
+    /// Whether `GET /v1/health` answers 2xx within the timeout.
+    pub async fn healthy(&self) -> bool {
+        matches!(self.send(Request::get(&format!("{}/v1/health", self.url)), None).await, Ok(response) if response.ok())
+    }
+
+    async fn authorized(&self, builder: RequestBuilder) -> Result<RequestBuilder, RemoteError> {
+        if self.get_token.is_some() && self.token.borrow().is_none() {
+            let token = self.fetch_token(false).await?;
+            *self.token.borrow_mut() = token;
+        }
+        Ok(match &*self.token.borrow() {
+            Some(token) => builder.header("Authorization", &format!("Bearer {token}")),
+            None => builder,
+        })
+    }
+
+    async fn fetch_token(&self, refresh: bool) -> Result<Option<String>, RemoteError> {
+        let Some(get_token) = &self.get_token else { return Ok(None) };
+        let argument = Object::new();
+        let _ = Reflect::set(&argument, &"refresh".into(), &refresh.into());
+        let token = call_app(get_token, &argument).await.map_err(|error| RemoteError::Status {
+            status: 401,
+            code: Some("unauthorized".into()),
+            message: format!("getToken failed: {}", describe(&error)),
+            mutation_id: None,
+            retry_after: None,
+        })?;
+        Ok(token.as_string())
+    }
+
+    /// Sends a request and reads a protocol answer: the body on 2xx, the
+    /// error body, status and `Retry-After` otherwise.
+    async fn exchange<T: DeserializeOwned>(&self, builder: RequestBuilder, body: Option<&PushRequest>) -> Result<T, RemoteError> {
+        let response = self.send(builder, body).await?;
+        let status = response.status();
+        if (200..300).contains(&status) {
+            return response.json::<T>().await.map_err(|e| RemoteError::Malformed(e.to_string()));
+        }
+        let retry_after = response.headers().get("Retry-After").and_then(|value| retry_after_ms(&value));
+        let text = response.text().await.unwrap_or_default();
+        let (code, message, mutation_id) = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(ErrorBody { error }) => {
+                // `error.mutationId` is an optional extra the shared type does not carry.
+                let mutation_id = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|value| value["error"]["mutationId"].as_u64());
+                (Some(error.code), error.message, mutation_id)
+            }
+            Err(_) => (None, response.status_text(), None),
+        };
+        Err(RemoteError::Status { status, code, message, mutation_id, retry_after })
+    }
+
+    /// Sends with a timeout: an AbortController aborts the request when it fires.
+    async fn send(&self, builder: RequestBuilder, body: Option<&PushRequest>) -> Result<Response, RemoteError> {
+        let controller = web_sys::AbortController::new().map_err(|e| RemoteError::Network(describe(&e)))?;
+        let builder = builder.abort_signal(Some(&controller.signal()));
+        let request = match body {
+            Some(body) => builder.json(body),
+            None => builder.build(),
+        }
+        .map_err(|e| RemoteError::Malformed(format!("cannot build the request: {e}")))?;
+        let abort = Closure::once_into_js(move || controller.abort());
+        let timer = set_timeout(abort.unchecked_ref(), self.timeout_ms);
+        let sent = request.send().await;
+        clear_timeout(&timer);
+        sent.map_err(|error| match error {
+            gloo_net::Error::JsError(error) if error.name == "AbortError" => RemoteError::Timeout,
+            other => RemoteError::Network(other.to_string()),
+        })
+    }
+}
+
+/// `Retry-After` as milliseconds: delay-seconds or an HTTP date.
+fn retry_after_ms(value: &str) -> Option<f64> {
+    if let Ok(seconds) = value.trim().parse::<f64>() {
+        return Some(seconds.max(0.0) * 1000.0);
+    }
+    let date = js_sys::Date::parse(value);
+    (!date.is_nan()).then(|| (date - js_sys::Date::now()).max(0.0))
+}

@@ -1,0 +1,62 @@
+//! The [`Remote`] implementations a browser uses: HTTP to a server speaking
+//! `docs/protocol.md`, or the app's own `push` / `pull` functions.
+
+mod handlers;
+mod http;
+
+pub use handlers::HandlerRemote;
+pub use http::HttpRemote;
+
+use js_sys::{Function, Promise};
+use tideway_protocol::{PullResponse, PushRequest, PushResponse};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::core::sync::{Remote, RemoteError};
+
+/// The remote a database syncs with.
+pub enum JsRemote {
+    Http(HttpRemote),
+    Handlers(HandlerRemote),
+}
+
+impl Remote for JsRemote {
+    async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+        match self {
+            JsRemote::Http(remote) => remote.push(request).await,
+            JsRemote::Handlers(remote) => remote.push(request).await,
+        }
+    }
+
+    async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+        match self {
+            JsRemote::Http(remote) => remote.pull(cursor, limit).await,
+            JsRemote::Handlers(remote) => remote.pull(cursor, limit).await,
+        }
+    }
+
+    async fn refresh_auth(&self) -> Result<(), RemoteError> {
+        match self {
+            JsRemote::Http(remote) => remote.refresh_auth().await,
+            JsRemote::Handlers(_) => Ok(()),
+        }
+    }
+}
+
+/// Calls an app function and waits for its answer, whether it returns a
+/// value or a Promise. A throw or a rejection comes back as `Err`.
+async fn call_app(function: &Function, argument: &JsValue) -> Result<JsValue, JsValue> {
+    let returned = function.call1(&JsValue::NULL, argument)?;
+    match returned.dyn_into::<Promise>() {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(value) => Ok(value),
+    }
+}
+
+/// A readable description of a thrown JS value.
+fn describe(error: &JsValue) -> String {
+    if let Some(error) = error.dyn_ref::<js_sys::Error>() {
+        return format!("{}: {}", String::from(error.name()), String::from(error.message()));
+    }
+    error.as_string().unwrap_or_else(|| format!("{error:?}"))
+}

@@ -24,7 +24,7 @@ use super::layout::{
     check_format, entity_store, index_field, Layout, UpgradePlan, BACKFILL_KEY, CURSOR_KEY, FORMAT_VERSION, META_STORE,
     OUTBOX_STORE, SYNC_KEY,
 };
-use crate::core::sync::{settle, Policies, ServerAnswer, Settled};
+use crate::core::sync::{settle, Outcome, Policies, ServerAnswer, Settled, Settlement};
 use crate::core::{
     apply_write, Applied, Entity, Error, IndexKey, IndexSpec, Mutation, Query, Result, Schema, Snapshot, Store, SyncMeta,
     Write,
@@ -328,9 +328,27 @@ impl Store for IdbStore {
             current.insert(key.clone(), record.map(|record| entity_of(&record, &key.0)).transpose()?);
         }
 
+        // Answers to a push count only while their outbox entry is there: another
+        // tab's syncer may have recorded the same answer already.
+        let mut queued = HashMap::new();
+        for mutation_id in answers.iter().filter_map(|a| a.mutation_id()) {
+            let read = outbox.count().with_query(mutation_id as f64).primitive().map_err(idb_error)?;
+            queued.insert(mutation_id, read);
+        }
+        let mut still_queued = BTreeSet::new();
+        for (mutation_id, read) in queued {
+            if read.await.map_err(idb_error)? > 0 {
+                still_queued.insert(mutation_id);
+            }
+        }
+
         let mut decisions = Vec::with_capacity(answers.len());
         for answer in answers {
             let key = (answer.collection().to_owned(), answer.id().to_owned());
+            if answer.mutation_id().is_some_and(|id| !still_queued.contains(&id)) {
+                decisions.push((key, Settlement { entity: None, remove: None, drop_pending: false, enqueue: None, outcome: Outcome::Unchanged }));
+                continue;
+            }
             let decision = settle(current[&key].as_ref(), answer, policies.of(&key.0), now);
             if let Some(entity) = &decision.entity {
                 current.insert(key.clone(), Some(entity.clone()));

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::core::sync::{settle, Policies, ServerAnswer, Settled};
+use crate::core::sync::{settle, Outcome, Policies, ServerAnswer, Settled};
 use crate::core::{
     apply_write, Applied, Collection, Entity, Error, Mutation, Query, Result, Schema, Snapshot, Store,
     SyncMeta, Write,
@@ -175,6 +175,10 @@ impl Store for MemoryStore {
         for answer in answers {
             let (name, id) = (answer.collection(), answer.id());
             let Some(collection) = collections.get_mut(name) else { continue };
+            if answer.mutation_id().is_some_and(|mutation_id| !outbox.contains_key(&mutation_id)) {
+                settled.push(Settled { collection: name.to_string(), id: id.to_string(), entity: None, outcome: Outcome::Unchanged });
+                continue;
+            }
             let decision = settle(collection.get(id), answer, policies.of(name), now);
             if decision.drop_pending {
                 outbox.retain(|_, m| !(m.collection == name && m.id == id));

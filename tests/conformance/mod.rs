@@ -412,6 +412,10 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     assert_eq!(repo.read("notes", |c| c.get("n3").map(|e| e.version)).unwrap(), Some(4));
     assert_eq!(ids_of(&store.outbox(10).await.unwrap()), [outbox[1].mutation_id]);
     assert_eq!(store.sync_meta().await.unwrap().cursor.as_deref(), Some("cursor-1"));
+    // The same answer again (another tab's syncer got it too) changes nothing.
+    let again = store.settle(&answers[..1], &policies, 9_000.5, None).await.unwrap();
+    assert_eq!((again[0].outcome.clone(), again[0].entity.clone()), (Outcome::Unchanged, None));
+    assert_eq!(store.get("notes", "n1").await.unwrap().unwrap(), n1);
 
     // n2's push conflicts: the merge replaces its queued mutation with a newer one.
     let conflict = MutationResult {

@@ -273,6 +273,7 @@ describe("sync with the reference server", () => {
         sync: {
           auto: false,
           push: async ({ mutations }) => {
+            backend.statusDuringPush ??= db.collection("notes").get("local-1").meta.syncStatus;
             if (backend.failNext) {
               const error = backend.failNext;
               backend.failNext = null;
@@ -325,8 +326,10 @@ describe("sync with the reference server", () => {
         transient,
         permanent,
         failedStatus: notes.get("local-2").meta.syncStatus,
+        statusDuringPush: backend.statusDuringPush,
       };
     });
+    assert.equal(result.statusDuringPush, "syncing", "an entity shows syncing while its push is in flight");
     assert.equal(result.remoteId, "srv-1");
     assert.deepEqual(result.afterPatch, { title: "edited" });
     assert.deepEqual(result.local, { title: "from the backend" });

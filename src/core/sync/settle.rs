@@ -76,6 +76,16 @@ impl ServerAnswer {
         }
     }
 
+    /// The outbox entry the answer is about, for answers to a push. A store
+    /// records such an answer only while that entry is still in the outbox:
+    /// a second syncer (another tab) may have recorded it already.
+    pub fn mutation_id(&self) -> Option<MutationId> {
+        match self {
+            ServerAnswer::Pushed { mutation, .. } | ServerAnswer::Refused { mutation, .. } => Some(mutation.mutation_id),
+            ServerAnswer::Pulled { .. } => None,
+        }
+    }
+
     /// The local id of the entity the answer is about.
     pub fn id(&self) -> &str {
         match self {

@@ -93,6 +93,11 @@ function start(store) {
   document.addEventListener("visibilitychange", () => document.hidden && editor.save());
   setInterval(render, 30_000); // keeps "5 minutes ago" honest
 
+  store.onSyncStatus((status) => {
+    statusBar.setSync(status);
+    render();
+  });
+
   // For the console and the end-to-end tests.
   window.tidewayNotes = { db: store.db, store };
 

@@ -1,25 +1,53 @@
 // The notes data layer: the one module that talks to Tideway. The UI gets frozen records
-// and calls intent-named methods, so a sync engine (status, pull, conflicts) plugs in here
-// without the views changing.
+// and calls intent-named methods; sync status reaches it through `onSyncStatus`.
 
 import init, { Tideway } from "../pkg/tideway.js";
 
 export const DATABASE_NAME = "tideway-notes";
 
-/** `updatedAt` (metadata) orders the list; `title` is there for lookups by title. */
-export const COLLECTIONS = { notes: { indexes: ["updatedAt", "title"] } };
+/**
+ * `updatedAt` (metadata) orders the list; `title` is there for lookups by title. Two
+ * devices editing one note merge field by field (a title here, a body there).
+ */
+export const COLLECTIONS = { notes: { indexes: ["updatedAt", "title"], conflict: "merge" } };
 
-/** Loads the wasm module and opens the notes database (every note is in memory after this). */
+/** The token `scripts/demo.sh` gives the reference server (`--token demo:demo`). */
+const DEMO_TOKEN = "demo";
+const SYNC_SERVER_SEEN = "tideway-notes:sync-server";
+
+/**
+ * Whether this page is served by a Tideway sync server. Remembered once seen, so that a
+ * reload while offline still opens the database with sync (and syncs when back online).
+ */
+async function syncServerHere() {
+  if (localStorage.getItem(SYNC_SERVER_SEEN) === location.origin) return true;
+  try {
+    const response = await fetch("/v1/health", { cache: "no-store", signal: AbortSignal.timeout(2000) });
+    if (!response.ok) return false;
+    localStorage.setItem(SYNC_SERVER_SEEN, location.origin);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads the wasm module and opens the notes database (every note is in memory after
+ * this), syncing with the server that serves the page when there is one.
+ */
 export async function openNoteStore() {
   await init();
-  const db = await Tideway.open({ name: DATABASE_NAME, collections: COLLECTIONS });
-  return new NoteStore(db);
+  const sync = (await syncServerHere()) ? { url: location.origin, getToken: () => DEMO_TOKEN } : undefined;
+  const db = await Tideway.open({ name: DATABASE_NAME, collections: COLLECTIONS, sync });
+  return new NoteStore(db, Boolean(sync));
 }
 
 export class NoteStore {
-  constructor(db) {
+  constructor(db, syncing) {
     this.db = db;
     this.notes = db.collection("notes");
+    /** Whether this database syncs with a server. */
+    this.syncing = syncing;
   }
 
   /** Live notes, most recently changed first. Synchronous: answered from memory. */
@@ -60,5 +88,12 @@ export class NoteStore {
   /** How many changes wait in the outbox for a sync. */
   pendingCount() {
     return this.db.pendingCount();
+  }
+
+  /** Calls `callback(status)` now and whenever sync status changes; no-op without a server. */
+  onSyncStatus(callback) {
+    if (!this.syncing) return () => {};
+    callback(this.db.status());
+    return this.db.on("status", callback);
   }
 }

@@ -1,5 +1,5 @@
-// The status pills in the top bar: network, outbox and offline readiness. Each fact has
-// one setter; a sync engine adds its own (syncing, last sync) beside them.
+// The status pills in the top bar: network, outbox, sync and offline readiness. Each fact
+// has one setter.
 
 const PLURAL = new Intl.PluralRules("en");
 
@@ -8,6 +8,7 @@ export class StatusBar {
     this.network = root.querySelector('[data-field="network"]');
     this.pending = root.querySelector('[data-field="pending"]');
     this.offlineReady = root.querySelector('[data-field="offline-ready"]');
+    this.sync = root.querySelector('[data-field="sync"]');
     const update = () => this.setOnline(navigator.onLine);
     addEventListener("online", update);
     addEventListener("offline", update);
@@ -26,6 +27,21 @@ export class StatusBar {
       count === 0
         ? "Nothing waiting to sync"
         : `${count} ${PLURAL.select(count) === "one" ? "change" : "changes"} waiting to sync`;
+  }
+
+  /** Where sync with the server stands (`db.status()`). */
+  setSync({ syncing, lastSyncAt, lastError, nextRetryAt, failed, conflicts }) {
+    this.sync.hidden = false;
+    const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    let state = "idle";
+    let text = "Not synced yet";
+    if (syncing) [state, text] = ["syncing", "Syncing…"];
+    else if (lastError && nextRetryAt) [state, text] = ["failed", `Sync failed, retrying at ${time(nextRetryAt)}`];
+    else if (lastSyncAt) [state, text] = ["synced", `Synced at ${time(lastSyncAt)}`];
+    const problems = [failed && `${failed} refused`, conflicts && `${conflicts} in conflict`].filter(Boolean);
+    this.sync.dataset.state = state;
+    this.sync.textContent = problems.length ? `${text} (${problems.join(", ")})` : text;
+    this.sync.title = lastError ?? "";
   }
 
   /** The service worker holds everything the app needs to start without a network. */

@@ -264,10 +264,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         }
                     },
                     Err(error) => match error.class() {
-                        ErrorClass::Permanent { mutation_id } if mutation_id.is_some() || batch.len() == 1 => {
-                            vec![self.refusal(&batch, mutation_id, error.to_string())]
+                        ErrorClass::Permanent { mutation_id: Some(id) } if batch.iter().any(|m| m.mutation_id == id) => {
+                            vec![self.refusal(&batch, Some(id), error.to_string())]
                         }
-                        ErrorClass::Permanent { .. } => {
+                        ErrorClass::Permanent { .. } if error.is_about_content() && batch.len() == 1 => {
+                            vec![self.refusal(&batch, None, error.to_string())]
+                        }
+                        ErrorClass::Permanent { .. } if error.is_about_content() => {
                             self.repository.unmark_syncing(&keys);
                             batch_size = 1;
                             continue;

@@ -84,6 +84,15 @@ impl RemoteError {
     }
 }
 
+impl RemoteError {
+    /// Whether a refusal can be about what a request carries (400, 413, 422),
+    /// as opposed to where or how it was sent (a wrong URL's 404, a 403, a 415).
+    /// Only the former may cost a mutation: the latter would fail every one.
+    pub fn is_about_content(&self) -> bool {
+        matches!(self, RemoteError::Status { status: 400 | 413 | 422, .. })
+    }
+}
+
 /// A server the engine pushes to and pulls from.
 ///
 /// Futures are not `Send`: in a browser they wrap JS promises.

@@ -235,6 +235,24 @@ fn a_refused_push_blames_one_mutation_and_the_rest_go_on() {
 }
 
 #[test]
+fn refusals_about_where_a_push_went_cost_no_mutation() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.put("n2", json!({"title": "two"}));
+    // A wrong URL (404), a forbidden user (403), a proxy refusing the body type (415).
+    for status in [404, 403, 415] {
+        remote.server().push_faults.push_back(Fault::Before(RemoteError::status(status, "x", "refused")));
+        let error = a.sync().unwrap_err();
+        assert!(matches!(error, SyncError::Remote { class: ErrorClass::Permanent { .. }, .. }), "{error:?}");
+        assert_eq!(a.pending(), 2, "HTTP {status} drops nothing");
+        assert_eq!(a.get("n1").unwrap().sync_status, SyncStatus::Dirty);
+    }
+    a.sync().unwrap();
+    assert_eq!(a.pending(), 0);
+}
+
+#[test]
 fn a_401_refreshes_the_token_once() {
     let remote = FakeRemote::default();
     let a = device(&remote, ConflictPolicy::Merge);

@@ -12,6 +12,11 @@ wasm_bindgen_test_configure!(run_in_service_worker);
 conformance_tests!(wasm: IdbHarness);
 
 #[wasm_bindgen_test]
+fn runs_inside_a_service_worker() {
+    browser_common::assert_global_scope("ServiceWorkerGlobalScope");
+}
+
+#[wasm_bindgen_test]
 async fn js_api_round_trip() {
     browser_common::js_api_round_trip().await;
 }

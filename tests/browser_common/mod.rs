@@ -24,6 +24,16 @@ impl crate::conformance::Harness for IdbHarness {
     }
 }
 
+/// Checks that the suite runs in the global scope it was configured for (`"Window"`,
+/// `"ServiceWorkerGlobalScope"`): a runner that quietly ran it elsewhere would
+/// leave that context untested.
+pub fn assert_global_scope(expected: &str) {
+    let check = format!("typeof {expected} === 'function' && globalThis instanceof {expected}");
+    let inside = js_sys::eval(&check).expect("evaluate the scope check").as_bool();
+    let actual = js_sys::eval("Object.prototype.toString.call(globalThis)").ok().and_then(|v| v.as_string());
+    assert_eq!(inside, Some(true), "expected to run in a {expected}, running in {actual:?}");
+}
+
 fn js(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("test JSON parses")
 }

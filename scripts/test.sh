@@ -63,13 +63,14 @@ run_e2e() {
   echo; echo "==> demo app end to end on $engine"
   local start=$SECONDS
   TIDEWAY_E2E_BROWSER=$engine node --test tests/e2e/ 2>&1 | tee "$log"
-  local passed
+  local passed skipped
   passed=$(awk '/^# pass / { print $3 }' "$log")
+  skipped=$(awk '/^# skipped / { print $3 }' "$log")
   if [ "${passed:-0}" -eq 0 ]; then
     echo "no end-to-end test passed on $engine" >&2
     exit 1
   fi
-  summary+=("$(printf '%-8s end to end                    %3d passed  %4ds' "$engine" "$passed" $((SECONDS - start)))")
+  summary+=("$(printf '%-8s end to end                    %3d passed  %4ds  (%d skipped)' "$engine" "$passed" $((SECONDS - start)) "${skipped:-0}")")
 }
 
 run_e2e chromium

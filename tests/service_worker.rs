@@ -17,6 +17,11 @@ fn runs_inside_a_service_worker() {
 }
 
 #[wasm_bindgen_test]
+async fn upgrade_from_another_connection_closes_this_one() {
+    browser_common::upgrade_from_another_connection_closes_this_one().await;
+}
+
+#[wasm_bindgen_test]
 async fn js_api_round_trip() {
     browser_common::js_api_round_trip().await;
 }

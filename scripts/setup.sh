@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything building and testing Tideway needs, skipping what is
 # already there: the wasm target, wasm-bindgen-cli (at the exact version in
-# Cargo.lock), wasm-pack, Chromium with its driver, PostgreSQL, npm packages.
+# Cargo.lock), wasm-pack, geckodriver, the three browser engines with their
+# drivers (Chromium, Firefox ESR, WebKitGTK; Xvfb gives WebKit a display),
+# PostgreSQL, npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,9 +26,17 @@ if ! command -v wasm-pack >/dev/null; then
   cargo install wasm-pack
 fi
 
+if ! command -v geckodriver >/dev/null && [ ! -x "$HOME/.cargo/bin/geckodriver" ]; then
+  say "installing geckodriver (a few minutes)"
+  cargo install geckodriver
+fi
+
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || missing+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null || missing+=(xvfb)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} from Debian packages"

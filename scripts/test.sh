@@ -2,9 +2,11 @@
 # Installs what is missing, then runs every test suite of Tideway:
 #   1. the pure core, natively (cargo test)
 #   2. the sync server and protocol, against SQLite and a throwaway PostgreSQL
-#   3. IndexedDB and the JS API in headless Chromium, in a page and in a service worker
-#   4. sync end to end against the reference server, in Chromium through Playwright
-#   5. the demo app end to end, in Chromium through Playwright
+#   3. IndexedDB and the JS API in a page and in a service worker, on Chromium,
+#      Firefox and WebKit: built once, then run on each engine in turn
+#   4. sync end to end against the reference server, in Chromium (Playwright)
+#   5. the demo app end to end, on Chromium and Firefox (puppeteer-core)
+# and ends with how long each engine took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +18,70 @@ cargo test -p tideway
 echo; echo "==> sync server and protocol (SQLite + PostgreSQL)"
 bash scripts/test-server.sh
 
-echo; echo "==> IndexedDB and JS API in headless Chromium (page + service worker)"
-CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome --mode no-install
+# The wasm test binaries do not depend on the browser: build them once, and let
+# wasm-bindgen-test-runner pick the engine from the driver variable it is given.
+echo; echo "==> building the browser suites (page + service worker)"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+cargo test --target wasm32-unknown-unknown --tests --no-run
 
+gecko=$(command -v geckodriver || echo "$HOME/.cargo/bin/geckodriver")
+summary=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# run_wasm_suites ENGINE RUNNER_NAME [COMMAND PREFIX...]: runs both wasm suites on
+# one engine and checks that each ran, with tests, in the browser asked for (a
+# runner that fell back to another driver, or a suite with no tests, fails).
+run_wasm_suites() {
+  local engine=$1 runner_name=$2; shift 2
+  echo; echo "==> IndexedDB and JS API on $engine (page + service worker)"
+  local start=$SECONDS
+  "$@" cargo test --target wasm32-unknown-unknown --tests 2>&1 | tee "$log"
+  local suites passed
+  suites=$(grep -c "^Running headless tests in $runner_name " "$log" || true)
+  passed=$(grep -o '^test result: ok\. [0-9]* passed' "$log" | awk '{ sum += $4 } END { print sum + 0 }')
+  if [ "$suites" -ne 2 ] || [ "$passed" -eq 0 ]; then
+    echo "expected the page and service-worker suites to run in $runner_name; $suites did, $passed tests passed" >&2
+    exit 1
+  fi
+  summary+=("$(printf '%-8s wasm (page + service worker)  %3d passed  %4ds' "$engine" "$passed" $((SECONDS - start)))")
+}
+
+only_driver=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER -u MSEDGEDRIVER)
+run_wasm_suites chromium Chrome "${only_driver[@]}" CHROMEDRIVER=/usr/bin/chromedriver
+run_wasm_suites firefox Firefox "${only_driver[@]}" GECKODRIVER="$gecko"
+# WebKitGTK's driver speaks W3C WebDriver, which the runner drives as Safari;
+# WebKitGTK needs a display, which xvfb-run provides.
+run_wasm_suites webkit Safari "${only_driver[@]}" SAFARIDRIVER=/usr/bin/WebKitWebDriver xvfb-run -a
+
+echo; echo "==> building the package and the reference server"
 bash scripts/build.sh
+cargo build -p tideway-server
 
 echo; echo "==> sync against the reference server (Chromium via Playwright)"
-cargo build -p tideway-server
-node --test tests/sync/
+start=$SECONDS
+node --test tests/sync/ 2>&1 | tee "$log"
+summary+=("$(printf '%-8s sync against the server      %3d passed  %4ds' chromium "$(awk '/^# pass / { print $3 }' "$log")" $((SECONDS - start)))")
 
-echo; echo "==> demo app end to end (Chromium via Playwright)"
-node --test tests/e2e/
+# run_e2e ENGINE: the end-to-end tests on one engine, with node's test runner.
+run_e2e() {
+  local engine=$1
+  echo; echo "==> demo app end to end on $engine"
+  local start=$SECONDS
+  TIDEWAY_E2E_BROWSER=$engine node --test tests/e2e/ 2>&1 | tee "$log"
+  local passed skipped
+  passed=$(awk '/^# pass / { print $3 }' "$log")
+  skipped=$(awk '/^# skipped / { print $3 }' "$log")
+  if [ "${passed:-0}" -eq 0 ]; then
+    echo "no end-to-end test passed on $engine" >&2
+    exit 1
+  fi
+  summary+=("$(printf '%-8s end to end                    %3d passed  %4ds  (%d skipped)' "$engine" "$passed" $((SECONDS - start)) "${skipped:-0}")")
+}
+
+run_e2e chromium
+run_e2e firefox
+
+echo; echo "==> browser engines"
+printf '%s\n' "${summary[@]}"

@@ -12,6 +12,16 @@ wasm_bindgen_test_configure!(run_in_service_worker);
 conformance_tests!(wasm: IdbHarness);
 
 #[wasm_bindgen_test]
+fn runs_inside_a_service_worker() {
+    browser_common::assert_global_scope("ServiceWorkerGlobalScope");
+}
+
+#[wasm_bindgen_test]
+async fn upgrade_from_another_connection_closes_this_one() {
+    browser_common::upgrade_from_another_connection_closes_this_one().await;
+}
+
+#[wasm_bindgen_test]
 async fn js_api_round_trip() {
     browser_common::js_api_round_trip().await;
 }

@@ -148,7 +148,8 @@ impl IdbStore {
                 store.put(entity_record(&entity, fields)?).primitive().map_err(idb_error)?;
             }
         }
-        tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?;
+        // The last request settling means every put has (see `apply`).
+        tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         tx.commit().await.map_err(idb_error)
     }
 }
@@ -212,20 +213,28 @@ impl Store for IdbStore {
             }
             results.push(result);
         }
-        if inject_failure {
+        let injected = if inject_failure {
             // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
             let meta = tx.object_store(META_STORE).map_err(idb_error)?;
-            let _ = meta.add("duplicate").with_key("clientId").primitive();
-        }
+            Some(meta.add("duplicate").with_key("clientId").primitive().map_err(idb_error)?)
+        } else {
+            None
+        };
 
-        // Commit without waiting for the appends' own results: their success
-        // events fire before the transaction completes, so the assigned ids
-        // are ready to read once the commit is done.
-        tx.commit().await.map_err(idb_error)?;
+        // Commit only once every request has settled. Firefox keeps the other
+        // writes of a transaction whose request fails after `commit()` was
+        // called (it completes instead of aborting), so committing with
+        // requests in flight would break atomicity there. Requests settle in
+        // the order they were made, and a failed one aborts the transaction,
+        // failing every later one: awaiting them in order finds any failure.
         let mut mutation_ids = Vec::with_capacity(appends.len());
         for append in appends {
             mutation_ids.push(append.await.map_err(idb_error)? as u64);
         }
+        if let Some(injected) = injected {
+            injected.await.map_err(idb_error)?;
+        }
+        tx.commit().await.map_err(idb_error)?;
 
         let mut mutation_ids = mutation_ids.into_iter();
         for applied in results.iter_mut().flatten() {
@@ -390,6 +399,10 @@ impl Store for IdbStore {
         if self.fail_next_apply.replace(false) {
             let _ = meta.add("duplicate").with_key("clientId").primitive();
         }
+        // Commit only once every request has settled (see `apply`): requests
+        // settle in order and a failure aborts the rest, so a last read that
+        // succeeds means every write before it did.
+        let _: u32 = meta.count().primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         tx.commit().await.map_err(idb_error)?;
         Ok(settled)
     }

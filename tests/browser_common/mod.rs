@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use js_sys::{Function, Promise, Reflect};
-use tideway::core::Schema;
+use tideway::core::{Data, Error, Op, Schema, Store, Write};
 use tideway::js::{Collection, Tideway};
 use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::{JsCast, JsValue};
@@ -22,6 +22,38 @@ impl crate::conformance::Harness for IdbHarness {
     fn fail_next_apply(store: &IdbStore) {
         store.fail_next_apply();
     }
+}
+
+/// Checks that the suite runs in the global scope it was configured for (`"Window"`,
+/// `"ServiceWorkerGlobalScope"`): a runner that quietly ran it elsewhere would
+/// leave that context untested.
+pub fn assert_global_scope(expected: &str) {
+    let check = format!("typeof {expected} === 'function' && globalThis instanceof {expected}");
+    let inside = js_sys::eval(&check).expect("evaluate the scope check").as_bool();
+    let actual = js_sys::eval("Object.prototype.toString.call(globalThis)").ok().and_then(|v| v.as_string());
+    assert_eq!(inside, Some(true), "expected to run in a {expected}, running in {actual:?}");
+}
+
+/// A schema upgrade from another connection (another tab, in real life) is not
+/// blocked by this one: every engine fires `versionchange` here, the store closes
+/// its connection, and its later calls say why with `DatabaseClosed`.
+pub async fn upgrade_from_another_connection_closes_this_one() {
+    let name = format!("upgrade-elsewhere-{}", uuid::Uuid::new_v4());
+    let old = Schema::new([("notes", vec!["title"])]).unwrap();
+    let first = IdbStore::open(&name, old).await.expect("open");
+    let put = Write { collection: "notes".into(), id: "a".into(), op: Op::Put, data: Some(Data::new()), at: 1.0 };
+    first.apply(&[put]).await.expect("write before the upgrade");
+
+    let new = Schema::new([("notes", vec!["title", "rank"])]).unwrap();
+    let second = IdbStore::open(&name, new).await.expect("the upgrade goes through while the first connection is open");
+    match first.pending_count().await {
+        Err(Error::DatabaseClosed(reason)) => assert!(reason.contains("upgraded"), "{reason}"),
+        other => panic!("expected DatabaseClosed, got {other:?}"),
+    }
+    assert!(second.get("notes", "a").await.unwrap().is_some(), "the data is kept");
+    assert_eq!(second.pending_count().await.unwrap(), 1);
+    second.close();
+    IdbStore::delete(&name).await.expect("delete the database");
 }
 
 fn js(json: &str) -> JsValue {

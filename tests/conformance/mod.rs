@@ -132,7 +132,7 @@ pub async fn failed_write_leaves_nothing_and_rolls_back<H: Harness>(h: &H) {
     let store = h.open(&name, notes_schema()).await;
     H::fail_next_apply(&store);
     let outcome = store.apply(&[write("notes", "x", Op::Put, Some(json!({"title": "lost"})), 1.0)]).await;
-    assert!(outcome.is_err(), "the injected failure surfaces");
+    assert!(matches!(outcome, Err(Error::Storage(_))), "the injected failure surfaces as a storage error: {outcome:?}");
     assert_eq!(store.get("notes", "x").await.unwrap(), None, "no entity");
     assert_eq!(store.pending_count().await.unwrap(), 0, "no outbox entry");
     store.close();

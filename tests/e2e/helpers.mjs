@@ -1,14 +1,19 @@
-// Shared set-up for the end-to-end tests: one headless Chromium, and the demo app served
+// Shared set-up for the end-to-end tests: one headless browser, and the demo app served
 // from www/ by our own static server.
+//
+// The browser is chosen by TIDEWAY_E2E_BROWSER: `chromium` (the default, over the Chrome
+// DevTools Protocol) or `firefox` (stock Firefox ESR over WebDriver BiDi). Both are driven
+// by puppeteer-core, which never downloads a browser: it launches the installed ones.
 
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 import { startStaticServer } from "./static-server.mjs";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const WWW = fileURLToPath(new URL("../../www/", import.meta.url));
 
+/** Chromium's path and flags, also used by the benchmark (bench/run.mjs). */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const CHROMIUM_ARGS = [
   "--headless=new",
@@ -20,8 +25,31 @@ export const CHROMIUM_ARGS = [
   "--no-first-run",
 ];
 
-export function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+const ENGINES = {
+  chromium: { browser: "chrome", executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS },
+  firefox: {
+    browser: "firefox",
+    executablePath: process.env.FIREFOX_PATH ?? "/usr/bin/firefox-esr",
+    args: [],
+  },
+};
+
+export const ENGINE = process.env.TIDEWAY_E2E_BROWSER ?? "chromium";
+if (!ENGINES[ENGINE]) {
+  throw new Error(`TIDEWAY_E2E_BROWSER=${ENGINE}: expected one of ${Object.keys(ENGINES).join(", ")}`);
+}
+
+/** Launches the chosen engine and checks that it is the one that answered. */
+export async function launchBrowser() {
+  const { browser: kind, executablePath, args } = ENGINES[ENGINE];
+  const browser = await puppeteer.launch({ browser: kind, executablePath, args, headless: true });
+  const version = await browser.version();
+  const expected = kind === "firefox" ? /firefox/i : /chrom/i;
+  if (!expected.test(version)) {
+    await browser.close();
+    throw new Error(`asked for ${ENGINE}, got ${version}`);
+  }
+  return browser;
 }
 
 /** Fails early and plainly when the wasm package has not been built into www/pkg. */
@@ -44,7 +72,7 @@ export function serveApp({ port = 0 } = {}) {
 
 /** Forwards the page's console errors and uncaught exceptions to the test output. */
 export function watchPage(page, errors = []) {
-  page.on("pageerror", (error) => errors.push(`pageerror: ${error.message}`));
+  page.on("pageerror", (error) => errors.push(`pageerror: ${error.message ?? error}`));
   page.on("console", (message) => {
     // The demo asks /v1/health whether a sync server serves it; this static server is none.
     if (message.location().url?.endsWith("/v1/health")) return;
@@ -56,5 +84,10 @@ export function watchPage(page, errors = []) {
 /** Opens the app and waits until it has loaded every note. */
 export async function openApp(page, url) {
   await page.goto(url);
+  await waitForApp(page);
+}
+
+/** Waits until the app (after a navigation or a reload) has loaded every note. */
+export async function waitForApp(page) {
   await page.waitForSelector('html[data-app-ready="true"]', { timeout: 15_000 });
 }

@@ -1,6 +1,5 @@
 //! `Tideway`: opening, closing and deleting a database.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -8,7 +7,7 @@ use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::collection::{Collection, ReadCache};
+use super::collection::{Collection, RecordCache};
 use super::convert::{invalid_type, string_from_js, Options};
 use super::error::{invalid, to_js, JsResult};
 use crate::core::{Repository, Schema};
@@ -21,7 +20,7 @@ pub type Repo = Rc<Repository<IdbStore>>;
 pub struct Tideway {
     name: String,
     repository: Repo,
-    cache: ReadCache,
+    caches: Rc<HashMap<String, RecordCache>>,
 }
 
 #[wasm_bindgen]
@@ -30,17 +29,23 @@ impl Tideway {
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
         let (name, schema) = open_options(&options)?;
         let store = IdbStore::open(&name, schema.clone()).await.map_err(|e| to_js(&e))?;
-        let cache: ReadCache = Rc::new(RefCell::new(HashMap::new()));
-        let observed = cache.clone();
+        let caches: Rc<HashMap<String, RecordCache>> =
+            Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
+        let observed = caches.clone();
         let evict = Box::new(move |collection: &str, id: &str| {
-            if let Some(records) = observed.borrow_mut().get_mut(collection) {
-                records.remove(id);
+            if let Some(cache) = observed.get(collection) {
+                cache.evict(id);
             }
         });
         let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))
             .await
             .map_err(|e| to_js(&e))?;
-        Ok(Tideway { name, repository, cache })
+        for (collection, cache) in caches.iter() {
+            if let Some(docs) = repository.store().stored_docs(collection) {
+                cache.seed(&docs);
+            }
+        }
+        Ok(Tideway { name, repository, caches })
     }
 
     /// Deletes a database and everything in it.
@@ -64,7 +69,7 @@ impl Tideway {
     pub fn collection(&self, name: JsValue) -> JsResult<Collection> {
         let name = string_from_js(&name, "the collection name")?;
         self.repository.schema().collection(&name).map_err(|e| to_js(&e))?;
-        Ok(Collection::new(name, self.repository.clone(), self.cache.clone()))
+        Ok(Collection::new(name.clone(), self.repository.clone(), self.caches[&name].clone()))
     }
 
     /// How many changes wait in the outbox.

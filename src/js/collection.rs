@@ -12,10 +12,10 @@ use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
 
 #[wasm_bindgen(inline_js = r#"
+/** Freezes a value fresh from JSON.parse and everything in it. */
 function freeze(value) {
   Object.freeze(value);
-  for (const key in value) {
-    const item = value[key];
+  for (const item of Object.values(value)) {
     if (typeof item === "object" && item !== null) freeze(item);
   }
   return value;

@@ -2,11 +2,12 @@
 //! entity and its outbox entry in it together.
 //!
 //! The two hot paths, `apply` and `load`, run their transaction in a few lines
-//! of JS (`STORE_JS` below): Rust hands over the prepared records and awaits one
-//! Promise, instead of paying for a listener closure per request. Other reads go
-//! through `indexed_db_futures`. Schema upgrades use web-sys directly, because an
-//! upgrade must reach the `versionchange` transaction (to add an index to an
-//! existing object store), which that crate's upgrade callback does not expose.
+//! of JS (the `inline_js` block below): Rust hands over the prepared records
+//! and awaits one Promise, instead of paying for a listener closure per
+//! request. Other reads go through `indexed_db_futures`. Schema upgrades use
+//! web-sys directly, because an upgrade must reach the `versionchange`
+//! transaction (to add an index to an existing object store), which that
+//! crate's upgrade callback does not expose.
 //!
 //! Writes are checked rather than preceded by a read. The store remembers, per
 //! entity, the doc it last saw stored (`known`: filled by `load`, updated by every
@@ -177,7 +178,8 @@ impl IdbStore {
             for record in records {
                 let entity: Entity = parse_doc(&record, collection)?;
                 let doc = encode(&entity, "entity")?;
-                store.put(make_entity_record(&entity.id, &doc, &index_keys(&entity, &info.index_fields))).primitive().map_err(idb_error)?;
+                let record = make_entity_record(&entity.id, &doc, &index_keys(&entity, &info.index_fields));
+                store.put(record).primitive().map_err(idb_error)?;
             }
         }
         tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?;
@@ -246,8 +248,7 @@ impl Store for IdbStore {
         for (collection, bytes) in self.collections.keys().zip(loaded.iter()) {
             // Every doc of the collection as one JSON array: one copy into wasm memory, one parse.
             let bytes = bytes.unchecked_into::<Uint8Array>().to_vec();
-            let entities: Vec<Entity> = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Storage(format!("a record in {collection:?} is unreadable: {e}")))?;
+            let entities: Vec<Entity> = serde_json::from_slice(&bytes).map_err(|e| unreadable(collection, e))?;
             collections.push((collection.clone(), entities));
         }
         Ok(Snapshot { client_id: self.client_id.clone(), collections })
@@ -504,10 +505,34 @@ export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
 export function knownDoc(known, id) { return known.get(id); }
 
 /**
+ * `docs` as one JSON array in UTF-8, each encoded natively straight into
+ * place: much faster than handing Rust one string of megabytes, and than
+ * joining the docs first.
+ */
+function jsonArray(docs) {
+  // One byte per UTF-16 code unit, as for ASCII; grown when a doc needs more.
+  let bytes = new Uint8Array(docs.reduce((size, doc) => size + doc.length + 1, 2));
+  let at = 0;
+  for (let j = 0; j < docs.length; j++) {
+    bytes[at++] = j === 0 ? 0x5b : 0x2c; // "[" then ","
+    let { read, written } = encoder.encodeInto(docs[j], bytes.subarray(at));
+    while (read < docs[j].length) {
+      const grown = new Uint8Array(bytes.length * 2 + docs[j].length * 3);
+      grown.set(bytes.subarray(0, at));
+      bytes = grown;
+      ({ read, written } = encoder.encodeInto(docs[j], bytes.subarray(at)));
+    }
+    at += written;
+  }
+  if (docs.length === 0) bytes[at++] = 0x5b;
+  bytes[at++] = 0x5d; // "]"
+  return bytes.subarray(0, at);
+}
+
+/**
  * Reads every record of `stores` in one transaction. Refills each `known` map
- * (id -> doc text) and resolves with, per store, all its docs as one JSON array
- * in UTF-8 (encoded natively here, which is much faster than handing Rust a
- * string of megabytes).
+ * (id -> doc text) and resolves with, per store, all its docs as one JSON
+ * array in UTF-8.
  */
 export function loadDocs(db, stores, known) {
   return new Promise((resolve, reject) => {
@@ -523,7 +548,7 @@ export function loadDocs(db, stores, known) {
           docs[j] = docText(records[j]);
           known[i].set(records[j].id, docs[j]);
         }
-        arrays[i] = encoder.encode("[" + docs.join(",") + "]");
+        arrays[i] = jsonArray(docs);
       };
     });
     tx.oncomplete = () => resolve(arrays);
@@ -676,17 +701,21 @@ fn index_keys(entity: &Entity, index_fields: &[(IndexSpec, JsValue)]) -> Object 
 }
 
 fn parse_text<T: serde::de::DeserializeOwned>(text: &str, place: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::Storage(format!("a record in {place:?} is unreadable: {e}")))
+    serde_json::from_str(text).map_err(|e| unreadable(place, e))
 }
 
-/// Decodes a record's `doc`: JSON text, or UTF-8 JSON bytes in records
-/// written before the text form.
+fn unreadable(place: &str, error: serde_json::Error) -> Error {
+    Error::Storage(format!("a record in {place:?} is unreadable: {error}"))
+}
+
+/// Decodes a record's `doc`: JSON text, or UTF-8 JSON bytes in records an
+/// earlier version wrote.
 fn parse_doc<T: serde::de::DeserializeOwned>(record: &JsValue, place: &str) -> Result<T> {
     let doc = record.unchecked_ref::<StoredRecord>().doc();
     if let Some(text) = doc.as_string() {
         parse_text(&text, place)
     } else if let Some(bytes) = doc.dyn_ref::<Uint8Array>() {
-        serde_json::from_slice(&bytes.to_vec()).map_err(|e| Error::Storage(format!("a record in {place:?} is unreadable: {e}")))
+        serde_json::from_slice(&bytes.to_vec()).map_err(|e| unreadable(place, e))
     } else {
         Err(Error::Storage(format!("a record in {place:?} has no readable `doc`")))
     }

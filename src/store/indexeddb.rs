@@ -500,6 +500,11 @@ function docText(record) {
   return typeof record.doc === "string" ? record.doc : decoder.decode(record.doc);
 }
 
+/** Why `tx` aborted; a transaction aborted by closing its connection has no error of its own. */
+function abortError(tx) {
+  return tx.error ?? new DOMException("the transaction was aborted", "AbortError");
+}
+
 export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
 
 export function knownDoc(known, id) { return known.get(id); }
@@ -552,7 +557,7 @@ export function loadDocs(db, stores, known) {
       };
     });
     tx.oncomplete = () => resolve(arrays);
-    tx.onabort = () => reject(tx.error);
+    tx.onabort = () => reject(abortError(tx));
   });
 }
 
@@ -644,7 +649,7 @@ export class WriteBatch {
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
         resolve(appends.map((append) => append.result));
       };
-      tx.onabort = () => (stale ? resolve(null) : reject(tx.error));
+      tx.onabort = () => (stale ? resolve(null) : reject(abortError(tx)));
     });
   }
 }

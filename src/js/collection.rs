@@ -1,7 +1,5 @@
 //! `Collection`: instant reads from the mirror, writes, subscriptions.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
@@ -14,35 +12,115 @@ use super::database::Repo;
 use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
 
-/// Frozen JS records already built, per collection and id, with the entity's
-/// tombstone flag. The repository's mirror observer evicts changed entries.
-pub type ReadCache = Rc<RefCell<HashMap<String, HashMap<String, (bool, JsValue)>>>>;
+#[wasm_bindgen(inline_js = r#"
+/** Freezes a value fresh from JSON.parse and everything in it. */
+function freeze(value) {
+  Object.freeze(value);
+  for (const item of Object.values(value)) {
+    if (typeof item === "object" && item !== null) freeze(item);
+  }
+  return value;
+}
+
+/** The record of a stored doc: the same frozen { id, data, meta } as `record_to_js` builds. */
+function recordOfDoc(text) {
+  const entity = JSON.parse(text);
+  return Object.freeze({
+    id: entity.id,
+    data: freeze(entity.data),
+    meta: Object.freeze({
+      remoteId: entity.remoteId ?? null,
+      version: entity.version,
+      updatedAt: entity.updatedAt,
+      serverUpdatedAt: entity.serverUpdatedAt ?? null,
+      syncStatus: entity.syncStatus,
+      deleted: entity.deleted ?? false,
+      lastError: entity.lastError ?? null,
+    }),
+  });
+}
+
+/**
+ * One collection's records already built, and the docs loaded at open for
+ * entities not read since (a record is built from its doc on first read, in
+ * JS, with no trip through Rust).
+ */
+export class RecordCache {
+  constructor() {
+    this.records = new Map();
+    this.docs = new Map();
+  }
+
+  seed(docs) {
+    this.docs = new Map(docs);
+  }
+
+  /** The record of `id`; undefined for a tombstone unless `includeDeleted`; null if not cached. */
+  get(id, includeDeleted) {
+    let record = this.records.get(id);
+    if (record === undefined) {
+      const doc = this.docs.get(id);
+      if (doc === undefined) return null;
+      record = recordOfDoc(doc);
+      this.records.set(id, record);
+    }
+    return record.meta.deleted && !includeDeleted ? undefined : record;
+  }
+
+  set(id, record) {
+    this.records.set(id, record);
+  }
+
+  /** Forgets `id`: its entity changed in the mirror. */
+  evict(id) {
+    this.records.delete(id);
+    this.docs.delete(id);
+  }
+}
+"#)]
+extern "C" {
+    /// The frozen JS records of one collection. The repository's mirror
+    /// observer evicts changed entities.
+    #[derive(Clone)]
+    pub type RecordCache;
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> RecordCache;
+    #[wasm_bindgen(method)]
+    pub fn seed(this: &RecordCache, docs: &js_sys::Map);
+    #[wasm_bindgen(method)]
+    fn get(this: &RecordCache, id: &JsValue, include_deleted: bool) -> JsValue;
+    #[wasm_bindgen(method, js_name = get)]
+    fn get_by_str(this: &RecordCache, id: &str, include_deleted: bool) -> JsValue;
+    #[wasm_bindgen(method)]
+    fn set(this: &RecordCache, id: &str, record: &JsValue);
+    #[wasm_bindgen(method)]
+    pub fn evict(this: &RecordCache, id: &str);
+}
 
 /// One collection of a database.
 #[wasm_bindgen(skip_typescript)]
 pub struct Collection {
     name: String,
     repository: Repo,
-    cache: ReadCache,
+    cache: RecordCache,
 }
 
 impl Collection {
-    pub fn new(name: String, repository: Repo, cache: ReadCache) -> Self {
-        cache.borrow_mut().entry(name.clone()).or_default();
+    pub fn new(name: String, repository: Repo, cache: RecordCache) -> Self {
         Collection { name, repository, cache }
     }
 
     fn records(&self, entities: Vec<&Entity>) -> Array {
-        let mut cache = self.cache.borrow_mut();
-        let records = cache.entry(self.name.clone()).or_default();
         entities
             .into_iter()
             .map(|entity| {
-                records
-                    .entry(entity.id.clone())
-                    .or_insert_with(|| (entity.deleted, record_to_js(entity)))
-                    .1
-                    .clone()
+                let cached = self.cache.get_by_str(&entity.id, true);
+                if !cached.is_null() {
+                    return cached;
+                }
+                let record = record_to_js(entity);
+                self.cache.set(&entity.id, &record);
+                record
             })
             .collect()
     }
@@ -72,19 +150,18 @@ impl Collection {
 
     /// Instant read: the entity, or `undefined` (also for tombstones unless `includeDeleted`).
     pub fn get(&self, id: JsValue, options: JsValue) -> JsResult<JsValue> {
-        let id = string_from_js(&id, "the id")?;
         let include_deleted = Options::new(&options, "get options", &["includeDeleted"])?.bool("includeDeleted")?;
-        if let Some((deleted, record)) = self.cache.borrow().get(&self.name).and_then(|records| records.get(&id)) {
-            return Ok(if *deleted && !include_deleted { JsValue::UNDEFINED } else { record.clone() });
+        let cached = self.cache.get(&id, include_deleted);
+        if !cached.is_null() {
+            return Ok(cached);
         }
+        let id = string_from_js(&id, "the id")?;
         let found = self
             .repository
             .read(&self.name, |c| c.get(&id).map(|entity| (entity.deleted, record_to_js(entity))))
             .map_err(|e| to_js(&e))?;
         let Some((deleted, record)) = found else { return Ok(JsValue::UNDEFINED) };
-        if let Some(records) = self.cache.borrow_mut().get_mut(&self.name) {
-            records.insert(id, (deleted, record.clone()));
-        }
+        self.cache.set(&id, &record);
         Ok(if deleted && !include_deleted { JsValue::UNDEFINED } else { record })
     }
 

@@ -1,6 +1,5 @@
 //! `Tideway`: opening, closing and deleting a database.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -9,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::collection::{Collection, ReadCache};
+use super::collection::{Collection, RecordCache};
 use super::convert::{invalid_type, string_from_js, Options};
 use super::error::{invalid, sync_error_to_js, to_js, JsResult};
 use super::sync::{policy_from_js, SyncOptions, Syncer};
@@ -24,7 +23,7 @@ pub type Repo = Rc<Repository<IdbStore>>;
 pub struct Tideway {
     name: String,
     repository: Repo,
-    cache: ReadCache,
+    caches: Rc<HashMap<String, RecordCache>>,
     syncer: Option<Rc<Syncer>>,
 }
 
@@ -34,21 +33,27 @@ impl Tideway {
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
         let (name, schema, sync) = open_options(&options)?;
         let store = IdbStore::open(&name, schema.clone()).await.map_err(|e| to_js(&e))?;
-        let cache: ReadCache = Rc::new(RefCell::new(HashMap::new()));
-        let observed = cache.clone();
+        let caches: Rc<HashMap<String, RecordCache>> =
+            Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
+        let observed = caches.clone();
         let evict = Box::new(move |collection: &str, id: &str| {
-            if let Some(records) = observed.borrow_mut().get_mut(collection) {
-                records.remove(id);
+            if let Some(cache) = observed.get(collection) {
+                cache.evict(id);
             }
         });
         let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))
             .await
             .map_err(|e| to_js(&e))?;
+        for (collection, cache) in caches.iter() {
+            if let Some(docs) = repository.store().stored_docs(collection) {
+                cache.seed(&docs);
+            }
+        }
         let syncer = match sync {
             Some(options) => Some(Syncer::start(repository.clone(), options).await.map_err(|e| to_js(&e))?),
             None => None,
         };
-        Ok(Tideway { name, repository, cache, syncer })
+        Ok(Tideway { name, repository, caches, syncer })
     }
 
     /// Deletes a database and everything in it.
@@ -72,7 +77,7 @@ impl Tideway {
     pub fn collection(&self, name: JsValue) -> JsResult<Collection> {
         let name = string_from_js(&name, "the collection name")?;
         self.repository.schema().collection(&name).map_err(|e| to_js(&e))?;
-        Ok(Collection::new(name, self.repository.clone(), self.cache.clone()))
+        Ok(Collection::new(name.clone(), self.repository.clone(), self.caches[&name].clone()))
     }
 
     /// How many changes wait in the outbox.

@@ -1,13 +1,27 @@
 //! The IndexedDB store: one readwrite transaction per batch of writes, each
 //! entity and its outbox entry in it together.
 //!
-//! Everyday work goes through `indexed_db_futures`. Schema upgrades use
+//! The two hot paths, `apply` and `load`, run their transaction in a few lines
+//! of JS (the `inline_js` block below): Rust hands over the prepared records
+//! and awaits one Promise, instead of paying for a listener closure per
+//! request. Other reads go through `indexed_db_futures`. Schema upgrades use
 //! web-sys directly, because an upgrade must reach the `versionchange`
 //! transaction (to add an index to an existing object store), which that
 //! crate's upgrade callback does not expose.
+//!
+//! Writes are checked rather than preceded by a read. The store remembers, per
+//! entity, the doc it last saw stored (`known`: filled by `load`, updated by every
+//! commit), computes each write on it and sends everything at once: an entity
+//! believed absent is written with `add` (which fails if another tab or worker
+//! created it meanwhile), one believed present is read in the same transaction
+//! just before its `put` and compared with what was believed. Any mismatch aborts
+//! the transaction, and the batch runs again reading every entity first inside
+//! its transaction, as stored. So the common case costs no round trip beyond the
+//! writes themselves, and a write is never computed on a stale entity.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use indexed_db_futures::database::Database;
@@ -15,7 +29,7 @@ use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
 use indexed_db_futures::KeyRange as IdbKeyRange;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, Map, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -34,14 +48,22 @@ use crate::core::{
 pub struct IdbStore {
     db: Database,
     schema: Schema,
-    /// Per collection, each declared index with the `ix` field holding its key
-    /// (as a JS string made once, not on every write).
-    index_fields: HashMap<String, Vec<(IndexSpec, JsValue)>>,
+    collections: HashMap<String, CollectionInfo>,
     client_id: String,
     /// Set when the app or the browser closed the connection; the reason.
     closed: Rc<RefCell<Option<String>>>,
     fail_next_apply: Cell<bool>,
     _on_version_change: Closure<dyn FnMut()>,
+}
+
+/// What the store keeps per declared collection.
+struct CollectionInfo {
+    /// The object store's name, as a JS string made once.
+    store: JsValue,
+    /// Each declared index with the `ix` field holding its key.
+    index_fields: Vec<(IndexSpec, JsValue)>,
+    /// A JS `Map`: entity id → the doc (JSON text) this connection last saw stored.
+    known: Map,
 }
 
 impl IdbStore {
@@ -58,11 +80,16 @@ impl IdbStore {
             open_existing(name).await?
         };
 
+        // One transaction, all three reads sent at once.
         let tx = db.transaction(META_STORE).build().map_err(idb_error)?;
         let meta = tx.object_store(META_STORE).map_err(idb_error)?;
-        let format: Option<JsValue> = meta.get("formatVersion").primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        let format = meta.get("formatVersion").primitive().map_err(idb_error)?;
+        let client_id = meta.get("clientId").primitive().map_err(idb_error)?;
+        let backfill = meta.get(BACKFILL_KEY).primitive().map_err(idb_error)?;
+        let format: Option<JsValue> = format.await.map_err(idb_error)?;
+        let client_id: Option<String> = client_id.await.map_err(idb_error)?;
+        let backfill: Option<JsValue> = backfill.await.map_err(idb_error)?;
         check_format(format.and_then(|v| v.as_f64()).map(|v| v as u32))?;
-        let client_id: Option<String> = meta.get("clientId").primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         let client_id = client_id.ok_or_else(|| Error::Storage("the database has no client id".into()))?;
         drop(meta);
         drop(tx);
@@ -82,25 +109,36 @@ impl IdbStore {
             handler
         };
 
-        let index_fields = schema
+        let collections = schema
             .collections
             .iter()
             .map(|(name, collection)| {
-                let fields = collection.indexes.iter().map(|index| (index.clone(), index_field(&index.name).into())).collect();
-                (name.clone(), fields)
+                let index_fields =
+                    collection.indexes.iter().map(|index| (index.clone(), index_field(&index.name).into())).collect();
+                let info = CollectionInfo { store: entity_store(name).into(), index_fields, known: Map::new() };
+                (name.clone(), info)
             })
             .collect();
         let store = IdbStore {
             db,
             schema,
-            index_fields,
+            collections,
             client_id,
             closed,
             fail_next_apply: Cell::new(false),
             _on_version_change: on_version_change,
         };
-        store.backfill().await?;
+        if let Some(pending) = backfill {
+            store.backfill(&pending).await?;
+        }
         Ok(store)
+    }
+
+    /// Entity id → doc (JSON text) as this connection last saw it stored;
+    /// right after `load`, every doc it read. The JS layer builds its first
+    /// records from them.
+    pub fn stored_docs(&self, collection: &str) -> Option<Map> {
+        self.collections.get(collection).map(|info| info.known.clone())
     }
 
     /// Deletes a database by name.
@@ -123,47 +161,97 @@ impl IdbStore {
         }
     }
 
-    fn index_fields(&self, collection: &str) -> Result<&[(IndexSpec, JsValue)]> {
+    fn collection_info(&self, collection: &str) -> Result<&CollectionInfo> {
         self.schema.collection(collection)?;
-        Ok(&self.index_fields[collection])
+        Ok(&self.collections[collection])
     }
 
-    /// Recomputes `ix` for collections that gained an index in an upgrade.
-    async fn backfill(&self) -> Result<()> {
-        let tx = self.db.transaction(META_STORE).build().map_err(idb_error)?;
-        let pending: Option<JsValue> =
-            tx.object_store(META_STORE).map_err(idb_error)?.get(BACKFILL_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
-        drop(tx);
-        let Some(pending) = pending else { return Ok(()) };
-        let collections: Vec<String> = Array::from(&pending).iter().filter_map(|v| v.as_string()).collect();
+    /// Recomputes `ix` for the collections listed in `pending`, which gained
+    /// an index in an upgrade.
+    async fn backfill(&self, pending: &JsValue) -> Result<()> {
+        let collections: Vec<String> = Array::from(pending).iter().filter_map(|v| v.as_string()).collect();
         let mut stores: Vec<String> = collections.iter().map(|c| entity_store(c)).collect();
         stores.push(META_STORE.to_owned());
         let tx = self.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
         for collection in &collections {
-            let Ok(fields) = self.index_fields(collection) else { continue };
+            let Ok(info) = self.collection_info(collection) else { continue };
             let store = tx.object_store(&entity_store(collection)).map_err(idb_error)?;
             let records = all(store.get_all().primitive().map_err(idb_error)?.await)?;
             for record in records {
-                let entity = entity_of(&record, collection)?;
-                store.put(entity_record(&entity, fields)?).primitive().map_err(idb_error)?;
+                let entity: Entity = parse_doc(&record, collection)?;
+                let doc = encode(&entity, "entity")?;
+                let record = make_entity_record(&entity.id, &doc, &index_keys(&entity, &info.index_fields));
+                store.put(record).primitive().map_err(idb_error)?;
             }
         }
         // The last request settling means every put has (see `apply`).
         tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         tx.commit().await.map_err(idb_error)
     }
+
+    fn sys(&self) -> &web_sys::IdbDatabase {
+        self.db.as_sys()
+    }
+
+    /// Computes `writes` on `current` (each touched entity as believed or read
+    /// stored) and queues the records in `batch`. With `check`, the first
+    /// write to each entity also checks that the entity is still stored as
+    /// `known` says. Returns each write's outcome.
+    fn prepare<'w>(
+        &self,
+        writes: &'w [Write],
+        mut current: HashMap<(&'w str, &'w str), Option<Entity>>,
+        batch: &WriteBatch,
+        check: bool,
+    ) -> Result<Vec<Result<Applied>>> {
+        let mut checked: HashSet<(&'w str, &'w str)> = HashSet::new();
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            let key = (write.collection.as_str(), write.id.as_str());
+            let result = apply_write(current.get(&key).and_then(Option::as_ref), write);
+            if let Ok(applied) = &result {
+                let info = self.collection_info(&write.collection)?;
+                let doc = encode(&applied.entity, "entity")?;
+                let ix = index_keys(&applied.entity, &info.index_fields);
+                let check_this = check && checked.insert(key);
+                batch.entity(&info.store, &info.known, &write.id, &doc, &ix, check_this);
+                batch.mutation(&encode(&applied.mutation, "mutation")?);
+                current.insert(key, Some(applied.entity.clone()));
+            } else if check && checked.insert(key) {
+                // Refused on what was believed (say, a patch of a missing
+                // entity): the belief must hold for the refusal to stand.
+                let info = self.collection_info(&write.collection)?;
+                batch.check(&info.store, &info.known, &write.id);
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    /// The entity stores `writes` touch, plus the outbox (and `meta` when a
+    /// test injects a failure).
+    fn write_scope(&self, writes: &[Write], inject_failure: bool) -> Array {
+        let mut names: BTreeSet<String> = writes.iter().map(|w| entity_store(&w.collection)).collect();
+        names.insert(OUTBOX_STORE.to_owned());
+        if inject_failure {
+            names.insert(META_STORE.to_owned());
+        }
+        names.into_iter().map(JsValue::from).collect()
+    }
 }
 
 impl Store for IdbStore {
     async fn load(&self) -> Result<Snapshot> {
         self.check_open()?;
-        let names: Vec<String> = self.schema.collections.keys().map(|c| entity_store(c)).collect();
-        let tx = self.db.transaction(names.as_slice()).build().map_err(idb_error)?;
-        let mut collections = Vec::with_capacity(names.len());
-        for collection in self.schema.collections.keys() {
-            let store = tx.object_store(&entity_store(collection)).map_err(idb_error)?;
-            let records = all(store.get_all().primitive().map_err(idb_error)?.await)?;
-            let entities = records.iter().map(|record| entity_of(record, collection)).collect::<Result<Vec<_>>>()?;
+        let names: Array = self.collections.values().map(|info| info.store.clone()).collect();
+        let known: Array = self.collections.values().map(|info| info.known.clone()).collect();
+        let loaded = JsFuture::from(load_docs(self.sys(), &names, &known)).await.map_err(|e| js_error(&e))?;
+        let loaded = Array::from(&loaded);
+        let mut collections = Vec::with_capacity(self.collections.len());
+        for (collection, bytes) in self.collections.keys().zip(loaded.iter()) {
+            // Every doc of the collection as one JSON array: one copy into wasm memory, one parse.
+            let bytes = bytes.unchecked_into::<Uint8Array>().to_vec();
+            let entities: Vec<Entity> = serde_json::from_slice(&bytes).map_err(|e| unreadable(collection, e))?;
             collections.push((collection.clone(), entities));
         }
         Ok(Snapshot { client_id: self.client_id.clone(), collections })
@@ -171,74 +259,47 @@ impl Store for IdbStore {
 
     async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
         self.check_open()?;
-        let mut names: BTreeSet<String> = writes.iter().map(|w| entity_store(&w.collection)).collect();
-        names.insert(OUTBOX_STORE.to_owned());
         let inject_failure = self.fail_next_apply.replace(false);
-        if inject_failure {
-            names.insert(META_STORE.to_owned());
-        }
-        let names: Vec<String> = names.into_iter().collect();
-        let tx = self.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
-        let outbox = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+        let scope = self.write_scope(writes, inject_failure);
 
-        // Read every touched entity as stored (all requests go out at once),
-        // so that a write made by another tab is built upon, not overwritten.
-        let mut current: HashMap<(String, String), Option<Entity>> = HashMap::new();
-        let mut reads = Vec::new();
+        // First attempt: compute on the entities as this connection last saw
+        // them stored, and let the transaction check that they still are.
+        let mut believed: HashMap<(&str, &str), Option<Entity>> = HashMap::new();
         for write in writes {
-            let key = (write.collection.clone(), write.id.clone());
-            if current.insert(key.clone(), None).is_none() {
-                let store = tx.object_store(&entity_store(&write.collection)).map_err(idb_error)?;
-                let read = store.get::<JsValue, _, _>(write.id.as_str()).primitive().map_err(idb_error)?;
-                reads.push((key, read));
+            let info = self.collection_info(&write.collection)?;
+            if let Entry::Vacant(slot) = believed.entry((write.collection.as_str(), write.id.as_str())) {
+                slot.insert(known_doc(&info.known, &write.id).map(|doc| parse_text(&doc, &write.collection)).transpose()?);
             }
         }
-        for (key, read) in reads {
-            let record: Option<JsValue> = read.await.map_err(idb_error)?;
-            let entity = record.map(|record| entity_of(&record, &key.0)).transpose()?;
-            current.insert(key, entity);
-        }
+        let batch = WriteBatch::new();
+        let mut results = self.prepare(writes, believed, &batch, true)?;
+        let tx = begin_write(self.sys(), &scope).map_err(|e| js_error(&e))?;
+        let mut outcome = JsFuture::from(batch.run(&tx, inject_failure)).await.map_err(|e| js_error(&e))?;
 
-        let mut results = Vec::with_capacity(writes.len());
-        let mut appends = Vec::new();
-        for write in writes {
-            let key = (write.collection.clone(), write.id.clone());
-            let result = apply_write(current[&key].as_ref(), write);
-            if let Ok(applied) = &result {
-                let store = tx.object_store(&entity_store(&write.collection)).map_err(idb_error)?;
-                store.put(entity_record(&applied.entity, self.index_fields(&write.collection)?)?).primitive().map_err(idb_error)?;
-                let append = outbox.add(mutation_record(&applied.mutation)?).with_key_type::<f64>().primitive().map_err(idb_error)?;
-                appends.push(append);
-                current.insert(key, Some(applied.entity.clone()));
+        if outcome.is_null() {
+            // Another tab or worker changed one of these entities: read them
+            // inside the transaction, then compute on what is stored.
+            let tx = begin_write(self.sys(), &scope).map_err(|e| js_error(&e))?;
+            let mut keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection.as_str(), w.id.as_str())).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let stores: Array = keys.iter().map(|(c, _)| self.collections[*c].store.clone()).collect();
+            let known: Array = keys.iter().map(|(c, _)| self.collections[*c].known.clone()).collect();
+            let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+            let docs = JsFuture::from(read_docs(&tx, &stores, &known, &ids)).await.map_err(|e| js_error(&e))?;
+            let mut stored = HashMap::with_capacity(keys.len());
+            for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
+                stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);
             }
-            results.push(result);
+            let batch = WriteBatch::new();
+            results = self.prepare(writes, stored, &batch, false)?;
+            outcome = JsFuture::from(batch.run(&tx, inject_failure)).await.map_err(|e| js_error(&e))?;
         }
-        let injected = if inject_failure {
-            // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
-            let meta = tx.object_store(META_STORE).map_err(idb_error)?;
-            Some(meta.add("duplicate").with_key("clientId").primitive().map_err(idb_error)?)
-        } else {
-            None
-        };
 
-        // Commit only once every request has settled. Firefox keeps the other
-        // writes of a transaction whose request fails after `commit()` was
-        // called (it completes instead of aborting), so committing with
-        // requests in flight would break atomicity there. Requests settle in
-        // the order they were made, and a failed one aborts the transaction,
-        // failing every later one: awaiting them in order finds any failure.
-        let mut mutation_ids = Vec::with_capacity(appends.len());
-        for append in appends {
-            mutation_ids.push(append.await.map_err(idb_error)? as u64);
-        }
-        if let Some(injected) = injected {
-            injected.await.map_err(idb_error)?;
-        }
-        tx.commit().await.map_err(idb_error)?;
-
-        let mut mutation_ids = mutation_ids.into_iter();
+        let mutation_ids = Array::from(&outcome);
+        let mut mutation_ids = mutation_ids.iter();
         for applied in results.iter_mut().flatten() {
-            applied.mutation.mutation_id = mutation_ids.next().unwrap_or_default();
+            applied.mutation.mutation_id = mutation_ids.next().and_then(|id| id.as_f64()).unwrap_or_default() as u64;
         }
         Ok(results)
     }
@@ -250,7 +311,7 @@ impl Store for IdbStore {
         let tx = self.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
         let store = tx.object_store(&store_name).map_err(idb_error)?;
         let record: Option<JsValue> = store.get(id).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
-        record.map(|record| entity_of(&record, collection)).transpose()
+        record.map(|record| parse_doc(&record, collection)).transpose()
     }
 
     async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
@@ -279,7 +340,7 @@ impl Store for IdbStore {
                 })?
             }
         };
-        let mut entities = records.iter().map(|record| entity_of(record, collection)).collect::<Result<Vec<_>>>()?;
+        let mut entities = records.iter().map(|record| parse_doc(record, collection)).collect::<Result<Vec<_>>>()?;
         if query.reverse {
             entities.reverse();
         }
@@ -334,7 +395,7 @@ impl Store for IdbStore {
         }
         for (key, read) in reads {
             let record: Option<JsValue> = read.await.map_err(idb_error)?;
-            current.insert(key.clone(), record.map(|record| entity_of(&record, &key.0)).transpose()?);
+            current.insert(key.clone(), record.map(|record| parse_doc(&record, &key.0)).transpose()?);
         }
 
         // Answers to a push count only while their outbox entry is there: another
@@ -380,16 +441,22 @@ impl Store for IdbStore {
             }
         }
         let mut settled = Vec::with_capacity(decisions.len());
+        let mut written = Vec::new();
         for ((collection, id), decision) in decisions {
             if let Some(mutation_id) = decision.remove {
                 outbox.delete(mutation_id as f64).primitive().map_err(idb_error)?;
             }
             if let Some(mutation) = &decision.enqueue {
-                outbox.add(mutation_record(mutation)?).primitive().map_err(idb_error)?;
+                let record = Object::new();
+                let _ = Reflect::set(&record, &"doc".into(), &encode(mutation, "a mutation")?.into());
+                outbox.add(record).primitive().map_err(idb_error)?;
             }
             if let Some(entity) = &decision.entity {
-                let store = tx.object_store(&entity_store(&collection)).map_err(idb_error)?;
-                store.put(entity_record(entity, self.index_fields(&collection)?)?).primitive().map_err(idb_error)?;
+                let info = self.collection_info(&collection)?;
+                let doc = encode(entity, "an entity")?;
+                let record = make_entity_record(&entity.id, &doc, &index_keys(entity, &info.index_fields));
+                tx.object_store(&entity_store(&collection)).map_err(idb_error)?.put(record).primitive().map_err(idb_error)?;
+                written.push((info, entity.id.clone(), doc));
             }
             settled.push(Settled { collection, id, entity: decision.entity, outcome: decision.outcome });
         }
@@ -404,6 +471,10 @@ impl Store for IdbStore {
         // succeeds means every write before it did.
         let _: u32 = meta.count().primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         tx.commit().await.map_err(idb_error)?;
+        // Later checked writes compare against what is stored now.
+        for (info, id, doc) in written {
+            info.known.set(&id.into(), &doc.into());
+        }
         Ok(settled)
     }
 
@@ -552,16 +623,196 @@ fn idb_factory() -> Result<web_sys::IdbFactory> {
         .map_err(|_| Error::Storage("IndexedDB is not available in this context".into()))
 }
 
-#[wasm_bindgen(inline_js = "
+#[wasm_bindgen(inline_js = r#"
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** A stored record's doc as JSON text (records written by earlier versions hold UTF-8 bytes). */
+function docText(record) {
+  if (record === undefined) return undefined;
+  return typeof record.doc === "string" ? record.doc : decoder.decode(record.doc);
+}
+
+/** Why `tx` aborted; a transaction aborted by closing its connection has no error of its own. */
+function abortError(tx) {
+  return tx.error ?? new DOMException("the transaction was aborted", "AbortError");
+}
+
 export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
-export function mutationRecord(doc) { return { doc }; }
-")]
+
+export function knownDoc(known, id) { return known.get(id); }
+
+/**
+ * `docs` as one JSON array in UTF-8, each encoded natively straight into
+ * place: much faster than handing Rust one string of megabytes, and than
+ * joining the docs first.
+ */
+function jsonArray(docs) {
+  // One byte per UTF-16 code unit, as for ASCII; grown when a doc needs more.
+  let bytes = new Uint8Array(docs.reduce((size, doc) => size + doc.length + 1, 2));
+  let at = 0;
+  for (let j = 0; j < docs.length; j++) {
+    bytes[at++] = j === 0 ? 0x5b : 0x2c; // "[" then ","
+    let { read, written } = encoder.encodeInto(docs[j], bytes.subarray(at));
+    while (read < docs[j].length) {
+      const grown = new Uint8Array(bytes.length * 2 + docs[j].length * 3);
+      grown.set(bytes.subarray(0, at));
+      bytes = grown;
+      ({ read, written } = encoder.encodeInto(docs[j], bytes.subarray(at)));
+    }
+    at += written;
+  }
+  if (docs.length === 0) bytes[at++] = 0x5b;
+  bytes[at++] = 0x5d; // "]"
+  return bytes.subarray(0, at);
+}
+
+/**
+ * Reads every record of `stores` in one transaction. Refills each `known` map
+ * (id -> doc text) and resolves with, per store, all its docs as one JSON
+ * array in UTF-8.
+ */
+export function loadDocs(db, stores, known) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(stores, "readonly");
+    const arrays = new Array(stores.length);
+    stores.forEach((name, i) => {
+      const request = tx.objectStore(name).getAll();
+      request.onsuccess = () => {
+        const records = request.result;
+        const docs = new Array(records.length);
+        known[i].clear();
+        for (let j = 0; j < records.length; j++) {
+          docs[j] = docText(records[j]);
+          known[i].set(records[j].id, docs[j]);
+        }
+        arrays[i] = jsonArray(docs);
+      };
+    });
+    tx.oncomplete = () => resolve(arrays);
+    tx.onabort = () => reject(abortError(tx));
+  });
+}
+
+export function beginWrite(db, stores) { return db.transaction(stores, "readwrite"); }
+
+/**
+ * Reads `ids[i]` from `stores[i]` in `tx`, records what it found in `known[i]`
+ * and resolves with the docs (undefined where absent) once all are read, while
+ * `tx` is still active for the writes computed on them.
+ */
+export function readDocs(tx, stores, known, ids) {
+  return new Promise((resolve, reject) => {
+    const docs = new Array(ids.length);
+    let left = ids.length;
+    ids.forEach((id, i) => {
+      const request = tx.objectStore(stores[i]).get(id);
+      request.onsuccess = () => {
+        docs[i] = docText(request.result);
+        if (docs[i] === undefined) known[i].delete(id);
+        else known[i].set(id, docs[i]);
+        if (--left === 0) resolve(docs);
+      };
+      request.onerror = () => reject(request.error);
+    });
+  });
+}
+
+/** The records of one `apply`, sent in one go by `run`. */
+export class WriteBatch {
+  constructor() {
+    this.entities = [];
+    this.checks = [];
+    this.mutations = [];
+  }
+
+  /**
+   * Writes an entity. With `check`, the entity must still be stored as `known`
+   * says: if `known` has no doc for it, it is added (which fails if it exists);
+   * otherwise it is read just before the put and compared.
+   */
+  entity(store, known, id, doc, ix, check) {
+    const expected = check ? known.get(id) : undefined;
+    this.entities.push({ store, known, record: { id, doc, ix }, check, expected });
+  }
+
+  /** Checks, without writing, that `known` is right about one entity. */
+  check(store, known, id) {
+    this.checks.push({ store, id, expected: known.get(id) });
+  }
+
+  mutation(doc) {
+    this.mutations.push({ doc });
+  }
+
+  /**
+   * Resolves with the outbox keys once committed, or with null when a check
+   * failed (the transaction is then aborted and nothing was written). Rejects
+   * when the transaction fails for any other reason.
+   */
+  run(tx, failOnPurpose) {
+    let stale = false;
+    const expect = (store, id, expected) => {
+      const read = store.get(id);
+      read.onsuccess = () => {
+        if (!stale && docText(read.result) !== expected) {
+          stale = true;
+          tx.abort();
+        }
+      };
+    };
+    for (const { store, id, expected } of this.checks) expect(tx.objectStore(store), id, expected);
+    for (const { store, record, check, expected } of this.entities) {
+      const objectStore = tx.objectStore(store);
+      if (check && expected === undefined) {
+        objectStore.add(record).onerror = (event) => {
+          if (event.target.error && event.target.error.name === "ConstraintError") stale = true;
+        };
+      } else {
+        if (check) expect(objectStore, record.id, expected);
+        objectStore.put(record);
+      }
+    }
+    const outbox = tx.objectStore("outbox");
+    const appends = this.mutations.map((mutation) => outbox.add(mutation));
+    // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
+    if (failOnPurpose) tx.objectStore("meta").add("duplicate", "clientId");
+    return new Promise((resolve, reject) => {
+      tx.oncomplete = () => {
+        for (const { known, record } of this.entities) known.set(record.id, record.doc);
+        resolve(appends.map((append) => append.result));
+      };
+      tx.onabort = () => (stale ? resolve(null) : reject(abortError(tx)));
+    });
+  }
+}
+"#)]
 extern "C" {
     /// `{ id, doc, ix }`, built in one call rather than property by property.
     #[wasm_bindgen(js_name = entityRecord)]
-    fn make_entity_record(id: &str, doc: &Uint8Array, ix: &Object) -> JsValue;
-    #[wasm_bindgen(js_name = mutationRecord)]
-    fn make_mutation_record(doc: &Uint8Array) -> JsValue;
+    fn make_entity_record(id: &str, doc: &str, ix: &Object) -> JsValue;
+    #[wasm_bindgen(js_name = loadDocs)]
+    fn load_docs(db: &web_sys::IdbDatabase, stores: &Array, known: &Array) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = beginWrite, catch)]
+    fn begin_write(db: &web_sys::IdbDatabase, stores: &Array) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = readDocs)]
+    fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
+
+    type WriteBatch;
+    #[wasm_bindgen(constructor)]
+    fn new() -> WriteBatch;
+    #[wasm_bindgen(method)]
+    fn entity(this: &WriteBatch, store: &JsValue, known: &Map, id: &str, doc: &str, ix: &Object, check: bool);
+    #[wasm_bindgen(method)]
+    fn check(this: &WriteBatch, store: &JsValue, known: &Map, id: &str);
+    #[wasm_bindgen(method)]
+    fn mutation(this: &WriteBatch, doc: &str);
+    #[wasm_bindgen(method)]
+    fn run(this: &WriteBatch, tx: &JsValue, fail_on_purpose: bool) -> js_sys::Promise;
+
+    /// `known.get(id)`: the doc (JSON text) last seen stored, if any.
+    #[wasm_bindgen(js_name = knownDoc)]
+    fn known_doc(known: &Map, id: &str) -> Option<String>;
 
     /// A stored record, read through direct property access.
     type StoredRecord;
@@ -571,9 +822,12 @@ extern "C" {
     fn mutation_id(this: &StoredRecord) -> Option<f64>;
 }
 
-/// The stored form of an entity.
-fn entity_record(entity: &Entity, index_fields: &[(IndexSpec, JsValue)]) -> Result<JsValue> {
-    let doc = serde_json::to_vec(entity).map_err(|e| Error::Storage(format!("cannot encode entity: {e}")))?;
+fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
+}
+
+/// The `ix` object of an entity's record: the key of each declared index it has one for.
+fn index_keys(entity: &Entity, index_fields: &[(IndexSpec, JsValue)]) -> Object {
     let ix = Object::new();
     for (index, field) in index_fields {
         if let Some(key) = index.key_of(entity) {
@@ -581,30 +835,28 @@ fn entity_record(entity: &Entity, index_fields: &[(IndexSpec, JsValue)]) -> Resu
             let _ = Reflect::set(&ix, field, &key_to_js(&key));
         }
     }
-    Ok(make_entity_record(&entity.id, &Uint8Array::from(doc.as_slice()), &ix))
+    ix
 }
 
-fn mutation_record(mutation: &Mutation) -> Result<JsValue> {
-    let doc = serde_json::to_vec(mutation).map_err(|e| Error::Storage(format!("cannot encode mutation: {e}")))?;
-    Ok(make_mutation_record(&Uint8Array::from(doc.as_slice())))
+fn parse_text<T: serde::de::DeserializeOwned>(text: &str, place: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| unreadable(place, e))
 }
 
-fn entity_of(record: &JsValue, collection: &str) -> Result<Entity> {
-    parse_doc(record, collection)
+fn unreadable(place: &str, error: serde_json::Error) -> Error {
+    Error::Storage(format!("a record in {place:?} is unreadable: {error}"))
 }
 
-/// Decodes a record's `doc`: UTF-8 JSON bytes, copied into wasm memory in one
-/// go (much cheaper than transcoding a JS string); a JSON string is read too.
+/// Decodes a record's `doc`: JSON text, or UTF-8 JSON bytes in records an
+/// earlier version wrote.
 fn parse_doc<T: serde::de::DeserializeOwned>(record: &JsValue, place: &str) -> Result<T> {
     let doc = record.unchecked_ref::<StoredRecord>().doc();
-    let parsed = if let Some(bytes) = doc.dyn_ref::<Uint8Array>() {
-        serde_json::from_slice(&bytes.to_vec())
-    } else if let Some(text) = doc.as_string() {
-        serde_json::from_str(&text)
+    if let Some(text) = doc.as_string() {
+        parse_text(&text, place)
+    } else if let Some(bytes) = doc.dyn_ref::<Uint8Array>() {
+        serde_json::from_slice(&bytes.to_vec()).map_err(|e| unreadable(place, e))
     } else {
-        return Err(Error::Storage(format!("a record in {place:?} has no readable `doc`")));
-    };
-    parsed.map_err(|e| Error::Storage(format!("a record in {place:?} is unreadable: {e}")))
+        Err(Error::Storage(format!("a record in {place:?} has no readable `doc`")))
+    }
 }
 
 pub(crate) fn key_to_js(key: &IndexKey) -> JsValue {
@@ -654,6 +906,14 @@ fn dom_error(name: &str, message: &str) -> Error {
         "InvalidStateError" => Error::DatabaseClosed(message.to_owned()),
         "VersionError" => Error::Schema(message.to_owned()),
         _ => Error::Storage(format!("{name}: {message}")),
+    }
+}
+
+/// Maps what a JS transaction helper rejected with to the store's error.
+fn js_error(error: &JsValue) -> Error {
+    match error.dyn_ref::<web_sys::DomException>() {
+        Some(exception) => dom_error(&exception.name(), &exception.message()),
+        None => Error::Storage(describe_js_error(error)),
     }
 }
 

@@ -3,11 +3,14 @@
 //!
 //! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`, the
 //!   pull `cursor` and the `sync` retry state (JSON).
-//! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as UTF-8 JSON bytes.
+//! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as JSON text.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
-//!   entity as UTF-8 JSON in a `Uint8Array` (cheap to store and to load: one
-//!   copy into wasm memory) and `ix` holds the keys of the declared indexes,
-//!   each IndexedDB index reading `ix.<field>`.
+//!   entity as JSON text (a load joins them into one JSON array for one parse,
+//!   and a first read parses one in JS; equality of two docs is string
+//!   equality, which is how writes check what is stored) and `ix` holds the
+//!   keys of the declared indexes, each IndexedDB index reading `ix.<field>`.
+//!   A `doc` may also be UTF-8 JSON bytes in a `Uint8Array`, as an earlier
+//!   version wrote them; both forms are read.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,8 @@
 # Installs what is missing, then runs every test suite of Tideway:
 #   1. the pure core, natively (cargo test)
 #   2. the sync server and protocol, against SQLite and a throwaway PostgreSQL
-#   3. IndexedDB and the JS API in a page and in a service worker, on Chromium,
+#   3. IndexedDB and the JS API in a page and in a service worker, and sync's
+#      start-up and `online` triggers against the reference server, on Chromium,
 #      Firefox and WebKit: built once, then run on each engine in turn
 #   4. sync end to end against the reference server, in Chromium (Playwright)
 #   5. the demo app end to end, on Chromium and Firefox (puppeteer-core)
@@ -18,34 +19,54 @@ cargo test -p tideway
 echo; echo "==> sync server and protocol (SQLite + PostgreSQL)"
 bash scripts/test-server.sh
 
-# The wasm test binaries do not depend on the browser: build them once, and let
-# wasm-bindgen-test-runner pick the engine from the driver variable it is given.
-echo; echo "==> building the browser suites (page + service worker)"
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
-cargo test --target wasm32-unknown-unknown --tests --no-run
-
 gecko=$(command -v geckodriver || echo "$HOME/.cargo/bin/geckodriver")
 summary=()
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+server_dir=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  rm -rf "$log" "$server_dir"
+}
+trap cleanup EXIT
 
-# run_wasm_suites ENGINE RUNNER_NAME [COMMAND PREFIX...]: runs both wasm suites on
+# The sync fallback suite talks to a reference server on a throwaway database;
+# the browsers' pages on 127.0.0.1 are allowed by its default CORS policy.
+echo; echo "==> starting a reference server for the browser suites"
+cargo build -p tideway-server
+target/debug/tideway-server --listen 127.0.0.1:0 --db "sqlite://$server_dir/server.db" \
+  --token engines-token:engines >"$server_dir/out" 2>"$server_dir/err" &
+server_pid=$!
+for _ in $(seq 100); do
+  grep -q "listening on" "$server_dir/out" && break
+  sleep 0.1
+done
+export TIDEWAY_TEST_SERVER
+TIDEWAY_TEST_SERVER=$(grep -o 'http://[^ ]*' "$server_dir/out") || { cat "$server_dir/err" >&2; exit 1; }
+
+# The wasm test binaries do not depend on the browser: build them once, and let
+# wasm-bindgen-test-runner pick the engine from the driver variable it is given.
+echo; echo "==> building the browser suites (page, service worker, sync fallback)"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+cargo test --target wasm32-unknown-unknown --features server-tests --tests --no-run
+
+# run_wasm_suites ENGINE RUNNER_NAME [COMMAND PREFIX...]: runs the three wasm suites on
 # one engine and checks that each ran, with tests, in the browser asked for (a
 # runner that fell back to another driver, or a suite with no tests, fails).
 run_wasm_suites() {
   local engine=$1 runner_name=$2; shift 2
-  echo; echo "==> IndexedDB and JS API on $engine (page + service worker)"
+  echo; echo "==> IndexedDB, JS API and sync fallback on $engine (page, service worker, sync)"
   local start=$SECONDS
-  "$@" cargo test --target wasm32-unknown-unknown --tests 2>&1 | tee "$log"
+  "$@" cargo test --target wasm32-unknown-unknown --features server-tests --tests 2>&1 | tee "$log"
   local suites passed
   suites=$(grep -c "^Running headless tests in $runner_name " "$log" || true)
   passed=$(grep -o '^test result: ok\. [0-9]* passed' "$log" | awk '{ sum += $4 } END { print sum + 0 }')
-  if [ "$suites" -ne 2 ] || [ "$passed" -eq 0 ]; then
-    echo "expected the page and service-worker suites to run in $runner_name; $suites did, $passed tests passed" >&2
+  if [ "$suites" -ne 3 ] || [ "$passed" -eq 0 ]; then
+    echo "expected the page, service-worker and sync fallback suites to run in $runner_name; $suites did, $passed tests passed" >&2
     exit 1
   fi
-  summary+=("$(printf '%-8s wasm (page + service worker)  %3d passed  %4ds' "$engine" "$passed" $((SECONDS - start)))")
+  summary+=("$(printf '%-8s wasm (page, sw, sync)        %3d passed  %4ds' "$engine" "$passed" $((SECONDS - start)))")
 }
 
 only_driver=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER -u MSEDGEDRIVER)
@@ -55,9 +76,8 @@ run_wasm_suites firefox Firefox "${only_driver[@]}" GECKODRIVER="$gecko"
 # WebKitGTK needs a display, which xvfb-run provides.
 run_wasm_suites webkit Safari "${only_driver[@]}" SAFARIDRIVER=/usr/bin/WebKitWebDriver xvfb-run -a
 
-echo; echo "==> building the package and the reference server"
+echo; echo "==> building the package"
 bash scripts/build.sh
-cargo build -p tideway-server
 
 echo; echo "==> sync against the reference server (Chromium via Playwright)"
 start=$SECONDS

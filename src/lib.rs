@@ -18,3 +18,5 @@ pub mod store;
 pub mod js;
 #[cfg(target_arch = "wasm32")]
 pub mod remote;
+#[cfg(target_arch = "wasm32")]
+mod timers;

@@ -207,6 +207,19 @@ pub fn validate_data(data: &Map<String, Value>) -> Result<(), (&'static str, Inv
     Ok(())
 }
 
+/// What a `patch` does to an entity's data: each given top-level field
+/// replaces the stored one, and a field set to `null` is removed. Client and
+/// server apply patches with this one function, so they cannot disagree.
+pub fn apply_patch(data: &mut Map<String, Value>, fields: &Map<String, Value>) {
+    for (field, value) in fields {
+        if value.is_null() {
+            data.shift_remove(field);
+        } else {
+            data.insert(field.clone(), value.clone());
+        }
+    }
+}
+
 /// Why a whole push request is refused before anything is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRequestError {

@@ -442,12 +442,8 @@ pub fn decide(current: Option<&ServerEntity>, m: &PushMutation) -> Decision {
         ),
         (Op::Patch, Some(entity)) => {
             let mut data = entity.data.clone();
-            for (field, value) in m.data.iter().flatten() {
-                if value.is_null() {
-                    data.remove(field);
-                } else {
-                    data.insert(field.clone(), value.clone());
-                }
+            if let Some(fields) = &m.data {
+                tideway_protocol::apply_patch(&mut data, fields);
             }
             let size = data_size(&data);
             if size > MAX_DATA_BYTES {

@@ -80,12 +80,8 @@ pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
             entity.deleted = false;
         }
         Op::Patch => {
-            for (key, value) in write.data.iter().flatten() {
-                if value.is_null() {
-                    entity.data.shift_remove(key);
-                } else {
-                    entity.data.insert(key.clone(), value.clone());
-                }
+            if let Some(fields) = &write.data {
+                tideway_protocol::apply_patch(&mut entity.data, fields);
             }
         }
         Op::Delete => entity.deleted = true,

@@ -18,20 +18,9 @@ use crate::core::sync::{Backoff, ConflictPolicy, Policies, SyncConfig, SyncEngin
 use crate::core::{Change, Origin, Repository, SyncStatus};
 use crate::remote::{HandlerRemote, HttpRemote, JsRemote};
 use crate::store::indexeddb::IdbStore;
+use crate::timers::{clear_interval, clear_timeout, set_interval, set_timeout};
 
 pub type Engine = Rc<SyncEngine<IdbStore, JsRemote>>;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: &JsValue);
-    #[wasm_bindgen(js_name = setInterval)]
-    fn set_interval(handler: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearInterval)]
-    fn clear_interval(handle: &JsValue);
-}
 
 /// `open({ sync })`, parsed.
 pub struct SyncOptions {

@@ -11,14 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{call_app, describe};
 use crate::core::sync::RemoteError;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: &JsValue);
-}
+use crate::timers::{clear_timeout, set_timeout};
 
 pub struct HttpRemote {
     /// The server's base URL, without a trailing slash.

@@ -121,13 +121,7 @@ impl Server {
             (Op::Patch | Op::Delete, None) => return reject(codes::NOT_FOUND),
             (Op::Patch, Some(entity)) => {
                 let mut data = entity.data.clone();
-                for (field, value) in m.data.iter().flatten() {
-                    if value.is_null() {
-                        data.remove(field);
-                    } else {
-                        data.insert(field.clone(), value.clone());
-                    }
-                }
+                tideway_protocol::apply_patch(&mut data, m.data.as_ref().unwrap_or(&Map::new()));
                 (Value::Object(data), false)
             }
             (Op::Delete, Some(_)) => (Value::Null, true),

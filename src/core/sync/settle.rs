@@ -224,12 +224,8 @@ fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -
     match mutation.op {
         Op::Put => base = mutation.data.clone().unwrap_or_default(),
         Op::Patch => {
-            for (key, value) in mutation.data.iter().flatten() {
-                if value.is_null() {
-                    base.shift_remove(key);
-                } else {
-                    base.insert(key.clone(), value.clone());
-                }
+            if let Some(fields) = &mutation.data {
+                tideway_protocol::apply_patch(&mut base, fields);
             }
         }
         Op::Delete => base = Data::new(),

@@ -508,3 +508,153 @@ fn missing_result() -> Error {
 async fn single(future: impl Future<Output = Result<Vec<Entity>>>) -> Result<Entity> {
     future.await?.pop().ok_or_else(missing_result)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use futures::executor::{block_on, LocalPool};
+    use futures::task::LocalSpawnExt;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::core::sync::{Policies, ServerAnswer};
+    use crate::core::{Mutation, Query, Snapshot, SyncMeta};
+    use crate::store::MemoryStore;
+
+    /// A memory store whose `apply` first waits for the next gate the test
+    /// holds (if any), so that writes can be staged while a batch is in flight.
+    struct Gated {
+        inner: MemoryStore,
+        gates: RefCell<VecDeque<oneshot::Receiver<()>>>,
+    }
+
+    impl Gated {
+        fn gate(&self) -> oneshot::Sender<()> {
+            let (open, gate) = oneshot::channel();
+            self.gates.borrow_mut().push_back(gate);
+            open
+        }
+    }
+
+    impl Store for Gated {
+        async fn load(&self) -> Result<Snapshot> {
+            self.inner.load().await
+        }
+        async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
+            let gate = self.gates.borrow_mut().pop_front();
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            self.inner.apply(writes).await
+        }
+        async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
+            self.inner.get(collection, id).await
+        }
+        async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
+            self.inner.query(collection, query).await
+        }
+        async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+            self.inner.outbox(limit).await
+        }
+        async fn pending_count(&self) -> Result<usize> {
+            self.inner.pending_count().await
+        }
+        async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+            self.inner.settle(answers, policies, now, cursor).await
+        }
+        async fn sync_meta(&self) -> Result<SyncMeta> {
+            self.inner.sync_meta().await
+        }
+        async fn save_sync_meta(&self, meta: &SyncMeta) -> Result<()> {
+            self.inner.save_sync_meta(meta).await
+        }
+        fn close(&self) {
+            self.inner.close()
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema::new([("notes", vec!["title"])]).unwrap()
+    }
+
+    fn data(value: Value) -> Data {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn open(inner: MemoryStore) -> Rc<Repository<Gated>> {
+        let store = Gated { inner, gates: RefCell::default() };
+        let now = std::cell::Cell::new(0.0);
+        let clock = Box::new(move || {
+            now.set(now.get() + 1.0);
+            now.get()
+        });
+        block_on(Repository::open(store, schema(), clock)).unwrap()
+    }
+
+    fn mirrored(repo: &Repository<Gated>, id: &str) -> Option<Entity> {
+        repo.read("notes", |c| c.get(id).cloned()).unwrap()
+    }
+
+    fn stored(repo: &Repository<Gated>, id: &str) -> Option<Entity> {
+        block_on(repo.store().get("notes", id)).unwrap()
+    }
+
+    #[test]
+    fn a_failed_batch_shows_the_durable_state_with_the_queued_writes_on_top() {
+        let repo = open(MemoryStore::new(schema()));
+        block_on(repo.put("notes", Some("a".into()), data(json!({"title": "v1"}))).unwrap()).unwrap();
+        let heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+        let sink = heard.clone();
+        repo.subscribe(None, Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes))).unwrap();
+
+        let mut pool = LocalPool::new();
+        let first_gate = repo.store().gate();
+        let failing = pool.spawner().spawn_local_with_handle(repo.patch("notes", "a".into(), data(json!({"title": "v2"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        // The patch is in flight; these two queue behind it.
+        repo.store().inner.fail_next_apply();
+        let second_gate = repo.store().gate();
+        let queued = pool.spawner().spawn_local_with_handle(repo.patch("notes", "a".into(), data(json!({"body": "x"}))).unwrap()).unwrap();
+        let created = pool.spawner().spawn_local_with_handle(repo.put("notes", Some("b".into()), data(json!({"title": "b"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        assert_eq!(Value::Object(mirrored(&repo, "a").unwrap().data), json!({"title": "v2", "body": "x"}));
+
+        first_gate.send(()).unwrap();
+        pool.run_until_stalled();
+        // The first batch failed; the second is in flight.
+        let a = mirrored(&repo, "a").unwrap();
+        assert_eq!(Value::Object(a.data.clone()), json!({"title": "v1", "body": "x"}), "v1 with the queued patch on top");
+        assert_eq!(repo.read("notes", |c| c.query(&Query { index: Some("title".into()), ..Query::default() }).unwrap().len()).unwrap(), 2);
+        assert!(heard.borrow().iter().any(|c| c.id == "a" && c.entity.as_ref() == Some(&a) && matches!(c.origin, Origin::Rollback(_))));
+
+        second_gate.send(()).unwrap();
+        pool.run_until_stalled();
+        assert!(block_on(failing).is_err());
+        assert_eq!(block_on(queued).unwrap(), stored(&repo, "a").unwrap());
+        assert_eq!(block_on(created).unwrap(), stored(&repo, "b").unwrap());
+        for id in ["a", "b"] {
+            assert_eq!(mirrored(&repo, id), stored(&repo, id), "{id}: the mirror shows what is stored");
+        }
+        assert!(repo.state.borrow().durable.is_empty(), "nothing is in flight or queued");
+    }
+
+    #[test]
+    fn writes_to_one_entity_in_one_batch_settle_on_what_the_store_computed() {
+        let inner = MemoryStore::new(schema());
+        let repo = open(inner.reopen(schema()));
+        block_on(repo.put("notes", Some("a".into()), data(json!({"title": "v1"}))).unwrap()).unwrap();
+        // Another tab deletes the entity; this one still shows it live.
+        let delete = Write { collection: "notes".into(), id: "a".into(), op: Op::Delete, data: None, at: 50.0 };
+        block_on(inner.apply(&[delete])).unwrap().pop().unwrap().unwrap();
+
+        let deleted = repo.delete("notes", "a".into()).unwrap();
+        let replaced = repo.put("notes", Some("a".into()), data(json!({"title": "v2"}))).unwrap();
+        let (deleted, replaced) = block_on(futures::future::join(deleted, replaced));
+        assert!(matches!(deleted, Err(Error::NotFound(_))), "the store saw a tombstone: {deleted:?}");
+        let replaced = replaced.unwrap();
+        assert_eq!(Some(&replaced), stored(&repo, "a").as_ref());
+        assert_eq!(mirrored(&repo, "a").as_ref(), Some(&replaced), "the mirror shows what the store computed");
+        assert!(repo.state.borrow().durable.is_empty());
+    }
+}

@@ -6,26 +6,43 @@ use std::ops::Bound;
 
 use super::entity::Entity;
 use super::error::{Error, Result};
-use super::key::{IndexKey, PrimaryKey};
+use super::key::{Id, IndexKey, PrimaryKey};
 use super::query::Query;
-use super::schema::{CollectionSchema, IndexSpec};
+use super::schema::CollectionSchema;
 
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     schema: CollectionSchema,
     entities: BTreeMap<PrimaryKey, Entity>,
-    indexes: BTreeMap<String, BTreeSet<(IndexKey, PrimaryKey)>>,
+    /// One ordered set per declared index, in the schema's order.
+    indexes: Vec<BTreeSet<(IndexKey, PrimaryKey)>>,
 }
 
 impl Collection {
     pub fn new(schema: CollectionSchema) -> Self {
-        let indexes = schema.indexes.iter().map(|index| (index.name.clone(), BTreeSet::new())).collect();
+        let indexes = schema.indexes.iter().map(|_| BTreeSet::new()).collect();
         Collection { schema, entities: BTreeMap::new(), indexes }
+    }
+
+    /// A collection holding `entities`, built in bulk: each map is sorted
+    /// once and built from its sorted entries (that is what collecting into
+    /// a B-tree does) instead of searched once per entity. Entities in id
+    /// order, as a store loads them, cost a single pass to sort. Of entities
+    /// sharing an id, the last one stays.
+    pub fn from_entities(schema: CollectionSchema, entities: Vec<Entity>) -> Self {
+        let entities: BTreeMap<PrimaryKey, Entity> =
+            entities.into_iter().map(|entity| (PrimaryKey(entity.id.clone()), entity)).collect();
+        let indexes = schema
+            .indexes
+            .iter()
+            .map(|index| entities.iter().filter_map(|(id, entity)| Some((index.key_of(entity)?, id.clone()))).collect())
+            .collect();
+        Collection { schema, entities, indexes }
     }
 
     /// The entity with this id, tombstones included.
     pub fn get(&self, id: &str) -> Option<&Entity> {
-        self.entities.get(&PrimaryKey(id.to_owned()))
+        self.entities.get(Id::new(id))
     }
 
     pub fn len(&self) -> usize {
@@ -43,21 +60,28 @@ impl Collection {
 
     /// Inserts or replaces an entity (or removes it with `None`), keeping the indexes in step.
     pub fn set(&mut self, id: &str, entity: Option<Entity>) {
-        let key = PrimaryKey(id.to_owned());
-        if let Some(old) = self.entities.remove(&key) {
-            for index in &self.schema.indexes {
-                if let Some(index_key) = index.key_of(&old) {
-                    self.indexes.get_mut(&index.name).map(|set| set.remove(&(index_key, key.clone())));
-                }
+        let Collection { schema, entities, indexes } = self;
+        let old = match entity {
+            Some(entity) => match entities.get_mut(Id::new(id)) {
+                Some(slot) => Some(std::mem::replace(slot, entity)),
+                None => entities.insert(PrimaryKey(id.to_owned()), entity),
+            },
+            None => entities.remove(Id::new(id)),
+        };
+        let new = entities.get(Id::new(id));
+        for (index, set) in schema.indexes.iter().zip(indexes) {
+            let old_key = old.as_ref().and_then(|entity| index.key_of(entity));
+            let new_key = new.and_then(|entity| index.key_of(entity));
+            // A write that leaves an index key as it was leaves that index alone.
+            if old_key == new_key {
+                continue;
             }
-        }
-        if let Some(entity) = entity {
-            for index in &self.schema.indexes {
-                if let Some(index_key) = index.key_of(&entity) {
-                    self.indexes.get_mut(&index.name).map(|set| set.insert((index_key, key.clone())));
-                }
+            if let Some(key) = old_key {
+                set.remove(&(key, PrimaryKey(id.to_owned())));
             }
-            self.entities.insert(key, entity);
+            if let Some(key) = new_key {
+                set.insert((key, PrimaryKey(id.to_owned())));
+            }
         }
     }
 
@@ -69,15 +93,15 @@ impl Collection {
             let ids = self.entities.range(range.id_bounds()?).map(|(_, entity)| entity);
             return Ok(if query.reverse { query.page(ids.rev()) } else { query.page(ids) });
         };
-        let index = self.index(index_name)?;
-        let set = &self.indexes[&index.name];
+        let set = &self.indexes[self.index(index_name)?];
         let entries = set.range((lower_bound(range.lower), upper_bound(range.upper)));
         let entities = entries.map(|(_, id)| &self.entities[id]);
         Ok(if query.reverse { query.page(entities.rev()) } else { query.page(entities) })
     }
 
-    fn index(&self, name: &str) -> Result<&IndexSpec> {
-        self.schema.index(name).ok_or_else(|| {
+    /// The position of an index among the declared ones (and in `indexes`).
+    fn index(&self, name: &str) -> Result<usize> {
+        self.schema.indexes.iter().position(|index| index.name == name).ok_or_else(|| {
             let declared: Vec<&str> = self.schema.indexes.iter().map(|i| i.name.as_str()).collect();
             Error::InvalidArgument(format!("query: no index {name:?}; declared indexes: [{}]", declared.join(", ")))
         })
@@ -117,5 +141,88 @@ fn upper_bound(bound: Bound<IndexKey>) -> Bound<(IndexKey, PrimaryKey)> {
         Bound::Included(key) => Bound::Excluded((successor(key), smallest_id())),
         Bound::Excluded(key) => Bound::Excluded((key, smallest_id())),
         Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::schema::Schema;
+    use serde_json::{json, Value};
+
+    fn schema() -> CollectionSchema {
+        Schema::new([("notes", vec!["title", "updatedAt", "tags"])]).unwrap().collections.remove("notes").unwrap()
+    }
+
+    fn entity(id: &str, data: Value, at: f64) -> Entity {
+        Entity::new(id.into(), data.as_object().cloned().unwrap(), at)
+    }
+
+    /// The ids in the order of every index and of the primary key, tombstones included.
+    fn orders(collection: &Collection) -> Vec<Vec<String>> {
+        let mut walks = vec![None, Some("title"), Some("updatedAt"), Some("tags")];
+        walks
+            .drain(..)
+            .map(|index| {
+                let query = Query { index: index.map(str::to_owned), include_deleted: true, ..Query::default() };
+                collection.query(&query).unwrap().iter().map(|entity| entity.id.clone()).collect()
+            })
+            .collect()
+    }
+
+    fn sample() -> Vec<Entity> {
+        vec![
+            entity("b", json!({"title": "pear", "tags": ["x", 1]}), 3.0),
+            entity("\u{FF61}", json!({"title": "\u{1F600}"}), 1.0),
+            entity("a", json!({"title": "apple"}), 2.0),
+            entity("c", json!({"title": true}), 2.0),
+            entity("\u{1F600}", json!({"title": "\u{FF61}", "tags": "x"}), 5.0),
+            entity("a2", json!({"title": "apple"}), 4.0),
+        ]
+    }
+
+    #[test]
+    fn bulk_build_matches_inserting_one_by_one() {
+        let mut one_by_one = Collection::new(schema());
+        for entity in sample() {
+            one_by_one.set(&entity.id.clone(), Some(entity));
+        }
+        let bulk = Collection::from_entities(schema(), sample());
+        assert_eq!(orders(&bulk), orders(&one_by_one));
+        assert_eq!(bulk.iter().collect::<Vec<_>>(), one_by_one.iter().collect::<Vec<_>>());
+        // By title in UTF-16 order: "\u{FF61}" is titled "\u{1F600}", which sorts first.
+        assert_eq!(orders(&bulk)[1], ["a", "a2", "b", "\u{FF61}", "\u{1F600}"]);
+    }
+
+    #[test]
+    fn bulk_build_keeps_the_last_of_entities_sharing_an_id() {
+        let mut entities = sample();
+        entities.push(entity("a", json!({"title": "zebra"}), 9.0));
+        let bulk = Collection::from_entities(schema(), entities);
+        assert_eq!(bulk.len(), 6);
+        assert_eq!(bulk.get("a").unwrap().data["title"], "zebra");
+        assert_eq!(orders(&bulk)[1], ["a2", "b", "a", "\u{FF61}", "\u{1F600}"]);
+    }
+
+    #[test]
+    fn replacing_and_removing_keep_every_index_in_step() {
+        let mut collection = Collection::from_entities(schema(), sample());
+        // The same title and time: the index entries stay as they are.
+        collection.set("a", Some(entity("a", json!({"title": "apple", "body": "new"}), 2.0)));
+        // A new title and time; a title that is no longer a key; a removal.
+        collection.set("b", Some(entity("b", json!({"title": "aardvark"}), 0.5)));
+        collection.set("\u{1F600}", Some(entity("\u{1F600}", json!({"title": null}), 5.0)));
+        collection.set("a2", None);
+        collection.set("a2", None);
+
+        let mut expected = Collection::new(schema());
+        for entity in collection.iter().cloned().collect::<Vec<_>>() {
+            expected.set(&entity.id.clone(), Some(entity));
+        }
+        assert_eq!(orders(&collection), orders(&expected));
+        assert_eq!(orders(&collection)[1], ["b", "a", "\u{FF61}"]);
+        assert_eq!(orders(&collection)[2], ["b", "\u{FF61}", "a", "c", "\u{1F600}"]);
+        assert_eq!(collection.get("a").unwrap().data["body"], "new");
+        assert!(collection.get("a2").is_none());
     }
 }

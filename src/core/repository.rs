@@ -8,6 +8,7 @@
 //! the store refuses it, the mirror is rebuilt from the durable state plus the
 //! writes still queued, and subscribers hear of the rollback.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -350,21 +351,20 @@ impl<S: Store + 'static> Repository<S> {
         };
         let mut changes = Vec::new();
         let mut rolled_back: Vec<(Key, Error)> = Vec::new();
-        let mut answers = Vec::with_capacity(batch.callers.len());
-        let mut touched = Vec::with_capacity(batch.writes.len());
+        // Each write's key and the entity it stored (`None`: it failed), in batch order.
+        let mut stored: Vec<(Key, Option<Entity>)> = Vec::with_capacity(batch.writes.len());
+        let mut failures = Vec::with_capacity(batch.callers.len());
         let mut changed = Vec::new();
         {
             let mut state = self.state.borrow_mut();
             let announce = !state.subscribers.is_empty();
             let mut writes = batch.writes.into_iter();
-            for (count, done) in batch.callers {
-                let mut entities = Vec::with_capacity(count);
+            for (count, _) in &batch.callers {
                 let mut failure = batch_error.clone();
-                for write in writes.by_ref().take(count) {
+                for write in writes.by_ref().take(*count) {
                     let key = (write.collection, write.id);
-                    match results.next() {
+                    let entity = match results.next() {
                         Some(Ok(applied)) => {
-                            state.durable.insert(key.clone(), Some(applied.entity.clone()));
                             if announce {
                                 changes.push(Change {
                                     collection: key.0.clone(),
@@ -373,45 +373,67 @@ impl<S: Store + 'static> Repository<S> {
                                     origin: Origin::Local,
                                 });
                             }
-                            entities.push(applied.entity);
+                            Some(applied.entity)
                         }
                         Some(Err(error)) => {
                             rolled_back.push((key.clone(), error.clone()));
                             failure = Some(error);
+                            None
                         }
-                        None => rolled_back.push((key.clone(), batch_error.clone().unwrap_or_else(missing_result))),
-                    }
-                    touched.push(key);
+                        None => {
+                            rolled_back.push((key.clone(), batch_error.clone().unwrap_or_else(missing_result)));
+                            None
+                        }
+                    };
+                    stored.push((key, entity));
                 }
-                answers.push((done, failure.map_or(Ok(entities), Err)));
+                failures.push(failure);
             }
-            touched.sort();
-            touched.dedup();
-            for key in touched {
+
+            let State { mirror, queue, durable, .. } = &mut *state;
+            // The still-queued writes by entity, each entity's in call order.
+            let mut queued: Vec<&Write> = queue.writes.iter().collect();
+            queued.sort_by(|a, b| (&a.collection, &a.id).cmp(&(&b.collection, &b.id)));
+            // The batch's writes by entity, each entity's in batch order.
+            let mut order: Vec<usize> = (0..stored.len()).collect();
+            order.sort_by(|a, b| stored[*a].0.cmp(&stored[*b].0));
+            for group in order.chunk_by(|a, b| stored[*a].0 == stored[*b].0) {
+                let key = &stored[group[0]].0;
+                // What the store now holds: the last entity this batch stored, or else the durable state as it was.
+                let last_stored = group.iter().rev().find_map(|i| stored[*i].1.as_ref());
+                let replay = queued_for(&queued, key);
                 // The mirror shows the durable state with the still-queued writes replayed on top.
-                let durable = if state.queue.touching(&key).next().is_some() {
-                    state.durable.get(&key).cloned().flatten()
+                let view: Option<Cow<Entity>> = if replay.is_empty() {
+                    let before = durable.remove(key).flatten();
+                    last_stored.map(Cow::Borrowed).or(before.map(Cow::Owned))
                 } else {
-                    state.durable.remove(&key).flatten()
+                    if let Some(entity) = last_stored {
+                        durable.insert(key.clone(), Some(entity.clone()));
+                    }
+                    let base = durable.get(key).cloned().flatten();
+                    let view = replay.iter().fold(base, |current, write| {
+                        apply_write(current.as_ref(), write).map(|applied| Some(applied.entity)).unwrap_or(current)
+                    });
+                    view.map(Cow::Owned)
                 };
-                let view = state.queue.touching(&key).fold(durable, |current, write| {
-                    apply_write(current.as_ref(), write).map(|applied| Some(applied.entity)).unwrap_or(current)
-                });
-                let collection = state.mirror.get_mut(&key.0).expect("staged writes name declared collections");
-                if collection.get(&key.1) != view.as_ref() {
-                    collection.set(&key.1, view);
-                    changed.push(key);
+                let collection = mirror.get_mut(&key.0).expect("staged writes name declared collections");
+                if !same(collection.get(&key.1), view.as_deref()) {
+                    collection.set(&key.1, view.map(Cow::into_owned));
+                    changed.push(key.clone());
                 }
             }
             for ((collection, id), error) in rolled_back {
-                let entity = state.mirror[&collection].get(&id).cloned();
+                let entity = mirror[&collection].get(&id).cloned();
                 changes.push(Change { collection, id, entity, origin: Origin::Rollback(error) });
             }
         }
         for (collection, id) in &changed {
             self.observe(collection, id);
         }
-        for (done, answer) in answers {
+        let mut stored = stored.into_iter();
+        for ((count, done), failure) in batch.callers.into_iter().zip(failures) {
+            let entities: Vec<Entity> = stored.by_ref().take(count).filter_map(|(_, entity)| entity).collect();
+            let answer = failure.map_or(Ok(entities), Err);
             // The caller may have stopped waiting; the outcome stands either way.
             let _ = done.send(answer);
         }
@@ -444,10 +466,195 @@ impl<S: Store + 'static> Repository<S> {
     }
 }
 
+/// The writes of `queued` (sorted by entity) to the entity `key`.
+fn queued_for<'q, 'a>(queued: &'q [&'a Write], key: &Key) -> &'q [&'a Write] {
+    let start = queued.partition_point(|write| (&write.collection, &write.id) < (&key.0, &key.1));
+    let end = start + queued[start..].partition_point(|write| write.collection == key.0 && write.id == key.1);
+    &queued[start..end]
+}
+
+/// Whether the mirror's entity is `view` already: `==`, made cheaper for the
+/// usual case, where both sides were computed from the same write and hold
+/// their fields in the same order, by comparing data field by field before
+/// falling back to comparing it as maps (which looks each field up by hash).
+fn same(mirror: Option<&Entity>, view: Option<&Entity>) -> bool {
+    fn same_data(a: &Data, b: &Data) -> bool {
+        a.iter().eq(b.iter()) || a == b
+    }
+    let (Some(a), Some(b)) = (mirror, view) else { return mirror.is_none() && view.is_none() };
+    // Every field is named, so that a field added to `Entity` must be added here.
+    let Entity { id, remote_id, data, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } = a;
+    *version == b.version
+        && *updated_at == b.updated_at
+        && *server_updated_at == b.server_updated_at
+        && *sync_status == b.sync_status
+        && *deleted == b.deleted
+        && *pending == b.pending
+        && *id == b.id
+        && *remote_id == b.remote_id
+        && *last_error == b.last_error
+        && *conflict == b.conflict
+        && match (base, &b.base) {
+            (Some(x), Some(y)) => same_data(x, y),
+            (x, y) => x.is_none() && y.is_none(),
+        }
+        && same_data(data, &b.data)
+}
+
 fn missing_result() -> Error {
     Error::Storage("the store answered fewer writes than it was given".into())
 }
 
 async fn single(future: impl Future<Output = Result<Vec<Entity>>>) -> Result<Entity> {
     future.await?.pop().ok_or_else(missing_result)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use futures::executor::{block_on, LocalPool};
+    use futures::task::LocalSpawnExt;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::core::sync::{Policies, ServerAnswer};
+    use crate::core::{Mutation, Query, Snapshot, SyncMeta};
+    use crate::store::MemoryStore;
+
+    /// A memory store whose `apply` first waits for the next gate the test
+    /// holds (if any), so that writes can be staged while a batch is in flight.
+    struct Gated {
+        inner: MemoryStore,
+        gates: RefCell<VecDeque<oneshot::Receiver<()>>>,
+    }
+
+    impl Gated {
+        fn gate(&self) -> oneshot::Sender<()> {
+            let (open, gate) = oneshot::channel();
+            self.gates.borrow_mut().push_back(gate);
+            open
+        }
+    }
+
+    impl Store for Gated {
+        async fn load(&self) -> Result<Snapshot> {
+            self.inner.load().await
+        }
+        async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
+            let gate = self.gates.borrow_mut().pop_front();
+            if let Some(gate) = gate {
+                let _ = gate.await;
+            }
+            self.inner.apply(writes).await
+        }
+        async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
+            self.inner.get(collection, id).await
+        }
+        async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
+            self.inner.query(collection, query).await
+        }
+        async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+            self.inner.outbox(limit).await
+        }
+        async fn pending_count(&self) -> Result<usize> {
+            self.inner.pending_count().await
+        }
+        async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+            self.inner.settle(answers, policies, now, cursor).await
+        }
+        async fn sync_meta(&self) -> Result<SyncMeta> {
+            self.inner.sync_meta().await
+        }
+        async fn save_sync_meta(&self, meta: &SyncMeta) -> Result<()> {
+            self.inner.save_sync_meta(meta).await
+        }
+        fn close(&self) {
+            self.inner.close()
+        }
+    }
+
+    fn schema() -> Schema {
+        Schema::new([("notes", vec!["title"])]).unwrap()
+    }
+
+    fn data(value: Value) -> Data {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn open(inner: MemoryStore) -> Rc<Repository<Gated>> {
+        let store = Gated { inner, gates: RefCell::default() };
+        let now = std::cell::Cell::new(0.0);
+        let clock = Box::new(move || {
+            now.set(now.get() + 1.0);
+            now.get()
+        });
+        block_on(Repository::open(store, schema(), clock)).unwrap()
+    }
+
+    fn mirrored(repo: &Repository<Gated>, id: &str) -> Option<Entity> {
+        repo.read("notes", |c| c.get(id).cloned()).unwrap()
+    }
+
+    fn stored(repo: &Repository<Gated>, id: &str) -> Option<Entity> {
+        block_on(repo.store().get("notes", id)).unwrap()
+    }
+
+    #[test]
+    fn a_failed_batch_shows_the_durable_state_with_the_queued_writes_on_top() {
+        let repo = open(MemoryStore::new(schema()));
+        block_on(repo.put("notes", Some("a".into()), data(json!({"title": "v1"}))).unwrap()).unwrap();
+        let heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+        let sink = heard.clone();
+        repo.subscribe(None, Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes))).unwrap();
+
+        let mut pool = LocalPool::new();
+        let first_gate = repo.store().gate();
+        let failing = pool.spawner().spawn_local_with_handle(repo.patch("notes", "a".into(), data(json!({"title": "v2"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        // The patch is in flight; these two queue behind it.
+        repo.store().inner.fail_next_apply();
+        let second_gate = repo.store().gate();
+        let queued = pool.spawner().spawn_local_with_handle(repo.patch("notes", "a".into(), data(json!({"body": "x"}))).unwrap()).unwrap();
+        let created = pool.spawner().spawn_local_with_handle(repo.put("notes", Some("b".into()), data(json!({"title": "b"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        assert_eq!(Value::Object(mirrored(&repo, "a").unwrap().data), json!({"title": "v2", "body": "x"}));
+
+        first_gate.send(()).unwrap();
+        pool.run_until_stalled();
+        // The first batch failed; the second is in flight.
+        let a = mirrored(&repo, "a").unwrap();
+        assert_eq!(Value::Object(a.data.clone()), json!({"title": "v1", "body": "x"}), "v1 with the queued patch on top");
+        assert_eq!(repo.read("notes", |c| c.query(&Query { index: Some("title".into()), ..Query::default() }).unwrap().len()).unwrap(), 2);
+        assert!(heard.borrow().iter().any(|c| c.id == "a" && c.entity.as_ref() == Some(&a) && matches!(c.origin, Origin::Rollback(_))));
+
+        second_gate.send(()).unwrap();
+        pool.run_until_stalled();
+        assert!(block_on(failing).is_err());
+        assert_eq!(block_on(queued).unwrap(), stored(&repo, "a").unwrap());
+        assert_eq!(block_on(created).unwrap(), stored(&repo, "b").unwrap());
+        for id in ["a", "b"] {
+            assert_eq!(mirrored(&repo, id), stored(&repo, id), "{id}: the mirror shows what is stored");
+        }
+        assert!(repo.state.borrow().durable.is_empty(), "nothing is in flight or queued");
+    }
+
+    #[test]
+    fn writes_to_one_entity_in_one_batch_settle_on_what_the_store_computed() {
+        let inner = MemoryStore::new(schema());
+        let repo = open(inner.reopen(schema()));
+        block_on(repo.put("notes", Some("a".into()), data(json!({"title": "v1"}))).unwrap()).unwrap();
+        // Another tab deletes the entity; this one still shows it live.
+        let delete = Write { collection: "notes".into(), id: "a".into(), op: Op::Delete, data: None, at: 50.0 };
+        block_on(inner.apply(&[delete])).unwrap().pop().unwrap().unwrap();
+
+        let deleted = repo.delete("notes", "a".into()).unwrap();
+        let replaced = repo.put("notes", Some("a".into()), data(json!({"title": "v2"}))).unwrap();
+        let (deleted, replaced) = block_on(futures::future::join(deleted, replaced));
+        assert!(matches!(deleted, Err(Error::NotFound(_))), "the store saw a tombstone: {deleted:?}");
+        let replaced = replaced.unwrap();
+        assert_eq!(Some(&replaced), stored(&repo, "a").as_ref());
+        assert_eq!(mirrored(&repo, "a").as_ref(), Some(&replaced), "the mirror shows what the store computed");
+        assert!(repo.state.borrow().durable.is_empty());
+    }
 }

@@ -89,12 +89,8 @@ pub fn collections_of(snapshot: Snapshot, schema: &super::schema::Schema) -> Vec
         .collections
         .iter()
         .map(|(name, collection_schema)| {
-            let mut collection = Collection::new(collection_schema.clone());
-            for entity in loaded.remove(name).unwrap_or_default() {
-                let id = entity.id.clone();
-                collection.set(&id, Some(entity));
-            }
-            (name.clone(), collection)
+            let entities = loaded.remove(name).unwrap_or_default();
+            (name.clone(), Collection::from_entities(collection_schema.clone(), entities))
         })
         .collect()
 }

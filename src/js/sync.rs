@@ -102,7 +102,7 @@ pub fn policy_from_js(value: &JsValue, what: &str) -> JsResult<ConflictPolicy> {
             let _ = Reflect::set(&context, &"id".into(), &sides.id.into());
             let merged = resolve
                 .apply(&JsValue::NULL, &Array::of4(&argument(sides.local), &argument(sides.server), &argument(sides.base), &context))
-                .map_err(|thrown| format!("the conflict resolver threw: {thrown:?}"))?;
+                .map_err(|thrown| format!("the conflict resolver threw {}", crate::remote::describe(&thrown)))?;
             serde_wasm_bindgen::from_value(merged).map_err(|e| format!("the conflict resolver must return a data object: {e}"))
         })));
     }

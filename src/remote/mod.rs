@@ -54,7 +54,7 @@ async fn call_app(function: &Function, argument: &JsValue) -> Result<JsValue, Js
 }
 
 /// A readable description of a thrown JS value.
-fn describe(error: &JsValue) -> String {
+pub(crate) fn describe(error: &JsValue) -> String {
     if let Some(error) = error.dyn_ref::<js_sys::Error>() {
         return format!("{}: {}", String::from(error.name()), String::from(error.message()));
     }

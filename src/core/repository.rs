@@ -227,10 +227,7 @@ impl<S: Store + 'static> Repository<S> {
                 changes.push(Change { collection: collection.clone(), id: id.clone(), entity: Some(entity), origin: Origin::Sync });
             }
         }
-        for change in &changes {
-            self.observe(&change.collection, &change.id);
-        }
-        self.notify(&changes);
+        self.publish(&changes);
     }
 
     /// Shows entities that sync has just stored: the mirror takes the stored
@@ -257,10 +254,7 @@ impl<S: Store + 'static> Repository<S> {
                 }
             }
         }
-        for change in &changes {
-            self.observe(&change.collection, &change.id);
-        }
-        self.notify(&changes);
+        self.publish(&changes);
     }
 
     fn check_open(&self) -> Result<()> {
@@ -438,6 +432,14 @@ impl<S: Store + 'static> Repository<S> {
             let _ = done.send(answer);
         }
         self.notify(&changes);
+    }
+
+    /// Tells the mirror observer, then the subscribers, of changes sync made to the mirror.
+    fn publish(&self, changes: &[Change]) {
+        for change in changes {
+            self.observe(&change.collection, &change.id);
+        }
+        self.notify(changes);
     }
 
     fn observe(&self, collection: &str, id: &str) {

@@ -183,7 +183,8 @@ impl Syncer {
         Ok(syncer)
     }
 
-    /// `db.sync()`: now, whatever the backoff says.
+    /// `db.sync()`, and every automatic sync once due: now, whatever the
+    /// backoff says; then notes reachability and schedules any retry.
     pub async fn sync_now(self: &Rc<Self>) -> Result<SyncReport, SyncError> {
         let result = self.engine.sync().await;
         self.after(&result);
@@ -287,8 +288,7 @@ impl Syncer {
                     syncer.reachable.set(Some(http.healthy().await));
                 }
                 // Back online: the backoff was about the network; try at once.
-                let result = syncer.engine.sync().await;
-                syncer.after(&result);
+                let _ = syncer.sync_now().await;
             });
         });
         self.listen(&global, "offline", |syncer| {
@@ -341,8 +341,8 @@ impl Syncer {
         }
         let syncer = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let result = syncer.engine.sync().await;
-            syncer.after(&result);
+            // A failure reaches the app through the status and error events.
+            let _ = syncer.sync_now().await;
         });
     }
 

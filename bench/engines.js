@@ -48,8 +48,9 @@ function committed(tx) {
   });
 }
 
-function rawEntity({ id, data }) {
-  const meta = {
+/** The sync metadata of a note just written locally, as both baselines store it. */
+function newMeta() {
+  return {
     remoteId: null,
     version: 0,
     updatedAt: stamp(),
@@ -58,6 +59,10 @@ function rawEntity({ id, data }) {
     deleted: false,
     lastError: null,
   };
+}
+
+function rawEntity({ id, data }) {
+  const meta = newMeta();
   return {
     id,
     doc: JSON.stringify({ id, data, meta, base: null }),
@@ -141,15 +146,7 @@ function dexieRecord({ id, data }) {
   return {
     id,
     data,
-    meta: {
-      remoteId: null,
-      version: 0,
-      updatedAt: stamp(),
-      serverUpdatedAt: null,
-      syncStatus: "dirty",
-      deleted: false,
-      lastError: null,
-    },
+    meta: newMeta(),
   };
 }
 

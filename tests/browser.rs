@@ -16,17 +16,4 @@ fn runs_in_a_page() {
     browser_common::assert_global_scope("Window");
 }
 
-#[wasm_bindgen_test]
-async fn upgrade_from_another_connection_closes_this_one() {
-    browser_common::upgrade_from_another_connection_closes_this_one().await;
-}
-
-#[wasm_bindgen_test]
-async fn js_api_round_trip() {
-    browser_common::js_api_round_trip().await;
-}
-
-#[wasm_bindgen_test]
-async fn js_api_bad_arguments_give_typed_errors() {
-    browser_common::js_api_bad_arguments_give_typed_errors().await;
-}
+browser_tests!();

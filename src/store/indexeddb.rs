@@ -18,6 +18,17 @@
 //! the transaction, and the batch runs again reading every entity first inside
 //! its transaction, as stored. So the common case costs no round trip beyond the
 //! writes themselves, and a write is never computed on a stale entity.
+//!
+//! The browser can take the connection away: WebKit loses it when its
+//! IndexedDB process goes away ("Connection to Indexed Database server lost",
+//! notably on iOS after the app was in the background), and every engine
+//! closes it when the site's storage is cleared. After a failure the store
+//! checks whether its connection still works; if the browser closed it, the
+//! store opens a new one and carries on (see [`IdbStore::reconnect`]), unless
+//! the database itself is gone, which is `DatabaseClosed` for good. A call
+//! that only reads runs again on the new connection. A write whose transaction
+//! was cut off is never simply sent again: the store first reads what was
+//! stored, so it is written exactly once (see [`IdbStore::apply`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
@@ -46,14 +57,100 @@ use crate::core::{
 
 /// A [`Store`] on one IndexedDB database.
 pub struct IdbStore {
-    db: Database,
+    name: String,
+    /// The current connection; replaced when the browser closed the last one.
+    connection: RefCell<Rc<Connection>>,
     schema: Schema,
     collections: HashMap<String, CollectionInfo>,
     client_id: String,
-    /// Set when the app or the browser closed the connection; the reason.
+    /// Set when the app closed the store or it cannot go on (the database was
+    /// upgraded elsewhere, or deleted); the reason.
     closed: Rc<RefCell<Option<String>>>,
-    fail_next_apply: Cell<bool>,
+    /// A failure the next write is made to meet, for tests.
+    fault: Cell<Option<Fault>>,
+}
+
+/// One connection to the database, and the handler that watches it.
+struct Connection {
+    db: Database,
     _on_version_change: Closure<dyn FnMut()>,
+}
+
+impl Connection {
+    /// Wraps `db`. Another tab upgrading the schema needs this connection
+    /// gone: it is closed then, and `closed` says why to every later call.
+    fn new(db: Database, closed: &Rc<RefCell<Option<String>>>) -> Rc<Connection> {
+        let sys: web_sys::IdbDatabase = db.as_sys().clone().unchecked_into();
+        let on_version_change = {
+            let closed = closed.clone();
+            let sys = sys.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                sys.close();
+                *closed.borrow_mut() = Some(UPGRADED_ELSEWHERE.to_owned());
+            })
+        };
+        sys.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+        Rc::new(Connection { db, _on_version_change: on_version_change })
+    }
+
+    fn sys(&self) -> &web_sys::IdbDatabase {
+        self.db.as_sys()
+    }
+
+    /// Whether the browser has closed this connection: it then refuses to
+    /// start a transaction.
+    fn is_broken(&self) -> bool {
+        self.sys().transaction_with_str(META_STORE).is_err()
+    }
+}
+
+const UPGRADED_ELSEWHERE: &str = "another tab or worker upgraded the database; open it again";
+const DELETED: &str = "the browser deleted the database (the site's storage was cleared or evicted); \
+                       open it again: it starts empty, with a new client id";
+
+/// A failure a test makes the next write meet, each as a browser produces it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A request fails inside the transaction, after the writes were issued
+    /// (a real constraint violation): the browser rolls every write back.
+    Constraint,
+    /// The connection is lost while the transaction runs: it is aborted.
+    LostBeforeCommit,
+    /// The connection is lost once the transaction has committed, before the
+    /// page hears of it: the write is stored, but the call sees a failure.
+    LostAfterCommit,
+}
+
+impl Fault {
+    fn as_js(fault: Option<Fault>) -> &'static str {
+        match fault {
+            None => "",
+            Some(Fault::Constraint) => "constraint",
+            Some(Fault::LostBeforeCommit) => "lost-before-commit",
+            Some(Fault::LostAfterCommit) => "lost-after-commit",
+        }
+    }
+}
+
+/// How a write transaction failed.
+struct Failed {
+    error: Error,
+    /// What was sent, when the transaction got that far; its outcome is
+    /// then unknown if the connection was lost.
+    sent: Option<Sent>,
+}
+
+/// The batch a transaction carried and the outcome computed for it.
+struct Sent {
+    batch: WriteBatch,
+    results: Vec<Result<Applied>>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed { error, sent: None }
+    }
 }
 
 /// What the store keeps per declared collection.
@@ -94,21 +191,7 @@ impl IdbStore {
         drop(meta);
         drop(tx);
 
-        // Another tab upgrading the schema needs this connection gone; close
-        // it, and let every later call say why.
         let closed = Rc::new(RefCell::new(None));
-        let on_version_change = {
-            let closed = closed.clone();
-            let sys: web_sys::IdbDatabase = db.as_sys().clone().unchecked_into();
-            let db_for_close = sys.clone();
-            let handler = Closure::<dyn FnMut()>::new(move || {
-                db_for_close.close();
-                *closed.borrow_mut() = Some("another tab or worker upgraded the database; open it again".to_owned());
-            });
-            sys.set_onversionchange(Some(handler.as_ref().unchecked_ref()));
-            handler
-        };
-
         let collections = schema
             .collections
             .iter()
@@ -120,13 +203,13 @@ impl IdbStore {
             })
             .collect();
         let store = IdbStore {
-            db,
+            name: name.to_owned(),
+            connection: RefCell::new(Connection::new(db, &closed)),
             schema,
             collections,
             client_id,
             closed,
-            fail_next_apply: Cell::new(false),
-            _on_version_change: on_version_change,
+            fault: Cell::new(None),
         };
         if let Some(pending) = backfill {
             store.backfill(&pending).await?;
@@ -146,18 +229,105 @@ impl IdbStore {
         Database::delete_by_name(name).map_err(open_error)?.await.map_err(idb_error)
     }
 
-    /// Makes the next `apply` fail inside its transaction, after its writes
-    /// were issued, by a real IndexedDB constraint violation: the browser
-    /// must then roll every write of that transaction back. For tests.
+    /// Makes the next `apply` (or `settle`) fail inside its transaction,
+    /// after its writes were issued, by a real IndexedDB constraint violation:
+    /// the browser must then roll every write of that transaction back. For tests.
     #[doc(hidden)]
     pub fn fail_next_apply(&self) {
-        self.fail_next_apply.set(true);
+        self.fault.set(Some(Fault::Constraint));
+    }
+
+    /// Makes the next `apply` meet `fault`. For tests.
+    #[doc(hidden)]
+    pub fn fail_next_write_with(&self, fault: Fault) {
+        self.fault.set(Some(fault));
+    }
+
+    /// Closes the connection as the browser does when it takes it away: the
+    /// store has not closed it and is not told. For tests.
+    #[doc(hidden)]
+    pub fn lose_connection(&self) {
+        self.connection().sys().close();
     }
 
     fn check_open(&self) -> Result<()> {
         match &*self.closed.borrow() {
             Some(reason) => Err(Error::DatabaseClosed(reason.clone())),
             None => Ok(()),
+        }
+    }
+
+    fn connection(&self) -> Rc<Connection> {
+        self.connection.borrow().clone()
+    }
+
+    /// What to make of `error`, met on `connection`: a new connection when the
+    /// browser had closed that one and a new one could be opened (the caller
+    /// decides whether to run its call again), otherwise the error to give.
+    async fn recover(&self, connection: &Rc<Connection>, error: Error) -> Result<Rc<Connection>> {
+        self.check_open()?;
+        if !connection.is_broken() {
+            return Err(error);
+        }
+        self.reconnect(connection).await
+    }
+
+    /// Opens a new connection in place of `lost`, at the same version, unless
+    /// the database is gone. Opening must not create it again: an empty
+    /// database under the old name would hide that every entity and queued
+    /// mutation was lost, so the upgrade such an open starts is refused, and
+    /// the store stays closed with `DatabaseClosed`.
+    async fn reconnect(&self, lost: &Rc<Connection>) -> Result<Rc<Connection>> {
+        let gone = Rc::new(Cell::new(false));
+        let opened = Database::open(self.name.as_str())
+            .with_version(lost.db.version())
+            .with_on_upgrade_needed({
+                let gone = gone.clone();
+                move |_event, _db| {
+                    gone.set(true);
+                    Err(JsValue::from(js_sys::Error::new("the database no longer exists")).into())
+                }
+            })
+            .await;
+        let db = match opened {
+            Ok(db) => db,
+            Err(error) => {
+                let reason = if gone.get() {
+                    DELETED
+                } else {
+                    match open_error(error) {
+                        // A newer version: another tab upgraded the database meanwhile.
+                        Error::Schema(_) => UPGRADED_ELSEWHERE,
+                        other => return Err(other),
+                    }
+                };
+                self.closed.borrow_mut().get_or_insert_with(|| reason.to_owned());
+                return Err(Error::DatabaseClosed(reason.to_owned()));
+            }
+        };
+        // Two calls may have found the connection lost at once: keep one new connection.
+        let mut current = self.connection.borrow_mut();
+        if Rc::ptr_eq(&current, lost) {
+            *current = Connection::new(db, &self.closed);
+        } else {
+            db.close();
+        }
+        Ok(current.clone())
+    }
+
+    /// Runs `call` on the connection, and once more on a new one when the
+    /// browser had closed the first. Only for calls that read, or write what
+    /// is harmless to write twice.
+    async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(Rc<Connection>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.check_open()?;
+        let connection = self.connection();
+        match call(connection.clone()).await {
+            Err(error) => call(self.recover(&connection, error).await?).await,
+            done => done,
         }
     }
 
@@ -172,7 +342,8 @@ impl IdbStore {
         let collections: Vec<String> = Array::from(pending).iter().filter_map(|v| v.as_string()).collect();
         let mut stores: Vec<String> = collections.iter().map(|c| entity_store(c)).collect();
         stores.push(META_STORE.to_owned());
-        let tx = self.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+        let connection = self.connection();
+        let tx = connection.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
         for collection in &collections {
             let Ok(info) = self.collection_info(collection) else { continue };
             let store = tx.object_store(&entity_store(collection)).map_err(idb_error)?;
@@ -187,10 +358,6 @@ impl IdbStore {
         // The last request settling means every put has (see `apply`).
         tx.object_store(META_STORE).map_err(idb_error)?.delete(BACKFILL_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
         tx.commit().await.map_err(idb_error)
-    }
-
-    fn sys(&self) -> &web_sys::IdbDatabase {
-        self.db.as_sys()
     }
 
     /// Computes `writes` on `current` (each touched entity as believed or read
@@ -238,32 +405,14 @@ impl IdbStore {
         }
         names.into_iter().map(JsValue::from).collect()
     }
-}
 
-impl Store for IdbStore {
-    async fn load(&self) -> Result<Snapshot> {
-        self.check_open()?;
-        let names: Array = self.collections.values().map(|info| info.store.clone()).collect();
-        let known: Array = self.collections.values().map(|info| info.known.clone()).collect();
-        let loaded = JsFuture::from(load_docs(self.sys(), &names, &known)).await.map_err(|e| js_error(&e))?;
-        let loaded = Array::from(&loaded);
-        let mut collections = Vec::with_capacity(self.collections.len());
-        for (collection, bytes) in self.collections.keys().zip(loaded.iter()) {
-            // Every doc of the collection as one JSON array: one copy into wasm memory, one parse.
-            let bytes = bytes.unchecked_into::<Uint8Array>().to_vec();
-            let entities: Vec<Entity> = serde_json::from_slice(&bytes).map_err(|e| unreadable(collection, e))?;
-            collections.push((collection.clone(), entities));
-        }
-        Ok(Snapshot { client_id: self.client_id.clone(), collections })
-    }
-
-    async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
-        self.check_open()?;
-        let inject_failure = self.fail_next_apply.replace(false);
-        let scope = self.write_scope(writes, inject_failure);
-
-        // First attempt: compute on the entities as this connection last saw
-        // them stored, and let the transaction check that they still are.
+    /// One go at `apply` on `connection`: computes the writes on the entities
+    /// as this connection last saw them stored, and lets the transaction check
+    /// that they still are; if another tab or worker changed one, computes
+    /// them again on the entities read inside a second transaction.
+    async fn write(&self, connection: &Connection, writes: &[Write]) -> std::result::Result<Vec<Result<Applied>>, Failed> {
+        let fault = self.fault.take();
+        let scope = self.write_scope(writes, fault == Some(Fault::Constraint));
         let mut believed: HashMap<(&str, &str), Option<Entity>> = HashMap::new();
         for write in writes {
             let info = self.collection_info(&write.collection)?;
@@ -272,114 +421,52 @@ impl Store for IdbStore {
             }
         }
         let batch = WriteBatch::new();
-        let mut results = self.prepare(writes, believed, &batch, true)?;
-        let tx = begin_write(self.sys(), &scope).map_err(|e| js_error(&e))?;
-        let mut outcome = JsFuture::from(batch.run(&tx, inject_failure)).await.map_err(|e| js_error(&e))?;
-
-        if outcome.is_null() {
-            // Another tab or worker changed one of these entities: read them
-            // inside the transaction, then compute on what is stored.
-            let tx = begin_write(self.sys(), &scope).map_err(|e| js_error(&e))?;
-            let mut keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection.as_str(), w.id.as_str())).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            let stores: Array = keys.iter().map(|(c, _)| self.collections[*c].store.clone()).collect();
-            let known: Array = keys.iter().map(|(c, _)| self.collections[*c].known.clone()).collect();
-            let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-            let docs = JsFuture::from(read_docs(&tx, &stores, &known, &ids)).await.map_err(|e| js_error(&e))?;
-            let mut stored = HashMap::with_capacity(keys.len());
-            for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
-                stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);
-            }
-            let batch = WriteBatch::new();
-            results = self.prepare(writes, stored, &batch, false)?;
-            outcome = JsFuture::from(batch.run(&tx, inject_failure)).await.map_err(|e| js_error(&e))?;
+        let results = self.prepare(writes, believed, &batch, true)?;
+        let tx = begin_write(connection.sys(), &scope).map_err(|e| js_error(&e))?;
+        match JsFuture::from(batch.run(&tx, Fault::as_js(fault))).await {
+            Ok(stale) if stale.is_null() => {}
+            Ok(mutation_ids) => return Ok(with_mutation_ids(results, &mutation_ids)),
+            Err(error) => return Err(Failed { error: js_error(&error), sent: Some(Sent { batch, results }) }),
         }
 
-        let mutation_ids = Array::from(&outcome);
-        let mut mutation_ids = mutation_ids.iter();
-        for applied in results.iter_mut().flatten() {
-            applied.mutation.mutation_id = mutation_ids.next().and_then(|id| id.as_f64()).unwrap_or_default() as u64;
+        // Another tab or worker changed one of these entities: read them
+        // inside the transaction, then compute on what is stored.
+        let tx = begin_write(connection.sys(), &scope).map_err(|e| js_error(&e))?;
+        let mut keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection.as_str(), w.id.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let stores: Array = keys.iter().map(|(c, _)| self.collections[*c].store.clone()).collect();
+        let known: Array = keys.iter().map(|(c, _)| self.collections[*c].known.clone()).collect();
+        let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+        let docs = JsFuture::from(read_docs(&tx, &stores, &known, &ids)).await.map_err(|e| js_error(&e))?;
+        let mut stored = HashMap::with_capacity(keys.len());
+        for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
+            stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);
         }
-        Ok(results)
-    }
-
-    async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
-        self.check_open()?;
-        self.schema.collection(collection)?;
-        let store_name = entity_store(collection);
-        let tx = self.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
-        let store = tx.object_store(&store_name).map_err(idb_error)?;
-        let record: Option<JsValue> = store.get(id).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
-        record.map(|record| parse_doc(&record, collection)).transpose()
-    }
-
-    async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
-        self.check_open()?;
-        let range = query.range()?;
-        let store_name = entity_store(collection);
-        self.schema.collection(collection)?;
-        let tx = self.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
-        let store = tx.object_store(&store_name).map_err(idb_error)?;
-        let js_range = key_range(&range);
-        let records: Vec<JsValue> = match &query.index {
-            None => {
-                range.id_bounds()?;
-                all(match js_range {
-                    Some(r) => store.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
-                    None => store.get_all().primitive().map_err(idb_error)?.await,
-                })?
-            }
-            Some(index_name) => {
-                let schema = self.schema.collection(collection)?;
-                schema.index(index_name).ok_or_else(|| Error::InvalidArgument(format!("query: no index {index_name:?}")))?;
-                let index = store.index(index_name).map_err(idb_error)?;
-                all(match js_range {
-                    Some(r) => index.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
-                    None => index.get_all().primitive().map_err(idb_error)?.await,
-                })?
-            }
-        };
-        let mut entities = records.iter().map(|record| parse_doc(record, collection)).collect::<Result<Vec<_>>>()?;
-        if query.reverse {
-            entities.reverse();
+        let batch = WriteBatch::new();
+        let results = self.prepare(writes, stored, &batch, false)?;
+        match JsFuture::from(batch.run(&tx, Fault::as_js(fault))).await {
+            Ok(mutation_ids) => Ok(with_mutation_ids(results, &mutation_ids)),
+            Err(error) => Err(Failed { error: js_error(&error), sent: Some(Sent { batch, results }) }),
         }
-        Ok(query.page(entities.into_iter()))
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
-        self.check_open()?;
-        let tx = self.db.transaction(OUTBOX_STORE).build().map_err(idb_error)?;
-        let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let records = all(store.get_all().with_limit(limit).primitive().map_err(idb_error)?.await)?;
-        records
-            .iter()
-            .map(|record| {
-                let mut mutation: Mutation = parse_doc(record, "outbox")?;
-                mutation.mutation_id = record.unchecked_ref::<StoredRecord>().mutation_id().unwrap_or_default() as u64;
-                Ok(mutation)
-            })
-            .collect()
-    }
-
-    async fn pending_count(&self) -> Result<usize> {
-        self.check_open()?;
-        let tx = self.db.transaction(OUTBOX_STORE).build().map_err(idb_error)?;
-        let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
-        let count: u32 = store.count().primitive().map_err(idb_error)?.await.map_err(idb_error)?;
-        Ok(count as usize)
-    }
-
-    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
-        self.check_open()?;
+    /// `settle` on `connection`.
+    async fn record(
+        &self,
+        connection: &Connection,
+        answers: &[ServerAnswer],
+        policies: &Policies,
+        now: f64,
+        cursor: Option<&str>,
+    ) -> Result<Vec<Settled>> {
         let known = |answer: &&ServerAnswer| self.schema.collections.contains_key(answer.collection());
         let answers: Vec<&ServerAnswer> = answers.iter().filter(known).collect();
         let mut names: BTreeSet<String> = answers.iter().map(|a| entity_store(a.collection())).collect();
         names.insert(OUTBOX_STORE.to_owned());
         names.insert(META_STORE.to_owned());
         let names: Vec<String> = names.into_iter().collect();
-        let tx = self.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+        let tx = connection.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
         let outbox = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
         let meta = tx.object_store(META_STORE).map_err(idb_error)?;
 
@@ -463,7 +550,7 @@ impl Store for IdbStore {
         if let Some(cursor) = cursor {
             meta.put(cursor).with_key(CURSOR_KEY).primitive().map_err(idb_error)?;
         }
-        if self.fail_next_apply.replace(false) {
+        if self.fault.take() == Some(Fault::Constraint) {
             let _ = meta.add("duplicate").with_key("clientId").primitive();
         }
         // Commit only once every request has settled (see `apply`): requests
@@ -477,13 +564,170 @@ impl Store for IdbStore {
         }
         Ok(settled)
     }
+}
+
+/// Fills in the outbox keys the store assigned, in order, to the writes that applied.
+fn with_mutation_ids(mut results: Vec<Result<Applied>>, mutation_ids: &JsValue) -> Vec<Result<Applied>> {
+    let mutation_ids = Array::from(mutation_ids);
+    let mut mutation_ids = mutation_ids.iter();
+    for applied in results.iter_mut().flatten() {
+        applied.mutation.mutation_id = mutation_ids.next().and_then(|id| id.as_f64()).unwrap_or_default() as u64;
+    }
+    results
+}
+
+impl Store for IdbStore {
+    async fn load(&self) -> Result<Snapshot> {
+        let names: &Array = &self.collections.values().map(|info| info.store.clone()).collect();
+        let known: &Array = &self.collections.values().map(|info| info.known.clone()).collect();
+        let loaded = self
+            .idempotent(|connection| async move {
+                JsFuture::from(load_docs(connection.sys(), names, known)).await.map_err(|e| js_error(&e))
+            })
+            .await?;
+        let loaded = Array::from(&loaded);
+        let mut collections = Vec::with_capacity(self.collections.len());
+        for (collection, bytes) in self.collections.keys().zip(loaded.iter()) {
+            // Every doc of the collection as one JSON array: one copy into wasm memory, one parse.
+            let bytes = bytes.unchecked_into::<Uint8Array>().to_vec();
+            let entities: Vec<Entity> = serde_json::from_slice(&bytes).map_err(|e| unreadable(collection, e))?;
+            collections.push((collection.clone(), entities));
+        }
+        Ok(Snapshot { client_id: self.client_id.clone(), collections })
+    }
+
+    /// Writes `writes` in one transaction on the connection. If the browser
+    /// closed the connection meanwhile, a new one is opened, and:
+    /// - if the transaction was never started, the writes go on the new one;
+    /// - if it was cut off, the entities it wrote are read back: all of them
+    ///   as it left them means it committed (its outcome stands); all as they
+    ///   were before means it did not (the writes go on the new connection).
+    ///   Either way each write is stored once. Anything else (another tab
+    ///   wrote the same entities in between) fails the call.
+    async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
+        self.check_open()?;
+        let connection = self.connection();
+        let failed = match self.write(&connection, writes).await {
+            Ok(results) => return Ok(results),
+            Err(failed) => failed,
+        };
+        let connection = self.recover(&connection, failed.error).await?;
+        let Some(Sent { batch, results }) = failed.sent else {
+            return self.write(&connection, writes).await.map_err(|failed| failed.error);
+        };
+        let tx = begin_write(connection.sys(), &self.write_scope(writes, false)).map_err(|e| js_error(&e))?;
+        match JsFuture::from(batch.outcome(&tx)).await.map_err(|e| js_error(&e))? {
+            outcome if outcome.is_null() => self.write(&connection, writes).await.map_err(|failed| failed.error),
+            mutation_ids => Ok(with_mutation_ids(results, &mutation_ids)),
+        }
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
+        self.schema.collection(collection)?;
+        let store_name = &entity_store(collection);
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
+            let store = tx.object_store(store_name).map_err(idb_error)?;
+            let record: Option<JsValue> = store.get(id).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+            record.map(|record| parse_doc(&record, collection)).transpose()
+        })
+        .await
+    }
+
+    async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
+        let range = &query.range()?;
+        let schema = self.schema.collection(collection)?;
+        match &query.index {
+            None => range.id_bounds().map(drop)?,
+            Some(index) => {
+                schema.index(index).ok_or_else(|| Error::InvalidArgument(format!("query: no index {index:?}")))?;
+            }
+        }
+        let store_name = &entity_store(collection);
+        let records = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(store_name.as_str()).build().map_err(idb_error)?;
+                let store = tx.object_store(store_name).map_err(idb_error)?;
+                let js_range = key_range(range);
+                match &query.index {
+                    None => all(match js_range {
+                        Some(r) => store.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
+                        None => store.get_all().primitive().map_err(idb_error)?.await,
+                    }),
+                    Some(index_name) => {
+                        let index = store.index(index_name).map_err(idb_error)?;
+                        all(match js_range {
+                            Some(r) => index.get_all().with_query::<JsValue, _>(r).primitive().map_err(idb_error)?.await,
+                            None => index.get_all().primitive().map_err(idb_error)?.await,
+                        })
+                    }
+                }
+            })
+            .await?;
+        let mut entities = records.iter().map(|record| parse_doc(record, collection)).collect::<Result<Vec<_>>>()?;
+        if query.reverse {
+            entities.reverse();
+        }
+        Ok(query.page(entities.into_iter()))
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let records = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(OUTBOX_STORE).build().map_err(idb_error)?;
+                let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+                all(store.get_all().with_limit(limit).primitive().map_err(idb_error)?.await)
+            })
+            .await?;
+        records
+            .iter()
+            .map(|record| {
+                let mut mutation: Mutation = parse_doc(record, "outbox")?;
+                mutation.mutation_id = record.unchecked_ref::<StoredRecord>().mutation_id().unwrap_or_default() as u64;
+                Ok(mutation)
+            })
+            .collect()
+    }
+
+    async fn pending_count(&self) -> Result<usize> {
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(OUTBOX_STORE).build().map_err(idb_error)?;
+            let store = tx.object_store(OUTBOX_STORE).map_err(idb_error)?;
+            let count: u32 = store.count().primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+            Ok(count as usize)
+        })
+        .await
+    }
+
+    /// Records the answers in one transaction. If the connection was lost
+    /// meanwhile, the call fails and a new connection is opened for the next
+    /// one. Whether the transaction committed is left to the next sync to find
+    /// out: it meets the same answers again, and they are idempotent (an
+    /// answer to a push counts only while its mutation is queued; a pull
+    /// starts again from the cursor stored with the changes it covers).
+    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+        self.check_open()?;
+        let connection = self.connection();
+        match self.record(&connection, answers, policies, now, cursor).await {
+            Err(error) => {
+                self.recover(&connection, error.clone()).await?;
+                Err(error)
+            }
+            settled => settled,
+        }
+    }
 
     async fn sync_meta(&self) -> Result<SyncMeta> {
-        self.check_open()?;
-        let tx = self.db.transaction(META_STORE).build().map_err(idb_error)?;
-        let meta = tx.object_store(META_STORE).map_err(idb_error)?;
-        let cursor: Option<String> = meta.get(CURSOR_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
-        let saved: Option<String> = meta.get(SYNC_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+        let (cursor, saved) = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(META_STORE).build().map_err(idb_error)?;
+                let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+                let cursor: Option<String> = meta.get(CURSOR_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+                let saved: Option<String> = meta.get(SYNC_KEY).primitive().map_err(idb_error)?.await.map_err(idb_error)?;
+                Ok((cursor, saved))
+            })
+            .await?;
         let saved: SyncMeta = match saved {
             Some(text) => serde_json::from_str(&text).map_err(|e| Error::Storage(format!("unreadable sync state: {e}")))?,
             None => SyncMeta::default(),
@@ -492,21 +736,22 @@ impl Store for IdbStore {
     }
 
     async fn save_sync_meta(&self, saved: &SyncMeta) -> Result<()> {
-        self.check_open()?;
-        let text = serde_json::to_string(&SyncMeta { cursor: None, ..saved.clone() })
+        let text = &serde_json::to_string(&SyncMeta { cursor: None, ..saved.clone() })
             .map_err(|e| Error::Storage(format!("cannot encode sync state: {e}")))?;
-        let tx = self.db.transaction(META_STORE).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
-        let meta = tx.object_store(META_STORE).map_err(idb_error)?;
-        meta.put(text).with_key(SYNC_KEY).primitive().map_err(idb_error)?;
-        tx.commit().await.map_err(idb_error)
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(META_STORE).with_mode(TransactionMode::Readwrite).build().map_err(idb_error)?;
+            let meta = tx.object_store(META_STORE).map_err(idb_error)?;
+            meta.put(text.as_str()).with_key(SYNC_KEY).primitive().map_err(idb_error)?;
+            tx.commit().await.map_err(idb_error)
+        })
+        .await
     }
 
     fn close(&self) {
         let mut closed = self.closed.borrow_mut();
         if closed.is_none() {
             *closed = Some("the database was closed with close()".to_owned());
-            let sys: &web_sys::IdbDatabase = self.db.as_sys();
-            sys.close();
+            self.connection().sys().close();
         }
     }
 }
@@ -748,9 +993,10 @@ export class WriteBatch {
   /**
    * Resolves with the outbox keys once committed, or with null when a check
    * failed (the transaction is then aborted and nothing was written). Rejects
-   * when the transaction fails for any other reason.
+   * when the transaction fails for any other reason. `fault` makes it fail on
+   * purpose, for tests: "constraint", "lost-before-commit", "lost-after-commit".
    */
-  run(tx, failOnPurpose) {
+  run(tx, fault) {
     let stale = false;
     const expect = (store, id, expected) => {
       const read = store.get(id);
@@ -776,15 +1022,79 @@ export class WriteBatch {
     const outbox = tx.objectStore("outbox");
     const appends = this.mutations.map((mutation) => outbox.add(mutation));
     // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
-    if (failOnPurpose) tx.objectStore("meta").add("duplicate", "clientId");
+    if (fault === "constraint") tx.objectStore("meta").add("duplicate", "clientId");
     return new Promise((resolve, reject) => {
       tx.oncomplete = () => {
+        if (fault === "lost-after-commit") return reject(loseConnection(tx));
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
         resolve(appends.map((append) => append.result));
       };
-      tx.onabort = () => (stale ? resolve(null) : reject(abortError(tx)));
+      tx.onabort = () => {
+        if (fault === "lost-before-commit") reject(loseConnection(tx));
+        else if (stale) resolve(null);
+        else reject(abortError(tx));
+      };
+      if (fault === "lost-before-commit") tx.abort();
     });
   }
+
+  /**
+   * Finds out, in `tx`, whether `run` stored this batch when the connection
+   * was lost before it could tell: resolves with the outbox keys of its
+   * mutations if every entity it wrote is stored as it wrote it, with null if
+   * every one is stored as it was before (`known`), and rejects otherwise.
+   */
+  outcome(tx) {
+    const written = new Map();
+    for (const entity of this.entities) written.set(`${entity.store}\u0000${entity.record.id}`, entity);
+    let stored = 0;
+    let untouched = 0;
+    for (const { store, known, record } of written.values()) {
+      const read = tx.objectStore(store).get(record.id);
+      read.onsuccess = () => {
+        const doc = docText(read.result);
+        if (doc === record.doc) stored++;
+        else if (doc === known.get(record.id)) untouched++;
+      };
+    }
+    const outbox = tx.objectStore("outbox");
+    const keys = outbox.getAllKeys();
+    const docs = outbox.getAll();
+    return new Promise((resolve, reject) => {
+      tx.oncomplete = () => {
+        if (untouched === written.size) return resolve(null);
+        if (stored !== written.size) {
+          return reject(new Error("the connection to IndexedDB was lost during a write, and another tab or worker " +
+            "has changed the same entities since: whether the write was stored cannot be told"));
+        }
+        for (const { known, record } of this.entities) known.set(record.id, record.doc);
+        // The batch's mutations are the newest outbox entries with their docs.
+        const found = new Array(this.mutations.length).fill(0);
+        let m = this.mutations.length - 1;
+        for (let i = docs.result.length - 1; i >= 0 && m >= 0; i--) {
+          if (docs.result[i].doc === this.mutations[m].doc) found[m--] = keys.result[i];
+        }
+        resolve(found);
+      };
+      tx.onabort = () => reject(abortError(tx));
+    });
+  }
+}
+
+const LOST = "Connection to Indexed Database server lost. Refresh the page to try again";
+
+/** The error WebKit fails requests with when its IndexedDB process went away. */
+function connectionLost() {
+  return new DOMException(LOST, "UnknownError");
+}
+
+/**
+ * Does to the connection of `tx` (finished, or aborted as the loss aborts it)
+ * what the browser does when it loses it; returns the error it reports.
+ */
+function loseConnection(tx) {
+  tx.db.close();
+  return connectionLost();
 }
 "#)]
 extern "C" {
@@ -808,7 +1118,9 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn mutation(this: &WriteBatch, doc: &str);
     #[wasm_bindgen(method)]
-    fn run(this: &WriteBatch, tx: &JsValue, fail_on_purpose: bool) -> js_sys::Promise;
+    fn run(this: &WriteBatch, tx: &JsValue, fault: &str) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn outcome(this: &WriteBatch, tx: &JsValue) -> js_sys::Promise;
 
     /// `known.get(id)`: the doc (JSON text) last seen stored, if any.
     #[wasm_bindgen(js_name = knownDoc)]

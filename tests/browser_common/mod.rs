@@ -6,9 +6,23 @@
 use js_sys::{Function, Promise, Reflect};
 use tideway::core::{Data, Error, Op, Schema, Store, Write};
 use tideway::js::{Collection, Tideway};
-use tideway::store::indexeddb::IdbStore;
+use tideway::store::indexeddb::{Fault, IdbStore};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+
+/// The checks of this module, each as a `#[wasm_bindgen_test]` of the suite
+/// that includes it (the page suite, the service-worker suite).
+#[macro_export]
+macro_rules! browser_tests {
+    () => {
+        browser_tests!(upgrade_from_another_connection_closes_this_one a_lost_connection_is_opened_again
+            a_write_cut_off_before_commit_is_stored_once a_write_cut_off_after_commit_is_not_stored_twice
+            a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors);
+    };
+    ($($name:ident)*) => {
+        $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
+    };
+}
 
 pub struct IdbHarness;
 
@@ -53,6 +67,114 @@ pub async fn upgrade_from_another_connection_closes_this_one() {
     assert!(second.get("notes", "a").await.unwrap().is_some(), "the data is kept");
     assert_eq!(second.pending_count().await.unwrap(), 1);
     second.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+fn put(id: &str, title: &str) -> Write {
+    let data: Data = serde_json::from_value(serde_json::json!({ "title": title })).unwrap();
+    Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data), at: 1.0 }
+}
+
+async fn open_store(test: &str) -> (String, IdbStore) {
+    let name = format!("{test}-{}", uuid::Uuid::new_v4());
+    let store = IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("open");
+    (name, store)
+}
+
+/// The outbox as (entity id, mutation id) pairs, oldest first.
+async fn outbox_of(store: &IdbStore) -> Vec<(String, u64)> {
+    store.outbox(100).await.expect("read the outbox").into_iter().map(|m| (m.id, m.mutation_id)).collect()
+}
+
+fn title_of(entity: Option<tideway::core::Entity>) -> Option<String> {
+    entity.and_then(|e| e.data.get("title").and_then(|t| t.as_str()).map(str::to_owned))
+}
+
+/// The browser taking the connection away between calls, as WebKit does when
+/// its IndexedDB process goes away: the next call, read or write, opens a new
+/// connection and goes on.
+pub async fn a_lost_connection_is_opened_again() {
+    let (name, store) = open_store("lost-connection").await;
+    store.apply(&[put("a", "first")]).await.expect("write");
+
+    store.lose_connection();
+    assert_eq!(store.pending_count().await.expect("a read after the loss"), 1);
+    store.lose_connection();
+    store.apply(&[put("b", "second")]).await.expect("a write after the loss");
+    store.lose_connection();
+    assert_eq!(title_of(store.get("notes", "b").await.expect("get")), Some("second".into()));
+    let outbox = outbox_of(&store).await;
+    assert_eq!(outbox.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+
+    store.close();
+    let again = IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("reopen");
+    assert_eq!(again.load().await.unwrap().collections[0].1.len(), 2, "both writes are durable");
+    again.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// Writes, then checks that `store` holds exactly what they describe: both
+/// entities, and one outbox entry per write, with the mutation ids the call
+/// returned.
+async fn check_cut_off_write(fault: Fault) {
+    let (name, store) = open_store("cut-off-write").await;
+    let first = store.apply(&[put("a", "first")]).await.expect("write");
+
+    store.fail_next_write_with(fault);
+    let results = store.apply(&[put("a", "edited"), put("b", "new")]).await.expect("the write succeeds once reconnected");
+    let returned: Vec<u64> = results.iter().map(|r| r.as_ref().expect("applied").mutation.mutation_id).collect();
+
+    let outbox = outbox_of(&store).await;
+    let stored: Vec<u64> = outbox.iter().map(|(_, mutation_id)| *mutation_id).collect();
+    assert_eq!(outbox.len(), 3, "one outbox entry per write, none twice: {outbox:?}");
+    assert_eq!(stored[0], first[0].as_ref().unwrap().mutation.mutation_id);
+    assert_eq!(stored[1..], returned[..], "the call reports the mutation ids stored");
+    let a = store.get("notes", "a").await.expect("get").expect("a is stored");
+    assert_eq!((title_of(Some(a.clone())), a.pending), (Some("edited".into()), 2));
+    assert_eq!(title_of(store.get("notes", "b").await.unwrap()), Some("new".into()));
+
+    // The next write checks against what is stored, on the new connection.
+    store.apply(&[put("a", "again")]).await.expect("a later write");
+    assert_eq!(store.get("notes", "a").await.unwrap().unwrap().pending, 3);
+    store.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// The connection lost while a write transaction runs: it is aborted, nothing
+/// is stored, and the store writes the batch again on a new connection.
+pub async fn a_write_cut_off_before_commit_is_stored_once() {
+    check_cut_off_write(Fault::LostBeforeCommit).await;
+}
+
+/// The connection lost right after a write transaction committed, before the
+/// page heard of it: the store finds the batch stored and does not write it again.
+pub async fn a_write_cut_off_after_commit_is_not_stored_twice() {
+    check_cut_off_write(Fault::LostAfterCommit).await;
+}
+
+/// The database deleted under an open store (the site's data cleared, storage
+/// evicted): calls fail with `DatabaseClosed` for good, and the database is
+/// not quietly created again empty, which would hide the loss.
+pub async fn a_deleted_database_is_not_created_again() {
+    let (name, store) = open_store("deleted").await;
+    store.apply(&[put("a", "first")]).await.expect("write");
+    let client_id = store.load().await.unwrap().client_id;
+
+    store.lose_connection();
+    IdbStore::delete(&name).await.expect("delete the database");
+    for attempt in 0..2 {
+        match store.pending_count().await {
+            Err(Error::DatabaseClosed(reason)) => assert!(reason.contains("deleted"), "{reason}"),
+            other => panic!("attempt {attempt}: expected DatabaseClosed, got {other:?}"),
+        }
+    }
+    assert!(matches!(store.apply(&[put("b", "second")]).await, Err(Error::DatabaseClosed(_))));
+
+    let again = IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("open anew");
+    let snapshot = again.load().await.unwrap();
+    assert!(snapshot.collections[0].1.is_empty(), "nothing was written after the deletion");
+    assert_ne!(snapshot.client_id, client_id, "a new database, with a new client id");
+    again.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

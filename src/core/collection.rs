@@ -58,8 +58,9 @@ impl Collection {
         self.entities.values()
     }
 
-    /// Inserts or replaces an entity (or removes it with `None`), keeping the indexes in step.
-    pub fn set(&mut self, id: &str, entity: Option<Entity>) {
+    /// Inserts or replaces an entity (or removes it with `None`), keeping the
+    /// indexes in step. Returns the entity it replaced, if any.
+    pub fn set(&mut self, id: &str, entity: Option<Entity>) -> Option<Entity> {
         let Collection { schema, entities, indexes } = self;
         let old = match entity {
             Some(entity) => match entities.get_mut(Id::new(id)) {
@@ -83,6 +84,7 @@ impl Collection {
                 set.insert((key, PrimaryKey(id.to_owned())));
             }
         }
+        old
     }
 
     /// Answers a query in IndexedDB's order: by index key, then by id;
@@ -212,8 +214,8 @@ mod tests {
         // A new title and time; a title that is no longer a key; a removal.
         collection.set("b", Some(entity("b", json!({"title": "aardvark"}), 0.5)));
         collection.set("\u{1F600}", Some(entity("\u{1F600}", json!({"title": null}), 5.0)));
-        collection.set("a2", None);
-        collection.set("a2", None);
+        assert_eq!(collection.set("a2", None).map(|entity| entity.data["title"].clone()), Some(json!("apple")));
+        assert_eq!(collection.set("a2", None), None);
 
         let mut expected = Collection::new(schema());
         for entity in collection.iter().cloned().collect::<Vec<_>>() {

@@ -295,6 +295,8 @@ impl<S: Store + 'static> Repository<S> {
                     }
                 }
             }
+            // Room for them all at once: a bulk write would otherwise grow the map many times.
+            durable.reserve(writes.len());
             for (write, entity) in writes.iter().zip(before) {
                 durable.entry((write.collection.clone(), write.id.clone())).or_insert(entity);
             }

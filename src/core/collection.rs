@@ -1,6 +1,7 @@
 //! An in-memory collection: entities by id plus one ordered set per index.
 //! It is both the repository's instant-read mirror and the memory store.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -8,35 +9,37 @@ use super::entity::Entity;
 use super::error::{Error, Result};
 use super::key::{Id, IndexKey, PrimaryKey};
 use super::query::Query;
-use super::schema::CollectionSchema;
+use super::schema::{CollectionSchema, IndexSpec};
+
+/// The entries of one index, in its order: each entity's key, then its id.
+type IndexSet = BTreeSet<(IndexKey, PrimaryKey)>;
 
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     schema: CollectionSchema,
     entities: BTreeMap<PrimaryKey, Entity>,
-    /// One ordered set per declared index, in the schema's order.
-    indexes: Vec<BTreeSet<(IndexKey, PrimaryKey)>>,
+    /// One ordered set per declared index, in the schema's order, built when
+    /// a query first needs it (a mirror loaded at open sorts no index before
+    /// then) and from then on kept in step by every `set`.
+    indexes: Vec<OnceCell<IndexSet>>,
 }
 
 impl Collection {
     pub fn new(schema: CollectionSchema) -> Self {
-        let indexes = schema.indexes.iter().map(|_| BTreeSet::new()).collect();
+        let indexes = schema.indexes.iter().map(|_| OnceCell::from(IndexSet::new())).collect();
         Collection { schema, entities: BTreeMap::new(), indexes }
     }
 
-    /// A collection holding `entities`, built in bulk: each map is sorted
-    /// once and built from its sorted entries (that is what collecting into
-    /// a B-tree does) instead of searched once per entity. Entities in id
-    /// order, as a store loads them, cost a single pass to sort. Of entities
-    /// sharing an id, the last one stays.
+    /// A collection holding `entities`, built in bulk: the map is sorted once
+    /// and built from its sorted entries (that is what collecting into a
+    /// B-tree does) instead of searched once per entity, and each index is
+    /// built the same way when first queried. Entities in id order, as a
+    /// store loads them, cost a single pass to sort. Of entities sharing an
+    /// id, the last one stays.
     pub fn from_entities(schema: CollectionSchema, entities: Vec<Entity>) -> Self {
         let entities: BTreeMap<PrimaryKey, Entity> =
             entities.into_iter().map(|entity| (PrimaryKey(entity.id.clone()), entity)).collect();
-        let indexes = schema
-            .indexes
-            .iter()
-            .map(|index| entities.iter().filter_map(|(id, entity)| Some((index.key_of(entity)?, id.clone()))).collect())
-            .collect();
+        let indexes = schema.indexes.iter().map(|_| OnceCell::new()).collect();
         Collection { schema, entities, indexes }
     }
 
@@ -58,8 +61,9 @@ impl Collection {
         self.entities.values()
     }
 
-    /// Inserts or replaces an entity (or removes it with `None`), keeping the indexes in step.
-    pub fn set(&mut self, id: &str, entity: Option<Entity>) {
+    /// Inserts or replaces an entity (or removes it with `None`), keeping the
+    /// indexes in step. Returns the entity it replaced, if any.
+    pub fn set(&mut self, id: &str, entity: Option<Entity>) -> Option<Entity> {
         let Collection { schema, entities, indexes } = self;
         let old = match entity {
             Some(entity) => match entities.get_mut(Id::new(id)) {
@@ -70,6 +74,8 @@ impl Collection {
         };
         let new = entities.get(Id::new(id));
         for (index, set) in schema.indexes.iter().zip(indexes) {
+            // An index not built yet is built from the entities as they are when first queried.
+            let Some(set) = set.get_mut() else { continue };
             let old_key = old.as_ref().and_then(|entity| index.key_of(entity));
             let new_key = new.and_then(|entity| index.key_of(entity));
             // A write that leaves an index key as it was leaves that index alone.
@@ -83,6 +89,7 @@ impl Collection {
                 set.insert((key, PrimaryKey(id.to_owned())));
             }
         }
+        old
     }
 
     /// Answers a query in IndexedDB's order: by index key, then by id;
@@ -93,7 +100,8 @@ impl Collection {
             let ids = self.entities.range(range.id_bounds()?).map(|(_, entity)| entity);
             return Ok(if query.reverse { query.page(ids.rev()) } else { query.page(ids) });
         };
-        let set = &self.indexes[self.index(index_name)?];
+        let position = self.index(index_name)?;
+        let set = self.indexes[position].get_or_init(|| index_set(&self.schema.indexes[position], &self.entities));
         let entries = set.range((lower_bound(range.lower), upper_bound(range.upper)));
         let entities = entries.map(|(_, id)| &self.entities[id]);
         Ok(if query.reverse { query.page(entities.rev()) } else { query.page(entities) })
@@ -106,6 +114,11 @@ impl Collection {
             Error::InvalidArgument(format!("query: no index {name:?}; declared indexes: [{}]", declared.join(", ")))
         })
     }
+}
+
+/// The entries of `index` for `entities`, sorted once in bulk.
+fn index_set(index: &IndexSpec, entities: &BTreeMap<PrimaryKey, Entity>) -> IndexSet {
+    entities.iter().filter_map(|(id, entity)| Some((index.key_of(entity)?, id.clone()))).collect()
 }
 
 /// The smallest key greater than `key`: every `(key, id)` pair sorts below `(successor(key), "")`.
@@ -205,6 +218,25 @@ mod tests {
     }
 
     #[test]
+    fn an_index_built_on_first_query_stays_in_step_with_later_writes() {
+        let mut loaded = Collection::from_entities(schema(), sample());
+        let mut inserted = Collection::new(schema());
+        for entity in sample() {
+            inserted.set(&entity.id.clone(), Some(entity));
+        }
+        // The loaded collection builds its title index here, the others after the writes.
+        let by_title = Query { index: Some("title".into()), include_deleted: true, ..Query::default() };
+        assert_eq!(loaded.query(&by_title).unwrap(), inserted.query(&by_title).unwrap());
+        for collection in [&mut loaded, &mut inserted] {
+            collection.set("a", Some(entity("a", json!({"title": "zebra", "tags": 1}), 9.0)));
+            collection.set("b", None);
+            collection.set("d", Some(entity("d", json!({"title": "date"}), 0.5)));
+        }
+        assert_eq!(orders(&loaded), orders(&inserted));
+        assert_eq!(orders(&loaded)[1], ["a2", "d", "a", "\u{FF61}", "\u{1F600}"]);
+    }
+
+    #[test]
     fn replacing_and_removing_keep_every_index_in_step() {
         let mut collection = Collection::from_entities(schema(), sample());
         // The same title and time: the index entries stay as they are.
@@ -212,8 +244,8 @@ mod tests {
         // A new title and time; a title that is no longer a key; a removal.
         collection.set("b", Some(entity("b", json!({"title": "aardvark"}), 0.5)));
         collection.set("\u{1F600}", Some(entity("\u{1F600}", json!({"title": null}), 5.0)));
-        collection.set("a2", None);
-        collection.set("a2", None);
+        assert_eq!(collection.set("a2", None).map(|entity| entity.data["title"].clone()), Some(json!("apple")));
+        assert_eq!(collection.set("a2", None), None);
 
         let mut expected = Collection::new(schema());
         for entity in collection.iter().cloned().collect::<Vec<_>>() {

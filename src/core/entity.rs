@@ -92,9 +92,54 @@ impl Entity {
         }
     }
 
+    /// A copy of this entity holding `data` instead of its own, which is not
+    /// copied (a `put` replaces it anyway).
+    pub fn with_data(&self, data: Data) -> Self {
+        // Every field is named, so that a field added to `Entity` must be added here.
+        let Entity { id, remote_id, data: _, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
+            self;
+        Entity {
+            id: id.clone(),
+            remote_id: remote_id.clone(),
+            data,
+            base: base.clone(),
+            version: *version,
+            updated_at: *updated_at,
+            server_updated_at: *server_updated_at,
+            sync_status: *sync_status,
+            deleted: *deleted,
+            last_error: last_error.clone(),
+            pending: *pending,
+            conflict: conflict.clone(),
+        }
+    }
+
     /// Looks up a dotted path (`"author.name"`) inside `data`.
     pub fn data_at(&self, path: &[String]) -> Option<&Value> {
         let (first, rest) = path.split_first()?;
         rest.iter().try_fold(self.data.get(first)?, |value, key| value.get(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn with_data_keeps_everything_but_the_data() {
+        let mut entity = Entity::new("n1".into(), json!({"a": 1}).as_object().cloned().unwrap(), 5.0);
+        entity.remote_id = Some("r1".into());
+        entity.base = json!({"a": 0}).as_object().cloned();
+        entity.version = 3;
+        entity.server_updated_at = Some(4.0);
+        entity.sync_status = SyncStatus::Conflict;
+        entity.deleted = true;
+        entity.last_error = Some("refused".into());
+        entity.pending = 2;
+        entity.conflict = Some(ConflictState { base: None, server_deleted: true, local_deleted: false });
+
+        let data = json!({"b": 2}).as_object().cloned().unwrap();
+        assert_eq!(entity.with_data(data.clone()), Entity { data, ..entity.clone() });
     }
 }

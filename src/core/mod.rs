@@ -15,7 +15,7 @@ pub use collection::Collection;
 pub use entity::{ConflictState, Data, Entity, SyncStatus};
 pub use error::{Error, Result};
 pub use key::{cmp_utf16, IndexKey, PrimaryKey};
-pub use mutation::{apply_write, Applied, Mutation, MutationId, Op, Write};
+pub use mutation::{apply_write, written_entity, Applied, Mutation, MutationId, Op, Write};
 pub use query::{KeyRange, Query};
 pub use repository::{Change, MirrorObserver, Origin, Repository, Subscriber};
 pub use schema::{CollectionSchema, IndexPath, IndexSpec, Schema};

@@ -3,7 +3,8 @@
 //! A [`Write`] is what the app asked for; [`apply_write`] turns it, against the
 //! entity as currently stored, into the new entity and the [`Mutation`] that
 //! the outbox keeps until the server has acknowledged it. Both stores call the
-//! same function inside their write transaction, so the rules live here once.
+//! same function inside their write transaction, and the repository's mirror
+//! calls its entity step, [`written_entity`], so the rules live here once.
 
 use serde::{Deserialize, Serialize};
 use super::entity::{Data, Entity, SyncStatus};
@@ -55,7 +56,16 @@ pub struct Applied {
     pub mutation: Mutation,
 }
 
-/// Applies `write` to `current` (the stored entity, tombstones included).
+/// Applies `write` to `current` (the stored entity, tombstones included):
+/// the new entity ([`written_entity`]) and its outbox entry.
+pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
+    let entity = written_entity(current, write)?;
+    let mutation = Mutation::of(write, entity.version);
+    Ok(Applied { entity, mutation })
+}
+
+/// The entity `write` makes of `current` (the stored entity, tombstones
+/// included), without the outbox entry: what the mirror shows of a write.
 ///
 /// * `put` replaces the data, creating the entity or bringing a tombstone back.
 /// * `patch` merges the given fields shallowly; a field set to `null` is removed.
@@ -64,28 +74,35 @@ pub struct Applied {
 ///
 /// `patch` and `delete` of an entity that does not exist, or is deleted,
 /// fail with `NOT_FOUND`.
-pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
+pub fn written_entity(current: Option<&Entity>, write: &Write) -> Result<Entity> {
     // A tombstone in conflict can still be deleted: that settles the conflict.
     let live = current.filter(|entity| !entity.deleted || (write.op == Op::Delete && entity.conflict.is_some()));
     let not_found = || Error::NotFound(format!("no entity {:?} in collection {:?}", write.id, write.collection));
 
-    let mut entity = match (write.op, current) {
-        (Op::Put, None) => Entity::new(write.id.clone(), Data::new(), write.at),
-        (Op::Put, Some(existing)) => existing.clone(),
-        (Op::Patch | Op::Delete, _) => live.ok_or_else(not_found)?.clone(),
-    };
-    match write.op {
+    let mut entity = match write.op {
         Op::Put => {
-            entity.data = write.data.clone().unwrap_or_default();
+            // The data is replaced, so the current data is not copied first.
+            let data = write.data.clone().unwrap_or_default();
+            let mut entity = match current {
+                None => Entity::new(write.id.clone(), data, write.at),
+                Some(existing) => existing.with_data(data),
+            };
             entity.deleted = false;
+            entity
         }
         Op::Patch => {
+            let mut entity = live.ok_or_else(not_found)?.clone();
             if let Some(fields) = &write.data {
                 tideway_protocol::apply_patch(&mut entity.data, fields);
             }
+            entity
         }
-        Op::Delete => entity.deleted = true,
-    }
+        Op::Delete => {
+            let mut entity = live.ok_or_else(not_found)?.clone();
+            entity.deleted = true;
+            entity
+        }
+    };
     entity.updated_at = write.at;
     entity.sync_status = SyncStatus::Dirty;
     entity.last_error = None;
@@ -93,21 +110,26 @@ pub fn apply_write(current: Option<&Entity>, write: &Write) -> Result<Applied> {
     // A write on a conflicted entity settles the conflict: it is made on top of
     // the server's side, which the entity's version and base already hold.
     entity.conflict = None;
+    Ok(entity)
+}
 
-    let mutation = Mutation {
-        mutation_id: 0,
-        collection: write.collection.clone(),
-        id: write.id.clone(),
-        op: write.op,
-        data: match write.op {
-            Op::Delete => None,
-            _ => write.data.clone(),
-        },
-        base_version: entity.version,
-        created_at: write.at,
-        attempts: 0,
-    };
-    Ok(Applied { entity, mutation })
+impl Mutation {
+    /// The outbox entry of `write`, made on the entity's server version `base_version`.
+    pub fn of(write: &Write, base_version: u64) -> Mutation {
+        Mutation {
+            mutation_id: 0,
+            collection: write.collection.clone(),
+            id: write.id.clone(),
+            op: write.op,
+            data: match write.op {
+                Op::Delete => None,
+                _ => write.data.clone(),
+            },
+            base_version,
+            created_at: write.at,
+            attempts: 0,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +182,48 @@ mod tests {
         ));
         let revived = apply_write(Some(&deleted.entity), &write(Op::Put, Some(json!({"a": 3})), 4.0)).unwrap();
         assert!(!revived.entity.deleted);
+    }
+
+    #[test]
+    fn apply_write_is_the_written_entity_and_its_outbox_entry() {
+        let created = apply_write(None, &write(Op::Put, Some(json!({"a": 1})), 1.0)).unwrap().entity;
+        let mut synced = created.clone();
+        synced.version = 3;
+        let writes = [
+            (None, write(Op::Put, Some(json!({"a": 1})), 2.0)),
+            (Some(&synced), write(Op::Put, Some(json!({"b": 2})), 2.0)),
+            (Some(&synced), write(Op::Patch, Some(json!({"a": null, "c": 3})), 2.0)),
+            (Some(&synced), write(Op::Delete, None, 2.0)),
+            (None, write(Op::Patch, Some(json!({"a": 2})), 2.0)),
+        ];
+        for (current, write) in &writes {
+            let applied = apply_write(*current, write);
+            let entity = written_entity(*current, write);
+            assert_eq!(applied.as_ref().map(|a| &a.entity), entity.as_ref(), "{write:?}");
+            if let (Ok(applied), Ok(entity)) = (&applied, &entity) {
+                assert_eq!(applied.mutation, Mutation::of(write, entity.version));
+            }
+        }
+    }
+
+    #[test]
+    fn the_outbox_entry_carries_the_write_and_its_base_version() {
+        let put = write(Op::Put, Some(json!({"a": 1})), 7.0);
+        let mutation = Mutation::of(&put, 4);
+        assert_eq!(
+            mutation,
+            Mutation {
+                mutation_id: 0,
+                collection: "notes".into(),
+                id: "n1".into(),
+                op: Op::Put,
+                data: Some(data(json!({"a": 1}))),
+                base_version: 4,
+                created_at: 7.0,
+                attempts: 0,
+            }
+        );
+        assert_eq!(Mutation::of(&write(Op::Delete, Some(json!({"a": 1})), 7.0), 4).data, None, "a delete carries no data");
     }
 
     #[test]

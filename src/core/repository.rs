@@ -19,7 +19,7 @@ use futures::channel::oneshot;
 use super::collection::Collection;
 use super::entity::{Data, Entity, SyncStatus};
 use super::error::{Error, Result};
-use super::mutation::{apply_write, Applied, Op, Write};
+use super::mutation::{written_entity, Applied, Op, Write};
 use super::schema::Schema;
 use super::store::{collections_of, Store};
 use super::sync::Settled;
@@ -244,9 +244,7 @@ impl<S: Store + 'static> Repository<S> {
                     state.durable.insert(key.clone(), Some(stored.clone()));
                 }
                 let in_flight = state.in_flight.iter().flat_map(|batch| batch.touching(&key));
-                let view = in_flight.chain(state.queue.touching(&key)).fold(Some(stored.clone()), |current, write| {
-                    apply_write(current.as_ref(), write).map(|applied| Some(applied.entity)).unwrap_or(current)
-                });
+                let view = in_flight.chain(state.queue.touching(&key)).fold(Some(stored.clone()), replay);
                 let Some(mirror) = state.mirror.get_mut(&key.0) else { continue };
                 if mirror.get(&key.1) != view.as_ref() {
                     mirror.set(&key.1, view.clone());
@@ -283,25 +281,24 @@ impl<S: Store + 'static> Repository<S> {
         {
             let mut state = self.state.borrow_mut();
             let State { mirror, durable, .. } = &mut *state;
-            let mut before: Vec<(Key, Option<Entity>)> = Vec::with_capacity(writes.len());
+            // What the mirror showed before each write, in write order.
+            let mut before: Vec<Option<Entity>> = Vec::with_capacity(writes.len());
             for write in &writes {
                 let collection = mirror.get_mut(&write.collection).expect("collection checked in write_of");
-                let current = collection.get(&write.id).cloned();
-                match apply_write(current.as_ref(), write) {
-                    Ok(Applied { entity, .. }) => {
-                        collection.set(&write.id, Some(entity));
-                        before.push(((write.collection.clone(), write.id.clone()), current));
-                    }
+                match written_entity(collection.get(&write.id), write) {
+                    Ok(entity) => before.push(collection.set(&write.id, Some(entity))),
                     Err(error) => {
-                        for ((collection, id), entity) in before.into_iter().rev() {
-                            mirror.get_mut(&collection).map(|c| c.set(&id, entity));
+                        for (write, entity) in writes.iter().zip(before).rev() {
+                            mirror.get_mut(&write.collection).map(|c| c.set(&write.id, entity));
                         }
                         return Err(error);
                     }
                 }
             }
-            for (key, entity) in before {
-                durable.entry(key).or_insert(entity);
+            // Room for them all at once: a bulk write would otherwise grow the map many times.
+            durable.reserve(writes.len());
+            for (write, entity) in writes.iter().zip(before) {
+                durable.entry((write.collection.clone(), write.id.clone())).or_insert(entity);
             }
             for write in &writes {
                 self.observe(&write.collection, &write.id);
@@ -395,9 +392,9 @@ impl<S: Store + 'static> Repository<S> {
                 let key = &stored[group[0]].0;
                 // What the store now holds: the last entity this batch stored, or else the durable state as it was.
                 let last_stored = group.iter().rev().find_map(|i| stored[*i].1.as_ref());
-                let replay = queued_for(&queued, key);
+                let still_queued = queued_for(&queued, key);
                 // The mirror shows the durable state with the still-queued writes replayed on top.
-                let view: Option<Cow<Entity>> = if replay.is_empty() {
+                let view: Option<Cow<Entity>> = if still_queued.is_empty() {
                     let before = durable.remove(key).flatten();
                     last_stored.map(Cow::Borrowed).or(before.map(Cow::Owned))
                 } else {
@@ -405,10 +402,7 @@ impl<S: Store + 'static> Repository<S> {
                         durable.insert(key.clone(), Some(entity.clone()));
                     }
                     let base = durable.get(key).cloned().flatten();
-                    let view = replay.iter().fold(base, |current, write| {
-                        apply_write(current.as_ref(), write).map(|applied| Some(applied.entity)).unwrap_or(current)
-                    });
-                    view.map(Cow::Owned)
+                    still_queued.iter().copied().fold(base, replay).map(Cow::Owned)
                 };
                 let collection = mirror.get_mut(&key.0).expect("staged writes name declared collections");
                 if !same(collection.get(&key.1), view.as_deref()) {
@@ -466,6 +460,11 @@ impl<S: Store + 'static> Repository<S> {
             }
         }
     }
+}
+
+/// `current` with `write` replayed on top; a write that no longer applies is skipped.
+fn replay(current: Option<Entity>, write: &Write) -> Option<Entity> {
+    written_entity(current.as_ref(), write).map(Some).unwrap_or(current)
 }
 
 /// The writes of `queued` (sorted by entity) to the entity `key`.

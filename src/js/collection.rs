@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, string_from_js, Options};
+use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, records_to_js, string_from_js, Options};
 use super::database::Repo;
 use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
@@ -209,9 +209,9 @@ impl Collection {
             })
             .collect::<JsResult<Vec<_>>>();
         match parsed {
-            Ok(entries) => promise(self.repository.put_many(&self.name, entries), |entities: Vec<Entity>| {
-                entities.iter().map(record_to_js).collect::<Array>().into()
-            }),
+            Ok(entries) => {
+                promise(self.repository.put_many(&self.name, entries), |entities: Vec<Entity>| records_to_js(&entities).into())
+            }
             Err(error) => rejected(error),
         }
     }

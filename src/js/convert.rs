@@ -18,6 +18,10 @@ export function deepFreeze(value) {
   }
   return value;
 }
+export function deepFreezeEach(array) {
+  for (const item of array) deepFreeze(item);
+  return array;
+}
 export function isPlainObject(value) {
   if (value === null || typeof value !== 'object') return false;
   const proto = Object.getPrototypeOf(value);
@@ -33,6 +37,9 @@ export function typeName(value) {
 extern "C" {
     #[wasm_bindgen(js_name = deepFreeze)]
     fn deep_freeze(value: JsValue) -> JsValue;
+    /// Deep-freezes every item of `array`, leaving the array itself as it is.
+    #[wasm_bindgen(js_name = deepFreezeEach)]
+    fn deep_freeze_each(array: JsValue) -> JsValue;
     #[wasm_bindgen(js_name = isPlainObject)]
     fn is_plain_object(value: &JsValue) -> bool;
     #[wasm_bindgen(js_name = typeName)]
@@ -218,25 +225,38 @@ struct RecordView<'a> {
     meta: MetaView<'a>,
 }
 
+impl<'a> RecordView<'a> {
+    fn of(entity: &'a Entity) -> Self {
+        RecordView {
+            id: &entity.id,
+            data: &entity.data,
+            meta: MetaView {
+                remote_id: &entity.remote_id,
+                version: entity.version,
+                updated_at: entity.updated_at,
+                server_updated_at: entity.server_updated_at,
+                sync_status: entity.sync_status,
+                deleted: entity.deleted,
+                last_error: &entity.last_error,
+            },
+        }
+    }
+}
+
 /// The frozen `{ id, data, meta }` object reads return.
 pub fn record_to_js(entity: &Entity) -> JsValue {
-    let view = RecordView {
-        id: &entity.id,
-        data: &entity.data,
-        meta: MetaView {
-            remote_id: &entity.remote_id,
-            version: entity.version,
-            updated_at: entity.updated_at,
-            server_updated_at: entity.server_updated_at,
-            sync_status: entity.sync_status,
-            deleted: entity.deleted,
-            last_error: &entity.last_error,
-        },
-    };
     // JSON.parse is the fastest way to build a JS object graph from Rust, and
     // our own serialization of JSON values cannot fail.
-    let json = serde_json::to_string(&view).unwrap_or_default();
+    let json = serde_json::to_string(&RecordView::of(entity)).unwrap_or_default();
     deep_freeze(js_sys::JSON::parse(&json).unwrap_or(JsValue::UNDEFINED))
+}
+
+/// The records of `entities` in a new (unfrozen) array, as [`record_to_js`]
+/// builds each, with one JSON text and one parse for all of them.
+pub fn records_to_js(entities: &[Entity]) -> Array {
+    let views: Vec<RecordView> = entities.iter().map(RecordView::of).collect();
+    let json = serde_json::to_string(&views).unwrap_or_default();
+    deep_freeze_each(js_sys::JSON::parse(&json).unwrap_or_else(|_| Array::new().into())).unchecked_into()
 }
 
 /// An INVALID_ARGUMENT error that names what was passed instead.

@@ -17,7 +17,8 @@ macro_rules! browser_tests {
     () => {
         browser_tests!(upgrade_from_another_connection_closes_this_one a_lost_connection_is_opened_again
             a_write_cut_off_before_commit_is_stored_once a_write_cut_off_after_commit_is_not_stored_twice
-            a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors);
+            a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors
+            bulk_put_answers_the_records_get_gives);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -175,6 +176,37 @@ pub async fn a_deleted_database_is_not_created_again() {
     assert!(snapshot.collections[0].1.is_empty(), "nothing was written after the deletion");
     assert_ne!(snapshot.client_id, client_id, "a new database, with a new client id");
     again.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// `bulkPut` answers with the same frozen records `get` gives, in the order given,
+/// in an array of its own that the caller may change.
+pub async fn bulk_put_answers_the_records_get_gives() {
+    let name = format!("bulk-put-records-{}", uuid::Uuid::new_v4());
+    let options = js_sys::JSON::parse(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#)).unwrap();
+    let db = Tideway::open(options).await.expect("open");
+    let notes = db.collection("notes".into()).unwrap();
+    let entries = js_sys::JSON::parse(
+        r#"[{"id": "b", "data": {"title": "second", "tags": ["x", {"deep": [1]}]}}, {"id": "a", "data": {}}, {"data": {"n": 2.5}}]"#,
+    )
+    .unwrap();
+    let records: js_sys::Array = JsFuture::from(notes.bulk_put(entries)).await.expect("bulkPut").unchecked_into();
+    assert_eq!(records.length(), 3);
+    assert!(!js_sys::Object::is_frozen(&records), "the array is the caller's");
+    let frozen = |value: &JsValue| js_sys::Object::is_frozen(value.unchecked_ref::<js_sys::Object>());
+    for record in records.iter() {
+        let id = js_sys::Reflect::get(&record, &"id".into()).unwrap();
+        let got = notes.get(id.clone(), JsValue::UNDEFINED).unwrap();
+        let json = |value: &JsValue| js_sys::JSON::stringify(value).unwrap().as_string().unwrap();
+        assert_eq!(json(&record), json(&got), "{id:?}");
+        assert!(frozen(&record), "{id:?}");
+    }
+    let first = records.get(0);
+    assert_eq!(js_sys::Reflect::get(&first, &"id".into()).unwrap().as_string().as_deref(), Some("b"));
+    let tags = js_sys::Reflect::get(&js_sys::Reflect::get(&first, &"data".into()).unwrap(), &"tags".into()).unwrap();
+    let deep = js_sys::Reflect::get(&js_sys::Array::from(&tags).get(1), &"deep".into()).unwrap();
+    assert!(frozen(&tags) && frozen(&deep), "records are frozen all the way down");
+    JsFuture::from(db.close()).await.expect("close");
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

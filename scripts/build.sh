@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile=${1:---release}
+rm -rf pkg
 wasm-pack build --target web --out-dir pkg --out-name tideway --mode no-install "$profile"
 rm -rf www/pkg
 cp -r pkg www/pkg

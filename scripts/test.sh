@@ -62,9 +62,12 @@ run_wasm_suites() {
     if "$@" cargo test --target wasm32-unknown-unknown --features server-tests --tests --no-fail-fast 2>&1 | tee "$log"; then
       break
     fi
-    # Firefox now and then fails to evaluate the runner's service-worker script
-    # before any test has run, and the runner then cannot detect the run. That
-    # failure, with no test failed, is retried once, and said in the summary.
+    # The runner's HTTP server has been seen to leave a request unanswered when
+    # two arrive at once on new connections; Firefox's service-worker loader
+    # then waits for that module forever, no test runs, and the runner cannot
+    # detect the run (docs/compatibility.md). The library's JS is one module,
+    # which made that rare; should it still happen, with no test failed, the
+    # suites run once more, and the summary says so.
     if [ "$attempt" -eq 1 ] && grep -q "Failed to detect test as having been run" "$log" &&
       ! grep -q "^test result: FAILED" "$log"; then
       retried="  (retried: a suite did not start)"

@@ -12,72 +12,7 @@ use super::database::Repo;
 use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
 
-#[wasm_bindgen(inline_js = r#"
-/** Freezes a value fresh from JSON.parse and everything in it. */
-function freeze(value) {
-  Object.freeze(value);
-  for (const item of Object.values(value)) {
-    if (typeof item === "object" && item !== null) freeze(item);
-  }
-  return value;
-}
-
-/** The record of a stored doc: the same frozen { id, data, meta } as `record_to_js` builds. */
-function recordOfDoc(text) {
-  const entity = JSON.parse(text);
-  return Object.freeze({
-    id: entity.id,
-    data: freeze(entity.data),
-    meta: Object.freeze({
-      remoteId: entity.remoteId ?? null,
-      version: entity.version,
-      updatedAt: entity.updatedAt,
-      serverUpdatedAt: entity.serverUpdatedAt ?? null,
-      syncStatus: entity.syncStatus,
-      deleted: entity.deleted ?? false,
-      lastError: entity.lastError ?? null,
-    }),
-  });
-}
-
-/**
- * One collection's records already built, and the docs loaded at open for
- * entities not read since (a record is built from its doc on first read, in
- * JS, with no trip through Rust).
- */
-export class RecordCache {
-  constructor() {
-    this.records = new Map();
-    this.docs = new Map();
-  }
-
-  seed(docs) {
-    this.docs = new Map(docs);
-  }
-
-  /** The record of `id`; undefined for a tombstone unless `includeDeleted`; null if not cached. */
-  get(id, includeDeleted) {
-    let record = this.records.get(id);
-    if (record === undefined) {
-      const doc = this.docs.get(id);
-      if (doc === undefined) return null;
-      record = recordOfDoc(doc);
-      this.records.set(id, record);
-    }
-    return record.meta.deleted && !includeDeleted ? undefined : record;
-  }
-
-  set(id, record) {
-    this.records.set(id, record);
-  }
-
-  /** Forgets `id`: its entity changed in the mirror. */
-  evict(id) {
-    this.records.delete(id);
-    this.docs.delete(id);
-  }
-}
-"#)]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     /// The frozen JS records of one collection. The repository's mirror
     /// observer evicts changed entities.

@@ -10,30 +10,7 @@ use wasm_bindgen::JsCast;
 use super::error::{invalid, JsResult};
 use crate::core::{Data, Entity, IndexKey, Query, SyncStatus};
 
-#[wasm_bindgen(inline_js = "
-export function deepFreeze(value) {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze(value[key]);
-  }
-  return value;
-}
-export function deepFreezeEach(array) {
-  for (const item of array) deepFreeze(item);
-  return array;
-}
-export function isPlainObject(value) {
-  if (value === null || typeof value !== 'object') return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-export function typeName(value) {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'a ' + ((value.constructor && value.constructor.name) || 'object');
-  return 'a ' + typeof value;
-}
-")]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = deepFreeze)]
     fn deep_freeze(value: JsValue) -> JsValue;

@@ -142,4 +142,27 @@ mod tests {
         let data = json!({"b": 2}).as_object().cloned().unwrap();
         assert_eq!(entity.with_data(data.clone()), Entity { data, ..entity.clone() });
     }
+
+    /// Stores keep entities as JSON text: every number must come back with
+    /// every bit, including those whose shortest form needs 17 digits.
+    #[test]
+    fn numbers_survive_json_exactly() {
+        let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+        let numbers: Vec<f64> = std::iter::from_fn(|| {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            Some(f64::from_bits(bits))
+        })
+        .filter(|n| n.is_finite())
+        .take(2000)
+        .chain([0.1 + 0.2, 532422178817.57916, f64::MAX, f64::MIN_POSITIVE, 5e-324])
+        .collect();
+        let entity = Entity::new("n1".into(), json!({ "numbers": numbers }).as_object().cloned().unwrap(), 1.0);
+        let back: Entity = serde_json::from_str(&serde_json::to_string(&entity).unwrap()).unwrap();
+        let read: Vec<f64> = back.data["numbers"].as_array().unwrap().iter().map(|n| n.as_f64().unwrap()).collect();
+        for (written, read) in numbers.iter().zip(&read) {
+            assert_eq!(written.to_bits(), read.to_bits(), "{written:e} came back as {read:e}");
+        }
+    }
 }

@@ -104,7 +104,10 @@ pub async fn data_survives_close_and_reopen<H: Harness>(h: &H) {
     let repo = repository(h, &name, notes_schema()).await;
     let client_id = repo.client_id().to_owned();
     assert!(!client_id.is_empty());
-    repo.put("notes", Some("n1".into()), data(json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}})))
+    // Numbers whose shortest decimal form needs all 17 digits, or an extreme
+    // exponent: a parser that is only nearly right changes their last bit.
+    let numbers = json!([0.30000000000000004, 532422178817.57916, 1.0715660391465826e-75, -1.81996730402717e-179, 1.7976931348623157e308]);
+    repo.put("notes", Some("n1".into()), data(json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}, "numbers": numbers})))
         .unwrap()
         .await
         .unwrap();
@@ -118,8 +121,8 @@ pub async fn data_survives_close_and_reopen<H: Harness>(h: &H) {
     let note = repo.read("notes", |c| c.get("n1").cloned()).unwrap().expect("note kept");
     assert_eq!(
         Value::Object(note.data),
-        json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}}),
-        "data and key order survive"
+        json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}, "numbers": numbers}),
+        "data, key order and every bit of each number survive"
     );
     let tag = repo.read("tags", |c| c.get("t1").cloned()).unwrap().expect("tombstone kept");
     assert!(tag.deleted);

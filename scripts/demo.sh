@@ -12,4 +12,4 @@ listen=${TIDEWAY_LISTEN:-127.0.0.1:8787}
 echo
 echo "Tideway demo: open http://$listen/ (Ctrl-C stops the server)"
 echo
-exec target/release/tideway-server --listen "$listen" --db sqlite://demo.db --static www --token demo:demo
+exec "${CARGO_TARGET_DIR:-target}/release/tideway-server" --listen "$listen" --db sqlite://demo.db --static www --token demo:demo

@@ -34,7 +34,7 @@ trap cleanup EXIT
 # the browsers' pages on 127.0.0.1 are allowed by its default CORS policy.
 echo; echo "==> starting a reference server for the browser suites"
 cargo build -p tideway-server
-target/debug/tideway-server --listen 127.0.0.1:0 --db "sqlite://$server_dir/server.db" \
+"${CARGO_TARGET_DIR:-target}/debug/tideway-server" --listen 127.0.0.1:0 --db "sqlite://$server_dir/server.db" \
   --token engines-token:engines >"$server_dir/out" 2>"$server_dir/err" &
 server_pid=$!
 for _ in $(seq 100); do

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const SERVER_BIN = process.env.TIDEWAY_SERVER_BIN ?? join(REPO_ROOT, "target/debug/tideway-server");
+const SERVER_BIN = process.env.TIDEWAY_SERVER_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(REPO_ROOT, "target"), "debug/tideway-server");
 const PKG = process.env.TIDEWAY_PKG_DIR ?? join(REPO_ROOT, "pkg");
 
 /** Tokens the server accepts; each test signs in as its own user, so tests never see each other's data. */

@@ -1006,8 +1006,11 @@ fn js_storage_error(error: JsValue) -> Error {
 }
 
 fn describe_js_error(error: &JsValue) -> String {
-    match error.dyn_ref::<web_sys::DomException>() {
-        Some(exception) => format!("{}: {}", exception.name(), exception.message()),
-        None => error.as_string().unwrap_or_else(|| format!("{error:?}")),
+    if let Some(exception) = error.dyn_ref::<web_sys::DomException>() {
+        format!("{}: {}", exception.name(), exception.message())
+    } else if let Some(error) = error.dyn_ref::<js_sys::Error>() {
+        String::from(error.message())
+    } else {
+        error.as_string().unwrap_or_else(|| format!("{error:?}"))
     }
 }

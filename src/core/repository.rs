@@ -289,7 +289,9 @@ impl<S: Store + 'static> Repository<S> {
                     Ok(entity) => before.push(collection.set(&write.id, Some(entity))),
                     Err(error) => {
                         for (write, entity) in writes.iter().zip(before).rev() {
-                            mirror.get_mut(&write.collection).map(|c| c.set(&write.id, entity));
+                            if let Some(collection) = mirror.get_mut(&write.collection) {
+                                collection.set(&write.id, entity);
+                            }
                         }
                         return Err(error);
                     }

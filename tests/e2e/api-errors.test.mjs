@@ -1,27 +1,19 @@
 // Bad arguments from JavaScript: each must come back as a TidewayError with a stable code,
 // never a panic, a plain string or a hung promise.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assertPackageBuilt, launchBrowser, openApp, serveApp, watchPage } from "./helpers.mjs";
+import { openApp, watchPage, withAppInBrowser } from "./helpers.mjs";
 
-let browser;
-let server;
 let page;
 let errors;
 
-before(async () => {
-  assertPackageBuilt();
-  browser = await launchBrowser();
-  server = await serveApp();
-  page = await browser.newPage();
-  errors = watchPage(page);
-  await openApp(page, server.url);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
+withAppInBrowser({
+  setUp: async ({ browser, server }) => {
+    page = await browser.newPage();
+    errors = watchPage(page);
+    await openApp(page, server.url);
+  },
 });
 
 /**

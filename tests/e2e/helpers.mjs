@@ -6,6 +6,7 @@
 // by puppeteer-core, which never downloads a browser: it launches the installed ones.
 
 import { existsSync } from "node:fs";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
 import { startStaticServer } from "./static-server.mjs";
@@ -90,4 +91,27 @@ export async function openApp(page, url) {
 /** Waits until the app (after a navigation or a reload) has loaded every note. */
 export async function waitForApp(page) {
   await page.waitForSelector('html[data-app-ready="true"]', { timeout: 15_000 });
+}
+
+/**
+ * Launches the browser and serves the demo app before a file's tests, then runs
+ * `setUp(app)` if given, and stops both after the tests. With `when: false` (tests
+ * skipped on this engine) nothing is started. `browser` and `server` of the returned
+ * object are set once the tests run. (A file's further set-up goes in `setUp`: Node 20
+ * runs a file's top-level `before` hooks concurrently.)
+ */
+export function withAppInBrowser({ when = true, setUp } = {}) {
+  const app = { browser: undefined, server: undefined };
+  before(async () => {
+    if (!when) return;
+    assertPackageBuilt();
+    app.browser = await launchBrowser();
+    app.server = await serveApp();
+    await setUp?.(app);
+  });
+  after(async () => {
+    await app.browser?.close();
+    await app.server?.close();
+  });
+  return app;
 }

@@ -1,27 +1,15 @@
 // The demo app in a real browser: notes created, edited and deleted through the UI are
 // kept across reloads, new pages and a missing network.
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ENGINE, assertPackageBuilt, launchBrowser, openApp, serveApp, waitForApp, watchPage } from "./helpers.mjs";
+import { ENGINE, openApp, serveApp, waitForApp, watchPage, withAppInBrowser } from "./helpers.mjs";
 
-let browser;
-let server;
-
-before(async () => {
-  assertPackageBuilt();
-  browser = await launchBrowser();
-  server = await serveApp();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const app = withAppInBrowser();
 
 /** A fresh browser profile per test: its own IndexedDB, caches and service workers. */
 async function freshPage() {
-  const context = await browser.createBrowserContext();
+  const context = await app.browser.createBrowserContext();
   const page = await context.newPage();
   const errors = watchPage(page);
   return { context, page, errors };
@@ -77,7 +65,7 @@ describe(`notes app (${ENGINE})`, () => {
   test("creates, edits and deletes notes, newest first, with their sync status", async () => {
     const { context, page, errors } = await freshPage();
     try {
-      await openApp(page, server.url);
+      await openApp(page, app.server.url);
       assert.deepEqual(await listTitles(page), []);
       assert.equal(await isVisible(page, "#empty-list"), true);
 
@@ -122,7 +110,7 @@ describe(`notes app (${ENGINE})`, () => {
   test("a reload keeps every note, edit and delete", async () => {
     const { context, page, errors } = await freshPage();
     try {
-      await openApp(page, server.url);
+      await openApp(page, app.server.url);
       await writeNote(page, "Keep me", "Still here after a reload");
       await writeNote(page, "Delete me", "Gone after a reload");
       await page.click("#delete-note");
@@ -145,13 +133,13 @@ describe(`notes app (${ENGINE})`, () => {
   test("a note written in one page is there when the app is opened again", async () => {
     const { context, page } = await freshPage();
     try {
-      await openApp(page, server.url);
+      await openApp(page, app.server.url);
       await writeNote(page, "From the first tab", "Written before this page closed");
       await page.close();
 
       const again = await context.newPage();
       const errors = watchPage(again);
-      await openApp(again, server.url);
+      await openApp(again, app.server.url);
       assert.deepEqual(await listTitles(again), ["From the first tab"]);
       const record = await again.evaluate(() => {
         const [note] = window.tidewayNotes.store.list();

@@ -7,31 +7,18 @@
 // DevTools Protocol's Storage.clearDataForOrigin); on other engines this test is skipped,
 // and reported as skipped.
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ENGINE, assertPackageBuilt, launchBrowser, openApp, serveApp } from "./helpers.mjs";
+import { ENGINE, openApp, withAppInBrowser } from "./helpers.mjs";
 
-let browser;
-let server;
-
-before(async () => {
-  if (ENGINE !== "chromium") return;
-  assertPackageBuilt();
-  browser = await launchBrowser();
-  server = await serveApp();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const app = withAppInBrowser({ when: ENGINE === "chromium" });
 
 const skip = ENGINE === "chromium" ? false : "clearing a site's IndexedDB from outside needs Chromium's DevTools Protocol";
 
 test("storage cleared by the browser: DATABASE_CLOSED, then a fresh database on reopen", { skip }, async () => {
-  const page = await browser.newPage();
+  const page = await app.browser.newPage();
   try {
-    await openApp(page, server.url);
+    await openApp(page, app.server.url);
     const name = `e2e-evicted-${Date.now()}`;
     const firstClientId = await page.evaluate(async (name) => {
       const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
@@ -41,7 +28,7 @@ test("storage cleared by the browser: DATABASE_CLOSED, then a fresh database on 
     }, name);
 
     const cdp = await page.createCDPSession();
-    await cdp.send("Storage.clearDataForOrigin", { origin: new URL(server.url).origin, storageTypes: "indexeddb" });
+    await cdp.send("Storage.clearDataForOrigin", { origin: new URL(app.server.url).origin, storageTypes: "indexeddb" });
     await cdp.detach();
 
     const outcome = await page.evaluate(async (name) => {

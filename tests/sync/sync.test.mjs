@@ -102,22 +102,23 @@ describe("sync with the reference server", () => {
       await sync(b);
       assert.deepEqual(await data(b, "n1"), { title: "t", body: "b" });
 
-      await a.page.evaluate(() => notes.patch("n1", { title: "A" }));
-      await b.page.evaluate(() => notes.patch("n1", { body: "B" }));
-      await sync(a);
-      await sync(b);
-      await sync(a);
-      const server1 = byId(await server.pullAll("converge"))[`${collection}/n1`];
+      // Both devices patch the note offline from each other, then sync A, B, A;
+      // resolves with the note as the server then holds it.
+      const editBoth = async (patchA, patchB) => {
+        await a.page.evaluate((patch) => notes.patch("n1", patch), patchA);
+        await b.page.evaluate((patch) => notes.patch("n1", patch), patchB);
+        await sync(a);
+        await sync(b);
+        await sync(a);
+        return byId(await server.pullAll("converge"))[`${collection}/n1`];
+      };
+
+      const server1 = await editBoth({ title: "A" }, { body: "B" });
       assert.deepEqual(server1.data, expected.different, "the server");
       assert.deepEqual(await data(a, "n1"), server1.data, "device A");
       assert.deepEqual(await data(b, "n1"), server1.data, "device B");
 
-      await a.page.evaluate(() => notes.patch("n1", { title: "A2" }));
-      await b.page.evaluate(() => notes.patch("n1", { title: "B2" }));
-      await sync(a);
-      await sync(b);
-      await sync(a);
-      const server2 = byId(await server.pullAll("converge"))[`${collection}/n1`];
+      const server2 = await editBoth({ title: "A2" }, { title: "B2" });
       assert.equal(server2.data.title, expected.same);
       assert.deepEqual(await data(a, "n1"), server2.data);
       assert.deepEqual(await data(b, "n1"), server2.data);

@@ -35,7 +35,11 @@ export function typeName(value) {
 // ---------------------------------------------------------------------------
 // Records handed to JS (src/js/collection.rs)
 
-/** Freezes a value fresh from JSON.parse and everything in it. */
+/**
+ * Freezes a value fresh from JSON.parse and everything in it: `deepFreeze` for
+ * the first read's hot path, skipping its checks (such a value has no frozen
+ * parts and no cycles).
+ */
 function freeze(value) {
   Object.freeze(value);
   for (const item of Object.values(value)) {

@@ -180,6 +180,45 @@ export function loadDocs(db, stores, known) {
 export function beginWrite(db, stores) { return db.transaction(stores, "readwrite"); }
 
 /**
+ * Whether a write transaction may be committed before its requests have
+ * settled: only where a request failing after `commit()` still aborts the
+ * whole transaction, as the spec says. Firefox has been seen to complete such
+ * a transaction instead, keeping the requests that succeeded, which would
+ * break a batch's atomicity. False until `probeEarlyCommit` found out.
+ */
+let earlyCommit = false;
+/** `probeEarlyCommit`'s answer, once asked. */
+let probe = null;
+
+/**
+ * Finds out once per JS realm whether `earlyCommit` holds, in the background:
+ * a transaction on `db` adds `key`, which must already exist in `store`, and
+ * commits at once. Only an engine that aborts it with the request's own
+ * ConstraintError (Chromium) commits early; Firefox aborts it with an
+ * AbortError and WebKit with no error, and both wait for every request.
+ */
+export function probeEarlyCommit(db, store, key) {
+  if (probe !== null || typeof IDBTransaction.prototype.commit !== "function") return;
+  probe = new Promise((resolve) => {
+    try {
+      const tx = db.transaction(store, "readwrite");
+      tx.objectStore(store).add(null, key).onerror = (event) => event.stopPropagation();
+      tx.onabort = () => resolve((earlyCommit = tx.error?.name === "ConstraintError"));
+      tx.oncomplete = () => resolve(false);
+      tx.commit();
+    } catch {
+      probe = null; // the connection went away: the next open asks again
+      resolve(false);
+    }
+  });
+}
+
+/** Resolves with what `probeEarlyCommit` found (false if it was never asked), for tests. */
+export function commitsEarly() {
+  return probe ?? Promise.resolve(false);
+}
+
+/**
  * Reads `ids[i]` from `stores[i]` in `tx`, records what it found in `known[i]`
  * and resolves with the docs (undefined where absent) once all are read, while
  * `tx` is still active for the writes computed on them.
@@ -233,19 +272,35 @@ export class WriteBatch {
    * failed (the transaction is then aborted and nothing was written). Rejects
    * when the transaction fails for any other reason. `fault` makes it fail on
    * purpose, for tests: "constraint", "lost-before-commit", "lost-after-commit".
+   *
+   * Where the engine keeps a transaction atomic after `commit()` (see
+   * `probeEarlyCommit`), the transaction is committed as soon as no check can
+   * still abort it: at once when there are no reads to compare, else once the
+   * last one matched. That spares the round trip in which the browser would
+   * first report every request's success to the page.
    */
   run(tx, fault) {
+    const early = earlyCommit && fault !== "lost-before-commit";
     let stale = false;
+    let reads = 0;
     const expect = (store, id, expected) => {
+      reads++;
       const read = store.get(id);
       read.onsuccess = () => {
-        if (!stale && docText(read.result) !== expected) {
+        if (stale) return;
+        if (docText(read.result) !== expected) {
           stale = true;
           tx.abort();
+        } else if (--reads === 0 && early) {
+          tx.commit();
         }
       };
     };
+    // Every check reads before any write, so each sees the entity as stored before the batch.
     for (const { store, id, expected } of this.checks) expect(tx.objectStore(store), id, expected);
+    for (const { store, record, check, expected } of this.entities) {
+      if (check && expected !== undefined) expect(tx.objectStore(store), record.id, expected);
+    }
     for (const { store, record, check, expected } of this.entities) {
       const objectStore = tx.objectStore(store);
       if (check && expected === undefined) {
@@ -253,7 +308,6 @@ export class WriteBatch {
           if (event.target.error && event.target.error.name === "ConstraintError") stale = true;
         };
       } else {
-        if (check) expect(objectStore, record.id, expected);
         objectStore.put(record);
       }
     }
@@ -261,6 +315,7 @@ export class WriteBatch {
     const appends = this.mutations.map((mutation) => outbox.add(mutation));
     // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
     if (fault === "constraint") tx.objectStore("meta").add("duplicate", "clientId");
+    if (reads === 0 && early) tx.commit();
     return new Promise((resolve, reject) => {
       tx.oncomplete = () => {
         if (fault === "lost-after-commit") return reject(loseConnection(tx));

@@ -190,6 +190,8 @@ impl IdbStore {
         let client_id = client_id.ok_or_else(|| Error::Storage("the database has no client id".into()))?;
         drop(meta);
         drop(tx);
+        // `clientId` exists now: the probe's add of it must fail.
+        probe_early_commit(db.as_sys().unchecked_ref(), META_STORE, "clientId");
 
         let closed = Rc::new(RefCell::new(None));
         let collections = schema
@@ -241,6 +243,13 @@ impl IdbStore {
     #[doc(hidden)]
     pub fn fail_next_write_with(&self, fault: Fault) {
         self.fault.set(Some(fault));
+    }
+
+    /// Whether write transactions commit as soon as no check can abort them
+    /// (see `WriteBatch.run` in `src/browser.js`), as found out at the first open. For tests.
+    #[doc(hidden)]
+    pub async fn commits_early() -> bool {
+        JsFuture::from(commits_early_js()).await.ok().and_then(|answer| answer.as_bool()).unwrap_or(false)
     }
 
     /// Closes the connection as the browser does when it takes it away: the
@@ -877,6 +886,10 @@ extern "C" {
     fn load_docs(db: &web_sys::IdbDatabase, stores: &Array, known: &Array) -> js_sys::Promise;
     #[wasm_bindgen(js_name = beginWrite, catch)]
     fn begin_write(db: &web_sys::IdbDatabase, stores: &Array) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = probeEarlyCommit)]
+    fn probe_early_commit(db: &web_sys::IdbDatabase, store: &str, key: &str);
+    #[wasm_bindgen(js_name = commitsEarly)]
+    fn commits_early_js() -> js_sys::Promise;
     #[wasm_bindgen(js_name = readDocs)]
     fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
 

@@ -18,7 +18,8 @@ macro_rules! browser_tests {
         browser_tests!(upgrade_from_another_connection_closes_this_one a_lost_connection_is_opened_again
             a_write_cut_off_before_commit_is_stored_once a_write_cut_off_after_commit_is_not_stored_twice
             a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors
-            bulk_put_answers_the_records_get_gives);
+            bulk_put_answers_the_records_get_gives a_write_on_a_stale_entity_is_computed_on_what_is_stored
+            early_commit_only_where_it_keeps_a_transaction_atomic);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -74,6 +75,11 @@ pub async fn upgrade_from_another_connection_closes_this_one() {
 fn put(id: &str, title: &str) -> Write {
     let data: Data = serde_json::from_value(serde_json::json!({ "title": title })).unwrap();
     Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data), at: 1.0 }
+}
+
+fn patch(id: &str, fields: serde_json::Value) -> Write {
+    let data: Data = serde_json::from_value(fields).unwrap();
+    Write { collection: "notes".into(), id: id.into(), op: Op::Patch, data: Some(data), at: 1.0 }
 }
 
 async fn open_store(test: &str) -> (String, IdbStore) {
@@ -176,6 +182,90 @@ pub async fn a_deleted_database_is_not_created_again() {
     assert!(snapshot.collections[0].1.is_empty(), "nothing was written after the deletion");
     assert_ne!(snapshot.client_id, client_id, "a new database, with a new client id");
     again.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// Two connections to one database, as two tabs have. A write is computed on
+/// the entity as its connection last saw it stored; when the other connection
+/// changed that entity since, or created it, the transaction's check finds
+/// out, and the whole batch is computed again on what is stored.
+pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
+    let (name, mine) = open_store("stale-write").await;
+    mine.apply(&[put("a", "first")]).await.expect("write");
+    let theirs =
+        IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("a second connection");
+    theirs.load().await.expect("load: a is \"first\", b and c do not exist");
+
+    mine.apply(&[patch("a", serde_json::json!({ "body": "mine" })), put("b", "mine"), put("c", "mine")])
+        .await
+        .expect("write");
+    let results = theirs
+        .apply(&[
+            patch("a", serde_json::json!({ "title": "theirs" })),
+            patch("b", serde_json::json!({ "title": "theirs" })),
+            put("c", "theirs"),
+        ])
+        .await
+        .expect("write on stale beliefs");
+    assert!(results.iter().all(Result::is_ok), "each write applies to what is stored: {results:?}");
+
+    let a = theirs.get("notes", "a").await.unwrap().expect("a is stored");
+    assert_eq!(a.data.get("body").and_then(|b| b.as_str()), Some("mine"), "the patch kept the other tab's change");
+    assert_eq!((title_of(Some(a.clone())), a.pending), (Some("theirs".into()), 3));
+    assert_eq!(title_of(theirs.get("notes", "b").await.unwrap()), Some("theirs".into()), "patched, not refused");
+    let c = theirs.get("notes", "c").await.unwrap().expect("c is stored");
+    assert_eq!((title_of(Some(c.clone())), c.pending), (Some("theirs".into()), 2), "c's two puts are both queued");
+    let outbox: Vec<String> = outbox_of(&theirs).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(outbox, ["a", "a", "b", "c", "a", "b", "c"], "every write once, in commit order");
+
+    // Each connection now knows what is stored: the next writes need no second pass.
+    theirs.apply(&[patch("a", serde_json::json!({ "title": "again" }))]).await.expect("write");
+    mine.apply(&[patch("a", serde_json::json!({ "body": "again" }))]).await.expect("write");
+    let a = mine.get("notes", "a").await.unwrap().unwrap();
+    assert_eq!(
+        (title_of(Some(a.clone())), a.data.get("body").and_then(|b| b.as_str())),
+        (Some("again".into()), Some("again"))
+    );
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// What the engine does with a transaction whose request fails after
+/// `commit()`: `{ aborted, keptOther }`.
+const FAILED_REQUEST_AFTER_COMMIT: &str = r#"(async () => {
+  const name = "commit-then-fail-" + crypto.randomUUID();
+  const request = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+  const opening = indexedDB.open(name, 1);
+  opening.onupgradeneeded = () => opening.result.createObjectStore("s");
+  const db = await request(opening);
+  await request(db.transaction("s", "readwrite").objectStore("s").put(1, "taken"));
+  const tx = db.transaction("s", "readwrite");
+  for (let i = 0; i < 20; i++) tx.objectStore("s").put(i, "other" + i);
+  tx.objectStore("s").add(3, "taken").onerror = (event) => event.stopPropagation();
+  tx.commit();
+  const aborted = await new Promise((resolve) => { tx.oncomplete = () => resolve(false); tx.onabort = () => resolve(true); });
+  const other = await request(db.transaction("s").objectStore("s").get("other0"));
+  db.close();
+  await request(indexedDB.deleteDatabase(name));
+  return { aborted, keptOther: other !== undefined };
+})()"#;
+
+/// Write transactions commit without waiting for their requests only where
+/// the engine keeps them atomic when a request fails after `commit()`: where
+/// the store found out at open that it may, a transaction whose last request
+/// fails after `commit()` is rolled back whole, every time.
+pub async fn early_commit_only_where_it_keeps_a_transaction_atomic() {
+    let (name, store) = open_store("early-commit").await;
+    if IdbStore::commits_early().await {
+        for attempt in 0..5 {
+            let promise: Promise = js_sys::eval(FAILED_REQUEST_AFTER_COMMIT).expect("run the check").unchecked_into();
+            let outcome = JsFuture::from(promise).await.expect("the check ran");
+            let flag = |field: &str| Reflect::get(&outcome, &field.into()).unwrap().as_bool().unwrap();
+            assert!(flag("aborted") && !flag("keptOther"), "attempt {attempt}: the other writes were kept");
+        }
+    }
+    store.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

@@ -67,18 +67,24 @@ function recordOfDoc(text) {
 }
 
 /**
- * One collection's records already built, and the docs loaded at open for
- * entities not read since (a record is built from its doc on first read, in
- * JS, with no trip through Rust).
+ * One collection's records already built, and the docs of the entities as
+ * loaded at open, for those not read since (a record is built from its doc on
+ * first read, in JS, with no trip through Rust).
  */
 export class RecordCache {
   constructor() {
+    /** id -> record, or null once the entity changed: then only Rust knows it. */
     this.records = new Map();
     this.docs = new Map();
   }
 
+  /**
+   * Takes the store's own map of the docs it last saw stored (id -> JSON
+   * text), filled at open. It is not copied: an entity whose doc changes there
+   * later has changed in the mirror first, and been evicted.
+   */
   seed(docs) {
-    this.docs = new Map(docs);
+    this.docs = docs;
   }
 
   /** The record of `id`; undefined for a tombstone unless `includeDeleted`; null if not cached. */
@@ -89,6 +95,8 @@ export class RecordCache {
       if (doc === undefined) return null;
       record = recordOfDoc(doc);
       this.records.set(id, record);
+    } else if (record === null) {
+      return null;
     }
     return record.meta.deleted && !includeDeleted ? undefined : record;
   }
@@ -99,8 +107,13 @@ export class RecordCache {
 
   /** Forgets `id`: its entity changed in the mirror. */
   evict(id) {
-    this.records.delete(id);
-    this.docs.delete(id);
+    this.records.set(id, null);
+  }
+
+  /** Forgets everything: the database was closed. */
+  clear() {
+    this.records = new Map();
+    this.docs = new Map();
   }
 }
 
@@ -150,31 +163,54 @@ function jsonArray(docs) {
   return bytes.subarray(0, at);
 }
 
+/** How many records `Loader` asks IndexedDB for at a time. */
+const LOAD_CHUNK = 4000;
+
 /**
- * Reads every record of `stores` in one transaction. Refills each `known` map
- * (id -> doc text) and resolves with, per store, all its docs as one JSON
- * array in UTF-8.
+ * Reads every record of `stores` in one transaction, `LOAD_CHUNK` records per
+ * request, and hands them over chunk by chunk: each chunk's docs as one JSON
+ * array in UTF-8. The request for the next chunk is made before a chunk is
+ * handed over, so IndexedDB reads it while Rust parses this one. Refills each
+ * `known` map (id -> doc text) on the way.
  */
-export function loadDocs(db, stores, known) {
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(stores, "readonly");
-    const arrays = new Array(stores.length);
-    stores.forEach((name, i) => {
-      const request = tx.objectStore(name).getAll();
-      request.onsuccess = () => {
-        const records = request.result;
+export class Loader {
+  constructor(db, stores, known) {
+    this.tx = db.transaction(stores, "readonly");
+    this.stores = stores;
+    this.known = known;
+    /** The chunks asked for and not yet taken: one at a time is in flight. */
+    this.chunks = [];
+    this.request(0, null);
+  }
+
+  /** Resolves with the next chunk, `{ store, json }` (`store`: an index into `stores`), or null after the last. */
+  next() {
+    return this.chunks.shift() ?? Promise.resolve(null);
+  }
+
+  request(store, after) {
+    if (store === this.stores.length) return;
+    if (after === null) this.known[store].clear();
+    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
+    const read = this.tx.objectStore(this.stores[store]).getAll(range, LOAD_CHUNK);
+    const chunk = new Promise((resolve, reject) => {
+      read.onsuccess = () => {
+        const records = read.result;
+        const full = records.length === LOAD_CHUNK;
+        this.request(full ? store : store + 1, full ? records[records.length - 1].id : null);
         const docs = new Array(records.length);
-        known[i].clear();
+        const known = this.known[store];
         for (let j = 0; j < records.length; j++) {
           docs[j] = docText(records[j]);
-          known[i].set(records[j].id, docs[j]);
+          known.set(records[j].id, docs[j]);
         }
-        arrays[i] = jsonArray(docs);
+        resolve({ store, json: jsonArray(docs) });
       };
+      read.onerror = () => reject(read.error ?? abortError(this.tx));
     });
-    tx.oncomplete = () => resolve(arrays);
-    tx.onabort = () => reject(abortError(tx));
-  });
+    chunk.catch(() => {}); // a failure is reported when the chunk is taken
+    this.chunks.push(chunk);
+  }
 }
 
 export function beginWrite(db, stores) { return db.transaction(stores, "readwrite"); }

@@ -76,6 +76,8 @@ struct State {
     /// The durable state of every entity that has writes in flight or queued.
     durable: HashMap<Key, Option<Entity>>,
     committing: bool,
+    /// Told when the batch being committed, and any queued after it, are settled.
+    idle: Vec<oneshot::Sender<()>>,
     subscribers: Vec<(u64, Option<String>, Subscriber)>,
     next_subscriber: u64,
     closed: bool,
@@ -131,6 +133,7 @@ impl<S: Store + 'static> Repository<S> {
 
     /// Runs `read` on a collection of the mirror.
     pub fn read<R>(&self, collection: &str, read: impl FnOnce(&Collection) -> R) -> Result<R> {
+        self.check_open()?;
         self.schema.collection(collection)?;
         Ok(read(&self.state.borrow().mirror[collection]))
     }
@@ -192,14 +195,33 @@ impl<S: Store + 'static> Repository<S> {
         self.store.pending_count().await
     }
 
-    /// Waits for every staged write to be durable, then closes the store.
+    /// Waits for every staged write to be durable, then closes the store and
+    /// lets the mirror go: reads fail with `DatabaseClosed` from then on.
     pub async fn close(&self) -> Result<()> {
         if self.state.borrow().closed {
             return Ok(());
         }
         self.commit_queued().await;
-        self.state.borrow_mut().closed = true;
+        // Another call may still be committing: wait until it has settled everything.
+        let committing = {
+            let mut state = self.state.borrow_mut();
+            state.committing.then(|| {
+                let (idle, done) = oneshot::channel();
+                state.idle.push(idle);
+                done
+            })
+        };
+        if let Some(done) = committing {
+            let _ = done.await;
+        }
+        let mirror = {
+            let mut state = self.state.borrow_mut();
+            state.closed = true;
+            std::mem::take(&mut state.mirror)
+        };
         self.store.close();
+        // Freed now rather than whenever the app drops its handle.
+        drop(mirror);
         Ok(())
     }
 
@@ -332,7 +354,14 @@ impl<S: Store + 'static> Repository<S> {
             let batch = Rc::try_unwrap(batch).ok().expect("the in-flight batch is shared only while the store writes it");
             self.settle(batch, outcome);
         }
-        self.state.borrow_mut().committing = false;
+        let idle = {
+            let mut state = self.state.borrow_mut();
+            state.committing = false;
+            std::mem::take(&mut state.idle)
+        };
+        for waiter in idle {
+            let _ = waiter.send(());
+        }
     }
 
     /// Records the store's verdict on a batch: updates the durable state,
@@ -640,6 +669,28 @@ mod tests {
             assert_eq!(mirrored(&repo, id), stored(&repo, id), "{id}: the mirror shows what is stored");
         }
         assert!(repo.state.borrow().durable.is_empty(), "nothing is in flight or queued");
+    }
+
+    #[test]
+    fn close_waits_for_the_batch_in_flight_then_refuses_reads() {
+        let repo = open(MemoryStore::new(schema()));
+        let mut pool = LocalPool::new();
+        let gate = repo.store().gate();
+        let write = pool.spawner().spawn_local_with_handle(repo.put("notes", Some("a".into()), data(json!({"title": "a"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        // The write is in flight when close is called: close waits for it.
+        let closing = repo.clone();
+        let close = pool.spawner().spawn_local_with_handle(async move { closing.close().await }).unwrap();
+        pool.run_until_stalled();
+        assert!(mirrored(&repo, "a").is_some(), "not closed while a write is in flight");
+
+        gate.send(()).unwrap();
+        pool.run_until_stalled();
+        // The memory store refuses writes once closed: the write got there first.
+        assert!(block_on(write).is_ok(), "the write was durable before the store closed");
+        block_on(close).unwrap();
+        assert!(matches!(repo.read("notes", |c| c.len()), Err(Error::DatabaseClosed(_))));
+        assert!(repo.state.borrow().mirror.is_empty(), "the mirror is let go");
     }
 
     #[test]

@@ -30,6 +30,8 @@ extern "C" {
     fn set(this: &RecordCache, id: &str, record: &JsValue);
     #[wasm_bindgen(method)]
     pub fn evict(this: &RecordCache, id: &str);
+    #[wasm_bindgen(method)]
+    pub fn clear(this: &RecordCache);
 }
 
 /// One collection of a database.

@@ -123,14 +123,19 @@ impl Tideway {
         Ok(off.unchecked_into())
     }
 
-    /// Waits for pending writes to be durable, stops syncing, then closes.
+    /// Waits for pending writes to be durable, stops syncing, then closes and
+    /// lets the in-memory mirror go: later reads throw `DATABASE_CLOSED`.
     pub fn close(&self) -> Promise {
         if let Some(syncer) = &self.syncer {
             syncer.close();
         }
         let repository = self.repository.clone();
+        let caches = self.caches.clone();
         future_to_promise(async move {
             repository.close().await.map_err(|e| to_js(&e))?;
+            for cache in caches.values() {
+                cache.clear();
+            }
             Ok(JsValue::UNDEFINED)
         })
     }

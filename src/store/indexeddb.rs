@@ -587,21 +587,27 @@ fn with_mutation_ids(mut results: Vec<Result<Applied>>, mutation_ids: &JsValue) 
 
 impl Store for IdbStore {
     async fn load(&self) -> Result<Snapshot> {
-        let names: &Array = &self.collections.values().map(|info| info.store.clone()).collect();
+        let names: &Vec<&String> = &self.collections.keys().collect();
+        let stores: &Array = &self.collections.values().map(|info| info.store.clone()).collect();
         let known: &Array = &self.collections.values().map(|info| info.known.clone()).collect();
         let loaded = self
             .idempotent(|connection| async move {
-                JsFuture::from(load_docs(connection.sys(), names, known)).await.map_err(|e| js_error(&e))
+                let loader = Loader::new(connection.sys(), stores, known).map_err(|e| js_error(&e))?;
+                let mut loaded: Vec<Vec<Entity>> = names.iter().map(|_| Vec::new()).collect();
+                loop {
+                    let chunk = JsFuture::from(loader.next()).await.map_err(|e| js_error(&e))?;
+                    if chunk.is_null() {
+                        break Ok(loaded);
+                    }
+                    let chunk: LoadedChunk = chunk.unchecked_into();
+                    let (index, json) = (chunk.store() as usize, chunk.json().to_vec());
+                    // One copy into wasm memory and one parse per chunk, while IndexedDB reads the next.
+                    let entities: Vec<Entity> = serde_json::from_slice(&json).map_err(|e| unreadable(names[index], e))?;
+                    loaded[index].extend(entities);
+                }
             })
             .await?;
-        let loaded = Array::from(&loaded);
-        let mut collections = Vec::with_capacity(self.collections.len());
-        for (collection, bytes) in self.collections.keys().zip(loaded.iter()) {
-            // Every doc of the collection as one JSON array: one copy into wasm memory, one parse.
-            let bytes = bytes.unchecked_into::<Uint8Array>().to_vec();
-            let entities: Vec<Entity> = serde_json::from_slice(&bytes).map_err(|e| unreadable(collection, e))?;
-            collections.push((collection.clone(), entities));
-        }
+        let collections = names.iter().map(|name| (*name).clone()).zip(loaded).collect();
         Ok(Snapshot { client_id: self.client_id.clone(), collections })
     }
 
@@ -882,8 +888,18 @@ extern "C" {
     /// `{ id, doc, ix }`, built in one call rather than property by property.
     #[wasm_bindgen(js_name = entityRecord)]
     fn make_entity_record(id: &str, doc: &str, ix: &Object) -> JsValue;
-    #[wasm_bindgen(js_name = loadDocs)]
-    fn load_docs(db: &web_sys::IdbDatabase, stores: &Array, known: &Array) -> js_sys::Promise;
+    type Loader;
+    #[wasm_bindgen(constructor, catch)]
+    fn new(db: &web_sys::IdbDatabase, stores: &Array, known: &Array) -> std::result::Result<Loader, JsValue>;
+    #[wasm_bindgen(method)]
+    fn next(this: &Loader) -> js_sys::Promise;
+
+    /// One chunk a `Loader` read: the docs of some records of one store.
+    type LoadedChunk;
+    #[wasm_bindgen(method, getter)]
+    fn store(this: &LoadedChunk) -> u32;
+    #[wasm_bindgen(method, getter)]
+    fn json(this: &LoadedChunk) -> Uint8Array;
     #[wasm_bindgen(js_name = beginWrite, catch)]
     fn begin_write(db: &web_sys::IdbDatabase, stores: &Array) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = probeEarlyCommit)]

@@ -19,7 +19,7 @@ macro_rules! browser_tests {
             a_write_cut_off_before_commit_is_stored_once a_write_cut_off_after_commit_is_not_stored_twice
             a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors
             bulk_put_answers_the_records_get_gives a_write_on_a_stale_entity_is_computed_on_what_is_stored
-            early_commit_only_where_it_keeps_a_transaction_atomic);
+            early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -231,6 +231,32 @@ pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
     IdbStore::delete(&name).await.expect("delete the database");
 }
 
+/// A load reads each store in chunks of a few thousand records: every entity
+/// of every collection arrives once, in id order, across chunk boundaries.
+pub async fn a_large_load_reads_every_entity_once() {
+    let name = format!("large-load-{}", uuid::Uuid::new_v4());
+    let schema = || Schema::new([("notes", vec!["title"]), ("tags", vec![])]).unwrap();
+    let store = IdbStore::open(&name, schema()).await.expect("open");
+    let mut writes: Vec<Write> = (0..9001).map(|i| put(&format!("n{i:05}"), &format!("note {i}"))).collect();
+    writes.extend((0..3).map(|i| Write { collection: "tags".into(), ..put(&format!("t{i}"), "tag") }));
+    store.apply(&writes).await.expect("write");
+    store.close();
+
+    let again = IdbStore::open(&name, schema()).await.expect("reopen");
+    let loaded = again.load().await.expect("load");
+    let ids = |collection: &str| -> Vec<String> {
+        let (_, entities) = loaded.collections.iter().find(|(c, _)| c == collection).expect("the collection is loaded");
+        entities.iter().map(|e| e.id.clone()).collect()
+    };
+    let expected: Vec<String> = (0..9001).map(|i| format!("n{i:05}")).collect();
+    assert_eq!(ids("notes"), expected, "each note once, in id order");
+    assert_eq!(ids("tags"), ["t0", "t1", "t2"]);
+    let last = loaded.collections.iter().flat_map(|(_, e)| e).find(|e| e.id == "n09000").unwrap();
+    assert_eq!(title_of(Some(last.clone())), Some("note 9000".into()));
+    again.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
 /// What the engine does with a transaction whose request fails after
 /// `commit()`: `{ aborted, keptOther }`.
 const FAILED_REQUEST_AFTER_COMMIT: &str = r#"(async () => {
@@ -361,9 +387,13 @@ pub async fn js_api_round_trip() {
     assert_eq!(field(&tombstone, "meta.deleted").as_bool(), Some(true));
     assert_eq!(notes.all().unwrap().length(), 1);
     assert_eq!(settle(db.pending_count()).await.unwrap().as_f64(), Some(4.0));
+    let live = field(&notes.all().unwrap().get(0), "id");
     settle(db.close()).await.unwrap();
     let closed = settle(notes.put(js("{}"), JsValue::UNDEFINED)).await.unwrap_err();
     assert_eq!(code(&closed), "DATABASE_CLOSED");
+    // The mirror is let go at close: reads say so rather than answer from it.
+    assert_eq!(code(&notes.get(live, JsValue::UNDEFINED).unwrap_err()), "DATABASE_CLOSED");
+    assert_eq!(code(&notes.all().unwrap_err()), "DATABASE_CLOSED");
 
     let db = open(&name).await;
     let notes = db.collection("notes".into()).unwrap();

@@ -218,30 +218,38 @@ export function beginWrite(db, stores) { return db.transaction(stores, "readwrit
 /**
  * Whether a write transaction may be committed before its requests have
  * settled: only where a request failing after `commit()` still aborts the
- * whole transaction, as the spec says. Firefox has been seen to complete such
- * a transaction instead, keeping the requests that succeeded, which would
- * break a batch's atomicity. False until `probeEarlyCommit` found out.
+ * whole transaction, as the spec says. Firefox completes such a transaction
+ * instead when `commit()` came after a first request had answered, keeping
+ * the requests that succeeded, which would break a batch's atomicity. False
+ * until `probeEarlyCommit` found out.
  */
 let earlyCommit = false;
 /** `probeEarlyCommit`'s answer, once asked. */
 let probe = null;
 
 /**
- * Finds out once per JS realm whether `earlyCommit` holds, in the background:
- * a transaction on `db` adds `key`, which must already exist in `store`, and
- * commits at once. Only an engine that aborts it with the request's own
- * ConstraintError (Chromium) commits early; Firefox aborts it with an
- * AbortError and WebKit with no error, and both wait for every request.
+ * Finds out once per JS realm whether `earlyCommit` holds, in the background,
+ * the way a checked batch commits: a transaction on `db` reads `key` (which
+ * must already exist in `store`), adds it again, which fails, and commits once
+ * the read has answered. It aborts where commit() keeps the transaction
+ * atomic (Chromium, WebKit), and completes, having written nothing, where it
+ * does not (Firefox).
  */
 export function probeEarlyCommit(db, store, key) {
   if (probe !== null || typeof IDBTransaction.prototype.commit !== "function") return;
   probe = new Promise((resolve) => {
     try {
       const tx = db.transaction(store, "readwrite");
-      tx.objectStore(store).add(null, key).onerror = (event) => event.stopPropagation();
-      tx.onabort = () => resolve((earlyCommit = tx.error?.name === "ConstraintError"));
+      const objectStore = tx.objectStore(store);
+      const read = objectStore.get(key);
+      let refused = false;
+      objectStore.add(null, key).onerror = (event) => {
+        refused = event.target.error?.name === "ConstraintError";
+        event.stopPropagation();
+      };
+      read.onsuccess = () => tx.commit();
+      tx.onabort = () => resolve((earlyCommit = refused));
       tx.oncomplete = () => resolve(false);
-      tx.commit();
     } catch {
       probe = null; // the connection went away: the next open asks again
       resolve(false);

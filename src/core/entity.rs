@@ -32,23 +32,26 @@ pub struct Entity {
     /// Generated on the device (UUID v4) or given by the caller; never changes.
     pub id: String,
     /// The server's id for this entity, once a server has acknowledged it.
+    // Absent fields read as `None`: a stored doc leaves them out, which keeps
+    // docs small (less to store, load and parse) and reads docs that have them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     pub data: Data,
     /// The server-acknowledged data, `None` until the first acknowledgement.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Data>,
     /// The server's version; 0 means the server has never seen the entity.
     pub version: u64,
     /// Device time (ms since the epoch) of the last local change.
     pub updated_at: f64,
     /// Server time (ms since the epoch) of the last acknowledged change.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_updated_at: Option<f64>,
     pub sync_status: SyncStatus,
     /// A tombstone: deleted locally or on the server, kept so the delete syncs.
     #[serde(default)]
     pub deleted: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// How many of this entity's mutations wait in the outbox. The entity is
     /// `synced` only when the server has answered every one of them.
@@ -125,6 +128,21 @@ impl Entity {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_docs_leave_out_empty_metadata_and_read_docs_that_have_it() {
+        let entity = Entity::new("n1".into(), json!({"a": 1}).as_object().cloned().unwrap(), 5.0);
+        let doc = serde_json::to_value(&entity).unwrap();
+        for absent in ["remoteId", "base", "serverUpdatedAt", "lastError", "conflict"] {
+            assert!(doc.get(absent).is_none(), "{absent} is left out: {doc}");
+        }
+        let spelled_out = json!({
+            "id": "n1", "remoteId": null, "data": {"a": 1}, "base": null, "version": 0, "updatedAt": 5.0,
+            "serverUpdatedAt": null, "syncStatus": "dirty", "deleted": false, "lastError": null, "pending": 0
+        });
+        assert_eq!(serde_json::from_value::<Entity>(spelled_out).unwrap(), entity);
+        assert_eq!(serde_json::from_value::<Entity>(doc).unwrap(), entity);
+    }
 
     #[test]
     fn with_data_keeps_everything_but_the_data() {

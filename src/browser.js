@@ -237,23 +237,23 @@ let probe = null;
  */
 export function probeEarlyCommit(db, store, key) {
   if (probe !== null || typeof IDBTransaction.prototype.commit !== "function") return;
+  let tx;
+  try {
+    tx = db.transaction(store, "readwrite");
+  } catch {
+    return; // the connection went away: the next open asks
+  }
   probe = new Promise((resolve) => {
-    try {
-      const tx = db.transaction(store, "readwrite");
-      const objectStore = tx.objectStore(store);
-      const read = objectStore.get(key);
-      let refused = false;
-      objectStore.add(null, key).onerror = (event) => {
-        refused = event.target.error?.name === "ConstraintError";
-        event.stopPropagation();
-      };
-      read.onsuccess = () => tx.commit();
-      tx.onabort = () => resolve((earlyCommit = refused));
-      tx.oncomplete = () => resolve(false);
-    } catch {
-      probe = null; // the connection went away: the next open asks again
-      resolve(false);
-    }
+    const objectStore = tx.objectStore(store);
+    const read = objectStore.get(key);
+    let refused = false;
+    objectStore.add(null, key).onerror = (event) => {
+      refused = event.target.error?.name === "ConstraintError";
+      event.stopPropagation();
+    };
+    read.onsuccess = () => tx.commit();
+    tx.onabort = () => resolve((earlyCommit = refused));
+    tx.oncomplete = () => resolve(false);
   });
 }
 

@@ -339,6 +339,6 @@ export class Tideway {
   status(): SyncStatusReport;
   /** Listens to sync events; returns the unsubscribe function. */
   on<E extends keyof SyncEvents>(event: E, callback: (detail: SyncEvents[E]) => void): () => void;
-  /** Waits for pending writes to be durable, stops syncing, then closes. Later calls reject with `DATABASE_CLOSED`. */
+  /** Waits for pending writes to be durable, stops syncing, then closes and lets the in-memory mirror go. Later reads throw, and later calls reject, with `DATABASE_CLOSED`. */
   close(): Promise<void>;
 }

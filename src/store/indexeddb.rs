@@ -2,9 +2,13 @@
 //! entity and its outbox entry in it together.
 //!
 //! The two hot paths, `apply` and `load`, run their transaction in a few lines
-//! of JS (the IndexedDB part of `src/browser.js`): Rust hands over the prepared records
-//! and awaits one Promise, instead of paying for a listener closure per
-//! request. Other reads go through `indexed_db_futures`. Schema upgrades use
+//! of JS (the IndexedDB part of `src/browser.js`): for `apply` Rust hands over
+//! the prepared records and awaits one Promise; `load` takes each store's
+//! records a few thousand at a time, parsing one chunk while IndexedDB reads
+//! the next. Neither pays for a listener closure per request. Where the engine
+//! keeps a transaction atomic after `commit()` (Chromium and WebKit; not
+//! Firefox, found out at open), a write commits as soon as no check can abort
+//! it, sparing a round trip. Other reads go through `indexed_db_futures`. Schema upgrades use
 //! web-sys directly, because an upgrade must reach the `versionchange`
 //! transaction (to add an index to an existing object store), which that
 //! crate's upgrade callback does not expose.
@@ -380,20 +384,28 @@ impl IdbStore {
         batch: &WriteBatch,
         check: bool,
     ) -> Result<Vec<Result<Applied>>> {
+        // `current` holds each touched entity once. When no entity is written
+        // twice (a single write, a bulk put of new entities), every write is
+        // the first and the last to its entity: nothing is kept between writes.
+        let repeated = current.len() < writes.len();
         let mut checked: HashSet<(&'w str, &'w str)> = HashSet::new();
         let mut results = Vec::with_capacity(writes.len());
+        // Each doc is serialized into this one buffer and copied out to JS from there.
+        let mut buffer = Vec::with_capacity(1024);
         for write in writes {
             let key = (write.collection.as_str(), write.id.as_str());
+            let first = !repeated || checked.insert(key);
             let result = apply_write(current.get(&key).and_then(Option::as_ref), write);
             if let Ok(applied) = &result {
                 let info = self.collection_info(&write.collection)?;
-                let doc = encode(&applied.entity, "entity")?;
                 let ix = index_keys(&applied.entity, &info.index_fields);
-                let check_this = check && checked.insert(key);
-                batch.entity(&info.store, &info.known, &write.id, &doc, &ix, check_this);
-                batch.mutation(&encode(&applied.mutation, "mutation")?);
-                current.insert(key, Some(applied.entity.clone()));
-            } else if check && checked.insert(key) {
+                let doc = encode_into(&mut buffer, &applied.entity, "entity")?;
+                batch.entity(&info.store, &info.known, &write.id, doc, &ix, check && first);
+                batch.mutation(encode_into(&mut buffer, &applied.mutation, "mutation")?);
+                if repeated {
+                    current.insert(key, Some(applied.entity.clone()));
+                }
+            } else if check && first {
                 // Refused on what was believed (say, a patch of a missing
                 // entity): the belief must hold for the refusal to stand.
                 let info = self.collection_info(&write.collection)?;
@@ -937,6 +949,14 @@ extern "C" {
 
 fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
+}
+
+/// `value` as JSON text in `buffer`, which it replaces: no allocation once the
+/// buffer has grown to the size of the docs.
+fn encode_into<'b, T: serde::Serialize>(buffer: &'b mut Vec<u8>, value: &T, what: &str) -> Result<&'b str> {
+    buffer.clear();
+    serde_json::to_writer(&mut *buffer, value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))?;
+    std::str::from_utf8(buffer).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
 }
 
 /// The `ix` object of an entity's record: the key of each declared index it has one for.

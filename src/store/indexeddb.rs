@@ -8,10 +8,10 @@
 //! the next. Neither pays for a listener closure per request. Where the engine
 //! keeps a transaction atomic after `commit()` (Chromium and WebKit; not
 //! Firefox, found out at open), a write commits as soon as no check can abort
-//! it, sparing a round trip. Other reads go through `indexed_db_futures`. Schema upgrades use
-//! web-sys directly, because an upgrade must reach the `versionchange`
-//! transaction (to add an index to an existing object store), which that
-//! crate's upgrade callback does not expose.
+//! it, sparing a round trip. Other reads go through `indexed_db_futures`.
+//! Schema upgrades use web-sys directly, because an upgrade must reach the
+//! `versionchange` transaction (to add an index to an existing object store),
+//! which that crate's upgrade callback does not expose.
 //!
 //! Writes are checked rather than preceded by a read. The store remembers, per
 //! entity, the doc it last saw stored (`known`: filled by `load`, updated by every

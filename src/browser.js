@@ -80,11 +80,13 @@ export class RecordCache {
 
   /**
    * Takes the store's own map of the docs it last saw stored (id -> JSON
-   * text), filled at open. It is not copied: an entity whose doc changes there
-   * later has changed in the mirror first, and been evicted.
+   * text), filled at open, and the records built while loading. The docs are
+   * not copied: an entity whose doc changes there later has changed in the
+   * mirror first, and been evicted.
    */
-  seed(docs) {
+  seed(docs, records) {
     this.docs = docs;
+    this.records = records;
   }
 
   /** The record of `id`; undefined for a tombstone unless `includeDeleted`; null if not cached. */
@@ -163,24 +165,32 @@ function jsonArray(docs) {
   return bytes.subarray(0, at);
 }
 
-/** How many records `Loader` asks IndexedDB for at a time. */
+/** The most records `Loader` asks IndexedDB for at a time. */
 const LOAD_CHUNK = 4000;
+/** How much smaller each chunk of a store is than the one before. */
+const LOAD_SHRINK = 0.75;
+/** The fewest records a chunk asks for, but for a store's last. */
+const LOAD_TAIL = 500;
 
 /**
- * Reads every record of `stores` in one transaction, `LOAD_CHUNK` records per
- * request, and hands them over chunk by chunk: each chunk's docs as one JSON
- * array in UTF-8. The request for the next chunk is made before a chunk is
- * handed over, so IndexedDB reads it while Rust parses this one. Refills each
- * `known` map (id -> doc text) on the way.
+ * Reads every record of `stores` in one transaction, chunk by chunk, and hands
+ * each chunk's docs over as one JSON array in UTF-8. The request for the next
+ * chunk is made before a chunk is handed over, so IndexedDB reads it while Rust
+ * parses this one and the records reads will give are built (`records` maps, id
+ * -> record): most first reads after open then find their record built. Chunks
+ * shrink towards a store's end (each store is counted first), so that little
+ * is left to do once the last one arrives. Refills each `known` map (id -> doc
+ * text) on the way.
  */
 export class Loader {
-  constructor(db, stores, known) {
+  constructor(db, stores, known, records) {
     this.tx = db.transaction(stores, "readonly");
     this.stores = stores;
     this.known = known;
+    this.records = records;
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
-    this.request(0, null);
+    this.request(0, null, 0, 0);
   }
 
   /** Resolves with the next chunk, `{ store, json }` (`store`: an index into `stores`), or null after the last. */
@@ -188,29 +198,66 @@ export class Loader {
     return this.chunks.shift() ?? Promise.resolve(null);
   }
 
-  request(store, after) {
+  /**
+   * Asks for the next chunk of `store`: the records after key `after` (from the
+   * first, counting them, when null), `left` of them not read yet, the chunk
+   * before holding `previous`.
+   */
+  request(store, after, left, previous) {
     if (store === this.stores.length) return;
-    if (after === null) this.known[store].clear();
-    const range = after === null ? null : IDBKeyRange.lowerBound(after, true);
-    const read = this.tx.objectStore(this.stores[store]).getAll(range, LOAD_CHUNK);
+    const objectStore = this.tx.objectStore(this.stores[store]);
     const chunk = new Promise((resolve, reject) => {
-      read.onsuccess = () => {
-        const records = read.result;
-        const full = records.length === LOAD_CHUNK;
-        this.request(full ? store : store + 1, full ? records[records.length - 1].id : null);
-        const docs = new Array(records.length);
-        const known = this.known[store];
-        for (let j = 0; j < records.length; j++) {
-          docs[j] = docText(records[j]);
-          known.set(records[j].id, docs[j]);
-        }
-        resolve({ store, json: jsonArray(docs) });
+      const fail = (request) => () => reject(request.error ?? abortError(this.tx));
+      const read = (left, size) => {
+        const request = objectStore.getAll(after === null ? null : IDBKeyRange.lowerBound(after, true), size);
+        request.onsuccess = () => {
+          const records = request.result;
+          left -= records.length;
+          const more = records.length === size && left > 0;
+          if (more) this.request(store, records[records.length - 1].id, left, size);
+          else this.request(store + 1, null, 0, 0);
+          resolve(this.take(store, records, more));
+        };
+        request.onerror = fail(request);
       };
-      read.onerror = () => reject(read.error ?? abortError(this.tx));
+      if (after !== null) return read(left, chunkSize(left, previous));
+      this.known[store].clear();
+      this.records[store].clear();
+      const count = objectStore.count();
+      count.onsuccess = () => {
+        // `getAll` with a count of 0 reads everything: an empty store reads nothing.
+        if (count.result > 0) return read(count.result, chunkSize(count.result, 0));
+        this.request(store + 1, null, 0, 0);
+        resolve({ store, json: jsonArray([]) });
+      };
+      count.onerror = fail(count);
     });
     chunk.catch(() => {}); // a failure is reported when the chunk is taken
     this.chunks.push(chunk);
   }
+
+  /**
+   * Keeps the docs of `records` and, if IndexedDB is reading more meanwhile
+   * (`build`), builds their records; the chunk for Rust.
+   */
+  take(store, records, build) {
+    const docs = new Array(records.length);
+    const known = this.known[store];
+    const built = this.records[store];
+    for (let j = 0; j < records.length; j++) {
+      docs[j] = docText(records[j]);
+      known.set(records[j].id, docs[j]);
+    }
+    const chunk = { store, json: jsonArray(docs) };
+    if (build) for (let j = 0; j < records.length; j++) built.set(records[j].id, recordOfDoc(docs[j]));
+    return chunk;
+  }
+}
+
+/** How many records to ask for next, `left` being unread and `previous` the last chunk's size (0: none yet). */
+function chunkSize(left, previous) {
+  const size = previous === 0 ? LOAD_CHUNK : Math.max(LOAD_TAIL, Math.floor(previous * LOAD_SHRINK));
+  return left - size < LOAD_TAIL ? left : size;
 }
 
 export function beginWrite(db, stores) { return db.transaction(stores, "readwrite"); }

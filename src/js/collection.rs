@@ -21,7 +21,7 @@ extern "C" {
     #[wasm_bindgen(constructor)]
     pub fn new() -> RecordCache;
     #[wasm_bindgen(method)]
-    pub fn seed(this: &RecordCache, docs: &js_sys::Map);
+    pub fn seed(this: &RecordCache, docs: &js_sys::Map, records: &js_sys::Map);
     #[wasm_bindgen(method)]
     fn get(this: &RecordCache, id: &JsValue, include_deleted: bool) -> JsValue;
     #[wasm_bindgen(method, js_name = get)]

@@ -45,8 +45,9 @@ impl Tideway {
             .await
             .map_err(|e| to_js(&e))?;
         for (collection, cache) in caches.iter() {
-            if let Some(docs) = repository.store().stored_docs(collection) {
-                cache.seed(&docs);
+            let store = repository.store();
+            if let (Some(docs), Some(records)) = (store.stored_docs(collection), store.take_loaded_records(collection)) {
+                cache.seed(&docs, &records);
             }
         }
         let syncer = match sync {

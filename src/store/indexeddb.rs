@@ -165,6 +165,9 @@ struct CollectionInfo {
     index_fields: Vec<(IndexSpec, JsValue)>,
     /// A JS `Map`: entity id → the doc (JSON text) this connection last saw stored.
     known: Map,
+    /// A JS `Map`: entity id → the record (as reads return it) built while
+    /// loading, for the JS layer to take (see `Loader` in `src/browser.js`).
+    records: RefCell<Map>,
 }
 
 impl IdbStore {
@@ -204,7 +207,12 @@ impl IdbStore {
             .map(|(name, collection)| {
                 let index_fields =
                     collection.indexes.iter().map(|index| (index.clone(), index_field(&index.name).into())).collect();
-                let info = CollectionInfo { store: entity_store(name).into(), index_fields, known: Map::new() };
+                let info = CollectionInfo {
+                    store: entity_store(name).into(),
+                    index_fields,
+                    known: Map::new(),
+                    records: RefCell::new(Map::new()),
+                };
                 (name.clone(), info)
             })
             .collect();
@@ -228,6 +236,12 @@ impl IdbStore {
     /// records from them.
     pub fn stored_docs(&self, collection: &str) -> Option<Map> {
         self.collections.get(collection).map(|info| info.known.clone())
+    }
+
+    /// The records `load` built, from its docs, while IndexedDB read the next
+    /// ones (id → frozen record), handed over once: the store keeps none.
+    pub fn take_loaded_records(&self, collection: &str) -> Option<Map> {
+        self.collections.get(collection).map(|info| info.records.replace(Map::new()))
     }
 
     /// Deletes a database by name.
@@ -602,9 +616,10 @@ impl Store for IdbStore {
         let names: &Vec<&String> = &self.collections.keys().collect();
         let stores: &Array = &self.collections.values().map(|info| info.store.clone()).collect();
         let known: &Array = &self.collections.values().map(|info| info.known.clone()).collect();
+        let records: &Array = &self.collections.values().map(|info| info.records.borrow().clone()).collect();
         let loaded = self
             .idempotent(|connection| async move {
-                let loader = Loader::new(connection.sys(), stores, known).map_err(|e| js_error(&e))?;
+                let loader = Loader::new(connection.sys(), stores, known, records).map_err(|e| js_error(&e))?;
                 let mut loaded: Vec<Vec<Entity>> = names.iter().map(|_| Vec::new()).collect();
                 loop {
                     let chunk = JsFuture::from(loader.next()).await.map_err(|e| js_error(&e))?;
@@ -779,6 +794,10 @@ impl Store for IdbStore {
         if closed.is_none() {
             *closed = Some("the database was closed with close()".to_owned());
             self.connection().sys().close();
+            // No write will be checked against them any more.
+            for info in self.collections.values() {
+                info.known.clear();
+            }
         }
     }
 }
@@ -902,7 +921,7 @@ extern "C" {
     fn make_entity_record(id: &str, doc: &str, ix: &Object) -> JsValue;
     type Loader;
     #[wasm_bindgen(constructor, catch)]
-    fn new(db: &web_sys::IdbDatabase, stores: &Array, known: &Array) -> std::result::Result<Loader, JsValue>;
+    fn new(db: &web_sys::IdbDatabase, stores: &Array, known: &Array, records: &Array) -> std::result::Result<Loader, JsValue>;
     #[wasm_bindgen(method)]
     fn next(this: &Loader) -> js_sys::Promise;
 

@@ -19,7 +19,8 @@ macro_rules! browser_tests {
             a_write_cut_off_before_commit_is_stored_once a_write_cut_off_after_commit_is_not_stored_twice
             a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors
             bulk_put_answers_the_records_get_gives a_write_on_a_stale_entity_is_computed_on_what_is_stored
-            early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once);
+            early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
+            records_built_while_loading_are_the_records_reads_give);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -354,6 +355,38 @@ fn field(value: &JsValue, path: &str) -> JsValue {
 async fn open(name: &str) -> Tideway {
     let options = js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{"indexes": ["updatedAt", "title"]}}}}}}"#));
     Tideway::open(options).await.expect("open")
+}
+
+/// Open builds the records of most entities while IndexedDB reads the next
+/// ones: those records are the very ones a read built from the mirror would
+/// give, frozen, and a write replaces them.
+pub async fn records_built_while_loading_are_the_records_reads_give() {
+    let name = format!("records-at-load-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let entries: js_sys::Array = (0..4500)
+        .map(|i| js(&format!(r#"{{"id": "n{i:04}", "data": {{"title": "note {i}", "tags": ["a", {{"n": {i}}}], "x": 0.1}}}}"#)))
+        .collect();
+    let written: js_sys::Array = settle(notes.bulk_put(entries.into())).await.expect("bulkPut").unchecked_into();
+    settle(db.close()).await.unwrap();
+
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let json = |value: &JsValue| js_sys::JSON::stringify(value).unwrap().as_string().unwrap();
+    let frozen = |value: &JsValue| js_sys::Object::is_frozen(value.unchecked_ref::<js_sys::Object>());
+    // n0000 is in the first chunk (built while loading), n4499 in the last (built on first read).
+    for i in [0, 1, 3999, 4000, 4499] {
+        let id = format!("n{i:04}");
+        let record = notes.get(id.clone().into(), JsValue::UNDEFINED).unwrap();
+        assert_eq!(json(&record), json(&written.get(i)), "{id}");
+        assert!(frozen(&record) && frozen(&field(&record, "data.tags")) && frozen(&field(&record, "meta")), "{id}");
+    }
+    settle(notes.patch("n0001".into(), js(r#"{"title": "changed"}"#))).await.expect("patch");
+    let changed = notes.get("n0001".into(), JsValue::UNDEFINED).unwrap();
+    assert_eq!(field(&changed, "data.title").as_string().as_deref(), Some("changed"));
+    assert_eq!(field(&notes.all().unwrap().get(1), "data.title").as_string().as_deref(), Some("changed"));
+    settle(db.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
 pub async fn js_api_round_trip() {

@@ -16,6 +16,10 @@ export function deepFreeze(value) {
   }
   return value;
 }
+export function deepFreezeEach(array) {
+  for (const item of array) deepFreeze(item);
+  return array;
+}
 export function isPlainObject(value) {
   if (value === null || typeof value !== 'object') return false;
   const proto = Object.getPrototypeOf(value);

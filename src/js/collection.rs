@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, string_from_js, Options};
+use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, records_to_js, string_from_js, Options};
 use super::database::Repo;
 use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
@@ -130,8 +130,6 @@ impl Collection {
     }
 
     /// Creates or replaces many entities in one transaction: all or none.
-    /// Resolves with their ids, in order: their records are a `get` away,
-    /// and building thousands nobody reads would cost a good part of the write.
     #[wasm_bindgen(js_name = bulkPut)]
     pub fn bulk_put(&self, entries: JsValue) -> Promise {
         if !Array::is_array(&entries) {
@@ -149,8 +147,7 @@ impl Collection {
             .collect::<JsResult<Vec<_>>>();
         match parsed {
             Ok(entries) => {
-                let ids = |entities: Vec<Entity>| entities.iter().map(|e| JsValue::from_str(&e.id)).collect::<Array>().into();
-                promise(self.repository.put_many(&self.name, entries), ids)
+                promise(self.repository.put_many(&self.name, entries), |entities: Vec<Entity>| records_to_js(&entities).into())
             }
             Err(error) => rejected(error),
         }

@@ -295,8 +295,8 @@ export interface Collection<T extends Data = Data> {
   query(options?: QueryOptions): EntityRecord<T>[];
   /** Creates or replaces. Reads see it at once; resolves once it and its outbox entry are durable. */
   put(data: T, options?: PutOptions): Promise<EntityRecord<T>>;
-  /** Creates or replaces many entities in one transaction: all or none. Resolves with their ids, in order (each record is a `get` away). */
-  bulkPut(entries: Array<{ id?: string; data: T }>): Promise<string[]>;
+  /** Creates or replaces many entities in one transaction: all or none. */
+  bulkPut(entries: Array<{ id?: string; data: T }>): Promise<EntityRecord<T>[]>;
   /** Changes some fields; a field set to `null` is removed. */
   patch(id: string, fields: Partial<{ [K in keyof T]: T[K] | null }>): Promise<EntityRecord<T>>;
   /** Deletes, leaving a tombstone that syncs the delete. */

@@ -56,7 +56,7 @@ pub fn assert_global_scope(expected: &str) {
 /// its connection, and its later calls say why with `DatabaseClosed`.
 pub async fn upgrade_from_another_connection_closes_this_one() {
     let name = format!("upgrade-elsewhere-{}", uuid::Uuid::new_v4());
-    let old = Schema::new([("notes", vec!["title"])]).unwrap();
+    let old = notes_schema();
     let first = IdbStore::open(&name, old).await.expect("open");
     let put = Write { collection: "notes".into(), id: "a".into(), op: Op::Put, data: Some(Data::new()), at: 1.0 };
     first.apply(&[put]).await.expect("write before the upgrade");
@@ -83,9 +83,14 @@ fn patch(id: &str, fields: serde_json::Value) -> Write {
     Write { collection: "notes".into(), id: id.into(), op: Op::Patch, data: Some(data), at: 1.0 }
 }
 
+/// The schema of the store checks: one `notes` collection, indexed by title.
+fn notes_schema() -> Schema {
+    Schema::new([("notes", vec!["title"])]).unwrap()
+}
+
 async fn open_store(test: &str) -> (String, IdbStore) {
     let name = format!("{test}-{}", uuid::Uuid::new_v4());
-    let store = IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("open");
+    let store = IdbStore::open(&name, notes_schema()).await.expect("open");
     (name, store)
 }
 
@@ -115,7 +120,7 @@ pub async fn a_lost_connection_is_opened_again() {
     assert_eq!(outbox.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
 
     store.close();
-    let again = IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("reopen");
+    let again = IdbStore::open(&name, notes_schema()).await.expect("reopen");
     assert_eq!(again.load().await.unwrap().collections[0].1.len(), 2, "both writes are durable");
     again.close();
     IdbStore::delete(&name).await.expect("delete the database");
@@ -178,7 +183,7 @@ pub async fn a_deleted_database_is_not_created_again() {
     }
     assert!(matches!(store.apply(&[put("b", "second")]).await, Err(Error::DatabaseClosed(_))));
 
-    let again = IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("open anew");
+    let again = IdbStore::open(&name, notes_schema()).await.expect("open anew");
     let snapshot = again.load().await.unwrap();
     assert!(snapshot.collections[0].1.is_empty(), "nothing was written after the deletion");
     assert_ne!(snapshot.client_id, client_id, "a new database, with a new client id");
@@ -193,8 +198,7 @@ pub async fn a_deleted_database_is_not_created_again() {
 pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
     let (name, mine) = open_store("stale-write").await;
     mine.apply(&[put("a", "first")]).await.expect("write");
-    let theirs =
-        IdbStore::open(&name, Schema::new([("notes", vec!["title"])]).unwrap()).await.expect("a second connection");
+    let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
     theirs.load().await.expect("load: a is \"first\", b and c do not exist");
 
     mine.apply(&[patch("a", serde_json::json!({ "body": "mine" })), put("b", "mine"), put("c", "mine")])

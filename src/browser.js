@@ -247,10 +247,9 @@ export class Loader {
     for (let j = 0; j < records.length; j++) {
       docs[j] = docText(records[j]);
       known.set(records[j].id, docs[j]);
+      if (build) built.set(records[j].id, recordOfDoc(docs[j]));
     }
-    const chunk = { store, json: jsonArray(docs) };
-    if (build) for (let j = 0; j < records.length; j++) built.set(records[j].id, recordOfDoc(docs[j]));
-    return chunk;
+    return { store, json: jsonArray(docs) };
   }
 }
 

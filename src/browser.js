@@ -25,6 +25,61 @@ export function isPlainObject(value) {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
+
+/**
+ * `bulkPut`'s entries as one JSON text, `[[id or null, data], ...]`, when
+ * every entry is `{ id?, data }` with a string id (if any) and data that JSON
+ * holds exactly: what `data_from_js` in Rust accepts, as it would read it.
+ * Otherwise null: the entries are then read one by one, which says what is
+ * wrong.
+ */
+export function entriesJson(entries, maxDepth) {
+  const pairs = new Array(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    if (!isPlainObject(entry) || typeof entry.toJSON === "function") return null;
+    for (const key of Object.keys(entry)) if (key !== "id" && key !== "data") return null;
+    const { id, data } = entry;
+    if ((id !== undefined && typeof id !== "string") || !isPlainObject(data) || !isExactJson(data, 1, maxDepth)) return null;
+    pairs[i] = [id ?? null, data];
+  }
+  return JSON.stringify(pairs);
+}
+
+/**
+ * Whether JSON text holds `value` as `json_from_js` reads it: plain objects
+ * (fields holding undefined left out), arrays without undefined, strings,
+ * booleans, null, and finite numbers other than integers too large to be
+ * exact, nested at most `maxDepth` deep. Nothing may have a toJSON of its own.
+ */
+function isExactJson(value, depth, maxDepth) {
+  if (depth > maxDepth) return false;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value) && (Number.isSafeInteger(value) || !Number.isInteger(value));
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (typeof value.toJSON === "function") return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (value[i] === undefined || !isExactJson(value[i], depth + 1, maxDepth)) return false;
+    }
+    return true;
+  }
+  if (!isPlainObject(value)) return false;
+  for (const key of Object.keys(value)) {
+    const item = value[key];
+    if (item !== undefined && !isExactJson(item, depth + 1, maxDepth)) return false;
+  }
+  return true;
+}
 export function typeName(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -107,9 +162,9 @@ export class RecordCache {
     this.records.set(id, record);
   }
 
-  /** Forgets `id`: its entity changed in the mirror. */
-  evict(id) {
-    this.records.set(id, null);
+  /** Forgets the entities of `ids` (joined by NUL): they changed in the mirror. */
+  evict(ids) {
+    for (const id of ids.split("\0")) this.records.set(id, null);
   }
 
   /** Forgets everything: the database was closed. */
@@ -138,7 +193,13 @@ function abortError(tx) {
 
 export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
 
-export function knownDoc(known, id) { return known.get(id); }
+/** What separates the strings Rust packs into one text (see `Outgoing` in src/store/indexeddb.rs). */
+const SEPARATOR = "\0";
+
+/** For each of `ids` (one text), the doc the `known` map at the same place in `positions` holds. */
+export function knownDocs(knowns, positions, ids) {
+  return ids.split(SEPARATOR).map((id, i) => knowns[positions[i]].get(id));
+}
 
 /**
  * `docs` as one JSON array in UTF-8, each encoded natively straight into
@@ -330,91 +391,150 @@ export function readDocs(tx, stores, known, ids) {
   });
 }
 
-/** The records of one `apply`, sent in one go by `run`. */
+/** What a write of `WriteBatch.send` does: `op & KIND`. */
+const KIND = 3;
+/** Writes an entity. */
+const WRITE = 0;
+/**
+ * Writes an entity that must still be stored as `known` says: if `known` has
+ * no doc for it, it is added (which fails if it exists); otherwise it is read
+ * just before the put and compared.
+ */
+const CHECKED_WRITE = 1;
+/** Checks, without writing, that `known` is right about one entity. */
+const CHECK = 2;
+
+/**
+ * The records of one `apply`, in one transaction. Rust computes them a few
+ * hundred writes at a time and hands each run over to `send`, so that
+ * IndexedDB works on the first requests while the next ones are computed;
+ * `run` then waits for the outcome.
+ */
 export class WriteBatch {
-  constructor() {
+  /**
+   * `stores` and `knowns`: each collection's object store name and map of the
+   * docs last seen stored (id -> JSON text). `fault` makes the transaction
+   * fail on purpose, for tests: "constraint", "lost-before-commit",
+   * "lost-after-commit".
+   */
+  constructor(tx, fault, stores, knowns) {
+    this.tx = tx;
+    this.fault = fault;
+    this.stores = stores;
+    this.knowns = knowns;
+    /** The entity records written, each `{ store, known, record }`. */
     this.entities = [];
-    this.checks = [];
     this.mutations = [];
+    /** The outbox requests, whose results are the mutations' keys. */
+    this.appends = [];
+    /** Check reads sent and not yet answered. */
+    this.reads = 0;
+    /** Whether a check failed: the transaction is then aborted. */
+    this.stale = false;
+    /** Whether `run` was called: nothing more will be sent. */
+    this.sealed = false;
+    /**
+     * Where the engine keeps a transaction atomic after `commit()` (see
+     * `probeEarlyCommit`), it is committed as soon as no check can still
+     * abort it: once sealed, at once when there are no reads to compare, else
+     * once the last one matched. That spares the round trip in which the
+     * browser would first report every request's success to the page.
+     */
+    this.early = earlyCommit && fault !== "lost-before-commit";
+    // A failed request's error event reaches the transaction: one listener for all.
+    tx.addEventListener("error", (event) => {
+      const { error, source } = event.target;
+      // Only the add of an entity believed missing fails so: it exists after all.
+      if (error?.name === "ConstraintError" && stores.includes(source?.name)) this.stale = true;
+    });
   }
 
   /**
-   * Writes an entity. With `check`, the entity must still be stored as `known`
-   * says: if `known` has no doc for it, it is added (which fails if it exists);
-   * otherwise it is read just before the put and compared.
-   */
-  entity(store, known, id, doc, ix, check) {
-    const expected = check ? known.get(id) : undefined;
-    this.entities.push({ store, known, record: { id, doc, ix }, check, expected });
-  }
-
-  /** Checks, without writing, that `known` is right about one entity. */
-  check(store, known, id) {
-    this.checks.push({ store, id, expected: known.get(id) });
-  }
-
-  mutation(doc) {
-    this.mutations.push({ doc });
-  }
-
-  /**
-   * Resolves with the outbox keys once committed, or with null when a check
-   * failed (the transaction is then aborted and nothing was written). Rejects
-   * when the transaction fails for any other reason. `fault` makes it fail on
-   * purpose, for tests: "constraint", "lost-before-commit", "lost-after-commit".
+   * Sends a run of writes. Per write, `ops[i] >> 2` is its collection (an
+   * index into `stores` and `knowns`) and `ops[i] & KIND` what it does.
+   * `entities` holds, separated by NUL, each write's id and, unless it is a
+   * CHECK, the entity's doc; `mutations` each entity write's mutation doc,
+   * then the `ix` of every entity write as one JSON array.
    *
-   * Where the engine keeps a transaction atomic after `commit()` (see
-   * `probeEarlyCommit`), the transaction is committed as soon as no check can
-   * still abort it: at once when there are no reads to compare, else once the
-   * last one matched. That spares the round trip in which the browser would
-   * first report every request's success to the page.
+   * The docs are slices of `entities`, which the `known` maps keep once the
+   * batch is stored; it holds nothing else they do not keep (the ids are
+   * their keys).
+   *
+   * Check reads go first, so each sees its entity as stored before the batch:
+   * a check is only ever made for an entity's first write in the batch, so no
+   * write sent earlier touched that entity.
    */
-  run(tx, fault) {
-    const early = earlyCommit && fault !== "lost-before-commit";
-    let stale = false;
-    let reads = 0;
+  send(entities, mutations, ops) {
+    const { tx } = this;
+    const texts = entities.split(SEPARATOR);
+    const docs = mutations.split(SEPARATOR);
+    const ixs = JSON.parse(docs.pop());
     const expect = (store, id, expected) => {
-      reads++;
-      const read = store.get(id);
+      this.reads++;
+      const read = tx.objectStore(store).get(id);
       read.onsuccess = () => {
-        if (stale) return;
+        if (this.stale) return;
         if (docText(read.result) !== expected) {
-          stale = true;
+          this.stale = true;
           tx.abort();
-        } else if (--reads === 0 && early) {
+        } else if (--this.reads === 0 && this.early && this.sealed) {
           tx.commit();
         }
       };
     };
-    // Every check reads before any write, so each sees the entity as stored before the batch.
-    for (const { store, id, expected } of this.checks) expect(tx.objectStore(store), id, expected);
-    for (const { store, record, check, expected } of this.entities) {
-      if (check && expected !== undefined) expect(tx.objectStore(store), record.id, expected);
-    }
-    for (const { store, record, check, expected } of this.entities) {
-      const objectStore = tx.objectStore(store);
-      if (check && expected === undefined) {
-        objectStore.add(record).onerror = (event) => {
-          if (event.target.error && event.target.error.name === "ConstraintError") stale = true;
-        };
-      } else {
-        objectStore.put(record);
+    const writes = [];
+    let t = 0;
+    for (const op of ops) {
+      const store = this.stores[op >> 2];
+      const known = this.knowns[op >> 2];
+      const id = texts[t++];
+      if ((op & KIND) === CHECK) {
+        expect(store, id, known.get(id));
+        continue;
       }
+      const entity = { store, known, record: { id, doc: texts[t++], ix: ixs[writes.length] } };
+      const check = (op & KIND) === CHECKED_WRITE;
+      if (check && known.has(id)) expect(store, id, known.get(id));
+      writes.push({ entity, add: check && !known.has(id) });
+      this.entities.push(entity);
+    }
+    for (const { entity: { store, record }, add } of writes) {
+      if (add) tx.objectStore(store).add(record);
+      else tx.objectStore(store).put(record);
     }
     const outbox = tx.objectStore("outbox");
-    const appends = this.mutations.map((mutation) => outbox.add(mutation));
+    for (const doc of docs) {
+      const mutation = { doc };
+      this.mutations.push(mutation);
+      this.appends.push(outbox.add(mutation));
+    }
+  }
+
+  /** Gives up before `run`: aborts the transaction, which then writes nothing. */
+  abandon() {
+    this.tx.abort();
+  }
+
+  /**
+   * Resolves with the outbox keys once committed, or with null
+   * when a check failed (the transaction is then aborted and nothing was
+   * written). Rejects when the transaction fails for any other reason.
+   */
+  run() {
+    const { tx, fault } = this;
+    this.sealed = true;
     // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
     if (fault === "constraint") tx.objectStore("meta").add("duplicate", "clientId");
-    if (reads === 0 && early) tx.commit();
+    if (this.reads === 0 && this.early) tx.commit();
     return new Promise((resolve, reject) => {
       tx.oncomplete = () => {
         if (fault === "lost-after-commit") return reject(loseConnection(tx));
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
-        resolve(appends.map((append) => append.result));
+        resolve(this.appends.map((append) => append.result));
       };
       tx.onabort = () => {
         if (fault === "lost-before-commit") reject(loseConnection(tx));
-        else if (stale) resolve(null);
+        else if (this.stale) resolve(null);
         else reject(abortError(tx));
       };
       if (fault === "lost-before-commit") tx.abort();

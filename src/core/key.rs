@@ -9,9 +9,12 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 
+use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone)]
+/// Serializes as the JSON value it was made from (a number, a string, an array).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
 pub enum IndexKey {
     Number(f64),
     String(String),

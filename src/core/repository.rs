@@ -48,8 +48,9 @@ pub struct Change {
 /// Called with every batch of committed changes.
 pub type Subscriber = Rc<dyn Fn(&[Change])>;
 
-/// Called synchronously whenever the mirror's view of an entity changes.
-pub type MirrorObserver = Box<dyn Fn(&str, &str)>;
+/// Called synchronously whenever the mirror's view of entities changes, with
+/// their (collection, id) pairs.
+pub type MirrorObserver = Box<dyn Fn(&[(&str, &str)])>;
 
 type Key = (String, String);
 
@@ -324,9 +325,7 @@ impl<S: Store + 'static> Repository<S> {
             for (write, entity) in writes.iter().zip(before) {
                 durable.entry((write.collection.clone(), write.id.clone())).or_insert(entity);
             }
-            for write in &writes {
-                self.observe(&write.collection, &write.id);
-            }
+            self.observe(writes.iter().map(|write| (write.collection.as_str(), write.id.as_str())));
             state.queue.callers.push((writes.len(), done));
             state.queue.writes.extend(writes);
         }
@@ -446,9 +445,7 @@ impl<S: Store + 'static> Repository<S> {
                 changes.push(Change { collection, id, entity, origin: Origin::Rollback(error) });
             }
         }
-        for (collection, id) in &changed {
-            self.observe(collection, id);
-        }
+        self.observe(changed.iter().map(|(collection, id)| (collection.as_str(), id.as_str())));
         let mut stored = stored.into_iter();
         for ((count, done), failure) in batch.callers.into_iter().zip(failures) {
             let entities: Vec<Entity> = stored.by_ref().take(count).filter_map(|(_, entity)| entity).collect();
@@ -461,15 +458,16 @@ impl<S: Store + 'static> Repository<S> {
 
     /// Tells the mirror observer, then the subscribers, of changes sync made to the mirror.
     fn publish(&self, changes: &[Change]) {
-        for change in changes {
-            self.observe(&change.collection, &change.id);
-        }
+        self.observe(changes.iter().map(|change| (change.collection.as_str(), change.id.as_str())));
         self.notify(changes);
     }
 
-    fn observe(&self, collection: &str, id: &str) {
+    fn observe<'k>(&self, changed: impl Iterator<Item = (&'k str, &'k str)>) {
         if let Some(observer) = &self.observer {
-            observer(collection, id);
+            let changed: Vec<(&str, &str)> = changed.collect();
+            if !changed.is_empty() {
+                observer(&changed);
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::convert::{data_from_js, invalid_type, query_from_js, record_to_js, records_to_js, string_from_js, Options};
+use super::convert::{data_from_js, entries_from_js, invalid_type, query_from_js, record_to_js, records_to_js, string_from_js, Options};
 use super::database::Repo;
 use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
@@ -28,8 +28,9 @@ extern "C" {
     fn get_by_str(this: &RecordCache, id: &str, include_deleted: bool) -> JsValue;
     #[wasm_bindgen(method)]
     fn set(this: &RecordCache, id: &str, record: &JsValue);
+    /// Forgets the entities of `ids`, joined by NUL.
     #[wasm_bindgen(method)]
-    pub fn evict(this: &RecordCache, id: &str);
+    pub fn evict(this: &RecordCache, ids: &str);
     #[wasm_bindgen(method)]
     pub fn clear(this: &RecordCache);
 }
@@ -132,20 +133,7 @@ impl Collection {
     /// Creates or replaces many entities in one transaction: all or none.
     #[wasm_bindgen(js_name = bulkPut)]
     pub fn bulk_put(&self, entries: JsValue) -> Promise {
-        if !Array::is_array(&entries) {
-            return rejected(invalid_type(&entries, "bulkPut takes an array of { id?, data }"));
-        }
-        let parsed = Array::from(&entries)
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| {
-                let what = format!("entries[{i}]");
-                let entry_options = Options::new(&entry, &what, &["id", "data"])?;
-                let data = entry_options.get("data").unwrap_or(JsValue::UNDEFINED);
-                Ok((entry_options.string("id")?, data_from_js(&data, &format!("{what}.data"))?))
-            })
-            .collect::<JsResult<Vec<_>>>();
-        match parsed {
+        match entries_from_js(&entries) {
             Ok(entries) => {
                 promise(self.repository.put_many(&self.name, entries), |entities: Vec<Entity>| records_to_js(&entities).into())
             }

@@ -21,6 +21,8 @@ extern "C" {
     fn is_plain_object(value: &JsValue) -> bool;
     #[wasm_bindgen(js_name = typeName)]
     fn type_name(value: &JsValue) -> String;
+    #[wasm_bindgen(js_name = entriesJson)]
+    fn entries_json(entries: &JsValue, max_depth: usize) -> Option<String>;
 }
 
 /// How deep a JS value is walked before it is refused (cycles end here too).
@@ -35,6 +37,40 @@ pub fn data_from_js(value: &JsValue, what: &str) -> JsResult<Data> {
         Value::Object(map) => Ok(map),
         _ => unreachable!("a plain object converts to a JSON object"),
     }
+}
+
+/// An entry of `bulkPut`: the id if one was given, and the data.
+pub type Entry = (Option<String>, Data);
+
+/// `bulkPut`'s entries, `[{ id?, data }]`.
+pub fn entries_from_js(entries: &JsValue) -> JsResult<Vec<Entry>> {
+    if !Array::is_array(entries) {
+        return Err(invalid_type(entries, "bulkPut takes an array of { id?, data }"));
+    }
+    entries_as_json(entries).map_or_else(|| entries_walked(entries), Ok)
+}
+
+/// The entries handed over as one JSON text, when JS finds that they are
+/// what [`entries_walked`] accepts and JSON holds them exactly: far fewer
+/// calls across the boundary than walking each one from Rust.
+#[doc(hidden)]
+pub fn entries_as_json(entries: &JsValue) -> Option<Vec<Entry>> {
+    serde_json::from_str(&entries_json(entries, MAX_DEPTH)?).ok()
+}
+
+/// The entries walked one by one, which names what is wrong.
+#[doc(hidden)]
+pub fn entries_walked(entries: &JsValue) -> JsResult<Vec<Entry>> {
+    Array::from(entries)
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let what = format!("entries[{i}]");
+            let options = Options::new(&entry, &what, &["id", "data"])?;
+            let data = options.get("data").unwrap_or(JsValue::UNDEFINED);
+            Ok((options.string("id")?, data_from_js(&data, &format!("{what}.data"))?))
+        })
+        .collect()
 }
 
 fn json_from_js(value: &JsValue, path: &str, depth: usize) -> JsResult<Value> {

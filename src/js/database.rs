@@ -36,9 +36,12 @@ impl Tideway {
         let caches: Rc<HashMap<String, RecordCache>> =
             Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
         let observed = caches.clone();
-        let evict = Box::new(move |collection: &str, id: &str| {
-            if let Some(cache) = observed.get(collection) {
-                cache.evict(id);
+        let evict = Box::new(move |changed: &[(&str, &str)]| {
+            for (collection, cache) in observed.iter() {
+                let ids: Vec<&str> = changed.iter().filter(|(c, _)| c == collection).map(|(_, id)| *id).collect();
+                if !ids.is_empty() {
+                    cache.evict(&ids.join("\0"));
+                }
             }
         });
         let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))

@@ -10,6 +10,8 @@ mod error;
 mod sync;
 
 pub use collection::Collection;
+#[doc(hidden)]
+pub use convert::{entries_as_json, entries_walked};
 pub use database::Tideway;
 
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]

@@ -66,6 +66,9 @@ pub struct IdbStore {
     connection: RefCell<Rc<Connection>>,
     schema: Schema,
     collections: HashMap<String, CollectionInfo>,
+    /// Each collection's object store name and `known` map, in `position` order.
+    stores: Array,
+    knowns: Array,
     client_id: String,
     /// Set when the app closed the store or it cannot go on (the database was
     /// upgraded elsewhere, or deleted); the reason.
@@ -107,6 +110,10 @@ impl Connection {
         self.sys().transaction_with_str(META_STORE).is_err()
     }
 }
+
+/// How many writes a batch computes before it sends their requests: IndexedDB
+/// stores the first ones while the next ones are computed.
+const SEND_EVERY: usize = 500;
 
 const UPGRADED_ELSEWHERE: &str = "another tab or worker upgraded the database; open it again";
 const DELETED: &str = "the browser deleted the database (the site's storage was cleared or evicted); \
@@ -159,15 +166,25 @@ impl From<Error> for Failed {
 
 /// What the store keeps per declared collection.
 struct CollectionInfo {
+    /// Where this collection is in `IdbStore::stores` and `IdbStore::knowns`.
+    position: u32,
     /// The object store's name, as a JS string made once.
     store: JsValue,
     /// Each declared index with the `ix` field holding its key.
-    index_fields: Vec<(IndexSpec, JsValue)>,
+    index_fields: Vec<IndexField>,
     /// A JS `Map`: entity id → the doc (JSON text) this connection last saw stored.
     known: Map,
     /// A JS `Map`: entity id → the record (as reads return it) built while
     /// loading, for the JS layer to take (see `Loader` in `src/browser.js`).
     records: RefCell<Map>,
+}
+
+/// A declared index and the field of a record's `ix` that holds its key.
+struct IndexField {
+    index: IndexSpec,
+    name: String,
+    /// `name` as a JS string made once.
+    js: JsValue,
 }
 
 impl IdbStore {
@@ -201,13 +218,21 @@ impl IdbStore {
         probe_early_commit(db.as_sys().unchecked_ref(), META_STORE, "clientId");
 
         let closed = Rc::new(RefCell::new(None));
-        let collections = schema
+        let infos: Vec<(String, CollectionInfo)> = schema
             .collections
             .iter()
-            .map(|(name, collection)| {
-                let index_fields =
-                    collection.indexes.iter().map(|index| (index.clone(), index_field(&index.name).into())).collect();
+            .enumerate()
+            .map(|(position, (name, collection))| {
+                let index_fields = collection
+                    .indexes
+                    .iter()
+                    .map(|index| {
+                        let name = index_field(&index.name);
+                        IndexField { index: index.clone(), js: JsValue::from_str(&name), name }
+                    })
+                    .collect();
                 let info = CollectionInfo {
+                    position: position as u32,
                     store: entity_store(name).into(),
                     index_fields,
                     known: Map::new(),
@@ -216,11 +241,15 @@ impl IdbStore {
                 (name.clone(), info)
             })
             .collect();
+        let stores = infos.iter().map(|(_, info)| info.store.clone()).collect();
+        let knowns = infos.iter().map(|(_, info)| JsValue::from(&info.known)).collect();
         let store = IdbStore {
             name: name.to_owned(),
             connection: RefCell::new(Connection::new(db, &closed)),
             schema,
-            collections,
+            collections: infos.into_iter().collect(),
+            stores,
+            knowns,
             client_id,
             closed,
             fault: Cell::new(None),
@@ -388,10 +417,26 @@ impl IdbStore {
     }
 
     /// Computes `writes` on `current` (each touched entity as believed or read
-    /// stored) and queues the records in `batch`. With `check`, the first
-    /// write to each entity also checks that the entity is still stored as
-    /// `known` says. Returns each write's outcome.
+    /// stored) and adds the records to `batch`, which sends them as it goes.
+    /// With `check`, the first write to each entity also checks that the
+    /// entity is still stored as `known` says. Returns each write's outcome;
+    /// on an error the batch is abandoned, having written nothing.
     fn prepare<'w>(
+        &self,
+        writes: &'w [Write],
+        current: HashMap<(&'w str, &'w str), Option<Entity>>,
+        batch: &WriteBatch,
+        check: bool,
+    ) -> Result<Vec<Result<Applied>>> {
+        let results = self.compute(writes, current, batch, check);
+        if results.is_err() {
+            batch.abandon();
+        }
+        results
+    }
+
+    /// `prepare`, but for abandoning the batch on an error.
+    fn compute<'w>(
         &self,
         writes: &'w [Write],
         mut current: HashMap<(&'w str, &'w str), Option<Entity>>,
@@ -404,30 +449,59 @@ impl IdbStore {
         let repeated = current.len() < writes.len();
         let mut checked: HashSet<(&'w str, &'w str)> = HashSet::new();
         let mut results = Vec::with_capacity(writes.len());
-        // Each doc is serialized into this one buffer and copied out to JS from there.
-        let mut buffer = Vec::with_capacity(1024);
+        let mut outgoing = Outgoing::default();
         for write in writes {
             let key = (write.collection.as_str(), write.id.as_str());
             let first = !repeated || checked.insert(key);
             let result = apply_write(current.get(&key).and_then(Option::as_ref), write);
             if let Ok(applied) = &result {
-                let info = self.collection_info(&write.collection)?;
-                let ix = index_keys(&applied.entity, &info.index_fields);
-                let doc = encode_into(&mut buffer, &applied.entity, "entity")?;
-                batch.entity(&info.store, &info.known, &write.id, doc, &ix, check && first);
-                batch.mutation(encode_into(&mut buffer, &applied.mutation, "mutation")?);
+                outgoing.write(self.collection_info(&write.collection)?, applied, check && first)?;
                 if repeated {
                     current.insert(key, Some(applied.entity.clone()));
                 }
             } else if check && first {
                 // Refused on what was believed (say, a patch of a missing
                 // entity): the belief must hold for the refusal to stand.
-                let info = self.collection_info(&write.collection)?;
-                batch.check(&info.store, &info.known, &write.id);
+                outgoing.check(self.collection_info(&write.collection)?, &write.id);
             }
             results.push(result);
+            if results.len() % SEND_EVERY == 0 {
+                outgoing.send(batch)?;
+            }
         }
+        outgoing.send(batch)?;
         Ok(results)
+    }
+
+    /// Each entity `writes` touch, as this connection last saw it stored.
+    fn believed<'w>(&self, writes: &'w [Write]) -> Result<HashMap<(&'w str, &'w str), Option<Entity>>> {
+        let mut believed = HashMap::with_capacity(writes.len());
+        let mut keys = Vec::with_capacity(writes.len());
+        let mut positions = Vec::with_capacity(writes.len());
+        let mut ids = String::new();
+        for write in writes {
+            let key = (write.collection.as_str(), write.id.as_str());
+            if let Entry::Vacant(slot) = believed.entry(key) {
+                slot.insert(None);
+                keys.push(key);
+                positions.push(self.collection_info(&write.collection)?.position);
+                if !ids.is_empty() {
+                    ids.push(SEPARATOR);
+                }
+                ids.push_str(&write.id);
+            }
+        }
+        if keys.is_empty() {
+            return Ok(believed);
+        }
+        // Most writes in a batch are to entities not stored yet: ask for all at once.
+        let docs = known_docs(&self.knowns, &positions, &ids);
+        for (i, key) in keys.into_iter().enumerate() {
+            if let Some(doc) = docs.get(i as u32).as_string() {
+                believed.insert(key, Some(parse_text(&doc, key.0)?));
+            }
+        }
+        Ok(believed)
     }
 
     /// The entity stores `writes` touch, plus the outbox (and `meta` when a
@@ -448,17 +522,11 @@ impl IdbStore {
     async fn write(&self, connection: &Connection, writes: &[Write]) -> std::result::Result<Vec<Result<Applied>>, Failed> {
         let fault = self.fault.take();
         let scope = self.write_scope(writes, fault == Some(Fault::Constraint));
-        let mut believed: HashMap<(&str, &str), Option<Entity>> = HashMap::new();
-        for write in writes {
-            let info = self.collection_info(&write.collection)?;
-            if let Entry::Vacant(slot) = believed.entry((write.collection.as_str(), write.id.as_str())) {
-                slot.insert(known_doc(&info.known, &write.id).map(|doc| parse_text(&doc, &write.collection)).transpose()?);
-            }
-        }
-        let batch = WriteBatch::new();
-        let results = self.prepare(writes, believed, &batch, true)?;
+        let believed = self.believed(writes)?;
         let tx = begin_write(connection.sys(), &scope).map_err(|e| js_error(&e))?;
-        match JsFuture::from(batch.run(&tx, Fault::as_js(fault))).await {
+        let batch = WriteBatch::new(&tx, Fault::as_js(fault), &self.stores, &self.knowns);
+        let results = self.prepare(writes, believed, &batch, true)?;
+        match JsFuture::from(batch.run()).await {
             Ok(stale) if stale.is_null() => {}
             Ok(mutation_ids) => return Ok(with_mutation_ids(results, &mutation_ids)),
             Err(error) => return Err(Failed { error: js_error(&error), sent: Some(Sent { batch, results }) }),
@@ -478,9 +546,9 @@ impl IdbStore {
         for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
             stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);
         }
-        let batch = WriteBatch::new();
+        let batch = WriteBatch::new(&tx, Fault::as_js(fault), &self.stores, &self.knowns);
         let results = self.prepare(writes, stored, &batch, false)?;
-        match JsFuture::from(batch.run(&tx, Fault::as_js(fault))).await {
+        match JsFuture::from(batch.run()).await {
             Ok(mutation_ids) => Ok(with_mutation_ids(results, &mutation_ids)),
             Err(error) => Err(Failed { error: js_error(&error), sent: Some(Sent { batch, results }) }),
         }
@@ -942,21 +1010,20 @@ extern "C" {
 
     type WriteBatch;
     #[wasm_bindgen(constructor)]
-    fn new() -> WriteBatch;
+    fn new(tx: &JsValue, fault: &str, stores: &Array, knowns: &Array) -> WriteBatch;
     #[wasm_bindgen(method)]
-    fn entity(this: &WriteBatch, store: &JsValue, known: &Map, id: &str, doc: &str, ix: &Object, check: bool);
+    fn send(this: &WriteBatch, entities: &str, mutations: &str, ops: &[u32]);
     #[wasm_bindgen(method)]
-    fn check(this: &WriteBatch, store: &JsValue, known: &Map, id: &str);
+    fn abandon(this: &WriteBatch);
     #[wasm_bindgen(method)]
-    fn mutation(this: &WriteBatch, doc: &str);
-    #[wasm_bindgen(method)]
-    fn run(this: &WriteBatch, tx: &JsValue, fault: &str) -> js_sys::Promise;
+    fn run(this: &WriteBatch) -> js_sys::Promise;
     #[wasm_bindgen(method)]
     fn outcome(this: &WriteBatch, tx: &JsValue) -> js_sys::Promise;
 
-    /// `known.get(id)`: the doc (JSON text) last seen stored, if any.
-    #[wasm_bindgen(js_name = knownDoc)]
-    fn known_doc(known: &Map, id: &str) -> Option<String>;
+    /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
+    /// `known` map at the same place in `positions` holds, or undefined.
+    #[wasm_bindgen(js_name = knownDocs)]
+    fn known_docs(knowns: &Array, positions: &[u32], ids: &str) -> Array;
 
     /// A stored record, read through direct property access.
     type StoredRecord;
@@ -970,24 +1037,104 @@ fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
 }
 
-/// `value` as JSON text in `buffer`, which it replaces: no allocation once the
-/// buffer has grown to the size of the docs.
-fn encode_into<'b, T: serde::Serialize>(buffer: &'b mut Vec<u8>, value: &T, what: &str) -> Result<&'b str> {
-    buffer.clear();
-    serde_json::to_writer(&mut *buffer, value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))?;
-    std::str::from_utf8(buffer).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
-}
-
 /// The `ix` object of an entity's record: the key of each declared index it has one for.
-fn index_keys(entity: &Entity, index_fields: &[(IndexSpec, JsValue)]) -> Object {
+fn index_keys(entity: &Entity, index_fields: &[IndexField]) -> Object {
     let ix = Object::new();
-    for (index, field) in index_fields {
-        if let Some(key) = index.key_of(entity) {
+    for field in index_fields {
+        if let Some(key) = field.index.key_of(entity) {
             // Setting a property on a plain object we just created cannot fail.
-            let _ = Reflect::set(&ix, field, &key_to_js(&key));
+            let _ = Reflect::set(&ix, &field.js, &key_to_js(&key));
         }
     }
     ix
+}
+
+/// What separates the strings `WriteBatch.send` and `knownDocs` take in one
+/// text: NUL, which neither an entity id nor JSON text holds.
+const SEPARATOR: char = '\0';
+
+/// A batch's writes computed since it last sent, packed for one call to
+/// `WriteBatch.send`: handing JS a few long strings costs far less than a few
+/// short ones per write.
+#[derive(Default)]
+struct Outgoing {
+    /// Per op, its id then, for a write, the entity's doc; separated by NUL.
+    entities: Vec<u8>,
+    /// The mutation docs, separated by NUL.
+    mutations: Vec<u8>,
+    /// The `ix` of each entity written, as a JSON array.
+    ix: Vec<u8>,
+    /// Per op, its collection's `position` shifted left by 2, ORed with
+    /// `WRITE`, `CHECKED_WRITE` or `CHECK` (their meaning is in `WriteBatch.send`).
+    ops: Vec<u32>,
+}
+
+const WRITE: u32 = 0;
+const CHECKED_WRITE: u32 = 1;
+const CHECK: u32 = 2;
+
+impl Outgoing {
+    fn write(&mut self, info: &CollectionInfo, applied: &Applied, check: bool) -> Result<()> {
+        let entity = &applied.entity;
+        self.op(info, if check { CHECKED_WRITE } else { WRITE }, &entity.id);
+        self.entities.push(SEPARATOR as u8);
+        json_into(&mut self.entities, entity, "an entity")?;
+        if !self.mutations.is_empty() {
+            self.mutations.push(SEPARATOR as u8);
+        }
+        json_into(&mut self.mutations, &applied.mutation, "a mutation")?;
+        self.ix.push(if self.ix.is_empty() { b'[' } else { b',' });
+        self.ix.push(b'{');
+        let mut first = true;
+        for field in &info.index_fields {
+            if let Some(key) = field.index.key_of(entity) {
+                if !std::mem::take(&mut first) {
+                    self.ix.push(b',');
+                }
+                json_into(&mut self.ix, &field.name, "an index name")?;
+                self.ix.push(b':');
+                json_into(&mut self.ix, &key, "an index key")?;
+            }
+        }
+        self.ix.push(b'}');
+        Ok(())
+    }
+
+    fn check(&mut self, info: &CollectionInfo, id: &str) {
+        self.op(info, CHECK, id);
+    }
+
+    fn op(&mut self, info: &CollectionInfo, kind: u32, id: &str) {
+        if !self.ops.is_empty() {
+            self.entities.push(SEPARATOR as u8);
+        }
+        self.entities.extend_from_slice(id.as_bytes());
+        self.ops.push(info.position << 2 | kind);
+    }
+
+    /// Hands what was computed to `batch`, which sends it, and starts afresh.
+    fn send(&mut self, batch: &WriteBatch) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        if !self.mutations.is_empty() {
+            self.mutations.push(SEPARATOR as u8);
+        }
+        self.mutations.extend_from_slice(if self.ix.is_empty() { b"[" } else { b"" });
+        self.mutations.append(&mut self.ix);
+        self.mutations.push(b']');
+        let text = |bytes| std::str::from_utf8(bytes).map_err(|e| Error::Storage(format!("cannot encode a write: {e}")));
+        batch.send(text(&self.entities)?, text(&self.mutations)?, &self.ops);
+        self.entities.clear();
+        self.mutations.clear();
+        self.ops.clear();
+        Ok(())
+    }
+}
+
+/// Appends `value` as JSON text to `buffer`.
+fn json_into<T: serde::Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T, what: &str) -> Result<()> {
+    serde_json::to_writer(buffer, value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
 }
 
 fn parse_text<T: serde::de::DeserializeOwned>(text: &str, place: &str) -> Result<T> {

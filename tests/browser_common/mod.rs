@@ -20,7 +20,8 @@ macro_rules! browser_tests {
             a_deleted_database_is_not_created_again js_api_round_trip js_api_bad_arguments_give_typed_errors
             bulk_put_answers_the_records_get_gives a_write_on_a_stale_entity_is_computed_on_what_is_stored
             early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
-            records_built_while_loading_are_the_records_reads_give);
+            records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
+            bulk_put_reads_entries_in_one_go_as_one_by_one);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -337,6 +338,92 @@ pub async fn bulk_put_answers_the_records_get_gives() {
     assert!(frozen(&tags) && frozen(&deep), "records are frozen all the way down");
     JsFuture::from(db.close()).await.expect("close");
     IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// A batch is sent to IndexedDB a few hundred writes at a time, while the rest
+/// are computed. A stale belief found in a later run still aborts the whole
+/// transaction: the batch is computed again and each write stored once.
+pub async fn a_batch_sent_in_runs_is_checked_and_written_whole() {
+    let (name, mine) = open_store("batch-in-runs").await;
+    mine.apply(&[put("stale", "first")]).await.expect("write");
+    let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load: only \"stale\" exists");
+    let notes = |from: usize, count: usize| (from..from + count).map(|i| put(&format!("n{i:04}"), "theirs")).collect::<Vec<_>>();
+
+    // A write checked against a doc that changed, far into the batch.
+    mine.apply(&[patch("stale", serde_json::json!({ "body": "mine" }))]).await.expect("write");
+    let mut writes = notes(0, 1200);
+    writes[1100] = patch("stale", serde_json::json!({ "title": "theirs" }));
+    let results = theirs.apply(&writes).await.expect("write on a stale belief");
+    assert!(results.iter().all(Result::is_ok), "each write applies to what is stored");
+    let stale = theirs.get("notes", "stale").await.unwrap().expect("stored");
+    assert_eq!(stale.data.get("body").and_then(|b| b.as_str()), Some("mine"), "the patch kept the other tab's change");
+    assert_eq!(title_of(Some(stale)), Some("theirs".into()));
+
+    // A write refused on the belief that its entity is missing, far into the batch.
+    mine.apply(&[put("missing", "mine")]).await.expect("write");
+    let mut writes = notes(1200, 800);
+    writes[700] = patch("missing", serde_json::json!({ "title": "theirs" }));
+    let results = theirs.apply(&writes).await.expect("write on a stale belief");
+    assert!(results.iter().all(Result::is_ok), "each write applies to what is stored");
+    assert_eq!(title_of(theirs.get("notes", "missing").await.unwrap()), Some("theirs".into()), "patched, not refused");
+
+    // A write of an entity believed missing that exists, far into the batch.
+    mine.apply(&[put("created", "mine")]).await.expect("write");
+    let mut writes = notes(2000, 700);
+    writes[600] = put("created", "theirs");
+    let results = theirs.apply(&writes).await.expect("write on a stale belief");
+    assert!(results.iter().all(Result::is_ok), "each write applies to what is stored");
+    let created = theirs.get("notes", "created").await.unwrap().expect("stored");
+    assert_eq!((title_of(Some(created.clone())), created.pending), (Some("theirs".into()), 2), "both puts are queued");
+
+    for id in ["n0000", "n0499", "n0500", "n1199", "n1200", "n1999", "n2000", "n2699"] {
+        let note = theirs.get("notes", id).await.unwrap().expect("stored");
+        assert_eq!(note.pending, 1, "{id} was written once");
+    }
+    assert_eq!(theirs.pending_count().await.unwrap(), 4 + 2700, "every write queued once");
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// `bulkPut` reads its entries in one go where JSON holds them exactly, and
+/// one by one otherwise: either way the same.
+pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
+    let exact = js_sys::eval(
+        r#"[
+            { id: "a", data: { s: "text é😀", n: 1, f: 0.1 + 0.2, negativeZero: -0, large: 2 ** 53 - 1, tiny: 1e-7,
+                               t: true, z: null, left: undefined, list: [1, "x", [null, { k: 1.5 }]],
+                               bare: Object.assign(Object.create(null), { p: 1 }) } },
+            { data: {} },
+            { id: undefined, data: { nested: { a: { b: { c: [[[]]] } } } } },
+        ]"#,
+    )
+    .unwrap();
+    let walked = tideway::js::entries_walked(&exact).expect("plain JSON");
+    assert_eq!(tideway::js::entries_as_json(&exact), Some(walked), "read in one go, exactly as walked");
+
+    // JSON would not hold these as they are walked (or they are wrong): they are walked.
+    for entries in [
+        "[{ data: { n: 2 ** 53 } }]",
+        "[{ data: { s: '\\ud800' } }]",
+        "[{ data: { when: new Date(0) } }]",
+        "[{ data: { list: [1, undefined] } }]",
+        "[{ data: { n: NaN } }]",
+        "[{ data: { own: { toJSON() { return 1; } } } }]",
+        "[{ data: { list: Object.assign([1], { toJSON: () => 2 }) } }]",
+        "[{ data: {} }, { data: [] }]",
+        "[{ id: 5, data: {} }]",
+        "[{ data: {}, extra: 1 }]",
+        "[{}]",
+        "[5]",
+    ] {
+        let entries = js_sys::eval(entries).unwrap();
+        assert_eq!(tideway::js::entries_as_json(&entries), None, "{entries:?}");
+    }
+    let deep = js_sys::eval("[{ data: { d: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }]").unwrap();
+    assert_eq!(tideway::js::entries_as_json(&deep), None, "deeper than data may nest");
+    assert!(tideway::js::entries_walked(&deep).is_err());
 }
 
 fn js(json: &str) -> JsValue {

@@ -40,10 +40,19 @@ export function entriesJson(entries, maxDepth) {
     if (!isPlainObject(entry) || typeof entry.toJSON === "function") return null;
     for (const key of Object.keys(entry)) if (key !== "id" && key !== "data") return null;
     const { id, data } = entry;
-    if ((id !== undefined && typeof id !== "string") || !isPlainObject(data) || !isExactJson(data, 1, maxDepth)) return null;
+    if ((id !== undefined && typeof id !== "string") || !isExactData(data, maxDepth)) return null;
     pairs[i] = [id ?? null, data];
   }
   return JSON.stringify(pairs);
+}
+
+/** An entity's data as JSON text, when `data_from_js` in Rust would accept it as JSON holds it; else null. */
+export function dataJson(data, maxDepth) {
+  return isExactData(data, maxDepth) ? JSON.stringify(data) : null;
+}
+
+function isExactData(data, maxDepth) {
+  return isPlainObject(data) && isExactJson(data, 1, maxDepth);
 }
 
 /**
@@ -320,7 +329,16 @@ function chunkSize(left, previous) {
   return left - size < LOAD_TAIL ? left : size;
 }
 
-export function beginWrite(db, stores) { return db.transaction(stores, "readwrite"); }
+/**
+ * Begins a write on the entity stores at `positions` in `stores`, the outbox
+ * and, with `meta`, the meta store.
+ */
+export function beginWrite(db, stores, positions, meta) {
+  const scope = Array.from(positions, (position) => stores[position]);
+  scope.push("outbox");
+  if (meta) scope.push("meta");
+  return db.transaction(scope, "readwrite");
+}
 
 /**
  * Whether a write transaction may be committed before its requests have
@@ -413,9 +431,9 @@ const CHECK = 2;
 export class WriteBatch {
   /**
    * `stores` and `knowns`: each collection's object store name and map of the
-   * docs last seen stored (id -> JSON text). `fault` makes the transaction
-   * fail on purpose, for tests: "constraint", "lost-before-commit",
-   * "lost-after-commit".
+   * docs last seen stored (id -> JSON text). `fault` (undefined but in
+   * tests) makes the transaction fail on purpose: "constraint",
+   * "lost-before-commit", "lost-after-commit".
    */
   constructor(tx, fault, stores, knowns) {
     this.tx = tx;

@@ -23,13 +23,25 @@ extern "C" {
     fn type_name(value: &JsValue) -> String;
     #[wasm_bindgen(js_name = entriesJson)]
     fn entries_json(entries: &JsValue, max_depth: usize) -> Option<String>;
+    #[wasm_bindgen(js_name = dataJson)]
+    fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
 }
 
 /// How deep a JS value is walked before it is refused (cycles end here too).
 const MAX_DEPTH: usize = tideway_protocol::MAX_DATA_DEPTH;
 
-/// An entity's data: a plain object of JSON values.
+/// An entity's data: a plain object of JSON values. Handed over as JSON text
+/// when JS finds that exact (see [`entries_as_json`]), else walked.
 pub fn data_from_js(value: &JsValue, what: &str) -> JsResult<Data> {
+    match data_json(value, MAX_DEPTH).and_then(|json| serde_json::from_str(&json).ok()) {
+        Some(data) => Ok(data),
+        None => data_walked(value, what),
+    }
+}
+
+/// [`data_from_js`], walking the value from Rust: this names what is wrong.
+#[doc(hidden)]
+pub fn data_walked(value: &JsValue, what: &str) -> JsResult<Data> {
     if !is_plain_object(value) {
         return Err(invalid(format!("{what} must be a plain object, got {}", type_name(value))));
     }
@@ -68,7 +80,7 @@ pub fn entries_walked(entries: &JsValue) -> JsResult<Vec<Entry>> {
             let what = format!("entries[{i}]");
             let options = Options::new(&entry, &what, &["id", "data"])?;
             let data = options.get("data").unwrap_or(JsValue::UNDEFINED);
-            Ok((options.string("id")?, data_from_js(&data, &format!("{what}.data"))?))
+            Ok((options.string("id")?, data_walked(&data, &format!("{what}.data"))?))
         })
         .collect()
 }
@@ -147,29 +159,35 @@ pub fn key_from_js(value: &JsValue, what: &str) -> JsResult<IndexKey> {
 /// Reads an options object, refusing unknown fields so that a typo is an error, not a silent no-op.
 pub struct Options<'a> {
     object: Option<&'a Object>,
+    /// The object's fields, each with its name as the JS string it has.
+    fields: Vec<(String, JsValue)>,
     what: &'a str,
 }
 
 impl<'a> Options<'a> {
     pub fn new(value: &'a JsValue, what: &'a str, known: &[&str]) -> JsResult<Self> {
         if value.is_undefined() || value.is_null() {
-            return Ok(Options { object: None, what });
+            return Ok(Options { object: None, fields: Vec::new(), what });
         }
         if !is_plain_object(value) {
             return Err(invalid(format!("{what} must be an object, got {}", type_name(value))));
         }
         let object: &Object = value.unchecked_ref();
+        let mut fields = Vec::new();
         for key in Object::keys(object).iter() {
-            let key = key.as_string().unwrap_or_default();
-            if !known.contains(&key.as_str()) {
-                return Err(invalid(format!("{what} has an unknown field {key:?}; known fields: {}", known.join(", "))));
+            let name = key.as_string().unwrap_or_default();
+            if !known.contains(&name.as_str()) {
+                return Err(invalid(format!("{what} has an unknown field {name:?}; known fields: {}", known.join(", "))));
             }
+            fields.push((name, key));
         }
-        Ok(Options { object: Some(object), what })
+        Ok(Options { object: Some(object), fields, what })
     }
 
+    /// The field's value, unless absent or undefined.
     pub fn get(&self, field: &str) -> Option<JsValue> {
-        let value = Reflect::get(self.object?, &field.into()).ok()?;
+        let (_, key) = self.fields.iter().find(|(name, _)| name == field)?;
+        let value = Reflect::get(self.object?, key).ok()?;
         (!value.is_undefined()).then_some(value)
     }
 

@@ -11,7 +11,7 @@ mod sync;
 
 pub use collection::Collection;
 #[doc(hidden)]
-pub use convert::{entries_as_json, entries_walked};
+pub use convert::{data_from_js, data_walked, entries_as_json, entries_walked};
 pub use database::Tideway;
 
 #[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]

@@ -134,13 +134,12 @@ pub enum Fault {
 }
 
 impl Fault {
-    fn as_js(fault: Option<Fault>) -> &'static str {
-        match fault {
-            None => "",
-            Some(Fault::Constraint) => "constraint",
-            Some(Fault::LostBeforeCommit) => "lost-before-commit",
-            Some(Fault::LostAfterCommit) => "lost-after-commit",
-        }
+    fn as_js(fault: Option<Fault>) -> Option<&'static str> {
+        fault.map(|fault| match fault {
+            Fault::Constraint => "constraint",
+            Fault::LostBeforeCommit => "lost-before-commit",
+            Fault::LostAfterCommit => "lost-after-commit",
+        })
     }
 }
 
@@ -506,13 +505,12 @@ impl IdbStore {
 
     /// The entity stores `writes` touch, plus the outbox (and `meta` when a
     /// test injects a failure).
-    fn write_scope(&self, writes: &[Write], inject_failure: bool) -> Array {
-        let mut names: BTreeSet<String> = writes.iter().map(|w| entity_store(&w.collection)).collect();
-        names.insert(OUTBOX_STORE.to_owned());
-        if inject_failure {
-            names.insert(META_STORE.to_owned());
-        }
-        names.into_iter().map(JsValue::from).collect()
+    fn begin_write(&self, connection: &Connection, writes: &[Write], inject_failure: bool) -> Result<JsValue> {
+        let mut positions: Vec<u32> =
+            writes.iter().map(|w| self.collection_info(&w.collection).map(|info| info.position)).collect::<Result<_>>()?;
+        positions.sort_unstable();
+        positions.dedup();
+        begin_write(connection.sys(), &self.stores, &positions, inject_failure).map_err(|e| js_error(&e))
     }
 
     /// One go at `apply` on `connection`: computes the writes on the entities
@@ -521,9 +519,8 @@ impl IdbStore {
     /// them again on the entities read inside a second transaction.
     async fn write(&self, connection: &Connection, writes: &[Write]) -> std::result::Result<Vec<Result<Applied>>, Failed> {
         let fault = self.fault.take();
-        let scope = self.write_scope(writes, fault == Some(Fault::Constraint));
         let believed = self.believed(writes)?;
-        let tx = begin_write(connection.sys(), &scope).map_err(|e| js_error(&e))?;
+        let tx = self.begin_write(connection, writes, fault == Some(Fault::Constraint))?;
         let batch = WriteBatch::new(&tx, Fault::as_js(fault), &self.stores, &self.knowns);
         let results = self.prepare(writes, believed, &batch, true)?;
         match JsFuture::from(batch.run()).await {
@@ -534,7 +531,7 @@ impl IdbStore {
 
         // Another tab or worker changed one of these entities: read them
         // inside the transaction, then compute on what is stored.
-        let tx = begin_write(connection.sys(), &scope).map_err(|e| js_error(&e))?;
+        let tx = self.begin_write(connection, writes, fault == Some(Fault::Constraint))?;
         let mut keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection.as_str(), w.id.as_str())).collect();
         keys.sort_unstable();
         keys.dedup();
@@ -725,7 +722,7 @@ impl Store for IdbStore {
         let Some(Sent { batch, results }) = failed.sent else {
             return self.write(&connection, writes).await.map_err(|failed| failed.error);
         };
-        let tx = begin_write(connection.sys(), &self.write_scope(writes, false)).map_err(|e| js_error(&e))?;
+        let tx = self.begin_write(&connection, writes, false)?;
         match JsFuture::from(batch.outcome(&tx)).await.map_err(|e| js_error(&e))? {
             outcome if outcome.is_null() => self.write(&connection, writes).await.map_err(|failed| failed.error),
             mutation_ids => Ok(with_mutation_ids(results, &mutation_ids)),
@@ -1000,7 +997,7 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn json(this: &LoadedChunk) -> Uint8Array;
     #[wasm_bindgen(js_name = beginWrite, catch)]
-    fn begin_write(db: &web_sys::IdbDatabase, stores: &Array) -> std::result::Result<JsValue, JsValue>;
+    fn begin_write(db: &web_sys::IdbDatabase, stores: &Array, positions: &[u32], meta: bool) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = probeEarlyCommit)]
     fn probe_early_commit(db: &web_sys::IdbDatabase, store: &str, key: &str);
     #[wasm_bindgen(js_name = commitsEarly)]
@@ -1010,7 +1007,7 @@ extern "C" {
 
     type WriteBatch;
     #[wasm_bindgen(constructor)]
-    fn new(tx: &JsValue, fault: &str, stores: &Array, knowns: &Array) -> WriteBatch;
+    fn new(tx: &JsValue, fault: Option<&str>, stores: &Array, knowns: &Array) -> WriteBatch;
     #[wasm_bindgen(method)]
     fn send(this: &WriteBatch, entities: &str, mutations: &str, ops: &[u32]);
     #[wasm_bindgen(method)]

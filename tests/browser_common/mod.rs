@@ -401,7 +401,10 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
     )
     .unwrap();
     let walked = tideway::js::entries_walked(&exact).expect("plain JSON");
-    assert_eq!(tideway::js::entries_as_json(&exact), Some(walked), "read in one go, exactly as walked");
+    assert_eq!(tideway::js::entries_as_json(&exact), Some(walked.clone()), "read in one go, exactly as walked");
+    // A put or a patch reads its data the same way.
+    let data = Reflect::get(&js_sys::Array::from(&exact).get(0), &"data".into()).unwrap();
+    assert_eq!(tideway::js::data_from_js(&data, "data").ok(), Some(walked[0].1.clone()));
 
     // JSON would not hold these as they are walked (or they are wrong): they are walked.
     for entries in [
@@ -420,6 +423,9 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
     ] {
         let entries = js_sys::eval(entries).unwrap();
         assert_eq!(tideway::js::entries_as_json(&entries), None, "{entries:?}");
+        let data = Reflect::get(&js_sys::Array::from(&entries).get(0), &"data".into()).unwrap_or_default();
+        let (read, walked) = (tideway::js::data_from_js(&data, "data"), tideway::js::data_walked(&data, "data"));
+        assert_eq!(read.as_ref().ok(), walked.as_ref().ok(), "{entries:?}");
     }
     let deep = js_sys::eval("[{ data: { d: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }]").unwrap();
     assert_eq!(tideway::js::entries_as_json(&deep), None, "deeper than data may nest");

@@ -55,7 +55,12 @@ const server = await startStaticServer({
     "cross-origin-embedder-policy": "require-corp",
   },
 });
-const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+// --expose-gc lets each round collect the garbage of the one before before it is timed.
+const browser = await chromium.launch({
+  executablePath: CHROMIUM_PATH,
+  args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc"],
+  headless: true,
+});
 
 try {
   const page = await browser.newPage();
@@ -70,7 +75,8 @@ try {
   const samples = Object.fromEntries(ENGINES.map((engine) => [engine, []]));
   const problems = new Set();
   for (let rep = 0; rep <= REPS; rep++) {
-    for (const engine of ENGINES) {
+    // Each round starts with another engine, so none always follows the same one.
+    for (const engine of ENGINES.map((_, i) => ENGINES[(i + rep) % ENGINES.length])) {
       const result = await page.evaluate(([engine, rep]) => window.bench.runRep(engine, rep), [engine, rep]);
       for (const problem of check(engine, result)) problems.add(problem);
       if (rep > 0) samples[engine].push(result);

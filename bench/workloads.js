@@ -8,6 +8,8 @@ export const GETS = 1000;
 export const REPEATED_PASSES = 5;
 export const RANGE_QUERIES = 50;
 export const RANGE_SIZE = 100;
+/** How long `quiet` waits before a timed write or open. */
+const QUIET_MS = 100;
 
 const now = () => performance.now();
 
@@ -47,16 +49,19 @@ export async function runRep(engineKey, rep) {
   await engine.destroy(name);
   await engine.open(name);
 
+  await quiet();
   let t = now();
   await engine.bulkWrite(notes);
   result.bulkWriteMs = now() - t;
 
+  await quiet();
   t = now();
   for (const note of singles) await engine.writeOne(note);
   result.singleWriteMs = (now() - t) / SINGLE_WRITES;
 
   // Open and load: a new connection, every note brought into memory.
   await engine.close();
+  await quiet();
   t = now();
   await engine.open(name);
   if (Engine.loadedByOpen) {
@@ -90,6 +95,17 @@ export async function runRep(engineKey, rep) {
   await engine.close();
   await engine.destroy(name);
   return result;
+}
+
+/**
+ * Lets what came before settle, so that it is not timed with what comes next:
+ * collects the garbage (when the page may: run.mjs starts Chromium with
+ * --expose-gc) and leaves the browser a moment for the work it does after a
+ * transaction or a deletion has been reported.
+ */
+async function quiet() {
+  globalThis.gc?.();
+  await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
 }
 
 /**

@@ -239,8 +239,12 @@ function jsonArray(docs) {
 const LOAD_CHUNK = 4000;
 /** How much smaller each chunk of a store is than the one before. */
 const LOAD_SHRINK = 0.75;
-/** The fewest records a chunk asks for, but for a store's last. */
-const LOAD_TAIL = 500;
+/**
+ * How many records a store's last chunk holds (fewer in a smaller store): the
+ * records of the others are built while IndexedDB reads the next chunk, the
+ * last chunk's on first read, so that open need not wait for them.
+ */
+const LOAD_TAIL = 250;
 
 /**
  * Reads every record of `stores` in one transaction, chunk by chunk, and hands
@@ -323,10 +327,15 @@ export class Loader {
   }
 }
 
-/** How many records to ask for next, `left` being unread and `previous` the last chunk's size (0: none yet). */
+/**
+ * How many records to ask for next, `left` being unread and `previous` the
+ * last chunk's size (0: none yet): each chunk smaller than the one before,
+ * down to the last, which holds `LOAD_TAIL`.
+ */
 function chunkSize(left, previous) {
-  const size = previous === 0 ? LOAD_CHUNK : Math.max(LOAD_TAIL, Math.floor(previous * LOAD_SHRINK));
-  return left - size < LOAD_TAIL ? left : size;
+  if (left <= LOAD_TAIL) return left;
+  const size = previous === 0 ? LOAD_CHUNK : Math.floor(previous * LOAD_SHRINK);
+  return Math.max(1, Math.min(size, left - LOAD_TAIL));
 }
 
 /**

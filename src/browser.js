@@ -6,6 +6,12 @@
 // sibling modules are fetched in parallel; one module is one request after
 // the generated glue.
 
+/**
+ * What separates the strings Rust packs into one text (see `Outgoing` in
+ * src/store/indexeddb.rs): NUL, which neither an entity id nor JSON text holds.
+ */
+const SEPARATOR = "\0";
+
 // ---------------------------------------------------------------------------
 // Values from JS (src/js/convert.rs)
 
@@ -173,7 +179,7 @@ export class RecordCache {
 
   /** Forgets the entities of `ids` (joined by NUL): they changed in the mirror. */
   evict(ids) {
-    for (const id of ids.split("\0")) this.records.set(id, null);
+    for (const id of ids.split(SEPARATOR)) this.records.set(id, null);
   }
 
   /** Forgets everything: the database was closed. */
@@ -201,9 +207,6 @@ function abortError(tx) {
 }
 
 export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
-
-/** What separates the strings Rust packs into one text (see `Outgoing` in src/store/indexeddb.rs). */
-const SEPARATOR = "\0";
 
 /** For each of `ids` (one text), the doc the `known` map at the same place in `positions` holds. */
 export function knownDocs(knowns, positions, ids) {
@@ -484,8 +487,7 @@ export class WriteBatch {
    * then the `ix` of every entity write as one JSON array.
    *
    * The docs are slices of `entities`, which the `known` maps keep once the
-   * batch is stored; it holds nothing else they do not keep (the ids are
-   * their keys).
+   * batch is stored; it holds little else (the ids are the maps' keys).
    *
    * Check reads go first, so each sees its entity as stored before the batch:
    * a check is only ever made for an entity's first write in the batch, so no
@@ -543,9 +545,9 @@ export class WriteBatch {
   }
 
   /**
-   * Resolves with the outbox keys once committed, or with null
-   * when a check failed (the transaction is then aborted and nothing was
-   * written). Rejects when the transaction fails for any other reason.
+   * Once everything is sent: resolves with the outbox keys once committed, or
+   * with null when a check failed (the transaction is then aborted and nothing
+   * was written). Rejects when the transaction fails for any other reason.
    */
   run() {
     const { tx, fault } = this;

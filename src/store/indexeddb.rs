@@ -493,7 +493,7 @@ impl IdbStore {
         if keys.is_empty() {
             return Ok(believed);
         }
-        // Most writes in a batch are to entities not stored yet: ask for all at once.
+        // One call for all: a call per write would cost more than the lookups.
         let docs = known_docs(&self.knowns, &positions, &ids);
         for (i, key) in keys.into_iter().enumerate() {
             if let Some(doc) = docs.get(i as u32).as_string() {

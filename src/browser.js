@@ -461,7 +461,7 @@ export class WriteBatch {
     this.reads = 0;
     /** Whether a check failed: the transaction is then aborted. */
     this.stale = false;
-    /** Whether `run` was called: nothing more will be sent. */
+    /** Whether `run` (or `abandon`) was called: nothing more will be sent. */
     this.sealed = false;
     /**
      * Where the engine keeps a transaction atomic after `commit()` (see
@@ -471,6 +471,12 @@ export class WriteBatch {
      * browser would first report every request's success to the page.
      */
     this.early = earlyCommit && fault !== "lost-before-commit";
+    // Rust makes the batch, sends it and calls `run` in one go. Should it stop
+    // half way (a trap in wasm: out of memory, say), the runs already sent
+    // must not commit on their own once this task ends.
+    queueMicrotask(() => {
+      if (!this.sealed) tx.abort();
+    });
     // A failed request's error event reaches the transaction: one listener for all.
     tx.addEventListener("error", (event) => {
       const { error, source } = event.target;
@@ -541,6 +547,7 @@ export class WriteBatch {
 
   /** Gives up before `run`: aborts the transaction, which then writes nothing. */
   abandon() {
+    this.sealed = true;
     this.tx.abort();
   }
 

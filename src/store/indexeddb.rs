@@ -305,6 +305,16 @@ impl IdbStore {
         self.connection().sys().close();
     }
 
+    /// Makes and sends `writes` as `apply` does, then stops before waiting
+    /// for them, as when wasm traps half way; returns the transaction. For tests.
+    #[doc(hidden)]
+    pub fn send_and_stop(&self, writes: &[Write]) -> Result<JsValue> {
+        let tx = self.begin_write(&self.connection(), writes, false)?;
+        let batch = WriteBatch::new(&tx, None, &self.stores, &self.knowns);
+        self.compute(writes, self.believed(writes)?, &batch, true)?;
+        Ok(tx)
+    }
+
     fn check_open(&self) -> Result<()> {
         match &*self.closed.borrow() {
             Some(reason) => Err(Error::DatabaseClosed(reason.clone())),

@@ -21,7 +21,7 @@ macro_rules! browser_tests {
             bulk_put_answers_the_records_get_gives a_write_on_a_stale_entity_is_computed_on_what_is_stored
             early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
-            bulk_put_reads_entries_in_one_go_as_one_by_one);
+            bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -384,6 +384,27 @@ pub async fn a_batch_sent_in_runs_is_checked_and_written_whole() {
     assert_eq!(theirs.pending_count().await.unwrap(), 4 + 2700, "every write queued once");
     mine.close();
     theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// A batch whose making stops half way (as when wasm traps) writes nothing,
+/// though some of its runs were sent: the transaction is aborted, not left
+/// to commit on its own.
+pub async fn a_batch_left_unfinished_writes_nothing() {
+    let (name, store) = open_store("unfinished-batch").await;
+    let writes: Vec<Write> = (0..600).map(|i| put(&format!("n{i:03}"), "never")).collect();
+    let tx = store.send_and_stop(&writes).expect("send the writes");
+    let ended = Function::new_with_args(
+        "tx",
+        "return new Promise((resolve) => { tx.oncomplete = () => resolve('committed'); tx.onabort = () => resolve('aborted'); })",
+    );
+    let ended = Promise::from(ended.call1(&JsValue::NULL, &tx).unwrap());
+    assert_eq!(JsFuture::from(ended).await.unwrap().as_string().as_deref(), Some("aborted"));
+    for id in ["n000", "n599"] {
+        assert!(store.get("notes", id).await.unwrap().is_none(), "{id} was not written");
+    }
+    assert_eq!(store.pending_count().await.unwrap(), 0, "nor any outbox entry");
+    store.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

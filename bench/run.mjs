@@ -55,7 +55,7 @@ const server = await startStaticServer({
     "cross-origin-embedder-policy": "require-corp",
   },
 });
-// --expose-gc lets each round collect the garbage of the one before before it is timed.
+// --expose-gc lets the page collect what came before a timed workload (see quiet() in workloads.js).
 const browser = await chromium.launch({
   executablePath: CHROMIUM_PATH,
   args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc"],

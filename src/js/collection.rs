@@ -28,7 +28,7 @@ extern "C" {
     fn get_by_str(this: &RecordCache, id: &str, include_deleted: bool) -> JsValue;
     #[wasm_bindgen(method)]
     fn set(this: &RecordCache, id: &str, record: &JsValue);
-    /// Forgets the entities of `ids`, joined by NUL.
+    /// Forgets the entities of `ids`, joined by `SEPARATOR`.
     #[wasm_bindgen(method)]
     pub fn evict(this: &RecordCache, ids: &str);
     #[wasm_bindgen(method)]

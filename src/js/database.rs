@@ -14,7 +14,7 @@ use super::error::{invalid, sync_error_to_js, to_js, JsResult};
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::sync::Policies;
 use crate::core::{Repository, Schema};
-use crate::store::indexeddb::IdbStore;
+use crate::store::indexeddb::{IdbStore, SEPARATOR};
 
 pub type Repo = Rc<Repository<IdbStore>>;
 
@@ -40,7 +40,7 @@ impl Tideway {
             for (collection, cache) in observed.iter() {
                 let ids: Vec<&str> = changed.iter().filter(|(c, _)| c == collection).map(|(_, id)| *id).collect();
                 if !ids.is_empty() {
-                    cache.evict(&ids.join("\0"));
+                    cache.evict(&ids.join(SEPARATOR));
                 }
             }
         });

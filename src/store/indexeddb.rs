@@ -495,7 +495,7 @@ impl IdbStore {
                 keys.push(key);
                 positions.push(self.collection_info(&write.collection)?.position);
                 if !ids.is_empty() {
-                    ids.push(SEPARATOR);
+                    ids.push_str(SEPARATOR);
                 }
                 ids.push_str(&write.id);
             }
@@ -513,8 +513,8 @@ impl IdbStore {
         Ok(believed)
     }
 
-    /// The entity stores `writes` touch, plus the outbox (and `meta` when a
-    /// test injects a failure).
+    /// Begins a write transaction on `connection` over the entity stores
+    /// `writes` touch, plus the outbox (and `meta` when a test injects a failure).
     fn begin_write(&self, connection: &Connection, writes: &[Write], inject_failure: bool) -> Result<JsValue> {
         let mut positions: Vec<u32> =
             writes.iter().map(|w| self.collection_info(&w.collection).map(|info| info.position)).collect::<Result<_>>()?;
@@ -1056,9 +1056,10 @@ fn index_keys(entity: &Entity, index_fields: &[IndexField]) -> Object {
     ix
 }
 
-/// What separates the strings `WriteBatch.send` and `knownDocs` take in one
-/// text: NUL, which neither an entity id nor JSON text holds.
-const SEPARATOR: char = '\0';
+/// What separates the strings `WriteBatch.send`, `knownDocs` and
+/// `RecordCache.evict` take in one text: NUL, which neither an entity id nor
+/// JSON text holds.
+pub(crate) const SEPARATOR: &str = "\0";
 
 /// A batch's writes computed since it last sent, packed for one call to
 /// `WriteBatch.send`: handing JS a few long strings costs far less than a few
@@ -1084,10 +1085,10 @@ impl Outgoing {
     fn write(&mut self, info: &CollectionInfo, applied: &Applied, check: bool) -> Result<()> {
         let entity = &applied.entity;
         self.op(info, if check { CHECKED_WRITE } else { WRITE }, &entity.id);
-        self.entities.push(SEPARATOR as u8);
+        self.entities.extend_from_slice(SEPARATOR.as_bytes());
         json_into(&mut self.entities, entity, "an entity")?;
         if !self.mutations.is_empty() {
-            self.mutations.push(SEPARATOR as u8);
+            self.mutations.extend_from_slice(SEPARATOR.as_bytes());
         }
         json_into(&mut self.mutations, &applied.mutation, "a mutation")?;
         self.ix.push(if self.ix.is_empty() { b'[' } else { b',' });
@@ -1113,7 +1114,7 @@ impl Outgoing {
 
     fn op(&mut self, info: &CollectionInfo, kind: u32, id: &str) {
         if !self.ops.is_empty() {
-            self.entities.push(SEPARATOR as u8);
+            self.entities.extend_from_slice(SEPARATOR.as_bytes());
         }
         self.entities.extend_from_slice(id.as_bytes());
         self.ops.push(info.position << 2 | kind);
@@ -1125,9 +1126,11 @@ impl Outgoing {
             return Ok(());
         }
         if !self.mutations.is_empty() {
-            self.mutations.push(SEPARATOR as u8);
+            self.mutations.extend_from_slice(SEPARATOR.as_bytes());
         }
-        self.mutations.extend_from_slice(if self.ix.is_empty() { b"[" } else { b"" });
+        if self.ix.is_empty() {
+            self.ix.push(b'['); // only checks in this run
+        }
         self.mutations.append(&mut self.ix);
         self.mutations.push(b']');
         let text = |bytes| std::str::from_utf8(bytes).map_err(|e| Error::Storage(format!("cannot encode a write: {e}")));

@@ -7,12 +7,16 @@
 //! * [`core`] — the entity model, outbox, queries and repository: pure Rust,
 //!   tested natively.
 //! * [`store`] — the [`core::Store`] implementations: memory and IndexedDB.
+//! * `browser` — the JS half of the IndexedDB store, and the contract with it.
 //! * [`core::sync`] — the sync engine, generic over a store and a remote.
 //! * `remote` — the remotes a browser uses: HTTP, or the app's own functions.
 //! * `js` — the `#[wasm_bindgen]` API a page or a service worker calls.
 
 pub mod core;
 pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 
 #[cfg(target_arch = "wasm32")]
 pub mod js;

@@ -6,6 +6,7 @@ mod error;
 mod key;
 mod mutation;
 mod query;
+pub mod reconcile;
 mod repository;
 mod schema;
 mod store;

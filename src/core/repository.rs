@@ -22,7 +22,7 @@ use super::error::{Error, Result};
 use super::mutation::{written_entity, Applied, Op, Write};
 use super::schema::Schema;
 use super::store::{collections_of, Store};
-use super::sync::Settled;
+use super::reconcile::Settled;
 
 /// Why a change happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -548,7 +548,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::core::sync::{Policies, ServerAnswer};
+    use crate::core::reconcile::{Policies, ServerAnswer};
     use crate::core::{Mutation, Query, Snapshot, SyncMeta};
     use crate::store::MemoryStore;
 

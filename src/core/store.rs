@@ -7,7 +7,7 @@ use super::entity::Entity;
 use super::error::Result;
 use super::mutation::{Applied, Mutation, Write};
 use super::query::Query;
-use super::sync::{Policies, ServerAnswer, Settled};
+use super::reconcile::{Policies, ServerAnswer, Settled};
 
 /// Everything the repository loads at open.
 #[derive(Debug, Default)]
@@ -64,11 +64,27 @@ pub trait Store {
     /// How many mutations wait in the outbox.
     async fn pending_count(&self) -> Result<usize>;
 
-    /// Records server answers in ONE transaction: for each, the entity as
-    /// stored is read, [`crate::core::sync::settle`] decides, and the entity and the outbox are
-    /// updated (a settled entry removed, superseded ones dropped, a resolution
-    /// appended). A pull page's `cursor` is saved in the same transaction, so
-    /// the cursor never runs ahead of the changes it covers.
+    /// Records server answers in ONE transaction, by the one rule of
+    /// [`crate::core::reconcile::plan`]:
+    ///
+    /// 1. Inside the transaction, read what [`Reads::of`](crate::core::reconcile::Reads::of)
+    ///    names: each entity the answers are about (in declared collections;
+    ///    answers about other collections are ignored) and whether each
+    ///    answered mutation is still in the outbox.
+    /// 2. Plan on exactly that, then carry the plan out in the order
+    ///    [`SettlementPlan`](crate::core::reconcile::SettlementPlan) gives:
+    ///    removals and supersessions first, touching only entries queued
+    ///    before the call; then the appends, with new mutation ids; then the
+    ///    entities; then the pull page's `cursor`, so the cursor never runs
+    ///    ahead of the changes it covers.
+    ///
+    /// Hence, whatever the store: an answer takes effect on the entity as the
+    /// answers before it left it; an answer to a push counts only while its
+    /// entry is queued (another context may have recorded it, or an earlier
+    /// answer superseded it); a resolution is never dropped by the call that
+    /// appended it; entities the answers do not name are not touched; and if
+    /// the transaction fails, nothing of it is stored. Returns what each
+    /// answer did, in answer order.
     async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>>;
 
     /// The sync bookkeeping kept beside the outbox.

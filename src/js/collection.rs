@@ -12,7 +12,7 @@ use super::database::Repo;
 use super::error::{to_js, JsResult};
 use crate::core::{Change, Entity, Origin};
 
-#[wasm_bindgen(module = "/src/browser.js")]
+#[wasm_bindgen(module = "/src/browser/browser.js")]
 extern "C" {
     /// The frozen JS records of one collection. The repository's mirror
     /// observer evicts changed entities.

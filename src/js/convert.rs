@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use super::error::{invalid, JsResult};
 use crate::core::{Data, Entity, IndexKey, Query, SyncStatus};
 
-#[wasm_bindgen(module = "/src/browser.js")]
+#[wasm_bindgen(module = "/src/browser/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = deepFreeze)]
     fn deep_freeze(value: JsValue) -> JsValue;

@@ -12,9 +12,10 @@ use super::collection::{Collection, RecordCache};
 use super::convert::{invalid_type, string_from_js, Options};
 use super::error::{invalid, sync_error_to_js, to_js, JsResult};
 use super::sync::{policy_from_js, SyncOptions, Syncer};
-use crate::core::sync::Policies;
+use crate::core::reconcile::Policies;
 use crate::core::{Repository, Schema};
-use crate::store::indexeddb::{IdbStore, SEPARATOR};
+use crate::browser::SEPARATOR;
+use crate::store::indexeddb::IdbStore;
 
 pub type Repo = Rc<Repository<IdbStore>>;
 

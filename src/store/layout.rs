@@ -18,6 +18,10 @@ use crate::core::{Error, Result, Schema};
 
 pub const META_STORE: &str = "meta";
 pub const OUTBOX_STORE: &str = "outbox";
+/// The key path of the outbox, filled in by its key generator.
+pub const OUTBOX_KEY_PATH: &str = "mutationId";
+/// The key path of every entity store.
+pub const ENTITY_KEY_PATH: &str = "id";
 /// The storage format this code reads and writes. A database written in a
 /// newer format is refused rather than misread.
 pub const FORMAT_VERSION: u32 = 1;

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::core::sync::{settle, Outcome, Policies, ServerAnswer, Settled};
+use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{
     apply_write, Applied, Collection, Entity, Error, Mutation, Query, Result, Schema, Snapshot, Store,
     SyncMeta, Write,
@@ -63,6 +63,7 @@ impl MemoryStore {
 
     /// Makes the next `apply` (or `settle`) fail, as a storage error would,
     /// so tests can check that nothing of it remains.
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn fail_next_apply(&self) {
         self.fail_next_apply.set(true);
     }
@@ -171,35 +172,31 @@ impl Store for MemoryStore {
         }
         let mut state = self.state.borrow_mut();
         let State { collections, outbox, next_mutation_id, sync, .. } = &mut *state;
-        let mut settled = Vec::with_capacity(answers.len());
-        for answer in answers {
-            let (name, id) = (answer.collection(), answer.id());
-            let Some(collection) = collections.get_mut(name) else { continue };
-            if answer.mutation_id().is_some_and(|mutation_id| !outbox.contains_key(&mutation_id)) {
-                settled.push(Settled { collection: name.to_string(), id: id.to_string(), entity: None, outcome: Outcome::Unchanged });
-                continue;
-            }
-            let decision = settle(collection.get(id), answer, policies.of(name), now);
-            if decision.drop_pending {
-                outbox.retain(|_, m| !(m.collection == name && m.id == id));
-            }
-            if let Some(mutation_id) = decision.remove {
-                outbox.remove(&mutation_id);
-            }
-            if let Some(mut mutation) = decision.enqueue {
-                mutation.mutation_id = *next_mutation_id;
-                *next_mutation_id += 1;
-                outbox.insert(mutation.mutation_id, mutation);
-            }
-            if let Some(entity) = &decision.entity {
-                collection.set(id, Some(entity.clone()));
-            }
-            settled.push(Settled { collection: name.to_string(), id: id.to_string(), entity: decision.entity, outcome: decision.outcome });
+        let reads = Reads::of(answers, |name| collections.contains_key(name));
+        let entities = reads.entities.into_iter().map(|(name, id)| {
+            let entity = collections[&name].get(&id).cloned();
+            ((name, id), entity)
+        });
+        let queued = reads.mutations.into_iter().filter(|id| outbox.contains_key(id));
+        let plan = plan(answers, Stored { entities: entities.collect(), queued: queued.collect() }, policies, now, cursor);
+        for mutation_id in &plan.remove {
+            outbox.remove(mutation_id);
         }
-        if let Some(cursor) = cursor {
-            sync.cursor = Some(cursor.to_string());
+        outbox.retain(|_, m| !plan.supersedes(&m.collection, &m.id));
+        for mut mutation in plan.append {
+            mutation.mutation_id = *next_mutation_id;
+            *next_mutation_id += 1;
+            outbox.insert(mutation.mutation_id, mutation);
         }
-        Ok(settled)
+        for (name, entity) in plan.entities {
+            if let Some(collection) = collections.get_mut(&name) {
+                collection.set(&entity.id.clone(), Some(entity));
+            }
+        }
+        if let Some(cursor) = plan.cursor {
+            sync.cursor = Some(cursor);
+        }
+        Ok(plan.settled)
     }
 
     async fn sync_meta(&self) -> Result<SyncMeta> {

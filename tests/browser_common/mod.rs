@@ -1,12 +1,15 @@
 //! What the page and service-worker suites share: the IndexedDB harness for
 //! the conformance suite, and checks of the JS API as JS calls it.
 
-#![allow(dead_code)]
+// A check written here but not listed in `browser_tests!` would never run:
+// as dead code, it fails the build instead.
+#![deny(dead_code)]
 
 use js_sys::{Function, Promise, Reflect};
 use tideway::core::{Data, Error, Op, Schema, Store, Write};
 use tideway::js::{Collection, Tideway};
-use tideway::store::indexeddb::{Fault, IdbStore};
+use tideway::browser::Fault;
+use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -21,7 +24,8 @@ macro_rules! browser_tests {
             bulk_put_answers_the_records_get_gives a_write_on_a_stale_entity_is_computed_on_what_is_stored
             early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
-            bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing);
+            bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
+            the_js_half_keeps_the_same_contract);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -451,6 +455,28 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
     let deep = js_sys::eval("[{ data: { d: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }]").unwrap();
     assert_eq!(tideway::js::entries_as_json(&deep), None, "deeper than data may nest");
     assert!(tideway::js::entries_walked(&deep).is_err());
+}
+
+/// Rust (`tideway::browser`) and the JS half (`browser.js`) spell the contract
+/// between them the same way: the separator, the op codes, the fault names and
+/// the fields of the records each object store holds.
+pub async fn the_js_half_keeps_the_same_contract() {
+    use tideway::store::layout;
+    use tideway::browser::{CHECK, CHECKED_WRITE, ENTITY_RECORD, OP_SHIFT, OUTBOX_RECORD, SEPARATOR, WRITE};
+
+    let js = tideway::browser::js_contract();
+    let strings = |path: &str| -> Vec<String> { js_sys::Array::from(&field(&js, path)).iter().filter_map(|v| v.as_string()).collect() };
+    let number = |path: &str| field(&js, path).as_f64().map(|n| n as u32);
+    assert_eq!(field(&js, "separator").as_string().as_deref(), Some(SEPARATOR));
+    assert_eq!(number("opShift"), Some(OP_SHIFT));
+    assert_eq!([number("kinds.write"), number("kinds.checkedWrite"), number("kinds.check")], [Some(WRITE), Some(CHECKED_WRITE), Some(CHECK)]);
+    assert_eq!(strings("faults"), Fault::ALL.map(|fault| fault.name().to_owned()));
+    assert_eq!(strings("entityRecord"), ENTITY_RECORD);
+    assert_eq!(strings("outboxRecord"), OUTBOX_RECORD);
+    // The key paths the layout declares are fields of those records (the
+    // outbox's is filled in by IndexedDB's key generator).
+    assert!(ENTITY_RECORD.contains(&layout::ENTITY_KEY_PATH));
+    assert!(!OUTBOX_RECORD.contains(&layout::OUTBOX_KEY_PATH));
 }
 
 fn js(json: &str) -> JsValue {

@@ -3,7 +3,9 @@
 //! `tests/service_worker.rs`). Each check goes through the repository too, so
 //! the mirror and the store are held to the same expectations.
 
-#![allow(dead_code)]
+// A check written here but not listed in `conformance_tests!` would never
+// run: as dead code, it fails the build instead.
+#![deny(dead_code)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -373,7 +375,7 @@ pub async fn invalid_writes_are_refused_without_effect<H: Harness>(h: &H) {
 /// conflict's resolution replaces the entity's queued mutations, and a
 /// failed transaction leaves entities, outbox and cursor as they were.
 pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
-    use tideway::core::sync::{ConflictPolicy, Outcome, Policies, Resolution, ServerAnswer};
+    use tideway::core::reconcile::{ConflictPolicy, Outcome, Policies, Resolution, ServerAnswer};
     use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
 
     let name = h.unique_name("settle");
@@ -459,6 +461,68 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     assert_eq!(saved.cursor.as_deref(), Some("cursor-1"));
 }
 
+/// The answers of one batch take effect in order, each on what the ones
+/// before it left (the `Store::settle` contract): two queued writes of one
+/// entity both conflict, and the first answer's resolution supersedes the
+/// second write, so the outbox ends with one resolution, not two. A failed
+/// transaction recording a push answer leaves its outbox entry and entity
+/// as they were, and entities the answers do not name are never touched.
+pub async fn answers_of_one_batch_take_effect_in_order<H: Harness>(h: &H) {
+    use tideway::core::reconcile::{ConflictPolicy, Outcome, Policies, Resolution, ServerAnswer};
+    use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+
+    let name = h.unique_name("settle-order");
+    let repo = repository(h, &name, notes_schema()).await;
+    repo.put("notes", Some("n1".into()), data(json!({"title": "first"}))).unwrap().await.unwrap();
+    repo.put("notes", Some("n1".into()), data(json!({"title": "second"}))).unwrap().await.unwrap();
+    repo.put("notes", Some("other".into()), data(json!({"title": "untouched"}))).unwrap().await.unwrap();
+    let store = repo.store();
+    let outbox = store.outbox(10).await.unwrap();
+    let other = store.get("notes", "other").await.unwrap();
+    let policies = Policies { default: ConflictPolicy::ClientWins, ..Policies::default() };
+    let current = ServerEntity {
+        collection: "notes".into(),
+        id: "n1".into(),
+        data: data(json!({"title": "theirs"})),
+        version: 2,
+        server_updated_at: 5_000,
+        deleted: false,
+    };
+    let conflict = |mutation: &tideway::core::Mutation| ServerAnswer::Pushed {
+        mutation: mutation.clone(),
+        result: MutationResult {
+            mutation_id: mutation.mutation_id,
+            status: PushStatus::Conflict,
+            version: Some(2),
+            server_updated_at: Some(5_000),
+            remote_id: None,
+            current: Some(current.clone()),
+            error: None,
+        },
+    };
+    let answers = [conflict(&outbox[0]), conflict(&outbox[1])];
+
+    H::fail_next_apply(store);
+    assert!(store.settle(&answers, &policies, 9_000.0, None).await.is_err());
+    assert_eq!(ids_of(&store.outbox(10).await.unwrap()), ids_of(&outbox), "a failed transaction removes no entry");
+    let n1 = store.get("notes", "n1").await.unwrap().unwrap();
+    assert_eq!((n1.version, n1.pending), (0, 2), "nor changes the entity");
+
+    let settled = store.settle(&answers, &policies, 9_000.0, None).await.unwrap();
+    let outcomes: Vec<Outcome> = settled.iter().map(|s| s.outcome.clone()).collect();
+    assert_eq!(outcomes, [Outcome::Resolved(Resolution::Queued), Outcome::Unchanged]);
+    let queued = store.outbox(10).await.unwrap();
+    let of_n1: Vec<_> = queued.iter().filter(|m| m.id == "n1").collect();
+    assert_eq!(of_n1.len(), 1, "one resolution replaces both writes: {queued:?}");
+    assert_eq!((of_n1[0].op, of_n1[0].base_version), (Op::Put, 2));
+    assert_eq!(of_n1[0].data, Some(data(json!({"title": "second"}))));
+    assert!(of_n1[0].mutation_id > outbox[2].mutation_id, "appended after every queued entry");
+    assert_eq!(queued.iter().filter(|m| m.id == "other").count(), 1);
+    let n1 = store.get("notes", "n1").await.unwrap().unwrap();
+    assert_eq!((n1.version, n1.pending, n1.sync_status), (2, 1, SyncStatus::Dirty));
+    assert_eq!(store.get("notes", "other").await.unwrap(), other);
+}
+
 fn ids_of(mutations: &[tideway::core::Mutation]) -> Vec<u64> {
     mutations.iter().map(|m| m.mutation_id).collect()
 }
@@ -473,7 +537,7 @@ macro_rules! conformance_tests {
             data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
             index_queries_follow_indexeddb_order subscribers_hear_committed_changes
             concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect
-            sync_answers_settle_in_one_transaction);
+            sync_answers_settle_in_one_transaction answers_of_one_batch_take_effect_in_order);
     };
     (@each native $harness:expr; $($name:ident)*) => {
         $(#[test] fn $name() { futures::executor::block_on(conformance::$name(&$harness)); })*

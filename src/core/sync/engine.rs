@@ -16,8 +16,7 @@ use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushRe
 
 use super::backoff::Backoff;
 use super::remote::{ErrorClass, Remote, RemoteError};
-use super::settle::{Outcome, Resolution, ServerAnswer};
-use super::{Policies, Settled};
+use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settled};
 use crate::core::error::Error;
 use crate::core::mutation::Mutation;
 use crate::core::repository::Repository;

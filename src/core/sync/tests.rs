@@ -5,12 +5,12 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures::executor::block_on;
-use proptest::prelude::*;
 use serde_json::{json, Value};
-use tideway_protocol::{codes, MutationResult, PushResponse, PushStatus, ServerEntity};
+use tideway_protocol::{codes, MutationResult, PushResponse, PushStatus};
 
 use super::fake::{FakeRemote, Fault};
 use super::*;
+use crate::core::reconcile::*;
 use crate::core::{Data, Entity, Repository, Schema, Store, SyncStatus};
 use crate::store::MemoryStore;
 
@@ -544,36 +544,4 @@ fn status_events_bracket_each_sync() {
     assert!(log.contains(&SyncEvent::Log(Step::Push { mutations: 1, first_mutation_id: 1 })));
     assert!(log.contains(&SyncEvent::Log(Step::Done { pushed: 1, pulled: 0 })));
     assert!(!a.engine.state().syncing);
-}
-
-fn entity_with(data_value: Value, base: Option<Value>, version: u64, updated_at: f64) -> Entity {
-    let mut entity = Entity::new("n1".into(), data(data_value), updated_at);
-    entity.base = base.map(data);
-    entity.version = version;
-    entity.pending = 1;
-    entity
-}
-
-proptest! {
-    /// A conflict resolves to the same data whatever the device clocks say.
-    #[test]
-    fn conflict_resolution_ignores_device_clocks(
-        local_title in "[ab]", server_title in "[ab]", updated_at in 0.0f64..1e13, now in 0.0f64..1e13, server_at in 0i64..1_000_000
-    ) {
-        let base = json!({"title": "t", "body": "b"});
-        let local = json!({"title": local_title, "body": "b"});
-        let change = ServerEntity {
-            collection: "notes".into(),
-            id: "n1".into(),
-            data: data(json!({"title": server_title, "body": "B"})),
-            version: 2,
-            server_updated_at: server_at,
-            deleted: false,
-        };
-        let answer = ServerAnswer::Pulled { id: "n1".into(), change };
-        let early = settle(Some(&entity_with(local.clone(), Some(base.clone()), 1, 0.0)), &answer, &ConflictPolicy::Merge, 0.0);
-        let late = settle(Some(&entity_with(local, Some(base), 1, updated_at)), &answer, &ConflictPolicy::Merge, now);
-        prop_assert_eq!(early.entity.map(|e| e.data), late.entity.map(|e| e.data));
-        prop_assert_eq!(early.enqueue.map(|m| m.data), late.enqueue.map(|m| m.data));
-    }
 }

@@ -1,124 +1,14 @@
-//! What a server's answer does to an entity and the outbox: pure functions
-//! that both stores call inside the transaction that records the answer, on
-//! the entity as stored at that moment (like `apply_write` for local writes).
-
-use std::fmt;
-use std::rc::Rc;
+//! What one server answer does to an entity and the outbox, decided on the
+//! entity as stored at that moment (like `apply_write` for local writes).
+//! [`super::plan`] calls it once per answer of a batch.
 
 use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
 
+use super::answer::{Outcome, Resolution, ServerAnswer};
 use super::merge::{three_way, Side};
+use super::policy::{ConflictPolicy, ConflictSides};
 use crate::core::entity::{ConflictState, Data, Entity, SyncStatus};
 use crate::core::mutation::{Mutation, MutationId, Op};
-
-/// An app-supplied conflict resolver: `(local, server, base) -> merged data`,
-/// each side `None` when it is a delete. An `Err` leaves the conflict to the
-/// app, as the manual policy does.
-pub type Resolver = Rc<dyn Fn(&ConflictSides) -> Result<Data, String>>;
-
-/// How a collection settles an entity changed both locally and on the server.
-#[derive(Clone, Default)]
-pub enum ConflictPolicy {
-    /// The server's version replaces the local changes.
-    ServerWins,
-    /// The local version is pushed again on top of the server's.
-    ClientWins,
-    /// Three-way merge, field by field (see [`three_way`]): the default.
-    #[default]
-    Merge,
-    /// The entity is marked `conflict` until the app writes the settled data.
-    Manual,
-    /// The app's own function decides.
-    Custom(Resolver),
-}
-
-impl fmt::Debug for ConflictPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ConflictPolicy::ServerWins => "ServerWins",
-            ConflictPolicy::ClientWins => "ClientWins",
-            ConflictPolicy::Merge => "Merge",
-            ConflictPolicy::Manual => "Manual",
-            ConflictPolicy::Custom(_) => "Custom",
-        })
-    }
-}
-
-/// The three inputs of a conflict, as a resolver sees them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConflictSides<'a> {
-    pub collection: &'a str,
-    pub id: &'a str,
-    /// `None`: deleted locally.
-    pub local: Option<&'a Data>,
-    /// `None`: deleted (or absent) on the server.
-    pub server: Option<&'a Data>,
-    /// `None`: the server had never acknowledged the entity.
-    pub base: Option<&'a Data>,
-}
-
-/// A server answer to record.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServerAnswer {
-    /// The result of one pushed mutation.
-    Pushed { mutation: Mutation, result: MutationResult },
-    /// A push refused as a whole, blamed on this mutation: it can never apply.
-    Refused { mutation: Mutation, error: String },
-    /// A change pulled from the server, addressed to the local entity `id`.
-    Pulled { id: String, change: ServerEntity },
-}
-
-impl ServerAnswer {
-    pub fn collection(&self) -> &str {
-        match self {
-            ServerAnswer::Pushed { mutation, .. } | ServerAnswer::Refused { mutation, .. } => &mutation.collection,
-            ServerAnswer::Pulled { change, .. } => &change.collection,
-        }
-    }
-
-    /// The outbox entry the answer is about, for answers to a push. A store
-    /// records such an answer only while that entry is still in the outbox:
-    /// a second syncer (another tab) may have recorded it already.
-    pub fn mutation_id(&self) -> Option<MutationId> {
-        match self {
-            ServerAnswer::Pushed { mutation, .. } | ServerAnswer::Refused { mutation, .. } => Some(mutation.mutation_id),
-            ServerAnswer::Pulled { .. } => None,
-        }
-    }
-
-    /// The local id of the entity the answer is about.
-    pub fn id(&self) -> &str {
-        match self {
-            ServerAnswer::Pushed { mutation, .. } | ServerAnswer::Refused { mutation, .. } => &mutation.id,
-            ServerAnswer::Pulled { id, .. } => id,
-        }
-    }
-}
-
-/// What happened to the entity, for events and counters.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The server acknowledged the mutation.
-    Pushed,
-    /// The mutation can never apply; the entity is marked `failed`.
-    Failed(String),
-    /// A pulled change was taken as is.
-    Pulled,
-    /// A pulled change was already known (or is the tombstone of an unknown entity).
-    Unchanged,
-    /// Both sides changed the entity; the policy settled it and named the winner.
-    Resolved(Resolution),
-    /// Both sides changed the entity; it waits in `conflict` for the app.
-    Conflict,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
-    /// The server's version was kept as it is.
-    Server,
-    /// A new version (local or merged) was queued for the server.
-    Queued,
-}
 
 /// The writes that record one answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -391,4 +281,48 @@ fn manual(entity: &Entity, server: ServerSide, base: Option<Data>, error: Option
     next.pending = 0;
     next.last_error = error;
     Settlement { entity: Some(next), remove: None, drop_pending: true, enqueue: None, outcome: Outcome::Conflict }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn data(value: Value) -> Data {
+        value.as_object().cloned().expect("an object")
+    }
+
+    fn entity_with(data_value: Value, base: Option<Value>, version: u64, updated_at: f64) -> Entity {
+        let mut entity = Entity::new("n1".into(), data(data_value), updated_at);
+        entity.base = base.map(data);
+        entity.version = version;
+        entity.pending = 1;
+        entity
+    }
+
+    proptest! {
+        /// A conflict resolves to the same data whatever the device clocks say.
+        #[test]
+        fn conflict_resolution_ignores_device_clocks(
+            local_title in "[ab]", server_title in "[ab]", updated_at in 0.0f64..1e13, now in 0.0f64..1e13, server_at in 0i64..1_000_000
+        ) {
+            let base = json!({"title": "t", "body": "b"});
+            let local = json!({"title": local_title, "body": "b"});
+            let change = ServerEntity {
+                collection: "notes".into(),
+                id: "n1".into(),
+                data: data(json!({"title": server_title, "body": "B"})),
+                version: 2,
+                server_updated_at: server_at,
+                deleted: false,
+            };
+            let answer = ServerAnswer::Pulled { id: "n1".into(), change };
+            let early = settle(Some(&entity_with(local.clone(), Some(base.clone()), 1, 0.0)), &answer, &ConflictPolicy::Merge, 0.0);
+            let late = settle(Some(&entity_with(local, Some(base), 1, updated_at)), &answer, &ConflictPolicy::Merge, now);
+            prop_assert_eq!(early.entity.map(|e| e.data), late.entity.map(|e| e.data));
+            prop_assert_eq!(early.enqueue.map(|m| m.data), late.enqueue.map(|m| m.data));
+        }
+    }
 }

@@ -6,11 +6,51 @@
 // sibling modules are fetched in parallel; one module is one request after
 // the generated glue.
 
+// ---------------------------------------------------------------------------
+// The contract with Rust (src/browser/mod.rs spells out the same; a browser
+// test compares the two sides through `contract()`)
+
 /**
  * What separates the strings Rust packs into one text (see `Outgoing` in
- * src/store/indexeddb.rs): NUL, which neither an entity id nor JSON text holds.
+ * src/store/indexeddb/pack.rs): NUL, which neither an entity id nor JSON text holds.
  */
 const SEPARATOR = "\0";
+
+/** A write's op code is its collection's position `<< OP_SHIFT`, ORed with its kind. */
+const OP_SHIFT = 2;
+/** What a write of `WriteBatch.send` does: `op & KIND`. */
+const KIND = (1 << OP_SHIFT) - 1;
+/** Writes an entity. */
+const WRITE = 0;
+/**
+ * Writes an entity that must still be stored as `known` says: if `known` has
+ * no doc for it, it is added (which fails if it exists); otherwise it is read
+ * just before the put and compared.
+ */
+const CHECKED_WRITE = 1;
+/** Checks, without writing, that `known` is right about one entity. */
+const CHECK = 2;
+
+/** The failures a test can make a write meet (`WriteBatch.inject`). */
+const FAULTS = ["constraint", "lost-before-commit", "lost-after-commit"];
+
+/** An entity store's record. */
+export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
+
+/** An outbox record as written; IndexedDB adds its key, `mutationId`. */
+export function outboxRecord(doc) { return { doc }; }
+
+/** This side of the contract, for the test that compares it with Rust's. */
+export function contract() {
+  return {
+    separator: SEPARATOR,
+    opShift: OP_SHIFT,
+    kinds: { write: WRITE, checkedWrite: CHECKED_WRITE, check: CHECK },
+    faults: FAULTS,
+    entityRecord: Object.keys(entityRecord("", "", {})),
+    outboxRecord: Object.keys(outboxRecord("")),
+  };
+}
 
 // ---------------------------------------------------------------------------
 // Values from JS (src/js/convert.rs)
@@ -190,7 +230,7 @@ export class RecordCache {
 }
 
 // ---------------------------------------------------------------------------
-// The IndexedDB store's transactions (src/store/indexeddb.rs)
+// The IndexedDB store's transactions (src/store/indexeddb/)
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -205,8 +245,6 @@ function docText(record) {
 function abortError(tx) {
   return tx.error ?? new DOMException("the transaction was aborted", "AbortError");
 }
-
-export function entityRecord(id, doc, ix) { return { id, doc, ix }; }
 
 /** For each of `ids` (one text), the doc the `known` map at the same place in `positions` holds. */
 export function knownDocs(knowns, positions, ids) {
@@ -421,19 +459,6 @@ export function readDocs(tx, stores, known, ids) {
   });
 }
 
-/** What a write of `WriteBatch.send` does: `op & KIND`. */
-const KIND = 3;
-/** Writes an entity. */
-const WRITE = 0;
-/**
- * Writes an entity that must still be stored as `known` says: if `known` has
- * no doc for it, it is added (which fails if it exists); otherwise it is read
- * just before the put and compared.
- */
-const CHECKED_WRITE = 1;
-/** Checks, without writing, that `known` is right about one entity. */
-const CHECK = 2;
-
 /**
  * The records of one `apply`, in one transaction. Rust computes them a few
  * hundred writes at a time and hands each run over to `send`, so that
@@ -443,13 +468,12 @@ const CHECK = 2;
 export class WriteBatch {
   /**
    * `stores` and `knowns`: each collection's object store name and map of the
-   * docs last seen stored (id -> JSON text). `fault` (undefined but in
-   * tests) makes the transaction fail on purpose: "constraint",
-   * "lost-before-commit", "lost-after-commit".
+   * docs last seen stored (id -> JSON text).
    */
-  constructor(tx, fault, stores, knowns) {
+  constructor(tx, stores, knowns) {
     this.tx = tx;
-    this.fault = fault;
+    /** A failure to meet on purpose (see `inject`); tests only. */
+    this.fault = undefined;
     this.stores = stores;
     this.knowns = knowns;
     /** The entity records written, each `{ store, known, record }`. */
@@ -470,7 +494,7 @@ export class WriteBatch {
      * once the last one matched. That spares the round trip in which the
      * browser would first report every request's success to the page.
      */
-    this.early = earlyCommit && fault !== "lost-before-commit";
+    this.early = earlyCommit;
     // Rust makes the batch, sends it and calls `run` in one go. Should it stop
     // half way (a trap in wasm: out of memory, say), the runs already sent
     // must not commit on their own once this task ends.
@@ -520,8 +544,8 @@ export class WriteBatch {
     const writes = [];
     let t = 0;
     for (const op of ops) {
-      const store = this.stores[op >> 2];
-      const known = this.knowns[op >> 2];
+      const store = this.stores[op >> OP_SHIFT];
+      const known = this.knowns[op >> OP_SHIFT];
       const id = texts[t++];
       if ((op & KIND) === CHECK) {
         expect(store, id, known.get(id));
@@ -539,10 +563,22 @@ export class WriteBatch {
     }
     const outbox = tx.objectStore("outbox");
     for (const doc of docs) {
-      const mutation = { doc };
+      const mutation = outboxRecord(doc);
       this.mutations.push(mutation);
       this.appends.push(outbox.add(mutation));
     }
+  }
+
+  /**
+   * Makes this batch's transaction fail on purpose, as a browser makes it
+   * fail, for tests: "constraint" (a request fails after the writes were
+   * issued; the transaction needs the meta store in its scope), "lost-before-commit",
+   * "lost-after-commit" (the connection is lost before, or after, the commit).
+   */
+  inject(fault) {
+    if (!FAULTS.includes(fault)) throw new Error(`no fault named ${fault}`);
+    this.fault = fault;
+    if (fault === "lost-before-commit") this.early = false;
   }
 
   /** Gives up before `run`: aborts the transaction, which then writes nothing. */

@@ -1,0 +1,145 @@
+//! The JS half of the IndexedDB store (`browser.js`, beside this file) and
+//! what Rust and it agree on: how several strings travel as one text, what a
+//! write's op code says, which faults a test may inject, and the shape of the
+//! records in each object store. Both sides spell the contract out once (here,
+//! and at the top of `browser.js`); a browser test compares them.
+//!
+//! `browser.js` is one module on purpose: a page or worker fetches each JS
+//! module of the library while it loads, so one module is one request.
+
+use js_sys::{Array, Object, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+/// What separates the strings packed into one text (`WriteBatch.send`,
+/// `knownDocs`, `RecordCache.evict`): NUL, which neither an entity id nor JSON
+/// text holds.
+pub const SEPARATOR: &str = "\0";
+
+/// A write's op code is its collection's position shifted left by this,
+/// ORed with one of the kinds below.
+pub const OP_SHIFT: u32 = 2;
+/// Writes an entity.
+pub const WRITE: u32 = 0;
+/// Writes an entity that must still be stored as the store believes.
+pub const CHECKED_WRITE: u32 = 1;
+/// Checks, without writing, that the store's belief about one entity holds.
+pub const CHECK: u32 = 2;
+
+/// The op code of a write of `kind` to the collection at `position`.
+pub fn op(position: u32, kind: u32) -> u32 {
+    position << OP_SHIFT | kind
+}
+
+/// The fields of an entity store's records, `{ id, doc, ix }`: `id` is the key
+/// path, `doc` the entity as JSON text, `ix` the key of each declared index.
+pub const ENTITY_RECORD: [&str; 3] = ["id", "doc", "ix"];
+/// The fields of an outbox record as written, `{ doc }`; IndexedDB adds the
+/// key path, `mutationId`, from its key generator.
+pub const OUTBOX_RECORD: [&str; 1] = ["doc"];
+
+/// A failure a test makes the next write meet, each as a browser produces it.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A request fails inside the transaction, after the writes were issued
+    /// (a real constraint violation): the browser rolls every write back.
+    Constraint,
+    /// The connection is lost while the transaction runs: it is aborted.
+    LostBeforeCommit,
+    /// The connection is lost once the transaction has committed, before the
+    /// page hears of it: the write is stored, but the call sees a failure.
+    LostAfterCommit,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Fault {
+    pub const ALL: [Fault; 3] = [Fault::Constraint, Fault::LostBeforeCommit, Fault::LostAfterCommit];
+
+    /// The name `WriteBatch.inject` knows it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Constraint => "constraint",
+            Fault::LostBeforeCommit => "lost-before-commit",
+            Fault::LostAfterCommit => "lost-after-commit",
+        }
+    }
+}
+
+#[wasm_bindgen(module = "/src/browser/browser.js")]
+extern "C" {
+    /// `{ id, doc, ix }`, built in one call rather than property by property.
+    #[wasm_bindgen(js_name = entityRecord)]
+    pub fn entity_record(id: &str, doc: &str, ix: &Object) -> JsValue;
+    /// `{ doc }`, an outbox record as written.
+    #[wasm_bindgen(js_name = outboxRecord)]
+    pub fn outbox_record(doc: &str) -> JsValue;
+
+    /// Reads every entity of some stores, chunk by chunk (see `Loader` in `browser.js`).
+    pub type Loader;
+    #[wasm_bindgen(constructor, catch)]
+    pub fn new(db: &web_sys::IdbDatabase, stores: &Array, known: &Array, records: &Array) -> Result<Loader, JsValue>;
+    /// Resolves with the next `LoadedChunk`, or null after the last.
+    #[wasm_bindgen(method)]
+    pub fn next(this: &Loader) -> js_sys::Promise;
+
+    /// One chunk a `Loader` read: the docs of some records of one store.
+    pub type LoadedChunk;
+    #[wasm_bindgen(method, getter)]
+    pub fn store(this: &LoadedChunk) -> u32;
+    #[wasm_bindgen(method, getter)]
+    pub fn json(this: &LoadedChunk) -> Uint8Array;
+
+    /// Begins a readwrite transaction on the entity stores at `positions` of
+    /// `stores`, the outbox and, with `meta`, the meta store.
+    #[wasm_bindgen(js_name = beginWrite, catch)]
+    pub fn begin_write(db: &web_sys::IdbDatabase, stores: &Array, positions: &[u32], meta: bool) -> Result<JsValue, JsValue>;
+    /// Finds out, once per realm and in the background, whether write
+    /// transactions may commit before their requests have settled.
+    #[wasm_bindgen(js_name = probeEarlyCommit)]
+    pub fn probe_early_commit(db: &web_sys::IdbDatabase, store: &str, key: &str);
+    /// Reads `ids[i]` from `stores[i]` inside `tx`, refreshing `known[i]`;
+    /// resolves with the docs (undefined where absent).
+    #[wasm_bindgen(js_name = readDocs)]
+    pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
+    /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
+    /// `known` map at the same place in `positions` holds, or undefined.
+    #[wasm_bindgen(js_name = knownDocs)]
+    pub fn known_docs(knowns: &Array, positions: &[u32], ids: &str) -> Array;
+
+    /// The records of one `apply`, in one transaction (see `WriteBatch` in `browser.js`).
+    pub type WriteBatch;
+    #[wasm_bindgen(constructor)]
+    pub fn new(tx: &JsValue, stores: &Array, knowns: &Array) -> WriteBatch;
+    /// Sends a run of packed writes (see `Outgoing` in `src/store/indexeddb/pack.rs`).
+    #[wasm_bindgen(method)]
+    pub fn send(this: &WriteBatch, entities: &str, mutations: &str, ops: &[u32]);
+    #[wasm_bindgen(method)]
+    pub fn abandon(this: &WriteBatch);
+    /// Resolves with the outbox keys once committed, or null when a check failed.
+    #[wasm_bindgen(method)]
+    pub fn run(this: &WriteBatch) -> js_sys::Promise;
+    /// Whether the batch was stored, when the connection was lost before `run` could tell.
+    #[wasm_bindgen(method)]
+    pub fn outcome(this: &WriteBatch, tx: &JsValue) -> js_sys::Promise;
+
+    /// A stored record, read through direct property access.
+    pub type StoredRecord;
+    #[wasm_bindgen(method, getter)]
+    pub fn doc(this: &StoredRecord) -> JsValue;
+    #[wasm_bindgen(method, getter, js_name = mutationId)]
+    pub fn mutation_id(this: &StoredRecord) -> Option<f64>;
+}
+
+#[cfg(feature = "fault-injection")]
+#[wasm_bindgen(module = "/src/browser/browser.js")]
+extern "C" {
+    /// Makes the batch's transaction meet the fault named `fault`.
+    #[wasm_bindgen(method)]
+    pub fn inject(this: &WriteBatch, fault: &str);
+    /// Resolves with what `probeEarlyCommit` found (false if never asked).
+    #[wasm_bindgen(js_name = commitsEarly)]
+    pub fn commits_early() -> js_sys::Promise;
+    /// The JS side of the contract, for the test that compares it with this module.
+    #[wasm_bindgen(js_name = contract)]
+    pub fn js_contract() -> JsValue;
+}

@@ -1,0 +1,304 @@
+//! The IndexedDB store: one readwrite transaction per batch of writes, each
+//! entity and its outbox entry in it together.
+//!
+//! The two hot paths, `apply` and `load`, run their transaction in a few lines
+//! of JS (the IndexedDB part of `src/browser/browser.js`): for `apply` Rust hands over
+//! the prepared records and awaits one Promise; `load` takes each store's
+//! records a few thousand at a time, parsing one chunk while IndexedDB reads
+//! the next. Neither pays for a listener closure per request. Where the engine
+//! keeps a transaction atomic after `commit()` (Chromium and WebKit; not
+//! Firefox, found out at open), a write commits as soon as no check can abort
+//! it, sparing a round trip. Other reads go through `indexed_db_futures`.
+//! Schema upgrades use web-sys directly, because an upgrade must reach the
+//! `versionchange` transaction (to add an index to an existing object store),
+//! which that crate's upgrade callback does not expose.
+//!
+//! Writes are checked rather than preceded by a read. The store remembers, per
+//! entity, the doc it last saw stored (`known`: filled by `load`, updated by every
+//! commit), computes each write on it and sends everything at once: an entity
+//! believed absent is written with `add` (which fails if another tab or worker
+//! created it meanwhile), one believed present is read in the same transaction
+//! just before its `put` and compared with what was believed. Any mismatch aborts
+//! the transaction, and the batch runs again reading every entity first inside
+//! its transaction, as stored. So the common case costs no round trip beyond the
+//! writes themselves, and a write is never computed on a stale entity.
+//!
+//! The browser can take the connection away: WebKit loses it when its
+//! IndexedDB process goes away ("Connection to Indexed Database server lost",
+//! notably on iOS after the app was in the background), and every engine
+//! closes it when the site's storage is cleared. After a failure the store
+//! checks whether its connection still works; if the browser closed it, the
+//! store opens a new one and carries on (see `IdbStore::reconnect`), unless
+//! the database itself is gone, which is `DatabaseClosed` for good. A call
+//! that only reads runs again on the new connection. A write whose transaction
+//! was cut off is never simply sent again: the store first reads what was
+//! stored, so it is written exactly once (see `IdbStore::apply_writes`).
+//!
+//! One file per concern:
+//! * `connection`: the connection, and a new one when the browser took it away;
+//! * `upgrade`: bringing the database to the layout a schema asks for;
+//! * `write`: the checked-write pipeline of `apply`;
+//! * `pack`: writes packed into a few texts for the JS half, and docs read back;
+//! * `read`: loading everything at open, and reads straight from storage;
+//! * `settle`: recording server answers (the core's plan) and the sync bookkeeping;
+//! * `error`: IndexedDB's failures as the store's errors.
+//!
+//! The JS half itself, and the contract with it, is [`crate::browser`].
+mod connection;
+mod error;
+mod pack;
+mod read;
+mod settle;
+mod upgrade;
+mod write;
+
+#[cfg(feature = "fault-injection")]
+use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use indexed_db_futures::database::Database;
+use indexed_db_futures::internals::SystemRepr;
+use indexed_db_futures::prelude::*;
+use js_sys::{Array, Map};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+#[cfg(feature = "fault-injection")]
+use wasm_bindgen_futures::JsFuture;
+
+use self::connection::{open_existing, Connection};
+use self::upgrade::{read_layout, upgrade};
+use super::layout::{check_format, entity_store, index_field, UpgradePlan, BACKFILL_KEY, META_STORE};
+use crate::browser;
+#[cfg(feature = "fault-injection")]
+use crate::browser::{Fault, WriteBatch};
+use crate::core::reconcile::{Policies, ServerAnswer, Settled};
+use crate::core::{Applied, Entity, Error, IndexSpec, Mutation, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
+
+/// A [`Store`] on one IndexedDB database.
+pub struct IdbStore {
+    name: String,
+    /// The current connection; replaced when the browser closed the last one.
+    connection: RefCell<Rc<Connection>>,
+    schema: Schema,
+    collections: HashMap<String, CollectionInfo>,
+    /// Each collection's object store name and `known` map, in `position` order.
+    stores: Array,
+    knowns: Array,
+    client_id: String,
+    /// Set when the app closed the store or it cannot go on (the database was
+    /// upgraded elsewhere, or deleted); the reason.
+    closed: Rc<RefCell<Option<String>>>,
+    /// A failure the next write is made to meet, for tests.
+    #[cfg(feature = "fault-injection")]
+    fault: Cell<Option<Fault>>,
+}
+
+/// What the store keeps per declared collection.
+struct CollectionInfo {
+    /// Where this collection is in `IdbStore::stores` and `IdbStore::knowns`.
+    position: u32,
+    /// The object store's name, as a JS string made once.
+    store: JsValue,
+    /// Each declared index with the `ix` field holding its key.
+    index_fields: Vec<IndexField>,
+    /// A JS `Map`: entity id → the doc (JSON text) this connection last saw stored.
+    known: Map,
+    /// A JS `Map`: entity id → the record (as reads return it) built while
+    /// loading, for the JS layer to take (see `Loader` in `src/browser/browser.js`).
+    records: RefCell<Map>,
+}
+
+/// A declared index and the field of a record's `ix` that holds its key.
+struct IndexField {
+    index: IndexSpec,
+    name: String,
+    /// `name` as a JS string made once.
+    js: JsValue,
+}
+
+impl IdbStore {
+    /// Opens `name`, creating it or upgrading its layout to fit `schema`.
+    pub async fn open(name: &str, schema: Schema) -> Result<IdbStore> {
+        let db = open_existing(name).await?;
+        let plan = UpgradePlan::new(&read_layout(&db)?, &schema);
+        let db = if plan.is_empty() {
+            db
+        } else {
+            let version = db.version() + 1.0;
+            db.close();
+            upgrade(name, version, &plan).await?;
+            open_existing(name).await?
+        };
+
+        // One transaction, all three reads sent at once.
+        let tx = db.transaction(META_STORE).build()?;
+        let meta = tx.object_store(META_STORE)?;
+        let format = meta.get("formatVersion").primitive()?;
+        let client_id = meta.get("clientId").primitive()?;
+        let backfill = meta.get(BACKFILL_KEY).primitive()?;
+        let format: Option<JsValue> = format.await?;
+        let client_id: Option<String> = client_id.await?;
+        let backfill: Option<JsValue> = backfill.await?;
+        check_format(format.and_then(|v| v.as_f64()).map(|v| v as u32))?;
+        let client_id = client_id.ok_or_else(|| Error::Storage("the database has no client id".into()))?;
+        drop(meta);
+        drop(tx);
+        // `clientId` exists now: the probe's add of it must fail.
+        browser::probe_early_commit(db.as_sys().unchecked_ref(), META_STORE, "clientId");
+
+        let closed = Rc::new(RefCell::new(None));
+        let infos: Vec<(String, CollectionInfo)> = schema
+            .collections
+            .iter()
+            .enumerate()
+            .map(|(position, (name, collection))| {
+                let index_fields = collection
+                    .indexes
+                    .iter()
+                    .map(|index| {
+                        let name = index_field(&index.name);
+                        IndexField { index: index.clone(), js: JsValue::from_str(&name), name }
+                    })
+                    .collect();
+                let info = CollectionInfo {
+                    position: position as u32,
+                    store: entity_store(name).into(),
+                    index_fields,
+                    known: Map::new(),
+                    records: RefCell::new(Map::new()),
+                };
+                (name.clone(), info)
+            })
+            .collect();
+        let stores = infos.iter().map(|(_, info)| info.store.clone()).collect();
+        let knowns = infos.iter().map(|(_, info)| JsValue::from(&info.known)).collect();
+        let store = IdbStore {
+            name: name.to_owned(),
+            connection: RefCell::new(Connection::new(db, &closed)),
+            schema,
+            collections: infos.into_iter().collect(),
+            stores,
+            knowns,
+            client_id,
+            closed,
+            #[cfg(feature = "fault-injection")]
+            fault: Cell::new(None),
+        };
+        if let Some(pending) = backfill {
+            store.backfill(&pending).await?;
+        }
+        Ok(store)
+    }
+
+    /// Entity id → doc (JSON text) as this connection last saw it stored;
+    /// right after `load`, every doc it read. The JS layer builds its first
+    /// records from them.
+    pub fn stored_docs(&self, collection: &str) -> Option<Map> {
+        self.collections.get(collection).map(|info| info.known.clone())
+    }
+
+    /// The records `load` built, from its docs, while IndexedDB read the next
+    /// ones (id → frozen record), handed over once: the store keeps none.
+    pub fn take_loaded_records(&self, collection: &str) -> Option<Map> {
+        self.collections.get(collection).map(|info| info.records.replace(Map::new()))
+    }
+
+    /// Deletes a database by name.
+    pub async fn delete(name: &str) -> Result<()> {
+        Ok(Database::delete_by_name(name)?.await?)
+    }
+    fn collection_info(&self, collection: &str) -> Result<&CollectionInfo> {
+        self.schema.collection(collection)?;
+        Ok(&self.collections[collection])
+    }
+}
+
+/// Hooks that make the store fail on purpose, or report what it found out
+/// about the engine, for the test suites.
+#[cfg(feature = "fault-injection")]
+impl IdbStore {
+    /// Makes the next `apply` (or `settle`) fail inside its transaction,
+    /// after its writes were issued, by a real IndexedDB constraint violation:
+    /// the browser must then roll every write of that transaction back.
+    pub fn fail_next_apply(&self) {
+        self.fault.set(Some(Fault::Constraint));
+    }
+
+    /// Makes the next `apply` meet `fault`.
+    pub fn fail_next_write_with(&self, fault: Fault) {
+        self.fault.set(Some(fault));
+    }
+
+    /// Whether write transactions commit as soon as no check can abort them
+    /// (see `WriteBatch.run` in `src/browser/browser.js`), as found out at the first open.
+    pub async fn commits_early() -> bool {
+        JsFuture::from(browser::commits_early()).await.ok().and_then(|answer| answer.as_bool()).unwrap_or(false)
+    }
+
+    /// Closes the connection as the browser does when it takes it away: the
+    /// store has not closed it and is not told.
+    pub fn lose_connection(&self) {
+        self.connection().sys().close();
+    }
+
+    /// Makes and sends `writes` as `apply` does, then stops before waiting
+    /// for them, as when wasm traps half way; returns the transaction.
+    pub fn send_and_stop(&self, writes: &[Write]) -> Result<JsValue> {
+        let tx = self.begin_write(&self.connection(), writes, write::Injected::default())?;
+        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns);
+        self.compute(writes, self.believed(writes)?, &batch, true)?;
+        Ok(tx)
+    }
+}
+
+impl Store for IdbStore {
+    async fn load(&self) -> Result<Snapshot> {
+        self.load_all().await
+    }
+
+    async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
+        self.apply_writes(writes).await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
+        self.read_entity(collection, id).await
+    }
+
+    async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
+        self.read_query(collection, query).await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+        self.read_outbox(limit).await
+    }
+
+    async fn pending_count(&self) -> Result<usize> {
+        self.count_outbox().await
+    }
+
+    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+        self.record_answers(answers, policies, now, cursor).await
+    }
+
+    async fn sync_meta(&self) -> Result<SyncMeta> {
+        self.read_sync_meta().await
+    }
+
+    async fn save_sync_meta(&self, meta: &SyncMeta) -> Result<()> {
+        self.write_sync_meta(meta).await
+    }
+
+    fn close(&self) {
+        let mut closed = self.closed.borrow_mut();
+        if closed.is_none() {
+            *closed = Some("the database was closed with close()".to_owned());
+            self.connection().sys().close();
+            // No write will be checked against them any more.
+            for info in self.collections.values() {
+                info.known.clear();
+            }
+        }
+    }
+}

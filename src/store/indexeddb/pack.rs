@@ -1,0 +1,138 @@
+//! What crosses to the JS half, packed: a batch's writes as a few long texts
+//! per run (handing JS a few long strings costs far less than a few short ones
+//! per write), the `ix` of a record, and docs read back from storage.
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::{CollectionInfo, IndexField};
+use crate::browser::{self, StoredRecord, WriteBatch, CHECK, CHECKED_WRITE, SEPARATOR, WRITE};
+use crate::core::{Applied, Entity, Error, IndexKey, Result};
+
+/// A batch's writes computed since it last sent, packed for one call to
+/// `WriteBatch.send`: handing JS a few long strings costs far less than a few
+/// short ones per write.
+#[derive(Default)]
+pub(super) struct Outgoing {
+    /// Per op, its id then, for a write, the entity's doc; separated by NUL.
+    entities: Vec<u8>,
+    /// The mutation docs, separated by NUL.
+    mutations: Vec<u8>,
+    /// The `ix` of each entity written, as a JSON array.
+    ix: Vec<u8>,
+    /// Per op, its code: [`browser::op`] of its collection's `position` and
+    /// its kind ([`WRITE`], [`CHECKED_WRITE`] or [`CHECK`]).
+    ops: Vec<u32>,
+}
+
+impl Outgoing {
+    pub(super) fn write(&mut self, info: &CollectionInfo, applied: &Applied, check: bool) -> Result<()> {
+        let entity = &applied.entity;
+        self.op(info, if check { CHECKED_WRITE } else { WRITE }, &entity.id);
+        self.entities.extend_from_slice(SEPARATOR.as_bytes());
+        json_into(&mut self.entities, entity, "an entity")?;
+        if !self.mutations.is_empty() {
+            self.mutations.extend_from_slice(SEPARATOR.as_bytes());
+        }
+        json_into(&mut self.mutations, &applied.mutation, "a mutation")?;
+        self.ix.push(if self.ix.is_empty() { b'[' } else { b',' });
+        self.ix.push(b'{');
+        let mut first = true;
+        for field in &info.index_fields {
+            if let Some(key) = field.index.key_of(entity) {
+                if !std::mem::take(&mut first) {
+                    self.ix.push(b',');
+                }
+                json_into(&mut self.ix, &field.name, "an index name")?;
+                self.ix.push(b':');
+                json_into(&mut self.ix, &key, "an index key")?;
+            }
+        }
+        self.ix.push(b'}');
+        Ok(())
+    }
+
+    pub(super) fn check(&mut self, info: &CollectionInfo, id: &str) {
+        self.op(info, CHECK, id);
+    }
+
+    fn op(&mut self, info: &CollectionInfo, kind: u32, id: &str) {
+        if !self.ops.is_empty() {
+            self.entities.extend_from_slice(SEPARATOR.as_bytes());
+        }
+        self.entities.extend_from_slice(id.as_bytes());
+        self.ops.push(browser::op(info.position, kind));
+    }
+
+    /// Hands what was computed to `batch`, which sends it, and starts afresh.
+    pub(super) fn send(&mut self, batch: &WriteBatch) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        if !self.mutations.is_empty() {
+            self.mutations.extend_from_slice(SEPARATOR.as_bytes());
+        }
+        if self.ix.is_empty() {
+            self.ix.push(b'['); // only checks in this run
+        }
+        self.mutations.append(&mut self.ix);
+        self.mutations.push(b']');
+        let text = |bytes| std::str::from_utf8(bytes).map_err(|e| Error::Storage(format!("cannot encode a write: {e}")));
+        batch.send(text(&self.entities)?, text(&self.mutations)?, &self.ops);
+        self.entities.clear();
+        self.mutations.clear();
+        self.ops.clear();
+        Ok(())
+    }
+}
+
+/// Appends `value` as JSON text to `buffer`.
+fn json_into<T: serde::Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T, what: &str) -> Result<()> {
+    serde_json::to_writer(buffer, value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
+}
+
+pub(super) fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode {what}: {e}")))
+}
+
+/// The `ix` object of an entity's record: the key of each declared index it has one for.
+pub(super) fn index_keys(entity: &Entity, index_fields: &[IndexField]) -> Object {
+    let ix = Object::new();
+    for field in index_fields {
+        if let Some(key) = field.index.key_of(entity) {
+            // Setting a property on a plain object we just created cannot fail.
+            let _ = Reflect::set(&ix, &field.js, &key_to_js(&key));
+        }
+    }
+    ix
+}
+
+pub(super) fn key_to_js(key: &IndexKey) -> JsValue {
+    match key {
+        IndexKey::Number(n) => JsValue::from_f64(*n),
+        IndexKey::String(s) => JsValue::from_str(s),
+        IndexKey::Array(items) => items.iter().map(key_to_js).collect::<Array>().into(),
+    }
+}
+
+pub(super) fn parse_text<T: serde::de::DeserializeOwned>(text: &str, place: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| unreadable(place, e))
+}
+
+pub(super) fn unreadable(place: &str, error: serde_json::Error) -> Error {
+    Error::Storage(format!("a record in {place:?} is unreadable: {error}"))
+}
+
+/// Decodes a record's `doc`: JSON text, or UTF-8 JSON bytes in records an
+/// earlier version wrote.
+pub(super) fn parse_doc<T: serde::de::DeserializeOwned>(record: &JsValue, place: &str) -> Result<T> {
+    let doc = record.unchecked_ref::<StoredRecord>().doc();
+    if let Some(text) = doc.as_string() {
+        parse_text(&text, place)
+    } else if let Some(bytes) = doc.dyn_ref::<Uint8Array>() {
+        serde_json::from_slice(&bytes.to_vec()).map_err(|e| unreadable(place, e))
+    } else {
+        Err(Error::Storage(format!("a record in {place:?} has no readable `doc`")))
+    }
+}

@@ -1,0 +1,149 @@
+//! Reads: everything at open (the mirror's snapshot), and one entity, a query
+//! or the outbox straight from storage. Each runs once more on a new
+//! connection if the browser had taken the first away.
+
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::KeyRange as IdbKeyRange;
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::error::js_error;
+use super::pack::{key_to_js, parse_doc, unreadable};
+use super::IdbStore;
+use crate::browser::{LoadedChunk, Loader, StoredRecord};
+use crate::core::{Entity, Error, IndexKey, Mutation, Query, Result, Snapshot};
+use crate::store::layout::{entity_store, OUTBOX_STORE};
+
+impl IdbStore {
+    /// Every entity of every declared collection, read chunk by chunk (see
+    /// `Loader` in `src/browser/browser.js`); refills each `known` map and
+    /// builds most records on the way.
+    pub(super) async fn load_all(&self) -> Result<Snapshot> {
+        let names: &Vec<&String> = &self.collections.keys().collect();
+        let stores: &Array = &self.collections.values().map(|info| info.store.clone()).collect();
+        let known: &Array = &self.collections.values().map(|info| info.known.clone()).collect();
+        let records: &Array = &self.collections.values().map(|info| info.records.borrow().clone()).collect();
+        let loaded = self
+            .idempotent(|connection| async move {
+                let loader = Loader::new(connection.sys(), stores, known, records).map_err(js_error)?;
+                let mut loaded: Vec<Vec<Entity>> = names.iter().map(|_| Vec::new()).collect();
+                loop {
+                    let chunk = JsFuture::from(loader.next()).await.map_err(js_error)?;
+                    if chunk.is_null() {
+                        break Ok(loaded);
+                    }
+                    let chunk: LoadedChunk = chunk.unchecked_into();
+                    let (index, json) = (chunk.store() as usize, chunk.json().to_vec());
+                    // One copy into wasm memory and one parse per chunk, while IndexedDB reads the next.
+                    let entities: Vec<Entity> = serde_json::from_slice(&json).map_err(|e| unreadable(names[index], e))?;
+                    loaded[index].extend(entities);
+                }
+            })
+            .await?;
+        let collections = names.iter().map(|name| (*name).clone()).zip(loaded).collect();
+        Ok(Snapshot { client_id: self.client_id.clone(), collections })
+    }
+
+    pub(super) async fn read_entity(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
+        self.schema.collection(collection)?;
+        let store_name = &entity_store(collection);
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(store_name.as_str()).build()?;
+            let store = tx.object_store(store_name)?;
+            let record: Option<JsValue> = store.get(id).primitive()?.await?;
+            record.map(|record| parse_doc(&record, collection)).transpose()
+        })
+        .await
+    }
+
+    pub(super) async fn read_query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
+        let range = &query.range()?;
+        let schema = self.schema.collection(collection)?;
+        match &query.index {
+            None => range.id_bounds().map(drop)?,
+            Some(index) => {
+                schema.index(index).ok_or_else(|| Error::InvalidArgument(format!("query: no index {index:?}")))?;
+            }
+        }
+        let store_name = &entity_store(collection);
+        let records = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(store_name.as_str()).build()?;
+                let store = tx.object_store(store_name)?;
+                let js_range = key_range(range);
+                match &query.index {
+                    None => all(match js_range {
+                        Some(r) => store.get_all().with_query::<JsValue, _>(r).primitive()?.await,
+                        None => store.get_all().primitive()?.await,
+                    }),
+                    Some(index_name) => {
+                        let index = store.index(index_name)?;
+                        all(match js_range {
+                            Some(r) => index.get_all().with_query::<JsValue, _>(r).primitive()?.await,
+                            None => index.get_all().primitive()?.await,
+                        })
+                    }
+                }
+            })
+            .await?;
+        let mut entities = records.iter().map(|record| parse_doc(record, collection)).collect::<Result<Vec<_>>>()?;
+        if query.reverse {
+            entities.reverse();
+        }
+        Ok(query.page(entities.into_iter()))
+    }
+
+    pub(super) async fn read_outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let records = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(OUTBOX_STORE).build()?;
+                let store = tx.object_store(OUTBOX_STORE)?;
+                all(store.get_all().with_limit(limit).primitive()?.await)
+            })
+            .await?;
+        records
+            .iter()
+            .map(|record| {
+                let mut mutation: Mutation = parse_doc(record, "outbox")?;
+                mutation.mutation_id = record.unchecked_ref::<StoredRecord>().mutation_id().unwrap_or_default() as u64;
+                Ok(mutation)
+            })
+            .collect()
+    }
+
+    pub(super) async fn count_outbox(&self) -> Result<usize> {
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(OUTBOX_STORE).build()?;
+            let store = tx.object_store(OUTBOX_STORE)?;
+            let count: u32 = store.count().primitive()?.await?;
+            Ok(count as usize)
+        })
+        .await
+    }
+}
+
+/// Collects the records of a `getAll` request.
+pub(super) fn all<I>(records: std::result::Result<I, indexed_db_futures::error::Error>) -> Result<Vec<JsValue>>
+where
+    I: Iterator<Item = std::result::Result<JsValue, indexed_db_futures::error::Error>>,
+{
+    Ok(records?.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+fn key_range(range: &crate::core::KeyRange) -> Option<IdbKeyRange<JsValue>> {
+    use std::ops::Bound::*;
+    let bound = |b: &std::ops::Bound<IndexKey>| match b {
+        Included(key) => Some((key_to_js(key), false)),
+        Excluded(key) => Some((key_to_js(key), true)),
+        Unbounded => None,
+    };
+    match (bound(&range.lower), bound(&range.upper)) {
+        (None, None) => None,
+        (Some((low, open)), None) => Some(IdbKeyRange::LowerBound(low, open)),
+        (None, Some((high, open))) => Some(IdbKeyRange::UpperBound(high, open)),
+        (Some((low, low_open)), Some((high, high_open))) => Some(IdbKeyRange::Bound(low, low_open, high, high_open)),
+    }
+}

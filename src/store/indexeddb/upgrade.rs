@@ -1,0 +1,151 @@
+//! Bringing a database to the layout a schema asks for: the object stores and
+//! indexes [`UpgradePlan`] lists are made in the `versionchange` transaction
+//! (through web-sys: `indexed_db_futures` does not hand that transaction to its
+//! upgrade callback), then the `ix` fields of collections that gained an index
+//! are filled in.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use indexed_db_futures::database::Database;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::transaction::TransactionMode;
+use js_sys::{Array, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::error::describe_js_error;
+use super::pack::{encode, index_keys, parse_doc};
+use super::read::all;
+use super::IdbStore;
+use crate::browser;
+use crate::core::{Entity, Error, Result};
+use crate::store::layout::{
+    entity_store, Layout, UpgradePlan, BACKFILL_KEY, ENTITY_KEY_PATH, FORMAT_VERSION, META_STORE, OUTBOX_KEY_PATH, OUTBOX_STORE,
+};
+
+impl IdbStore {
+    /// Recomputes `ix` for the collections listed in `pending`, which gained
+    /// an index in an upgrade.
+    pub(super) async fn backfill(&self, pending: &JsValue) -> Result<()> {
+        let collections: Vec<String> = Array::from(pending).iter().filter_map(|v| v.as_string()).collect();
+        let mut stores: Vec<String> = collections.iter().map(|c| entity_store(c)).collect();
+        stores.push(META_STORE.to_owned());
+        let connection = self.connection();
+        let tx = connection.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build()?;
+        for collection in &collections {
+            let Ok(info) = self.collection_info(collection) else { continue };
+            let store = tx.object_store(&entity_store(collection))?;
+            let records = all(store.get_all().primitive()?.await)?;
+            for record in records {
+                let entity: Entity = parse_doc(&record, collection)?;
+                let doc = encode(&entity, "entity")?;
+                let record = browser::entity_record(&entity.id, &doc, &index_keys(&entity, &info.index_fields));
+                store.put(record).primitive()?;
+            }
+        }
+        // The last request settling means every put has (see `apply`).
+        tx.object_store(META_STORE)?.delete(BACKFILL_KEY).primitive()?.await?;
+        Ok(tx.commit().await?)
+    }
+}
+
+/// The object stores of `db` and the index names of each.
+pub(super) fn read_layout(db: &Database) -> Result<Layout> {
+    let names: Vec<String> = db.object_store_names().collect();
+    let mut layout = Layout::new();
+    if names.is_empty() {
+        return Ok(layout);
+    }
+    let tx = db.transaction(names.as_slice()).build()?;
+    for name in names {
+        let store = tx.object_store(&name)?;
+        layout.insert(name, store.index_names().collect());
+    }
+    Ok(layout)
+}
+
+/// Opens `name` at `version` and applies `plan` in the `versionchange` transaction.
+pub(super) async fn upgrade(name: &str, version: f64, plan: &UpgradePlan) -> Result<()> {
+    let factory = idb_factory()?;
+    let request = factory.open_with_f64(name, version).map_err(|e| Error::Storage(describe_js_error(&e)))?;
+    let failure: Rc<RefCell<Option<String>>> = Rc::default();
+    let plan = plan.clone();
+    let on_upgrade = {
+        let failure = failure.clone();
+        let request = request.clone();
+        Closure::once(move |_event: web_sys::Event| {
+            if let Err(error) = apply_plan(&request, &plan) {
+                *failure.borrow_mut() = Some(error);
+                if let Some(tx) = request.transaction() {
+                    let _ = tx.abort();
+                }
+            }
+        })
+    };
+    request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
+    let done = js_sys::Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+    });
+    let outcome = JsFuture::from(done).await;
+    request.set_onupgradeneeded(None);
+    if let Some(message) = failure.borrow_mut().take() {
+        return Err(Error::Schema(message));
+    }
+    outcome.map_err(|_| {
+        let message = request.error().ok().flatten().map(|e| format!("{}: {}", e.name(), e.message()));
+        Error::Schema(format!("the schema upgrade failed: {}", message.unwrap_or_else(|| "unknown error".into())))
+    })?;
+    if let Ok(db) = request.result() {
+        db.unchecked_into::<web_sys::IdbDatabase>().close();
+    }
+    Ok(())
+}
+
+fn apply_plan(request: &web_sys::IdbOpenDbRequest, plan: &UpgradePlan) -> std::result::Result<(), String> {
+    let describe = |e: JsValue| describe_js_error(&e);
+    let db: web_sys::IdbDatabase = request.result().map_err(describe)?.unchecked_into();
+    let tx = request.transaction().ok_or("no versionchange transaction")?;
+    if plan.create_meta {
+        let meta = db.create_object_store(META_STORE).map_err(describe)?;
+        let client_id = uuid::Uuid::new_v4().to_string();
+        meta.put_with_key(&client_id.into(), &"clientId".into()).map_err(describe)?;
+        meta.put_with_key(&FORMAT_VERSION.into(), &"formatVersion".into()).map_err(describe)?;
+    }
+    if plan.create_outbox {
+        let params = web_sys::IdbObjectStoreParameters::new();
+        params.set_key_path(&OUTBOX_KEY_PATH.into());
+        params.set_auto_increment(true);
+        db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params).map_err(describe)?;
+    }
+    for change in &plan.stores {
+        let store = if change.create {
+            let params = web_sys::IdbObjectStoreParameters::new();
+            params.set_key_path(&ENTITY_KEY_PATH.into());
+            db.create_object_store_with_optional_parameters(&change.store, &params).map_err(describe)?
+        } else {
+            tx.object_store(&change.store).map_err(describe)?
+        };
+        for index in &change.remove_indexes {
+            store.delete_index(index).map_err(describe)?;
+        }
+        for (index, key_path) in &change.add_indexes {
+            store.create_index_with_str(index, key_path).map_err(describe)?;
+        }
+    }
+    if !plan.backfill.is_empty() {
+        let meta = tx.object_store(META_STORE).map_err(describe)?;
+        let list: Array = plan.backfill.iter().map(|c| JsValue::from_str(c)).collect();
+        meta.put_with_key(&list, &BACKFILL_KEY.into()).map_err(describe)?;
+    }
+    Ok(())
+}
+
+fn idb_factory() -> Result<web_sys::IdbFactory> {
+    let factory = Reflect::get(&js_sys::global(), &"indexedDB".into()).unwrap_or(JsValue::UNDEFINED);
+    factory
+        .dyn_into::<web_sys::IdbFactory>()
+        .map_err(|_| Error::Storage("IndexedDB is not available in this context".into()))
+}

@@ -28,6 +28,8 @@ impl conformance::Harness for MemoryHarness {
     fn fail_next_apply(store: &MemoryStore) {
         store.fail_next_apply();
     }
+
+    const INJECTED_FAILURE: &'static str = "injected failure";
 }
 
 conformance_tests!(native: MemoryHarness::default());

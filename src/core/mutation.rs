@@ -184,26 +184,37 @@ mod tests {
         assert!(!revived.entity.deleted);
     }
 
+    /// Each op on an entity the server knows at version 3: the entity the
+    /// mirror and the store get, and the outbox entry that goes with it (a
+    /// patch queues only its fields, a delete no data; both are based on
+    /// version 3).
     #[test]
-    fn apply_write_is_the_written_entity_and_its_outbox_entry() {
-        let created = apply_write(None, &write(Op::Put, Some(json!({"a": 1})), 1.0)).unwrap().entity;
-        let mut synced = created.clone();
+    fn each_op_gives_its_entity_and_its_outbox_entry() {
+        let mut synced = apply_write(None, &write(Op::Put, Some(json!({"a": 1, "b": 1})), 1.0)).unwrap().entity;
         synced.version = 3;
-        let writes = [
-            (None, write(Op::Put, Some(json!({"a": 1})), 2.0)),
-            (Some(&synced), write(Op::Put, Some(json!({"b": 2})), 2.0)),
-            (Some(&synced), write(Op::Patch, Some(json!({"a": null, "c": 3})), 2.0)),
-            (Some(&synced), write(Op::Delete, None, 2.0)),
-            (None, write(Op::Patch, Some(json!({"a": 2})), 2.0)),
-        ];
-        for (current, write) in &writes {
-            let applied = apply_write(*current, write);
-            let entity = written_entity(*current, write);
-            assert_eq!(applied.as_ref().map(|a| &a.entity), entity.as_ref(), "{write:?}");
-            if let (Ok(applied), Ok(entity)) = (&applied, &entity) {
-                assert_eq!(applied.mutation, Mutation::of(write, entity.version));
-            }
+        synced.pending = 0;
+        synced.sync_status = SyncStatus::Synced;
+
+        let put = apply_write(Some(&synced), &write(Op::Put, Some(json!({"c": 3})), 2.0)).unwrap();
+        assert_eq!(Value::Object(put.entity.data.clone()), json!({"c": 3}));
+        assert_eq!((put.mutation.op, put.mutation.data.clone(), put.mutation.base_version), (Op::Put, Some(data(json!({"c": 3}))), 3));
+
+        let patch = apply_write(Some(&synced), &write(Op::Patch, Some(json!({"a": null, "c": 3})), 2.0)).unwrap();
+        assert_eq!(Value::Object(patch.entity.data.clone()), json!({"b": 1, "c": 3}));
+        assert_eq!(patch.mutation.data, Some(data(json!({"a": null, "c": 3}))), "the patch, not the patched data");
+        assert_eq!(patch.mutation.base_version, 3);
+
+        let delete = apply_write(Some(&synced), &write(Op::Delete, None, 2.0)).unwrap();
+        assert!(delete.entity.deleted);
+        assert_eq!(Value::Object(delete.entity.data.clone()), json!({"a": 1, "b": 1}), "a tombstone keeps its data");
+        assert_eq!((delete.mutation.op, delete.mutation.data.clone(), delete.mutation.base_version), (Op::Delete, None, 3));
+
+        for applied in [&put, &patch, &delete] {
+            let entity = &applied.entity;
+            assert_eq!((entity.version, entity.pending, entity.sync_status, entity.updated_at), (3, 1, SyncStatus::Dirty, 2.0));
+            assert_eq!(applied.mutation.created_at, 2.0);
         }
+        assert!(matches!(apply_write(None, &write(Op::Patch, Some(json!({"a": 2})), 2.0)), Err(Error::NotFound(_))));
     }
 
     #[test]

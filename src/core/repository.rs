@@ -669,6 +669,30 @@ mod tests {
         assert!(repo.state.borrow().durable.is_empty(), "nothing is in flight or queued");
     }
 
+    /// Subscribers hear of a write only once it is durable: while its batch
+    /// is held inside the store they hear nothing, though the mirror shows it.
+    #[test]
+    fn subscribers_hear_a_write_only_once_its_batch_committed() {
+        let repo = open(MemoryStore::new(schema()));
+        let heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+        let sink = heard.clone();
+        repo.subscribe(None, Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes))).unwrap();
+        let mut pool = LocalPool::new();
+        let gate = repo.store().gate();
+        let write = pool.spawner().spawn_local_with_handle(repo.put("notes", Some("a".into()), data(json!({"title": "a"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        assert!(mirrored(&repo, "a").is_some(), "the mirror shows the write at once");
+        assert!(stored(&repo, "a").is_none(), "its batch is held in the store");
+        assert!(heard.borrow().is_empty(), "subscribers hear nothing before the commit");
+
+        gate.send(()).unwrap();
+        pool.run_until_stalled();
+        let written = block_on(write).unwrap();
+        let heard = heard.borrow();
+        assert_eq!(heard.len(), 1);
+        assert_eq!((heard[0].id.as_str(), heard[0].entity.as_ref(), &heard[0].origin), ("a", Some(&written), &Origin::Local));
+    }
+
     #[test]
     fn close_waits_for_the_batch_in_flight_then_refuses_reads() {
         let repo = open(MemoryStore::new(schema()));

@@ -25,7 +25,8 @@ macro_rules! browser_tests {
             early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
-            the_js_half_keeps_the_same_contract);
+            the_js_half_keeps_the_same_contract a_database_of_a_newer_format_is_refused_at_open
+            a_failed_write_on_the_early_commit_path_stores_nothing);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*
@@ -44,6 +45,9 @@ impl crate::conformance::Harness for IdbHarness {
     fn fail_next_apply(store: &IdbStore) {
         store.fail_next_apply();
     }
+
+    // A real constraint violation inside the transaction; the error is the failing request's.
+    const INJECTED_FAILURE: &'static str = "ConstraintError";
 }
 
 /// Checks that the suite runs in the global scope it was configured for (`"Window"`,
@@ -479,6 +483,60 @@ pub async fn the_js_half_keeps_the_same_contract() {
     assert!(!OUTBOX_RECORD.contains(&layout::OUTBOX_KEY_PATH));
 }
 
+/// A database written by a newer Tideway (a higher storage format in `meta`)
+/// is refused at open with `SCHEMA_ERROR` rather than misread, and is left
+/// as it was.
+pub async fn a_database_of_a_newer_format_is_refused_at_open() {
+    let name = format!("newer-format-{}", uuid::Uuid::new_v4());
+    settle(open(&name).await.close()).await.unwrap();
+    let bump = format!(
+        "new Promise((resolve, reject) => {{ const open = indexedDB.open({name:?}); open.onerror = () => reject(open.error);
+           open.onsuccess = () => {{ const db = open.result; const tx = db.transaction('meta', 'readwrite');
+             tx.objectStore('meta').put({newer}, 'formatVersion'); tx.oncomplete = () => {{ db.close(); resolve(); }};
+             tx.onabort = () => reject(tx.error); }}; }})",
+        newer = tideway::store::layout::FORMAT_VERSION + 1
+    );
+    settle(js_sys::eval(&bump).unwrap().unchecked_into()).await.expect("write a newer format");
+    let options = js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let refused = Tideway::open(options).await.err().expect("refused");
+    assert_eq!(code(&refused), "SCHEMA_ERROR");
+    let message = Reflect::get(&refused, &"message".into()).unwrap().as_string().unwrap_or_default();
+    assert!(message.contains("newer"), "{message}");
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// Which engine runs the suite, as far as its early commit goes.
+fn engine() -> &'static str {
+    let agent = js_sys::eval("navigator.userAgent").unwrap().as_string().unwrap_or_default();
+    if agent.contains("Firefox") {
+        "firefox"
+    } else if agent.contains("Chrome") {
+        "chromium"
+    } else {
+        "webkit"
+    }
+}
+
+/// The risky path of writes, committing before the requests have answered,
+/// is the one Chromium and WebKit take (and Firefox does not), and a failure
+/// inside such a transaction still stores nothing of it: neither the new
+/// entity, nor the change to an existing one, nor an outbox entry.
+pub async fn a_failed_write_on_the_early_commit_path_stores_nothing() {
+    let (name, store) = open_store("early-commit-failure").await;
+    let commits_early = IdbStore::commits_early().await;
+    assert_eq!(commits_early, engine() != "firefox", "{} commits early: {commits_early}", engine());
+    store.apply(&[put("kept", "v1")]).await.unwrap().pop().unwrap().unwrap();
+    let kept = store.get("notes", "kept").await.unwrap();
+    store.fail_next_apply();
+    let failed = store.apply(&[put("new", "lost"), patch("kept", serde_json::json!({"title": "lost"}))]).await;
+    assert!(matches!(&failed, Err(Error::Storage(message)) if message.contains("ConstraintError")), "{failed:?}");
+    assert_eq!(store.get("notes", "new").await.unwrap(), None);
+    assert_eq!(store.get("notes", "kept").await.unwrap(), kept);
+    assert_eq!(outbox_of(&store).await.len(), 1);
+    store.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
 fn js(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("test JSON parses")
 }
@@ -525,8 +583,19 @@ pub async fn records_built_while_loading_are_the_records_reads_give() {
         assert_eq!(json(&record), json(&written.get(i)), "{id}");
         assert!(frozen(&record) && frozen(&field(&record, "data.tags")) && frozen(&field(&record, "meta")), "{id}");
     }
+    // Built once and reused: every read of an entity gives the same object
+    // until the entity changes, whichever call reads it.
+    let same = |a: &JsValue, b: &JsValue| js_sys::Object::is(a, b);
+    let get = |id: &str| notes.get(id.into(), JsValue::UNDEFINED).unwrap();
+    let (first, other) = (get("n0001"), get("n4499"));
+    assert!(same(&first, &get("n0001")) && same(&other, &get("n4499")), "get twice gives one object");
+    assert!(same(&first, &notes.all().unwrap().get(1)), "all() gives the object get gave");
+    let by_title = notes.query(js(r#"{"index": "title", "gte": "note 1", "lte": "note 1"}"#)).unwrap();
+    assert!(same(&first, &by_title.get(0)), "so does a query");
     settle(notes.patch("n0001".into(), js(r#"{"title": "changed"}"#))).await.expect("patch");
-    let changed = notes.get("n0001".into(), JsValue::UNDEFINED).unwrap();
+    let changed = get("n0001");
+    assert!(!same(&changed, &first), "a write replaces the record");
+    assert!(same(&changed, &get("n0001")) && same(&other, &get("n4499")), "and leaves the others as they were");
     assert_eq!(field(&changed, "data.title").as_string().as_deref(), Some("changed"));
     assert_eq!(field(&notes.all().unwrap().get(1), "data.title").as_string().as_deref(), Some("changed"));
     settle(db.close()).await.unwrap();

@@ -23,6 +23,9 @@ pub trait Harness {
     async fn open(&self, name: &str, schema: Schema) -> Self::Store;
     /// Makes the store's next apply fail inside its transaction.
     fn fail_next_apply(store: &Self::Store);
+    /// What the error of that failure says, whichever store: a failure
+    /// reported some other way (say, a generic abort) would not say it.
+    const INJECTED_FAILURE: &'static str;
     /// A database name no other test uses.
     fn unique_name(&self, test: &str) -> String {
         format!("conformance-{test}-{}", uuid::Uuid::new_v4())
@@ -135,11 +138,22 @@ pub async fn data_survives_close_and_reopen<H: Harness>(h: &H) {
 pub async fn failed_write_leaves_nothing_and_rolls_back<H: Harness>(h: &H) {
     let name = h.unique_name("atomic");
     let store = h.open(&name, notes_schema()).await;
+    store.apply(&[write("notes", "untouched", Op::Put, Some(json!({"title": "stays"})), 1.0)]).await.unwrap().pop().unwrap().unwrap();
+    let untouched = store.get("notes", "untouched").await.unwrap();
     H::fail_next_apply(&store);
-    let outcome = store.apply(&[write("notes", "x", Op::Put, Some(json!({"title": "lost"})), 1.0)]).await;
-    assert!(matches!(outcome, Err(Error::Storage(_))), "the injected failure surfaces as a storage error: {outcome:?}");
+    let outcome = store
+        .apply(&[
+            write("notes", "x", Op::Put, Some(json!({"title": "lost"})), 2.0),
+            write("notes", "untouched", Op::Patch, Some(json!({"title": "lost too"})), 2.0),
+        ])
+        .await;
+    match &outcome {
+        Err(Error::Storage(message)) => assert!(message.contains(H::INJECTED_FAILURE), "{message}"),
+        other => panic!("the injected failure surfaces as a storage error: {other:?}"),
+    }
     assert_eq!(store.get("notes", "x").await.unwrap(), None, "no entity");
-    assert_eq!(store.pending_count().await.unwrap(), 0, "no outbox entry");
+    assert_eq!(store.get("notes", "untouched").await.unwrap(), untouched, "the entity as it was");
+    assert_eq!(store.pending_count().await.unwrap(), 1, "no outbox entry but the first write's");
     store.close();
 
     let repo = repository(h, &name, notes_schema()).await;
@@ -164,7 +178,7 @@ pub async fn failed_write_leaves_nothing_and_rolls_back<H: Harness>(h: &H) {
         assert!(heard.iter().any(|c| c.id == "keep" && matches!(c.origin, Origin::Rollback(_))), "{heard:?}");
         assert!(heard.iter().any(|c| c.id == "new" && c.entity.is_none() && matches!(c.origin, Origin::Rollback(_))));
     }
-    assert_eq!(repo.pending_count().await.unwrap(), 1, "only the first put is queued");
+    assert_eq!(repo.pending_count().await.unwrap(), 2, "only the puts before the failure are queued");
 
     repo.patch("notes", "keep".into(), data(json!({"title": "v3"}))).unwrap().await.expect("later writes work");
     assert_eq!(repo.store().get("notes", "keep").await.unwrap().unwrap().data["title"], json!("v3"));
@@ -279,9 +293,9 @@ pub async fn subscribers_hear_committed_changes<H: Harness>(h: &H) {
     repo.subscribe(None, Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes))).unwrap();
     assert!(repo.subscribe(Some("nope"), Rc::new(|_: &[Change]| {})).is_err());
 
-    let pending = repo.put("notes", Some("a".into()), data(json!({"title": "A"}))).unwrap();
-    assert!(notes_heard.borrow().is_empty(), "nothing is announced before it is durable");
-    pending.await.unwrap();
+    // That nothing is heard before the commit is shown with a store that holds
+    // the batch (`subscribers_hear_a_write_only_once_its_batch_committed`).
+    repo.put("notes", Some("a".into()), data(json!({"title": "A"}))).unwrap().await.unwrap();
     repo.put("tags", Some("t".into()), data(json!({}))).unwrap().await.unwrap();
     {
         let heard = notes_heard.borrow();
@@ -297,9 +311,20 @@ pub async fn subscribers_hear_committed_changes<H: Harness>(h: &H) {
     repo.close().await.unwrap();
 }
 
+/// Writes made while no batch is in flight go to the store together, as one
+/// transaction (group commit), in the order they were made: a failure made
+/// to hit the next transaction fails all of them and stores none.
 pub async fn concurrent_writes_commit_together_in_order<H: Harness>(h: &H) {
     let name = h.unique_name("group");
     let repo = repository(h, &name, notes_schema()).await;
+    H::fail_next_apply(repo.store());
+    let failing: Vec<_> = (0..20).map(|i| repo.put("notes", Some(format!("f{i:02}")), data(json!({"rank": i}))).unwrap()).collect();
+    for write in failing {
+        assert!(write.await.is_err(), "every write of the transaction fails with it");
+    }
+    assert_eq!(repo.store().pending_count().await.unwrap(), 0);
+    assert_eq!(repo.read("notes", |c| c.len()).unwrap(), 0, "all rolled back");
+
     let writes: Vec<_> = (0..50)
         .map(|i| repo.put("notes", Some(format!("n{i:02}")), data(json!({"title": format!("t{i}"), "rank": i}))).unwrap())
         .collect();

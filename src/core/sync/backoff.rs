@@ -53,6 +53,32 @@ mod tests {
         assert_eq!(backoff.delay(6, 0.5, Some(1.0)), 32_000.0);
     }
 
+    /// Over many draws the delays cover the whole ±20% band around each step,
+    /// evenly: with no jitter (every client back in the same second) they
+    /// would all be equal.
+    #[test]
+    fn jitter_spreads_delays_over_the_whole_band() {
+        let backoff = Backoff::default();
+        // A fixed-seed xorshift: the same draws on every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for failures in [1, 4, 12] {
+            let step = backoff.delay(failures, 0.5, None);
+            let mut bands = [0u32; 10];
+            for _ in 0..2_000 {
+                let relative = backoff.delay(failures, random(), None) / step;
+                bands[(((relative - 0.8) / 0.04) as usize).min(9)] += 1;
+            }
+            // Each tenth of the band holds about 200 of the 2000 delays.
+            assert!(bands.iter().all(|&count| (120..=280).contains(&count)), "failures {failures}: {bands:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn jitter_stays_within_twenty_percent(failures in 1u32..40, random in 0.0f64..1.0) {

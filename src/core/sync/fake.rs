@@ -24,14 +24,26 @@ pub enum Fault {
     Reply(PushResponse),
 }
 
+/// One write the server applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    pub client_id: String,
+    pub mutation_id: u64,
+    pub id: String,
+    pub op: Op,
+}
+
 #[derive(Default)]
 pub struct Server {
     pub entities: BTreeMap<(String, String), (ServerEntity, u64)>,
     seq: u64,
     results: HashMap<(String, u64), MutationResult>,
     highest: HashMap<String, u64>,
-    /// How many times each `(clientId, mutationId)` took effect.
-    pub applied: HashMap<(String, u64), u32>,
+    /// Every write that took effect, in order: which client sent it under
+    /// which mutation id, and what it did to which entity. A mutation applied
+    /// twice (sent again under a new id, or replayed past the idempotency
+    /// record) shows up twice.
+    pub applications: Vec<Application>,
     pub push_faults: VecDeque<Fault>,
     pub pull_faults: VecDeque<Fault>,
     /// Requests answered 401 until credentials are refreshed this many times.
@@ -73,7 +85,10 @@ impl Server {
             return result.clone();
         }
         let result = self.decide(client_id, m);
-        *self.applied.entry(key.clone()).or_default() += (result.status == PushStatus::Applied) as u32;
+        if result.status == PushStatus::Applied {
+            let application = Application { client_id: client_id.into(), mutation_id: m.mutation_id, id: m.id.clone(), op: m.op };
+            self.applications.push(application);
+        }
         let highest = self.highest.entry(client_id.to_string()).or_default();
         *highest = (*highest).max(m.mutation_id);
         self.results.insert(key, result.clone());

@@ -11,7 +11,7 @@ use tideway_protocol::{codes, MutationResult, PushResponse, PushStatus};
 use super::fake::{FakeRemote, Fault};
 use super::*;
 use crate::core::reconcile::*;
-use crate::core::{Data, Entity, Repository, Schema, Store, SyncStatus};
+use crate::core::{Data, Entity, Op, Repository, Schema, Store, SyncStatus};
 use crate::store::MemoryStore;
 
 type Engine = Rc<SyncEngine<MemoryStore, FakeRemote>>;
@@ -103,9 +103,10 @@ fn offline_writes_are_pushed_in_order_and_acknowledged() {
     assert_eq!((n1.version, n1.sync_status, n1.pending), (2, SyncStatus::Synced, 0));
     assert_eq!(n1.base, Some(data(json!({"title": "one", "done": true}))));
     assert_eq!(n1.remote_id.as_deref(), Some("n1"));
-    // Each mutation took effect exactly once.
-    assert!(remote.server().applied.values().all(|count| *count == 1));
-    assert_eq!(remote.server().applied.len(), 4);
+    // Each mutation took effect exactly once, in order.
+    let server = remote.server();
+    let applied: Vec<(u64, &str, Op)> = server.applications.iter().map(|a| (a.mutation_id, a.id.as_str(), a.op)).collect();
+    assert_eq!(applied, [(1, "n1", Op::Put), (2, "n1", Op::Patch), (3, "n2", Op::Put), (4, "n2", Op::Delete)]);
 }
 
 #[test]
@@ -122,9 +123,9 @@ fn a_lost_push_response_is_retried_and_applied_once() {
     assert_eq!(a.pending(), 0);
     assert_eq!(server_data(&remote, "n1"), json!({"title": "two"}));
     assert_eq!(remote.server().get("notes", "n1").unwrap().version, 2);
-    let applied = remote.server().applied.clone();
-    assert_eq!(applied.len(), 2);
-    assert!(applied.values().all(|count| *count == 1), "{applied:?}");
+    // The retry was answered from the idempotency record: each write took effect once.
+    let applied: Vec<(u64, Op)> = remote.server().applications.iter().map(|a| (a.mutation_id, a.op)).collect();
+    assert_eq!(applied, [(1, Op::Put), (2, Op::Patch)]);
 }
 
 #[test]
@@ -158,6 +159,25 @@ fn transient_failures_back_off_and_persist_the_retry_time() {
     assert!(meta.last_sync_at.is_some());
 }
 
+/// The engine draws each delay's jitter from its random source: two devices
+/// failing at the same moment retry at different times.
+#[test]
+fn devices_failing_together_retry_apart() {
+    let remote = FakeRemote::default();
+    let retry_delay = |random: f64| {
+        let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+        let repository = block_on(Repository::open(MemoryStore::new(schema.clone()), schema, Box::new(|| 1_000.0))).unwrap();
+        let engine = block_on(SyncEngine::open(repository, remote.clone(), SyncConfig::default(), Box::new(move || random))).unwrap();
+        block_on(engine.repository().put("notes", Some("n1".into()), data(json!({"title": "one"}))).unwrap()).unwrap();
+        remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+        match block_on(engine.sync()).unwrap_err() {
+            SyncError::Remote { retry_at, .. } => retry_at - 1_000.0,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!([retry_delay(0.0), retry_delay(0.5), retry_delay(0.999_999)].map(f64::round), [800.0, 1_000.0, 1_200.0]);
+}
+
 #[test]
 fn server_errors_and_429_honour_retry_after() {
     let remote = FakeRemote::default();
@@ -184,13 +204,13 @@ fn server_errors_and_429_honour_retry_after() {
 fn a_rejected_mutation_is_marked_failed_and_the_queue_goes_on() {
     let remote = FakeRemote::default();
     let a = device(&remote, ConflictPolicy::Merge);
-    // A patch of something the server never had is rejected `not_found`.
+    // The server deletes n1 while a local patch of it waits: the push
+    // conflicts, and the merge keeps the edit (an edit beats a delete).
     a.put("n1", json!({"title": "one"}));
     a.sync().unwrap();
     remote.server().write("notes", "n1", Value::Null, true);
     a.patch("n1", json!({"title": "edited"}));
     a.put("n2", json!({"title": "two"}));
-    // The first sync sees the conflict (the server deleted n1); resolve by merge: the edit wins.
     a.sync().unwrap();
     assert_eq!(server_data(&remote, "n1"), json!({"title": "edited"}));
 

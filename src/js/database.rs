@@ -10,13 +10,12 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::{Collection, RecordCache};
 use super::convert::{invalid_type, string_from_js, Options};
-use super::error::{invalid, sync_error_to_js, to_js, JsResult};
+use super::error::{invalid, JsResult};
+use super::handles::Repo;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::sync::Policies;
 use crate::core::{Repository, Schema};
 use crate::store::indexeddb::{IdbStore, SEPARATOR};
-
-pub type Repo = Rc<Repository<IdbStore>>;
 
 /// A Tideway database.
 #[wasm_bindgen(skip_typescript)]
@@ -32,7 +31,7 @@ impl Tideway {
     /// Opens (creating or migrating as needed) and loads every entity into memory.
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
         let (name, schema, sync) = open_options(&options)?;
-        let store = IdbStore::open(&name, schema.clone()).await.map_err(|e| to_js(&e))?;
+        let store = IdbStore::open(&name, schema.clone()).await?;
         let caches: Rc<HashMap<String, RecordCache>> =
             Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
         let observed = caches.clone();
@@ -44,9 +43,7 @@ impl Tideway {
                 }
             }
         });
-        let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))
-            .await
-            .map_err(|e| to_js(&e))?;
+        let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict)).await?;
         for (collection, cache) in caches.iter() {
             let store = repository.store();
             if let (Some(docs), Some(records)) = (store.stored_docs(collection), store.take_loaded_records(collection)) {
@@ -54,7 +51,7 @@ impl Tideway {
             }
         }
         let syncer = match sync {
-            Some(options) => Some(Syncer::start(repository.clone(), options).await.map_err(|e| to_js(&e))?),
+            Some(options) => Some(Syncer::start(repository.clone(), options).await?),
             None => None,
         };
         Ok(Tideway { name, repository, caches, syncer })
@@ -64,7 +61,7 @@ impl Tideway {
     #[wasm_bindgen(js_name = deleteDatabase)]
     pub async fn delete_database(name: JsValue) -> JsResult<()> {
         let name = string_from_js(&name, "the database name")?;
-        IdbStore::delete(&name).await.map_err(|e| to_js(&e))
+        Ok(IdbStore::delete(&name).await?)
     }
 
     #[wasm_bindgen(getter)]
@@ -80,7 +77,7 @@ impl Tideway {
     /// A declared collection.
     pub fn collection(&self, name: JsValue) -> JsResult<Collection> {
         let name = string_from_js(&name, "the collection name")?;
-        self.repository.schema().collection(&name).map_err(|e| to_js(&e))?;
+        self.repository.schema().collection(&name)?;
         Ok(Collection::new(name.clone(), self.repository.clone(), self.caches[&name].clone()))
     }
 
@@ -89,7 +86,7 @@ impl Tideway {
     pub fn pending_count(&self) -> Promise {
         let repository = self.repository.clone();
         future_to_promise(async move {
-            let count = repository.pending_count().await.map_err(|e| to_js(&e))?;
+            let count = repository.pending_count().await?;
             Ok(JsValue::from_f64(count as f64))
         })
     }
@@ -101,7 +98,7 @@ impl Tideway {
             return Promise::reject(&invalid("this database was opened without `sync` options"));
         };
         future_to_promise(async move {
-            let report = syncer.sync_now().await.map_err(|e| sync_error_to_js(&e))?;
+            let report = syncer.sync_now().await?;
             Ok(report.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL))
         })
     }
@@ -136,7 +133,7 @@ impl Tideway {
         let repository = self.repository.clone();
         let caches = self.caches.clone();
         future_to_promise(async move {
-            repository.close().await.map_err(|e| to_js(&e))?;
+            repository.close().await?;
             for cache in caches.values() {
                 cache.clear();
             }
@@ -182,8 +179,7 @@ fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions
         };
         declared.push((collection, indexes));
     }
-    let schema = Schema::new(declared.iter().map(|(c, ix)| (c.as_str(), ix.iter().map(String::as_str).collect())))
-        .map_err(|e| to_js(&e))?;
+    let schema = Schema::new(declared.iter().map(|(c, ix)| (c.as_str(), ix.iter().map(String::as_str).collect())))?;
     let sync = options.get("sync").map(|sync| SyncOptions::from_js(&sync, policies)).transpose()?;
     Ok((name, schema, sync))
 }

@@ -7,6 +7,7 @@ mod collection;
 mod convert;
 mod database;
 mod error;
+mod handles;
 mod sync;
 
 pub use collection::Collection;

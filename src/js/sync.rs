@@ -11,16 +11,14 @@ use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::collection::change_to_js;
-use super::convert::{invalid_type, Options};
+use super::convert::{change_to_js, invalid_type, Options};
 use super::error::{invalid, JsResult};
+use super::handles::Engine;
 use crate::core::sync::{Backoff, ConflictPolicy, Policies, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
 use crate::core::{Change, Origin, Repository, SyncStatus};
 use crate::remote::{HandlerRemote, HttpRemote, JsRemote};
 use crate::store::indexeddb::IdbStore;
 use crate::timers::{clear_interval, clear_timeout, set_interval, set_timeout};
-
-pub type Engine = Rc<SyncEngine<IdbStore, JsRemote>>;
 
 /// `open({ sync })`, parsed.
 pub struct SyncOptions {

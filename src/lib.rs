@@ -18,5 +18,3 @@ pub mod store;
 pub mod js;
 #[cfg(target_arch = "wasm32")]
 pub mod remote;
-#[cfg(target_arch = "wasm32")]
-mod timers;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::convert::{
-    change_to_js, data_from_js, entries_from_js, invalid_type, query_from_js, record_to_js, records_to_js,
+    change_to_js, data_from_js, entries_from_js, function_from, invalid_type, query_from_js, record_to_js, records_to_js,
     string_from_js, Options,
 };
 use super::error::JsResult;
@@ -217,11 +217,10 @@ impl Collection {
         });
         let id = self.repository.subscribe(Some(&self.name), subscriber)?;
         let repository = Rc::downgrade(&self.repository);
-        let unsubscribe = Closure::once_into_js(move || {
+        Ok(function_from(move || {
             if let Some(repository) = repository.upgrade() {
                 repository.unsubscribe(id);
             }
-        });
-        Ok(unsubscribe.unchecked_into())
+        }))
     }
 }

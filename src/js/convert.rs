@@ -1,7 +1,7 @@
 //! Conversions between JS values and the core's types, with errors that say
 //! exactly which argument or field is wrong.
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 use wasm_bindgen::prelude::*;
@@ -309,6 +309,14 @@ pub fn change_to_js(change: &Change) -> JsValue {
         }
     }
     object.into()
+}
+
+/// `action` as a JS function, such as the unsubscribe functions the API
+/// returns. The JS garbage collector frees what it captures once the app lets
+/// go of the function, called or not (`Closure::once_into_js` would keep it
+/// forever unless called).
+pub fn function_from(action: impl Fn() + 'static) -> Function {
+    Closure::<dyn Fn()>::new(action).into_js_value().unchecked_into()
 }
 
 /// An INVALID_ARGUMENT error that names what was passed instead.

@@ -1,4 +1,4 @@
-//! `Tideway`: opening, closing and deleting a database.
+//! `Tideway`: opening, closing and deleting a database, and its events.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -9,8 +9,9 @@ use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::{Collection, RecordCache};
-use super::convert::{invalid_type, string_from_js, Options};
+use super::convert::{function_from, invalid_type, string_from_js, Options};
 use super::error::{invalid, JsResult};
+use super::events::DatabaseEvents;
 use super::handles::Repo;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::sync::Policies;
@@ -23,6 +24,7 @@ pub struct Tideway {
     name: String,
     repository: Repo,
     caches: Rc<HashMap<String, RecordCache>>,
+    events: Rc<DatabaseEvents>,
     syncer: Option<Rc<Syncer>>,
 }
 
@@ -50,11 +52,12 @@ impl Tideway {
                 cache.seed(&docs, &records);
             }
         }
+        let events = DatabaseEvents::watch(repository.clone());
         let syncer = match sync {
-            Some(options) => Some(Syncer::start(repository.clone(), options).await?),
+            Some(options) => Some(Syncer::start(repository.clone(), events.clone(), options).await?),
             None => None,
         };
-        Ok(Tideway { name, repository, caches, syncer })
+        Ok(Tideway { name, repository, caches, events, syncer })
     }
 
     /// Deletes a database and everything in it.
@@ -103,9 +106,9 @@ impl Tideway {
         })
     }
 
-    /// Where sync stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.
-    pub fn status(&self) -> JsResult<JsValue> {
-        Ok(self.syncer()?.status())
+    /// Where the database stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.
+    pub fn status(&self) -> JsValue {
+        self.events.status()
     }
 
     /// Calls `callback` on `"status"`, `"change"`, `"conflict"`, `"error"` or `"log"`; returns the unsubscribe function.
@@ -113,23 +116,23 @@ impl Tideway {
         let event = string_from_js(&event, "the event name")?;
         let callback: js_sys::Function =
             callback.dyn_into().map_err(|other| invalid_type(&other, "on() takes a callback function"))?;
-        let syncer = self.syncer()?;
-        let id = syncer.on(&event, callback)?;
-        let weak = Rc::downgrade(syncer);
-        let off = Closure::once_into_js(move || {
-            if let Some(syncer) = weak.upgrade() {
-                syncer.off(id);
+        let id = self.events.on(&event, callback)?;
+        let events = Rc::downgrade(&self.events);
+        Ok(function_from(move || {
+            if let Some(events) = events.upgrade() {
+                events.off(id);
             }
-        });
-        Ok(off.unchecked_into())
+        }))
     }
 
-    /// Waits for pending writes to be durable, stops syncing, then closes and
-    /// lets the in-memory mirror go: later reads throw `DATABASE_CLOSED`.
+    /// Waits for pending writes to be durable, stops syncing and following
+    /// the network, then closes and lets the in-memory mirror go: later reads
+    /// throw `DATABASE_CLOSED`.
     pub fn close(&self) -> Promise {
         if let Some(syncer) = &self.syncer {
             syncer.close();
         }
+        self.events.close();
         let repository = self.repository.clone();
         let caches = self.caches.clone();
         future_to_promise(async move {
@@ -139,12 +142,6 @@ impl Tideway {
             }
             Ok(JsValue::UNDEFINED)
         })
-    }
-}
-
-impl Tideway {
-    fn syncer(&self) -> JsResult<&Rc<Syncer>> {
-        self.syncer.as_ref().ok_or_else(|| invalid("this database was opened without `sync` options"))
     }
 }
 

@@ -7,6 +7,7 @@ mod collection;
 mod convert;
 mod database;
 mod error;
+mod events;
 mod handles;
 mod sync;
 

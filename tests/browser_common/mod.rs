@@ -10,6 +10,9 @@ use tideway::store::indexeddb::{Fault, IdbStore};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+mod js_api;
+pub use js_api::*;
+
 /// The checks of this module, each as a `#[wasm_bindgen_test]` of the suite
 /// that includes it (the page suite, the service-worker suite).
 #[macro_export]
@@ -22,6 +25,9 @@ macro_rules! browser_tests {
             early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing);
+        browser_tests!(closing_drops_every_timer_and_listener);
+        browser_tests!(a_database_without_sync_reports_changes_and_status);
+        browser_tests!(a_request_past_its_timeout_is_aborted);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*

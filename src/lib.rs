@@ -22,5 +22,3 @@ pub mod browser;
 pub mod js;
 #[cfg(target_arch = "wasm32")]
 pub mod remote;
-#[cfg(target_arch = "wasm32")]
-mod timers;

@@ -7,10 +7,13 @@ use wasm_bindgen::prelude::*;
 use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::convert::{data_from_js, entries_from_js, invalid_type, query_from_js, record_to_js, records_to_js, string_from_js, Options};
-use super::database::Repo;
-use super::error::{to_js, JsResult};
-use crate::core::{Change, Entity, Origin};
+use super::convert::{
+    change_to_js, data_from_js, entries_from_js, function_from, invalid_type, query_from_js, record_to_js, records_to_js,
+    string_from_js, Options,
+};
+use super::error::JsResult;
+use super::handles::Repo;
+use crate::core::{Change, Entity};
 
 #[wasm_bindgen(module = "/src/browser/browser.js")]
 extern "C" {
@@ -70,8 +73,8 @@ where
     F: std::future::Future<Output = crate::core::Result<T>> + 'static,
 {
     match staged {
-        Ok(future) => future_to_promise(async move { future.await.map(to_value).map_err(|e| to_js(&e)) }),
-        Err(error) => Promise::reject(&to_js(&error)),
+        Ok(future) => future_to_promise(async move { Ok(to_value(future.await?)) }),
+        Err(error) => Promise::reject(&error.into()),
     }
 }
 
@@ -94,10 +97,7 @@ impl Collection {
             return Ok(cached);
         }
         let id = string_from_js(&id, "the id")?;
-        let found = self
-            .repository
-            .read(&self.name, |c| c.get(&id).map(|entity| (entity.deleted, record_to_js(entity))))
-            .map_err(|e| to_js(&e))?;
+        let found = self.repository.read(&self.name, |c| c.get(&id).map(|entity| (entity.deleted, record_to_js(entity))))?;
         let Some((deleted, record)) = found else { return Ok(JsValue::UNDEFINED) };
         self.cache.set(&id, &record);
         Ok(if deleted && !include_deleted { JsValue::UNDEFINED } else { record })
@@ -111,10 +111,7 @@ impl Collection {
     /// Instant range query, in IndexedDB order.
     pub fn query(&self, options: JsValue) -> JsResult<Array> {
         let query = query_from_js(&options)?;
-        self.repository
-            .read(&self.name, |collection| collection.query(&query).map(|entities| self.records(entities)))
-            .and_then(|result| result)
-            .map_err(|e| to_js(&e))
+        Ok(self.repository.read(&self.name, |collection| collection.query(&query).map(|entities| self.records(entities)))??)
     }
 
     /// Creates or replaces an entity.
@@ -180,7 +177,7 @@ impl Collection {
                 })
                 .collect::<Array>()
         });
-        entries.map_err(|e| to_js(&e))
+        Ok(entries?)
     }
 
     /// Settles a conflict with `data` (or deletes with `null`): written on top of
@@ -195,7 +192,7 @@ impl Collection {
             .read(&self.name, |c| c.get(&id).is_some_and(|e| e.conflict.is_some()))
             .unwrap_or(false);
         if !in_conflict {
-            return rejected(to_js(&crate::core::Error::NotFound(format!("{:?} in {:?} is not in conflict", id, self.name))));
+            return rejected(crate::core::Error::NotFound(format!("{:?} in {:?} is not in conflict", id, self.name)).into());
         }
         if data.is_null() {
             return promise(self.repository.delete(&self.name, id), |_| JsValue::UNDEFINED);
@@ -218,32 +215,12 @@ impl Collection {
                 web_sys::console::error_2(&"Tideway: a subscriber threw".into(), &error);
             }
         });
-        let id = self.repository.subscribe(Some(&self.name), subscriber).map_err(|e| to_js(&e))?;
+        let id = self.repository.subscribe(Some(&self.name), subscriber)?;
         let repository = Rc::downgrade(&self.repository);
-        let unsubscribe = Closure::once_into_js(move || {
+        Ok(function_from(move || {
             if let Some(repository) = repository.upgrade() {
                 repository.unsubscribe(id);
             }
-        });
-        Ok(unsubscribe.unchecked_into())
+        }))
     }
-}
-
-pub(crate) fn change_to_js(change: &Change) -> JsValue {
-    let object = Object::new();
-    let set = |field: &str, value: JsValue| {
-        let _ = Reflect::set(&object, &field.into(), &value);
-    };
-    set("collection", change.collection.as_str().into());
-    set("id", change.id.as_str().into());
-    set("record", change.entity.as_ref().map(record_to_js).unwrap_or(JsValue::UNDEFINED));
-    match &change.origin {
-        Origin::Local => set("origin", "local".into()),
-        Origin::Sync => set("origin", "sync".into()),
-        Origin::Rollback(error) => {
-            set("origin", "rollback".into());
-            set("error", to_js(error));
-        }
-    }
-    object.into()
 }

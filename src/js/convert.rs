@@ -1,14 +1,14 @@
 //! Conversions between JS values and the core's types, with errors that say
 //! exactly which argument or field is wrong.
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::error::{invalid, JsResult};
-use crate::core::{Data, Entity, IndexKey, Query, SyncStatus};
+use super::error::{error_to_js, invalid, JsResult};
+use crate::core::{Change, Data, Entity, IndexKey, Origin, Query, SyncStatus};
 
 #[wasm_bindgen(module = "/src/browser/browser.js")]
 extern "C" {
@@ -288,6 +288,35 @@ pub fn records_to_js(entities: &[Entity]) -> Array {
     let views: Vec<RecordView> = entities.iter().map(RecordView::of).collect();
     let json = serde_json::to_string(&views).unwrap_or_default();
     deep_freeze_each(js_sys::JSON::parse(&json).unwrap_or_else(|_| Array::new().into())).unchecked_into()
+}
+
+/// A change as subscribers and `change` listeners receive it:
+/// `{ collection, id, record, origin, error? }`.
+pub fn change_to_js(change: &Change) -> JsValue {
+    let object = Object::new();
+    let set = |field: &str, value: JsValue| {
+        let _ = Reflect::set(&object, &field.into(), &value);
+    };
+    set("collection", change.collection.as_str().into());
+    set("id", change.id.as_str().into());
+    set("record", change.entity.as_ref().map(record_to_js).unwrap_or(JsValue::UNDEFINED));
+    match &change.origin {
+        Origin::Local => set("origin", "local".into()),
+        Origin::Sync => set("origin", "sync".into()),
+        Origin::Rollback(error) => {
+            set("origin", "rollback".into());
+            set("error", error_to_js(error));
+        }
+    }
+    object.into()
+}
+
+/// `action` as a JS function, such as the unsubscribe functions the API
+/// returns. The JS garbage collector frees what it captures once the app lets
+/// go of the function, called or not (`Closure::once_into_js` would keep it
+/// forever unless called).
+pub fn function_from(action: impl Fn() + 'static) -> Function {
+    Closure::<dyn Fn()>::new(action).into_js_value().unchecked_into()
 }
 
 /// An INVALID_ARGUMENT error that names what was passed instead.

@@ -1,4 +1,4 @@
-//! `Tideway`: opening, closing and deleting a database.
+//! `Tideway`: opening, closing and deleting a database, and its events.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -9,15 +9,15 @@ use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::{Collection, RecordCache};
-use super::convert::{invalid_type, string_from_js, Options};
-use super::error::{invalid, sync_error_to_js, to_js, JsResult};
+use super::convert::{function_from, invalid_type, string_from_js, Options};
+use super::error::{invalid, JsResult};
+use super::events::DatabaseEvents;
+use super::handles::Repo;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
 use crate::core::{Repository, Schema};
 use crate::browser::SEPARATOR;
 use crate::store::indexeddb::IdbStore;
-
-pub type Repo = Rc<Repository<IdbStore>>;
 
 /// A Tideway database.
 #[wasm_bindgen(skip_typescript)]
@@ -25,6 +25,7 @@ pub struct Tideway {
     name: String,
     repository: Repo,
     caches: Rc<HashMap<String, RecordCache>>,
+    events: Rc<DatabaseEvents>,
     syncer: Option<Rc<Syncer>>,
 }
 
@@ -33,7 +34,7 @@ impl Tideway {
     /// Opens (creating or migrating as needed) and loads every entity into memory.
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
         let (name, schema, sync) = open_options(&options)?;
-        let store = IdbStore::open(&name, schema.clone()).await.map_err(|e| to_js(&e))?;
+        let store = IdbStore::open(&name, schema.clone()).await?;
         let caches: Rc<HashMap<String, RecordCache>> =
             Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
         let observed = caches.clone();
@@ -45,27 +46,26 @@ impl Tideway {
                 }
             }
         });
-        let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict))
-            .await
-            .map_err(|e| to_js(&e))?;
+        let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict)).await?;
         for (collection, cache) in caches.iter() {
             let store = repository.store();
             if let (Some(docs), Some(records)) = (store.stored_docs(collection), store.take_loaded_records(collection)) {
                 cache.seed(&docs, &records);
             }
         }
+        let events = DatabaseEvents::watch(repository.clone());
         let syncer = match sync {
-            Some(options) => Some(Syncer::start(repository.clone(), options).await.map_err(|e| to_js(&e))?),
+            Some(options) => Some(Syncer::start(repository.clone(), events.clone(), options).await?),
             None => None,
         };
-        Ok(Tideway { name, repository, caches, syncer })
+        Ok(Tideway { name, repository, caches, events, syncer })
     }
 
     /// Deletes a database and everything in it.
     #[wasm_bindgen(js_name = deleteDatabase)]
     pub async fn delete_database(name: JsValue) -> JsResult<()> {
         let name = string_from_js(&name, "the database name")?;
-        IdbStore::delete(&name).await.map_err(|e| to_js(&e))
+        Ok(IdbStore::delete(&name).await?)
     }
 
     #[wasm_bindgen(getter)]
@@ -81,7 +81,7 @@ impl Tideway {
     /// A declared collection.
     pub fn collection(&self, name: JsValue) -> JsResult<Collection> {
         let name = string_from_js(&name, "the collection name")?;
-        self.repository.schema().collection(&name).map_err(|e| to_js(&e))?;
+        self.repository.schema().collection(&name)?;
         Ok(Collection::new(name.clone(), self.repository.clone(), self.caches[&name].clone()))
     }
 
@@ -90,7 +90,7 @@ impl Tideway {
     pub fn pending_count(&self) -> Promise {
         let repository = self.repository.clone();
         future_to_promise(async move {
-            let count = repository.pending_count().await.map_err(|e| to_js(&e))?;
+            let count = repository.pending_count().await?;
             Ok(JsValue::from_f64(count as f64))
         })
     }
@@ -102,14 +102,14 @@ impl Tideway {
             return Promise::reject(&invalid("this database was opened without `sync` options"));
         };
         future_to_promise(async move {
-            let report = syncer.sync_now().await.map_err(|e| sync_error_to_js(&e))?;
+            let report = syncer.sync_now().await?;
             Ok(report.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL))
         })
     }
 
-    /// Where sync stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.
-    pub fn status(&self) -> JsResult<JsValue> {
-        Ok(self.syncer()?.status())
+    /// Where the database stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.
+    pub fn status(&self) -> JsValue {
+        self.events.status()
     }
 
     /// Calls `callback` on `"status"`, `"change"`, `"conflict"`, `"error"` or `"log"`; returns the unsubscribe function.
@@ -117,38 +117,32 @@ impl Tideway {
         let event = string_from_js(&event, "the event name")?;
         let callback: js_sys::Function =
             callback.dyn_into().map_err(|other| invalid_type(&other, "on() takes a callback function"))?;
-        let syncer = self.syncer()?;
-        let id = syncer.on(&event, callback)?;
-        let weak = Rc::downgrade(syncer);
-        let off = Closure::once_into_js(move || {
-            if let Some(syncer) = weak.upgrade() {
-                syncer.off(id);
+        let id = self.events.on(&event, callback)?;
+        let events = Rc::downgrade(&self.events);
+        Ok(function_from(move || {
+            if let Some(events) = events.upgrade() {
+                events.off(id);
             }
-        });
-        Ok(off.unchecked_into())
+        }))
     }
 
-    /// Waits for pending writes to be durable, stops syncing, then closes and
-    /// lets the in-memory mirror go: later reads throw `DATABASE_CLOSED`.
+    /// Waits for pending writes to be durable, stops syncing and following
+    /// the network, then closes and lets the in-memory mirror go: later reads
+    /// throw `DATABASE_CLOSED`.
     pub fn close(&self) -> Promise {
         if let Some(syncer) = &self.syncer {
             syncer.close();
         }
+        self.events.close();
         let repository = self.repository.clone();
         let caches = self.caches.clone();
         future_to_promise(async move {
-            repository.close().await.map_err(|e| to_js(&e))?;
+            repository.close().await?;
             for cache in caches.values() {
                 cache.clear();
             }
             Ok(JsValue::UNDEFINED)
         })
-    }
-}
-
-impl Tideway {
-    fn syncer(&self) -> JsResult<&Rc<Syncer>> {
-        self.syncer.as_ref().ok_or_else(|| invalid("this database was opened without `sync` options"))
     }
 }
 
@@ -183,8 +177,7 @@ fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions
         };
         declared.push((collection, indexes));
     }
-    let schema = Schema::new(declared.iter().map(|(c, ix)| (c.as_str(), ix.iter().map(String::as_str).collect())))
-        .map_err(|e| to_js(&e))?;
+    let schema = Schema::new(declared.iter().map(|(c, ix)| (c.as_str(), ix.iter().map(String::as_str).collect())))?;
     let sync = options.get("sync").map(|sync| SyncOptions::from_js(&sync, policies)).transpose()?;
     Ok((name, schema, sync))
 }

@@ -7,6 +7,8 @@ mod collection;
 mod convert;
 mod database;
 mod error;
+mod events;
+mod handles;
 mod sync;
 
 pub use collection::Collection;

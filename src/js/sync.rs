@@ -1,27 +1,27 @@
-//! When a database syncs, and what it tells the app: the browser side of the
-//! engine. Sync runs on open, on going online, shortly after local writes
-//! (debounced), when the page becomes visible, on an interval and on
-//! `db.sync()`; after a failure, not before the retry time the engine set
-//! (which survives a reload), except when the app asks or the network returns.
+//! When a database syncs: the browser side of the engine. Sync runs on open,
+//! on going online, shortly after local writes (debounced), when the page
+//! becomes visible, on an interval and on `db.sync()`; after a failure, not
+//! before the retry time the engine set (which survives a reload), except
+//! when the app asks or the network returns. What the engine reports reaches
+//! the app through [`DatabaseEvents`].
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
 use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::collection::change_to_js;
 use super::convert::{invalid_type, Options};
 use super::error::{invalid, JsResult};
+use super::events::{DatabaseEvents, Event};
+use super::handles::{Engine, Repo};
 use crate::core::reconcile::{ConflictPolicy, Policies};
-use crate::core::sync::{Backoff, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
-use crate::core::{Change, Origin, Repository, SyncStatus};
+use crate::core::sync::{Backoff, ErrorClass, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
+use crate::core::{Change, Origin};
 use crate::remote::{HandlerRemote, HttpRemote, JsRemote};
-use crate::store::indexeddb::IdbStore;
-use crate::timers::{clear_interval, clear_timeout, set_interval, set_timeout};
-
-pub type Engine = Rc<SyncEngine<IdbStore, JsRemote>>;
 
 /// `open({ sync })`, parsed.
 pub struct SyncOptions {
@@ -50,7 +50,7 @@ impl SyncOptions {
                     .map_err(|other| invalid_type(&other, &format!("open options.sync.{field} must be a function"))),
             }
         };
-        let timeout_ms = options.count("timeout")?.map_or(15_000.0, |ms| ms as f64);
+        let timeout_ms = options.count("timeout")?.map_or(15_000, |ms| ms as u32);
         let remote = match (options.string("url")?, function("push")?, function("pull")?) {
             (Some(url), None, None) => {
                 if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with('/')) {
@@ -116,49 +116,42 @@ pub fn policy_from_js(value: &JsValue, what: &str) -> JsResult<ConflictPolicy> {
     }
 }
 
-/// The app's event callbacks, by event name.
-#[derive(Default)]
-struct Callbacks {
-    next: u64,
-    entries: Vec<(u64, &'static str, Function)>,
-}
-
-/// Drives one database's engine in a page or a worker.
+/// Drives one database's engine in a page or a worker. Every timer and
+/// browser listener it sets is an owned handle: dropping it, as `close` does,
+/// cancels or removes it.
 pub struct Syncer {
     engine: Engine,
+    events: Rc<DatabaseEvents>,
     auto: bool,
     interval_ms: f64,
     debounce_ms: f64,
     log: Option<Function>,
-    online: Cell<bool>,
-    reachable: Cell<Option<bool>>,
-    /// The pending one-shot timer and when it fires.
-    timer: RefCell<Option<(JsValue, f64)>>,
-    interval: RefCell<Option<(JsValue, Closure<dyn FnMut()>)>>,
-    callbacks: RefCell<Callbacks>,
-    /// Browser event listeners, removed on close.
-    listeners: RefCell<Vec<(web_sys::EventTarget, &'static str, Closure<dyn FnMut()>)>>,
-    subscription: Cell<Option<u64>>,
+    /// The one-shot timer of the next due sync, and when it fires.
+    timer: RefCell<Option<(Timeout, f64)>>,
+    interval: RefCell<Option<Interval>>,
+    /// The browser events that trigger a sync (`online`, `visibilitychange`).
+    triggers: RefCell<Vec<EventListener>>,
+    /// The repository subscription that schedules a sync after local writes.
+    writes: Cell<Option<u64>>,
     closed: Cell<bool>,
 }
 
 impl Syncer {
-    pub async fn start(repository: Rc<Repository<IdbStore>>, options: SyncOptions) -> Result<Rc<Syncer>, crate::core::Error> {
+    pub async fn start(repository: Repo, events: Rc<DatabaseEvents>, options: SyncOptions) -> Result<Rc<Syncer>, crate::core::Error> {
         let SyncOptions { remote, auto, interval_ms, debounce_ms, config, log } = options;
         let engine = SyncEngine::open(repository.clone(), remote, config, Box::new(js_sys::Math::random)).await?;
+        events.attach_engine(engine.clone());
         let syncer = Rc::new(Syncer {
             engine,
+            events,
             auto,
             interval_ms,
             debounce_ms,
             log,
-            online: Cell::new(navigator_online()),
-            reachable: Cell::new(None),
             timer: RefCell::new(None),
             interval: RefCell::new(None),
-            callbacks: RefCell::default(),
-            listeners: RefCell::default(),
-            subscription: Cell::new(None),
+            triggers: RefCell::default(),
+            writes: Cell::new(None),
             closed: Cell::new(false),
         });
         let weak = Rc::downgrade(&syncer);
@@ -167,17 +160,19 @@ impl Syncer {
                 syncer.dispatch(event);
             }
         }));
-        let weak = Rc::downgrade(&syncer);
-        let subscription = repository.subscribe(
-            None,
-            Rc::new(move |changes: &[Change]| {
-                if let Some(syncer) = weak.upgrade() {
-                    syncer.changed(changes);
-                }
-            }),
-        )?;
-        syncer.subscription.set(Some(subscription));
         if syncer.auto {
+            let weak = Rc::downgrade(&syncer);
+            let writes = repository.subscribe(
+                None,
+                Rc::new(move |changes: &[Change]| {
+                    if let Some(syncer) = weak.upgrade() {
+                        if changes.iter().any(|c| c.origin == Origin::Local) {
+                            syncer.schedule(syncer.debounce_ms);
+                        }
+                    }
+                }),
+            )?;
+            syncer.writes.set(Some(writes));
             syncer.watch();
             syncer.run_due();
         }
@@ -192,147 +187,69 @@ impl Syncer {
         result
     }
 
-    /// `db.status()`.
-    pub fn status(&self) -> JsValue {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Status<'a> {
-            online: bool,
-            reachable: Option<bool>,
-            syncing: bool,
-            pending: u64,
-            failed: u64,
-            conflicts: u64,
-            last_sync_at: Option<f64>,
-            last_error: &'a Option<String>,
-            next_retry_at: Option<f64>,
-            counters: &'a crate::core::sync::Counters,
-        }
-        let state = self.engine.state();
-        let repository = self.engine.repository();
-        let (mut pending, mut failed, mut conflicts) = (0u64, 0u64, 0u64);
-        for name in repository.schema().collections.keys() {
-            let _ = repository.read(name, |collection| {
-                for entity in collection.iter() {
-                    pending += u64::from(entity.pending);
-                    failed += u64::from(entity.sync_status == SyncStatus::Failed);
-                    conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
-                }
-            });
-        }
-        let status = Status {
-            online: self.online.get(),
-            reachable: self.reachable.get(),
-            syncing: state.syncing,
-            pending,
-            failed,
-            conflicts,
-            last_sync_at: state.last_sync_at,
-            last_error: &state.last_error,
-            next_retry_at: state.next_retry_at,
-            counters: &state.counters,
-        };
-        status.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
-    }
-
-    /// `db.on(event, callback)`; returns the id for [`Syncer::off`].
-    pub fn on(&self, event: &str, callback: Function) -> JsResult<u64> {
-        let event = match event {
-            "status" => "status",
-            "change" => "change",
-            "conflict" => "conflict",
-            "error" => "error",
-            "log" => "log",
-            other => {
-                return Err(invalid(format!(
-                    "unknown event {other:?}; use \"status\", \"change\", \"conflict\", \"error\" or \"log\""
-                )))
-            }
-        };
-        let mut callbacks = self.callbacks.borrow_mut();
-        callbacks.next += 1;
-        let id = callbacks.next;
-        callbacks.entries.push((id, event, callback));
-        Ok(id)
-    }
-
-    pub fn off(&self, id: u64) {
-        self.callbacks.borrow_mut().entries.retain(|(cid, _, _)| *cid != id);
-    }
-
-    /// Stops every timer and listener; the engine finishes a sync in flight.
+    /// Cancels every timer and removes every listener; the engine finishes a
+    /// sync in flight.
     pub fn close(&self) {
         self.closed.set(true);
-        if let Some((handle, _)) = self.timer.borrow_mut().take() {
-            clear_timeout(&handle);
-        }
-        if let Some((handle, _)) = self.interval.borrow_mut().take() {
-            clear_interval(&handle);
-        }
-        for (target, event, closure) in self.listeners.borrow_mut().drain(..) {
-            let _ = target.remove_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
-        }
-        if let Some(id) = self.subscription.take() {
+        self.timer.borrow_mut().take();
+        self.interval.borrow_mut().take();
+        self.triggers.borrow_mut().clear();
+        if let Some(id) = self.writes.take() {
             self.engine.repository().unsubscribe(id);
         }
     }
 
-    /// Listens for the network, visibility and the interval.
+    /// Listens for the network coming back, visibility and the interval.
+    /// (`DatabaseEvents` follows `online` / `offline` for the status; its
+    /// listener, added at open, runs before this one.)
     fn watch(self: &Rc<Self>) {
-        let global: web_sys::EventTarget = js_sys::global().unchecked_into();
-        self.listen(&global, "online", |syncer| {
-            syncer.online.set(true);
-            syncer.emit_status();
-            let syncer = syncer.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                if let JsRemote::Http(http) = syncer.engine.remote() {
-                    syncer.reachable.set(Some(http.healthy().await));
-                }
-                // Back online: the backoff was about the network; try at once.
-                let _ = syncer.sync_now().await;
-            });
-        });
-        self.listen(&global, "offline", |syncer| {
-            syncer.online.set(false);
-            syncer.emit_status();
-        });
+        let mut triggers = Vec::new();
+        let global = js_sys::global();
+        if let Some(global) = global.dyn_ref::<web_sys::EventTarget>() {
+            triggers.push(self.on_event(global, "online", |syncer| {
+                let syncer = syncer.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let JsRemote::Http(http) = syncer.engine.remote() {
+                        syncer.events.set_reachable(http.healthy().await);
+                    }
+                    // Back online: the backoff was about the network; try at once.
+                    let _ = syncer.sync_now().await;
+                });
+            }));
+        }
+        // Workers have no document, hence no visibility.
         if let Some(document) = Reflect::get(&global, &"document".into()).ok().and_then(|d| d.dyn_into::<web_sys::Document>().ok()) {
             let target: web_sys::EventTarget = document.clone().unchecked_into();
-            self.listen(&target, "visibilitychange", move |syncer| {
+            triggers.push(self.on_event(&target, "visibilitychange", move |syncer| {
                 if document.visibility_state() == web_sys::VisibilityState::Visible {
                     syncer.run_due();
                 }
-            });
+            }));
         }
+        *self.triggers.borrow_mut() = triggers;
         if self.interval_ms > 0.0 {
             let weak = Rc::downgrade(self);
-            let tick = Closure::<dyn FnMut()>::new(move || {
+            let tick = Interval::new(timer_ms(self.interval_ms), move || {
                 if let Some(syncer) = weak.upgrade() {
                     syncer.run_due();
                 }
             });
-            let handle = set_interval(tick.as_ref().unchecked_ref(), self.interval_ms);
-            *self.interval.borrow_mut() = Some((handle, tick));
+            *self.interval.borrow_mut() = Some(tick);
         }
     }
 
-    fn listen(self: &Rc<Self>, target: &web_sys::EventTarget, event: &'static str, handler: impl Fn(&Rc<Syncer>) + 'static) {
-        let weak: Weak<Syncer> = Rc::downgrade(self);
-        let closure = Closure::<dyn FnMut()>::new(move || {
+    fn on_event(self: &Rc<Self>, target: &web_sys::EventTarget, event: &'static str, handler: impl Fn(&Rc<Syncer>) + 'static) -> EventListener {
+        let weak = Rc::downgrade(self);
+        EventListener::new(target, event, move |_| {
             if let Some(syncer) = weak.upgrade() {
-                if !syncer.closed.get() {
-                    handler(&syncer);
-                }
+                handler(&syncer);
             }
-        });
-        if target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref()).is_ok() {
-            self.listeners.borrow_mut().push((target.clone(), event, closure));
-        }
+        })
     }
 
     /// Syncs now if online and not backing off; otherwise when the backoff ends.
     fn run_due(self: &Rc<Self>) {
-        if self.closed.get() || !self.online.get() {
+        if self.closed.get() || !self.events.online() {
             return;
         }
         let now = js_sys::Date::now();
@@ -350,10 +267,10 @@ impl Syncer {
     /// Notes reachability and schedules the retry after a sync.
     fn after(self: &Rc<Self>, result: &Result<SyncReport, SyncError>) {
         match result {
-            Ok(_) => self.reachable.set(Some(true)),
+            Ok(_) => self.events.set_reachable(true),
             Err(SyncError::Remote { class, retry_at, .. }) => {
-                if matches!(class, crate::core::sync::ErrorClass::Transient { .. }) {
-                    self.reachable.set(Some(false));
+                if matches!(class, ErrorClass::Transient { .. }) {
+                    self.events.set_reachable(false);
                 }
                 if self.auto {
                     self.schedule((retry_at - js_sys::Date::now()).max(0.0));
@@ -361,7 +278,7 @@ impl Syncer {
             }
             Err(SyncError::Store(_)) => {}
         }
-        self.emit_status();
+        self.events.emit_status();
     }
 
     /// Arms the one-shot timer for `delay_ms`, unless it already fires sooner.
@@ -371,47 +288,38 @@ impl Syncer {
         }
         let fire_at = js_sys::Date::now() + delay_ms;
         let mut timer = self.timer.borrow_mut();
-        if let Some((handle, at)) = &*timer {
-            if *at <= fire_at {
-                return;
-            }
-            clear_timeout(handle);
+        if matches!(&*timer, Some((_, at)) if *at <= fire_at) {
+            return;
         }
         let weak = Rc::downgrade(self);
-        let fire = Closure::once_into_js(move || {
-            if let Some(syncer) = weak.upgrade() {
-                syncer.timer.borrow_mut().take();
-                syncer.run_due();
-            }
-        });
-        *timer = Some((set_timeout(fire.unchecked_ref(), delay_ms), fire_at));
-    }
-
-    fn changed(self: &Rc<Self>, changes: &[Change]) {
-        if self.auto && changes.iter().any(|c| c.origin == Origin::Local) {
-            self.schedule(self.debounce_ms);
-        }
-        if self.callbacks.borrow().entries.iter().any(|(_, event, _)| *event == "change") {
-            let list: Array = changes.iter().map(change_to_js).collect();
-            self.call("change", &list);
-        }
+        // Replacing the pending timer drops it, which cancels it.
+        *timer = Some((
+            Timeout::new(timer_ms(delay_ms), move || {
+                if let Some(syncer) = weak.upgrade() {
+                    syncer.timer.borrow_mut().take();
+                    syncer.run_due();
+                }
+            }),
+            fire_at,
+        ));
     }
 
     fn dispatch(&self, event: &SyncEvent) {
+        let events = &self.events;
         match event {
-            SyncEvent::Status => self.emit_status(),
+            SyncEvent::Status => events.emit_status(),
             SyncEvent::Conflict { collection, id } => {
                 let detail = Object::new();
                 let _ = Reflect::set(&detail, &"collection".into(), &collection.into());
                 let _ = Reflect::set(&detail, &"id".into(), &id.into());
-                self.call("conflict", &detail);
+                events.emit(Event::Conflict, &detail);
             }
             SyncEvent::Error { message, collection, id } => {
                 let detail = Object::new();
                 let _ = Reflect::set(&detail, &"message".into(), &message.into());
                 let _ = Reflect::set(&detail, &"collection".into(), &collection.as_deref().map_or(JsValue::NULL, JsValue::from));
                 let _ = Reflect::set(&detail, &"id".into(), &id.as_deref().map_or(JsValue::NULL, JsValue::from));
-                self.call("error", &detail);
+                events.emit(Event::Error, &detail);
             }
             SyncEvent::Log(step) => {
                 let entry = step.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL);
@@ -419,33 +327,15 @@ impl Syncer {
                 if let Some(log) = &self.log {
                     let _ = log.call1(&JsValue::NULL, &entry);
                 }
-                self.call("log", &entry);
-            }
-        }
-    }
-
-    fn emit_status(&self) {
-        if self.callbacks.borrow().entries.iter().any(|(_, event, _)| *event == "status") {
-            self.call("status", &self.status());
-        }
-    }
-
-    fn call(&self, event: &str, argument: &JsValue) {
-        let targets: Vec<Function> =
-            self.callbacks.borrow().entries.iter().filter(|(_, e, _)| *e == event).map(|(_, _, f)| f.clone()).collect();
-        for callback in targets {
-            if let Err(error) = callback.call1(&JsValue::NULL, argument) {
-                web_sys::console::error_2(&format!("Tideway: a {event} listener threw").into(), &error);
+                events.emit(Event::Log, &entry);
             }
         }
     }
 }
 
-/// `navigator.onLine`, in a page or a worker (`true` where unknown).
-fn navigator_online() -> bool {
-    Reflect::get(&js_sys::global(), &"navigator".into())
-        .and_then(|navigator| Reflect::get(&navigator, &"onLine".into()))
-        .ok()
-        .and_then(|online| online.as_bool())
-        .unwrap_or(true)
+/// A delay as timers take it: browsers run a delay past 2^31 - 1 ms (about
+/// 24.8 days) at once, so a longer one is cut to that; the sync it triggers
+/// finds the retry time not yet come and waits again.
+fn timer_ms(delay_ms: f64) -> u32 {
+    delay_ms.clamp(0.0, i32::MAX as f64) as u32
 }

@@ -217,13 +217,18 @@ export interface SyncCounters {
   failed: number;
 }
 
+/**
+ * Where a database stands (`db.status()`). A database opened without `sync` has the same
+ * shape, telling what is true locally: `online` and `pending` as with sync, `syncing`
+ * false, `reachable`, `lastSyncAt`, `lastError` and `nextRetryAt` null, and every counter 0.
+ */
 export interface SyncStatusReport {
   /** `navigator.onLine`, kept current by `online` / `offline` events. */
   online: boolean;
-  /** Whether the server answered last time (`null` before the first attempt). */
+  /** Whether the server answered last time (`null` before the first attempt, and without sync). */
   reachable: boolean | null;
   syncing: boolean;
-  /** Local mutations not yet acknowledged by the server. */
+  /** Local mutations not yet acknowledged by a server (without sync: every local mutation, as `pendingCount()`). */
   pending: number;
   /** Entities whose last change the server refused (`meta.syncStatus === "failed"`). */
   failed: number;
@@ -309,9 +314,11 @@ export interface Collection<T extends Data = Data> {
   resolve(id: string, data: T | null): Promise<EntityRecord<T> | undefined>;
 }
 
+/** The events of `db.on`. Without `sync`, only `status` and `change` ever fire. */
 export interface SyncEvents {
+  /** When a sync starts or ends, or the network comes or goes. */
   status: SyncStatusReport;
-  /** Every committed change of every collection, local or from sync. */
+  /** Every committed change of every collection: local, rolled back, or from sync. */
   change: Change[];
   conflict: { collection: string; id: string };
   /** A failed sync (`collection`/`id` null) or a mutation refused for good. */
@@ -335,10 +342,10 @@ export class Tideway {
   pendingCount(): Promise<number>;
   /** Pushes, then pulls, now. Rejects with `SYNC_FAILED` (nothing is lost) or if opened without `sync`. */
   sync(): Promise<SyncReport>;
-  /** Where sync stands (throws if opened without `sync`). */
+  /** Where the database stands, with or without `sync` (see `SyncStatusReport`). */
   status(): SyncStatusReport;
-  /** Listens to sync events; returns the unsubscribe function. */
+  /** Listens to the database's events, with or without `sync`; returns the unsubscribe function. Throws `INVALID_ARGUMENT` for an unknown event. */
   on<E extends keyof SyncEvents>(event: E, callback: (detail: SyncEvents[E]) => void): () => void;
-  /** Waits for pending writes to be durable, stops syncing, then closes and lets the in-memory mirror go. Later reads throw, and later calls reject, with `DATABASE_CLOSED`. */
+  /** Waits for pending writes to be durable, stops syncing and removes every timer and listener it set, then closes and lets the in-memory mirror go. Later reads throw, and later calls reject, with `DATABASE_CLOSED`. */
   close(): Promise<void>;
 }

@@ -7,22 +7,20 @@ use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Function, Object, Reflect};
 use serde::de::DeserializeOwned;
 use tideway_protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
-use wasm_bindgen::prelude::*;
 
 use super::{call_app, describe};
 use crate::core::sync::RemoteError;
-use crate::timers::{clear_timeout, set_timeout};
 
 pub struct HttpRemote {
     /// The server's base URL, without a trailing slash.
     url: String,
     get_token: Option<Function>,
     token: RefCell<Option<String>>,
-    timeout_ms: f64,
+    timeout_ms: u32,
 }
 
 impl HttpRemote {
-    pub fn new(url: &str, get_token: Option<Function>, timeout_ms: f64) -> Self {
+    pub fn new(url: &str, get_token: Option<Function>, timeout_ms: u32) -> Self {
         HttpRemote { url: url.trim_end_matches('/').to_string(), get_token, token: RefCell::new(None), timeout_ms }
     }
 
@@ -101,21 +99,20 @@ impl HttpRemote {
         Err(RemoteError::Status { status, code, message, mutation_id, retry_after })
     }
 
-    /// Sends with a timeout: an AbortController aborts the request when it fires.
+    /// Sends with a timeout: `AbortSignal.timeout` aborts the request, and
+    /// the reading of its body, once it is due. The browser owns that timer,
+    /// so nothing is left to clear whichever way the request ends.
     async fn send(&self, builder: RequestBuilder, body: Option<&PushRequest>) -> Result<Response, RemoteError> {
-        let controller = web_sys::AbortController::new().map_err(|e| RemoteError::Network(describe(&e)))?;
-        let builder = builder.abort_signal(Some(&controller.signal()));
+        let builder = builder.abort_signal(Some(&web_sys::AbortSignal::timeout_with_u32(self.timeout_ms)));
         let request = match body {
             Some(body) => builder.json(body),
             None => builder.build(),
         }
         .map_err(|e| RemoteError::Malformed(format!("cannot build the request: {e}")))?;
-        let abort = Closure::once_into_js(move || controller.abort());
-        let timer = set_timeout(abort.unchecked_ref(), self.timeout_ms);
-        let sent = request.send().await;
-        clear_timeout(&timer);
-        sent.map_err(|error| match error {
-            gloo_net::Error::JsError(error) if error.name == "AbortError" => RemoteError::Timeout,
+        request.send().await.map_err(|error| match error {
+            // A timeout signal rejects with a `TimeoutError`; engines that
+            // predate it in fetch reject with an `AbortError`.
+            gloo_net::Error::JsError(error) if error.name == "TimeoutError" || error.name == "AbortError" => RemoteError::Timeout,
             other => RemoteError::Network(other.to_string()),
         })
     }

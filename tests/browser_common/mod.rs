@@ -13,6 +13,9 @@ use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+mod js_api;
+pub use js_api::*;
+
 /// The checks of this module, each as a `#[wasm_bindgen_test]` of the suite
 /// that includes it (the page suite, the service-worker suite).
 #[macro_export]
@@ -27,6 +30,9 @@ macro_rules! browser_tests {
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
             the_js_half_keeps_the_same_contract a_database_of_a_newer_format_is_refused_at_open
             a_failed_write_on_the_early_commit_path_stores_nothing);
+        browser_tests!(closing_drops_every_timer_and_listener);
+        browser_tests!(a_database_without_sync_reports_changes_and_status);
+        browser_tests!(a_request_past_its_timeout_is_aborted);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*

@@ -93,8 +93,9 @@ function start(store) {
   document.addEventListener("visibilitychange", () => document.hidden && editor.save());
   setInterval(render, 30_000); // keeps "5 minutes ago" honest
 
-  store.onSyncStatus((status) => {
-    statusBar.setSync(status);
+  store.onStatus((status) => {
+    statusBar.setOnline(status.online);
+    if (store.syncing) statusBar.setSync(status);
     render();
   });
 

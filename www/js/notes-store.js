@@ -1,5 +1,5 @@
 // The notes data layer: the one module that talks to Tideway. The UI gets frozen records
-// and calls intent-named methods; sync status reaches it through `onSyncStatus`.
+// and calls intent-named methods; the network and sync status reach it through `onStatus`.
 
 import init, { Tideway } from "../pkg/tideway.js";
 
@@ -90,9 +90,12 @@ export class NoteStore {
     return this.db.pendingCount();
   }
 
-  /** Calls `callback(status)` now and whenever sync status changes; no-op without a server. */
-  onSyncStatus(callback) {
-    if (!this.syncing) return () => {};
+  /**
+   * Calls `callback(status)` now and whenever the status changes: a sync starting or
+   * ending, the network coming or going. Without a server it tells what is true locally.
+   * @returns {() => void} the unsubscribe function
+   */
+  onStatus(callback) {
     callback(this.db.status());
     return this.db.on("status", callback);
   }

@@ -9,12 +9,10 @@ export class StatusBar {
     this.pending = root.querySelector('[data-field="pending"]');
     this.offlineReady = root.querySelector('[data-field="offline-ready"]');
     this.sync = root.querySelector('[data-field="sync"]');
-    const update = () => this.setOnline(navigator.onLine);
-    addEventListener("online", update);
-    addEventListener("offline", update);
-    update();
+    this.setOnline(navigator.onLine);
   }
 
+  /** `navigator.onLine`, as the database's status reports it. */
   setOnline(online) {
     this.network.dataset.online = String(online);
     this.network.textContent = online ? "Online" : "Offline — changes stay on this device";

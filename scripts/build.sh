@@ -8,5 +8,19 @@ cd "$(dirname "$0")/.."
 profile=${1:---release}
 rm -rf pkg
 wasm-pack build --target web --out-dir pkg --out-name tideway --mode no-install "$profile"
+# The service-worker entry point ships beside the glue it imports, as the
+# package's `tideway/service-worker` subpath.
+cp src/contexts/service-worker.js pkg/service-worker.js
+node -e '
+  const fs = require("fs");
+  const manifest = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
+  manifest.files = [...new Set([...(manifest.files ?? []), "service-worker.js"])];
+  manifest.exports = {
+    ".": { types: "./tideway.d.ts", default: "./tideway.js" },
+    "./service-worker": "./service-worker.js",
+    "./tideway_bg.wasm": "./tideway_bg.wasm",
+  };
+  fs.writeFileSync("pkg/package.json", JSON.stringify(manifest, null, 2) + "\n");
+'
 rm -rf www/pkg
 cp -r pkg www/pkg

@@ -671,3 +671,93 @@ function loseConnection(tx) {
   tx.db.close();
   return connectionLost();
 }
+
+// ---------------------------------------------------------------------------
+// Several contexts on one database (src/contexts/)
+
+/**
+ * Takes the Web Lock `name` if it is free, else queues for it, and calls
+ * `acquired` once this context holds it; the lock is held until `release()` is
+ * called or the context goes away (a closed tab, a terminated worker), when
+ * the browser hands it to the next context in the queue. `decided` resolves
+ * with whether the lock was taken at once (false: another context holds it).
+ * Null where Web Locks are missing.
+ */
+export function holdLock(name, acquired) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return null;
+  const queue = new AbortController();
+  let granted = false;
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  const hold = () => {
+    granted = true;
+    acquired();
+    return held;
+  };
+  let decide;
+  const decided = new Promise((resolve) => (decide = resolve));
+  locks.request(name, { ifAvailable: true }, (lock) => {
+    if (lock !== null) {
+      const kept = hold();
+      decide(true);
+      return kept;
+    }
+    decide(false);
+    locks.request(name, { signal: queue.signal }, hold).catch(() => {}); // left the queue
+    return undefined;
+  }).catch(() => decide(false));
+  return { release: () => (granted ? release() : queue.abort()), decided };
+}
+
+/**
+ * Runs `task` (a function returning a Promise) while holding the Web Lock
+ * `name`, if no other context holds it: resolves with `{ ran: true, value }`,
+ * or `{ ran: false }` at once when it is held elsewhere. Without Web Locks the
+ * task runs unguarded.
+ */
+export async function withLockIfFree(name, task) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return { ran: true, value: await task() };
+  return locks.request(name, { ifAvailable: true }, async (lock) => {
+    if (lock === null) return { ran: false };
+    return { ran: true, value: await task() };
+  });
+}
+
+/**
+ * Asks the browser to wake the service worker with a `sync` event tagged
+ * `tag` once the network is back (Chromium's Background Sync), and, where the
+ * site may, with `periodicsync` events. Resolves with what was registered;
+ * never rejects: both are optional.
+ */
+export async function requestBackgroundSync(tag) {
+  const registered = { sync: false, periodic: false };
+  const serviceWorker = globalThis.navigator?.serviceWorker;
+  if (!serviceWorker?.controller) return registered;
+  try {
+    const registration = await serviceWorker.ready;
+    if (registration.sync) {
+      await registration.sync.register(tag);
+      registered.sync = true;
+    }
+    if (registration.periodicSync) {
+      const permission = await navigator.permissions?.query({ name: "periodic-background-sync" });
+      if (permission?.state === "granted") {
+        await registration.periodicSync.register(tag, { minInterval: 12 * 60 * 60 * 1000 });
+        registered.periodic = true;
+      }
+    }
+  } catch {
+    // Refused (no permission, no engagement): the other triggers remain.
+  }
+  return registered;
+}
+
+/** What kind of context this is: "window", "service-worker", "worker" (dedicated or shared). */
+export function contextKind() {
+  if (typeof ServiceWorkerGlobalScope === "function" && globalThis instanceof ServiceWorkerGlobalScope) return "service-worker";
+  if (typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope) return "worker";
+  return "window";
+}
+

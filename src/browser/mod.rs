@@ -1,5 +1,6 @@
-//! The JS half of the IndexedDB store (`browser.js`, beside this file) and
-//! what Rust and it agree on: how several strings travel as one text, what a
+//! The JS half of the browser code (`browser.js`, beside this file: the
+//! IndexedDB store's transactions, and the Web Locks and Background Sync
+//! calls of `crate::contexts`) and what Rust and it agree on: how several strings travel as one text, what a
 //! write's op code says, which faults a test may inject, and the shape of the
 //! records in each object store. Both sides spell the contract out once (here,
 //! and at the top of `browser.js`); a browser test compares them.
@@ -128,6 +129,30 @@ extern "C" {
     pub fn doc(this: &StoredRecord) -> JsValue;
     #[wasm_bindgen(method, getter, js_name = mutationId)]
     pub fn mutation_id(this: &StoredRecord) -> Option<f64>;
+}
+
+#[wasm_bindgen(module = "/src/browser/browser.js")]
+extern "C" {
+    /// A held Web Lock (see `holdLock`).
+    pub type HeldLock;
+    /// Queues for the Web Lock `name`; `acquired` runs once this context holds it.
+    /// Undefined where Web Locks are missing.
+    #[wasm_bindgen(js_name = holdLock)]
+    pub fn hold_lock(name: &str, acquired: &js_sys::Function) -> Option<HeldLock>;
+    #[wasm_bindgen(method)]
+    pub fn release(this: &HeldLock);
+    /// Resolves with whether the lock was free and taken at once.
+    #[wasm_bindgen(method, getter)]
+    pub fn decided(this: &HeldLock) -> js_sys::Promise;
+    /// Runs `task` under the Web Lock `name` if it is free: `{ ran, value }`.
+    #[wasm_bindgen(js_name = withLockIfFree)]
+    pub fn with_lock_if_free(name: &str, task: &js_sys::Function) -> js_sys::Promise;
+    /// Registers the Background Sync (and, where allowed, periodic) tag `tag`.
+    #[wasm_bindgen(js_name = requestBackgroundSync)]
+    pub fn request_background_sync(tag: &str) -> js_sys::Promise;
+    /// "window", "worker" or "service-worker".
+    #[wasm_bindgen(js_name = contextKind)]
+    pub fn context_kind() -> String;
 }
 
 #[cfg(feature = "fault-injection")]

@@ -18,6 +18,6 @@ pub use error::{Error, Result};
 pub use key::{cmp_utf16, IndexKey, PrimaryKey};
 pub use mutation::{apply_write, written_entity, Applied, Mutation, MutationId, Op, Write};
 pub use query::{KeyRange, Query};
-pub use repository::{Change, MirrorObserver, Origin, Repository, Subscriber};
+pub use repository::{Change, CommitObserver, Committed, MirrorObserver, Origin, Repository, Subscriber};
 pub use schema::{CollectionSchema, IndexPath, IndexSpec, Schema};
 pub use store::{collections_of, Snapshot, Store, SyncMeta};

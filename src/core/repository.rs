@@ -33,6 +33,8 @@ pub enum Origin {
     Rollback(Error),
     /// Sync changed the entity: a server answer was recorded, or a push started.
     Sync,
+    /// Another tab or worker on the same database committed the change.
+    Elsewhere,
 }
 
 /// One changed entity, as subscribers receive it.
@@ -51,6 +53,19 @@ pub type Subscriber = Rc<dyn Fn(&[Change])>;
 /// Called synchronously whenever the mirror's view of entities changes, with
 /// their (collection, id) pairs.
 pub type MirrorObserver = Box<dyn Fn(&[(&str, &str)])>;
+
+/// What a commit of this repository made durable, for other contexts on the
+/// same database to hear of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The entities stored, as (collection, id).
+    pub keys: Vec<(String, String)>,
+    /// Whether local writes made it (so the outbox grew), rather than sync.
+    pub local: bool,
+}
+
+/// Called with each commit once it is durable.
+pub type CommitObserver = Box<dyn Fn(&Committed)>;
 
 type Key = (String, String);
 
@@ -90,6 +105,7 @@ pub struct Repository<S: Store> {
     client_id: String,
     clock: Box<dyn Fn() -> f64>,
     observer: Option<MirrorObserver>,
+    committed: RefCell<Option<CommitObserver>>,
     state: RefCell<State>,
 }
 
@@ -111,7 +127,7 @@ impl<S: Store + 'static> Repository<S> {
         let client_id = snapshot.client_id.clone();
         let mirror = collections_of(snapshot, &schema).into_iter().collect();
         let state = RefCell::new(State { mirror, ..State::default() });
-        Ok(Rc::new(Repository { store, schema, client_id, clock, observer, state }))
+        Ok(Rc::new(Repository { store, schema, client_id, clock, observer, committed: RefCell::new(None), state }))
     }
 
     pub fn schema(&self) -> &Schema {
@@ -253,15 +269,47 @@ impl<S: Store + 'static> Repository<S> {
         self.publish(&changes);
     }
 
+    /// Tells `observer` of every commit from now on (the contexts sharing the
+    /// database hear of them through it).
+    pub fn on_commit(&self, observer: CommitObserver) {
+        *self.committed.borrow_mut() = Some(observer);
+    }
+
     /// Shows entities that sync has just stored: the mirror takes the stored
     /// entity with any still-queued local writes replayed on top.
     pub fn absorb(&self, settled: &[Settled]) {
+        let stored: Vec<(&str, &str, &Entity)> =
+            settled.iter().filter_map(|item| Some((item.collection.as_str(), item.id.as_str(), item.entity.as_ref()?))).collect();
+        self.absorb_stored(&stored, Origin::Sync);
+        let keys: Vec<(String, String)> = stored.iter().map(|(collection, id, _)| (collection.to_string(), id.to_string())).collect();
+        self.tell_committed(keys, false);
+    }
+
+    /// Shows entities another context stored (read back from the store): the
+    /// mirror takes each with this context's still-queued writes replayed on top.
+    pub fn absorb_elsewhere(&self, stored: &[(String, String, Entity)]) {
+        let stored: Vec<(&str, &str, &Entity)> = stored.iter().map(|(c, id, entity)| (c.as_str(), id.as_str(), entity)).collect();
+        self.absorb_stored(&stored, Origin::Elsewhere);
+    }
+
+    fn tell_committed(&self, keys: Vec<(String, String)>, local: bool) {
+        if keys.is_empty() {
+            return;
+        }
+        if let Some(observer) = &*self.committed.borrow() {
+            observer(&Committed { keys, local });
+        }
+    }
+
+    fn absorb_stored(&self, items: &[(&str, &str, &Entity)], origin: Origin) {
+        if self.state.borrow().closed {
+            return;
+        }
         let mut changes = Vec::new();
         {
             let mut state = self.state.borrow_mut();
-            for item in settled {
-                let Some(stored) = &item.entity else { continue };
-                let key = (item.collection.clone(), item.id.clone());
+            for &(collection, id, stored) in items {
+                let key = (collection.to_owned(), id.to_owned());
                 let has_local_writes = state.durable.contains_key(&key);
                 if has_local_writes {
                     state.durable.insert(key.clone(), Some(stored.clone()));
@@ -271,7 +319,7 @@ impl<S: Store + 'static> Repository<S> {
                 let Some(mirror) = state.mirror.get_mut(&key.0) else { continue };
                 if mirror.get(&key.1) != view.as_ref() {
                     mirror.set(&key.1, view.clone());
-                    changes.push(Change { collection: key.0, id: key.1, entity: view, origin: Origin::Sync });
+                    changes.push(Change { collection: key.0, id: key.1, entity: view, origin: origin.clone() });
                 }
             }
         }
@@ -446,6 +494,11 @@ impl<S: Store + 'static> Repository<S> {
             }
         }
         self.observe(changed.iter().map(|(collection, id)| (collection.as_str(), id.as_str())));
+        if self.committed.borrow().is_some() {
+            let mut keys: Vec<(String, String)> = stored.iter().filter(|(_, entity)| entity.is_some()).map(|(key, _)| key.clone()).collect();
+            keys.dedup();
+            self.tell_committed(keys, true);
+        }
         let mut stored = stored.into_iter();
         for ((count, done), failure) in batch.callers.into_iter().zip(failures) {
             let entities: Vec<Entity> = stored.by_ref().take(count).filter_map(|(_, entity)| entity).collect();
@@ -691,6 +744,38 @@ mod tests {
         let heard = heard.borrow();
         assert_eq!(heard.len(), 1);
         assert_eq!((heard[0].id.as_str(), heard[0].entity.as_ref(), &heard[0].origin), ("a", Some(&written), &Origin::Local));
+    }
+
+    /// Two contexts on one database: what one commits, it announces; the other
+    /// reads it back from the store and shows it, with its own queued writes
+    /// still on top, and its subscribers hear of it as `Elsewhere`.
+    #[test]
+    fn a_commit_in_one_context_reaches_the_other_mirror() {
+        let inner = MemoryStore::new(schema());
+        let (a, b) = (open(inner.reopen(schema())), open(inner.reopen(schema())));
+        let announced: Rc<RefCell<Vec<Committed>>> = Rc::default();
+        let sink = announced.clone();
+        a.on_commit(Box::new(move |committed: &Committed| sink.borrow_mut().push(committed.clone())));
+        let heard: Rc<RefCell<Vec<Change>>> = Rc::default();
+        let sink = heard.clone();
+        b.subscribe(None, Rc::new(move |changes: &[Change]| sink.borrow_mut().extend_from_slice(changes))).unwrap();
+
+        block_on(a.put("notes", Some("n".into()), data(json!({"title": "from a"}))).unwrap()).unwrap();
+        assert_eq!(*announced.borrow(), [Committed { keys: vec![("notes".into(), "n".into())], local: true }]);
+        // b has a write of its own queued (its batch held in the store) when a's commit arrives.
+        let mut pool = LocalPool::new();
+        let gate = b.store().gate();
+        let queued = pool.spawner().spawn_local_with_handle(b.put("notes", Some("mine".into()), data(json!({"title": "b"}))).unwrap()).unwrap();
+        pool.run_until_stalled();
+        let read_back: Vec<(String, String, Entity)> =
+            announced.borrow()[0].keys.iter().map(|(c, id)| (c.clone(), id.clone(), stored(&a, id).unwrap())).collect();
+        b.absorb_elsewhere(&read_back);
+        assert_eq!(mirrored(&b, "n"), stored(&a, "n"));
+        assert!(mirrored(&b, "mine").is_some(), "its own queued write stays");
+        assert!(heard.borrow().iter().any(|c| c.id == "n" && c.origin == Origin::Elsewhere));
+        gate.send(()).unwrap();
+        pool.run_until_stalled();
+        block_on(queued).unwrap();
     }
 
     #[test]

@@ -303,6 +303,7 @@ pub fn change_to_js(change: &Change) -> JsValue {
     match &change.origin {
         Origin::Local => set("origin", "local".into()),
         Origin::Sync => set("origin", "sync".into()),
+        Origin::Elsewhere => set("origin", "elsewhere".into()),
         Origin::Rollback(error) => {
             set("origin", "rollback".into());
             set("error", error_to_js(error));

@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use serde::Serialize;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::collection::{Collection, RecordCache};
@@ -13,6 +12,7 @@ use super::convert::{function_from, invalid_type, string_from_js, Options};
 use super::error::{invalid, JsResult};
 use super::events::DatabaseEvents;
 use super::handles::Repo;
+use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
 use crate::core::{Repository, Schema};
@@ -26,6 +26,7 @@ pub struct Tideway {
     repository: Repo,
     caches: Rc<HashMap<String, RecordCache>>,
     events: Rc<DatabaseEvents>,
+    peers: Rc<Peers>,
     syncer: Option<Rc<Syncer>>,
 }
 
@@ -54,11 +55,12 @@ impl Tideway {
             }
         }
         let events = DatabaseEvents::watch(repository.clone());
+        let peers = Peers::join(&name, repository.clone());
         let syncer = match sync {
-            Some(options) => Some(Syncer::start(repository.clone(), events.clone(), options).await?),
+            Some(options) => Some(Syncer::start(&name, repository.clone(), events.clone(), peers.clone(), options).await?),
             None => None,
         };
-        Ok(Tideway { name, repository, caches, events, syncer })
+        Ok(Tideway { name, repository, caches, events, peers, syncer })
     }
 
     /// Deletes a database and everything in it.
@@ -101,10 +103,7 @@ impl Tideway {
         let Some(syncer) = self.syncer.clone() else {
             return Promise::reject(&invalid("this database was opened without `sync` options"));
         };
-        future_to_promise(async move {
-            let report = syncer.sync_now().await?;
-            Ok(report.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL))
-        })
+        future_to_promise(async move { syncer.sync_anywhere().await })
     }
 
     /// Where the database stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.
@@ -134,6 +133,7 @@ impl Tideway {
             syncer.close();
         }
         self.events.close();
+        self.peers.close();
         let repository = self.repository.clone();
         let caches = self.caches.clone();
         future_to_promise(async move {

@@ -54,6 +54,18 @@ impl Event {
     }
 }
 
+/// Which context syncs the database, as this one knows it.
+#[derive(Debug, Clone, Default)]
+pub enum SyncerSeen {
+    /// None that this context has heard of.
+    #[default]
+    Unknown,
+    /// This context, of this kind ("window", "worker", "service-worker").
+    Here(String),
+    /// Another context, of this kind, which last reported this status.
+    Elsewhere { context: String, status: serde_json::Value },
+}
+
 /// One database's event callbacks and status.
 pub struct DatabaseEvents {
     repository: Repo,
@@ -69,6 +81,8 @@ pub struct DatabaseEvents {
     reachable: Cell<Option<bool>>,
     /// The sync engine, when the database syncs.
     engine: OnceCell<Engine>,
+    /// Which context syncs this database, as far as this one knows.
+    syncer: RefCell<SyncerSeen>,
     /// The `online` / `offline` listeners; dropping them removes them.
     network: RefCell<Vec<EventListener>>,
     closed: Cell<bool>,
@@ -86,6 +100,7 @@ impl DatabaseEvents {
             online: Cell::new(navigator_online()),
             reachable: Cell::new(None),
             engine: OnceCell::new(),
+            syncer: RefCell::default(),
             network: RefCell::default(),
             closed: Cell::new(false),
         });
@@ -107,6 +122,12 @@ impl DatabaseEvents {
     /// Adds what sync knows (progress, counters, reachability) to the status.
     pub fn attach_engine(&self, engine: Engine) {
         let _ = self.engine.set(engine);
+    }
+
+    /// Notes which context syncs, and tells the status listeners.
+    pub fn set_syncer(&self, syncer: SyncerSeen) {
+        *self.syncer.borrow_mut() = syncer;
+        self.emit_status();
     }
 
     pub fn online(&self) -> bool {
@@ -171,8 +192,31 @@ impl DatabaseEvents {
             last_error: &'a Option<String>,
             next_retry_at: Option<f64>,
             counters: &'a Counters,
+            syncer: Option<Syncer<'a>>,
         }
-        let sync = self.engine.get().map(|engine| engine.state()).unwrap_or_else(SyncState::default);
+        #[derive(Serialize)]
+        struct Syncer<'a> {
+            context: &'a str,
+            here: bool,
+        }
+        let mut sync = self.engine.get().map(|engine| engine.state()).unwrap_or_else(SyncState::default);
+        let seen = self.syncer.borrow();
+        let syncer = match &*seen {
+            SyncerSeen::Unknown => None,
+            SyncerSeen::Here(context) => Some(Syncer { context, here: true }),
+            SyncerSeen::Elsewhere { context, status } => {
+                // What the syncing context reported stands for sync here.
+                let number = |field: &str| status.get(field).and_then(serde_json::Value::as_f64);
+                sync.syncing = status.get("syncing").and_then(serde_json::Value::as_bool).unwrap_or(false);
+                sync.last_sync_at = number("lastSyncAt");
+                sync.next_retry_at = number("nextRetryAt");
+                sync.last_error = status.get("lastError").and_then(|e| e.as_str()).map(str::to_owned);
+                if let Some(reachable) = status.get("reachable").and_then(serde_json::Value::as_bool) {
+                    self.reachable.set(Some(reachable));
+                }
+                Some(Syncer { context, here: false })
+            }
+        };
         let (mut pending, mut failed, mut conflicts) = (0u64, 0u64, 0u64);
         for name in self.repository.schema().collections.keys() {
             // A closed database counts nothing: its mirror is gone.
@@ -195,6 +239,7 @@ impl DatabaseEvents {
             last_error: &sync.last_error,
             next_retry_at: sync.next_retry_at,
             counters: &sync.counters,
+            syncer,
         };
         status.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
     }

@@ -9,6 +9,7 @@ mod database;
 mod error;
 mod events;
 mod handles;
+mod peers;
 mod sync;
 
 pub use collection::Collection;

@@ -4,9 +4,19 @@
 //! before the retry time the engine set (which survives a reload), except
 //! when the app asks or the network returns. What the engine reports reaches
 //! the app through [`DatabaseEvents`].
+//!
+//! Of all the contexts that open one database with automatic sync, only the
+//! one holding its sync lock runs these triggers (see [`crate::contexts`]);
+//! the others' `db.sync()` is run by that one, and they show its status.
+//! When a sync fails for want of network with writes queued, a page asks for
+//! a Background Sync, so its service worker can push once the network returns.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
+
+use futures::channel::oneshot;
+use futures::future::{select, Either};
 
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
@@ -15,9 +25,12 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::convert::{invalid_type, Options};
-use super::error::{invalid, JsResult};
-use super::events::{DatabaseEvents, Event};
+use super::error::{error_fields, error_of_fields, invalid, sync_unavailable, JsResult};
+use super::events::{DatabaseEvents, Event, SyncerSeen};
 use super::handles::{Engine, Repo};
+use super::peers::Peers;
+use crate::browser;
+use crate::contexts::{self, Leadership, Message};
 use crate::core::reconcile::{ConflictPolicy, Policies};
 use crate::core::sync::{Backoff, ErrorClass, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
 use crate::core::{Change, Origin};
@@ -116,12 +129,26 @@ pub fn policy_from_js(value: &JsValue, what: &str) -> JsResult<ConflictPolicy> {
     }
 }
 
+/// How long a `db.sync()` handed to the syncing context waits for its answer.
+const FORWARDED_SYNC_TIMEOUT_MS: u32 = 60_000;
+
 /// Drives one database's engine in a page or a worker. Every timer and
 /// browser listener it sets is an owned handle: dropping it, as `close` does,
 /// cancels or removes it.
 pub struct Syncer {
     engine: Engine,
     events: Rc<DatabaseEvents>,
+    peers: Rc<Peers>,
+    /// The database's sync lock (and Background Sync tag).
+    lock: String,
+    /// What kind of context this is: "window", "worker", "service-worker".
+    context: String,
+    /// The place in the sync lock's queue, then the lock.
+    leadership: RefCell<Option<Leadership>>,
+    /// Whether this context is the one that syncs.
+    leading: Cell<bool>,
+    /// `db.sync()` calls handed to the syncing context, by request id.
+    forwarded: RefCell<HashMap<String, oneshot::Sender<JsResult<JsValue>>>>,
     auto: bool,
     interval_ms: f64,
     debounce_ms: f64,
@@ -137,13 +164,28 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub async fn start(repository: Repo, events: Rc<DatabaseEvents>, options: SyncOptions) -> Result<Rc<Syncer>, crate::core::Error> {
+    /// Starts syncing the database `name`: with automatic sync, this context
+    /// queues for the database's sync lock and runs the triggers once it
+    /// holds it (at once where Web Locks are missing).
+    pub async fn start(
+        name: &str,
+        repository: Repo,
+        events: Rc<DatabaseEvents>,
+        peers: Rc<Peers>,
+        options: SyncOptions,
+    ) -> Result<Rc<Syncer>, crate::core::Error> {
         let SyncOptions { remote, auto, interval_ms, debounce_ms, config, log } = options;
         let engine = SyncEngine::open(repository.clone(), remote, config, Box::new(js_sys::Math::random)).await?;
         events.attach_engine(engine.clone());
         let syncer = Rc::new(Syncer {
             engine,
             events,
+            peers,
+            lock: contexts::lock_name(name),
+            context: browser::context_kind(),
+            leadership: RefCell::new(None),
+            leading: Cell::new(false),
+            forwarded: RefCell::default(),
             auto,
             interval_ms,
             debounce_ms,
@@ -174,10 +216,128 @@ impl Syncer {
             )?;
             syncer.writes.set(Some(writes));
             syncer.watch();
-            syncer.run_due();
+            let weak = Rc::downgrade(&syncer);
+            let leadership = Leadership::request(&syncer.lock, move || {
+                if let Some(syncer) = weak.upgrade() {
+                    syncer.lead();
+                }
+            });
+            match leadership {
+                Some(leadership) => {
+                    // Known before open resolves, so that a `db.sync()` right
+                    // after it runs here or goes to the syncer that exists.
+                    leadership.decided().await;
+                    *syncer.leadership.borrow_mut() = Some(leadership);
+                }
+                // Without Web Locks every context syncs on its own.
+                None => syncer.lead(),
+            }
         }
+        syncer.peers.attach(&syncer);
+        // Whoever syncs says so, and this context shows its status.
+        syncer.peers.post(&Message::Hello);
         Ok(syncer)
     }
+
+    /// This context now holds the sync lock: it runs the triggers from now on.
+    fn lead(self: &Rc<Self>) {
+        if self.closed.get() {
+            return;
+        }
+        self.leading.set(true);
+        self.events.set_syncer(SyncerSeen::Here(self.context.clone()));
+        self.announce_status();
+        self.run_due();
+    }
+
+    /// `db.sync()`: here if this context syncs or can take the sync lock at
+    /// once; otherwise by the context that holds it. Resolves with the report.
+    pub async fn sync_anywhere(self: &Rc<Self>) -> JsResult<JsValue> {
+        if self.leading.get() {
+            return self.sync_to_js().await;
+        }
+        // Called only if the lock is free, under it.
+        let here = self.clone();
+        let start: Function = Closure::<dyn FnMut() -> js_sys::Promise>::new(move || {
+            let here = here.clone();
+            wasm_bindgen_futures::future_to_promise(async move { here.sync_to_js().await })
+        })
+        .into_js_value()
+        .unchecked_into();
+        match contexts::run_if_free(&self.lock, start).await? {
+            Some(report) => Ok(report),
+            None => self.forward().await,
+        }
+    }
+
+    /// One sync here, its report or its error as JS values.
+    async fn sync_to_js(self: &Rc<Self>) -> JsResult<JsValue> {
+        let report = self.sync_now().await?;
+        Ok(report.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL))
+    }
+
+    /// Hands a `db.sync()` to the context that syncs and waits for its answer.
+    async fn forward(&self) -> JsResult<JsValue> {
+        let request = uuid::Uuid::new_v4().to_string();
+        let (answer, answered) = oneshot::channel();
+        self.forwarded.borrow_mut().insert(request.clone(), answer);
+        self.peers.post(&Message::SyncRequest { request: request.clone() });
+        let deadline = gloo_timers::future::TimeoutFuture::new(FORWARDED_SYNC_TIMEOUT_MS);
+        match select(answered, deadline).await {
+            Either::Left((Ok(answer), _)) => answer,
+            _ => {
+                self.forwarded.borrow_mut().remove(&request);
+                Err(sync_unavailable("the context that syncs this database did not answer; try again"))
+            }
+        }
+    }
+
+    /// A message from another context of the database.
+    pub fn receive(self: &Rc<Self>, message: Message) {
+        match message {
+            Message::SyncRequest { request } if self.leading.get() => {
+                let syncer = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let (report, error) = match syncer.sync_to_js().await {
+                        Ok(report) => (serde_wasm_bindgen::from_value(report).ok(), None),
+                        Err(error) => (None, Some(error_fields(&error))),
+                    };
+                    syncer.peers.post(&Message::SyncAnswer { request, report, error });
+                });
+            }
+            Message::SyncAnswer { request, report, error } => {
+                if let Some(answer) = self.forwarded.borrow_mut().remove(&request) {
+                    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+                    let _ = answer.send(match error {
+                        Some(fields) => Err(error_of_fields(&fields)),
+                        None => Ok(report.serialize(&serializer).unwrap_or(JsValue::NULL)),
+                    });
+                }
+            }
+            Message::SyncerStatus { context, status } if !self.leading.get() => {
+                self.events.set_syncer(SyncerSeen::Elsewhere { context, status });
+            }
+            Message::Hello if self.leading.get() => self.announce_status(),
+            _ => {}
+        }
+    }
+
+    /// Another context committed local writes: the syncer pushes them soon.
+    pub fn written_elsewhere(self: &Rc<Self>) {
+        if self.leading.get() && self.auto {
+            self.schedule(self.debounce_ms);
+        }
+    }
+
+    /// Tells the other contexts where sync stands, when this one syncs.
+    fn announce_status(&self) {
+        if !self.leading.get() {
+            return;
+        }
+        let status = serde_wasm_bindgen::from_value(self.events.status()).unwrap_or(serde_json::Value::Null);
+        self.peers.post(&Message::SyncerStatus { context: self.context.clone(), status });
+    }
+
 
     /// `db.sync()`, and every automatic sync once due: now, whatever the
     /// backoff says; then notes reachability and schedules any retry.
@@ -191,6 +351,9 @@ impl Syncer {
     /// sync in flight.
     pub fn close(&self) {
         self.closed.set(true);
+        self.leading.set(false);
+        // Leaving the queue, or handing the lock to the next context in it.
+        self.leadership.borrow_mut().take();
         self.timer.borrow_mut().take();
         self.interval.borrow_mut().take();
         self.triggers.borrow_mut().clear();
@@ -249,7 +412,7 @@ impl Syncer {
 
     /// Syncs now if online and not backing off; otherwise when the backoff ends.
     fn run_due(self: &Rc<Self>) {
-        if self.closed.get() || !self.events.online() {
+        if self.closed.get() || !self.leading.get() || !self.events.online() {
             return;
         }
         let now = js_sys::Date::now();
@@ -271,6 +434,7 @@ impl Syncer {
             Err(SyncError::Remote { class, retry_at, .. }) => {
                 if matches!(class, ErrorClass::Transient { .. }) {
                     self.events.set_reachable(false);
+                    self.ask_for_background_sync();
                 }
                 if self.auto {
                     self.schedule((retry_at - js_sys::Date::now()).max(0.0));
@@ -279,6 +443,19 @@ impl Syncer {
             Err(SyncError::Store(_)) => {}
         }
         self.events.emit_status();
+    }
+
+    /// After a failure for want of network, with writes queued: asks the
+    /// browser to wake the service worker once the network is back (where
+    /// this is a page under a service worker, on Chromium).
+    fn ask_for_background_sync(self: &Rc<Self>) {
+        let repository = self.engine.repository().clone();
+        let tag = self.lock.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if repository.pending_count().await.unwrap_or(0) > 0 {
+                let _ = wasm_bindgen_futures::JsFuture::from(browser::request_background_sync(&tag)).await;
+            }
+        });
     }
 
     /// Arms the one-shot timer for `delay_ms`, unless it already fires sooner.
@@ -307,7 +484,10 @@ impl Syncer {
     fn dispatch(&self, event: &SyncEvent) {
         let events = &self.events;
         match event {
-            SyncEvent::Status => events.emit_status(),
+            SyncEvent::Status => {
+                events.emit_status();
+                self.announce_status();
+            }
             SyncEvent::Conflict { collection, id } => {
                 let detail = Object::new();
                 let _ = Reflect::set(&detail, &"collection".into(), &collection.into());

@@ -213,7 +213,7 @@ pub async fn a_database_without_sync_reports_changes_and_status() {
     let keys: Vec<String> = js_sys::Object::keys(status.unchecked_ref::<js_sys::Object>()).iter().filter_map(|k| k.as_string()).collect();
     assert_eq!(
         keys,
-        ["online", "reachable", "syncing", "pending", "failed", "conflicts", "lastSyncAt", "lastError", "nextRetryAt", "counters"],
+        ["online", "reachable", "syncing", "pending", "failed", "conflicts", "lastSyncAt", "lastError", "nextRetryAt", "counters", "syncer"],
         "the same shape as with sync"
     );
     assert_eq!(field(&status, "online").as_bool(), Some(navigator_online()));

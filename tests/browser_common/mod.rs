@@ -13,7 +13,9 @@ use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+mod contexts;
 mod js_api;
+pub use contexts::*;
 pub use js_api::*;
 
 /// The checks of this module, each as a `#[wasm_bindgen_test]` of the suite
@@ -33,6 +35,7 @@ macro_rules! browser_tests {
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);
+        browser_tests!(a_commit_reaches_every_handle_of_the_database one_handle_syncs_and_the_other_hands_it_its_syncs);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*

@@ -2,6 +2,7 @@
 //! or the outbox straight from storage. Each runs once more on a new
 //! connection if the browser had taken the first away.
 
+use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::KeyRange as IdbKeyRange;
 use js_sys::Array;
@@ -10,13 +11,44 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::error::js_error;
-use super::pack::{key_to_js, parse_doc, unreadable};
+use super::pack::{key_to_js, parse_doc, parse_text, unreadable};
 use super::IdbStore;
-use crate::browser::{LoadedChunk, Loader, StoredRecord};
+use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, Query, Result, Snapshot};
 use crate::store::layout::{entity_store, OUTBOX_STORE};
 
 impl IdbStore {
+    /// The entities `keys` name as stored now (those that exist), read in one
+    /// transaction; later checked writes compare against what was read. This
+    /// is how a context takes in what another one committed.
+    pub async fn read_stored(&self, keys: &[(String, String)]) -> Result<Vec<(String, String, Entity)>> {
+        let keys: Vec<&(String, String)> = keys.iter().filter(|(collection, _)| self.collections.contains_key(collection)).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stores: Array = keys.iter().map(|(c, _)| self.collections[c].store.clone()).collect();
+        let known: Array = keys.iter().map(|(c, _)| JsValue::from(&self.collections[c].known)).collect();
+        let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+        let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
+        scope.sort_unstable();
+        scope.dedup();
+        let (stores, known, ids, scope) = (&stores, &known, &ids, &scope);
+        let docs = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(scope.as_slice()).build()?;
+                let docs = JsFuture::from(browser::read_docs(tx.as_sys(), stores, known, ids)).await.map_err(js_error)?;
+                Ok(Array::from(&docs))
+            })
+            .await?;
+        let mut stored = Vec::with_capacity(keys.len());
+        for ((collection, id), doc) in keys.into_iter().zip(docs.iter()) {
+            if let Some(doc) = doc.as_string() {
+                stored.push((collection.clone(), id.clone(), parse_text(&doc, collection)?));
+            }
+        }
+        Ok(stored)
+    }
+
     /// Every entity of every declared collection, read chunk by chunk (see
     /// `Loader` in `src/browser/browser.js`); refills each `known` map and
     /// builds most records on the way.

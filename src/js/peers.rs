@@ -1,0 +1,82 @@
+//! The other contexts of one open database, as this one sees them: it
+//! announces each of its commits on the database's channel, takes theirs into
+//! its mirror (read back from IndexedDB), and hands sync messages to its syncer.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use super::handles::Repo;
+use super::sync::Syncer;
+use crate::contexts::{self, Channel, Message};
+use crate::core::Committed;
+
+pub struct Peers {
+    repository: Repo,
+    channel: RefCell<Option<Channel>>,
+    syncer: RefCell<Weak<Syncer>>,
+}
+
+impl Peers {
+    /// Joins the channel of the database `name`; from now on the
+    /// repository's commits are announced on it.
+    pub fn join(name: &str, repository: Repo) -> Rc<Peers> {
+        let peers = Rc::new(Peers { repository, channel: RefCell::new(None), syncer: RefCell::new(Weak::new()) });
+        let weak = Rc::downgrade(&peers);
+        let channel = Channel::join(&contexts::lock_name(name), move |message| {
+            if let Some(peers) = weak.upgrade() {
+                peers.receive(message);
+            }
+        });
+        *peers.channel.borrow_mut() = channel;
+        let weak = Rc::downgrade(&peers);
+        peers.repository.on_commit(Box::new(move |committed: &Committed| {
+            if let Some(peers) = weak.upgrade() {
+                peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local });
+            }
+        }));
+        peers
+    }
+
+    /// Hands the sync messages to `syncer` from now on.
+    pub fn attach(&self, syncer: &Rc<Syncer>) {
+        *self.syncer.borrow_mut() = Rc::downgrade(syncer);
+    }
+
+    pub fn post(&self, message: &Message) {
+        if let Some(channel) = &*self.channel.borrow() {
+            channel.post(message);
+        }
+    }
+
+    /// Leaves the channel: nothing is announced or heard any more.
+    pub fn close(&self) {
+        self.channel.borrow_mut().take();
+    }
+
+    fn receive(self: &Rc<Self>, message: Message) {
+        let syncer = self.syncer.borrow().upgrade();
+        match message {
+            Message::Committed { keys, local } => {
+                if local {
+                    if let Some(syncer) = &syncer {
+                        syncer.written_elsewhere();
+                    }
+                }
+                let repository = self.repository.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    // Read as stored now, so a late message never brings back an older version.
+                    match repository.store().read_stored(&keys).await {
+                        Ok(stored) => repository.absorb_elsewhere(&stored),
+                        // The database is closed or gone: this context's own calls say so.
+                        Err(_) => {}
+                    }
+                });
+            }
+            other => {
+                if let Some(syncer) = syncer {
+                    syncer.receive(other);
+                }
+            }
+        }
+    }
+}

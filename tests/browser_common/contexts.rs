@@ -1,0 +1,120 @@
+//! Several handles on one database, as several tabs or workers hold them:
+//! each has its own mirror and, syncing, queues for the one sync lock. Two
+//! handles in one context talk over the same BroadcastChannel and Web Locks
+//! as two tabs do, so these checks run on every engine.
+
+use js_sys::Reflect;
+use tideway::js::Tideway;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::{field, js, settle};
+
+#[wasm_bindgen(inline_js = r#"
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `condition` every 10 ms for up to `ms`; resolves with whether it came true. */
+export async function eventually(condition, ms) {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(10)) {
+    if (condition()) return true;
+  }
+  return condition();
+}
+
+/** Open options syncing through the app's own push and pull, which count the mutations pushed. */
+export function syncedOptions(name, pushed) {
+  return {
+    name,
+    collections: { notes: {} },
+    sync: {
+      interval: 0,
+      debounce: 10,
+      push: async ({ mutations }) => {
+        pushed.push(...mutations.map((m) => m.id));
+        return { results: mutations.map((m) => ({ mutationId: m.mutationId, status: "applied", version: 1 })) };
+      },
+      pull: async () => ({ changes: [], cursor: "c", hasMore: false }),
+    },
+  };
+}
+
+/** A change listener that notes `id:origin` of each change in `heard`. */
+export function recorder(heard) {
+  return (changes) => heard.push(...changes.map((c) => `${c.id}:${c.origin}`));
+}
+"#)]
+extern "C" {
+    async fn eventually(condition: &js_sys::Function, ms: u32) -> JsValue;
+    #[wasm_bindgen(js_name = syncedOptions)]
+    fn synced_options(name: &str, pushed: &js_sys::Array) -> JsValue;
+    fn recorder(heard: &js_sys::Array) -> JsValue;
+}
+
+async fn until(condition: impl Fn() -> bool + 'static, ms: u32) -> bool {
+    let condition = Closure::<dyn Fn() -> bool>::new(condition);
+    eventually(condition.as_ref().unchecked_ref(), ms).await.as_bool() == Some(true)
+}
+
+fn title(db: &Tideway, id: &str) -> Option<String> {
+    let record = db.collection("notes".into()).ok()?.get(id.into(), JsValue::UNDEFINED).ok()?;
+    field(&record, "data.title").as_string()
+}
+
+/// A commit through one handle reaches the other handle's mirror and its
+/// subscribers (origin "elsewhere"), both ways, and local writes queued in the
+/// other handle stay on top.
+pub async fn a_commit_reaches_every_handle_of_the_database() {
+    let name = format!("contexts-coherence-{}", uuid::Uuid::new_v4());
+    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let (a, b) = (Tideway::open(options()).await.expect("open a"), Tideway::open(options()).await.expect("open b"));
+    let heard = js_sys::Array::new();
+    let _off = b.on("change".into(), recorder(&heard)).expect("listen");
+    let notes_a = a.collection("notes".into()).unwrap();
+    settle(notes_a.put(js(r#"{"title": "from a"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in a");
+    let b = std::rc::Rc::new(b);
+    let seen = b.clone();
+    assert!(until(move || title(&seen, "n1").as_deref() == Some("from a"), 5_000).await, "b's get shows a's write");
+    assert!(heard.iter().any(|h| h.as_string().as_deref() == Some("n1:elsewhere")), "{:?}", heard.to_vec());
+
+    let notes_b = b.collection("notes".into()).unwrap();
+    settle(notes_b.patch("n1".into(), js(r#"{"title": "from b"}"#))).await.expect("patch in b");
+    let a = std::rc::Rc::new(a);
+    let seen = a.clone();
+    assert!(until(move || title(&seen, "n1").as_deref() == Some("from b"), 5_000).await, "and back");
+    settle(a.close()).await.unwrap();
+    settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// Two handles syncing the same database: exactly one holds the sync lock
+/// and syncs; the other's `db.sync()` is run by it, and its writes are pushed
+/// by it. When the syncing handle closes, the other takes over.
+pub async fn one_handle_syncs_and_the_other_hands_it_its_syncs() {
+    let name = format!("contexts-leader-{}", uuid::Uuid::new_v4());
+    let pushed = js_sys::Array::new();
+    let first = std::rc::Rc::new(Tideway::open(synced_options(&name, &pushed)).await.expect("open the first"));
+    let second = std::rc::Rc::new(Tideway::open(synced_options(&name, &pushed)).await.expect("open the second"));
+    let here = |db: &Tideway| field(&db.status(), "syncer.here").as_bool();
+    let (f, s) = (first.clone(), second.clone());
+    assert!(until(move || here(&f) == Some(true) && here(&s) == Some(false), 5_000).await, "the first to ask syncs, the other knows it");
+    assert_eq!(field(&second.status(), "syncer.context").as_string(), field(&first.status(), "syncer.context").as_string());
+
+    let notes = second.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "queued in the second"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
+    let report = settle(second.sync()).await.expect("the second's sync runs in the first");
+    let counted = pushed.clone();
+    assert!(until(move || counted.length() == 1, 5_000).await, "pushed once: {:?}", pushed.to_vec());
+    assert!(Reflect::get(&report, &"pushed".into()).is_ok());
+    let waiting = second.clone();
+    assert!(until(move || field(&waiting.status(), "pending").as_f64() == Some(0.0), 5_000).await, "the second sees it settled");
+
+    settle(first.close()).await.unwrap();
+    let s = second.clone();
+    assert!(until(move || here(&s) == Some(true), 5_000).await, "the second takes over");
+    settle(notes.put(js(r#"{"title": "after the handover"}"#), js(r#"{"id": "n2"}"#))).await.expect("put");
+    let counted = pushed.clone();
+    assert!(until(move || counted.length() == 2, 5_000).await, "the new syncer pushes: {:?}", pushed.to_vec());
+    settle(second.close()).await.unwrap();
+    let _ = JsFuture::from(js_sys::Promise::resolve(&JsValue::UNDEFINED)).await;
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}

@@ -1,0 +1,235 @@
+// Several tabs and the service worker on one database, in Chromium against
+// the real reference server: mirrors that agree, one syncer, Background Sync
+// through the service-worker entry point of the npm package.
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { launchBrowser, startServer } from "./helpers.mjs";
+
+let server;
+let browser;
+
+// A module service worker as an app writes it, with the package's entry point.
+const SERVICE_WORKER = `
+import { syncInServiceWorker } from "/pkg/service-worker.js";
+const params = new URL(location.href).searchParams;
+syncInServiceWorker({
+  open: {
+    name: params.get("name"),
+    collections: { notes: { indexes: ["title"] } },
+    sync: { url: location.origin, getToken: () => params.get("user") + "-token" },
+  },
+});
+self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+`;
+
+before(async () => {
+  server = await startServer();
+  writeFileSync(join(server.dir, "site", "contexts-sw.js"), SERVICE_WORKER);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A tab on the harness page, in `context` (tabs of one context share IndexedDB). */
+async function openTab(context) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(server.url);
+  await page.waitForSelector('html[data-ready="true"]');
+  return { page, errors };
+}
+
+/** Opens `window.db` in a tab: the database `name`, syncing as `user` unless `user` is null. */
+async function openDb({ page }, name, user) {
+  await page.evaluate(
+    async ({ name, user }) => {
+      const sync = user && { url: location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20 };
+      window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, ...(sync ? { sync } : {}) });
+      window.notes = window.db.collection("notes");
+    },
+    { name, user },
+  );
+}
+
+/** Waits until `predicate` (run in the page) holds, at most `ms`; fails saying `what`. */
+async function waitIn({ page }, what, predicate, arg, ms = 15_000) {
+  try {
+    await page.waitForFunction(predicate, arg, { timeout: ms, polling: 10 });
+  } catch {
+    throw new Error(`gave up after ${ms} ms waiting for ${what}`);
+  }
+}
+
+/** Polls the server until `user` holds `count` notes, at most `ms`; returns them. */
+async function serverNotes(user, count, ms = 20_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const notes = (await server.pullAll(user)).filter((change) => change.collection === "notes" && !change.deleted);
+    if (notes.length >= count || Date.now() > end) return notes;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+
+test("a write in one tab reaches another tab's get and subscription, and interleaved writes end equal", async () => {
+  const context = await browser.newContext();
+  const [a, b] = [await openTab(context), await openTab(context)];
+  const name = `coherence-${crypto.randomUUID()}`;
+  await openDb(a, name, null);
+  await openDb(b, name, null);
+  await b.page.evaluate(() => {
+    window.arrivals = new Map();
+    window.notes.subscribe((changes) => {
+      const at = performance.timeOrigin + performance.now();
+      for (const change of changes) {
+        // The synchronous get already shows what the subscriber hears.
+        const seen = window.notes.get(change.id)?.data.title === change.record?.data.title;
+        window.arrivals.set(change.id, { at, origin: change.origin, seen });
+      }
+    });
+  });
+
+  const delays = [];
+  for (let i = 0; i < 60; i++) {
+    const id = `n${i}`;
+    const resolvedAt = await a.page.evaluate(async (id) => {
+      await window.notes.put({ title: `title ${id}` }, { id });
+      return performance.timeOrigin + performance.now();
+    }, id);
+    await waitIn(b, `tab B to hear of ${id}`, (id) => window.arrivals.has(id), id, 5_000);
+    const arrival = await b.page.evaluate((id) => window.arrivals.get(id), id);
+    assert.equal(arrival.origin, "elsewhere");
+    assert.ok(arrival.seen, `B's get shows ${id} when its subscriber hears of it`);
+    delays.push(arrival.at - resolvedAt);
+  }
+  delays.sort((x, y) => x - y);
+  console.log(
+    `cross-tab delay, A's put resolved -> B's subscriber: median ${percentile(delays, 50).toFixed(1)} ms, ` +
+      `p95 ${percentile(delays, 95).toFixed(1)} ms over ${delays.length} writes`,
+  );
+
+  // Both tabs patch the same five notes at once, each write a field of its own:
+  // no update may be lost, and both mirrors end as IndexedDB holds them.
+  const patch = (tab, prefix) =>
+    tab.page.evaluate(async (prefix) => {
+      const writes = [];
+      for (let i = 0; i < 50; i++) writes.push(window.notes.patch(`n${i % 5}`, { [`${prefix}${i}`]: i }));
+      await Promise.all(writes);
+    }, prefix);
+  await Promise.all([patch(a, "a"), patch(b, "b")]);
+  const complete = () => {
+    for (let n = 0; n < 5; n++) {
+      if (Object.keys(window.notes.get(`n${n}`).data).length !== 1 + 20) return false;
+    }
+    return true;
+  };
+  await waitIn(a, "tab A to show every patch", complete);
+  await waitIn(b, "tab B to show every patch", complete);
+  const snapshot = (tab) => tab.page.evaluate(() => JSON.stringify(window.notes.all().map((r) => [r.id, r.data, r.meta.pending])));
+  const fresh = await openTab(context);
+  await openDb(fresh, name, null);
+  const stored = await snapshot(fresh);
+  assert.equal(await snapshot(a), stored, "tab A's mirror is what IndexedDB holds");
+  assert.equal(await snapshot(b), stored, "tab B's mirror is what IndexedDB holds");
+  assert.deepEqual([...a.errors, ...b.errors, ...fresh.errors], []);
+  await context.close();
+});
+
+test("one tab syncs; the others hand it their syncs; when it closes mid-push another takes over, nothing lost or doubled", async () => {
+  const user = "restart";
+  const context = await browser.newContext();
+  const [a, b] = [await openTab(context), await openTab(context)];
+  const name = `leader-${crypto.randomUUID()}`;
+  await openDb(a, name, user);
+  await waitIn(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
+  await openDb(b, name, user);
+  await waitIn(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+
+  // A's first push reaches the server, which applies it; its answer never comes back.
+  let pushed;
+  const pushReachedServer = new Promise((resolve) => (pushed = resolve));
+  await a.page.route("**/v1/push", async (route) => {
+    await route.fetch();
+    pushed();
+    await new Promise(() => {});
+  });
+  await b.page.evaluate(async () => {
+    const writes = [];
+    for (let i = 0; i < 50; i++) writes.push(window.notes.put({ title: `note ${i}` }, { id: `n${i}` }));
+    await Promise.all(writes);
+  });
+  await pushReachedServer;
+  await a.page.close();
+
+  await waitIn(b, "tab B to take over", () => window.db.status().syncer?.here === true);
+  // Many triggers at once, from B and from a new tab handing its syncs to B.
+  const c = await openTab(context);
+  await openDb(c, name, user);
+  await Promise.all([
+    ...[1, 2, 3].map(() => b.page.evaluate(() => window.db.sync())),
+    ...[1, 2].map(() => c.page.evaluate(() => window.db.sync())),
+  ]);
+  await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
+  const notes = await serverNotes(user, 50);
+  assert.equal(notes.length, 50, "every write reached the server");
+  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  assert.deepEqual([...b.errors, ...c.errors], []);
+  await context.close();
+});
+
+test("the service worker's Background Sync pushes what offline tabs queued, while no tab syncs", async () => {
+  const user = "offline";
+  const context = await browser.newContext();
+  const tab = await openTab(context);
+  const name = `background-${crypto.randomUUID()}`;
+  await tab.page.evaluate(async ({ name, user }) => {
+    await navigator.serviceWorker.register(`/contexts-sw.js?name=${name}&user=${user}`, { type: "module" });
+    await navigator.serviceWorker.ready;
+  }, { name, user });
+  await tab.page.reload();
+  await tab.page.waitForSelector('html[data-ready="true"]');
+  await waitIn(tab, "the service worker to control the tab", () => navigator.serviceWorker.controller !== null);
+  await openDb(tab, name, user);
+  await waitIn(tab, "the tab to sync", () => window.db.status().syncer?.here === true);
+
+  await context.setOffline(true);
+  const failed = await tab.page.evaluate(async () => {
+    for (let i = 0; i < 5; i++) await window.notes.put({ title: `offline ${i}` }, { id: `o${i}` });
+    try {
+      await window.db.sync();
+      return null;
+    } catch (error) {
+      return error.code;
+    }
+  });
+  assert.equal(failed, "SYNC_FAILED");
+  const tag = `tideway-sync:${name}`;
+  await waitIn(tab, "the tab to register a Background Sync", async (tag) => (await (await navigator.serviceWorker.ready).sync.getTags()).includes(tag), tag);
+  // No tab syncs from here on: the database is closed in the only tab.
+  await tab.page.evaluate(() => window.db.close());
+  await context.setOffline(false);
+
+  const cdp = await context.newCDPSession(tab.page);
+  const registered = new Promise((resolve) =>
+    cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+      const mine = registrations.find((r) => r.scopeURL.startsWith(server.url));
+      if (mine) resolve(mine.registrationId);
+    }),
+  );
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registered;
+  await cdp.send("ServiceWorker.dispatchSyncEvent", { origin: new URL(server.url).origin, registrationId, tag, lastChance: false });
+  const notes = await serverNotes(user, 5);
+  assert.deepEqual(notes.map((n) => n.id).sort(), ["o0", "o1", "o2", "o3", "o4"]);
+  assert.ok(notes.every((n) => n.version === 1));
+  assert.deepEqual(tab.errors, []);
+  await context.close();
+});

@@ -172,7 +172,7 @@ impl DatabaseEvents {
             next_retry_at: Option<f64>,
             counters: &'a Counters,
         }
-        let sync = self.engine.get().map(|engine| engine.state()).unwrap_or_else(SyncState::default);
+        let sync: SyncState = self.engine.get().map(|engine| engine.state()).unwrap_or_default();
         let (mut pending, mut failed, mut conflicts) = (0u64, 0u64, 0u64);
         for name in self.repository.schema().collections.keys() {
             // A closed database counts nothing: its mirror is gone.

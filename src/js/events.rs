@@ -199,7 +199,7 @@ impl DatabaseEvents {
             context: &'a str,
             here: bool,
         }
-        let mut sync = self.engine.get().map(|engine| engine.state()).unwrap_or_else(SyncState::default);
+        let mut sync = self.engine.get().map(|engine| engine.state()).unwrap_or_default();
         let seen = self.syncer.borrow();
         let syncer = match &*seen {
             SyncerSeen::Unknown => None,

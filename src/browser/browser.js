@@ -501,9 +501,12 @@ export class WriteBatch {
     queueMicrotask(() => {
       if (!this.sealed) tx.abort();
     });
+    /** The first failed request's error: engines differ in what the aborted transaction reports. */
+    this.failure = null;
     // A failed request's error event reaches the transaction: one listener for all.
     tx.addEventListener("error", (event) => {
       const { error, source } = event.target;
+      this.failure ??= error;
       // Only the add of an entity believed missing fails so: it exists after all.
       if (error?.name === "ConstraintError" && stores.includes(source?.name)) this.stale = true;
     });
@@ -607,7 +610,7 @@ export class WriteBatch {
       tx.onabort = () => {
         if (fault === "lost-before-commit") reject(loseConnection(tx));
         else if (this.stale) resolve(null);
-        else reject(abortError(tx));
+        else reject(this.failure ?? abortError(tx));
       };
       if (fault === "lost-before-commit") tx.abort();
     });

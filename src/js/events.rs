@@ -14,7 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::convert::change_to_js;
 use super::error::{invalid, JsResult};
 use super::handles::{Engine, Repo};
-use crate::core::sync::{Counters, SyncState};
+use crate::core::sync::Counters;
 use crate::core::{Change, SyncStatus};
 
 /// The events `db.on` takes.

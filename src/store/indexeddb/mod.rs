@@ -141,10 +141,19 @@ impl IdbStore {
         let format: Option<JsValue> = format.await?;
         let client_id: Option<String> = client_id.await?;
         let backfill: Option<JsValue> = backfill.await?;
-        check_format(format.and_then(|v| v.as_f64()).map(|v| v as u32))?;
-        let client_id = client_id.ok_or_else(|| Error::Storage("the database has no client id".into()))?;
         drop(meta);
         drop(tx);
+        let checked = check_format(format.and_then(|v| v.as_f64()).map(|v| v as u32))
+            .and_then(|()| client_id.ok_or_else(|| Error::Storage("the database has no client id".into())));
+        let client_id = match checked {
+            Ok(client_id) => client_id,
+            Err(error) => {
+                // A refused database keeps no connection: it would block other
+                // contexts' upgrades, and deleting it.
+                db.close();
+                return Err(error);
+            }
+        };
         // `clientId` exists now: the probe's add of it must fail.
         browser::probe_early_commit(db.as_sys().unchecked_ref(), META_STORE, "clientId");
 

@@ -10,14 +10,14 @@ rm -rf pkg
 wasm-pack build --target web --out-dir pkg --out-name tideway --mode no-install "$profile"
 # The service-worker entry point ships beside the glue it imports, as the
 # package's `tideway/service-worker` subpath.
-cp src/contexts/service-worker.js pkg/service-worker.js
+cp src/contexts/service-worker.js src/contexts/service-worker.d.ts pkg/
 node -e '
   const fs = require("fs");
   const manifest = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
-  manifest.files = [...new Set([...(manifest.files ?? []), "service-worker.js"])];
+  manifest.files = [...new Set([...(manifest.files ?? []), "service-worker.js", "service-worker.d.ts"])];
   manifest.exports = {
     ".": { types: "./tideway.d.ts", default: "./tideway.js" },
-    "./service-worker": "./service-worker.js",
+    "./service-worker": { types: "./service-worker.d.ts", default: "./service-worker.js" },
     "./tideway_bg.wasm": "./tideway_bg.wasm",
   };
   fs.writeFileSync("pkg/package.json", JSON.stringify(manifest, null, 2) + "\n");

@@ -238,8 +238,15 @@ export interface SyncStatusReport {
   lastError: string | null;
   /** After a failure: when the next automatic attempt is due. */
   nextRetryAt: number | null;
-  /** Totals since the database was opened. */
+  /** Totals since the database was opened (by this context). */
   counters: SyncCounters;
+  /**
+   * Which context syncs this database: of all the tabs and workers that open it with
+   * automatic sync, the one holding its sync lock. `here`: this one; otherwise `syncing`,
+   * `lastSyncAt`, `lastError`, `nextRetryAt` and `reachable` are what that one reported.
+   * `null` without sync, or before the syncing context has said so.
+   */
+  syncer: { context: "window" | "worker" | "service-worker"; here: boolean } | null;
 }
 
 /** A manual conflict: each side's data, `null` where that side is a delete. */
@@ -259,9 +266,10 @@ export interface Change<T extends Data = Data> {
   record: EntityRecord<T> | undefined;
   /**
    * `local`: a local write became durable; `rollback`: a local write failed and was undone;
-   * `sync`: sync changed the entity (a server answer, or a push starting).
+   * `sync`: sync changed the entity (a server answer, or a push starting); `elsewhere`:
+   * another tab or worker on the same database committed it.
    */
-  origin: "local" | "rollback" | "sync";
+  origin: "local" | "rollback" | "sync" | "elsewhere";
   /** Why, for a rollback. */
   error?: TidewayError;
 }

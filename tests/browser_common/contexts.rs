@@ -38,6 +38,12 @@ export function syncedOptions(name, pushed) {
   };
 }
 
+/** Hides the Web Locks API, as engines without it have none; returns a function that brings it back. */
+export function hideWebLocks() {
+  Object.defineProperty(navigator, "locks", { value: undefined, configurable: true });
+  return () => delete navigator.locks;
+}
+
 /** A change listener that notes `id:origin` of each change in `heard`. */
 export function recorder(heard) {
   return (changes) => heard.push(...changes.map((c) => `${c.id}:${c.origin}`));
@@ -48,6 +54,8 @@ extern "C" {
     #[wasm_bindgen(js_name = syncedOptions)]
     fn synced_options(name: &str, pushed: &js_sys::Array) -> JsValue;
     fn recorder(heard: &js_sys::Array) -> JsValue;
+    #[wasm_bindgen(js_name = hideWebLocks)]
+    fn hide_web_locks() -> js_sys::Function;
 }
 
 async fn until(condition: impl Fn() -> bool + 'static, ms: u32) -> bool {
@@ -118,3 +126,27 @@ pub async fn one_handle_syncs_and_the_other_hands_it_its_syncs() {
     let _ = JsFuture::from(js_sys::Promise::resolve(&JsValue::UNDEFINED)).await;
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
+
+/// Without Web Locks (an engine that lacks them) no handle waits for another:
+/// each syncs on its own, as before there was a lock, and a write made in one
+/// is still pushed once (the other's answer finds its entry settled).
+pub async fn without_web_locks_every_handle_syncs_on_its_own() {
+    let restore = hide_web_locks();
+    let name = format!("contexts-no-locks-{}", uuid::Uuid::new_v4());
+    let pushed = js_sys::Array::new();
+    let first = Tideway::open(synced_options(&name, &pushed)).await.expect("open the first");
+    let second = Tideway::open(synced_options(&name, &pushed)).await.expect("open the second");
+    restore.call0(&JsValue::NULL).unwrap();
+    for db in [&first, &second] {
+        assert_eq!(field(&db.status(), "syncer.here").as_bool(), Some(true), "each syncs itself");
+    }
+    let notes = first.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "one"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
+    settle(first.sync()).await.expect("sync the first");
+    settle(second.sync()).await.expect("sync the second");
+    assert_eq!(pushed.to_vec().iter().filter_map(|id| id.as_string()).collect::<Vec<_>>(), ["n1"]);
+    settle(first.close()).await.unwrap();
+    settle(second.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+

@@ -10,7 +10,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::collection::{Collection, RecordCache};
 use super::convert::{function_from, invalid_type, string_from_js, Options};
 use super::error::{invalid, JsResult};
-use super::events::DatabaseEvents;
+use super::events::{DatabaseEvents, Event};
 use super::handles::Repo;
 use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
@@ -60,7 +60,9 @@ impl Tideway {
             Some(options) => Some(Syncer::start(&name, repository.clone(), events.clone(), peers.clone(), options).await?),
             None => None,
         };
-        Ok(Tideway { name, repository, caches, events, peers, syncer })
+        let database = Tideway { name, repository, caches, events, peers, syncer };
+        database.close_on_upgrade_elsewhere();
+        Ok(database)
     }
 
     /// Deletes a database and everything in it.
@@ -129,20 +131,68 @@ impl Tideway {
     /// the network, then closes and lets the in-memory mirror go: later reads
     /// throw `DATABASE_CLOSED`.
     pub fn close(&self) -> Promise {
+        let closing = self.closing();
+        future_to_promise(async move {
+            closing.run().await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+
+impl Tideway {
+    fn closing(&self) -> Closing {
+        Closing {
+            repository: self.repository.clone(),
+            caches: self.caches.clone(),
+            events: self.events.clone(),
+            peers: self.peers.clone(),
+            syncer: self.syncer.clone(),
+        }
+    }
+
+    /// When another context upgrades the database: commit what is queued,
+    /// close (the other context's open waits for it), then tell the app.
+    fn close_on_upgrade_elsewhere(&self) {
+        let closing = self.closing();
+        self.repository.store().on_upgrade_elsewhere(move || {
+            let closing = closing.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let events = closing.events.clone();
+                let committed = closing.run().await;
+                let detail = js_sys::Object::new();
+                let reason = "another tab or worker upgraded the database; open it again to go on";
+                let _ = Reflect::set(&detail, &"reason".into(), &reason.into());
+                let _ = Reflect::set(&detail, &"committed".into(), &committed.is_ok().into());
+                events.emit(Event::VersionChange, &detail);
+            });
+        });
+    }
+}
+
+/// What closing a database lets go of, in order: syncing, following the
+/// network and the other contexts, then (once every queued write is durable)
+/// the store, the mirror and the read caches.
+#[derive(Clone)]
+struct Closing {
+    repository: Repo,
+    caches: Rc<HashMap<String, RecordCache>>,
+    events: Rc<DatabaseEvents>,
+    peers: Rc<Peers>,
+    syncer: Option<Rc<Syncer>>,
+}
+
+impl Closing {
+    async fn run(self) -> JsResult<()> {
         if let Some(syncer) = &self.syncer {
             syncer.close();
         }
         self.events.close();
         self.peers.close();
-        let repository = self.repository.clone();
-        let caches = self.caches.clone();
-        future_to_promise(async move {
-            repository.close().await?;
-            for cache in caches.values() {
-                cache.clear();
-            }
-            Ok(JsValue::UNDEFINED)
-        })
+        self.repository.close().await?;
+        for cache in self.caches.values() {
+            cache.clear();
+        }
+        Ok(())
     }
 }
 

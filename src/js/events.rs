@@ -25,6 +25,9 @@ pub enum Event {
     Conflict,
     Error,
     Log,
+    /// Another context upgraded the database: this handle has closed (its
+    /// queued writes committed first); open it again to go on.
+    VersionChange,
 }
 
 impl Event {
@@ -35,9 +38,10 @@ impl Event {
             "conflict" => Event::Conflict,
             "error" => Event::Error,
             "log" => Event::Log,
+            "versionchange" => Event::VersionChange,
             other => {
                 return Err(invalid(format!(
-                    "unknown event {other:?}; use \"status\", \"change\", \"conflict\", \"error\" or \"log\""
+                    "unknown event {other:?}; use \"status\", \"change\", \"conflict\", \"error\", \"log\" or \"versionchange\""
                 )))
             }
         })
@@ -50,6 +54,7 @@ impl Event {
             Event::Conflict => "conflict",
             Event::Error => "error",
             Event::Log => "log",
+            Event::VersionChange => "versionchange",
         }
     }
 }

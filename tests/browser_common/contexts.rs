@@ -150,3 +150,33 @@ pub async fn without_web_locks_every_handle_syncs_on_its_own() {
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
+/// Another context opening the database with a newer schema: this handle
+/// commits the write it had queued, closes (the upgrade waits for it), and
+/// says so with a `versionchange` event; reopened with the new schema, it
+/// goes on without a reload.
+pub async fn an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes() {
+    let name = format!("contexts-upgrade-{}", uuid::Uuid::new_v4());
+    let old = Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open");
+    let heard = js_sys::Array::new();
+    let sink = heard.clone();
+    let listener = Closure::<dyn Fn(JsValue)>::new(move |detail: JsValue| {
+        sink.push(&detail);
+    });
+    let _off = old.on("versionchange".into(), listener.as_ref().clone()).expect("listen");
+    let queued = old.collection("notes".into()).unwrap().put(js(r#"{"title": "queued"}"#), js(r#"{"id": "q"}"#));
+    let newer = js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}, "tags": {{}}}}}}"#));
+    let upgraded = Tideway::open(newer.clone()).await.expect("the upgrade goes through");
+    settle(queued).await.expect("the queued write was committed, not lost");
+    let seen = heard.clone();
+    assert!(until(move || seen.length() == 1, 5_000).await, "a versionchange event");
+    assert_eq!(field(&heard.get(0), "committed").as_bool(), Some(true));
+    assert_eq!(title(&upgraded, "q").as_deref(), Some("queued"));
+    let closed = old.collection("notes".into()).unwrap().get("q".into(), JsValue::UNDEFINED).unwrap_err();
+    assert_eq!(field(&closed, "code").as_string().as_deref(), Some("DATABASE_CLOSED"));
+    settle(upgraded.close()).await.unwrap();
+    let reopened = Tideway::open(newer).await.expect("reopen without a reload");
+    assert_eq!(title(&reopened, "q").as_deref(), Some("queued"));
+    settle(reopened.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+

@@ -21,17 +21,31 @@ pub(super) struct Connection {
     _on_version_change: Closure<dyn FnMut()>,
 }
 
+/// What to do when another context upgrades the database: the app's
+/// handler (which commits what is queued, then closes the store), else close
+/// at once.
+pub(super) type UpgradeHandler = Rc<RefCell<Option<Rc<dyn Fn()>>>>;
+
 impl Connection {
     /// Wraps `db`. Another tab upgrading the schema needs this connection
-    /// gone: it is closed then, and `closed` says why to every later call.
-    pub(super) fn new(db: Database, closed: &Rc<RefCell<Option<String>>>) -> Rc<Connection> {
+    /// gone: `upgrade` is told, or else the connection is closed at once; from
+    /// then on `closed` says why to every later call.
+    pub(super) fn new(db: Database, closed: &Rc<RefCell<Option<String>>>, upgrade: &UpgradeHandler) -> Rc<Connection> {
         let sys: web_sys::IdbDatabase = db.as_sys().clone().unchecked_into();
         let on_version_change = {
             let closed = closed.clone();
+            let upgrade = upgrade.clone();
             let sys = sys.clone();
             Closure::<dyn FnMut()>::new(move || {
-                sys.close();
-                *closed.borrow_mut() = Some(UPGRADED_ELSEWHERE.to_owned());
+                let handler = upgrade.borrow_mut().take();
+                match handler {
+                    // The other context waits (its open is blocked) until this one closes.
+                    Some(handler) => handler(),
+                    None => {
+                        sys.close();
+                        *closed.borrow_mut() = Some(UPGRADED_ELSEWHERE.to_owned());
+                    }
+                }
             })
         };
         sys.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
@@ -49,7 +63,7 @@ impl Connection {
     }
 }
 
-const UPGRADED_ELSEWHERE: &str = "another tab or worker upgraded the database; open it again";
+pub(super) const UPGRADED_ELSEWHERE: &str = "another tab or worker upgraded the database; open it again";
 const DELETED: &str = "the browser deleted the database (the site's storage was cleared or evicted); \
                        open it again: it starts empty, with a new client id";
 
@@ -112,7 +126,7 @@ impl IdbStore {
         // Two calls may have found the connection lost at once: keep one new connection.
         let mut current = self.connection.borrow_mut();
         if Rc::ptr_eq(&current, lost) {
-            *current = Connection::new(db, &self.closed);
+            *current = Connection::new(db, &self.closed, &self.upgrade);
         } else {
             db.close();
         }

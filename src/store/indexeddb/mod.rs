@@ -52,9 +52,7 @@ mod settle;
 mod upgrade;
 mod write;
 
-#[cfg(feature = "fault-injection")]
-use std::cell::Cell;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -67,7 +65,7 @@ use wasm_bindgen::JsCast;
 #[cfg(feature = "fault-injection")]
 use wasm_bindgen_futures::JsFuture;
 
-use self::connection::{open_existing, Connection};
+use self::connection::{open_existing, Connection, UpgradeHandler, UPGRADED_ELSEWHERE};
 use self::upgrade::{read_layout, upgrade};
 use super::layout::{check_format, entity_store, index_field, UpgradePlan, BACKFILL_KEY, META_STORE};
 use crate::browser;
@@ -90,6 +88,10 @@ pub struct IdbStore {
     /// Set when the app closed the store or it cannot go on (the database was
     /// upgraded elsewhere, or deleted); the reason.
     closed: Rc<RefCell<Option<String>>>,
+    /// What to do when another context upgrades the database.
+    upgrade: UpgradeHandler,
+    /// Whether another context upgraded the database: the reason `close` gives.
+    upgraded_elsewhere: Rc<Cell<bool>>,
     /// A failure the next write is made to meet, for tests.
     #[cfg(feature = "fault-injection")]
     fault: Cell<Option<Fault>>,
@@ -158,6 +160,7 @@ impl IdbStore {
         browser::probe_early_commit(db.as_sys().unchecked_ref(), META_STORE, "clientId");
 
         let closed = Rc::new(RefCell::new(None));
+        let upgrade: UpgradeHandler = Rc::default();
         let infos: Vec<(String, CollectionInfo)> = schema
             .collections
             .iter()
@@ -185,7 +188,9 @@ impl IdbStore {
         let knowns = infos.iter().map(|(_, info)| JsValue::from(&info.known)).collect();
         let store = IdbStore {
             name: name.to_owned(),
-            connection: RefCell::new(Connection::new(db, &closed)),
+            connection: RefCell::new(Connection::new(db, &closed, &upgrade)),
+            upgrade,
+            upgraded_elsewhere: Rc::default(),
             schema,
             collections: infos.into_iter().collect(),
             stores,
@@ -218,6 +223,17 @@ impl IdbStore {
     pub async fn delete(name: &str) -> Result<()> {
         Ok(Database::delete_by_name(name)?.await?)
     }
+    /// Calls `handler` (instead of closing at once) when another context
+    /// upgrades the database; it must close the store soon, for the other
+    /// context's open waits until then. Once: a handler set later replaces it.
+    pub fn on_upgrade_elsewhere(&self, handler: impl Fn() + 'static) {
+        let upgraded = self.upgraded_elsewhere.clone();
+        *self.upgrade.borrow_mut() = Some(Rc::new(move || {
+            upgraded.set(true);
+            handler();
+        }));
+    }
+
     fn collection_info(&self, collection: &str) -> Result<&CollectionInfo> {
         self.schema.collection(collection)?;
         Ok(&self.collections[collection])
@@ -302,7 +318,7 @@ impl Store for IdbStore {
     fn close(&self) {
         let mut closed = self.closed.borrow_mut();
         if closed.is_none() {
-            *closed = Some("the database was closed with close()".to_owned());
+            *closed = Some(if self.upgraded_elsewhere.get() { UPGRADED_ELSEWHERE } else { "the database was closed with close()" }.to_owned());
             self.connection().sys().close();
             // No write will be checked against them any more.
             for info in self.collections.values() {

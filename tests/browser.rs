@@ -17,3 +17,8 @@ fn runs_in_a_page() {
 }
 
 browser_tests!();
+
+#[wasm_bindgen_test]
+async fn a_page_catches_up_with_what_it_missed_when_it_comes_back() {
+    browser_common::a_page_catches_up_with_what_it_missed_when_it_comes_back().await;
+}

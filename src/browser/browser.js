@@ -438,6 +438,34 @@ export function commitsEarly() {
 }
 
 /**
+ * The entities of `stores` whose doc differs from what `knowns` (at the same
+ * places) hold, read in one transaction on `db`: `[position, id, doc]` each,
+ * the `known` maps brought up to date on the way. How a context catches up
+ * with commits it missed while frozen.
+ */
+export function changedDocs(db, stores, knowns) {
+  const tx = db.transaction(Array.from(stores), "readonly");
+  return new Promise((resolve, reject) => {
+    const changed = [];
+    Array.from(stores).forEach((store, position) => {
+      const request = tx.objectStore(store).getAll();
+      request.onsuccess = () => {
+        const known = knowns[position];
+        for (const record of request.result) {
+          const doc = docText(record);
+          if (known.get(record.id) !== doc) {
+            known.set(record.id, doc);
+            changed.push([position, record.id, doc]);
+          }
+        }
+      };
+    });
+    tx.oncomplete = () => resolve(changed);
+    tx.onabort = () => reject(abortError(tx));
+  });
+}
+
+/**
  * Reads `ids[i]` from `stores[i]` in `tx`, records what it found in `known[i]`
  * and resolves with the docs (undefined where absent) once all are read, while
  * `tx` is still active for the writes computed on them.

@@ -102,6 +102,10 @@ extern "C" {
     /// resolves with the docs (undefined where absent).
     #[wasm_bindgen(js_name = readDocs)]
     pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
+    /// `[position, id, doc]` of each entity of `stores` stored otherwise than
+    /// `knowns` say, the maps brought up to date.
+    #[wasm_bindgen(js_name = changedDocs)]
+    pub fn changed_docs(db: &web_sys::IdbDatabase, stores: &Array, knowns: &Array) -> js_sys::Promise;
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]

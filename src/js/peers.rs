@@ -1,9 +1,14 @@
 //! The other contexts of one open database, as this one sees them: it
 //! announces each of its commits on the database's channel, takes theirs into
 //! its mirror (read back from IndexedDB), and hands sync messages to its syncer.
+//! A page back from the back/forward cache or from being frozen heard nothing
+//! meanwhile: it catches up by reading what changed from IndexedDB.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
+
+use gloo_events::EventListener;
+use wasm_bindgen::JsCast;
 
 use super::handles::Repo;
 use super::sync::Syncer;
@@ -14,13 +19,20 @@ pub struct Peers {
     repository: Repo,
     channel: RefCell<Option<Channel>>,
     syncer: RefCell<Weak<Syncer>>,
+    /// `pageshow` and `resume` in a page: when it may have missed messages.
+    resumed: RefCell<Vec<EventListener>>,
 }
 
 impl Peers {
     /// Joins the channel of the database `name`; from now on the
     /// repository's commits are announced on it.
     pub fn join(name: &str, repository: Repo) -> Rc<Peers> {
-        let peers = Rc::new(Peers { repository, channel: RefCell::new(None), syncer: RefCell::new(Weak::new()) });
+        let peers = Rc::new(Peers {
+            repository,
+            channel: RefCell::new(None),
+            syncer: RefCell::new(Weak::new()),
+            resumed: RefCell::default(),
+        });
         let weak = Rc::downgrade(&peers);
         let channel = Channel::join(&contexts::lock_name(name), move |message| {
             if let Some(peers) = weak.upgrade() {
@@ -34,7 +46,45 @@ impl Peers {
                 peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local });
             }
         }));
+        peers.watch_resume();
         peers
+    }
+
+    /// In a page: catches up when it comes back from the back/forward cache
+    /// (`pageshow` with `persisted`) or from being frozen (`resume`).
+    fn watch_resume(self: &Rc<Self>) {
+        let global = js_sys::global();
+        let Some(document) = js_sys::Reflect::get(&global, &"document".into()).ok().filter(|d| d.is_object()) else { return };
+        let catch_up = |peers: &Rc<Peers>| {
+            let weak = Rc::downgrade(peers);
+            move |event: &web_sys::Event| {
+                let persisted = js_sys::Reflect::get(event, &"persisted".into()).ok().and_then(|p| p.as_bool());
+                if event.type_() == "pageshow" && persisted != Some(true) {
+                    return;
+                }
+                if let Some(peers) = weak.upgrade() {
+                    peers.catch_up();
+                }
+            }
+        };
+        let mut listeners = Vec::new();
+        if let Some(window) = global.dyn_ref::<web_sys::EventTarget>() {
+            listeners.push(EventListener::new(window, "pageshow", catch_up(self)));
+        }
+        listeners.push(EventListener::new(document.unchecked_ref::<web_sys::EventTarget>(), "resume", catch_up(self)));
+        *self.resumed.borrow_mut() = listeners;
+    }
+
+    /// Takes in what other contexts committed while this one heard nothing,
+    /// and asks whoever syncs to say so again.
+    pub fn catch_up(self: &Rc<Self>) {
+        self.post(&Message::Hello);
+        let repository = self.repository.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Ok(changed) = repository.store().read_changed().await {
+                repository.absorb_elsewhere(&changed);
+            }
+        });
     }
 
     /// Hands the sync messages to `syncer` from now on.
@@ -51,6 +101,7 @@ impl Peers {
     /// Leaves the channel: nothing is announced or heard any more.
     pub fn close(&self) {
         self.channel.borrow_mut().take();
+        self.resumed.borrow_mut().clear();
     }
 
     fn receive(self: &Rc<Self>, message: Message) {

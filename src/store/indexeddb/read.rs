@@ -18,6 +18,32 @@ use crate::core::{Entity, Error, IndexKey, Mutation, Query, Result, Snapshot};
 use crate::store::layout::{entity_store, OUTBOX_STORE};
 
 impl IdbStore {
+    /// Every entity stored otherwise than this connection last saw it: what
+    /// other contexts committed while this one heard nothing (frozen, or in
+    /// the back/forward cache). One read of the stores, not a reload.
+    pub async fn read_changed(&self) -> Result<Vec<(String, String, Entity)>> {
+        let names: Vec<&String> = self.collections.iter().map(|(name, _)| name).collect();
+        let (stores, knowns) = (&self.stores, &self.knowns);
+        let changed = self
+            .idempotent(|connection| async move {
+                let changed = JsFuture::from(browser::changed_docs(connection.sys(), stores, knowns)).await.map_err(js_error)?;
+                Ok(Array::from(&changed))
+            })
+            .await?;
+        let by_position: std::collections::HashMap<u32, &String> =
+            names.iter().map(|name| (self.collections[*name].position, *name)).collect();
+        let mut entities = Vec::with_capacity(changed.length() as usize);
+        for entry in changed.iter() {
+            let entry = Array::from(&entry);
+            let (Some(position), Some(id), Some(doc)) = (entry.get(0).as_f64(), entry.get(1).as_string(), entry.get(2).as_string()) else {
+                continue;
+            };
+            let Some(collection) = by_position.get(&(position as u32)) else { continue };
+            entities.push(((*collection).clone(), id, parse_text(&doc, collection)?));
+        }
+        Ok(entities)
+    }
+
     /// The entities `keys` name as stored now (those that exist), read in one
     /// transaction; later checked writes compare against what was read. This
     /// is how a context takes in what another one committed.

@@ -216,13 +216,7 @@ impl Syncer {
             )?;
             syncer.writes.set(Some(writes));
             syncer.watch();
-            let weak = Rc::downgrade(&syncer);
-            let leadership = Leadership::request(&syncer.lock, move || {
-                if let Some(syncer) = weak.upgrade() {
-                    syncer.lead();
-                }
-            });
-            match leadership {
+            match syncer.queue_for_lock() {
                 Some(leadership) => {
                     // Known before open resolves, so that a `db.sync()` right
                     // after it runs here or goes to the syncer that exists.
@@ -237,6 +231,35 @@ impl Syncer {
         // Whoever syncs says so, and this context shows its status.
         syncer.peers.post(&Message::Hello);
         Ok(syncer)
+    }
+
+    /// Takes the sync lock if free, else queues for it; [`Syncer::lead`] runs
+    /// once this context holds it. `None` where Web Locks are missing.
+    fn queue_for_lock(self: &Rc<Self>) -> Option<Leadership> {
+        let weak = Rc::downgrade(self);
+        Leadership::request(&self.lock, move || {
+            if let Some(syncer) = weak.upgrade() {
+                syncer.lead();
+            }
+        })
+    }
+
+    /// A page being frozen, or put in the back/forward cache, cannot sync:
+    /// it hands the lock to the next context and queues again when it is back.
+    fn step_down(&self) {
+        if self.leadership.borrow_mut().take().is_some() {
+            self.leading.set(false);
+            self.events.set_syncer(SyncerSeen::Unknown);
+        }
+    }
+
+    fn rejoin(self: &Rc<Self>) {
+        if self.closed.get() || self.leadership.borrow().is_some() {
+            return;
+        }
+        if let Some(leadership) = self.queue_for_lock() {
+            *self.leadership.borrow_mut() = Some(leadership);
+        }
     }
 
     /// This context now holds the sync lock: it runs the triggers from now on.
@@ -370,6 +393,9 @@ impl Syncer {
         let global = js_sys::global();
         if let Some(global) = global.dyn_ref::<web_sys::EventTarget>() {
             triggers.push(self.on_event(global, "online", |syncer| {
+                if !syncer.leading.get() {
+                    return;
+                }
                 let syncer = syncer.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     if let JsRemote::Http(http) = syncer.engine.remote() {
@@ -388,6 +414,23 @@ impl Syncer {
                     syncer.run_due();
                 }
             }));
+            triggers.push(self.on_event(&target, "freeze", |syncer| syncer.step_down()));
+            triggers.push(self.on_event(&target, "resume", |syncer| syncer.rejoin()));
+            if let Some(window) = global.dyn_ref::<web_sys::EventTarget>() {
+                let persisted = |event: &web_sys::Event| Reflect::get(event, &"persisted".into()).ok().and_then(|p| p.as_bool()) == Some(true);
+                let weak = Rc::downgrade(self);
+                triggers.push(EventListener::new(window, "pagehide", move |event| {
+                    if let Some(syncer) = weak.upgrade().filter(|_| persisted(event)) {
+                        syncer.step_down();
+                    }
+                }));
+                let weak = Rc::downgrade(self);
+                triggers.push(EventListener::new(window, "pageshow", move |event| {
+                    if let Some(syncer) = weak.upgrade().filter(|_| persisted(event)) {
+                        syncer.rejoin();
+                    }
+                }));
+            }
         }
         *self.triggers.borrow_mut() = triggers;
         if self.interval_ms > 0.0 {

@@ -185,6 +185,30 @@ test("one tab syncs; the others hand it their syncs; when it closes mid-push ano
   await context.close();
 });
 
+// The Page Lifecycle events are dispatched by hand: Chromium's DevTools
+// Page.setWebLifecycleState froze no visible headless page here, and fired no
+// freeze or resume event.
+test("a syncing tab that is frozen hands the sync lock on, and queues again when it resumes", async () => {
+  const user = "converge";
+  const context = await browser.newContext();
+  const [a, b] = [await openTab(context), await openTab(context)];
+  const name = `frozen-${crypto.randomUUID()}`;
+  await openDb(a, name, user);
+  await waitIn(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
+  await openDb(b, name, user);
+  await waitIn(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+
+  await a.page.evaluate(() => document.dispatchEvent(new Event("freeze")));
+  await waitIn(b, "tab B to take over from the frozen tab", () => window.db.status().syncer?.here === true, undefined, 5_000);
+  await b.page.evaluate(() => window.notes.put({ title: "while A is frozen" }, { id: "f1" }));
+  assert.deepEqual((await serverNotes(user, 1)).map((n) => n.id), ["f1"], "B pushed it");
+
+  await a.page.evaluate(() => document.dispatchEvent(new Event("resume")));
+  await waitIn(a, "tab A, back, to see B syncing and B's write", () => window.db.status().syncer?.here === false && window.notes.get("f1") !== undefined);
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await context.close();
+});
+
 test("the service worker's Background Sync pushes what offline tabs queued, while no tab syncs", async () => {
   const user = "offline";
   const context = await browser.newContext();

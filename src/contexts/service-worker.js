@@ -12,7 +12,6 @@ import init, { Tideway } from "./tideway.js";
 
 /** Where the worker keeps the wasm module, so that it starts offline. */
 const MODULE_CACHE = "tideway-module";
-const MODULE_URL = new URL("./tideway_bg.wasm", import.meta.url).href;
 
 /**
  * Adds the `install`, `sync`, `periodicsync` and `message` listeners that sync
@@ -27,14 +26,17 @@ const MODULE_URL = new URL("./tideway_bg.wasm", import.meta.url).href;
  *
  * Where a page already syncs the database, the sync is handed to it; otherwise
  * the worker takes the database's sync lock for the length of the sync.
- * Returns `{ sync, database }`: a sync now, and the open database.
+ * `moduleUrl` is where the wasm module is served, by default beside this file
+ * (a bundle for a classic worker passes it). Returns `{ sync, database }`: a
+ * sync now, and the open database.
  */
-export function syncInServiceWorker({ open }) {
+export function syncInServiceWorker({ open, moduleUrl }) {
   if (!open?.name) throw new TypeError("syncInServiceWorker needs the `open` options of Tideway.open, with a name");
   const tag = `tideway-sync:${open.name}`;
+  const module = new URL(moduleUrl ?? new URL("./tideway_bg.wasm", import.meta.url), self.location.href).href;
   let opened = null;
   const database = () => {
-    opened ??= init({ module_or_path: cachedModule() })
+    opened ??= init({ module_or_path: cachedModule(module) })
       .then(() => Tideway.open({ ...open, sync: { ...open.sync, auto: false } }))
       .catch((error) => {
         opened = null;
@@ -45,7 +47,7 @@ export function syncInServiceWorker({ open }) {
   const sync = async () => (await database()).sync();
 
   self.addEventListener("install", (event) => {
-    event.waitUntil(caches.open(MODULE_CACHE).then((cache) => cache.add(MODULE_URL)));
+    event.waitUntil(caches.open(MODULE_CACHE).then((cache) => cache.add(module)));
   });
   for (const type of ["sync", "periodicsync"]) {
     self.addEventListener(type, (event) => {
@@ -67,11 +69,11 @@ export function syncInServiceWorker({ open }) {
 }
 
 /** The wasm module from the worker's cache, or from the network (then kept). */
-async function cachedModule() {
+async function cachedModule(url) {
   const cache = await caches.open(MODULE_CACHE);
-  const cached = await cache.match(MODULE_URL);
+  const cached = await cache.match(url);
   if (cached) return cached;
-  const response = await fetch(MODULE_URL);
-  if (response.ok) await cache.put(MODULE_URL, response.clone());
+  const response = await fetch(url);
+  if (response.ok) await cache.put(url, response.clone());
   return response;
 }

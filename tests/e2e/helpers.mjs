@@ -85,7 +85,21 @@ export function watchPage(page, errors = []) {
 
 /** Opens the app and waits until it has loaded every note. */
 export async function openApp(page, url) {
-  await page.goto(url);
+  try {
+    await page.goto(url, { timeout: WAIT_LIMIT_MS });
+  } catch (error) {
+    throw new Error(`loading ${url} took over ${WAIT_LIMIT_MS} ms: ${error.message.split("\n")[0]}`);
+  }
+  await waitForApp(page);
+}
+
+/** Reloads the page and waits until the app has loaded every note again. */
+export async function reloadApp(page) {
+  try {
+    await page.reload({ timeout: WAIT_LIMIT_MS });
+  } catch (error) {
+    throw new Error(`reloading took over ${WAIT_LIMIT_MS} ms: ${error.message.split("\n")[0]}`);
+  }
   await waitForApp(page);
 }
 

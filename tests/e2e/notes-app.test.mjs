@@ -4,7 +4,7 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { DEMO_TOKEN, ENGINE, openApp, serveApp, waitFor, waitForApp, watchPage, withAppInBrowser } from "./helpers.mjs";
+import { DEMO_TOKEN, ENGINE, WAIT_LIMIT_MS, openApp, reloadApp, serveApp, waitFor, watchPage, withAppInBrowser } from "./helpers.mjs";
 
 const app = withAppInBrowser({ serve: false });
 
@@ -32,7 +32,11 @@ async function titlesOnServer(server) {
 
 /** Replaces a field's text by typing, as a person would. */
 async function fill(page, selector, text) {
-  await page.locator(selector).fill(text);
+  try {
+    await page.locator(selector).setTimeout(WAIT_LIMIT_MS).fill(text);
+  } catch (error) {
+    throw new Error(`waited ${WAIT_LIMIT_MS} ms to type into ${selector}: ${error.message.split("\n")[0]}`);
+  }
 }
 
 /** Types a new note through the UI and waits until it is durable. */
@@ -143,8 +147,7 @@ describe(`notes app (${ENGINE})`, () => {
         document.querySelector("#toast")?.textContent.includes("Note deleted"),
       );
 
-      await page.reload();
-      await waitForApp(page);
+      await reloadApp(page);
       assert.deepEqual(await listTitles(page), ["Keep me"]);
       await openNote(page, "Keep me");
       assert.equal(await inputValue(page, "#note-body"), "Still here after a reload");
@@ -188,8 +191,7 @@ describe(`notes app (${ENGINE})`, () => {
       await page.setOfflineMode(true);
       await server.stop();
 
-      await page.reload();
-      await waitForApp(page);
+      await reloadApp(page);
       assert.equal(await attribute(page, '[data-field="network"]', "data-online"), "false");
       assert.deepEqual(await listTitles(page), ["Written online"]);
 
@@ -198,8 +200,7 @@ describe(`notes app (${ENGINE})`, () => {
       await fill(page, "#note-body", "Before the network went away, edited offline");
       await waitSaved(page);
 
-      await page.reload();
-      await waitForApp(page);
+      await reloadApp(page);
       assert.deepEqual(await listTitles(page), ["Written online", "Written offline"]);
       await openNote(page, "Written online");
       assert.equal(await inputValue(page, "#note-body"), "Before the network went away, edited offline");

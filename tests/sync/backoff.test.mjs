@@ -31,7 +31,7 @@ async function openPage(proxy) {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(proxy.url);
+  await page.goto(proxy.url, { timeout: READY_LIMIT_MS });
   await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
   return { context, page, errors };
 }
@@ -60,7 +60,7 @@ async function failSyncThenReload(page, proxy, { name, token }) {
     `Retry-After: ${RETRY_AFTER_SECONDS} is honoured (retry at ${failed.nextRetryAt}, now ${failed.now})`,
   );
   proxy.unavailable = null;
-  await page.reload();
+  await page.reload({ timeout: READY_LIMIT_MS });
   await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
   return { savedRetryAt: failed.nextRetryAt, reloadedAt: Date.now() };
 }

@@ -56,7 +56,7 @@ export async function openDevice(browser, server) {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(server.url);
+  await page.goto(server.url, { timeout: READY_LIMIT_MS });
   await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
   return { context, page, errors };
 }

@@ -23,6 +23,7 @@ record_cargo() {
       flush()
       name = suite; passed = failed = ignored = finished = pg_ok = 0; browser = "-"
     }
+    # A run cut short keeps what its test lines said; a closing line overrides them.
     # "Running unittests src/lib.rs (target/debug/deps/tideway-0a1b)" or
     # "Running tests/browser.rs (target/wasm32-unknown-unknown/debug/deps/browser-0a1b.wasm)":
     # an integration test is named after its binary, a crate`s own tests after the
@@ -40,6 +41,9 @@ record_cargo() {
     /^Running headless tests in / { browser = $5 }
     /^no tests to run!/ { finished = 1 }
     /^test .*::postgres \.\.\. ok$/ { pg_ok++ }
+    !finished && /^test .* \.\.\. ok$/ { passed++ }
+    !finished && /^test .* \.\.\. (FAIL|FAILED)$/ { failed++ }
+    !finished && /^test .* \.\.\. ignored/ { ignored++ }
     /^test result: / {
       for (i = 1; i <= NF; i++) {
         if ($(i + 1) ~ /^passed;?$/) passed = $i

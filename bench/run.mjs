@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
-import { startStaticServer } from "../tests/e2e/static-server.mjs";
+import { startStaticServer } from "./static-server.mjs";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));

@@ -4,6 +4,11 @@
 // Network first, cache as fallback: online, the page always gets matching, current
 // tideway.js and .wasm files (a stale pair after a rebuild would fail to link); offline,
 // or when the network hangs past NETWORK_TIMEOUT_MS, the cached copy answers.
+//
+// Every lookup ignores `Vary`: the reference server answers with `Vary: origin` (its
+// CORS layer), module scripts are requested with an `Origin` header and `cache.addAll`
+// stores its copies without one, so a lookup that honoured `Vary` would miss every
+// module offline. The files are the same whatever the origin header said.
 
 const CACHE = "tideway-notes-shell-v1";
 const NETWORK_TIMEOUT_MS = 3000;
@@ -29,11 +34,21 @@ const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, self.registration.s
 const PKG_PREFIX = new URL("./pkg/", self.registration.scope).href;
 const JS_PREFIX = new URL("./js/", self.registration.scope).href;
 
+const MATCH = { ignoreVary: true };
+
+// The package's own files (pkg/files.json, written by scripts/build.sh) include the
+// library's JS, which wasm-bindgen puts in a directory named after a hash of the build.
 self.addEventListener("install", (event) => {
   event.waitUntil(
     caches
       .open(CACHE)
-      .then((cache) => cache.addAll(SHELL))
+      .then(async (cache) => {
+        const listing = await fetch("./pkg/files.json", { cache: "no-store" });
+        if (!listing.ok) throw new Error(`pkg/files.json answered ${listing.status}: build the package first`);
+        // addAll refuses a list that names a file twice.
+        const urls = new Set([...SHELL, ...(await listing.json())].map((path) => new URL(path, self.registration.scope).href));
+        await cache.addAll([...urls]);
+      })
       .then(() => self.skipWaiting()),
   );
 });
@@ -66,7 +81,7 @@ self.addEventListener("message", (event) => {
       .then((cache) =>
         Promise.all(
           urls.map(async (url) => {
-            if (!(await cache.match(url))) await cache.add(url);
+            if (!(await cache.match(url, MATCH))) await cache.add(url);
           }),
         ),
       )
@@ -95,8 +110,8 @@ async function networkFirst(event) {
     return response;
   } catch (error) {
     const cached =
-      (await cache.match(request, { ignoreSearch: true })) ??
-      (request.mode === "navigate" ? await cache.match("./") : undefined);
+      (await cache.match(request, { ...MATCH, ignoreSearch: true })) ??
+      (request.mode === "navigate" ? await cache.match("./", MATCH) : undefined);
     if (cached) return cached;
     throw error;
   }

@@ -1,5 +1,6 @@
 // Shared set-up for the end-to-end tests: one headless browser, and the demo app served
-// from www/ by our own static server.
+// as `bash scripts/demo.sh` serves it: by the reference server (`tideway-server --static
+// www`, which the app then syncs with), never by a stand-in.
 //
 // The browser is chosen by TIDEWAY_E2E_BROWSER: `chromium` (the default, over the Chrome
 // DevTools Protocol) or `firefox` (stock Firefox ESR over WebDriver BiDi). Both are driven
@@ -9,7 +10,7 @@ import { existsSync } from "node:fs";
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import puppeteer from "puppeteer-core";
-import { startStaticServer } from "./static-server.mjs";
+import { startReferenceServer } from "../sync/reference-server.mjs";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const WWW = fileURLToPath(new URL("../../www/", import.meta.url));
@@ -55,28 +56,28 @@ export async function launchBrowser() {
 
 /** Fails early and plainly when the wasm package has not been built into www/pkg. */
 export function assertPackageBuilt() {
-  const pkg = process.env.TIDEWAY_PKG_DIR ?? `${WWW}pkg`;
-  if (!existsSync(`${pkg}/tideway.js`)) {
-    throw new Error(`${pkg}/tideway.js is missing: build the package first (bash scripts/build.sh)`);
+  for (const file of ["tideway.js", "files.json"]) {
+    if (!existsSync(`${WWW}pkg/${file}`)) {
+      throw new Error(`${WWW}pkg/${file} is missing: build the package first (bash scripts/build.sh)`);
+    }
   }
 }
 
+/** The token the demo app signs in with (www/js/notes-store.js), as scripts/demo.sh sets it up. */
+export const DEMO_TOKEN = "demo";
+
 /**
- * Serves the demo app. `TIDEWAY_PKG_DIR` serves /pkg/ from another build of the package.
- * Pass `port` to come back on the same origin after a `close()` (same origin, same data).
+ * Serves the demo app from a reference server of its own (its own database, so the notes
+ * one test syncs never reach another). `close()` stops it and deletes its database.
  */
-export function serveApp({ port = 0 } = {}) {
-  const mounts = [["/", WWW]];
-  if (process.env.TIDEWAY_PKG_DIR) mounts.push(["/pkg/", process.env.TIDEWAY_PKG_DIR]);
-  return startStaticServer({ mounts, port });
+export function serveApp() {
+  return startReferenceServer({ staticDir: WWW, tokens: [`${DEMO_TOKEN}:demo`] });
 }
 
 /** Forwards the page's console errors and uncaught exceptions to the test output. */
 export function watchPage(page, errors = []) {
   page.on("pageerror", (error) => errors.push(`pageerror: ${error.message ?? error}`));
   page.on("console", (message) => {
-    // The demo asks /v1/health whether a sync server serves it; this static server is none.
-    if (message.location().url?.endsWith("/v1/health")) return;
     if (message.type() === "error") errors.push(`console: ${message.text()}`);
   });
   return errors;
@@ -84,29 +85,59 @@ export function watchPage(page, errors = []) {
 
 /** Opens the app and waits until it has loaded every note. */
 export async function openApp(page, url) {
-  await page.goto(url);
+  try {
+    await page.goto(url, { timeout: WAIT_LIMIT_MS });
+  } catch (error) {
+    throw new Error(`loading ${url} took over ${WAIT_LIMIT_MS} ms: ${error.message.split("\n")[0]}`);
+  }
   await waitForApp(page);
 }
 
+/** Reloads the page and waits until the app has loaded every note again. */
+export async function reloadApp(page) {
+  try {
+    await page.reload({ timeout: WAIT_LIMIT_MS });
+  } catch (error) {
+    throw new Error(`reloading took over ${WAIT_LIMIT_MS} ms: ${error.message.split("\n")[0]}`);
+  }
+  await waitForApp(page);
+}
+
+/** The longest a test waits for one thing to happen. */
+export const WAIT_LIMIT_MS = 15_000;
+
 /** Waits until the app (after a navigation or a reload) has loaded every note. */
 export async function waitForApp(page) {
-  await page.waitForSelector('html[data-app-ready="true"]', { timeout: 15_000 });
+  await waitFor(page, "the app to load its notes", () => document.documentElement.dataset.appReady === "true");
+}
+
+/**
+ * Waits until `predicate(...args)` is true in the page, for at most `timeout` ms, and
+ * returns its handle; the error names `what` was awaited.
+ */
+export async function waitFor(page, what, predicate, { args = [], timeout = WAIT_LIMIT_MS } = {}) {
+  try {
+    return await page.waitForFunction(predicate, { timeout, polling: 100 }, ...args);
+  } catch (error) {
+    throw new Error(`waited ${timeout} ms for ${what}: ${error.message.split("\n")[0]}`);
+  }
 }
 
 /**
  * Launches the browser and serves the demo app before a file's tests, then runs
  * `setUp(app)` if given, and stops both after the tests. With `when: false` (tests
- * skipped on this engine) nothing is started. `browser` and `server` of the returned
- * object are set once the tests run. (A file's further set-up goes in `setUp`: Node 20
- * runs a file's top-level `before` hooks concurrently.)
+ * skipped on this engine) nothing is started; with `serve: false` each test serves the
+ * app itself. `browser` and `server` of the returned object are set once the tests run.
+ * (A file's further set-up goes in `setUp`: Node 20 runs a file's top-level `before`
+ * hooks concurrently.)
  */
-export function withAppInBrowser({ when = true, setUp } = {}) {
+export function withAppInBrowser({ when = true, serve = true, setUp } = {}) {
   const app = { browser: undefined, server: undefined };
   before(async () => {
     if (!when) return;
     assertPackageBuilt();
     app.browser = await launchBrowser();
-    app.server = await serveApp();
+    if (serve) app.server = await serveApp();
     await setUp?.(app);
   });
   after(async () => {

@@ -1,23 +1,42 @@
-// The demo app in a real browser: notes created, edited and deleted through the UI are
-// kept across reloads, new pages and a missing network.
+// The demo app in a real browser, served by the reference server as scripts/demo.sh
+// serves it: notes created, edited and deleted through the UI sync to the server, and
+// are kept across reloads, new pages and a missing network.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ENGINE, openApp, serveApp, waitForApp, watchPage, withAppInBrowser } from "./helpers.mjs";
+import { DEMO_TOKEN, ENGINE, WAIT_LIMIT_MS, openApp, reloadApp, serveApp, waitFor, watchPage, withAppInBrowser } from "./helpers.mjs";
 
-const app = withAppInBrowser();
+const app = withAppInBrowser({ serve: false });
 
-/** A fresh browser profile per test: its own IndexedDB, caches and service workers. */
-async function freshPage() {
+/**
+ * A fresh browser profile (its own IndexedDB, caches and service workers) on a server of
+ * its own (its own database: the demo syncs, and one test's notes must not reach another).
+ */
+async function freshApp() {
+  const server = await serveApp();
   const context = await app.browser.createBrowserContext();
   const page = await context.newPage();
   const errors = watchPage(page);
-  return { context, page, errors };
+  const close = async () => {
+    await context.close();
+    await server.close();
+  };
+  return { server, context, page, errors, close };
+}
+
+/** The titles of the notes the server holds (not deleted). */
+async function titlesOnServer(server) {
+  const entities = await server.pullAll(DEMO_TOKEN);
+  return entities.filter((entity) => !entity.deleted).map((entity) => entity.data.title).sort();
 }
 
 /** Replaces a field's text by typing, as a person would. */
 async function fill(page, selector, text) {
-  await page.locator(selector).fill(text);
+  try {
+    await page.locator(selector).setTimeout(WAIT_LIMIT_MS).fill(text);
+  } catch (error) {
+    throw new Error(`waited ${WAIT_LIMIT_MS} ms to type into ${selector}: ${error.message.split("\n")[0]}`);
+  }
 }
 
 /** Types a new note through the UI and waits until it is durable. */
@@ -29,7 +48,7 @@ async function writeNote(page, title, body) {
 }
 
 async function waitSaved(page) {
-  await page.waitForSelector('#save-state[data-state="saved"]', { timeout: 10_000 });
+  await waitFor(page, "the note to be saved", () => document.querySelector("#save-state")?.dataset.state === "saved");
 }
 
 function listTitles(page) {
@@ -39,7 +58,7 @@ function listTitles(page) {
 /** Opens the note whose list entry shows `title`. */
 async function openNote(page, title) {
   const find = (title) => [...document.querySelectorAll(".note-item")].find((item) => item.textContent.includes(title));
-  const item = await page.waitForFunction(find, { timeout: 10_000 }, title);
+  const item = await waitFor(page, `a note titled "${title}" in the list`, find, { args: [title] });
   await item.asElement().click();
   await item.dispose();
 }
@@ -56,16 +75,22 @@ function attribute(page, selector, name) {
   return page.$eval(selector, (element, name) => element.getAttribute(name), name);
 }
 
-async function pendingCount(page) {
-  await page.waitForFunction(() => document.querySelector('[data-field="pending"]').dataset.count !== "0");
-  return Number(await attribute(page, '[data-field="pending"]', "data-count"));
+/** Waits until every note in the list shows `status` and the status bar agrees. */
+async function waitAllSynced(page) {
+  await waitFor(
+    page,
+    "every note to show synced and nothing to wait in the outbox",
+    () =>
+      [...document.querySelectorAll("#note-list .sync-badge")].every((badge) => badge.dataset.status === "synced") &&
+      document.querySelector('[data-field="pending"]').dataset.count === "0",
+  );
 }
 
 describe(`notes app (${ENGINE})`, () => {
-  test("creates, edits and deletes notes, newest first, with their sync status", async () => {
-    const { context, page, errors } = await freshPage();
+  test("creates, edits and deletes notes, newest first, and syncs them with the server", async () => {
+    const { server, page, errors, close } = await freshApp();
     try {
-      await openApp(page, app.server.url);
+      await openApp(page, server.url);
       assert.deepEqual(await listTitles(page), []);
       assert.equal(await isVisible(page, "#empty-list"), true);
 
@@ -73,10 +98,9 @@ describe(`notes app (${ENGINE})`, () => {
       await writeNote(page, "Ideas", "An app that works on the train");
       assert.deepEqual(await listTitles(page), ["Ideas", "Groceries"]);
 
-      // Nothing syncs in this demo yet: every note waits, and so does the outbox.
-      const badges = await page.$$eval("#note-list .sync-badge", (els) => els.map((el) => el.dataset.status));
-      assert.deepEqual(badges, ["dirty", "dirty"]);
-      assert.ok((await pendingCount(page)) >= 2);
+      // Served by the reference server, the app syncs with it shortly after each write.
+      await waitAllSynced(page);
+      assert.deepEqual(await titlesOnServer(server), ["Groceries", "Ideas"]);
 
       // Editing moves a note to the top (the list follows the updatedAt index).
       await openNote(page, "Groceries");
@@ -87,88 +111,87 @@ describe(`notes app (${ENGINE})`, () => {
       assert.deepEqual(await listTitles(page), ["Groceries for Sunday", "Ideas"]);
 
       // What the list shows is what the store holds.
+      await waitAllSynced(page);
       const stored = await page.evaluate(() =>
         window.tidewayNotes.store.list().map(({ data, meta }) => ({ ...data, status: meta.syncStatus })),
       );
       assert.equal(stored.length, 2);
       assert.equal(stored[0].title, "Groceries for Sunday");
       assert.equal(stored[0].body, "Milk, eggs, bread, coffee");
-      assert.equal(stored[0].status, "dirty");
+      assert.equal(stored[0].status, "synced");
 
       await openNote(page, "Ideas");
       await page.click("#delete-note");
-      await page.waitForFunction(() => document.querySelectorAll("#note-list .note-item").length === 1);
+      await waitFor(page, "the deleted note to leave the list", () => document.querySelectorAll("#note-list .note-item").length === 1);
       assert.deepEqual(await listTitles(page), ["Groceries for Sunday"]);
       assert.equal(await isVisible(page, "#editor"), false);
+      await waitAllSynced(page);
+      assert.deepEqual(await titlesOnServer(server), ["Groceries for Sunday"]);
 
       assert.deepEqual(errors, []);
     } finally {
-      await context.close();
+      await close();
     }
   });
 
   test("a reload keeps every note, edit and delete", async () => {
-    const { context, page, errors } = await freshPage();
+    const { server, page, errors, close } = await freshApp();
     try {
-      await openApp(page, app.server.url);
+      await openApp(page, server.url);
       await writeNote(page, "Keep me", "Still here after a reload");
       await writeNote(page, "Delete me", "Gone after a reload");
       await page.click("#delete-note");
-      await page.waitForFunction(() => window.tidewayNotes.store.list().length === 1);
-      await page.waitForFunction(async () => (await window.tidewayNotes.db.pendingCount()) >= 3);
+      await waitFor(page, "the deleted note to leave the store", () => window.tidewayNotes.store.list().length === 1);
       // The delete's promise is what the toast waits for: it is durable once the toast shows.
-      await page.waitForFunction(() => document.querySelector("#toast")?.textContent.includes("Note deleted"));
+      await waitFor(page, "the toast saying the note was deleted", () =>
+        document.querySelector("#toast")?.textContent.includes("Note deleted"),
+      );
 
-      await page.reload();
-      await waitForApp(page);
+      await reloadApp(page);
       assert.deepEqual(await listTitles(page), ["Keep me"]);
       await openNote(page, "Keep me");
       assert.equal(await inputValue(page, "#note-body"), "Still here after a reload");
       assert.deepEqual(errors, []);
     } finally {
-      await context.close();
+      await close();
     }
   });
 
   test("a note written in one page is there when the app is opened again", async () => {
-    const { context, page } = await freshPage();
+    const { server, context, page, close } = await freshApp();
     try {
-      await openApp(page, app.server.url);
+      await openApp(page, server.url);
       await writeNote(page, "From the first tab", "Written before this page closed");
       await page.close();
 
       const again = await context.newPage();
       const errors = watchPage(again);
-      await openApp(again, app.server.url);
+      await openApp(again, server.url);
       assert.deepEqual(await listTitles(again), ["From the first tab"]);
       const record = await again.evaluate(() => {
         const [note] = window.tidewayNotes.store.list();
         return { data: note.data, meta: note.meta };
       });
       assert.equal(record.data.body, "Written before this page closed");
-      assert.equal(record.meta.syncStatus, "dirty");
       assert.equal(record.meta.deleted, false);
       assert.deepEqual(errors, []);
     } finally {
-      await context.close();
+      await close();
     }
   });
 
   test("offline after the first visit: the app still starts, and writes work and persist", async () => {
-    // A server of its own, so that stopping it leaves the other tests alone.
-    let appServer = await serveApp();
-    const { context, page, errors } = await freshPage();
+    const { server, page, errors, close } = await freshApp();
     try {
-      await openApp(page, appServer.url);
-      await page.waitForSelector('html[data-offline-ready="true"]', { timeout: 15_000 });
+      await openApp(page, server.url);
+      await waitFor(page, "the app to say it works offline", () => document.documentElement.dataset.offlineReady === "true");
       await writeNote(page, "Written online", "Before the network went away");
 
       // No network at all: the browser is offline and the server is gone.
       await page.setOfflineMode(true);
-      await appServer.close();
+      await server.stop();
 
-      await page.reload();
-      await waitForApp(page);
+      await reloadApp(page);
       assert.equal(await attribute(page, '[data-field="network"]', "data-online"), "false");
       assert.deepEqual(await listTitles(page), ["Written online"]);
 
@@ -177,8 +200,7 @@ describe(`notes app (${ENGINE})`, () => {
       await fill(page, "#note-body", "Before the network went away, edited offline");
       await waitSaved(page);
 
-      await page.reload();
-      await waitForApp(page);
+      await reloadApp(page);
       assert.deepEqual(await listTitles(page), ["Written online", "Written offline"]);
       await openNote(page, "Written online");
       assert.equal(await inputValue(page, "#note-body"), "Before the network went away, edited offline");
@@ -188,8 +210,7 @@ describe(`notes app (${ENGINE})`, () => {
       const expectedNoise = /ERR_INTERNET_DISCONNECTED|Failed to fetch|net::|NetworkError/;
       assert.deepEqual(errors.filter((e) => !expectedNoise.test(e)), []);
     } finally {
-      await context.close();
-      await appServer.close();
+      await close();
     }
   });
 });

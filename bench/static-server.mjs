@@ -1,13 +1,15 @@
-// A small static file server for the e2e tests and the benchmark: no dependencies,
-// correct MIME types (browsers refuse wasm streaming and module scripts without them),
-// and no HTTP caching, so a rebuilt pkg/ is always what the page gets.
+// A small static file server for the benchmark: no dependencies, correct MIME types
+// (browsers refuse wasm streaming and module scripts without them), no HTTP caching, so
+// a rebuilt pkg/ is always what the page gets, and the headers the benchmark needs for
+// cross-origin isolation. (The demo's end-to-end tests use the reference server, as
+// users do: a stand-in server hid that its `Vary` header broke the offline reload.)
 //
 //   import { startStaticServer } from "./static-server.mjs";
 //   const server = await startStaticServer({ mounts: [["/", "www"]] });
 //   ... server.url ...
 //   await server.close();
 //
-// Also usable by hand: `node tests/e2e/static-server.mjs [dir=www] [port=8080]`.
+// Also usable by hand: `node bench/static-server.mjs [dir=www] [port=8080]`.
 
 import { createServer } from "node:http";
 import { createReadStream } from "node:fs";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { launchBrowser, startServer } from "./helpers.mjs";
+import { READY_LIMIT_MS, eventually, launchBrowser, startServer, waitInPage } from "./helpers.mjs";
 
 let server;
 let browser;
@@ -41,8 +41,8 @@ async function openTab(context) {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(server.url);
-  await page.waitForSelector('html[data-ready="true"]');
+  await page.goto(server.url, { timeout: READY_LIMIT_MS });
+  await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
   return { page, errors };
 }
 
@@ -58,23 +58,16 @@ async function openDb({ page }, name, user) {
   );
 }
 
-/** Waits until `predicate` (run in the page) holds, at most `ms`; fails saying `what`. */
-async function waitIn({ page }, what, predicate, arg, ms = 15_000) {
-  try {
-    await page.waitForFunction(predicate, arg, { timeout: ms, polling: 10 });
-  } catch {
-    throw new Error(`gave up after ${ms} ms waiting for ${what}`);
-  }
-}
+/** Waits until `predicate` (run in the tab's page) holds; fails saying `what`. */
+const waitIn = ({ page }, what, predicate, arg, timeout) => waitInPage(page, what, predicate, arg, timeout);
 
-/** Polls the server until `user` holds `count` notes, at most `ms`; returns them. */
-async function serverNotes(user, count, ms = 20_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const notes = (await server.pullAll(user)).filter((change) => change.collection === "notes" && !change.deleted);
-    if (notes.length >= count || Date.now() > end) return notes;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+/** The notes the server holds for `user`, once there are `count` of them. */
+async function serverNotes(user, count) {
+  const live = async () => (await server.pullAll(user)).filter((change) => change.collection === "notes" && !change.deleted);
+  return eventually(`the server to hold ${count} notes of ${user}`, async () => {
+    const notes = await live();
+    return notes.length >= count && notes;
+  });
 }
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];

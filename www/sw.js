@@ -5,12 +5,24 @@
 // tideway.js and .wasm files (a stale pair after a rebuild would fail to link); offline,
 // or when the network hangs past NETWORK_TIMEOUT_MS, the cached copy answers.
 //
+// It is a module worker: the package's entry point handles Background Sync (Chromium),
+// Periodic Background Sync and a `tideway-sync` message for the notes database, so writes
+// made offline are pushed once the network is back even if no tab is open.
+//
 // Every lookup ignores `Vary`: the reference server answers with `Vary: origin` (its
 // CORS layer), module scripts are requested with an `Origin` header and `cache.addAll`
 // stores its copies without one, so a lookup that honoured `Vary` would miss every
 // module offline. The files are the same whatever the origin header said.
 
-const CACHE = "tideway-notes-shell-v1";
+import { syncInServiceWorker } from "./pkg/service-worker.js";
+import { COLLECTIONS, DATABASE_NAME, DEMO_TOKEN } from "./js/notes-store.js";
+
+// Listeners must be added while the worker script first runs.
+syncInServiceWorker({
+  open: { name: DATABASE_NAME, collections: COLLECTIONS, sync: { url: self.location.origin, getToken: () => DEMO_TOKEN } },
+});
+
+const CACHE = "tideway-notes-shell-v2";
 const NETWORK_TIMEOUT_MS = 3000;
 
 const SHELL = [
@@ -29,6 +41,7 @@ const SHELL = [
   "./js/format.js",
   "./pkg/tideway.js",
   "./pkg/tideway_bg.wasm",
+  "./pkg/service-worker.js",
 ];
 const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, self.registration.scope).href));
 const PKG_PREFIX = new URL("./pkg/", self.registration.scope).href;

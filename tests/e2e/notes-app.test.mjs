@@ -55,12 +55,18 @@ function listTitles(page) {
   return page.$$eval("#note-list .note-title", (titles) => titles.map((title) => title.textContent));
 }
 
-/** Opens the note whose list entry shows `title`. */
+/**
+ * Opens the note whose list entry shows `title`: found and clicked in one step in the
+ * page, as the list re-renders whenever the status changes (a handle taken between the
+ * two could point at a node no longer in the list).
+ */
 async function openNote(page, title) {
-  const find = (title) => [...document.querySelectorAll(".note-item")].find((item) => item.textContent.includes(title));
-  const item = await waitFor(page, `a note titled "${title}" in the list`, find, { args: [title] });
-  await item.asElement().click();
-  await item.dispose();
+  const click = (title) => {
+    const item = [...document.querySelectorAll(".note-item")].find((item) => item.textContent.includes(title));
+    item?.click();
+    return item !== undefined;
+  };
+  await (await waitFor(page, `a note titled "${title}" in the list`, click, { args: [title] })).dispose();
 }
 
 function inputValue(page, selector) {
@@ -119,6 +125,10 @@ describe(`notes app (${ENGINE})`, () => {
       assert.equal(stored[0].title, "Groceries for Sunday");
       assert.equal(stored[0].body, "Milk, eggs, bread, coffee");
       assert.equal(stored[0].status, "synced");
+      // The status bar says which tab or worker syncs the database: this tab, here.
+      const syncPill = await page.$eval('[data-field="sync"]', (pill) => [pill.dataset.syncer, pill.textContent]);
+      assert.equal(syncPill[0], "here");
+      assert.match(syncPill[1], /by this tab/);
 
       await openNote(page, "Ideas");
       await page.click("#delete-note");

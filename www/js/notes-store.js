@@ -12,7 +12,7 @@ export const DATABASE_NAME = "tideway-notes";
 export const COLLECTIONS = { notes: { indexes: ["updatedAt", "title"], conflict: "merge" } };
 
 /** The token `scripts/demo.sh` gives the reference server (`--token demo:demo`). */
-const DEMO_TOKEN = "demo";
+export const DEMO_TOKEN = "demo";
 const SYNC_SERVER_SEEN = "tideway-notes:sync-server";
 
 /**

@@ -6,7 +6,7 @@
  */
 export function registerOfflineSupport({ onReady }) {
   if (!("serviceWorker" in navigator)) return;
-  navigator.serviceWorker.register("./sw.js").catch((error) => {
+  navigator.serviceWorker.register("./sw.js", { type: "module" }).catch((error) => {
     console.warn("Service worker registration failed; the app will not start offline.", error);
   });
   navigator.serviceWorker.ready.then(async (registration) => {

@@ -28,7 +28,7 @@ export class StatusBar {
   }
 
   /** Where sync with the server stands (`db.status()`). */
-  setSync({ syncing, lastSyncAt, lastError, nextRetryAt, failed, conflicts }) {
+  setSync({ syncing, lastSyncAt, lastError, nextRetryAt, failed, conflicts, syncer }) {
     this.sync.hidden = false;
     const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
     let state = "idle";
@@ -38,7 +38,12 @@ export class StatusBar {
     else if (lastSyncAt) [state, text] = ["synced", `Synced at ${time(lastSyncAt)}`];
     const problems = [failed && `${failed} refused`, conflicts && `${conflicts} in conflict`].filter(Boolean);
     this.sync.dataset.state = state;
-    this.sync.textContent = problems.length ? `${text} (${problems.join(", ")})` : text;
+    // Of all the tabs and workers on this database, one syncs; say which.
+    const where = { window: "another tab", worker: "a worker", "service-worker": "the service worker" };
+    const by = syncer && (syncer.here ? "this tab" : where[syncer.context] ?? "another tab");
+    this.sync.dataset.syncer = syncer ? (syncer.here ? "here" : syncer.context) : "";
+    const said = by ? `${text} · by ${by}` : text;
+    this.sync.textContent = problems.length ? `${said} (${problems.join(", ")})` : said;
     this.sync.title = lastError ?? "";
   }
 

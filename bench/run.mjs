@@ -97,15 +97,66 @@ try {
   console.log(`Took ${((Date.now() - started) / 1000).toFixed(0)} s. Chromium ${browser.version()}.`);
   for (const problem of problems) console.log(`WARNING: ${problem}`);
 
+  const crossTab = await crossTabDelay(browser, server.url, 200);
+  console.log();
+  console.log(
+    `Cross-tab delay, a put resolved in tab A -> tab B's subscriber (and synchronous get) has it: ` +
+      `median ${crossTab.median.toFixed(2)} ms, p95 ${crossTab.p95.toFixed(2)} ms over ${crossTab.samples.length} writes.`,
+  );
+
   mkdirSync(dirname(options.json), { recursive: true });
   writeFileSync(
     options.json,
-    JSON.stringify({ date: new Date().toISOString(), browser: browser.version(), env, reps: REPS, medians, samples }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), browser: browser.version(), env, reps: REPS, medians, samples, crossTab }, null, 2),
   );
   console.log(`Raw samples: ${options.json}`);
 } finally {
   await browser.close();
   await server.close();
+}
+
+/**
+ * Two tabs of one browser context on one database: how long after tab A's `put`
+ * resolves tab B's subscriber hears of it, for `writes` sequential writes. Clocks are
+ * comparable across tabs through `performance.timeOrigin`.
+ */
+async function crossTabDelay(browser, url, writes) {
+  const context = await browser.newContext();
+  const name = `bench-cross-tab-${Date.now()}`;
+  const open = async () => {
+    const page = await context.newPage();
+    await page.goto(`${url}bench/index.html`);
+    await page.waitForSelector('html[data-ready="true"]');
+    await page.evaluate(async (name) => {
+      const { default: init, Tideway } = await import("/pkg/tideway.js");
+      await init();
+      window.notes = (window.db = await Tideway.open({ name, collections: { notes: {} } })).collection("notes");
+      window.arrivals = new Map();
+      window.notes.subscribe((changes) => {
+        const at = performance.timeOrigin + performance.now();
+        for (const change of changes) if (window.notes.get(change.id)) window.arrivals.set(change.id, at);
+      });
+    }, name);
+    return page;
+  };
+  const [a, b] = [await open(), await open()];
+  const samples = [];
+  try {
+    for (let i = 0; i < writes; i++) {
+      const id = `n${i}`;
+      const resolved = await a.evaluate(async (id) => {
+        await window.notes.put({ title: id, body: "x".repeat(400) }, { id });
+        return performance.timeOrigin + performance.now();
+      }, id);
+      await b.waitForFunction((id) => window.arrivals.has(id), id, { timeout: 10_000, polling: 1 });
+      samples.push((await b.evaluate((id) => window.arrivals.get(id), id)) - resolved);
+    }
+  } finally {
+    await context.close();
+  }
+  const sorted = [...samples].sort((x, y) => x - y);
+  const at = (p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+  return { median: median(samples), p95: at(95), samples };
 }
 
 function log(line) {

@@ -70,6 +70,18 @@ async function serverNotes(user, count) {
   });
 }
 
+/** Two tabs of one context syncing one new database as `user`: A holds the sync lock, B knows it. */
+async function twoTabsSyncing(kind, user) {
+  const context = await browser.newContext();
+  const [a, b] = [await openTab(context), await openTab(context)];
+  const name = `${kind}-${crypto.randomUUID()}`;
+  await openDb(a, name, user);
+  await waitIn(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
+  await openDb(b, name, user);
+  await waitIn(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+  return { context, a, b, name };
+}
+
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
 
 test("a write in one tab reaches another tab's get and subscription, and interleaved writes end equal", async () => {
@@ -138,13 +150,7 @@ test("a write in one tab reaches another tab's get and subscription, and interle
 
 test("one tab syncs; the others hand it their syncs; when it closes mid-push another takes over, nothing lost or doubled", async () => {
   const user = "restart";
-  const context = await browser.newContext();
-  const [a, b] = [await openTab(context), await openTab(context)];
-  const name = `leader-${crypto.randomUUID()}`;
-  await openDb(a, name, user);
-  await waitIn(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
-  await openDb(b, name, user);
-  await waitIn(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+  const { context, a, b, name } = await twoTabsSyncing("leader", user);
 
   // A's first push reaches the server, which applies it; its answer never comes back.
   let pushed;
@@ -183,13 +189,7 @@ test("one tab syncs; the others hand it their syncs; when it closes mid-push ano
 // freeze or resume event.
 test("a syncing tab that is frozen hands the sync lock on, and queues again when it resumes", async () => {
   const user = "converge";
-  const context = await browser.newContext();
-  const [a, b] = [await openTab(context), await openTab(context)];
-  const name = `frozen-${crypto.randomUUID()}`;
-  await openDb(a, name, user);
-  await waitIn(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
-  await openDb(b, name, user);
-  await waitIn(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+  const { context, a, b, name } = await twoTabsSyncing("frozen", user);
 
   await a.page.evaluate(() => document.dispatchEvent(new Event("freeze")));
   await waitIn(b, "tab B to take over from the frozen tab", () => window.db.status().syncer?.here === true, undefined, 5_000);

@@ -189,7 +189,7 @@ test("one tab syncs; the others hand it their syncs; when it closes mid-push ano
 // freeze or resume event.
 test("a syncing tab that is frozen hands the sync lock on, and queues again when it resumes", async () => {
   const user = "converge";
-  const { context, a, b, name } = await twoTabsSyncing("frozen", user);
+  const { context, a, b } = await twoTabsSyncing("frozen", user);
 
   await a.page.evaluate(() => document.dispatchEvent(new Event("freeze")));
   await waitIn(b, "tab B to take over from the frozen tab", () => window.db.status().syncer?.here === true, undefined, 5_000);

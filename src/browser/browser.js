@@ -785,6 +785,24 @@ export async function requestBackgroundSync(tag) {
   return registered;
 }
 
+/**
+ * Where the origin's storage stands: `{ usage, quota, persisted }` (bytes; null where
+ * the engine does not say). With `persist`, first asks the browser to keep the site's
+ * storage from eviction; `persisted` is then its answer.
+ */
+export async function storageState(persist) {
+  const storage = globalThis.navigator?.storage;
+  if (!storage) return { usage: null, quota: null, persisted: null };
+  let persisted = null;
+  try {
+    persisted = persist && storage.persist ? await storage.persist() : ((await storage.persisted?.()) ?? null);
+  } catch {
+    // Workers have no persist(); the page's answer holds for the origin.
+  }
+  const { usage = null, quota = null } = (await storage.estimate?.()) ?? {};
+  return { usage, quota, persisted };
+}
+
 /** What kind of context this is: "window", "service-worker", "worker" (dedicated or shared). */
 export function contextKind() {
   if (typeof ServiceWorkerGlobalScope === "function" && globalThis instanceof ServiceWorkerGlobalScope) return "service-worker";

@@ -154,6 +154,10 @@ extern "C" {
     /// Registers the Background Sync (and, where allowed, periodic) tag `tag`.
     #[wasm_bindgen(js_name = requestBackgroundSync)]
     pub fn request_background_sync(tag: &str) -> js_sys::Promise;
+    /// `{ usage, quota, persisted }` of the origin's storage; with `persist`,
+    /// after asking the browser to keep it from eviction.
+    #[wasm_bindgen(js_name = storageState)]
+    pub fn storage_state(persist: bool) -> js_sys::Promise;
     /// "window", "worker" or "service-worker".
     #[wasm_bindgen(js_name = contextKind)]
     pub fn context_kind() -> String;

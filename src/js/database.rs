@@ -34,7 +34,11 @@ pub struct Tideway {
 impl Tideway {
     /// Opens (creating or migrating as needed) and loads every entity into memory.
     pub async fn open(options: JsValue) -> JsResult<Tideway> {
-        let (name, schema, sync) = open_options(&options)?;
+        let (name, schema, sync, persist) = open_options(&options)?;
+        if persist {
+            // The answer is what `storage().persisted` reports from now on.
+            let _ = wasm_bindgen_futures::JsFuture::from(crate::browser::storage_state(true)).await;
+        }
         let store = IdbStore::open(&name, schema.clone()).await?;
         let caches: Rc<HashMap<String, RecordCache>> =
             Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
@@ -87,6 +91,12 @@ impl Tideway {
         let name = string_from_js(&name, "the collection name")?;
         self.repository.schema().collection(&name)?;
         Ok(Collection::new(name.clone(), self.repository.clone(), self.caches[&name].clone()))
+    }
+
+    /// Where the site's storage stands: `{ usage, quota, persisted }` (bytes;
+    /// `null` where the engine does not say).
+    pub fn storage(&self) -> Promise {
+        crate::browser::storage_state(false)
     }
 
     /// How many changes wait in the outbox.
@@ -196,9 +206,9 @@ impl Closing {
     }
 }
 
-/// `{ name, collections: { notes: { indexes: [...], conflict } }, sync }`
-fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions>)> {
-    let options = Options::new(value, "open options", &["name", "collections", "sync"])?;
+/// `{ name, collections: { notes: { indexes: [...], conflict } }, sync, persist }`
+fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions>, bool)> {
+    let options = Options::new(value, "open options", &["name", "collections", "sync", "persist"])?;
     let name = options.string("name")?.ok_or_else(|| invalid("open options.name is required"))?;
     if name.is_empty() {
         return Err(invalid("open options.name must not be empty"));
@@ -229,5 +239,9 @@ fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions
     }
     let schema = Schema::new(declared.iter().map(|(c, ix)| (c.as_str(), ix.iter().map(String::as_str).collect())))?;
     let sync = options.get("sync").map(|sync| SyncOptions::from_js(&sync, policies)).transpose()?;
-    Ok((name, schema, sync))
+    let persist = match options.get("persist") {
+        None => false,
+        Some(value) => value.as_bool().ok_or_else(|| invalid_type(&value, "open options.persist must be a boolean"))?,
+    };
+    Ok((name, schema, sync, persist))
 }

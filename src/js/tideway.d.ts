@@ -183,6 +183,21 @@ export interface OpenOptions {
   collections: { [collection: string]: CollectionOptions };
   /** Omitted: a local-only database. */
   sync?: SyncOptions;
+  /**
+   * Asks the browser, at open, to keep the site's storage from eviction
+   * (`navigator.storage.persist()`); `storage().persisted` reports its answer.
+   */
+  persist?: boolean;
+}
+
+/** Where the site's storage stands (`db.storage()`); `null` where the engine does not say. */
+export interface StorageState {
+  /** Bytes the origin uses. */
+  usage: number | null;
+  /** Bytes it may use; past it, writes reject with `QUOTA_EXCEEDED`. */
+  quota: number | null;
+  /** Whether the browser keeps the site's storage from eviction. */
+  persisted: boolean | null;
 }
 
 export type SyncLogEntry = { at: number } & (
@@ -349,6 +364,8 @@ export class Tideway {
   /** How many changes wait in the outbox. */
   pendingCount(): Promise<number>;
   /** Pushes, then pulls, now. Rejects with `SYNC_FAILED` (nothing is lost) or if opened without `sync`. */
+  /** Where the site's storage stands: usage, quota, whether it is kept from eviction. */
+  storage(): Promise<StorageState>;
   sync(): Promise<SyncReport>;
   /** Where the database stands, with or without `sync` (see `SyncStatusReport`). */
   status(): SyncStatusReport;

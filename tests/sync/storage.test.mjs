@@ -1,0 +1,87 @@
+// Storage limits, in Chromium through its DevTools protocol (which can give the
+// origin a small quota), against the real reference server serving the page.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { READY_LIMIT_MS, launchBrowser, startServer } from "./helpers.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test("a write past the quota rejects QUOTA_EXCEEDED, is rolled back whole, and what was stored stays", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(server.url, { timeout: READY_LIMIT_MS });
+  await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
+  // The quota is set before the database opens: IndexedDB takes it at open.
+  const cdp = await context.newCDPSession(page);
+  const origin = new URL(server.url).origin;
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: 512 * 1024 });
+  const name = `quota-${crypto.randomUUID()}`;
+  const open = () =>
+    page.evaluate(async (name) => {
+      window.db = await window.Tideway.open({ name, collections: { notes: {} } });
+      window.notes = window.db.collection("notes");
+    }, name);
+  await open();
+  const storage = await page.evaluate(async () => {
+    await window.notes.put({ title: "kept" }, { id: "kept" });
+    return window.db.storage();
+  });
+  assert.equal(typeof storage.usage, "number");
+  assert.equal(typeof storage.quota, "number");
+  assert.ok(storage.persisted === null || typeof storage.persisted === "boolean");
+
+  const outcome = await page.evaluate(async () => {
+    const heard = [];
+    window.db.on("change", (changes) => heard.push(...changes.map((c) => [c.id, c.origin, c.error?.code ?? null])));
+    // Random text: IndexedDB compresses what it stores, and repeated text would fit.
+    const random = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(60_000))));
+    const entries = Array.from({ length: 20 }, (_, i) => ({ id: `big${i}`, data: { body: random() } }));
+    let code = null;
+    try {
+      await window.notes.bulkPut(entries);
+    } catch (error) {
+      code = error.code;
+    }
+    return { code, heard, big: window.notes.get("big0") ?? null, kept: window.notes.get("kept")?.data.title };
+  });
+  assert.equal(outcome.code, "QUOTA_EXCEEDED");
+  assert.equal(outcome.big, null, "the mirror rolled back");
+  assert.equal(outcome.kept, "kept");
+  const rolledBack = outcome.heard.filter(([, origin]) => origin === "rollback");
+  assert.equal(rolledBack.length, 20, JSON.stringify(outcome.heard));
+  assert.ok(rolledBack.every(([, , code]) => code === "QUOTA_EXCEEDED"));
+
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin });
+  await page.evaluate(() => window.db.close());
+  await open();
+  const reopened = await page.evaluate(async () => ({
+    ids: window.notes.all().map((record) => record.id),
+    pending: await window.db.pendingCount(),
+  }));
+  assert.deepEqual(reopened, { ids: ["kept"], pending: 1 }, "nothing of the refused batch was stored");
+  // Asked to, open requests persistent storage; storage() reports the browser's answer.
+  const persisted = await page.evaluate(async (name) => {
+    await window.db.close();
+    const db = await window.Tideway.open({ name, collections: { notes: {} }, persist: true });
+    const { persisted } = await db.storage();
+    await db.close();
+    return persisted;
+  }, name);
+  assert.equal(typeof persisted, "boolean");
+  assert.deepEqual(errors, []);
+  await context.close();
+});

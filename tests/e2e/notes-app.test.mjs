@@ -39,9 +39,21 @@ async function fill(page, selector, text) {
   }
 }
 
+/**
+ * Clicks a button once it is shown. The click is the element's own, not one at screen
+ * coordinates: the status pills appear and change width as the app syncs, which can
+ * rewrap the top bar and move the button between finding it and clicking there.
+ */
+async function press(page, selector) {
+  await waitFor(page, `${selector} to be shown`, (selector) => document.querySelector(selector)?.checkVisibility(), {
+    args: [selector],
+  });
+  await page.$eval(selector, (button) => button.click());
+}
+
 /** Types a new note through the UI and waits until it is durable. */
 async function writeNote(page, title, body) {
-  await page.click("#new-note");
+  await press(page, "#new-note");
   await fill(page, "#note-title", title);
   await fill(page, "#note-body", body);
   await waitSaved(page);
@@ -131,7 +143,7 @@ describe(`notes app (${ENGINE})`, () => {
       assert.match(syncPill[1], /by this tab/);
 
       await openNote(page, "Ideas");
-      await page.click("#delete-note");
+      await press(page, "#delete-note");
       await waitFor(page, "the deleted note to leave the list", () => document.querySelectorAll("#note-list .note-item").length === 1);
       assert.deepEqual(await listTitles(page), ["Groceries for Sunday"]);
       assert.equal(await isVisible(page, "#editor"), false);
@@ -150,7 +162,7 @@ describe(`notes app (${ENGINE})`, () => {
       await openApp(page, server.url);
       await writeNote(page, "Keep me", "Still here after a reload");
       await writeNote(page, "Delete me", "Gone after a reload");
-      await page.click("#delete-note");
+      await press(page, "#delete-note");
       await waitFor(page, "the deleted note to leave the store", () => window.tidewayNotes.store.list().length === 1);
       // The delete's promise is what the toast waits for: it is durable once the toast shows.
       await waitFor(page, "the toast saying the note was deleted", () =>

@@ -220,6 +220,69 @@ pub fn apply_patch(data: &mut Map<String, Value>, fields: &Map<String, Value>) {
     }
 }
 
+/// What the protocol's apply rule makes of one pushed mutation: see [`decide`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The mutation applies: the entity's next version holds `data` (`{}` and
+    /// `deleted: true` for a tombstone).
+    Write { data: Map<String, Value>, deleted: bool },
+    /// `baseVersion` is not the entity's current version: nothing changes, and
+    /// the answer is `conflict` with the current version.
+    Conflict,
+    /// A permanent refusal of this mutation: the answer is `rejected` with this
+    /// `code` (one of [`codes`]) and a message for people.
+    Reject { code: &'static str, message: String },
+}
+
+/// The protocol's apply rule: what a validated mutation does to the entity it
+/// names, given that entity as the server holds it for the user (`None` when it
+/// never existed; a tombstone is `Some` with `deleted: true`).
+///
+/// - `baseVersion` must equal the current version (0 when absent, the delete's
+///   version for a tombstone), otherwise [`Decision::Conflict`].
+/// - `put` replaces the data, creating the entity or reviving a tombstone.
+/// - `patch` shallow-merges with [`apply_patch`]; on an absent or deleted entity
+///   it is rejected [`codes::NOT_FOUND`], and past [`MAX_DATA_BYTES`] it is
+///   rejected [`codes::DATA_TOO_LARGE`].
+/// - `delete` makes a tombstone; on an absent or deleted entity it is rejected
+///   [`codes::NOT_FOUND`].
+///
+/// Pure: a server applies [`Decision::Write`] as the entity's next version, and a
+/// test double can run the very same rule in memory.
+pub fn decide(current: Option<&ServerEntity>, mutation: &PushMutation) -> Decision {
+    let current_version = current.map_or(0, |c| c.version);
+    if mutation.base_version != current_version {
+        return Decision::Conflict;
+    }
+    let live = current.filter(|c| !c.deleted);
+    match (mutation.op, live) {
+        (Op::Put, _) => Decision::Write { data: mutation.data.clone().unwrap_or_default(), deleted: false },
+        (Op::Patch | Op::Delete, None) => Decision::Reject {
+            code: codes::NOT_FOUND,
+            message: format!(
+                "{}/{} does not exist (or is deleted); use put to create it",
+                mutation.collection, mutation.id
+            ),
+        },
+        (Op::Patch, Some(entity)) => {
+            let mut data = entity.data.clone();
+            if let Some(fields) = &mutation.data {
+                apply_patch(&mut data, fields);
+            }
+            let size = data_size(&data);
+            if size > MAX_DATA_BYTES {
+                return Decision::Reject {
+                    code: codes::DATA_TOO_LARGE,
+                    message: format!("the patched data would be {size} bytes; at most {MAX_DATA_BYTES} are allowed"),
+                };
+            }
+            Decision::Write { data, deleted: false }
+        }
+        // A tombstone keeps no data: the client only needs to know it is gone.
+        (Op::Delete, Some(_)) => Decision::Write { data: Map::new(), deleted: true },
+    }
+}
+
 /// Why a whole push request is refused before anything is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRequestError {
@@ -444,6 +507,66 @@ mod tests {
         assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![big] }), codes::DATA_TOO_LARGE);
         let many = (1..=MAX_PUSH_MUTATIONS as u64 + 1).map(mutation).collect();
         assert_eq!(code(PushRequest { client_id: "c".into(), mutations: many }), codes::BATCH_TOO_LARGE);
+    }
+
+    fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {
+        ServerEntity {
+            collection: "notes".into(),
+            id: "n".into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            version,
+            server_updated_at: 0,
+            deleted,
+        }
+    }
+
+    fn op(op: Op, base_version: u64, data: Option<Value>) -> PushMutation {
+        PushMutation {
+            mutation_id: 1,
+            collection: "notes".into(),
+            id: "n".into(),
+            op,
+            data: data.and_then(|d| d.as_object().cloned()),
+            base_version,
+        }
+    }
+
+    #[test]
+    fn decide_patch_merges_shallowly_and_null_removes() {
+        let current = entity(2, false, serde_json::json!({"a": 1, "b": {"x": 1}, "c": 3}));
+        let m = op(Op::Patch, 2, Some(serde_json::json!({"b": {"y": 2}, "c": null, "d": 4})));
+        let Decision::Write { data, deleted: false } = decide(Some(&current), &m) else { panic!("not a write") };
+        assert_eq!(Value::Object(data), serde_json::json!({"a": 1, "b": {"y": 2}, "d": 4}));
+    }
+
+    #[test]
+    fn decide_base_version_must_match() {
+        let current = entity(3, false, serde_json::json!({}));
+        assert_eq!(decide(Some(&current), &op(Op::Put, 2, Some(serde_json::json!({})))), Decision::Conflict);
+        assert_eq!(decide(Some(&current), &op(Op::Delete, 4, None)), Decision::Conflict);
+        assert_eq!(decide(None, &op(Op::Put, 1, Some(serde_json::json!({})))), Decision::Conflict);
+        assert_eq!(
+            decide(None, &op(Op::Put, 0, Some(serde_json::json!({"t": 1})))),
+            Decision::Write { data: serde_json::json!({"t": 1}).as_object().cloned().unwrap_or_default(), deleted: false }
+        );
+        assert_eq!(decide(Some(&current), &op(Op::Delete, 3, None)), Decision::Write { data: Map::new(), deleted: true });
+    }
+
+    #[test]
+    fn decide_tombstones() {
+        let tomb = entity(4, true, serde_json::json!({}));
+        assert!(matches!(decide(Some(&tomb), &op(Op::Put, 4, Some(serde_json::json!({})))), Decision::Write { deleted: false, .. }));
+        assert_eq!(decide(Some(&tomb), &op(Op::Put, 0, Some(serde_json::json!({})))), Decision::Conflict);
+        assert!(matches!(decide(Some(&tomb), &op(Op::Patch, 4, Some(serde_json::json!({})))), Decision::Reject { code: codes::NOT_FOUND, .. }));
+        assert!(matches!(decide(Some(&tomb), &op(Op::Delete, 4, None)), Decision::Reject { code: codes::NOT_FOUND, .. }));
+        assert!(matches!(decide(None, &op(Op::Delete, 0, None)), Decision::Reject { code: codes::NOT_FOUND, .. }));
+    }
+
+    #[test]
+    fn decide_refuses_a_patch_growing_data_past_the_limit() {
+        let current = entity(1, false, serde_json::json!({"a": "x".repeat(MAX_DATA_BYTES - 20)}));
+        let m = op(Op::Patch, 1, Some(serde_json::json!({"b": "y".repeat(40)})));
+        assert!(matches!(decide(Some(&current), &m), Decision::Reject { code: codes::DATA_TOO_LARGE, .. }));
     }
 
     #[test]

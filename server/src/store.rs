@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tideway_protocol::{codes, data_size, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity, MAX_DATA_BYTES};
+use tideway_protocol::{codes, decide, Decision, ErrorDetail, MutationResult, PushMutation, PushStatus, ServerEntity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -419,46 +419,6 @@ fn rejected(mutation_id: u64, code: &str, message: String) -> MutationResult {
     }
 }
 
-/// What a pushed mutation does to the current entity (`None` when the user has
-/// no such entity). Pure, so the rules can be tested without a database.
-#[derive(Debug, PartialEq)]
-pub enum Decision {
-    Write { data: Map<String, Value>, deleted: bool },
-    Conflict,
-    Reject(&'static str, String),
-}
-
-pub fn decide(current: Option<&ServerEntity>, m: &PushMutation) -> Decision {
-    let current_version = current.map_or(0, |c| c.version);
-    if m.base_version != current_version {
-        return Decision::Conflict;
-    }
-    let live = current.filter(|c| !c.deleted);
-    match (m.op, live) {
-        (Op::Put, _) => Decision::Write { data: m.data.clone().unwrap_or_default(), deleted: false },
-        (Op::Patch | Op::Delete, None) => Decision::Reject(
-            codes::NOT_FOUND,
-            format!("{}/{} does not exist (or is deleted); use put to create it", m.collection, m.id),
-        ),
-        (Op::Patch, Some(entity)) => {
-            let mut data = entity.data.clone();
-            if let Some(fields) = &m.data {
-                tideway_protocol::apply_patch(&mut data, fields);
-            }
-            let size = data_size(&data);
-            if size > MAX_DATA_BYTES {
-                return Decision::Reject(
-                    codes::DATA_TOO_LARGE,
-                    format!("the patched data would be {size} bytes; at most {MAX_DATA_BYTES} are allowed"),
-                );
-            }
-            Decision::Write { data, deleted: false }
-        }
-        // A tombstone keeps no data: the client only needs to know it is gone.
-        (Op::Delete, Some(_)) => Decision::Write { data: Map::new(), deleted: true },
-    }
-}
-
 /// A write transaction holding one user's lock.
 struct UserWrite {
     tx: Transaction<'static, Any>,
@@ -500,7 +460,7 @@ impl UserWrite {
                 result.current = current;
                 result.error = None;
             }
-            Decision::Reject(code, message) => {
+            Decision::Reject { code, message } => {
                 result.error = Some(ErrorDetail { code: code.to_string(), message });
             }
         }
@@ -561,57 +521,5 @@ impl UserWrite {
         }
         self.tx.commit().await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {
-        ServerEntity {
-            collection: "notes".into(),
-            id: "n".into(),
-            data: data.as_object().cloned().unwrap_or_default(),
-            version,
-            server_updated_at: 0,
-            deleted,
-        }
-    }
-
-    fn mutation(op: Op, base_version: u64, data: Option<Value>) -> PushMutation {
-        PushMutation {
-            mutation_id: 1,
-            collection: "notes".into(),
-            id: "n".into(),
-            op,
-            data: data.and_then(|d| d.as_object().cloned()),
-            base_version,
-        }
-    }
-
-    #[test]
-    fn patch_merges_shallowly_and_null_removes() {
-        let current = entity(2, false, serde_json::json!({"a": 1, "b": {"x": 1}, "c": 3}));
-        let m = mutation(Op::Patch, 2, Some(serde_json::json!({"b": {"y": 2}, "c": null, "d": 4})));
-        let Decision::Write { data, deleted: false } = decide(Some(&current), &m) else { panic!() };
-        assert_eq!(Value::Object(data), serde_json::json!({"a": 1, "b": {"y": 2}, "d": 4}));
-    }
-
-    #[test]
-    fn base_version_must_match() {
-        let current = entity(3, false, serde_json::json!({}));
-        assert_eq!(decide(Some(&current), &mutation(Op::Put, 2, Some(serde_json::json!({})))), Decision::Conflict);
-        assert_eq!(decide(None, &mutation(Op::Put, 1, Some(serde_json::json!({})))), Decision::Conflict);
-        assert!(matches!(decide(None, &mutation(Op::Put, 0, Some(serde_json::json!({})))), Decision::Write { .. }));
-    }
-
-    #[test]
-    fn tombstones() {
-        let tomb = entity(4, true, serde_json::json!({}));
-        assert!(matches!(decide(Some(&tomb), &mutation(Op::Put, 4, Some(serde_json::json!({})))), Decision::Write { deleted: false, .. }));
-        assert_eq!(decide(Some(&tomb), &mutation(Op::Put, 0, Some(serde_json::json!({})))), Decision::Conflict);
-        assert!(matches!(decide(Some(&tomb), &mutation(Op::Patch, 4, Some(serde_json::json!({})))), Decision::Reject(codes::NOT_FOUND, _)));
-        assert!(matches!(decide(None, &mutation(Op::Delete, 0, None)), Decision::Reject(codes::NOT_FOUND, _)));
     }
 }

@@ -1,35 +1,14 @@
-//! Bearer tokens mapped to users. Tokens are kept only as SHA-256 digests, so
-//! a lookup's timing says nothing useful about a token's characters.
+//! Authentication of API requests: the `User` extractor reads the bearer token
+//! and looks it up in the configured `Tokens`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 
+use crate::app::AppState;
 use crate::error::ApiError;
-use crate::routes::AppState;
-
-#[derive(Debug, Default, Clone)]
-pub struct Tokens {
-    users_by_digest: HashMap<[u8; 32], String>,
-}
-
-impl Tokens {
-    pub fn insert(&mut self, token: &str, user: &str) {
-        self.users_by_digest.insert(Sha256::digest(token.as_bytes()).into(), user.to_string());
-    }
-
-    pub fn user(&self, token: &str) -> Option<&str> {
-        self.users_by_digest.get(&<[u8; 32]>::from(Sha256::digest(token.as_bytes()))).map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users_by_digest.is_empty()
-    }
-}
 
 /// The user a request's bearer token belongs to; rejects with 401 otherwise.
 pub struct User(pub String);

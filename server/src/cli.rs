@@ -7,8 +7,8 @@ use axum::http::HeaderValue;
 use clap::{Parser, ValueEnum};
 use tideway_protocol::validate_entity_id;
 
-use crate::auth::Tokens;
-use crate::routes::CorsPolicy;
+use crate::app::CorsPolicy;
+use crate::tokens::Tokens;
 
 /// Reference sync server for Tideway: idempotent batched push, cursor pull,
 /// per-entity REST with ETags, per-user isolation. SQLite by default; point

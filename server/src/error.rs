@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use tideway_protocol::{codes, ServerEntity};
+use tideway_protocol::{codes, PushRequestError, ServerEntity};
 
 use crate::store::StoreError;
 
@@ -62,6 +62,18 @@ impl ApiError {
     }
 }
 
+/// A push refused as a whole: 413 for the size limits, 400 for the rest.
+impl From<PushRequestError> for ApiError {
+    fn from(e: PushRequestError) -> Self {
+        let PushRequestError { code, message, mutation_id } = e;
+        if code.ends_with("_too_large") {
+            ApiError::TooLarge { code, message, mutation_id }
+        } else {
+            ApiError::BadRequest { code, message, mutation_id }
+        }
+    }
+}
+
 /// The wire shape: `ErrorBody` plus optional fields clients may ignore.
 #[derive(Serialize)]
 struct Body<'a> {
@@ -113,7 +125,7 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(entity) = current {
-            if let Ok(etag) = crate::routes::etag(entity.version) {
+            if let Ok(etag) = crate::app::etag(entity.version) {
                 response.headers_mut().insert(header::ETAG, etag);
             }
         }

@@ -1,5 +1,5 @@
 //! The HTTP surface: one short handler per endpoint over the extractors in
-//! `extract`, the state in `AppState`, and the cross-cutting layers (CORS,
+//! `extract` and the shared state in `app`, and the cross-cutting layers (CORS,
 //! request logs, body limit).
 
 use std::path::PathBuf;
@@ -13,63 +13,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
-use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushRequestError, PushResponse, ServerEntity, MAX_BODY_BYTES};
+use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, MAX_BODY_BYTES};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::auth::{Tokens, User};
+use crate::app::{etag, AppState, CorsPolicy};
+use crate::auth::User;
 use crate::cursor::{self, CursorError};
 use crate::error::ApiError;
 use crate::extract::{EntityData, EntityPath, IdempotencyKey, JsonBody, Precondition, PullQuery};
-use crate::store::{PullOutcome, RestAction, RestOutcome, Store};
-
-pub struct AppState {
-    pub store: Store,
-    pub tokens: Tokens,
-}
-
-/// Which browser origins may call the API.
-#[derive(Debug, Clone)]
-pub enum CorsPolicy {
-    /// `localhost`, `127.0.0.1` and `[::1]` over http or https on any port: the default,
-    /// so a dev page or a browser test on a random port can reach a local server.
-    Localhost,
-    /// Any origin (`--cors-origin '*'`).
-    AnyOrigin,
-    /// Exactly these origins, plus the localhost ones if `localhost` was listed.
-    List { origins: Vec<HeaderValue>, localhost: bool },
-}
-
-impl CorsPolicy {
-    fn allows(&self, origin: &HeaderValue) -> bool {
-        match self {
-            CorsPolicy::Localhost => is_localhost(origin),
-            CorsPolicy::AnyOrigin => true,
-            CorsPolicy::List { origins, localhost } => origins.contains(origin) || (*localhost && is_localhost(origin)),
-        }
-    }
-}
-
-fn is_localhost(origin: &HeaderValue) -> bool {
-    let origin = origin.to_str().unwrap_or("");
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
-        return false;
-    };
-    let (host, port) = if let Some(after) = rest.strip_prefix("[::1]") {
-        ("[::1]", after)
-    } else {
-        rest.split_at(rest.find(':').unwrap_or(rest.len()))
-    };
-    let port_ok = port.is_empty()
-        || port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_ok
-}
-
-pub fn etag(version: u64) -> Result<HeaderValue, axum::http::header::InvalidHeaderValue> {
-    HeaderValue::from_str(&format!("\"{version}\""))
-}
+use crate::store::{PullOutcome, RestAction, RestOutcome};
 
 pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolicy) -> Router {
     let api = Router::new()
@@ -113,17 +68,6 @@ async fn no_route() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-impl From<PushRequestError> for ApiError {
-    fn from(e: PushRequestError) -> Self {
-        let PushRequestError { code, message, mutation_id } = e;
-        if code.ends_with("_too_large") {
-            ApiError::TooLarge { code, message, mutation_id }
-        } else {
-            ApiError::BadRequest { code, message, mutation_id }
-        }
-    }
 }
 
 async fn push(
@@ -246,19 +190,4 @@ fn rest_response(outcome: RestOutcome, replayed: bool) -> Result<Response, ApiEr
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn localhost_origins() {
-        for ok in ["http://localhost", "https://localhost:8443", "http://localhost:5173", "http://127.0.0.1:41234", "http://[::1]:8080"] {
-            assert!(is_localhost(&HeaderValue::from_static(ok)), "{ok}");
-        }
-        for bad in ["http://localhost.evil.com", "http://127.0.0.1:", "http://127.0.0.1:80x", "null", "http://evil.com"] {
-            assert!(!is_localhost(&HeaderValue::from_static(bad)), "{bad}");
-        }
-    }
 }

@@ -30,6 +30,12 @@ pub const DEFAULT_PULL_LIMIT: usize = 100;
 pub const MAX_CLIENT_ID_LEN: usize = 128;
 /// The longest `Idempotency-Key` header value, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The most bytes of entity data that the `current` fields of one push
+/// response carry together. Conflicts get their `current` in order until the
+/// next one would pass this budget; from there on `current` is left out (the
+/// result still gives the entity's `version`) and the client fetches what it
+/// lacks. At least one `current` always fits, since it is above [`MAX_DATA_BYTES`].
+pub const MAX_CONFLICT_CURRENT_BYTES: usize = 2 * 1024 * 1024;
 /// The largest `mutationId` or `baseVersion`: integers above 2^53 - 1 lose
 /// precision in JavaScript, so the protocol never lets them on the wire.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -421,7 +427,10 @@ pub struct MutationResult {
     pub server_updated_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
-    /// The server's current entity, on `conflict`.
+    /// The server's current entity, on `conflict`, when the entity exists and its
+    /// data fits the response's budget ([`MAX_CONFLICT_CURRENT_BYTES`]). A conflict
+    /// with `version` but without `current` means the entity exists at that
+    /// version and its data was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<ServerEntity>,
     /// Why, on `rejected`.

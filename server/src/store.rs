@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tideway_protocol::{codes, decide, Decision, ErrorDetail, MutationResult, PushMutation, PushStatus, ServerEntity};
+use tideway_protocol::{
+    codes, data_size, decide, Decision, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity,
+    MAX_CONFLICT_CURRENT_BYTES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -191,23 +194,10 @@ impl Store {
     /// Applies a validated batch in mutationId order, in one transaction with the
     /// idempotency records, and answers one result per mutation.
     pub async fn push(&self, user: &str, client_id: &str, mutations: &[PushMutation]) -> Result<Vec<MutationResult>> {
-        let (Some(first), Some(last)) = (mutations.first(), mutations.last()) else {
+        if mutations.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let mut w = self.begin_write(user).await?;
-        let recorded: HashMap<i64, String> = sqlx::query(
-            "SELECT mutation_id, result FROM tw_mutations \
-             WHERE user_id = $1 AND client_id = $2 AND mutation_id >= $3 AND mutation_id <= $4",
-        )
-        .bind(user)
-        .bind(client_id)
-        .bind(first.mutation_id as i64)
-        .bind(last.mutation_id as i64)
-        .fetch_all(&mut *w.tx)
-        .await?
-        .into_iter()
-        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
-        .collect::<Result<_, sqlx::Error>>()?;
         let mut highest: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(mutation_id), 0) FROM tw_mutations WHERE user_id = $1 AND client_id = $2",
         )
@@ -215,33 +205,50 @@ impl Store {
         .bind(client_id)
         .fetch_one(&mut *w.tx)
         .await?;
+        // Only ids at or below the highest processed can have a record: look up
+        // exactly those, never every record in the span of the batch's ids.
+        let seen: Vec<i64> = mutations.iter().map(|m| m.mutation_id as i64).filter(|id| *id <= highest).collect();
+        let recorded = w.recorded_results(client_id, &seen).await?;
 
+        let mut budget = CurrentBudget { remaining: MAX_CONFLICT_CURRENT_BYTES, exhausted: false };
         let mut results = Vec::with_capacity(mutations.len());
         for m in mutations {
             let id = m.mutation_id as i64;
-            if let Some(stored) = recorded.get(&id) {
-                let result = serde_json::from_str(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                results.push(result);
-                continue;
-            }
-            let result = if id <= highest {
-                rejected(m.mutation_id, codes::OUT_OF_ORDER, format!(
-                    "mutationId {} is not above {highest}, the highest this client already pushed; \
-                     mutations of a client must arrive in increasing order",
-                    m.mutation_id
-                ))
-            } else {
-                w.apply(m).await?
+            let mut result = match recorded.get(&id) {
+                Some(stored) => {
+                    let mut result: MutationResult =
+                        serde_json::from_str(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    // Records written by older versions of this server may hold the data.
+                    result.current = None;
+                    result
+                }
+                None => {
+                    let result = if id <= highest {
+                        rejected(m.mutation_id, codes::OUT_OF_ORDER, format!(
+                            "mutationId {} is not above {highest}, the highest this client already pushed; \
+                             mutations of a client must arrive in increasing order",
+                            m.mutation_id
+                        ))
+                    } else {
+                        w.apply(m).await?
+                    };
+                    // The record keeps the version a conflict met, never the entity's
+                    // data: a replay reads the data again (see attach_current).
+                    let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result) VALUES ($1, $2, $3, $4)")
+                        .bind(user)
+                        .bind(client_id)
+                        .bind(id)
+                        .bind(stored)
+                        .execute(&mut *w.tx)
+                        .await?;
+                    highest = highest.max(id);
+                    result
+                }
             };
-            let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result) VALUES ($1, $2, $3, $4)")
-                .bind(user)
-                .bind(client_id)
-                .bind(id)
-                .bind(stored)
-                .execute(&mut *w.tx)
-                .await?;
-            highest = highest.max(id);
+            if result.status == PushStatus::Conflict {
+                w.attach_current(&mut result, m, &mut budget).await?;
+            }
             results.push(result);
         }
         w.commit().await?;
@@ -419,6 +426,14 @@ fn rejected(mutation_id: u64, code: &str, message: String) -> MutationResult {
     }
 }
 
+/// How many bytes of `current` data a push response may still carry.
+struct CurrentBudget {
+    remaining: usize,
+    /// Set once a `current` did not fit: later conflicts go without, so the
+    /// server never reads more than the budget plus one entity's data.
+    exhausted: bool,
+}
+
 /// A write transaction holding one user's lock.
 struct UserWrite {
     tx: Transaction<'static, Any>,
@@ -441,8 +456,73 @@ impl UserWrite {
         row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
     }
 
+    /// The entity without its data (`data` is empty): all the apply rule needs
+    /// unless a patch applies.
+    async fn load_head(&mut self, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
+        let row = sqlx::query(
+            "SELECT collection, id, CAST('{}' AS TEXT), version, updated_at, deleted, seq FROM tw_entities \
+             WHERE user_id = $1 AND collection = $2 AND id = $3",
+        )
+        .bind(&self.user)
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
+    }
+
+    /// The stored results of this client's mutations among `ids`.
+    async fn recorded_results(&mut self, client_id: &str, ids: &[i64]) -> Result<HashMap<i64, String>> {
+        let mut recorded = HashMap::new();
+        // Bounded lists keep each statement well under both databases' parameter limits.
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT mutation_id, result FROM tw_mutations WHERE user_id = $1 AND client_id = $2 AND mutation_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(&self.user).bind(client_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                recorded.insert(row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Puts the entity's data in a conflict's `current` while the response's
+    /// budget allows, and only if the entity is still at the version the
+    /// conflict met (a replay may come after later changes).
+    async fn attach_current(&mut self, result: &mut MutationResult, m: &PushMutation, budget: &mut CurrentBudget) -> Result<()> {
+        let Some(version) = result.version else {
+            return Ok(());
+        };
+        if budget.exhausted {
+            return Ok(());
+        }
+        let Some(entity) = self.load(&m.collection, &m.id).await? else {
+            return Ok(());
+        };
+        if entity.version != version {
+            return Ok(());
+        }
+        let size = data_size(&entity.data);
+        if size > budget.remaining {
+            budget.exhausted = true;
+            return Ok(());
+        }
+        budget.remaining -= size;
+        result.current = Some(entity);
+        Ok(())
+    }
+
     async fn apply(&mut self, m: &PushMutation) -> Result<MutationResult> {
-        let current = self.load(&m.collection, &m.id).await?;
+        let mut current = self.load_head(&m.collection, &m.id).await?;
+        if m.op == Op::Patch && current.as_ref().is_some_and(|c| !c.deleted && c.version == m.base_version) {
+            current = self.load(&m.collection, &m.id).await?;
+        }
         let mut result = rejected(m.mutation_id, "", String::new());
         match decide(current.as_ref(), m) {
             Decision::Write { data, deleted } => {
@@ -457,7 +537,6 @@ impl UserWrite {
                 result.status = PushStatus::Conflict;
                 result.version = current.as_ref().map(|c| c.version);
                 result.server_updated_at = current.as_ref().map(|c| c.server_updated_at);
-                result.current = current;
                 result.error = None;
             }
             Decision::Reject { code, message } => {

@@ -42,6 +42,7 @@ on_both_databases!(
     two_server_processes_share_one_database,
     hostile_requests_get_json_4xx_and_change_nothing,
     cors_and_health,
+    conflicts_carry_bounded_data_and_records_keep_none,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -570,4 +571,31 @@ async fn cors_and_health(db: TestDb) {
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
     assert_eq!(denied.header("access-control-allow-origin"), Some("http://localhost:8080"));
     assert!(denied.header("access-control-expose-headers").unwrap_or("").contains("etag"));
+}
+
+async fn conflicts_carry_bounded_data_and_records_keep_none(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let blob = "x".repeat(1024 * 1024 - 64);
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "big", json!({"blob": blob}), 0)])).await;
+    // 1000 stale deletes of one 1 MiB entity: a small request that used to answer
+    // and store 1000 copies of the entity.
+    let stale: Vec<Value> = (2..=1001).map(|n| delete(n, "notes", "big", 7)).collect();
+    let reply = api.push(ALICE, "c1", Value::Array(stale.clone())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let results = reply.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1000);
+    assert!(results.iter().all(|r| r["status"] == "conflict" && r["version"] == 1), "every result says the version it met");
+    let with_current = results.iter().filter(|r| r.get("current").is_some()).count();
+    assert!((1..=2).contains(&with_current), "{with_current} results carry the entity's data");
+    assert_eq!(results[0]["current"]["data"]["blob"].as_str().map(str::len), Some(blob.len()), "the first conflict has its data");
+    let body_bytes = serde_json::to_vec(&reply.body).expect("json").len();
+    assert!(body_bytes <= 2 * 1024 * 1024 + 200_000, "the answer is {body_bytes} bytes");
+    // The records keep the version, not the data.
+    let records: usize = db.dump().await.iter().filter(|row| row.starts_with("mutation |")).map(String::len).sum();
+    assert!(records < 400_000, "the push's records take {records} bytes");
+    // A replay answers the same results, within the same budget.
+    let replay = api.push(ALICE, "c1", Value::Array(stale)).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.body, reply.body);
 }

@@ -24,6 +24,10 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_PUSH_MUTATIONS: usize = 1000;
 /// The most changes one `GET /v1/pull` page may ask for.
 pub const MAX_PULL_LIMIT: usize = 1000;
+/// The bytes of entity data after which a `GET /v1/pull` page stops, before
+/// `limit` is reached (`hasMore` is then `true`). A page always holds at least
+/// one change, so one entity of up to [`MAX_DATA_BYTES`] is always delivered.
+pub const MAX_PULL_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// The page size of `GET /v1/pull` when `limit` is absent.
 pub const DEFAULT_PULL_LIMIT: usize = 100;
 /// The longest client id, in bytes.

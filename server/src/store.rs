@@ -18,7 +18,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tideway_protocol::{
     codes, data_size, decide, Decision, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity,
-    MAX_CONFLICT_CURRENT_BYTES,
+    MAX_CONFLICT_CURRENT_BYTES, MAX_PULL_PAGE_BYTES,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -275,22 +275,53 @@ impl Store {
                 "deletions after this cursor were purged; pull again from the start".into(),
             ));
         }
-        let rows = sqlx::query(&format!(
-            "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        // First the page's extent from sequence numbers and sizes alone: the data
+        // of rows beyond the byte budget, and of the row that tells whether there
+        // is more, is never read.
+        let size = match self.backend {
+            Backend::Sqlite => "length(CAST(data AS BLOB))",
+            Backend::Postgres => "octet_length(data)",
+        };
+        let heads = sqlx::query(&format!(
+            "SELECT seq, CAST({size} AS BIGINT) FROM tw_entities WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         ))
         .bind(user)
         .bind(after)
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        let has_more = rows.len() > limit;
-        let mut changes = Vec::with_capacity(limit.min(rows.len()));
-        let mut last = after;
-        for row in rows.iter().take(limit) {
-            let (entity, seq) = entity_from_row(row)?;
-            changes.push(entity);
-            last = seq;
+        let mut page_end = after;
+        let mut taken = 0;
+        let mut bytes = 0usize;
+        for row in &heads {
+            let row_bytes = row.try_get::<i64, _>(1)?.max(0) as usize;
+            if taken == limit || (taken > 0 && bytes + row_bytes > MAX_PULL_PAGE_BYTES) {
+                break;
+            }
+            bytes += row_bytes;
+            taken += 1;
+            page_end = row.try_get(0)?;
         }
+        let has_more = heads.len() > taken;
+        // A row of the range that a writer moved meanwhile now has a sequence number
+        // above every existing one, so the next page delivers it: nothing is skipped.
+        let rows = if taken == 0 {
+            Vec::new()
+        } else {
+            sqlx::query(&format!(
+                "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+            ))
+            .bind(user)
+            .bind(after)
+            .bind(page_end)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            changes.push(entity_from_row(row)?.0);
+        }
+        let last = page_end;
         Ok(PullOutcome::Page { changes, last_seq: last, has_more })
     }
 

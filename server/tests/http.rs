@@ -43,6 +43,7 @@ on_both_databases!(
     hostile_requests_get_json_4xx_and_change_nothing,
     cors_and_health,
     conflicts_carry_bounded_data_and_records_keep_none,
+    pull_pages_stop_at_a_byte_budget,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -598,4 +599,29 @@ async fn conflicts_carry_bounded_data_and_records_keep_none(db: TestDb) {
     let replay = api.push(ALICE, "c1", Value::Array(stale)).await;
     assert_eq!(replay.status, StatusCode::OK);
     assert_eq!(replay.body, reply.body);
+}
+
+async fn pull_pages_stop_at_a_byte_budget(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let blob = "y".repeat(900 * 1024);
+    for n in 0..5u64 {
+        let r = api.push_ok(ALICE, "c1", json!([put(n + 1, "blobs", &format!("b{n}"), json!({"blob": blob}), 0)])).await;
+        assert_eq!(r[0]["status"], "applied");
+    }
+    api.push_ok(ALICE, "c1", json!([put(6, "notes", "small", json!({"t": 1}), 0)])).await;
+    // limit would allow all six; the 4 MiB budget stops the page after four blobs.
+    let first = api.pull(ALICE, "", 1000).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let page = first.body["changes"].as_array().expect("changes");
+    assert_eq!(page.len(), 4, "a page stops before passing the byte budget");
+    assert_eq!(first.body["hasMore"], true);
+    let cursor = first.body["cursor"].as_str().expect("cursor");
+    let (rest, _) = api.pull_all(ALICE, cursor, 1000).await;
+    let ids: Vec<&str> = page.iter().chain(rest.iter()).map(|c| c["id"].as_str().unwrap_or("")).collect();
+    assert_eq!(ids, ["b0", "b1", "b2", "b3", "b4", "small"], "every change once, in order");
+    // A page always holds at least one change, however large.
+    let one = api.pull(ALICE, cursor, 1).await;
+    assert_eq!(one.body["changes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(one.body["hasMore"], true);
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::http::HeaderValue;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use tideway_protocol::validate_entity_id;
 
 use crate::app::CorsPolicy;
@@ -13,9 +13,15 @@ use crate::tokens::Tokens;
 /// Reference sync server for Tideway: idempotent batched push, cursor pull,
 /// per-entity REST with ETags, per-user isolation. SQLite by default; point
 /// --db at PostgreSQL to run several processes side by side.
+///
+/// Without a command it serves the API; the commands below maintain a database
+/// and exit.
 #[derive(Debug, Parser)]
 #[command(name = "tideway-server", version)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on. Port 0 picks a free port; the bound address is
     /// printed on stdout as "tideway-server listening on http://ADDR".
     #[arg(long, env = "TIDEWAY_LISTEN", default_value = "127.0.0.1:8787")]
@@ -23,7 +29,7 @@ pub struct Cli {
 
     /// Database URL: sqlite://PATH (the file is created if missing) or
     /// postgres://USER[:PASSWORD]@HOST:PORT/DATABASE. Tables are created on start.
-    #[arg(long, env = "TIDEWAY_DB", default_value = "sqlite://tideway.db")]
+    #[arg(long, env = "TIDEWAY_DB", default_value = "sqlite://tideway.db", global = true)]
     pub db: String,
 
     /// Directory of static files served under / (for example the demo app in www/).
@@ -55,6 +61,18 @@ pub struct Cli {
     /// The level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// Maintenance of a database; each runs once and exits.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Give the database a new epoch, so that every cursor issued before answers
+    /// 410 and its client pulls again from the start. Run it after restoring the
+    /// database from a backup: the sequence numbers handed out since the backup
+    /// will be handed out again, and a client holding a cursor from after the
+    /// backup would otherwise skip those changes silently. Running servers see the
+    /// new epoch at their next pull.
+    RotateEpoch,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

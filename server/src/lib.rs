@@ -18,7 +18,7 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use cli::{Cli, ConfigError};
+use cli::{Cli, Command, ConfigError};
 use app::AppState;
 use store::{Store, StoreError};
 
@@ -34,8 +34,22 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes in-flight requests and returns.
+/// Runs the command given on the command line: a maintenance command, or by
+/// default the server.
 pub async fn run(cli: Cli) -> Result<(), StartError> {
+    match cli.command {
+        Some(Command::RotateEpoch) => {
+            let store = Store::open(&cli.db, 1).await?;
+            let epoch = store.rotate_epoch().await?;
+            println!("tideway-server: new database epoch {epoch}; every cursor issued before answers 410 from now on");
+            Ok(())
+        }
+        None => serve(cli).await,
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes in-flight requests and returns.
+async fn serve(cli: Cli) -> Result<(), StartError> {
     let tokens = cli.tokens()?;
     let cors = cli.cors()?;
     let store = Store::open(&cli.db, cli.max_connections).await?;

@@ -83,8 +83,8 @@ async fn push(
 }
 
 async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQuery) -> Result<Json<PullResponse>, ApiError> {
-    let epoch = state.store.epoch();
-    let after = cursor::decode(epoch, query.cursor.as_deref()).map_err(|e| match e {
+    let epoch = state.store.epoch().await?;
+    let after = cursor::decode(&epoch, query.cursor.as_deref()).map_err(|e| match e {
         CursorError::Malformed => ApiError::bad_request(tideway_protocol::codes::INVALID_CURSOR, "the cursor is not one this server issued"),
         CursorError::ForeignEpoch => ApiError::CursorExpired(
             "the cursor belongs to another database (was the server's database replaced?); pull again from the start".into(),
@@ -92,7 +92,7 @@ async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQ
     })?;
     match state.store.pull(&user, after, query.limit).await? {
         PullOutcome::Page { changes, last_seq, has_more } => {
-            Ok(Json(PullResponse { changes, cursor: cursor::encode(epoch, last_seq), has_more }))
+            Ok(Json(PullResponse { changes, cursor: cursor::encode(&epoch, last_seq), has_more }))
         }
         PullOutcome::Expired(message) => Err(ApiError::CursorExpired(message)),
     }

@@ -44,6 +44,7 @@ on_both_databases!(
     cors_and_health,
     conflicts_carry_bounded_data_and_records_keep_none,
     pull_pages_stop_at_a_byte_budget,
+    rotating_the_epoch_expires_every_cursor,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -624,4 +625,27 @@ async fn pull_pages_stop_at_a_byte_budget(db: TestDb) {
     let one = api.pull(ALICE, cursor, 1).await;
     assert_eq!(one.body["changes"].as_array().map(Vec::len), Some(1));
     assert_eq!(one.body["hasMore"], true);
+}
+
+async fn rotating_the_epoch_expires_every_cursor(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({}), 0)])).await;
+    let (_, cursor) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(api.pull(ALICE, &cursor, 10).await.status, StatusCode::OK);
+    // As after restoring a backup: the operator rotates the epoch.
+    let out = run_server_command(&["rotate-epoch", "--db", &db.url]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The running server sees the new epoch at once: the old cursor is refused...
+    let reply = api.pull(ALICE, &cursor, 10).await;
+    assert_eq!(reply.status, StatusCode::GONE, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "cursor_expired");
+    // ...and pulling from the start gives everything and a cursor that works.
+    let (changes, fresh) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(changes.len(), 1);
+    assert_ne!(fresh, cursor);
+    assert_eq!(api.pull(ALICE, &fresh, 10).await.status, StatusCode::OK);
+    drop(server);
+    let restarted = Server::start(&db).await;
+    assert_eq!(restarted.api().pull(ALICE, &fresh, 10).await.status, StatusCode::OK, "the new epoch is kept");
 }

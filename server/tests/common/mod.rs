@@ -89,6 +89,16 @@ impl TestDb {
     }
 }
 
+/// Runs `tideway-server` with `args` (a maintenance command) to its end.
+pub async fn run_server_command(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tideway-server"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run tideway-server")
+}
+
 /// A running `tideway-server` process; killed when dropped.
 pub struct Server {
     pub base: String,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::http::HeaderValue;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -53,6 +54,21 @@ pub struct Cli {
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 
+    /// How long push results, Idempotency-Key outcomes and tombstones are kept
+    /// (for example 30d, 12h, 90m, 0s). A client whose cursor is older than a
+    /// purged tombstone gets 410 and pulls again from the start; a push replayed
+    /// after its result was purged is answered `rejected` `out_of_order`. Keep it
+    /// longer than clients stay offline.
+    #[arg(long, env = "TIDEWAY_RETENTION", default_value = "30d", value_parser = parse_duration, global = true)]
+    pub retention: Duration,
+
+    /// How often the server purges what is older than --retention; 0 turns the
+    /// schedule off (then run `tideway-server purge` from cron or by hand). With
+    /// several processes on one database each purges on its own schedule, which is
+    /// harmless.
+    #[arg(long, env = "TIDEWAY_PURGE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub purge_interval: Duration,
+
     /// The most database connections this process opens.
     #[arg(long, env = "TIDEWAY_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
@@ -73,6 +89,28 @@ pub enum Command {
     /// backup would otherwise skip those changes silently. Running servers see the
     /// new epoch at their next pull.
     RotateEpoch,
+    /// Remove what is older than --retention (push results but each client's
+    /// latest, Idempotency-Key outcomes, tombstones), print what was removed and
+    /// exit. The server does the same every --purge-interval.
+    Purge,
+}
+
+/// A duration as `<number><unit>` with unit ms, s, m, h or d (a bare number is
+/// seconds): `30d`, `1h`, `500ms`, `0`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30d, 12h, 90m, 10s or 500ms"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?} has an unknown unit: use ms, s, m, h or d")),
+    };
+    n.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -143,5 +181,22 @@ fn redact(line: &str) -> String {
     match line.split_once(':') {
         Some((_, user)) => format!("***:{user}"),
         None => "***".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "d", "-1s", "1.5h", "3w", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -44,6 +44,15 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             println!("tideway-server: new database epoch {epoch}; every cursor issued before answers 410 from now on");
             Ok(())
         }
+        Some(Command::Purge) => {
+            let store = Store::open(&cli.db, 1).await?;
+            let report = store.purge(cli.retention).await?;
+            println!(
+                "tideway-server: purged {} push results, {} Idempotency-Key outcomes and {} tombstones older than {:?}",
+                report.push_records, report.rest_records, report.tombstones, cli.retention
+            );
+            Ok(())
+        }
         None => serve(cli).await,
     }
 }
@@ -54,6 +63,9 @@ async fn serve(cli: Cli) -> Result<(), StartError> {
     let cors = cli.cors()?;
     let store = Store::open(&cli.db, cli.max_connections).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
+    if !cli.purge_interval.is_zero() {
+        tokio::spawn(purge_on_schedule(store.clone(), cli.retention, cli.purge_interval));
+    }
     let state = Arc::new(AppState { store, tokens });
     let app = routes::router(state, cli.static_dir.clone(), cors);
     let listener =
@@ -63,6 +75,20 @@ async fn serve(cli: Cli) -> Result<(), StartError> {
     println!("tideway-server listening on http://{addr}");
     tracing::info!(%addr, "listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)
+}
+
+/// Purges every `interval`, starting one interval after start-up; a failed purge
+/// is logged and tried again at the next tick.
+async fn purge_on_schedule(store: Store, retention: std::time::Duration, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.purge(retention).await {
+            Ok(report) => tracing::info!(?report, "purged records older than the retention period"),
+            Err(error) => tracing::warn!(%error, "purge failed; trying again at the next interval"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

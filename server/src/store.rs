@@ -61,10 +61,12 @@ pub enum Backend {
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     // One row per user: the last change sequence number handed out (and the lock
-    // that serializes the user's writers), and the sequence up to which tombstones
-    // were purged (cursors below it answer 410).
+    // that serializes the user's writers), the sequence up to which tombstones
+    // were purged (cursors below it answer 410), and the highest version a purged
+    // tombstone had (an entity created again starts above it, so that clients
+    // holding the tombstone take the new entity as newer).
     "CREATE TABLE IF NOT EXISTS tw_user_seq (user_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, \
-     purged_through BIGINT NOT NULL DEFAULT 0)",
+     purged_through BIGINT NOT NULL DEFAULT 0, purged_version BIGINT NOT NULL DEFAULT 0)",
     // The latest state of each entity, tombstones included; `seq` is the change
     // sequence number of its latest change, so pull is a range scan on (user_id, seq).
     "CREATE TABLE IF NOT EXISTS tw_entities (user_id TEXT NOT NULL, collection TEXT NOT NULL, \
@@ -73,17 +75,30 @@ const SCHEMA: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS tw_entities_by_seq ON tw_entities (user_id, seq)",
     // The result of every mutation a client pushed, written in the same transaction
     // as its effect: a replay answers from here and changes nothing.
+    // `created_at` (ms) lets `purge` drop records past the retention period.
     "CREATE TABLE IF NOT EXISTS tw_mutations (user_id TEXT NOT NULL, client_id TEXT NOT NULL, \
-     mutation_id BIGINT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (user_id, client_id, mutation_id))",
+     mutation_id BIGINT NOT NULL, result TEXT NOT NULL, created_at BIGINT NOT NULL DEFAULT 0, \
+     PRIMARY KEY (user_id, client_id, mutation_id))",
     // The outcome of every REST write sent with an Idempotency-Key.
     "CREATE TABLE IF NOT EXISTS tw_rest_requests (user_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, \
-     fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (user_id, idempotency_key))",
+     fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, created_at BIGINT NOT NULL DEFAULT 0, \
+     PRIMARY KEY (user_id, idempotency_key))",
 ];
 
-/// Takes the user's lock row and reads the last sequence number handed out.
-/// The no-op update is what locks an existing row in PostgreSQL.
+/// Columns added after the first release, for databases created before them:
+/// (table, column, definition). Rows from before count as created at time 0, so
+/// the first purge treats them as old.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("tw_user_seq", "purged_version", "BIGINT NOT NULL DEFAULT 0"),
+    ("tw_mutations", "created_at", "BIGINT NOT NULL DEFAULT 0"),
+    ("tw_rest_requests", "created_at", "BIGINT NOT NULL DEFAULT 0"),
+];
+
+/// Takes the user's lock row and reads the last sequence number handed out and
+/// what was purged. The no-op update is what locks an existing row in PostgreSQL.
 const LOCK_USER: &str = "INSERT INTO tw_user_seq (user_id, last_seq) VALUES ($1, 0) \
-     ON CONFLICT (user_id) DO UPDATE SET last_seq = tw_user_seq.last_seq RETURNING last_seq";
+     ON CONFLICT (user_id) DO UPDATE SET last_seq = tw_user_seq.last_seq \
+     RETURNING last_seq, purged_through, purged_version";
 
 const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted, seq";
 
@@ -91,6 +106,14 @@ const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+}
+
+/// What one purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub push_records: u64,
+    pub rest_records: u64,
+    pub tombstones: u64,
 }
 
 /// One page of `pull`, or why the cursor cannot be served.
@@ -200,8 +223,73 @@ impl Store {
 
     async fn begin_write(&self, user: &str) -> Result<UserWrite> {
         let mut tx = self.pool.begin().await?;
-        let last_seq: i64 = sqlx::query_scalar(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
-        Ok(UserWrite { tx, user: user.to_string(), start_seq: last_seq, last_seq, now: now_ms() })
+        let row = sqlx::query(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
+        let last_seq: i64 = row.try_get(0)?;
+        Ok(UserWrite {
+            tx,
+            user: user.to_string(),
+            start_seq: last_seq,
+            last_seq,
+            purged_through: row.try_get(1)?,
+            purged_version: row.try_get(2)?,
+            now: now_ms(),
+        })
+    }
+
+    /// Removes what is older than `retention`: push results (except each
+    /// client's latest, which tells later pushes which ids were already used),
+    /// Idempotency-Key outcomes, and tombstones. A user's purged tombstones raise
+    /// their `purged_through`, so cursors that had not yet delivered them answer
+    /// 410 and their clients pull again from the start.
+    pub async fn purge(&self, retention: Duration) -> Result<PurgeReport> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let mut report = PurgeReport::default();
+        report.push_records = sqlx::query(
+            "DELETE FROM tw_mutations WHERE created_at <= $1 AND mutation_id < (SELECT MAX(m.mutation_id) \
+             FROM tw_mutations m WHERE m.user_id = tw_mutations.user_id AND m.client_id = tw_mutations.client_id)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        report.rest_records = sqlx::query("DELETE FROM tw_rest_requests WHERE created_at <= $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let users: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT user_id FROM tw_entities WHERE deleted = 1 AND updated_at <= $1")
+                .bind(cutoff)
+                .fetch_all(&self.pool)
+                .await?;
+        for user in users {
+            // Under the user's lock, so no writer revives a tombstone half way.
+            let mut w = self.begin_write(&user).await?;
+            let row = sqlx::query(
+                "SELECT MAX(seq), MAX(version) FROM tw_entities WHERE user_id = $1 AND deleted = 1 AND updated_at <= $2",
+            )
+            .bind(&user)
+            .bind(cutoff)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            let (Some(through), Some(version)) = (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?) else {
+                continue;
+            };
+            sqlx::query("UPDATE tw_user_seq SET purged_through = $2, purged_version = $3 WHERE user_id = $1")
+                .bind(&user)
+                .bind(through.max(w.purged_through))
+                .bind(version.max(w.purged_version))
+                .execute(&mut *w.tx)
+                .await?;
+            report.tombstones += sqlx::query("DELETE FROM tw_entities WHERE user_id = $1 AND deleted = 1 AND updated_at <= $2")
+                .bind(&user)
+                .bind(cutoff)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+            w.commit().await?;
+        }
+        Ok(report)
     }
 
     /// Applies a validated batch in mutationId order, in one transaction with the
@@ -248,11 +336,15 @@ impl Store {
                     // The record keeps the version a conflict met, never the entity's
                     // data: a replay reads the data again (see attach_current).
                     let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    sqlx::query("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result) VALUES ($1, $2, $3, $4)")
+                    sqlx::query(
+                        "INSERT INTO tw_mutations (user_id, client_id, mutation_id, result, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
                         .bind(user)
                         .bind(client_id)
                         .bind(id)
                         .bind(stored)
+                        .bind(w.now)
                         .execute(&mut *w.tx)
                         .await?;
                     highest = highest.max(id);
@@ -270,24 +362,6 @@ impl Store {
 
     /// The user's changes after sequence number `after`, oldest first.
     pub async fn pull(&self, user: &str, after: i64, limit: usize) -> Result<PullOutcome> {
-        let row = sqlx::query("SELECT last_seq, purged_through FROM tw_user_seq WHERE user_id = $1")
-            .bind(user)
-            .fetch_optional(&self.pool)
-            .await?;
-        let (last_seq, purged_through) = match row {
-            Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?),
-            None => (0, 0),
-        };
-        if after > last_seq {
-            return Ok(PullOutcome::Expired(
-                "the cursor is ahead of this server's history (was the database restored?); pull again from the start".into(),
-            ));
-        }
-        if after > 0 && after < purged_through {
-            return Ok(PullOutcome::Expired(
-                "deletions after this cursor were purged; pull again from the start".into(),
-            ));
-        }
         // First the page's extent from sequence numbers and sizes alone: the data
         // of rows beyond the byte budget, and of the row that tells whether there
         // is more, is never read.
@@ -335,6 +409,27 @@ impl Store {
             changes.push(entity_from_row(row)?.0);
         }
         let last = page_end;
+        // Read after the page: a purge commits its tombstone deletions together with
+        // the raised `purged_through`, so a page that missed a purged tombstone is
+        // always followed by a read that sees the purge.
+        let row = sqlx::query("SELECT last_seq, purged_through FROM tw_user_seq WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (last_seq, purged_through) = match row {
+            Some(row) => (row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?),
+            None => (0, 0),
+        };
+        if after > last_seq {
+            return Ok(PullOutcome::Expired(
+                "the cursor is ahead of this server's history (was the database restored?); pull again from the start".into(),
+            ));
+        }
+        if after > 0 && after < purged_through {
+            return Ok(PullOutcome::Expired(
+                "deletions after this cursor were purged; pull again from the start".into(),
+            ));
+        }
         Ok(PullOutcome::Page { changes, last_seq: last, has_more })
     }
 
@@ -409,11 +504,15 @@ impl Store {
         };
         if let Some((key, fingerprint)) = idempotency {
             let stored = serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("INSERT INTO tw_rest_requests (user_id, idempotency_key, fingerprint, outcome) VALUES ($1, $2, $3, $4)")
+            sqlx::query(
+                "INSERT INTO tw_rest_requests (user_id, idempotency_key, fingerprint, outcome, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
                 .bind(user)
                 .bind(key)
                 .bind(fingerprint)
                 .bind(stored)
+                .bind(w.now)
                 .execute(&mut *w.tx)
                 .await?;
         }
@@ -431,6 +530,12 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
     }
     for statement in SCHEMA {
         sqlx::query(statement).execute(&mut *conn).await?;
+    }
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present = sqlx::query(&format!("SELECT {column} FROM {table} WHERE 1 = 0")).execute(&mut *conn).await.is_ok();
+        if !present {
+            sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}")).execute(&mut *conn).await?;
+        }
     }
     let fresh = uuid::Uuid::new_v4().simple().to_string();
     sqlx::query("INSERT INTO tw_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING")
@@ -483,6 +588,9 @@ struct UserWrite {
     user: String,
     start_seq: i64,
     last_seq: i64,
+    purged_through: i64,
+    /// The highest version of a purged tombstone of this user.
+    purged_version: i64,
     now: i64,
 }
 
@@ -599,6 +707,9 @@ impl UserWrite {
         deleted: bool,
     ) -> Result<ServerEntity> {
         let current_version = current.map_or(0, |c| c.version) as i64;
+        // An entity created where a tombstone was purged continues above its
+        // version, so a client still holding the tombstone sees a newer version.
+        let next_version = if current.is_none() { current_version.max(self.purged_version) + 1 } else { current_version + 1 };
         self.last_seq += 1;
         let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let done = sqlx::query(
@@ -612,7 +723,7 @@ impl UserWrite {
         .bind(collection)
         .bind(id)
         .bind(text)
-        .bind(current_version + 1)
+        .bind(next_version)
         .bind(self.now)
         .bind(deleted as i64)
         .bind(self.last_seq)
@@ -627,7 +738,7 @@ impl UserWrite {
             collection: collection.to_string(),
             id: id.to_string(),
             data,
-            version: current_version as u64 + 1,
+            version: next_version as u64,
             server_updated_at: self.now,
             deleted,
         })

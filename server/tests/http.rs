@@ -45,6 +45,7 @@ on_both_databases!(
     conflicts_carry_bounded_data_and_records_keep_none,
     pull_pages_stop_at_a_byte_budget,
     rotating_the_epoch_expires_every_cursor,
+    purge_drops_old_records_and_expires_cursors_behind_it,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -648,4 +649,65 @@ async fn rotating_the_epoch_expires_every_cursor(db: TestDb) {
     drop(server);
     let restarted = Server::start(&db).await;
     assert_eq!(restarted.api().pull(ALICE, &fresh, 10).await.status, StatusCode::OK, "the new epoch is kept");
+}
+
+async fn purge_drops_old_records_and_expires_cursors_behind_it(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({"t": 1}), 0), put(2, "notes", "b", json!({}), 0)])).await;
+    api.push_ok(BOB, "c1", json!([put(1, "notes", "kept", json!({}), 0)])).await;
+    let (_, behind) = api.pull_all(ALICE, "", 10).await;
+    let deleted = api.push_ok(ALICE, "c1", json!([delete(3, "notes", "a", 1)])).await;
+    let rest = api.json(Method::PUT, "/v1/collections/notes/r", ALICE, &[("idempotency-key", "k1")], &json!({})).await;
+    assert_eq!(rest.status, StatusCode::CREATED);
+    let (_, caught_up) = api.pull_all(ALICE, &behind, 10).await;
+
+    let out = run_server_command(&["purge", "--db", &db.url, "--retention", "0s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = db.dump().await;
+    assert!(!rows.iter().any(|r| r.starts_with("entity |") && r.contains("| a |")), "the tombstone is gone: {rows:#?}");
+    assert!(!rows.iter().any(|r| r.starts_with("rest |")), "Idempotency-Key outcomes are gone");
+    let records: Vec<&String> = rows.iter().filter(|r| r.starts_with("mutation |")).collect();
+    assert_eq!(records.len(), 2, "only each client's latest result is kept: {records:#?}");
+    assert!(records.iter().any(|r| r.contains("| alice | c1 | 3 |")) && records.iter().any(|r| r.contains("| bob | c1 | 1 |")));
+
+    // A cursor that had not delivered the purged tombstone cannot be served...
+    let reply = api.pull(ALICE, &behind, 10).await;
+    assert_eq!(reply.status, StatusCode::GONE, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "cursor_expired");
+    // ...one that had can, and so can a pull from the start, without the tombstone.
+    assert_eq!(api.pull(ALICE, &caught_up, 10).await.status, StatusCode::OK);
+    let (all, _) = api.pull_all(ALICE, "", 10).await;
+    let ids: Vec<&str> = all.iter().map(|c| c["id"].as_str().unwrap_or("")).collect();
+    assert_eq!(ids, ["b", "r"]);
+    assert_eq!(api.pull_all(BOB, "", 10).await.0.len(), 1, "Bob kept his entity");
+    // The latest result still answers its replay, and ids below it stay used.
+    assert_eq!(api.push_ok(ALICE, "c1", json!([delete(3, "notes", "a", 1)])).await, deleted);
+    let late = api.push_ok(ALICE, "c1", json!([put(2, "notes", "b", json!({}), 0)])).await;
+    assert_eq!(late[0]["error"]["code"], "out_of_order");
+    // An entity created again continues above the purged tombstone's version.
+    let again = api.push_ok(ALICE, "c1", json!([put(4, "notes", "a", json!({"t": 2}), 0)])).await;
+    assert_eq!(again[0]["status"], "applied");
+    assert_eq!(again[0]["version"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_purges_on_its_schedule() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--retention", "0s", "--purge-interval", "1s"]).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({}), 0)])).await;
+    let (_, behind) = api.pull_all(ALICE, "", 10).await;
+    api.push_ok(ALICE, "c1", json!([delete(2, "notes", "a", 1)])).await;
+    // No purge command: the server's own schedule must remove the tombstone.
+    let mut expired = false;
+    for _ in 0..600 {
+        if api.pull(ALICE, &behind, 10).await.status == StatusCode::GONE {
+            expired = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(expired, "the scheduled purge removed the tombstone behind the cursor");
+    assert!(!db.dump().await.iter().any(|r| r.starts_with("entity |")));
 }

@@ -107,8 +107,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(db: &TestDb) -> Server {
+        Server::start_with(db, &[]).await
+    }
+
+    /// A server with extra command-line flags.
+    pub async fn start_with(db: &TestDb, flags: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tideway-server"))
             .args(["--listen", "127.0.0.1:0", "--db", &db.url, "--max-connections", "8"])
+            .args(flags)
             .args(["--token", &format!("{ALICE}:alice"), "--token", &format!("{BOB}:bob")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

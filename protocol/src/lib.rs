@@ -89,6 +89,9 @@ pub mod codes {
     /// 413: an entity's serialized data exceeds [`super::MAX_DATA_BYTES`].
     /// Also a `rejected` code, when a patch would grow data past the limit.
     pub const DATA_TOO_LARGE: &str = "data_too_large";
+    /// 408: the request was not received and answered in time (a stalled
+    /// upload, or work past the server's request timeout). Retry with backoff.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 415: the body is not sent as `application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     /// 422: an `Idempotency-Key` was reused for a different request.

@@ -2,6 +2,8 @@
 //! extractors, the CORS policy, and the entity tag of a version. It depends on
 //! no other HTTP module, so they can all depend on it without a cycle.
 
+use std::time::Duration;
+
 use axum::http::HeaderValue;
 
 use crate::store::Store;
@@ -10,6 +12,17 @@ use crate::tokens::Tokens;
 pub struct AppState {
     pub store: Store,
     pub tokens: Tokens,
+}
+
+/// How requests are bounded once their headers are in.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// From headers read to response started: body, handler and database.
+    pub request_timeout: Duration,
+    /// The longest pause between two pieces of a request body.
+    pub body_timeout: Duration,
+    /// Requests handled at once; more answer 503 at once.
+    pub max_in_flight: usize,
 }
 
 /// Which browser origins may call the API.

@@ -8,7 +8,8 @@ use axum::http::HeaderValue;
 use clap::{Parser, Subcommand, ValueEnum};
 use tideway_protocol::validate_entity_id;
 
-use crate::app::CorsPolicy;
+use crate::app::{CorsPolicy, RequestLimits};
+use crate::serve::ConnectionLimits;
 use crate::tokens::Tokens;
 
 /// Reference sync server for Tideway: idempotent batched push, cursor pull,
@@ -68,6 +69,34 @@ pub struct Cli {
     /// harmless.
     #[arg(long, env = "TIDEWAY_PURGE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub purge_interval: Duration,
+
+    /// Time a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "TIDEWAY_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// The longest pause allowed between two pieces of a request body (a stalled
+    /// upload answers 408).
+    #[arg(long, env = "TIDEWAY_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Time from a request's headers to its answer, body upload and database work
+    /// included (408 past it; the database work is rolled back).
+    #[arg(long, env = "TIDEWAY_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Connections served at once; more wait in the operating system's backlog.
+    #[arg(long, env = "TIDEWAY_MAX_HTTP_CONNECTIONS", default_value_t = 1024)]
+    pub max_http_connections: usize,
+
+    /// Requests handled at once; more answer 503 `unavailable` with Retry-After.
+    #[arg(long, env = "TIDEWAY_MAX_REQUESTS", default_value_t = 256)]
+    pub max_requests: usize,
+
+    /// On SIGTERM or SIGINT the server stops accepting connections and gives
+    /// in-flight requests this long to finish, then exits.
+    #[arg(long, env = "TIDEWAY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 
     /// The most database connections this process opens.
     #[arg(long, env = "TIDEWAY_MAX_CONNECTIONS", default_value_t = 16)]
@@ -154,6 +183,18 @@ impl Cli {
             return Err(ConfigError::NoTokens);
         }
         Ok(tokens)
+    }
+
+    pub fn request_limits(&self) -> RequestLimits {
+        RequestLimits { request_timeout: self.request_timeout, body_timeout: self.body_timeout, max_in_flight: self.max_requests.max(1) }
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_http_connections,
+            header_timeout: self.header_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        }
     }
 
     pub fn cors(&self) -> Result<CorsPolicy, ConfigError> {

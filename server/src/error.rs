@@ -35,6 +35,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("the request was not received and answered in time")]
+    RequestTimeout,
+    #[error("the server is handling as many requests as it may; retry shortly")]
+    Overloaded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,6 +60,8 @@ impl ApiError {
             ApiError::TooLarge { code, .. } => (StatusCode::PAYLOAD_TOO_LARGE, code),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_MEDIA_TYPE),
             ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, codes::IDEMPOTENCY_KEY_REUSED),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, codes::REQUEST_TIMEOUT),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
             ApiError::Store(e) if e.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
         }
@@ -119,7 +125,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if code == codes::PAYLOAD_TOO_LARGE {
+        if matches!(self, ApiError::Overloaded) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if code == codes::PAYLOAD_TOO_LARGE || code == codes::REQUEST_TIMEOUT {
             // The rest of the body was never read, so this connection cannot carry
             // another request: tell the client not to reuse it.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -30,7 +30,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if body_timed_out(&rejection) {
+                ApiError::RequestTimeout
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge {
                     code: codes::PAYLOAD_TOO_LARGE,
                     message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
@@ -49,6 +51,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         Ok(JsonBody(value, bytes))
     }
+}
+
+/// Whether the body stopped arriving for longer than the body timeout
+/// (`tower_http`'s `RequestBodyTimeoutLayer` fails the body with `TimeoutError`).
+fn body_timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut error = Some(rejection);
+    while let Some(e) = error {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        error = e.source();
+    }
+    false
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

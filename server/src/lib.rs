@@ -13,6 +13,7 @@ pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod serve;
 pub mod store;
 pub mod tokens;
 
@@ -67,14 +68,15 @@ async fn serve(cli: Cli) -> Result<(), StartError> {
         tokio::spawn(purge_on_schedule(store.clone(), cli.retention, cli.purge_interval));
     }
     let state = Arc::new(AppState { store, tokens });
-    let app = routes::router(state, cli.static_dir.clone(), cors);
+    let app = routes::router(state, cli.static_dir.clone(), cors, cli.request_limits());
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.map_err(|source| StartError::Bind { addr: cli.listen, source })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     // On stdout, for whoever started us with port 0 (tests, scripts).
     println!("tideway-server listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)
+    serve::serve(listener, app, cli.connection_limits(), shutdown_signal()).await;
+    Ok(())
 }
 
 /// Purges every `interval`, starting one interval after start-up; a failed purge

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::BoxError;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,19 +16,22 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, MAX_BODY_BYTES};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::app::{etag, AppState, CorsPolicy};
+use crate::app::{etag, AppState, CorsPolicy, RequestLimits};
 use crate::auth::User;
 use crate::cursor::{self, CursorError};
 use crate::error::ApiError;
 use crate::extract::{EntityData, EntityPath, IdempotencyKey, JsonBody, Precondition, PullQuery};
 use crate::store::{PullOutcome, RestAction, RestOutcome};
 
-pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolicy) -> Router {
+pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolicy, limits: RequestLimits) -> Router {
     let api = Router::new()
         .route("/v1/health", get(health).head(health))
         .route("/v1/push", post(push))
@@ -55,7 +60,27 @@ pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolic
             tracing::info!(status = response.status().as_u16(), duration_ms = (latency.as_secs_f64() * 1e6).round() / 1e3, "request done");
         })
         .on_failure(());
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(trace).layer(cors).with_state(state)
+    // Outermost first: an overloaded or timed-out request still gets CORS headers
+    // and a log line. The concurrency permit is held until the answer is ready, and
+    // the timeout covers the body upload, the handler and the database.
+    let bounds = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overload_or_timeout))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
+        .timeout(limits.request_timeout)
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(bounds).layer(trace).layer(cors).with_state(state)
+}
+
+async fn overload_or_timeout(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::RequestTimeout
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else {
+        tracing::error!(%error, "request failed in a middleware");
+        ApiError::Overloaded
+    }
 }
 
 async fn health() -> impl IntoResponse {

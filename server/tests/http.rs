@@ -711,3 +711,86 @@ async fn the_server_purges_on_its_schedule() {
     assert!(expired, "the scheduled purge removed the tombstone behind the cursor");
     assert!(!db.dump().await.iter().any(|r| r.starts_with("entity |")));
 }
+
+/// Deadline for something that must happen after a one-second server timeout;
+/// far above it so a slow machine never fails, while a missing timeout still does.
+const WELL_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn stalled_push(token: &str) -> String {
+    format!(
+        "POST /v1/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"clientId\":"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_headers_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--header-timeout", "1s"]).await;
+    let mut idle = server.connect().await;
+    let mut half = server.connect().await;
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    assert!(read_until_closed(&mut half, WELL_AFTER).await.is_some(), "a connection that never finishes its headers is closed");
+    assert!(read_until_closed(&mut idle, WELL_AFTER).await.is_some(), "a connection that sends nothing is closed");
+    assert_eq!(server.api().send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_answers_408() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--body-timeout", "1s"]).await;
+    let mut stalled = server.connect().await;
+    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    let answer = read_until_closed(&mut stalled, WELL_AFTER).await.expect("the server answers and closes");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_concurrency_limit_answer_503() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--max-requests", "1", "--body-timeout", "60s"]).await;
+    let api = server.api();
+    let mut stalled = server.connect().await;
+    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    // The stalled upload holds the only slot once the server reads its headers.
+    let mut busy = None;
+    for _ in 0..200 {
+        let reply = api.pull(BOB, "", 10).await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            busy = Some(reply);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let busy = busy.expect("a request beyond the limit is refused");
+    assert_eq!(busy.body["error"]["code"], "unavailable");
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    drop(stalled);
+    let mut served = false;
+    for _ in 0..200 {
+        if api.pull(BOB, "", 10).await.status == StatusCode::OK {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "the slot is free again once the stalled client leaves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_stalled_client() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let mut server =
+        Server::start_with(&db, &["--shutdown-timeout", "1s", "--body-timeout", "1h", "--request-timeout", "1h"]).await;
+    let mut stalled = server.connect().await;
+    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    // The request is in flight once the server answers others: make one.
+    assert_eq!(server.api().send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+    let status = server.terminate(WELL_AFTER).await.expect("the server exits within its shutdown deadline");
+    assert!(status.success(), "{status:?}");
+}

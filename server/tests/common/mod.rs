@@ -137,6 +137,30 @@ impl Server {
     pub fn api(&self) -> Api {
         Api { base: self.base.clone(), http: reqwest::Client::new() }
     }
+
+    /// A raw TCP connection to the server, for requests no HTTP client would send.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        let addr = self.base.trim_start_matches("http://");
+        tokio::net::TcpStream::connect(addr).await.expect("connect")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (at most `deadline`).
+    pub async fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().expect("running server").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
+        assert!(sent.success());
+        tokio::time::timeout(deadline, self.child.wait()).await.ok().map(|status| status.expect("wait"))
+    }
+}
+
+/// Reads from `stream` until the server closes it, or `deadline` passes (`None`).
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream, deadline: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    match tokio::time::timeout(deadline, stream.read_to_end(&mut received)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
+    }
 }
 
 impl Drop for Server {

@@ -10,6 +10,7 @@ use tideway_protocol::validate_entity_id;
 
 use crate::app::{CorsPolicy, RequestLimits};
 use crate::serve::ConnectionLimits;
+use crate::store::StoreOptions;
 use crate::tokens::Tokens;
 
 /// Reference sync server for Tideway: idempotent batched push, cursor pull,
@@ -102,6 +103,18 @@ pub struct Cli {
     #[arg(long, env = "TIDEWAY_MAX_CONNECTIONS", default_value_t = 16)]
     pub max_connections: u32,
 
+    /// The longest wait for a database lock (SQLite's busy timeout, PostgreSQL's
+    /// lock_timeout); past it the request answers 503 and the client retries.
+    /// Within one process, writes never wait in the database: one write per user
+    /// runs at a time and, on SQLite, writers queue in order in the process.
+    #[arg(long, env = "TIDEWAY_DB_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub db_lock_timeout: Duration,
+
+    /// PostgreSQL's statement_timeout for every statement (0 turns it off); past
+    /// it the request answers 503.
+    #[arg(long, env = "TIDEWAY_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub db_statement_timeout: Duration,
+
     /// Log format on stderr: one line of text or one JSON object per event.
     /// The level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "text")]
@@ -183,6 +196,14 @@ impl Cli {
             return Err(ConfigError::NoTokens);
         }
         Ok(tokens)
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            max_connections: self.max_connections,
+            lock_timeout: self.db_lock_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
     }
 
     pub fn request_limits(&self) -> RequestLimits {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod gates;
 pub mod routes;
 pub mod serve;
 pub mod store;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use cli::{Cli, Command, ConfigError};
 use app::AppState;
-use store::{Store, StoreError};
+use store::{Store, StoreError, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -40,13 +41,13 @@ pub enum StartError {
 pub async fn run(cli: Cli) -> Result<(), StartError> {
     match cli.command {
         Some(Command::RotateEpoch) => {
-            let store = Store::open(&cli.db, 1).await?;
+            let store = Store::open(&cli.db, StoreOptions::maintenance()).await?;
             let epoch = store.rotate_epoch().await?;
             println!("tideway-server: new database epoch {epoch}; every cursor issued before answers 410 from now on");
             Ok(())
         }
         Some(Command::Purge) => {
-            let store = Store::open(&cli.db, 1).await?;
+            let store = Store::open(&cli.db, StoreOptions::maintenance()).await?;
             let report = store.purge(cli.retention).await?;
             println!(
                 "tideway-server: purged {} push results, {} Idempotency-Key outcomes and {} tombstones older than {:?}",
@@ -62,7 +63,7 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
 async fn serve(cli: Cli) -> Result<(), StartError> {
     let tokens = cli.tokens()?;
     let cors = cli.cors()?;
-    let store = Store::open(&cli.db, cli.max_connections).await?;
+    let store = Store::open(&cli.db, cli.store_options()).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
     if !cli.purge_interval.is_zero() {
         tokio::spawn(purge_on_schedule(store.clone(), cli.retention, cli.purge_interval));

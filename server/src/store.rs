@@ -10,6 +10,7 @@
 //! processes may share one PostgreSQL.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,8 @@ use tideway_protocol::{
     codes, data_size, decide, Decision, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity,
     MAX_CONFLICT_CURRENT_BYTES, MAX_PULL_PAGE_BYTES,
 };
+
+use crate::gates::{WriteGates, WriterSlot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,7 +44,8 @@ impl StoreError {
                 // serialization failure, deadlock, lock timeout, shutdown.
                 let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
                 let sqlite_busy = code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
-                sqlite_busy || matches!(code.as_str(), "40001" | "40P01" | "55P03" | "57P01" | "57P03")
+                // 57014: canceled by statement_timeout.
+                sqlite_busy || matches!(code.as_str(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P03")
             }
             _ => false,
         }
@@ -49,6 +53,30 @@ impl StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The most bytes of mutation data one write transaction applies: a larger push
+/// is applied in several transactions, in order, so that no push holds the
+/// write lock (SQLite's, or a user's row) for long.
+pub const MAX_TRANSACTION_BYTES: usize = 1024 * 1024;
+
+/// How the store uses its database.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// The longest wait for a lock: SQLite's busy timeout, PostgreSQL's
+    /// `lock_timeout`. Past it the request answers 503 and the client retries.
+    pub lock_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` (SQLite statements are bounded by the
+    /// request timeout only).
+    pub statement_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// For maintenance commands: one connection, generous waits.
+    pub fn maintenance() -> StoreOptions {
+        StoreOptions { max_connections: 1, lock_timeout: Duration::from_secs(30), statement_timeout: Duration::ZERO }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -106,6 +134,7 @@ const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    gates: Arc<WriteGates>,
 }
 
 /// What one purge removed.
@@ -158,7 +187,8 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Connects, creates the schema if needed and reads the database's epoch.
     /// `sqlite://PATH` creates the file if it is missing.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+    pub async fn open(url: &str, settings: StoreOptions) -> Result<Store> {
+        let max_connections = settings.max_connections.max(1);
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let url = if rest.contains("mode=") {
@@ -180,22 +210,48 @@ impl Store {
                 // Each connection to :memory: is its own database: keep exactly one, forever.
                 options = options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             }
-            options = options.after_connect(|conn, _| {
+            let busy_timeout = format!("PRAGMA busy_timeout = {}", settings.lock_timeout.as_millis());
+            options = options.after_connect(move |conn, _| {
+                let busy_timeout = busy_timeout.clone();
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; the busy timeout makes
-                    // writers queue for the lock instead of failing at once. FULL syncs
-                    // the log at every commit: a push answered 200 survives a power cut
-                    // (NORMAL may lose the last commits, which clients already dropped).
-                    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000"] {
+                    // writers of other processes queue for the lock instead of failing at
+                    // once. FULL syncs the log at every commit: a push answered 200
+                    // survives a power cut (NORMAL may lose the last commits, which
+                    // clients already dropped).
+                    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", busy_timeout.as_str()] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
             });
+        } else {
+            // Bound every wait in the database, so a stuck transaction turns into 503s
+            // that clients retry rather than a pool of connections waiting for ever.
+            let settings_sql = [
+                format!("SET lock_timeout = {}", settings.lock_timeout.as_millis()),
+                format!("SET statement_timeout = {}", settings.statement_timeout.as_millis()),
+            ];
+            options = options.after_connect(move |conn, _| {
+                let settings_sql = settings_sql.clone();
+                Box::pin(async move {
+                    for statement in &settings_sql {
+                        sqlx::query(statement).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
         }
+        // SQLite has one writer at a time: its writers queue in order in this
+        // process. On PostgreSQL writers may use three quarters of the pool, so
+        // reads always have connections left.
+        let writer_connections = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (max_connections - max_connections / 4) as usize,
+        };
         let pool = options.connect(&url).await?;
         migrate(&pool, backend).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, gates: WriteGates::new(writer_connections) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -221,7 +277,9 @@ impl Store {
         Ok(epoch)
     }
 
+    /// Begins a write transaction of `user`; the caller holds the user's turn.
     async fn begin_write(&self, user: &str) -> Result<UserWrite> {
+        let slot = self.gates.writer_slot().await;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
         let last_seq: i64 = row.try_get(0)?;
@@ -233,6 +291,7 @@ impl Store {
             purged_through: row.try_get(1)?,
             purged_version: row.try_get(2)?,
             now: now_ms(),
+            _slot: slot,
         })
     }
 
@@ -264,6 +323,7 @@ impl Store {
                 .await?;
         for user in users {
             // Under the user's lock, so no writer revives a tombstone half way.
+            let _turn = self.gates.user_turn(&user).await;
             let mut w = self.begin_write(&user).await?;
             let row = sqlx::query(
                 "SELECT MAX(seq), MAX(version) FROM tw_entities WHERE user_id = $1 AND deleted = 1 AND updated_at <= $2",
@@ -292,12 +352,30 @@ impl Store {
         Ok(report)
     }
 
-    /// Applies a validated batch in mutationId order, in one transaction with the
-    /// idempotency records, and answers one result per mutation.
+    /// Applies a validated batch in mutationId order and answers one result per
+    /// mutation. Each mutation is applied in the same transaction as its
+    /// idempotency record; a batch whose data passes [`MAX_TRANSACTION_BYTES`] is
+    /// applied in several transactions, one after the other.
     pub async fn push(&self, user: &str, client_id: &str, mutations: &[PushMutation]) -> Result<Vec<MutationResult>> {
-        if mutations.is_empty() {
-            return Ok(Vec::new());
+        // A user's pushes queue here, so parallel pushes of one user hold one
+        // database connection between them, not one each.
+        let _turn = self.gates.user_turn(user).await;
+        let mut budget = CurrentBudget { remaining: MAX_CONFLICT_CURRENT_BYTES, exhausted: false };
+        let mut results = Vec::with_capacity(mutations.len());
+        for run in transaction_runs(mutations) {
+            self.push_run(user, client_id, run, &mut budget, &mut results).await?;
         }
+        Ok(results)
+    }
+
+    async fn push_run(
+        &self,
+        user: &str,
+        client_id: &str,
+        mutations: &[PushMutation],
+        budget: &mut CurrentBudget,
+        results: &mut Vec<MutationResult>,
+    ) -> Result<()> {
         let mut w = self.begin_write(user).await?;
         let mut highest: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(mutation_id), 0) FROM tw_mutations WHERE user_id = $1 AND client_id = $2",
@@ -310,9 +388,6 @@ impl Store {
         // exactly those, never every record in the span of the batch's ids.
         let seen: Vec<i64> = mutations.iter().map(|m| m.mutation_id as i64).filter(|id| *id <= highest).collect();
         let recorded = w.recorded_results(client_id, &seen).await?;
-
-        let mut budget = CurrentBudget { remaining: MAX_CONFLICT_CURRENT_BYTES, exhausted: false };
-        let mut results = Vec::with_capacity(mutations.len());
         for m in mutations {
             let id = m.mutation_id as i64;
             let mut result = match recorded.get(&id) {
@@ -352,12 +427,11 @@ impl Store {
                 }
             };
             if result.status == PushStatus::Conflict {
-                w.attach_current(&mut result, m, &mut budget).await?;
+                w.attach_current(&mut result, m, budget).await?;
             }
             results.push(result);
         }
-        w.commit().await?;
-        Ok(results)
+        w.commit().await
     }
 
     /// The user's changes after sequence number `after`, oldest first.
@@ -461,6 +535,7 @@ impl Store {
         if_match: &IfMatch,
         idempotency: Option<(&str, &str)>,
     ) -> Result<(RestOutcome, bool)> {
+        let _turn = self.gates.user_turn(user).await;
         let mut w = self.begin_write(user).await?;
         if let Some((key, fingerprint)) = idempotency {
             let row = sqlx::query("SELECT fingerprint, outcome FROM tw_rest_requests WHERE user_id = $1 AND idempotency_key = $2")
@@ -574,6 +649,25 @@ fn rejected(mutation_id: u64, code: &str, message: String) -> MutationResult {
     }
 }
 
+/// Splits a batch into runs of at most [`MAX_TRANSACTION_BYTES`] of data (at
+/// least one mutation each), in order.
+fn transaction_runs(mutations: &[PushMutation]) -> Vec<&[PushMutation]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in mutations.iter().enumerate() {
+        let size = m.data.as_ref().map_or(0, data_size);
+        if i > start && bytes + size > MAX_TRANSACTION_BYTES {
+            runs.push(&mutations[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < mutations.len() {
+        runs.push(&mutations[start..]);
+    }
+    runs
+}
+
 /// How many bytes of `current` data a push response may still carry.
 struct CurrentBudget {
     remaining: usize,
@@ -592,6 +686,8 @@ struct UserWrite {
     /// The highest version of a purged tombstone of this user.
     purged_version: i64,
     now: i64,
+    /// Released when the transaction ends, by commit or drop.
+    _slot: Option<WriterSlot>,
 }
 
 impl UserWrite {
@@ -761,12 +857,29 @@ impl UserWrite {
 mod tests {
     use super::*;
 
+    fn put(mutation_id: u64, bytes: usize) -> PushMutation {
+        let mut data = Map::new();
+        data.insert("blob".into(), Value::from("x".repeat(bytes)));
+        PushMutation { mutation_id, collection: "c".into(), id: format!("e{mutation_id}"), op: Op::Put, data: Some(data), base_version: 0 }
+    }
+
+    #[test]
+    fn large_pushes_are_applied_in_runs_within_the_transaction_budget() {
+        let half = MAX_TRANSACTION_BYTES / 2 - 100;
+        let batch: Vec<PushMutation> = (1..=5).map(|n| put(n, half)).chain([put(6, MAX_TRANSACTION_BYTES)]).collect();
+        let runs: Vec<Vec<u64>> = transaction_runs(&batch).iter().map(|r| r.iter().map(|m| m.mutation_id).collect()).collect();
+        assert_eq!(runs, vec![vec![1, 2], vec![3, 4], vec![5], vec![6]]);
+        let small: Vec<PushMutation> = (1..=1000).map(|n| put(n, 20)).collect();
+        assert_eq!(transaction_runs(&small).len(), 1);
+        assert!(transaction_runs(&[]).is_empty());
+    }
+
     #[tokio::test]
     async fn sqlite_commits_are_synced_to_disk() {
         let dir = std::env::temp_dir().join("tideway-store-tests");
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join(format!("{}.db", uuid::Uuid::new_v4().simple()));
-        let store = Store::open(&format!("sqlite://{}", path.display()), 2).await.expect("open");
+        let store = Store::open(&format!("sqlite://{}", path.display()), StoreOptions::maintenance()).await.expect("open");
         // 2 is FULL: the write-ahead log is synced at every commit.
         let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool).await.expect("pragma");
         assert_eq!(synchronous, 2);

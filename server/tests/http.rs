@@ -46,6 +46,7 @@ on_both_databases!(
     pull_pages_stop_at_a_byte_budget,
     rotating_the_epoch_expires_every_cursor,
     purge_drops_old_records_and_expires_cursors_behind_it,
+    one_user_cannot_stall_another,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -793,4 +794,36 @@ async fn shutdown_does_not_wait_for_a_stalled_client() {
     assert_eq!(server.api().send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
     let status = server.terminate(WELL_AFTER).await.expect("the server exits within its shutdown deadline");
     assert!(status.success(), "{status:?}");
+}
+
+async fn one_user_cannot_stall_another(db: TestDb) {
+    // Lock waits in the database fail fast here, so any wait of Bob's behind
+    // Alice in the database would show as a 503.
+    let server = Server::start_with(&db, &["--db-lock-timeout", "50ms"]).await;
+    let api = server.api();
+    let blob = "z".repeat(1024 * 1024 - 64);
+    // Alice: eight parallel pushes of 4 MiB each, as many as the pool has connections.
+    let alice: Vec<_> = (0..8u64)
+        .map(|p| {
+            let api = api.clone();
+            let blob = blob.clone();
+            tokio::spawn(async move {
+                let batch: Vec<Value> =
+                    (0..4u64).map(|k| put(p * 10 + k + 1, "blobs", &format!("p{p}-{k}"), json!({"blob": blob}), 0)).collect();
+                api.push(ALICE, &format!("device{p}"), Value::Array(batch)).await
+            })
+        })
+        .collect();
+    // Bob, meanwhile: small pushes and pulls, each of which must get through.
+    for n in 1..=5u64 {
+        let r = api.push(BOB, "phone", json!([put(n, "notes", &format!("n{n}"), json!({"n": n}), 0)])).await;
+        assert_eq!(r.status, StatusCode::OK, "Bob's push {n}: {}", r.body);
+        assert_eq!(r.body["results"][0]["status"], "applied");
+        assert_eq!(api.pull(BOB, "", 100).await.status, StatusCode::OK);
+    }
+    for push in alice {
+        let reply = push.await.expect("alice");
+        assert_eq!(reply.status, StatusCode::OK, "Alice's pushes wait their turn, they do not fail: {}", reply.body);
+    }
+    assert_eq!(api.pull_all(ALICE, "", 1000).await.0.len(), 32);
 }

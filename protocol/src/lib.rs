@@ -71,6 +71,9 @@ pub mod codes {
     pub const INVALID_HEADER: &str = "invalid_header";
     /// 401: no valid `Authorization: Bearer` token.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// 429: too many failed authentications from this client's address; retry
+    /// after `Retry-After`.
+    pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
     /// 404: no such route, or no such entity for this user. Also a `rejected`
     /// code: a `patch` or `delete` of an entity that does not exist.
     pub const NOT_FOUND: &str = "not_found";

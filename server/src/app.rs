@@ -7,11 +7,12 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 
 use crate::store::Store;
-use crate::tokens::Tokens;
+use crate::tokens::{AuthThrottle, Tokens};
 
 pub struct AppState {
     pub store: Store,
     pub tokens: Tokens,
+    pub auth_throttle: AuthThrottle,
 }
 
 /// How requests are bounded once their headers are in.

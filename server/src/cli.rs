@@ -11,7 +11,7 @@ use tideway_protocol::validate_entity_id;
 use crate::app::{CorsPolicy, RequestLimits};
 use crate::serve::ConnectionLimits;
 use crate::store::StoreOptions;
-use crate::tokens::Tokens;
+use crate::tokens::{parse_digest, AuthThrottle, TokenConflict, Tokens, MIN_TOKEN_LEN};
 
 /// Reference sync server for Tideway: idempotent batched push, cursor pull,
 /// per-entity REST with ETags, per-user isolation. SQLite by default; point
@@ -40,13 +40,17 @@ pub struct Cli {
     #[arg(long = "static", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
 
-    /// A bearer token and the user it signs in, as TOKEN:USER. Repeatable.
-    /// Command lines are visible to other local users: prefer --tokens-file in production.
+    /// A bearer token and the user it signs in, as TOKEN:USER, or as
+    /// sha256:HEX:USER with the token's SHA-256 digest in hex. Repeatable. Tokens
+    /// must have at least 16 characters unless the server listens on a loopback
+    /// address only; a token given to two users is refused. Command lines are
+    /// visible to other local users: prefer --tokens-file in production.
     #[arg(long = "token", value_name = "TOKEN:USER")]
     pub tokens: Vec<String>,
 
-    /// A file of TOKEN:USER lines, read at start. Blank lines and lines starting
-    /// with # are ignored. Combines with --token.
+    /// A file of TOKEN:USER or sha256:HEX:USER lines (as for --token), read at
+    /// start. Blank lines and lines starting with # are ignored. Combines with
+    /// --token. A warning is logged if other users may read it (chmod 600 it).
     #[arg(long, value_name = "PATH", env = "TIDEWAY_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
@@ -115,6 +119,13 @@ pub struct Cli {
     #[arg(long, env = "TIDEWAY_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub db_statement_timeout: Duration,
 
+    /// Failed authentications allowed per client address and minute; past them
+    /// its requests answer 429 with Retry-After until the minute is over, whatever
+    /// token they carry. 0 turns the throttle off. Behind a reverse proxy every
+    /// client shares the proxy's address: raise it accordingly.
+    #[arg(long, env = "TIDEWAY_MAX_AUTH_FAILURES", default_value_t = 10)]
+    pub max_auth_failures: u32,
+
     /// Log format on stderr: one line of text or one JSON object per event.
     /// The level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "text")]
@@ -169,6 +180,10 @@ pub enum ConfigError {
     TokensFile { path: PathBuf, source: std::io::Error },
     #[error("no tokens configured: pass --token TOKEN:USER or --tokens-file PATH")]
     NoTokens,
+    #[error("the token for {0:?} is shorter than {MIN_TOKEN_LEN} characters, which is allowed only when listening on a loopback address")]
+    ShortToken(String),
+    #[error("one token is listed for two users, {0:?} and {1:?}: give each user their own")]
+    TokenForTwoUsers(String, String),
     #[error("invalid --cors-origin {0:?}: expected an origin like https://app.example.com, \"localhost\" or \"*\"")]
     BadOrigin(String),
 }
@@ -180,22 +195,45 @@ impl Cli {
         if let Some(path) = &self.tokens_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| ConfigError::TokensFile { path: path.clone(), source })?;
+            if readable_by_others(path) {
+                tracing::warn!(path = %path.display(), "the tokens file is readable by other users of this machine: chmod 600 it");
+            }
             lines.extend(
                 text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from),
             );
         }
+        let loopback_only = self.listen.ip().is_loopback();
         for line in &lines {
-            let (token, user) = line.split_once(':').ok_or_else(|| ConfigError::BadToken(redact(line)))?;
-            let token_ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
-            if !token_ok || validate_entity_id(user).is_err() {
-                return Err(ConfigError::BadToken(redact(line)));
+            let bad = || ConfigError::BadToken(redact(line));
+            let (digest, user) = if let Some(rest) = line.strip_prefix("sha256:") {
+                let (hex, user) = rest.split_once(':').ok_or_else(bad)?;
+                (parse_digest(hex).ok_or_else(bad)?, user)
+            } else {
+                let (token, user) = line.split_once(':').ok_or_else(bad)?;
+                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(bad());
+                }
+                if token.chars().count() < MIN_TOKEN_LEN {
+                    if !loopback_only {
+                        return Err(ConfigError::ShortToken(user.to_string()));
+                    }
+                    tracing::warn!(user, "a token shorter than {MIN_TOKEN_LEN} characters, accepted only because the server listens on a loopback address");
+                }
+                (<[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())), user)
+            };
+            if validate_entity_id(user).is_err() {
+                return Err(bad());
             }
-            tokens.insert(token, user);
+            tokens.insert_digest(digest, user).map_err(|TokenConflict::TwoUsers(a, b)| ConfigError::TokenForTwoUsers(a, b))?;
         }
         if tokens.is_empty() {
             return Err(ConfigError::NoTokens);
         }
         Ok(tokens)
+    }
+
+    pub fn auth_throttle(&self) -> AuthThrottle {
+        AuthThrottle::new(self.max_auth_failures, Duration::from_secs(60))
     }
 
     pub fn store_options(&self) -> StoreOptions {
@@ -238,6 +276,20 @@ impl Cli {
     }
 }
 
+/// Whether users other than the owner may read the file (on Unix).
+fn readable_by_others(path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// Error messages name the user, never the secret.
 fn redact(line: &str) -> String {
     match line.split_once(':') {
@@ -249,6 +301,38 @@ fn redact(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tideway-server").chain(args.iter().copied())).expect("parse")
+    }
+
+    #[test]
+    fn token_rules() {
+        let long = "0123456789abcdef0123";
+        assert!(cli(&["--listen", "0.0.0.0:8787", "--token", &format!("{long}:alice")]).tokens().is_ok());
+        let short = cli(&["--listen", "0.0.0.0:8787", "--token", "dev:alice"]).tokens();
+        assert!(matches!(short, Err(ConfigError::ShortToken(user)) if user == "alice"));
+        assert!(cli(&["--listen", "127.0.0.1:8787", "--token", "dev:alice"]).tokens().is_ok(), "allowed on loopback");
+        let twice = cli(&["--token", &format!("{long}:alice"), "--token", &format!("{long}:bob")]).tokens();
+        assert!(matches!(twice, Err(ConfigError::TokenForTwoUsers(a, b)) if a == "alice" && b == "bob"));
+        let digest: String = <sha2::Sha256 as sha2::Digest>::digest(long.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let hashed = cli(&["--listen", "0.0.0.0:8787", "--token", &format!("sha256:{digest}:carol")]).tokens().expect("hashed");
+        assert_eq!(hashed.user(long), Some("carol"));
+        assert!(matches!(cli(&["--token", "sha256:abcd:carol"]).tokens(), Err(ConfigError::BadToken(_))));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_tokens_file_readable_by_others_is_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("tideway-tokens-{}", std::process::id()));
+        std::fs::write(&path, "0123456789abcdef0123:alice\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(readable_by_others(&path));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(!readable_by_others(&path));
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn durations() {

@@ -68,7 +68,7 @@ async fn serve(cli: Cli) -> Result<(), StartError> {
     if !cli.purge_interval.is_zero() {
         tokio::spawn(purge_on_schedule(store.clone(), cli.retention, cli.purge_interval));
     }
-    let state = Arc::new(AppState { store, tokens });
+    let state = Arc::new(AppState { store, tokens, auth_throttle: cli.auth_throttle() });
     let app = routes::router(state, cli.static_dir.clone(), cors, cli.request_limits());
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.map_err(|source| StartError::Bind { addr: cli.listen, source })?;

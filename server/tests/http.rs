@@ -827,3 +827,21 @@ async fn one_user_cannot_stall_another(db: TestDb) {
     }
     assert_eq!(api.pull_all(ALICE, "", 1000).await.0.len(), 32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_throttled() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--max-auth-failures", "3"]).await;
+    let api = server.api();
+    for _ in 0..3 {
+        assert_eq!(api.pull("guess", "", 10).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let throttled = api.pull("another-guess", "", 10).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.body);
+    assert_eq!(throttled.body["error"]["code"], "too_many_requests");
+    let wait: u64 = throttled.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Even a right token waits: the throttle answers before looking at tokens.
+    assert_eq!(api.pull(ALICE, "", 10).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(api.send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+}

@@ -40,6 +40,13 @@ pub struct Cli {
     #[arg(long = "static", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
 
+    /// The Content-Security-Policy header of static files (--static). The default
+    /// allows the server's own origin only, WebAssembly, inline scripts and styles,
+    /// no plugins and no framing; an app without inline scripts can drop
+    /// 'unsafe-inline'.
+    #[arg(long, env = "TIDEWAY_CSP", default_value = crate::site::DEFAULT_CSP)]
+    pub csp: String,
+
     /// A bearer token and the user it signs in, as TOKEN:USER, or as
     /// sha256:HEX:USER with the token's SHA-256 digest in hex. Repeatable. Tokens
     /// must have at least 16 characters unless the server listens on a loopback
@@ -184,6 +191,8 @@ pub enum ConfigError {
     ShortToken(String),
     #[error("one token is listed for two users, {0:?} and {1:?}: give each user their own")]
     TokenForTwoUsers(String, String),
+    #[error("invalid --csp: a header value must be visible ASCII")]
+    BadCsp,
     #[error("invalid --cors-origin {0:?}: expected an origin like https://app.example.com, \"localhost\" or \"*\"")]
     BadOrigin(String),
 }
@@ -230,6 +239,10 @@ impl Cli {
             return Err(ConfigError::NoTokens);
         }
         Ok(tokens)
+    }
+
+    pub fn csp(&self) -> Result<HeaderValue, ConfigError> {
+        HeaderValue::from_str(&self.csp).map_err(|_| ConfigError::BadCsp)
     }
 
     pub fn auth_throttle(&self) -> AuthThrottle {

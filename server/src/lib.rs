@@ -15,6 +15,7 @@ pub mod extract;
 pub mod gates;
 pub mod routes;
 pub mod serve;
+pub mod site;
 pub mod store;
 pub mod tokens;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use cli::{Cli, Command, ConfigError};
 use app::AppState;
+use site::Site;
 use store::{Store, StoreError, StoreOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot serve the static folder {dir}: {source}")]
+    Static { dir: std::path::PathBuf, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -69,7 +73,11 @@ async fn serve(cli: Cli) -> Result<(), StartError> {
         tokio::spawn(purge_on_schedule(store.clone(), cli.retention, cli.purge_interval));
     }
     let state = Arc::new(AppState { store, tokens, auth_throttle: cli.auth_throttle() });
-    let app = routes::router(state, cli.static_dir.clone(), cors, cli.request_limits());
+    let site = match &cli.static_dir {
+        Some(dir) => Some(Arc::new(Site::new(dir, cli.csp()?).map_err(|source| StartError::Static { dir: dir.clone(), source })?)),
+        None => None,
+    };
+    let app = routes::router(state, site, cors, cli.request_limits());
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.map_err(|source| StartError::Bind { addr: cli.listen, source })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;

@@ -2,14 +2,14 @@
 //! `extract` and the shared state in `app`, and the cross-cutting layers (CORS,
 //! request logs, body limit).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::BoxError;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -20,7 +20,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -29,9 +29,10 @@ use crate::auth::User;
 use crate::cursor::{self, CursorError};
 use crate::error::ApiError;
 use crate::extract::{EntityData, EntityPath, IdempotencyKey, JsonBody, Precondition, PullQuery};
+use crate::site::Site;
 use crate::store::{PullOutcome, RestAction, RestOutcome};
 
-pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolicy, limits: RequestLimits) -> Router {
+pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, limits: RequestLimits) -> Router {
     let api = Router::new()
         .route("/v1/health", get(health).head(health))
         .route("/v1/push", post(push))
@@ -40,8 +41,11 @@ pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolic
         .route("/v1", any(no_route))
         .route("/v1/{*rest}", any(no_route))
         .method_not_allowed_fallback(method_not_allowed);
-    let app = match static_dir {
-        Some(dir) => api.fallback_service(ServeDir::new(dir)),
+    let app = match site {
+        Some(site) => api.fallback(move |request: Request<Body>| {
+            let site = site.clone();
+            async move { site.serve(request).await }
+        }),
         None => api.fallback(no_route),
     };
     let cors = CorsLayer::new()
@@ -69,7 +73,9 @@ pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolic
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
         .timeout(limits.request_timeout)
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(bounds).layer(trace).layer(cors).with_state(state)
+    // Browsers must take every answer, API or file, as the type it says it is.
+    let nosniff = SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(bounds).layer(trace).layer(cors).layer(nosniff).with_state(state)
 }
 
 async fn overload_or_timeout(error: BoxError) -> ApiError {

@@ -845,3 +845,44 @@ async fn failed_authentications_are_throttled() {
     assert_eq!(api.pull(ALICE, "", 10).await.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(api.send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_stay_inside_their_folder() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let base = std::env::temp_dir().join(format!("tideway-site-{}", uuid::Uuid::new_v4().simple()));
+    let site = base.join("site");
+    std::fs::create_dir_all(site.join("js")).expect("site dir");
+    std::fs::create_dir_all(base.join("outside")).expect("outside dir");
+    std::fs::write(site.join("index.html"), "<!doctype html><title>app</title>").expect("write");
+    std::fs::write(site.join("sw.js"), "self.addEventListener('fetch', () => {});").expect("write");
+    std::fs::write(site.join("js/app.js"), "export {};").expect("write");
+    std::fs::write(site.join(".env"), "SECRET=1").expect("write");
+    std::fs::write(base.join("outside/secret.txt"), "outside").expect("write");
+    std::os::unix::fs::symlink(base.join("outside/secret.txt"), site.join("leak.txt")).expect("symlink");
+    std::os::unix::fs::symlink(base.join("outside"), site.join("elsewhere")).expect("symlink");
+    let site_arg = site.display().to_string();
+    let server = Server::start_with(&db, &["--static", &site_arg]).await;
+    let api = server.api();
+
+    let index = api.send(Method::GET, "/", None, &[("origin", "http://localhost:5173")], None).await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert_eq!(index.header("cache-control"), Some("no-cache"));
+    assert_eq!(index.header("x-content-type-options"), Some("nosniff"));
+    assert!(index.header("content-security-policy").is_some_and(|csp| csp.contains("default-src 'self'")));
+    assert!(index.header("vary").is_some_and(|v| v.contains("origin")), "the CORS Vary header stays");
+    assert_eq!(api.send(Method::GET, "/index.html", None, &[], None).await.header("cache-control"), Some("no-cache"));
+    assert_eq!(api.send(Method::GET, "/sw.js", None, &[], None).await.header("cache-control"), Some("no-cache"));
+    let script = api.send(Method::GET, "/js/app.js", None, &[], None).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(script.header("cache-control"), None, "other files keep the browser's usual caching");
+
+    for path in ["/.env", "/%2eenv", "/leak.txt", "/elsewhere/secret.txt", "/missing.js", "/js/../.env"] {
+        let reply = api.send(Method::GET, path, None, &[], None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reply.body["error"]["code"], "not_found", "{path}: {}", reply.body);
+    }
+    let post = api.send(Method::POST, "/js/app.js", None, &[], Some(b"x".to_vec())).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.body["error"]["code"], "method_not_allowed");
+    let _ = std::fs::remove_dir_all(&base);
+}

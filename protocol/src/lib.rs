@@ -120,6 +120,23 @@ impl std::fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// The most bytes of a client's input that an error message quotes.
+pub const MAX_ECHOED_BYTES: usize = 64;
+
+/// `input` quoted for an error message, cut to [`MAX_ECHOED_BYTES`] (at a
+/// character boundary) with its full length said, so that a huge invalid input
+/// never comes back whole in the answer.
+pub fn echo(input: &str) -> String {
+    if input.len() <= MAX_ECHOED_BYTES {
+        return format!("{input:?}");
+    }
+    let mut end = MAX_ECHOED_BYTES;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &input[..end], input.len())
+}
+
 /// A collection name: 1 to 64 ASCII letters, digits, `_` or `-`, starting with a letter.
 pub fn validate_collection_name(name: &str) -> Result<(), Invalid> {
     let mut chars = name.chars();
@@ -129,7 +146,8 @@ pub fn validate_collection_name(name: &str) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err(Invalid(format!(
-            "collection name {name:?} is invalid: use 1 to {MAX_COLLECTION_NAME_LEN} ASCII letters, digits, '_' or '-', starting with a letter"
+            "collection name {} is invalid: use 1 to {MAX_COLLECTION_NAME_LEN} ASCII letters, digits, '_' or '-', starting with a letter",
+            echo(name)
         )))
     }
 }
@@ -144,7 +162,8 @@ pub fn validate_entity_id(id: &str) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err(Invalid(format!(
-            "entity id {id:?} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'"
+            "entity id {} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'",
+            echo(id)
         )))
     }
 }
@@ -172,7 +191,8 @@ pub fn validate_data_depth(data: &Map<String, Value>) -> Result<(), Invalid> {
 pub fn validate_client_id(id: &str) -> Result<(), Invalid> {
     validate_entity_id(id).map_err(|_| {
         Invalid(format!(
-            "client id {id:?} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'"
+            "client id {} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'",
+            echo(id)
         ))
     })
 }
@@ -487,6 +507,17 @@ mod tests {
         for bad in ["", "a b", "a/b", "é", too_long.as_str()] {
             assert!(validate_entity_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn invalid_input_is_echoed_cut_short() {
+        let huge = "é".repeat(1_000_000);
+        let message = validate_entity_id(&huge).unwrap_err().0;
+        assert!(message.len() < 300, "{} bytes", message.len());
+        assert!(message.contains("(2000000 bytes)"), "{message}");
+        assert!(validate_collection_name(&huge).unwrap_err().0.len() < 300);
+        assert!(validate_client_id(&huge).unwrap_err().0.len() < 300);
+        assert_eq!(echo("a/b"), "\"a/b\"");
     }
 
     #[test]

@@ -72,6 +72,21 @@ impl ApiError {
     }
 }
 
+/// The most bytes of an error message sent to a client.
+const MAX_MESSAGE_BYTES: usize = 512;
+
+fn cap_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (cut)");
+    }
+    message
+}
+
 /// A push refused as a whole: 413 for the size limits, 400 for the rest.
 impl From<PushRequestError> for ApiError {
     fn from(e: PushRequestError) -> Self {
@@ -114,7 +129,9 @@ impl IntoResponse for ApiError {
                     "internal server error".to_string()
                 }
             }
-            other => other.to_string(),
+            // Parser messages can quote the input (serde's "unknown variant `…`"):
+            // never send back more than a bounded part of it.
+            other => cap_message(other.to_string()),
         };
         let mutation_id = match &self {
             ApiError::BadRequest { mutation_id, .. } | ApiError::TooLarge { mutation_id, .. } => *mutation_id,

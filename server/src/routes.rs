@@ -40,7 +40,9 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .route("/v1/collections/{collection}/{id}", get(get_entity).put(put_entity).delete(delete_entity))
         .route("/v1", any(no_route))
         .route("/v1/{*rest}", any(no_route))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        // API answers carry one user's data: no browser or proxy cache may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")));
     let app = match site {
         Some(site) => api.fallback(move |request: Request<Body>| {
             let site = site.clone();

@@ -30,6 +30,7 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The URL with any password masked.
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
 }
@@ -180,6 +181,43 @@ pub enum RestOutcome {
     KeyReused,
 }
 
+/// `url` with the password of its `user:password@` part, if any, masked.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Creates the SQLite file of `url` readable and writable by its owner only, if it
+/// does not exist yet; SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_sqlite_file(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another process: it chose the mode.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Db(sqlx::Error::Io(e))),
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -198,11 +236,12 @@ impl Store {
             } else {
                 format!("{url}?mode=rwc")
             };
+            create_private_sqlite_file(&url)?;
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let mut options = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
@@ -861,6 +900,13 @@ mod tests {
         let mut data = Map::new();
         data.insert("blob".into(), Value::from("x".repeat(bytes)));
         PushMutation { mutation_id, collection: "c".into(), id: format!("e{mutation_id}"), op: Op::Put, data: Some(data), base_version: 0 }
+    }
+
+    #[test]
+    fn passwords_are_masked_in_urls() {
+        assert_eq!(redact_url("mysql://app:hunter2@db:3306/x?ssl=1"), "mysql://app:***@db:3306/x?ssl=1");
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 
     #[test]

@@ -886,3 +886,35 @@ async fn static_files_stay_inside_their_folder() {
     assert_eq!(post.body["error"]["code"], "method_not_allowed");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_do_not_echo_or_leak() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start(&db).await;
+    let api = server.api();
+    // A 2 MB id and a 2 MB unknown op come back as a short message, not in full.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    for mutation in [put(1, "notes", &huge, json!({}), 0), json!({"mutationId": 1, "collection": "notes", "id": "a", "op": huge, "baseVersion": 0})] {
+        let reply = api.push(ALICE, "c1", json!([mutation])).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let size = serde_json::to_vec(&reply.body).expect("json").len();
+        assert!(size < 2048, "a {size}-byte error: {}", &reply.body.to_string()[..200]);
+    }
+    // API answers, errors included, are never cached.
+    assert_eq!(api.pull(ALICE, "", 10).await.header("cache-control"), Some("no-store"));
+    assert_eq!(api.pull("wrong", "", 10).await.header("cache-control"), Some("no-store"));
+    assert_eq!(api.push(ALICE, "c1", json!([])).await.header("cache-control"), Some("no-store"));
+    // The database file is the owner's alone.
+    let path = db.url.trim_start_matches("sqlite://");
+    let mode = std::fs::metadata(path).expect("database file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let wal = std::fs::metadata(format!("{path}-wal")).expect("WAL file").permissions().mode() & 0o777;
+    assert_eq!(wal, 0o600, "{wal:o}");
+    // An unsupported database URL is refused without printing its password.
+    let out = run_server_command(&["--db", "mysql://app:hunter2@db.example:3306/tw", "--token", "0123456789abcdef0123:alice"]).await;
+    assert!(!out.status.success());
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("unsupported database url") && said.contains("app:***@"), "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+}

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod strict;
+
 /// The longest collection name, in bytes.
 pub const MAX_COLLECTION_NAME_LEN: usize = 64;
 /// The longest entity id, in bytes.
@@ -152,17 +154,20 @@ pub fn validate_collection_name(name: &str) -> Result<(), Invalid> {
     }
 }
 
-/// An entity id: 1 to 128 ASCII letters, digits, `_`, `-`, `.` or `:`.
+/// An entity id: 1 to 128 ASCII letters, digits, `_`, `-`, `.` or `:`, and not
+/// `.` or `..` (a URL path cannot address them: they are its dot-segments).
 /// UUIDs, ULIDs, numeric ids and `type:123` style ids all fit.
 pub fn validate_entity_id(id: &str) -> Result<(), Invalid> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ENTITY_ID_LEN
+        && id != "."
+        && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
     if ok {
         Ok(())
     } else {
         Err(Invalid(format!(
-            "entity id {} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'",
+            "entity id {} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':', not . or ..",
             echo(id)
         )))
     }
@@ -191,7 +196,7 @@ pub fn validate_data_depth(data: &Map<String, Value>) -> Result<(), Invalid> {
 pub fn validate_client_id(id: &str) -> Result<(), Invalid> {
     validate_entity_id(id).map_err(|_| {
         Invalid(format!(
-            "client id {} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'",
+            "client id {} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':', not . or ..",
             echo(id)
         ))
     })
@@ -397,7 +402,8 @@ pub struct PushMutation {
     pub collection: String,
     pub id: String,
     pub op: Op,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Read strictly: see [`strict`].
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "strict::optional_data")]
     pub data: Option<Map<String, Value>>,
     pub base_version: u64,
 }
@@ -504,9 +510,10 @@ mod tests {
             assert!(validate_entity_id(ok).is_ok(), "{ok}");
         }
         let too_long = "a".repeat(MAX_ENTITY_ID_LEN + 1);
-        for bad in ["", "a b", "a/b", "é", too_long.as_str()] {
+        for bad in ["", "a b", "a/b", "é", ".", "..", too_long.as_str()] {
             assert!(validate_entity_id(bad).is_err(), "{bad}");
         }
+        assert!(validate_entity_id("...").is_ok() && validate_entity_id(".a").is_ok());
     }
 
     #[test]

@@ -47,6 +47,7 @@ on_both_databases!(
     rotating_the_epoch_expires_every_cursor,
     purge_drops_old_records_and_expires_cursors_behind_it,
     one_user_cannot_stall_another,
+    data_that_would_be_stored_changed_is_refused,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -917,4 +918,44 @@ async fn errors_do_not_echo_or_leak() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("unsupported database url") && said.contains("app:***@"), "{said}");
     assert!(!said.contains("hunter2"), "{said}");
+}
+
+async fn data_that_would_be_stored_changed_is_refused(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let before = db.dump().await;
+    let raw_push = |data: &str| {
+        format!(r#"{{"clientId":"c1","mutations":[{{"mutationId":1,"collection":"notes","id":"a","op":"put","baseVersion":0,"data":{data}}}]}}"#)
+            .into_bytes()
+    };
+    let json_ct = [("content-type", "application/json")];
+    for (name, data) in [
+        ("duplicate key", r#"{"title":"a","title":"b"}"#),
+        ("nested duplicate key", r#"{"t":[{"x":1,"x":1}]}"#),
+        ("integer beyond 2^53", r#"{"n":9007199254740993}"#),
+        ("negative integer beyond 2^53", r#"{"n":-9007199254740993}"#),
+        ("non-zero literal underflowing to 0", r#"{"n":1e-400}"#),
+    ] {
+        let reply = api.send(Method::POST, "/v1/push", Some(ALICE), &json_ct, Some(raw_push(data))).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "invalid_data", "{name}: {}", reply.body);
+        let rest = api.send(Method::PUT, "/v1/collections/notes/r", Some(ALICE), &json_ct, Some(data.as_bytes().to_vec())).await;
+        assert_eq!(rest.status, StatusCode::BAD_REQUEST, "REST {name}: {}", rest.body);
+        assert_eq!(rest.body["error"]["code"], "invalid_data", "REST {name}: {}", rest.body);
+    }
+    for id in [".", ".."] {
+        let reply = api.push(ALICE, "c1", json!([put(1, "notes", id, json!({}), 0)])).await;
+        assert_eq!(reply.body["error"]["code"], "invalid_id", "{id}: {}", reply.body);
+    }
+    let reply = api.push(ALICE, ".", json!([])).await;
+    assert_eq!(reply.body["error"]["code"], "invalid_client_id");
+    assert_eq!(db.dump().await, before, "nothing was stored");
+    // What JavaScript reads exactly is kept exactly.
+    let fine = r#"{"max":9007199254740991,"min":-9007199254740991,"tiny":1e-300,"zero":0e-400,"big":1e300}"#;
+    let reply = api.send(Method::POST, "/v1/push", Some(ALICE), &json_ct, Some(raw_push(fine))).await;
+    assert_eq!(reply.body["results"][0]["status"], "applied", "{}", reply.body);
+    let got = api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"]["max"], json!(9007199254740991u64));
+    assert_eq!(got.body["data"]["tiny"], json!(1e-300));
+    assert_eq!(api.push_ok(ALICE, "c1", json!([put(2, "notes", "...", json!({}), 0)])).await[0]["status"], "applied");
 }

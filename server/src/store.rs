@@ -478,13 +478,13 @@ impl Store {
         // First the page's extent from sequence numbers and sizes alone: the data
         // of rows beyond the byte budget, and of the row that tells whether there
         // is more, is never read.
-        let size = match self.backend {
-            Backend::Sqlite => "length(CAST(data AS BLOB))",
-            Backend::Postgres => "octet_length(data)",
-        };
-        let heads = sqlx::query(&format!(
-            "SELECT seq, CAST({size} AS BIGINT) FROM tw_entities WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-        ))
+        // octet_length can answer from a value's header without reading its content
+        // (SQLite's record header, PostgreSQL's TOAST pointer), unlike length() of a
+        // cast, which copied every row's data.
+        let heads = sqlx::query(
+            "SELECT seq, CAST(octet_length(data) AS BIGINT) FROM tw_entities WHERE user_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+        )
         .bind(user)
         .bind(after)
         .bind(limit as i64 + 1)

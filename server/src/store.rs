@@ -475,34 +475,29 @@ impl Store {
 
     /// The user's changes after sequence number `after`, oldest first.
     pub async fn pull(&self, user: &str, after: i64, limit: usize) -> Result<PullOutcome> {
-        // First the page's extent from sequence numbers and sizes alone: the data
-        // of rows beyond the byte budget, and of the row that tells whether there
-        // is more, is never read.
-        // octet_length can answer from a value's header without reading its content
-        // (SQLite's record header, PostgreSQL's TOAST pointer), unlike length() of a
-        // cast, which copied every row's data.
-        let heads = sqlx::query(
-            "SELECT seq, CAST(octet_length(data) AS BIGINT) FROM tw_entities WHERE user_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3",
+        // First the page's extent, from sequence numbers and sizes alone, in the
+        // database: the data of rows beyond the byte budget, and of the row that
+        // tells whether there is more, is never read. octet_length can answer from
+        // a value's header without reading its content. The page is the longest
+        // prefix of the next `limit` rows within the budget, and at least one row.
+        let extent = sqlx::query(
+            "SELECT CAST(MAX(CASE WHEN n <= $4 AND (n = 1 OR running <= $5) THEN seq END) AS BIGINT), \
+                    CAST(SUM(CASE WHEN n <= $4 AND (n = 1 OR running <= $5) THEN 1 ELSE 0 END) AS BIGINT), \
+                    CAST(COUNT(*) AS BIGINT) \
+             FROM (SELECT seq, SUM(size) OVER (ORDER BY seq) AS running, ROW_NUMBER() OVER (ORDER BY seq) AS n \
+                   FROM (SELECT seq, octet_length(data) AS size FROM tw_entities \
+                         WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS next_rows) AS page",
         )
         .bind(user)
         .bind(after)
         .bind(limit as i64 + 1)
-        .fetch_all(&self.pool)
+        .bind(limit as i64)
+        .bind(MAX_PULL_PAGE_BYTES as i64)
+        .fetch_one(&self.pool)
         .await?;
-        let mut page_end = after;
-        let mut taken = 0;
-        let mut bytes = 0usize;
-        for row in &heads {
-            let row_bytes = row.try_get::<i64, _>(1)?.max(0) as usize;
-            if taken == limit || (taken > 0 && bytes + row_bytes > MAX_PULL_PAGE_BYTES) {
-                break;
-            }
-            bytes += row_bytes;
-            taken += 1;
-            page_end = row.try_get(0)?;
-        }
-        let has_more = heads.len() > taken;
+        let page_end: i64 = extent.try_get::<Option<i64>, _>(0)?.unwrap_or(after);
+        let taken = extent.try_get::<Option<i64>, _>(1)?.unwrap_or(0);
+        let has_more = extent.try_get::<i64, _>(2)? > taken;
         // A row of the range that a writer moved meanwhile now has a sequence number
         // above every existing one, so the next page delivers it: nothing is skipped.
         let rows = if taken == 0 {

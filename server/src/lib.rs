@@ -1,10 +1,12 @@
 //! The Tideway reference sync server, as a library so tests and benchmarks can
 //! reuse its parts; `main.rs` only parses the command line and calls [`run`].
 //!
-//! Layout: `routes` (HTTP handlers and layers) → `auth` and `extract` (validated
-//! inputs) → `error` (the one HTTP error type) → `app` (shared state) → `store`
-//! (SQL on SQLite or PostgreSQL) and `tokens`. Imports only ever point down that
-//! list; a test below keeps it so.
+//! Layout: `serve` (connections) runs the router of `routes` (handlers and
+//! layers), which uses `auth`, `extract` and `site` (validated inputs, static
+//! files) → `error` (the one HTTP error type) → `app` (shared state) → `store`
+//! (SQL on SQLite or PostgreSQL, admitted by `gates`) and `tokens`; `cli` turns
+//! flags into each part's settings. No two modules import each other, directly
+//! or through others: a test below keeps it so.
 
 pub mod app;
 pub mod auth;
@@ -21,8 +23,8 @@ pub mod tokens;
 
 use std::sync::Arc;
 
-use cli::{Cli, Command, ConfigError};
 use app::AppState;
+use cli::{Cli, Command, ConfigError};
 use site::Site;
 use store::{Store, StoreError, StoreOptions};
 
@@ -63,7 +65,8 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes in-flight requests and returns.
+/// Serves until SIGINT or SIGTERM, then lets in-flight requests finish for at
+/// most `--shutdown-timeout` and returns.
 async fn serve(cli: Cli) -> Result<(), StartError> {
     let tokens = cli.tokens()?;
     let cors = cli.cors()?;

@@ -41,9 +41,9 @@ pub struct Cli {
     pub static_dir: Option<PathBuf>,
 
     /// The Content-Security-Policy header of static files (--static). The default
-    /// allows the server's own origin only, WebAssembly, inline scripts and styles,
-    /// no plugins and no framing; an app without inline scripts can drop
-    /// 'unsafe-inline'.
+    /// allows the server's own origin only, no plugins and no framing, but lets
+    /// scripts be inline and evaluate strings (as the demo's tests do): an app that
+    /// does neither should drop 'unsafe-inline' and 'unsafe-eval'.
     #[arg(long, env = "TIDEWAY_CSP", default_value = crate::site::DEFAULT_CSP)]
     pub csp: String,
 

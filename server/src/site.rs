@@ -17,9 +17,12 @@ use tower_http::services::ServeDir;
 use crate::error::ApiError;
 
 /// The default `Content-Security-Policy` of static files: everything from the
-/// server's own origin, WebAssembly allowed, no plugins, no framing. Inline
-/// scripts stay allowed because app shells and test harnesses commonly use one.
-pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+/// server's own origin only, no plugins, no framing, no `<base>` elsewhere.
+/// Scripts may also be inline and evaluate strings, because the pages this
+/// server is used with do (the sync tests' harness has an inline module, the
+/// demo's end-to-end checks call the API through `new Function`); an app that
+/// does neither should pass a `--csp` without 'unsafe-inline' and 'unsafe-eval'.
+pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
 pub struct Site {

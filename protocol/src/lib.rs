@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod strict;
+
 /// The longest collection name, in bytes.
 pub const MAX_COLLECTION_NAME_LEN: usize = 64;
 /// The longest entity id, in bytes.
@@ -24,12 +26,22 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_PUSH_MUTATIONS: usize = 1000;
 /// The most changes one `GET /v1/pull` page may ask for.
 pub const MAX_PULL_LIMIT: usize = 1000;
+/// The bytes of entity data after which a `GET /v1/pull` page stops, before
+/// `limit` is reached (`hasMore` is then `true`). A page always holds at least
+/// one change, so one entity of up to [`MAX_DATA_BYTES`] is always delivered.
+pub const MAX_PULL_PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// The page size of `GET /v1/pull` when `limit` is absent.
 pub const DEFAULT_PULL_LIMIT: usize = 100;
 /// The longest client id, in bytes.
 pub const MAX_CLIENT_ID_LEN: usize = 128;
 /// The longest `Idempotency-Key` header value, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The most bytes of entity data that the `current` fields of one push
+/// response carry together. Conflicts get their `current` in order until the
+/// next one would pass this budget; from there on `current` is left out (the
+/// result still gives the entity's `version`) and the client fetches what it
+/// lacks. At least one `current` always fits, since it is above [`MAX_DATA_BYTES`].
+pub const MAX_CONFLICT_CURRENT_BYTES: usize = 2 * 1024 * 1024;
 /// The largest `mutationId` or `baseVersion`: integers above 2^53 - 1 lose
 /// precision in JavaScript, so the protocol never lets them on the wire.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
@@ -61,6 +73,9 @@ pub mod codes {
     pub const INVALID_HEADER: &str = "invalid_header";
     /// 401: no valid `Authorization: Bearer` token.
     pub const UNAUTHORIZED: &str = "unauthorized";
+    /// 429: too many failed authentications from this client's address; retry
+    /// after `Retry-After`.
+    pub const TOO_MANY_REQUESTS: &str = "too_many_requests";
     /// 404: no such route, or no such entity for this user. Also a `rejected`
     /// code: a `patch` or `delete` of an entity that does not exist.
     pub const NOT_FOUND: &str = "not_found";
@@ -79,6 +94,9 @@ pub mod codes {
     /// 413: an entity's serialized data exceeds [`super::MAX_DATA_BYTES`].
     /// Also a `rejected` code, when a patch would grow data past the limit.
     pub const DATA_TOO_LARGE: &str = "data_too_large";
+    /// 408: the request was not received and answered in time (a stalled
+    /// upload, or work past the server's request timeout). Retry with backoff.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 415: the body is not sent as `application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     /// 422: an `Idempotency-Key` was reused for a different request.
@@ -104,6 +122,23 @@ impl std::fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// The most bytes of a client's input that an error message quotes.
+pub const MAX_ECHOED_BYTES: usize = 64;
+
+/// `input` quoted for an error message, cut to [`MAX_ECHOED_BYTES`] (at a
+/// character boundary) with its full length said, so that a huge invalid input
+/// never comes back whole in the answer.
+pub fn echo(input: &str) -> String {
+    if input.len() <= MAX_ECHOED_BYTES {
+        return format!("{input:?}");
+    }
+    let mut end = MAX_ECHOED_BYTES;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &input[..end], input.len())
+}
+
 /// A collection name: 1 to 64 ASCII letters, digits, `_` or `-`, starting with a letter.
 pub fn validate_collection_name(name: &str) -> Result<(), Invalid> {
     let mut chars = name.chars();
@@ -113,22 +148,27 @@ pub fn validate_collection_name(name: &str) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err(Invalid(format!(
-            "collection name {name:?} is invalid: use 1 to {MAX_COLLECTION_NAME_LEN} ASCII letters, digits, '_' or '-', starting with a letter"
+            "collection name {} is invalid: use 1 to {MAX_COLLECTION_NAME_LEN} ASCII letters, digits, '_' or '-', starting with a letter",
+            echo(name)
         )))
     }
 }
 
-/// An entity id: 1 to 128 ASCII letters, digits, `_`, `-`, `.` or `:`.
+/// An entity id: 1 to 128 ASCII letters, digits, `_`, `-`, `.` or `:`, and not
+/// `.` or `..` (a URL path cannot address them: they are its dot-segments).
 /// UUIDs, ULIDs, numeric ids and `type:123` style ids all fit.
 pub fn validate_entity_id(id: &str) -> Result<(), Invalid> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ENTITY_ID_LEN
+        && id != "."
+        && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
     if ok {
         Ok(())
     } else {
         Err(Invalid(format!(
-            "entity id {id:?} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'"
+            "entity id {} is invalid: use 1 to {MAX_ENTITY_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':', not . or ..",
+            echo(id)
         )))
     }
 }
@@ -156,7 +196,8 @@ pub fn validate_data_depth(data: &Map<String, Value>) -> Result<(), Invalid> {
 pub fn validate_client_id(id: &str) -> Result<(), Invalid> {
     validate_entity_id(id).map_err(|_| {
         Invalid(format!(
-            "client id {id:?} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':'"
+            "client id {} is invalid: use 1 to {MAX_CLIENT_ID_LEN} ASCII letters, digits, '_', '-', '.' or ':', not . or ..",
+            echo(id)
         ))
     })
 }
@@ -217,6 +258,69 @@ pub fn apply_patch(data: &mut Map<String, Value>, fields: &Map<String, Value>) {
         } else {
             data.insert(field.clone(), value.clone());
         }
+    }
+}
+
+/// What the protocol's apply rule makes of one pushed mutation: see [`decide`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The mutation applies: the entity's next version holds `data` (`{}` and
+    /// `deleted: true` for a tombstone).
+    Write { data: Map<String, Value>, deleted: bool },
+    /// `baseVersion` is not the entity's current version: nothing changes, and
+    /// the answer is `conflict` with the current version.
+    Conflict,
+    /// A permanent refusal of this mutation: the answer is `rejected` with this
+    /// `code` (one of [`codes`]) and a message for people.
+    Reject { code: &'static str, message: String },
+}
+
+/// The protocol's apply rule: what a validated mutation does to the entity it
+/// names, given that entity as the server holds it for the user (`None` when it
+/// never existed; a tombstone is `Some` with `deleted: true`).
+///
+/// - `baseVersion` must equal the current version (0 when absent, the delete's
+///   version for a tombstone), otherwise [`Decision::Conflict`].
+/// - `put` replaces the data, creating the entity or reviving a tombstone.
+/// - `patch` shallow-merges with [`apply_patch`]; on an absent or deleted entity
+///   it is rejected [`codes::NOT_FOUND`], and past [`MAX_DATA_BYTES`] it is
+///   rejected [`codes::DATA_TOO_LARGE`].
+/// - `delete` makes a tombstone; on an absent or deleted entity it is rejected
+///   [`codes::NOT_FOUND`].
+///
+/// Pure: a server applies [`Decision::Write`] as the entity's next version, and a
+/// test double can run the very same rule in memory.
+pub fn decide(current: Option<&ServerEntity>, mutation: &PushMutation) -> Decision {
+    let current_version = current.map_or(0, |c| c.version);
+    if mutation.base_version != current_version {
+        return Decision::Conflict;
+    }
+    let live = current.filter(|c| !c.deleted);
+    match (mutation.op, live) {
+        (Op::Put, _) => Decision::Write { data: mutation.data.clone().unwrap_or_default(), deleted: false },
+        (Op::Patch | Op::Delete, None) => Decision::Reject {
+            code: codes::NOT_FOUND,
+            message: format!(
+                "{}/{} does not exist (or is deleted); use put to create it",
+                mutation.collection, mutation.id
+            ),
+        },
+        (Op::Patch, Some(entity)) => {
+            let mut data = entity.data.clone();
+            if let Some(fields) = &mutation.data {
+                apply_patch(&mut data, fields);
+            }
+            let size = data_size(&data);
+            if size > MAX_DATA_BYTES {
+                return Decision::Reject {
+                    code: codes::DATA_TOO_LARGE,
+                    message: format!("the patched data would be {size} bytes; at most {MAX_DATA_BYTES} are allowed"),
+                };
+            }
+            Decision::Write { data, deleted: false }
+        }
+        // A tombstone keeps no data: the client only needs to know it is gone.
+        (Op::Delete, Some(_)) => Decision::Write { data: Map::new(), deleted: true },
     }
 }
 
@@ -298,7 +402,8 @@ pub struct PushMutation {
     pub collection: String,
     pub id: String,
     pub op: Op,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Read strictly: see [`strict`].
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "strict::optional_data")]
     pub data: Option<Map<String, Value>>,
     pub base_version: u64,
 }
@@ -358,7 +463,10 @@ pub struct MutationResult {
     pub server_updated_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
-    /// The server's current entity, on `conflict`.
+    /// The server's current entity, on `conflict`, when the entity exists and its
+    /// data fits the response's budget ([`MAX_CONFLICT_CURRENT_BYTES`]). A conflict
+    /// with `version` but without `current` means the entity exists at that
+    /// version and its data was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<ServerEntity>,
     /// Why, on `rejected`.
@@ -402,9 +510,21 @@ mod tests {
             assert!(validate_entity_id(ok).is_ok(), "{ok}");
         }
         let too_long = "a".repeat(MAX_ENTITY_ID_LEN + 1);
-        for bad in ["", "a b", "a/b", "é", too_long.as_str()] {
+        for bad in ["", "a b", "a/b", "é", ".", "..", too_long.as_str()] {
             assert!(validate_entity_id(bad).is_err(), "{bad}");
         }
+        assert!(validate_entity_id("...").is_ok() && validate_entity_id(".a").is_ok());
+    }
+
+    #[test]
+    fn invalid_input_is_echoed_cut_short() {
+        let huge = "é".repeat(1_000_000);
+        let message = validate_entity_id(&huge).unwrap_err().0;
+        assert!(message.len() < 300, "{} bytes", message.len());
+        assert!(message.contains("(2000000 bytes)"), "{message}");
+        assert!(validate_collection_name(&huge).unwrap_err().0.len() < 300);
+        assert!(validate_client_id(&huge).unwrap_err().0.len() < 300);
+        assert_eq!(echo("a/b"), "\"a/b\"");
     }
 
     #[test]
@@ -444,6 +564,66 @@ mod tests {
         assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![big] }), codes::DATA_TOO_LARGE);
         let many = (1..=MAX_PUSH_MUTATIONS as u64 + 1).map(mutation).collect();
         assert_eq!(code(PushRequest { client_id: "c".into(), mutations: many }), codes::BATCH_TOO_LARGE);
+    }
+
+    fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {
+        ServerEntity {
+            collection: "notes".into(),
+            id: "n".into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            version,
+            server_updated_at: 0,
+            deleted,
+        }
+    }
+
+    fn op(op: Op, base_version: u64, data: Option<Value>) -> PushMutation {
+        PushMutation {
+            mutation_id: 1,
+            collection: "notes".into(),
+            id: "n".into(),
+            op,
+            data: data.and_then(|d| d.as_object().cloned()),
+            base_version,
+        }
+    }
+
+    #[test]
+    fn decide_patch_merges_shallowly_and_null_removes() {
+        let current = entity(2, false, serde_json::json!({"a": 1, "b": {"x": 1}, "c": 3}));
+        let m = op(Op::Patch, 2, Some(serde_json::json!({"b": {"y": 2}, "c": null, "d": 4})));
+        let Decision::Write { data, deleted: false } = decide(Some(&current), &m) else { panic!("not a write") };
+        assert_eq!(Value::Object(data), serde_json::json!({"a": 1, "b": {"y": 2}, "d": 4}));
+    }
+
+    #[test]
+    fn decide_base_version_must_match() {
+        let current = entity(3, false, serde_json::json!({}));
+        assert_eq!(decide(Some(&current), &op(Op::Put, 2, Some(serde_json::json!({})))), Decision::Conflict);
+        assert_eq!(decide(Some(&current), &op(Op::Delete, 4, None)), Decision::Conflict);
+        assert_eq!(decide(None, &op(Op::Put, 1, Some(serde_json::json!({})))), Decision::Conflict);
+        assert_eq!(
+            decide(None, &op(Op::Put, 0, Some(serde_json::json!({"t": 1})))),
+            Decision::Write { data: serde_json::json!({"t": 1}).as_object().cloned().unwrap_or_default(), deleted: false }
+        );
+        assert_eq!(decide(Some(&current), &op(Op::Delete, 3, None)), Decision::Write { data: Map::new(), deleted: true });
+    }
+
+    #[test]
+    fn decide_tombstones() {
+        let tomb = entity(4, true, serde_json::json!({}));
+        assert!(matches!(decide(Some(&tomb), &op(Op::Put, 4, Some(serde_json::json!({})))), Decision::Write { deleted: false, .. }));
+        assert_eq!(decide(Some(&tomb), &op(Op::Put, 0, Some(serde_json::json!({})))), Decision::Conflict);
+        assert!(matches!(decide(Some(&tomb), &op(Op::Patch, 4, Some(serde_json::json!({})))), Decision::Reject { code: codes::NOT_FOUND, .. }));
+        assert!(matches!(decide(Some(&tomb), &op(Op::Delete, 4, None)), Decision::Reject { code: codes::NOT_FOUND, .. }));
+        assert!(matches!(decide(None, &op(Op::Delete, 0, None)), Decision::Reject { code: codes::NOT_FOUND, .. }));
+    }
+
+    #[test]
+    fn decide_refuses_a_patch_growing_data_past_the_limit() {
+        let current = entity(1, false, serde_json::json!({"a": "x".repeat(MAX_DATA_BYTES - 20)}));
+        let m = op(Op::Patch, 1, Some(serde_json::json!({"b": "y".repeat(40)})));
+        assert!(matches!(decide(Some(&current), &m), Decision::Reject { code: codes::DATA_TOO_LARGE, .. }));
     }
 
     #[test]

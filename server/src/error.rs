@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use tideway_protocol::{codes, ServerEntity};
+use tideway_protocol::{codes, PushRequestError, ServerEntity};
 
 use crate::store::StoreError;
 
@@ -17,6 +17,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String, mutation_id: Option<u64> },
     #[error("missing or unknown bearer token")]
     Unauthorized,
+    /// Too many failed authentications from this address; retry after the wait.
+    #[error("too many failed authentications from this address; retry later")]
+    TooManyRequests(std::time::Duration),
     #[error("{0}")]
     NotFound(String),
     #[error("this route does not accept that method")]
@@ -35,6 +38,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("the request was not received and answered in time")]
+    RequestTimeout,
+    #[error("the server is handling as many requests as it may; retry shortly")]
+    Overloaded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -48,6 +55,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, codes::TOO_MANY_REQUESTS),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, codes::NOT_FOUND),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, codes::CONFLICT),
@@ -56,8 +64,37 @@ impl ApiError {
             ApiError::TooLarge { code, .. } => (StatusCode::PAYLOAD_TOO_LARGE, code),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_MEDIA_TYPE),
             ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, codes::IDEMPOTENCY_KEY_REUSED),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, codes::REQUEST_TIMEOUT),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
             ApiError::Store(e) if e.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL),
+        }
+    }
+}
+
+/// The most bytes of an error message sent to a client.
+const MAX_MESSAGE_BYTES: usize = 512;
+
+fn cap_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("… (cut)");
+    }
+    message
+}
+
+/// A push refused as a whole: 413 for the size limits, 400 for the rest.
+impl From<PushRequestError> for ApiError {
+    fn from(e: PushRequestError) -> Self {
+        let PushRequestError { code, message, mutation_id } = e;
+        if code.ends_with("_too_large") {
+            ApiError::TooLarge { code, message, mutation_id }
+        } else {
+            ApiError::BadRequest { code, message, mutation_id }
         }
     }
 }
@@ -92,7 +129,9 @@ impl IntoResponse for ApiError {
                     "internal server error".to_string()
                 }
             }
-            other => other.to_string(),
+            // Parser messages can quote the input (serde's "unknown variant `…`"):
+            // never send back more than a bounded part of it.
+            other => cap_message(other.to_string()),
         };
         let mutation_id = match &self {
             ApiError::BadRequest { mutation_id, .. } | ApiError::TooLarge { mutation_id, .. } => *mutation_id,
@@ -107,13 +146,22 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if code == codes::PAYLOAD_TOO_LARGE {
+        if let ApiError::TooManyRequests(wait) = &self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        if matches!(self, ApiError::Overloaded) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if code == codes::PAYLOAD_TOO_LARGE || code == codes::REQUEST_TIMEOUT {
             // The rest of the body was never read, so this connection cannot carry
             // another request: tell the client not to reuse it.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(entity) = current {
-            if let Ok(etag) = crate::routes::etag(entity.version) {
+            if let Ok(etag) = crate::app::etag(entity.version) {
                 response.headers_mut().insert(header::ETAG, etag);
             }
         }

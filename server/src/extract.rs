@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use tideway_protocol::strict::{find_underflowing_number, strict_value, DATA_ERROR_PREFIX};
 use tideway_protocol::{
     codes, validate_collection_name, validate_data, validate_entity_id, validate_idempotency_key, DEFAULT_PULL_LIMIT,
     MAX_BODY_BYTES, MAX_PULL_LIMIT,
@@ -30,7 +31,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if body_timed_out(&rejection) {
+                ApiError::RequestTimeout
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge {
                     code: codes::PAYLOAD_TOO_LARGE,
                     message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
@@ -42,13 +45,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| {
             let code = match e.classify() {
+                serde_json::error::Category::Data if e.to_string().starts_with(DATA_ERROR_PREFIX) => codes::INVALID_DATA,
                 serde_json::error::Category::Data => codes::INVALID_REQUEST,
                 _ => codes::MALFORMED_JSON,
             };
             ApiError::bad_request(code, format!("invalid body: {e}"))
         })?;
+        // The parser reads such a literal as 0 without a word: refuse rather than
+        // store a value the client never sent.
+        if let Some(literal) = find_underflowing_number(&bytes) {
+            return Err(ApiError::bad_request(
+                codes::INVALID_DATA,
+                format!("{DATA_ERROR_PREFIX}the number {literal} is not zero but too small for a 64-bit float"),
+            ));
+        }
         Ok(JsonBody(value, bytes))
     }
+}
+
+/// Whether the body stopped arriving for longer than the body timeout
+/// (`tower_http`'s `RequestBodyTimeoutLayer` fails the body with `TimeoutError`).
+fn body_timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut error = Some(rejection);
+    while let Some(e) = error {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        error = e.source();
+    }
+    false
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -59,6 +84,15 @@ fn is_json(headers: &HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// A JSON value read by the protocol's strict rules.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        strict_value(deserializer).map(StrictValue)
+    }
+}
+
 /// The data object of a REST `PUT`: a JSON object within the depth and size limits.
 pub struct EntityData(pub Map<String, Value>, pub Bytes);
 
@@ -66,7 +100,7 @@ impl<S: Send + Sync> FromRequest<S> for EntityData {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let JsonBody(value, bytes) = JsonBody::<Value>::from_request(req, state).await?;
+        let JsonBody(StrictValue(value), bytes) = JsonBody::<StrictValue>::from_request(req, state).await?;
         let Value::Object(data) = value else {
             return Err(ApiError::bad_request(codes::INVALID_DATA, "the body must be a JSON object (the entity's data)"));
         };

@@ -1,77 +1,38 @@
 //! The HTTP surface: one short handler per endpoint over the extractors in
-//! `extract`, the state in `AppState`, and the cross-cutting layers (CORS,
+//! `extract` and the shared state in `app`, and the cross-cutting layers (CORS,
 //! request logs, body limit).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
+use axum::BoxError;
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
-use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushRequestError, PushResponse, ServerEntity, MAX_BODY_BYTES};
+use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, MAX_BODY_BYTES};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::ServeDir;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::auth::{Tokens, User};
+use crate::app::{etag, AppState, CorsPolicy, RequestLimits};
+use crate::auth::User;
 use crate::cursor::{self, CursorError};
 use crate::error::ApiError;
 use crate::extract::{EntityData, EntityPath, IdempotencyKey, JsonBody, Precondition, PullQuery};
-use crate::store::{PullOutcome, RestAction, RestOutcome, Store};
+use crate::site::Site;
+use crate::store::{PullOutcome, RestAction, RestOutcome};
 
-pub struct AppState {
-    pub store: Store,
-    pub tokens: Tokens,
-}
-
-/// Which browser origins may call the API.
-#[derive(Debug, Clone)]
-pub enum CorsPolicy {
-    /// `localhost`, `127.0.0.1` and `[::1]` over http or https on any port: the default,
-    /// so a dev page or a browser test on a random port can reach a local server.
-    Localhost,
-    /// Any origin (`--cors-origin '*'`).
-    AnyOrigin,
-    /// Exactly these origins, plus the localhost ones if `localhost` was listed.
-    List { origins: Vec<HeaderValue>, localhost: bool },
-}
-
-impl CorsPolicy {
-    fn allows(&self, origin: &HeaderValue) -> bool {
-        match self {
-            CorsPolicy::Localhost => is_localhost(origin),
-            CorsPolicy::AnyOrigin => true,
-            CorsPolicy::List { origins, localhost } => origins.contains(origin) || (*localhost && is_localhost(origin)),
-        }
-    }
-}
-
-fn is_localhost(origin: &HeaderValue) -> bool {
-    let origin = origin.to_str().unwrap_or("");
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
-        return false;
-    };
-    let (host, port) = if let Some(after) = rest.strip_prefix("[::1]") {
-        ("[::1]", after)
-    } else {
-        rest.split_at(rest.find(':').unwrap_or(rest.len()))
-    };
-    let port_ok = port.is_empty()
-        || port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_ok
-}
-
-pub fn etag(version: u64) -> Result<HeaderValue, axum::http::header::InvalidHeaderValue> {
-    HeaderValue::from_str(&format!("\"{version}\""))
-}
-
-pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolicy) -> Router {
+pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, limits: RequestLimits) -> Router {
     let api = Router::new()
         .route("/v1/health", get(health).head(health))
         .route("/v1/push", post(push))
@@ -79,9 +40,14 @@ pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolic
         .route("/v1/collections/{collection}/{id}", get(get_entity).put(put_entity).delete(delete_entity))
         .route("/v1", any(no_route))
         .route("/v1/{*rest}", any(no_route))
-        .method_not_allowed_fallback(method_not_allowed);
-    let app = match static_dir {
-        Some(dir) => api.fallback_service(ServeDir::new(dir)),
+        .method_not_allowed_fallback(method_not_allowed)
+        // API answers carry one user's data: no browser or proxy cache may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    let app = match site {
+        Some(site) => api.fallback(move |request: Request<Body>| {
+            let site = site.clone();
+            async move { site.serve(request).await }
+        }),
         None => api.fallback(no_route),
     };
     let cors = CorsLayer::new()
@@ -100,7 +66,29 @@ pub fn router(state: Arc<AppState>, static_dir: Option<PathBuf>, cors: CorsPolic
             tracing::info!(status = response.status().as_u16(), duration_ms = (latency.as_secs_f64() * 1e6).round() / 1e3, "request done");
         })
         .on_failure(());
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(trace).layer(cors).with_state(state)
+    // Outermost first: an overloaded or timed-out request still gets CORS headers
+    // and a log line. The concurrency permit is held until the answer is ready, and
+    // the timeout covers the body upload, the handler and the database.
+    let bounds = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overload_or_timeout))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
+        .timeout(limits.request_timeout)
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
+    // Browsers must take every answer, API or file, as the type it says it is.
+    let nosniff = SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(bounds).layer(trace).layer(cors).layer(nosniff).with_state(state)
+}
+
+async fn overload_or_timeout(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::RequestTimeout
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else {
+        tracing::error!(%error, "request failed in a middleware");
+        ApiError::Overloaded
+    }
 }
 
 async fn health() -> impl IntoResponse {
@@ -113,17 +101,6 @@ async fn no_route() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-impl From<PushRequestError> for ApiError {
-    fn from(e: PushRequestError) -> Self {
-        let PushRequestError { code, message, mutation_id } = e;
-        if code.ends_with("_too_large") {
-            ApiError::TooLarge { code, message, mutation_id }
-        } else {
-            ApiError::BadRequest { code, message, mutation_id }
-        }
-    }
 }
 
 async fn push(
@@ -139,8 +116,8 @@ async fn push(
 }
 
 async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQuery) -> Result<Json<PullResponse>, ApiError> {
-    let epoch = state.store.epoch();
-    let after = cursor::decode(epoch, query.cursor.as_deref()).map_err(|e| match e {
+    let epoch = state.store.epoch().await?;
+    let after = cursor::decode(&epoch, query.cursor.as_deref()).map_err(|e| match e {
         CursorError::Malformed => ApiError::bad_request(tideway_protocol::codes::INVALID_CURSOR, "the cursor is not one this server issued"),
         CursorError::ForeignEpoch => ApiError::CursorExpired(
             "the cursor belongs to another database (was the server's database replaced?); pull again from the start".into(),
@@ -148,7 +125,7 @@ async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQ
     })?;
     match state.store.pull(&user, after, query.limit).await? {
         PullOutcome::Page { changes, last_seq, has_more } => {
-            Ok(Json(PullResponse { changes, cursor: cursor::encode(epoch, last_seq), has_more }))
+            Ok(Json(PullResponse { changes, cursor: cursor::encode(&epoch, last_seq), has_more }))
         }
         PullOutcome::Expired(message) => Err(ApiError::CursorExpired(message)),
     }
@@ -246,19 +223,4 @@ fn rest_response(outcome: RestOutcome, replayed: bool) -> Result<Response, ApiEr
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn localhost_origins() {
-        for ok in ["http://localhost", "https://localhost:8443", "http://localhost:5173", "http://127.0.0.1:41234", "http://[::1]:8080"] {
-            assert!(is_localhost(&HeaderValue::from_static(ok)), "{ok}");
-        }
-        for bad in ["http://localhost.evil.com", "http://127.0.0.1:", "http://127.0.0.1:80x", "null", "http://evil.com"] {
-            assert!(!is_localhost(&HeaderValue::from_static(bad)), "{bad}");
-        }
-    }
 }

@@ -10,13 +10,19 @@
 //! processes may share one PostgreSQL.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
-use tideway_protocol::{codes, data_size, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity, MAX_DATA_BYTES};
+use tideway_protocol::{
+    codes, data_size, decide, Decision, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity,
+    MAX_CONFLICT_CURRENT_BYTES, MAX_PULL_PAGE_BYTES,
+};
+
+use crate::gates::{WriteGates, WriterSlot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +30,7 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The URL with any password masked.
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     UnsupportedUrl(String),
 }
@@ -38,7 +45,8 @@ impl StoreError {
                 // serialization failure, deadlock, lock timeout, shutdown.
                 let code = e.code().map(|c| c.into_owned()).unwrap_or_default();
                 let sqlite_busy = code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
-                sqlite_busy || matches!(code.as_str(), "40001" | "40P01" | "55P03" | "57P01" | "57P03")
+                // 57014: canceled by statement_timeout.
+                sqlite_busy || matches!(code.as_str(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P03")
             }
             _ => false,
         }
@@ -46,6 +54,30 @@ impl StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The most bytes of mutation data one write transaction applies: a larger push
+/// is applied in several transactions, in order, so that no push holds the
+/// write lock (SQLite's, or a user's row) for long.
+pub const MAX_TRANSACTION_BYTES: usize = 1024 * 1024;
+
+/// How the store uses its database.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// The longest wait for a lock: SQLite's busy timeout, PostgreSQL's
+    /// `lock_timeout`. Past it the request answers 503 and the client retries.
+    pub lock_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` (SQLite statements are bounded by the
+    /// request timeout only).
+    pub statement_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// For maintenance commands: one connection, generous waits.
+    pub fn maintenance() -> StoreOptions {
+        StoreOptions { max_connections: 1, lock_timeout: Duration::from_secs(30), statement_timeout: Duration::ZERO }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -58,10 +90,12 @@ pub enum Backend {
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tw_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     // One row per user: the last change sequence number handed out (and the lock
-    // that serializes the user's writers), and the sequence up to which tombstones
-    // were purged (cursors below it answer 410).
+    // that serializes the user's writers), the sequence up to which tombstones
+    // were purged (cursors below it answer 410), and the highest version a purged
+    // tombstone had (an entity created again starts above it, so that clients
+    // holding the tombstone take the new entity as newer).
     "CREATE TABLE IF NOT EXISTS tw_user_seq (user_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, \
-     purged_through BIGINT NOT NULL DEFAULT 0)",
+     purged_through BIGINT NOT NULL DEFAULT 0, purged_version BIGINT NOT NULL DEFAULT 0)",
     // The latest state of each entity, tombstones included; `seq` is the change
     // sequence number of its latest change, so pull is a range scan on (user_id, seq).
     "CREATE TABLE IF NOT EXISTS tw_entities (user_id TEXT NOT NULL, collection TEXT NOT NULL, \
@@ -70,17 +104,30 @@ const SCHEMA: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS tw_entities_by_seq ON tw_entities (user_id, seq)",
     // The result of every mutation a client pushed, written in the same transaction
     // as its effect: a replay answers from here and changes nothing.
+    // `created_at` (ms) lets `purge` drop records past the retention period.
     "CREATE TABLE IF NOT EXISTS tw_mutations (user_id TEXT NOT NULL, client_id TEXT NOT NULL, \
-     mutation_id BIGINT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (user_id, client_id, mutation_id))",
+     mutation_id BIGINT NOT NULL, result TEXT NOT NULL, created_at BIGINT NOT NULL DEFAULT 0, \
+     PRIMARY KEY (user_id, client_id, mutation_id))",
     // The outcome of every REST write sent with an Idempotency-Key.
     "CREATE TABLE IF NOT EXISTS tw_rest_requests (user_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, \
-     fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (user_id, idempotency_key))",
+     fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, created_at BIGINT NOT NULL DEFAULT 0, \
+     PRIMARY KEY (user_id, idempotency_key))",
 ];
 
-/// Takes the user's lock row and reads the last sequence number handed out.
-/// The no-op update is what locks an existing row in PostgreSQL.
+/// Columns added after the first release, for databases created before them:
+/// (table, column, definition). Rows from before count as created at time 0, so
+/// the first purge treats them as old.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("tw_user_seq", "purged_version", "BIGINT NOT NULL DEFAULT 0"),
+    ("tw_mutations", "created_at", "BIGINT NOT NULL DEFAULT 0"),
+    ("tw_rest_requests", "created_at", "BIGINT NOT NULL DEFAULT 0"),
+];
+
+/// Takes the user's lock row and reads the last sequence number handed out and
+/// what was purged. The no-op update is what locks an existing row in PostgreSQL.
 const LOCK_USER: &str = "INSERT INTO tw_user_seq (user_id, last_seq) VALUES ($1, 0) \
-     ON CONFLICT (user_id) DO UPDATE SET last_seq = tw_user_seq.last_seq RETURNING last_seq";
+     ON CONFLICT (user_id) DO UPDATE SET last_seq = tw_user_seq.last_seq \
+     RETURNING last_seq, purged_through, purged_version";
 
 const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted, seq";
 
@@ -88,10 +135,15 @@ const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Random id of this database, minted when its schema was created. Cursors
-    /// carry it, so a cursor from another database answers 410 instead of
-    /// silently skipping changes.
-    epoch: String,
+    gates: Arc<WriteGates>,
+}
+
+/// What one purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub push_records: u64,
+    pub rest_records: u64,
+    pub tombstones: u64,
 }
 
 /// One page of `pull`, or why the cursor cannot be served.
@@ -129,6 +181,43 @@ pub enum RestOutcome {
     KeyReused,
 }
 
+/// `url` with the password of its `user:password@` part, if any, masked.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Creates the SQLite file of `url` readable and writable by its owner only, if it
+/// does not exist yet; SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_sqlite_file(url: &str) -> Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another process: it chose the mode.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Db(sqlx::Error::Io(e))),
+    }
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -136,7 +225,8 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Connects, creates the schema if needed and reads the database's epoch.
     /// `sqlite://PATH` creates the file if it is missing.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+    pub async fn open(url: &str, settings: StoreOptions) -> Result<Store> {
+        let max_connections = settings.max_connections.max(1);
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let url = if rest.contains("mode=") {
@@ -146,11 +236,12 @@ impl Store {
             } else {
                 format!("{url}?mode=rwc")
             };
+            create_private_sqlite_file(&url)?;
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let mut options = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
@@ -158,56 +249,173 @@ impl Store {
                 // Each connection to :memory: is its own database: keep exactly one, forever.
                 options = options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             }
-            options = options.after_connect(|conn, _| {
+            let busy_timeout = format!("PRAGMA busy_timeout = {}", settings.lock_timeout.as_millis());
+            options = options.after_connect(move |conn, _| {
+                let busy_timeout = busy_timeout.clone();
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; the busy timeout makes
-                    // writers queue for the lock instead of failing at once.
-                    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 10000"] {
+                    // writers of other processes queue for the lock instead of failing at
+                    // once. FULL syncs the log at every commit: a push answered 200
+                    // survives a power cut (NORMAL may lose the last commits, which
+                    // clients already dropped).
+                    for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", busy_timeout.as_str()] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
             });
+        } else {
+            // Bound every wait in the database, so a stuck transaction turns into 503s
+            // that clients retry rather than a pool of connections waiting for ever.
+            let settings_sql = [
+                format!("SET lock_timeout = {}", settings.lock_timeout.as_millis()),
+                format!("SET statement_timeout = {}", settings.statement_timeout.as_millis()),
+            ];
+            options = options.after_connect(move |conn, _| {
+                let settings_sql = settings_sql.clone();
+                Box::pin(async move {
+                    for statement in &settings_sql {
+                        sqlx::query(statement).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
         }
+        // SQLite has one writer at a time: its writers queue in order in this
+        // process. On PostgreSQL writers may use three quarters of the pool, so
+        // reads always have connections left.
+        let writer_connections = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => (max_connections - max_connections / 4) as usize,
+        };
         let pool = options.connect(&url).await?;
-        let epoch = migrate(&pool, backend).await?;
-        Ok(Store { pool, backend, epoch })
+        migrate(&pool, backend).await?;
+        Ok(Store { pool, backend, gates: WriteGates::new(writer_connections) })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    /// The database's epoch: a random id minted with its schema, and minted again
+    /// by [`Store::rotate_epoch`]. Cursors carry it, so a cursor from another
+    /// database, or from before a restore, answers 410 instead of silently
+    /// skipping changes. Read on every pull rather than kept in memory, so a
+    /// rotation reaches every running process at once.
+    pub async fn epoch(&self) -> Result<String> {
+        Ok(sqlx::query_scalar("SELECT value FROM tw_meta WHERE key = 'epoch'").fetch_one(&self.pool).await?)
     }
 
+    /// Gives the database a new epoch, so every cursor issued before answers 410
+    /// and its client pulls again from the start. Run it after restoring a
+    /// backup: the restored sequence numbers will be handed out again, and
+    /// clients holding cursors from after the backup would skip those changes.
+    pub async fn rotate_epoch(&self) -> Result<String> {
+        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("UPDATE tw_meta SET value = $1 WHERE key = 'epoch'").bind(&epoch).execute(&self.pool).await?;
+        Ok(epoch)
+    }
+
+    /// Begins a write transaction of `user`; the caller holds the user's turn.
     async fn begin_write(&self, user: &str) -> Result<UserWrite> {
+        let slot = self.gates.writer_slot().await;
         let mut tx = self.pool.begin().await?;
-        let last_seq: i64 = sqlx::query_scalar(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
-        Ok(UserWrite { tx, user: user.to_string(), start_seq: last_seq, last_seq, now: now_ms() })
+        let row = sqlx::query(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
+        let last_seq: i64 = row.try_get(0)?;
+        Ok(UserWrite {
+            tx,
+            user: user.to_string(),
+            start_seq: last_seq,
+            last_seq,
+            purged_through: row.try_get(1)?,
+            purged_version: row.try_get(2)?,
+            now: now_ms(),
+            _slot: slot,
+        })
     }
 
-    /// Applies a validated batch in mutationId order, in one transaction with the
-    /// idempotency records, and answers one result per mutation.
-    pub async fn push(&self, user: &str, client_id: &str, mutations: &[PushMutation]) -> Result<Vec<MutationResult>> {
-        let (Some(first), Some(last)) = (mutations.first(), mutations.last()) else {
-            return Ok(Vec::new());
-        };
-        let mut w = self.begin_write(user).await?;
-        let recorded: HashMap<i64, String> = sqlx::query(
-            "SELECT mutation_id, result FROM tw_mutations \
-             WHERE user_id = $1 AND client_id = $2 AND mutation_id >= $3 AND mutation_id <= $4",
+    /// Removes what is older than `retention`: push results (except each
+    /// client's latest, which tells later pushes which ids were already used),
+    /// Idempotency-Key outcomes, and tombstones. A user's purged tombstones raise
+    /// their `purged_through`, so cursors that had not yet delivered them answer
+    /// 410 and their clients pull again from the start.
+    pub async fn purge(&self, retention: Duration) -> Result<PurgeReport> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let mut report = PurgeReport::default();
+        report.push_records = sqlx::query(
+            "DELETE FROM tw_mutations WHERE created_at <= $1 AND mutation_id < (SELECT MAX(m.mutation_id) \
+             FROM tw_mutations m WHERE m.user_id = tw_mutations.user_id AND m.client_id = tw_mutations.client_id)",
         )
-        .bind(user)
-        .bind(client_id)
-        .bind(first.mutation_id as i64)
-        .bind(last.mutation_id as i64)
-        .fetch_all(&mut *w.tx)
+        .bind(cutoff)
+        .execute(&self.pool)
         .await?
-        .into_iter()
-        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+        .rows_affected();
+        report.rest_records = sqlx::query("DELETE FROM tw_rest_requests WHERE created_at <= $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let users: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT user_id FROM tw_entities WHERE deleted = 1 AND updated_at <= $1")
+                .bind(cutoff)
+                .fetch_all(&self.pool)
+                .await?;
+        for user in users {
+            // Under the user's lock, so no writer revives a tombstone half way.
+            let _turn = self.gates.user_turn(&user).await;
+            let mut w = self.begin_write(&user).await?;
+            let row = sqlx::query(
+                "SELECT MAX(seq), MAX(version) FROM tw_entities WHERE user_id = $1 AND deleted = 1 AND updated_at <= $2",
+            )
+            .bind(&user)
+            .bind(cutoff)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            let (Some(through), Some(version)) = (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?) else {
+                continue;
+            };
+            sqlx::query("UPDATE tw_user_seq SET purged_through = $2, purged_version = $3 WHERE user_id = $1")
+                .bind(&user)
+                .bind(through.max(w.purged_through))
+                .bind(version.max(w.purged_version))
+                .execute(&mut *w.tx)
+                .await?;
+            report.tombstones += sqlx::query("DELETE FROM tw_entities WHERE user_id = $1 AND deleted = 1 AND updated_at <= $2")
+                .bind(&user)
+                .bind(cutoff)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+            w.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// Applies a validated batch in mutationId order and answers one result per
+    /// mutation. Each mutation is applied in the same transaction as its
+    /// idempotency record; a batch whose data passes [`MAX_TRANSACTION_BYTES`] is
+    /// applied in several transactions, one after the other.
+    pub async fn push(&self, user: &str, client_id: &str, mutations: &[PushMutation]) -> Result<Vec<MutationResult>> {
+        // A user's pushes queue here, so parallel pushes of one user hold one
+        // database connection between them, not one each.
+        let _turn = self.gates.user_turn(user).await;
+        let mut budget = CurrentBudget { remaining: MAX_CONFLICT_CURRENT_BYTES, exhausted: false };
+        let mut results = Vec::with_capacity(mutations.len());
+        for run in transaction_runs(mutations) {
+            self.push_run(user, client_id, run, &mut budget, &mut results).await?;
+        }
+        Ok(results)
+    }
+
+    async fn push_run(
+        &self,
+        user: &str,
+        client_id: &str,
+        mutations: &[PushMutation],
+        budget: &mut CurrentBudget,
+        results: &mut Vec<MutationResult>,
+    ) -> Result<()> {
+        let mut w = self.begin_write(user).await?;
         let mut highest: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(mutation_id), 0) FROM tw_mutations WHERE user_id = $1 AND client_id = $2",
         )
@@ -215,41 +423,103 @@ impl Store {
         .bind(client_id)
         .fetch_one(&mut *w.tx)
         .await?;
-
-        let mut results = Vec::with_capacity(mutations.len());
+        // Only ids at or below the highest processed can have a record: look up
+        // exactly those, never every record in the span of the batch's ids.
+        let seen: Vec<i64> = mutations.iter().map(|m| m.mutation_id as i64).filter(|id| *id <= highest).collect();
+        let recorded = w.recorded_results(client_id, &seen).await?;
         for m in mutations {
             let id = m.mutation_id as i64;
-            if let Some(stored) = recorded.get(&id) {
-                let result = serde_json::from_str(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                results.push(result);
-                continue;
-            }
-            let result = if id <= highest {
-                rejected(m.mutation_id, codes::OUT_OF_ORDER, format!(
-                    "mutationId {} is not above {highest}, the highest this client already pushed; \
-                     mutations of a client must arrive in increasing order",
-                    m.mutation_id
-                ))
-            } else {
-                w.apply(m).await?
+            let mut result = match recorded.get(&id) {
+                Some(stored) => {
+                    let mut result: MutationResult =
+                        serde_json::from_str(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    // Records written by older versions of this server may hold the data.
+                    result.current = None;
+                    result
+                }
+                None => {
+                    let result = if id <= highest {
+                        rejected(m.mutation_id, codes::OUT_OF_ORDER, format!(
+                            "mutationId {} is not above {highest}, the highest this client already pushed; \
+                             mutations of a client must arrive in increasing order",
+                            m.mutation_id
+                        ))
+                    } else {
+                        w.apply(m).await?
+                    };
+                    // The record keeps the version a conflict met, never the entity's
+                    // data: a replay reads the data again (see attach_current).
+                    let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query(
+                        "INSERT INTO tw_mutations (user_id, client_id, mutation_id, result, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                        .bind(user)
+                        .bind(client_id)
+                        .bind(id)
+                        .bind(stored)
+                        .bind(w.now)
+                        .execute(&mut *w.tx)
+                        .await?;
+                    highest = highest.max(id);
+                    result
+                }
             };
-            let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result) VALUES ($1, $2, $3, $4)")
-                .bind(user)
-                .bind(client_id)
-                .bind(id)
-                .bind(stored)
-                .execute(&mut *w.tx)
-                .await?;
-            highest = highest.max(id);
+            if result.status == PushStatus::Conflict {
+                w.attach_current(&mut result, m, budget).await?;
+            }
             results.push(result);
         }
-        w.commit().await?;
-        Ok(results)
+        w.commit().await
     }
 
     /// The user's changes after sequence number `after`, oldest first.
     pub async fn pull(&self, user: &str, after: i64, limit: usize) -> Result<PullOutcome> {
+        // First the page's extent, from sequence numbers and sizes alone, in the
+        // database: the data of rows beyond the byte budget, and of the row that
+        // tells whether there is more, is never read. octet_length can answer from
+        // a value's header without reading its content. The page is the longest
+        // prefix of the next `limit` rows within the budget, and at least one row.
+        let extent = sqlx::query(
+            "SELECT CAST(MAX(CASE WHEN n <= $4 AND (n = 1 OR running <= $5) THEN seq END) AS BIGINT), \
+                    CAST(SUM(CASE WHEN n <= $4 AND (n = 1 OR running <= $5) THEN 1 ELSE 0 END) AS BIGINT), \
+                    CAST(COUNT(*) AS BIGINT) \
+             FROM (SELECT seq, SUM(size) OVER (ORDER BY seq) AS running, ROW_NUMBER() OVER (ORDER BY seq) AS n \
+                   FROM (SELECT seq, octet_length(data) AS size FROM tw_entities \
+                         WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS next_rows) AS page",
+        )
+        .bind(user)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .bind(limit as i64)
+        .bind(MAX_PULL_PAGE_BYTES as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        let page_end: i64 = extent.try_get::<Option<i64>, _>(0)?.unwrap_or(after);
+        let taken = extent.try_get::<Option<i64>, _>(1)?.unwrap_or(0);
+        let has_more = extent.try_get::<i64, _>(2)? > taken;
+        // A row of the range that a writer moved meanwhile now has a sequence number
+        // above every existing one, so the next page delivers it: nothing is skipped.
+        let rows = if taken == 0 {
+            Vec::new()
+        } else {
+            sqlx::query(&format!(
+                "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+            ))
+            .bind(user)
+            .bind(after)
+            .bind(page_end)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            changes.push(entity_from_row(row)?.0);
+        }
+        let last = page_end;
+        // Read after the page: a purge commits its tombstone deletions together with
+        // the raised `purged_through`, so a page that missed a purged tombstone is
+        // always followed by a read that sees the purge.
         let row = sqlx::query("SELECT last_seq, purged_through FROM tw_user_seq WHERE user_id = $1")
             .bind(user)
             .fetch_optional(&self.pool)
@@ -267,22 +537,6 @@ impl Store {
             return Ok(PullOutcome::Expired(
                 "deletions after this cursor were purged; pull again from the start".into(),
             ));
-        }
-        let rows = sqlx::query(&format!(
-            "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-        ))
-        .bind(user)
-        .bind(after)
-        .bind(limit as i64 + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let has_more = rows.len() > limit;
-        let mut changes = Vec::with_capacity(limit.min(rows.len()));
-        let mut last = after;
-        for row in rows.iter().take(limit) {
-            let (entity, seq) = entity_from_row(row)?;
-            changes.push(entity);
-            last = seq;
         }
         Ok(PullOutcome::Page { changes, last_seq: last, has_more })
     }
@@ -315,6 +569,7 @@ impl Store {
         if_match: &IfMatch,
         idempotency: Option<(&str, &str)>,
     ) -> Result<(RestOutcome, bool)> {
+        let _turn = self.gates.user_turn(user).await;
         let mut w = self.begin_write(user).await?;
         if let Some((key, fingerprint)) = idempotency {
             let row = sqlx::query("SELECT fingerprint, outcome FROM tw_rest_requests WHERE user_id = $1 AND idempotency_key = $2")
@@ -358,11 +613,15 @@ impl Store {
         };
         if let Some((key, fingerprint)) = idempotency {
             let stored = serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query("INSERT INTO tw_rest_requests (user_id, idempotency_key, fingerprint, outcome) VALUES ($1, $2, $3, $4)")
+            sqlx::query(
+                "INSERT INTO tw_rest_requests (user_id, idempotency_key, fingerprint, outcome, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
                 .bind(user)
                 .bind(key)
                 .bind(fingerprint)
                 .bind(stored)
+                .bind(w.now)
                 .execute(&mut *w.tx)
                 .await?;
         }
@@ -371,9 +630,9 @@ impl Store {
     }
 }
 
-/// Creates the tables if needed and answers the database's epoch. On PostgreSQL
-/// an advisory lock keeps two processes starting at once from racing on DDL.
-async fn migrate(pool: &AnyPool, backend: Backend) -> Result<String> {
+/// Creates the tables if needed, and the database's epoch. On PostgreSQL an
+/// advisory lock keeps two processes starting at once from racing on DDL.
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
     let mut conn = pool.acquire().await?;
     if backend == Backend::Postgres {
         sqlx::query("SELECT 1 FROM pg_advisory_lock(7411001)").execute(&mut *conn).await?;
@@ -381,16 +640,21 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<String> {
     for statement in SCHEMA {
         sqlx::query(statement).execute(&mut *conn).await?;
     }
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present = sqlx::query(&format!("SELECT {column} FROM {table} WHERE 1 = 0")).execute(&mut *conn).await.is_ok();
+        if !present {
+            sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}")).execute(&mut *conn).await?;
+        }
+    }
     let fresh = uuid::Uuid::new_v4().simple().to_string();
     sqlx::query("INSERT INTO tw_meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING")
         .bind(fresh)
         .execute(&mut *conn)
         .await?;
-    let epoch: String = sqlx::query_scalar("SELECT value FROM tw_meta WHERE key = 'epoch'").fetch_one(&mut *conn).await?;
     if backend == Backend::Postgres {
         sqlx::query("SELECT 1 FROM pg_advisory_unlock(7411001)").execute(&mut *conn).await?;
     }
-    Ok(epoch)
+    Ok(())
 }
 
 fn entity_from_row(row: &AnyRow) -> Result<(ServerEntity, i64)> {
@@ -419,44 +683,31 @@ fn rejected(mutation_id: u64, code: &str, message: String) -> MutationResult {
     }
 }
 
-/// What a pushed mutation does to the current entity (`None` when the user has
-/// no such entity). Pure, so the rules can be tested without a database.
-#[derive(Debug, PartialEq)]
-pub enum Decision {
-    Write { data: Map<String, Value>, deleted: bool },
-    Conflict,
-    Reject(&'static str, String),
+/// Splits a batch into runs of at most [`MAX_TRANSACTION_BYTES`] of data (at
+/// least one mutation each), in order.
+fn transaction_runs(mutations: &[PushMutation]) -> Vec<&[PushMutation]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in mutations.iter().enumerate() {
+        let size = m.data.as_ref().map_or(0, data_size);
+        if i > start && bytes + size > MAX_TRANSACTION_BYTES {
+            runs.push(&mutations[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < mutations.len() {
+        runs.push(&mutations[start..]);
+    }
+    runs
 }
 
-pub fn decide(current: Option<&ServerEntity>, m: &PushMutation) -> Decision {
-    let current_version = current.map_or(0, |c| c.version);
-    if m.base_version != current_version {
-        return Decision::Conflict;
-    }
-    let live = current.filter(|c| !c.deleted);
-    match (m.op, live) {
-        (Op::Put, _) => Decision::Write { data: m.data.clone().unwrap_or_default(), deleted: false },
-        (Op::Patch | Op::Delete, None) => Decision::Reject(
-            codes::NOT_FOUND,
-            format!("{}/{} does not exist (or is deleted); use put to create it", m.collection, m.id),
-        ),
-        (Op::Patch, Some(entity)) => {
-            let mut data = entity.data.clone();
-            if let Some(fields) = &m.data {
-                tideway_protocol::apply_patch(&mut data, fields);
-            }
-            let size = data_size(&data);
-            if size > MAX_DATA_BYTES {
-                return Decision::Reject(
-                    codes::DATA_TOO_LARGE,
-                    format!("the patched data would be {size} bytes; at most {MAX_DATA_BYTES} are allowed"),
-                );
-            }
-            Decision::Write { data, deleted: false }
-        }
-        // A tombstone keeps no data: the client only needs to know it is gone.
-        (Op::Delete, Some(_)) => Decision::Write { data: Map::new(), deleted: true },
-    }
+/// How many bytes of `current` data a push response may still carry.
+struct CurrentBudget {
+    remaining: usize,
+    /// Set once a `current` did not fit: later conflicts go without, so the
+    /// server never reads more than the budget plus one entity's data.
+    exhausted: bool,
 }
 
 /// A write transaction holding one user's lock.
@@ -465,7 +716,12 @@ struct UserWrite {
     user: String,
     start_seq: i64,
     last_seq: i64,
+    purged_through: i64,
+    /// The highest version of a purged tombstone of this user.
+    purged_version: i64,
     now: i64,
+    /// Released when the transaction ends, by commit or drop.
+    _slot: Option<WriterSlot>,
 }
 
 impl UserWrite {
@@ -481,8 +737,73 @@ impl UserWrite {
         row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
     }
 
+    /// The entity without its data (`data` is empty): all the apply rule needs
+    /// unless a patch applies.
+    async fn load_head(&mut self, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
+        let row = sqlx::query(
+            "SELECT collection, id, CAST('{}' AS TEXT), version, updated_at, deleted, seq FROM tw_entities \
+             WHERE user_id = $1 AND collection = $2 AND id = $3",
+        )
+        .bind(&self.user)
+        .bind(collection)
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
+    }
+
+    /// The stored results of this client's mutations among `ids`.
+    async fn recorded_results(&mut self, client_id: &str, ids: &[i64]) -> Result<HashMap<i64, String>> {
+        let mut recorded = HashMap::new();
+        // Bounded lists keep each statement well under both databases' parameter limits.
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT mutation_id, result FROM tw_mutations WHERE user_id = $1 AND client_id = $2 AND mutation_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(&self.user).bind(client_id);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut *self.tx).await? {
+                recorded.insert(row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// Puts the entity's data in a conflict's `current` while the response's
+    /// budget allows, and only if the entity is still at the version the
+    /// conflict met (a replay may come after later changes).
+    async fn attach_current(&mut self, result: &mut MutationResult, m: &PushMutation, budget: &mut CurrentBudget) -> Result<()> {
+        let Some(version) = result.version else {
+            return Ok(());
+        };
+        if budget.exhausted {
+            return Ok(());
+        }
+        let Some(entity) = self.load(&m.collection, &m.id).await? else {
+            return Ok(());
+        };
+        if entity.version != version {
+            return Ok(());
+        }
+        let size = data_size(&entity.data);
+        if size > budget.remaining {
+            budget.exhausted = true;
+            return Ok(());
+        }
+        budget.remaining -= size;
+        result.current = Some(entity);
+        Ok(())
+    }
+
     async fn apply(&mut self, m: &PushMutation) -> Result<MutationResult> {
-        let current = self.load(&m.collection, &m.id).await?;
+        let mut current = self.load_head(&m.collection, &m.id).await?;
+        if m.op == Op::Patch && current.as_ref().is_some_and(|c| !c.deleted && c.version == m.base_version) {
+            current = self.load(&m.collection, &m.id).await?;
+        }
         let mut result = rejected(m.mutation_id, "", String::new());
         match decide(current.as_ref(), m) {
             Decision::Write { data, deleted } => {
@@ -497,10 +818,9 @@ impl UserWrite {
                 result.status = PushStatus::Conflict;
                 result.version = current.as_ref().map(|c| c.version);
                 result.server_updated_at = current.as_ref().map(|c| c.server_updated_at);
-                result.current = current;
                 result.error = None;
             }
-            Decision::Reject(code, message) => {
+            Decision::Reject { code, message } => {
                 result.error = Some(ErrorDetail { code: code.to_string(), message });
             }
         }
@@ -517,6 +837,9 @@ impl UserWrite {
         deleted: bool,
     ) -> Result<ServerEntity> {
         let current_version = current.map_or(0, |c| c.version) as i64;
+        // An entity created where a tombstone was purged continues above its
+        // version, so a client still holding the tombstone sees a newer version.
+        let next_version = if current.is_none() { current_version.max(self.purged_version) + 1 } else { current_version + 1 };
         self.last_seq += 1;
         let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let done = sqlx::query(
@@ -530,7 +853,7 @@ impl UserWrite {
         .bind(collection)
         .bind(id)
         .bind(text)
-        .bind(current_version + 1)
+        .bind(next_version)
         .bind(self.now)
         .bind(deleted as i64)
         .bind(self.last_seq)
@@ -545,7 +868,7 @@ impl UserWrite {
             collection: collection.to_string(),
             id: id.to_string(),
             data,
-            version: current_version as u64 + 1,
+            version: next_version as u64,
             server_updated_at: self.now,
             deleted,
         })
@@ -568,50 +891,40 @@ impl UserWrite {
 mod tests {
     use super::*;
 
-    fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {
-        ServerEntity {
-            collection: "notes".into(),
-            id: "n".into(),
-            data: data.as_object().cloned().unwrap_or_default(),
-            version,
-            server_updated_at: 0,
-            deleted,
-        }
-    }
-
-    fn mutation(op: Op, base_version: u64, data: Option<Value>) -> PushMutation {
-        PushMutation {
-            mutation_id: 1,
-            collection: "notes".into(),
-            id: "n".into(),
-            op,
-            data: data.and_then(|d| d.as_object().cloned()),
-            base_version,
-        }
+    fn put(mutation_id: u64, bytes: usize) -> PushMutation {
+        let mut data = Map::new();
+        data.insert("blob".into(), Value::from("x".repeat(bytes)));
+        PushMutation { mutation_id, collection: "c".into(), id: format!("e{mutation_id}"), op: Op::Put, data: Some(data), base_version: 0 }
     }
 
     #[test]
-    fn patch_merges_shallowly_and_null_removes() {
-        let current = entity(2, false, serde_json::json!({"a": 1, "b": {"x": 1}, "c": 3}));
-        let m = mutation(Op::Patch, 2, Some(serde_json::json!({"b": {"y": 2}, "c": null, "d": 4})));
-        let Decision::Write { data, deleted: false } = decide(Some(&current), &m) else { panic!() };
-        assert_eq!(Value::Object(data), serde_json::json!({"a": 1, "b": {"y": 2}, "d": 4}));
+    fn passwords_are_masked_in_urls() {
+        assert_eq!(redact_url("mysql://app:hunter2@db:3306/x?ssl=1"), "mysql://app:***@db:3306/x?ssl=1");
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 
     #[test]
-    fn base_version_must_match() {
-        let current = entity(3, false, serde_json::json!({}));
-        assert_eq!(decide(Some(&current), &mutation(Op::Put, 2, Some(serde_json::json!({})))), Decision::Conflict);
-        assert_eq!(decide(None, &mutation(Op::Put, 1, Some(serde_json::json!({})))), Decision::Conflict);
-        assert!(matches!(decide(None, &mutation(Op::Put, 0, Some(serde_json::json!({})))), Decision::Write { .. }));
+    fn large_pushes_are_applied_in_runs_within_the_transaction_budget() {
+        let half = MAX_TRANSACTION_BYTES / 2 - 100;
+        let batch: Vec<PushMutation> = (1..=5).map(|n| put(n, half)).chain([put(6, MAX_TRANSACTION_BYTES)]).collect();
+        let runs: Vec<Vec<u64>> = transaction_runs(&batch).iter().map(|r| r.iter().map(|m| m.mutation_id).collect()).collect();
+        assert_eq!(runs, vec![vec![1, 2], vec![3, 4], vec![5], vec![6]]);
+        let small: Vec<PushMutation> = (1..=1000).map(|n| put(n, 20)).collect();
+        assert_eq!(transaction_runs(&small).len(), 1);
+        assert!(transaction_runs(&[]).is_empty());
     }
 
-    #[test]
-    fn tombstones() {
-        let tomb = entity(4, true, serde_json::json!({}));
-        assert!(matches!(decide(Some(&tomb), &mutation(Op::Put, 4, Some(serde_json::json!({})))), Decision::Write { deleted: false, .. }));
-        assert_eq!(decide(Some(&tomb), &mutation(Op::Put, 0, Some(serde_json::json!({})))), Decision::Conflict);
-        assert!(matches!(decide(Some(&tomb), &mutation(Op::Patch, 4, Some(serde_json::json!({})))), Decision::Reject(codes::NOT_FOUND, _)));
-        assert!(matches!(decide(None, &mutation(Op::Delete, 0, None)), Decision::Reject(codes::NOT_FOUND, _)));
+    #[tokio::test]
+    async fn sqlite_commits_are_synced_to_disk() {
+        let dir = std::env::temp_dir().join("tideway-store-tests");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(format!("{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::open(&format!("sqlite://{}", path.display()), StoreOptions::maintenance()).await.expect("open");
+        // 2 is FULL: the write-ahead log is synced at every commit.
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool).await.expect("pragma");
+        assert_eq!(synchronous, 2);
+        store.pool.close().await;
+        let _ = std::fs::remove_file(&path);
     }
 }

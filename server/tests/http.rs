@@ -42,6 +42,12 @@ on_both_databases!(
     two_server_processes_share_one_database,
     hostile_requests_get_json_4xx_and_change_nothing,
     cors_and_health,
+    conflicts_carry_bounded_data_and_records_keep_none,
+    pull_pages_stop_at_a_byte_budget,
+    rotating_the_epoch_expires_every_cursor,
+    purge_drops_old_records_and_expires_cursors_behind_it,
+    one_user_cannot_stall_another,
+    data_that_would_be_stored_changed_is_refused,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -570,4 +576,386 @@ async fn cors_and_health(db: TestDb) {
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
     assert_eq!(denied.header("access-control-allow-origin"), Some("http://localhost:8080"));
     assert!(denied.header("access-control-expose-headers").unwrap_or("").contains("etag"));
+}
+
+async fn conflicts_carry_bounded_data_and_records_keep_none(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let blob = "x".repeat(1024 * 1024 - 64);
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "big", json!({"blob": blob}), 0)])).await;
+    // 1000 stale deletes of one 1 MiB entity: a small request that used to answer
+    // and store 1000 copies of the entity.
+    let stale: Vec<Value> = (2..=1001).map(|n| delete(n, "notes", "big", 7)).collect();
+    let reply = api.push(ALICE, "c1", Value::Array(stale.clone())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let results = reply.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1000);
+    assert!(results.iter().all(|r| r["status"] == "conflict" && r["version"] == 1), "every result says the version it met");
+    let with_current = results.iter().filter(|r| r.get("current").is_some()).count();
+    assert!((1..=2).contains(&with_current), "{with_current} results carry the entity's data");
+    assert_eq!(results[0]["current"]["data"]["blob"].as_str().map(str::len), Some(blob.len()), "the first conflict has its data");
+    let body_bytes = serde_json::to_vec(&reply.body).expect("json").len();
+    assert!(body_bytes <= 2 * 1024 * 1024 + 200_000, "the answer is {body_bytes} bytes");
+    // The records keep the version, not the data.
+    let records: usize = db.dump().await.iter().filter(|row| row.starts_with("mutation |")).map(String::len).sum();
+    assert!(records < 400_000, "the push's records take {records} bytes");
+    // A replay answers the same results, within the same budget.
+    let replay = api.push(ALICE, "c1", Value::Array(stale)).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.body, reply.body);
+}
+
+async fn pull_pages_stop_at_a_byte_budget(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let blob = "y".repeat(900 * 1024);
+    for n in 0..5u64 {
+        let r = api.push_ok(ALICE, "c1", json!([put(n + 1, "blobs", &format!("b{n}"), json!({"blob": blob}), 0)])).await;
+        assert_eq!(r[0]["status"], "applied");
+    }
+    api.push_ok(ALICE, "c1", json!([put(6, "notes", "small", json!({"t": 1}), 0)])).await;
+    // limit would allow all six; the 4 MiB budget stops the page after four blobs.
+    let first = api.pull(ALICE, "", 1000).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let page = first.body["changes"].as_array().expect("changes");
+    assert_eq!(page.len(), 4, "a page stops before passing the byte budget");
+    assert_eq!(first.body["hasMore"], true);
+    let cursor = first.body["cursor"].as_str().expect("cursor");
+    let (rest, _) = api.pull_all(ALICE, cursor, 1000).await;
+    let ids: Vec<&str> = page.iter().chain(rest.iter()).map(|c| c["id"].as_str().unwrap_or("")).collect();
+    assert_eq!(ids, ["b0", "b1", "b2", "b3", "b4", "small"], "every change once, in order");
+    // A page always holds at least one change, however large.
+    let one = api.pull(ALICE, cursor, 1).await;
+    assert_eq!(one.body["changes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(one.body["hasMore"], true);
+}
+
+async fn rotating_the_epoch_expires_every_cursor(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({}), 0)])).await;
+    let (_, cursor) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(api.pull(ALICE, &cursor, 10).await.status, StatusCode::OK);
+    // As after restoring a backup: the operator rotates the epoch.
+    let out = run_server_command(&["rotate-epoch", "--db", &db.url]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The running server sees the new epoch at once: the old cursor is refused...
+    let reply = api.pull(ALICE, &cursor, 10).await;
+    assert_eq!(reply.status, StatusCode::GONE, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "cursor_expired");
+    // ...and pulling from the start gives everything and a cursor that works.
+    let (changes, fresh) = api.pull_all(ALICE, "", 10).await;
+    assert_eq!(changes.len(), 1);
+    assert_ne!(fresh, cursor);
+    assert_eq!(api.pull(ALICE, &fresh, 10).await.status, StatusCode::OK);
+    drop(server);
+    let restarted = Server::start(&db).await;
+    assert_eq!(restarted.api().pull(ALICE, &fresh, 10).await.status, StatusCode::OK, "the new epoch is kept");
+}
+
+async fn purge_drops_old_records_and_expires_cursors_behind_it(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({"t": 1}), 0), put(2, "notes", "b", json!({}), 0)])).await;
+    api.push_ok(BOB, "c1", json!([put(1, "notes", "kept", json!({}), 0)])).await;
+    let (_, behind) = api.pull_all(ALICE, "", 10).await;
+    let deleted = api.push_ok(ALICE, "c1", json!([delete(3, "notes", "a", 1)])).await;
+    let rest = api.json(Method::PUT, "/v1/collections/notes/r", ALICE, &[("idempotency-key", "k1")], &json!({})).await;
+    assert_eq!(rest.status, StatusCode::CREATED);
+    let (_, caught_up) = api.pull_all(ALICE, &behind, 10).await;
+
+    let out = run_server_command(&["purge", "--db", &db.url, "--retention", "0s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = db.dump().await;
+    assert!(!rows.iter().any(|r| r.starts_with("entity |") && r.contains("| a |")), "the tombstone is gone: {rows:#?}");
+    assert!(!rows.iter().any(|r| r.starts_with("rest |")), "Idempotency-Key outcomes are gone");
+    let records: Vec<&String> = rows.iter().filter(|r| r.starts_with("mutation |")).collect();
+    assert_eq!(records.len(), 2, "only each client's latest result is kept: {records:#?}");
+    assert!(records.iter().any(|r| r.contains("| alice | c1 | 3 |")) && records.iter().any(|r| r.contains("| bob | c1 | 1 |")));
+
+    // A cursor that had not delivered the purged tombstone cannot be served...
+    let reply = api.pull(ALICE, &behind, 10).await;
+    assert_eq!(reply.status, StatusCode::GONE, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "cursor_expired");
+    // ...one that had can, and so can a pull from the start, without the tombstone.
+    assert_eq!(api.pull(ALICE, &caught_up, 10).await.status, StatusCode::OK);
+    let (all, _) = api.pull_all(ALICE, "", 10).await;
+    let ids: Vec<&str> = all.iter().map(|c| c["id"].as_str().unwrap_or("")).collect();
+    assert_eq!(ids, ["b", "r"]);
+    assert_eq!(api.pull_all(BOB, "", 10).await.0.len(), 1, "Bob kept his entity");
+    // The latest result still answers its replay, and ids below it stay used.
+    assert_eq!(api.push_ok(ALICE, "c1", json!([delete(3, "notes", "a", 1)])).await, deleted);
+    let late = api.push_ok(ALICE, "c1", json!([put(2, "notes", "b", json!({}), 0)])).await;
+    assert_eq!(late[0]["error"]["code"], "out_of_order");
+    // An entity created again continues above the purged tombstone's version.
+    let again = api.push_ok(ALICE, "c1", json!([put(4, "notes", "a", json!({"t": 2}), 0)])).await;
+    assert_eq!(again[0]["status"], "applied");
+    assert_eq!(again[0]["version"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_purges_on_its_schedule() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--retention", "0s", "--purge-interval", "1s"]).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({}), 0)])).await;
+    let (_, behind) = api.pull_all(ALICE, "", 10).await;
+    api.push_ok(ALICE, "c1", json!([delete(2, "notes", "a", 1)])).await;
+    // No purge command: the server's own schedule must remove the tombstone.
+    let mut expired = false;
+    for _ in 0..600 {
+        if api.pull(ALICE, &behind, 10).await.status == StatusCode::GONE {
+            expired = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(expired, "the scheduled purge removed the tombstone behind the cursor");
+    assert!(!db.dump().await.iter().any(|r| r.starts_with("entity |")));
+}
+
+/// Deadline for something that must happen after a one-second server timeout;
+/// far above it so a slow machine never fails, while a missing timeout still does.
+const WELL_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn stalled_push(token: &str) -> String {
+    format!(
+        "POST /v1/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"clientId\":"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_headers_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--header-timeout", "1s"]).await;
+    let mut idle = server.connect().await;
+    let mut half = server.connect().await;
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    assert!(read_until_closed(&mut half, WELL_AFTER).await.is_some(), "a connection that never finishes its headers is closed");
+    assert!(read_until_closed(&mut idle, WELL_AFTER).await.is_some(), "a connection that sends nothing is closed");
+    assert_eq!(server.api().send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_answers_408() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--body-timeout", "1s"]).await;
+    let mut stalled = server.connect().await;
+    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    let answer = read_until_closed(&mut stalled, WELL_AFTER).await.expect("the server answers and closes");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_concurrency_limit_answer_503() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--max-requests", "1", "--body-timeout", "60s"]).await;
+    let api = server.api();
+    let mut stalled = server.connect().await;
+    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    // The stalled upload holds the only slot once the server reads its headers.
+    let mut busy = None;
+    for _ in 0..200 {
+        let reply = api.pull(BOB, "", 10).await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            busy = Some(reply);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let busy = busy.expect("a request beyond the limit is refused");
+    assert_eq!(busy.body["error"]["code"], "unavailable");
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    drop(stalled);
+    let mut served = false;
+    for _ in 0..200 {
+        if api.pull(BOB, "", 10).await.status == StatusCode::OK {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "the slot is free again once the stalled client leaves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_stalled_client() {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let mut server =
+        Server::start_with(&db, &["--shutdown-timeout", "1s", "--body-timeout", "1h", "--request-timeout", "1h"]).await;
+    let mut stalled = server.connect().await;
+    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    // The request is in flight once the server answers others: make one.
+    assert_eq!(server.api().send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+    let status = server.terminate(WELL_AFTER).await.expect("the server exits within its shutdown deadline");
+    assert!(status.success(), "{status:?}");
+}
+
+async fn one_user_cannot_stall_another(db: TestDb) {
+    // Lock waits in the database fail fast here, so any wait of Bob's behind
+    // Alice in the database would show as a 503.
+    let server = Server::start_with(&db, &["--db-lock-timeout", "50ms"]).await;
+    let api = server.api();
+    let blob = "z".repeat(1024 * 1024 - 64);
+    // Alice: eight parallel pushes of 4 MiB each, as many as the pool has connections.
+    let alice: Vec<_> = (0..8u64)
+        .map(|p| {
+            let api = api.clone();
+            let blob = blob.clone();
+            tokio::spawn(async move {
+                let batch: Vec<Value> =
+                    (0..4u64).map(|k| put(p * 10 + k + 1, "blobs", &format!("p{p}-{k}"), json!({"blob": blob}), 0)).collect();
+                api.push(ALICE, &format!("device{p}"), Value::Array(batch)).await
+            })
+        })
+        .collect();
+    // Bob, meanwhile: small pushes and pulls, each of which must get through.
+    for n in 1..=5u64 {
+        let r = api.push(BOB, "phone", json!([put(n, "notes", &format!("n{n}"), json!({"n": n}), 0)])).await;
+        assert_eq!(r.status, StatusCode::OK, "Bob's push {n}: {}", r.body);
+        assert_eq!(r.body["results"][0]["status"], "applied");
+        assert_eq!(api.pull(BOB, "", 100).await.status, StatusCode::OK);
+    }
+    for push in alice {
+        let reply = push.await.expect("alice");
+        assert_eq!(reply.status, StatusCode::OK, "Alice's pushes wait their turn, they do not fail: {}", reply.body);
+    }
+    assert_eq!(api.pull_all(ALICE, "", 1000).await.0.len(), 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_throttled() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start_with(&db, &["--max-auth-failures", "3"]).await;
+    let api = server.api();
+    for _ in 0..3 {
+        assert_eq!(api.pull("guess", "", 10).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let throttled = api.pull("another-guess", "", 10).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.body);
+    assert_eq!(throttled.body["error"]["code"], "too_many_requests");
+    let wait: u64 = throttled.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Even a right token waits: the throttle answers before looking at tokens.
+    assert_eq!(api.pull(ALICE, "", 10).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(api.send(Method::GET, "/v1/health", None, &[], None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_stay_inside_their_folder() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let base = std::env::temp_dir().join(format!("tideway-site-{}", uuid::Uuid::new_v4().simple()));
+    let site = base.join("site");
+    std::fs::create_dir_all(site.join("js")).expect("site dir");
+    std::fs::create_dir_all(base.join("outside")).expect("outside dir");
+    std::fs::write(site.join("index.html"), "<!doctype html><title>app</title>").expect("write");
+    std::fs::write(site.join("sw.js"), "self.addEventListener('fetch', () => {});").expect("write");
+    std::fs::write(site.join("js/app.js"), "export {};").expect("write");
+    std::fs::write(site.join(".env"), "SECRET=1").expect("write");
+    std::fs::write(base.join("outside/secret.txt"), "outside").expect("write");
+    std::os::unix::fs::symlink(base.join("outside/secret.txt"), site.join("leak.txt")).expect("symlink");
+    std::os::unix::fs::symlink(base.join("outside"), site.join("elsewhere")).expect("symlink");
+    let site_arg = site.display().to_string();
+    let server = Server::start_with(&db, &["--static", &site_arg]).await;
+    let api = server.api();
+
+    let index = api.send(Method::GET, "/", None, &[("origin", "http://localhost:5173")], None).await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert_eq!(index.header("cache-control"), Some("no-cache"));
+    assert_eq!(index.header("x-content-type-options"), Some("nosniff"));
+    assert!(index.header("content-security-policy").is_some_and(|csp| csp.contains("default-src 'self'")));
+    assert!(index.header("vary").is_some_and(|v| v.contains("origin")), "the CORS Vary header stays");
+    assert_eq!(api.send(Method::GET, "/index.html", None, &[], None).await.header("cache-control"), Some("no-cache"));
+    assert_eq!(api.send(Method::GET, "/sw.js", None, &[], None).await.header("cache-control"), Some("no-cache"));
+    let script = api.send(Method::GET, "/js/app.js", None, &[], None).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(script.header("cache-control"), None, "other files keep the browser's usual caching");
+
+    for path in ["/.env", "/%2eenv", "/leak.txt", "/elsewhere/secret.txt", "/missing.js", "/js/../.env"] {
+        let reply = api.send(Method::GET, path, None, &[], None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reply.body["error"]["code"], "not_found", "{path}: {}", reply.body);
+    }
+    let post = api.send(Method::POST, "/js/app.js", None, &[], Some(b"x".to_vec())).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.body["error"]["code"], "method_not_allowed");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_do_not_echo_or_leak() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start(&db).await;
+    let api = server.api();
+    // A 2 MB id and a 2 MB unknown op come back as a short message, not in full.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    for mutation in [put(1, "notes", &huge, json!({}), 0), json!({"mutationId": 1, "collection": "notes", "id": "a", "op": huge, "baseVersion": 0})] {
+        let reply = api.push(ALICE, "c1", json!([mutation])).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        let size = serde_json::to_vec(&reply.body).expect("json").len();
+        assert!(size < 2048, "a {size}-byte error: {}", &reply.body.to_string()[..200]);
+    }
+    // API answers, errors included, are never cached.
+    assert_eq!(api.pull(ALICE, "", 10).await.header("cache-control"), Some("no-store"));
+    assert_eq!(api.pull("wrong", "", 10).await.header("cache-control"), Some("no-store"));
+    assert_eq!(api.push(ALICE, "c1", json!([])).await.header("cache-control"), Some("no-store"));
+    // The database file is the owner's alone.
+    let path = db.url.trim_start_matches("sqlite://");
+    let mode = std::fs::metadata(path).expect("database file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let wal = std::fs::metadata(format!("{path}-wal")).expect("WAL file").permissions().mode() & 0o777;
+    assert_eq!(wal, 0o600, "{wal:o}");
+    // An unsupported database URL is refused without printing its password.
+    let out = run_server_command(&["--db", "mysql://app:hunter2@db.example:3306/tw", "--token", "0123456789abcdef0123:alice"]).await;
+    assert!(!out.status.success());
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("unsupported database url") && said.contains("app:***@"), "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+}
+
+async fn data_that_would_be_stored_changed_is_refused(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let before = db.dump().await;
+    let raw_push = |data: &str| {
+        format!(r#"{{"clientId":"c1","mutations":[{{"mutationId":1,"collection":"notes","id":"a","op":"put","baseVersion":0,"data":{data}}}]}}"#)
+            .into_bytes()
+    };
+    let json_ct = [("content-type", "application/json")];
+    for (name, data) in [
+        ("duplicate key", r#"{"title":"a","title":"b"}"#),
+        ("nested duplicate key", r#"{"t":[{"x":1,"x":1}]}"#),
+        ("integer beyond 2^53", r#"{"n":9007199254740993}"#),
+        ("negative integer beyond 2^53", r#"{"n":-9007199254740993}"#),
+        ("non-zero literal underflowing to 0", r#"{"n":1e-400}"#),
+    ] {
+        let reply = api.send(Method::POST, "/v1/push", Some(ALICE), &json_ct, Some(raw_push(data))).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "invalid_data", "{name}: {}", reply.body);
+        let rest = api.send(Method::PUT, "/v1/collections/notes/r", Some(ALICE), &json_ct, Some(data.as_bytes().to_vec())).await;
+        assert_eq!(rest.status, StatusCode::BAD_REQUEST, "REST {name}: {}", rest.body);
+        assert_eq!(rest.body["error"]["code"], "invalid_data", "REST {name}: {}", rest.body);
+    }
+    for id in [".", ".."] {
+        let reply = api.push(ALICE, "c1", json!([put(1, "notes", id, json!({}), 0)])).await;
+        assert_eq!(reply.body["error"]["code"], "invalid_id", "{id}: {}", reply.body);
+    }
+    let reply = api.push(ALICE, ".", json!([])).await;
+    assert_eq!(reply.body["error"]["code"], "invalid_client_id");
+    assert_eq!(db.dump().await, before, "nothing was stored");
+    // What JavaScript reads exactly is kept exactly.
+    let fine = r#"{"max":9007199254740991,"min":-9007199254740991,"tiny":1e-300,"zero":0e-400,"big":1e300}"#;
+    let reply = api.send(Method::POST, "/v1/push", Some(ALICE), &json_ct, Some(raw_push(fine))).await;
+    assert_eq!(reply.body["results"][0]["status"], "applied", "{}", reply.body);
+    let got = api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"]["max"], json!(9007199254740991u64));
+    assert_eq!(got.body["data"]["tiny"], json!(1e-300));
+    assert_eq!(api.push_ok(ALICE, "c1", json!([put(2, "notes", "...", json!({}), 0)])).await[0]["status"], "applied");
 }

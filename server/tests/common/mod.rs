@@ -89,6 +89,16 @@ impl TestDb {
     }
 }
 
+/// Runs `tideway-server` with `args` (a maintenance command) to its end.
+pub async fn run_server_command(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tideway-server"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run tideway-server")
+}
+
 /// A running `tideway-server` process; killed when dropped.
 pub struct Server {
     pub base: String,
@@ -97,8 +107,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(db: &TestDb) -> Server {
+        Server::start_with(db, &[]).await
+    }
+
+    /// A server with extra command-line flags.
+    pub async fn start_with(db: &TestDb, flags: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tideway-server"))
             .args(["--listen", "127.0.0.1:0", "--db", &db.url, "--max-connections", "8"])
+            .args(flags)
             .args(["--token", &format!("{ALICE}:alice"), "--token", &format!("{BOB}:bob")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -120,6 +136,30 @@ impl Server {
 
     pub fn api(&self) -> Api {
         Api { base: self.base.clone(), http: reqwest::Client::new() }
+    }
+
+    /// A raw TCP connection to the server, for requests no HTTP client would send.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        let addr = self.base.trim_start_matches("http://");
+        tokio::net::TcpStream::connect(addr).await.expect("connect")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (at most `deadline`).
+    pub async fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().expect("running server").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
+        assert!(sent.success());
+        tokio::time::timeout(deadline, self.child.wait()).await.ok().map(|status| status.expect("wait"))
+    }
+}
+
+/// Reads from `stream` until the server closes it, or `deadline` passes (`None`).
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream, deadline: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    match tokio::time::timeout(deadline, stream.read_to_end(&mut received)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
     }
 }
 

@@ -59,6 +59,10 @@ pub enum Outcome {
     Resolved(Resolution),
     /// Both sides changed the entity; it waits in `conflict` for the app.
     Conflict,
+    /// The push conflicted, but the server left its version's data out of the
+    /// answer (the answer would have been too large): the mutation stays
+    /// queued, and the pull brings that version, which settles the conflict.
+    Withheld,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

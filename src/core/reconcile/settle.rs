@@ -71,10 +71,14 @@ pub fn settle(current: Option<&Entity>, answer: &ServerAnswer, policy: &Conflict
                     failed(entity, mutation, error)
                 }
                 PushStatus::Conflict => {
-                    let server = match &result.current {
-                        Some(change) => ServerSide::of(change),
+                    let server = match (&result.current, result.version) {
+                        (Some(change), _) => ServerSide::of(change),
+                        // The entity exists at that version, its data left out.
+                        (None, Some(version)) if version > 0 => {
+                            return Settlement { outcome: Outcome::Withheld, ..Settlement::unchanged(None) };
+                        }
                         // The server holds nothing at all under this id.
-                        None => ServerSide {
+                        (None, _) => ServerSide {
                             data: Data::new(),
                             deleted: true,
                             version: result.version.unwrap_or(0),

@@ -225,7 +225,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let mut report = SyncReport::default();
         let mut refreshed = false;
         let outcome = match self.push_all(&mut report, &mut refreshed).await {
-            Ok(()) => self.pull_all(&mut report, &mut refreshed).await,
+            Ok(Pushed::All) => self.pull_all(&mut report, &mut refreshed).await,
+            // The pull brings the versions the server withheld, which settles
+            // those conflicts and requeues what is left to push.
+            Ok(Pushed::UntilWithheld) => match self.pull_all(&mut report, &mut refreshed).await {
+                Ok(()) => self.push_all(&mut report, &mut refreshed).await.map(drop),
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         let result = match outcome {
@@ -238,14 +244,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         result
     }
 
-    async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
+    async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
         // After a refusal that names no mutation, push one at a time to find it.
         let mut batch_size = self.config.push_batch.max(1);
         loop {
             let outbox = self.repository.store().outbox(batch_size).await?;
             let batch = first_per_entity(outbox);
             if batch.is_empty() {
-                return Ok(());
+                return Ok(Pushed::All);
             }
             let request = self.push_request(&batch);
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
@@ -297,6 +303,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             }
             self.log(Step::Pushed { applied, conflicts, rejected });
             self.count(report, &settled);
+            // Pushing on would send the same mutation again: it stays queued
+            // until a pull brings the version the server withheld.
+            if settled.iter().any(|item| item.outcome == Outcome::Withheld) {
+                return Ok(Pushed::UntilWithheld);
+            }
         }
     }
 
@@ -457,7 +468,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     report.failed += 1;
                     counters.failed += 1;
                 }
-                Outcome::Unchanged => {}
+                Outcome::Unchanged | Outcome::Withheld => {}
             }
         }
     }
@@ -522,6 +533,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             listener(&event);
         }
     }
+}
+
+/// How far a push went.
+enum Pushed {
+    /// The outbox is empty (of what could be pushed).
+    All,
+    /// A conflict came back without the server's data: the rest waits for a pull.
+    UntilWithheld,
 }
 
 enum Failure {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 use tideway_protocol::{
-    codes, ErrorDetail, MutationResult, Op, PullResponse, PushRequest, PushResponse, PushStatus, ServerEntity,
+    codes, decide, Decision, ErrorDetail, MutationResult, Op, PullResponse, PushRequest, PushResponse, PushStatus, ServerEntity,
 };
 
 use super::remote::{Remote, RemoteError};
@@ -53,6 +53,8 @@ pub struct Server {
     pub pulls: u32,
     /// Assign server ids `srv-N` instead of keeping the client's (a custom backend).
     pub assigns_ids: bool,
+    /// Leave the entity's data out of conflict answers.
+    pub withholds_current: bool,
     next_server_id: u64,
     pub clock: i64,
 }
@@ -117,29 +119,24 @@ impl Server {
         } else {
             m.id.clone()
         };
+        // The reference server's own apply rule.
         let current = self.get(&m.collection, &id).cloned();
-        let version = current.as_ref().map_or(0, |c| c.version);
-        if m.base_version != version {
-            return MutationResult {
-                mutation_id: m.mutation_id,
-                status: PushStatus::Conflict,
-                version: Some(version),
-                server_updated_at: current.as_ref().map(|c| c.server_updated_at),
-                remote_id: None,
-                current,
-                error: None,
-            };
-        }
-        let live = current.filter(|c| !c.deleted);
-        let (data, deleted) = match (m.op, live) {
-            (Op::Put, _) => (Value::Object(m.data.clone().unwrap_or_default()), false),
-            (Op::Patch | Op::Delete, None) => return reject(codes::NOT_FOUND),
-            (Op::Patch, Some(entity)) => {
-                let mut data = entity.data.clone();
-                tideway_protocol::apply_patch(&mut data, m.data.as_ref().unwrap_or(&Map::new()));
-                (Value::Object(data), false)
+        let (data, deleted) = match decide(current.as_ref(), m) {
+            Decision::Write { data, deleted } => (Value::Object(data), deleted),
+            Decision::Reject { code, .. } => return reject(code),
+            Decision::Conflict => {
+                let version = current.as_ref().map_or(0, |c| c.version);
+                return MutationResult {
+                    mutation_id: m.mutation_id,
+                    status: PushStatus::Conflict,
+                    version: Some(version),
+                    server_updated_at: current.as_ref().map(|c| c.server_updated_at),
+                    remote_id: None,
+                    // As the reference server does past its byte budget for them.
+                    current: if self.withholds_current { None } else { current },
+                    error: None,
+                };
             }
-            (Op::Delete, Some(_)) => (Value::Null, true),
         };
         self.write(&m.collection, &id, data, deleted);
         let stored = self.get(&m.collection, &id).expect("just written");

@@ -481,6 +481,34 @@ fn manual_conflicts_wait_for_the_app_then_push_its_resolution() {
     assert_eq!(a.get("n1").unwrap().sync_status, SyncStatus::Synced);
 }
 
+/// The server may leave its version's data out of a conflict answer (past
+/// its byte budget): the mutation stays queued, the pull brings that version,
+/// the policy settles the conflict on it, and the rest is pushed, all in one
+/// sync. Read as "the entity is gone" instead, server-wins would have deleted
+/// it here while the server keeps it.
+#[test]
+fn a_conflict_answered_without_the_servers_data_is_settled_by_the_pull() {
+    for (policy, expected) in [
+        (ConflictPolicy::Merge, json!({"title": "theirs", "body": "mine"})),
+        (ConflictPolicy::ServerWins, json!({"title": "theirs"})),
+    ] {
+        let remote = FakeRemote::default();
+        let a = device(&remote, policy);
+        a.put("n1", json!({"title": "one"}));
+        a.sync().unwrap();
+        remote.server().write("notes", "n1", json!({"title": "theirs"}), false);
+        remote.server().withholds_current = true;
+        a.patch("n1", json!({"body": "mine"}));
+        a.put("n2", json!({"title": "two"}));
+        a.sync().unwrap();
+        assert_eq!(server_data(&remote, "n1"), expected);
+        assert_eq!(a.data("n1"), expected);
+        assert!(!a.get("n1").unwrap().deleted);
+        assert_eq!(server_data(&remote, "n2"), json!({"title": "two"}));
+        assert_eq!(a.pending(), 0);
+    }
+}
+
 #[test]
 fn a_pull_never_overwrites_unpushed_local_changes() {
     use futures::FutureExt;

@@ -5,24 +5,15 @@
 // the minute of backoff passes in an instant.
 
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { startCountingProxy } from "./counting-proxy.mjs";
-import { READY_LIMIT_MS, eventually, launchBrowser, startServer } from "./helpers.mjs";
+import { READY_LIMIT_MS, eventually, serverAndBrowser } from "./helpers.mjs";
 
 const RETRY_AFTER_SECONDS = 60;
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+serverAndBrowser((started) => ({ server, browser } = started));
 
 /** A page on `proxy`, in a browser context of its own whose clock the test drives. */
 async function openPage(proxy) {

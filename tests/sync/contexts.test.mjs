@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
-import { READY_LIMIT_MS, eventually, launchBrowser, startServer, waitInPage } from "./helpers.mjs";
+import { test } from "node:test";
+import { READY_LIMIT_MS, eventually, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
 let browser;
@@ -25,15 +25,9 @@ syncInServiceWorker({
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
 `;
 
-before(async () => {
-  server = await startServer();
+serverAndBrowser((started) => {
+  ({ server, browser } = started);
   writeFileSync(join(server.dir, "site", "contexts-sw.js"), SERVICE_WORKER);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
 });
 
 /** A tab on the harness page, in `context` (tabs of one context share IndexedDB). */

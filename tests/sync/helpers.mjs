@@ -5,6 +5,7 @@
 import { cpSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 import { REPO_ROOT, startReferenceServer } from "./reference-server.mjs";
 
@@ -37,6 +38,22 @@ export async function startServer() {
   /** Everything the server holds for `user`, pulled from the start as a fresh client would. */
   server.pullAll = (user) => pullAs(`${user}-token`);
   return server;
+}
+
+/**
+ * A reference server and a browser for the test file that calls this: started before
+ * its tests (`started` receives both), closed after them.
+ */
+export function serverAndBrowser(started) {
+  let running = {};
+  before(async () => {
+    running = { server: await startServer(), browser: await launchBrowser() };
+    await started(running);
+  });
+  after(async () => {
+    await running.browser?.close();
+    await running.server?.close();
+  });
 }
 
 export function launchBrowser() {

@@ -7,24 +7,15 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { REPO_ROOT, launchBrowser, openDevice, startServer } from "./helpers.mjs";
+import { describe, test } from "node:test";
+import { REPO_ROOT, openDevice, serverAndBrowser } from "./helpers.mjs";
 
 const SERVER_BIN =
   process.env.TIDEWAY_SERVER_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(REPO_ROOT, "target"), "debug/tideway-server");
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+serverAndBrowser((started) => ({ server, browser } = started));
 
 /** Runs a maintenance command of tideway-server on the test server's database (the server keeps running). */
 function maintain(...args) {

@@ -2,29 +2,15 @@
 // origin a small quota), against the real reference server serving the page.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { READY_LIMIT_MS, launchBrowser, startServer } from "./helpers.mjs";
+import { test } from "node:test";
+import { openDevice, serverAndBrowser } from "./helpers.mjs";
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+serverAndBrowser((started) => ({ server, browser } = started));
 
 test("a write past the quota rejects QUOTA_EXCEEDED, is rolled back whole, and what was stored stays", async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(server.url, { timeout: READY_LIMIT_MS });
-  await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
+  const { context, page, errors } = await openDevice(browser, server);
   // The quota is set before the database opens: IndexedDB takes it at open.
   const cdp = await context.newCDPSession(page);
   const origin = new URL(server.url).origin;

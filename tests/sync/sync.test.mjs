@@ -2,21 +2,12 @@
 // server (SQLite), each device in its own browser context.
 
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { launchBrowser, openDevice, startServer, waitInPage } from "./helpers.mjs";
+import { describe, test } from "node:test";
+import { openDevice, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
 let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+serverAndBrowser((started) => ({ server, browser } = started));
 
 /** Opens `window.db` on a device: one collection, syncing with the server as `user`. */
 async function openDb(device, { user, collection = "notes", policy = "merge", auto = false, batchSize }) {

@@ -211,6 +211,17 @@ async fn until_nothing_pending(db: &JsValue, ms: f64) -> bool {
     until(ms, move || pending_now(&db) == 0.0).await
 }
 
+/// Waits for the status event that ends the sync: the outbox empties (the
+/// answers are recorded) a moment before the engine reports the sync done.
+async fn until_sync_reported(events: &js_sys::Array, ms: f64) -> bool {
+    let events = events.clone();
+    until(ms, move || {
+        let last = events.get(events.length().saturating_sub(1));
+        js_sys::Reflect::get(&last, &"syncing".into()).ok().and_then(|s| s.as_bool()) == Some(false)
+    })
+    .await
+}
+
 fn ids(prefix: &str, count: usize) -> (Vec<String>, js_sys::Array) {
     let ids: Vec<String> = (0..count).map(|_| unique(prefix)).collect();
     let array = ids.iter().map(|id| JsValue::from_str(id)).collect();
@@ -266,6 +277,7 @@ async fn a_write_is_pushed_shortly_after_it_is_made() {
     JsFuture::from(put_notes(&db, &array)).await.expect("write");
     assert!(until_nothing_pending(&db, WAIT_MS).await, "the write was not pushed shortly after it was made");
     assert!(on_server(&written).await);
+    assert!(until_sync_reported(&events, WAIT_MS).await, "no status event reported the sync done");
     let problems: Vec<String> = status_event_problems(&events, written_at).iter().filter_map(|p| p.as_string()).collect();
     assert!(problems.is_empty(), "status events: {problems:?}");
     close(&db).await;

@@ -357,10 +357,13 @@ impl Syncer {
         if !self.leading.get() {
             return;
         }
-        let status = serde_wasm_bindgen::from_value(self.events.status()).unwrap_or(serde_json::Value::Null);
-        self.peers.post(&Message::SyncerStatus { context: self.context.clone(), status });
+        self.post_status(&self.events.status());
     }
 
+    fn post_status(&self, status: &JsValue) {
+        let status = serde_wasm_bindgen::from_value(status.clone()).unwrap_or(serde_json::Value::Null);
+        self.peers.post(&Message::SyncerStatus { context: self.context.clone(), status });
+    }
 
     /// `db.sync()`, and every automatic sync once due: now, whatever the
     /// backoff says; then notes reachability and schedules any retry.
@@ -527,10 +530,15 @@ impl Syncer {
     fn dispatch(&self, event: &SyncEvent) {
         let events = &self.events;
         match event {
-            SyncEvent::Status => {
-                events.emit_status();
-                self.announce_status();
+            SyncEvent::Status if self.leading.get() => {
+                // One scan of the mirror for both: the app's listeners and the other contexts.
+                let status = events.status();
+                if events.wants(Event::Status) {
+                    events.emit(Event::Status, &status);
+                }
+                self.post_status(&status);
             }
+            SyncEvent::Status => events.emit_status(),
             SyncEvent::Conflict { collection, id } => {
                 let detail = Object::new();
                 let _ = Reflect::set(&detail, &"collection".into(), &collection.into());

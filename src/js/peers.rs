@@ -2,7 +2,9 @@
 //! announces each of its commits on the database's channel, takes theirs into
 //! its mirror (read back from IndexedDB), and hands sync messages to its syncer.
 //! A page back from the back/forward cache or from being frozen heard nothing
-//! meanwhile: it catches up by reading what changed from IndexedDB.
+//! meanwhile: it catches up by reading what changed from IndexedDB. A page
+//! leaves the channel while it is in the back/forward cache, since a message
+//! arriving there would make the browser evict it.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -16,11 +18,13 @@ use crate::contexts::{self, Channel, Message};
 use crate::core::Committed;
 
 pub struct Peers {
+    name: String,
     repository: Repo,
     channel: RefCell<Option<Channel>>,
     syncer: RefCell<Weak<Syncer>>,
-    /// `pageshow` and `resume` in a page: when it may have missed messages.
-    resumed: RefCell<Vec<EventListener>>,
+    /// `pagehide`, `pageshow` and `resume` in a page: when it leaves for the
+    /// back/forward cache, and when it may have missed messages.
+    lifecycle: RefCell<Vec<EventListener>>,
 }
 
 impl Peers {
@@ -28,51 +32,63 @@ impl Peers {
     /// repository's commits are announced on it.
     pub fn join(name: &str, repository: Repo) -> Rc<Peers> {
         let peers = Rc::new(Peers {
+            name: contexts::lock_name(name),
             repository,
             channel: RefCell::new(None),
             syncer: RefCell::new(Weak::new()),
-            resumed: RefCell::default(),
+            lifecycle: RefCell::default(),
         });
-        let weak = Rc::downgrade(&peers);
-        let channel = Channel::join(&contexts::lock_name(name), move |message| {
-            if let Some(peers) = weak.upgrade() {
-                peers.receive(message);
-            }
-        });
-        *peers.channel.borrow_mut() = channel;
+        peers.join_channel();
         let weak = Rc::downgrade(&peers);
         peers.repository.on_commit(Box::new(move |committed: &Committed| {
             if let Some(peers) = weak.upgrade() {
                 peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local });
             }
         }));
-        peers.watch_resume();
+        peers.watch_lifecycle();
         peers
     }
 
-    /// In a page: catches up when it comes back from the back/forward cache
-    /// (`pageshow` with `persisted`) or from being frozen (`resume`).
-    fn watch_resume(self: &Rc<Self>) {
+    fn join_channel(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        *self.channel.borrow_mut() = Channel::join(&self.name, move |message| {
+            if let Some(peers) = weak.upgrade() {
+                peers.receive(message);
+            }
+        });
+    }
+
+    /// In a page: leaves the channel when the page enters the back/forward
+    /// cache (`pagehide` with `persisted`), and catches up when it comes back
+    /// (`pageshow` with `persisted`, joining again) or from being frozen (`resume`).
+    fn watch_lifecycle(self: &Rc<Self>) {
         let global = js_sys::global();
         let Some(document) = js_sys::Reflect::get(&global, &"document".into()).ok().filter(|d| d.is_object()) else { return };
-        let catch_up = |peers: &Rc<Peers>| {
+        let on = |peers: &Rc<Peers>, act: fn(&Rc<Peers>)| {
             let weak = Rc::downgrade(peers);
             move |event: &web_sys::Event| {
                 let persisted = js_sys::Reflect::get(event, &"persisted".into()).ok().and_then(|p| p.as_bool());
-                if event.type_() == "pageshow" && persisted != Some(true) {
-                    return;
-                }
-                if let Some(peers) = weak.upgrade() {
-                    peers.catch_up();
+                if event.type_() == "resume" || persisted == Some(true) {
+                    if let Some(peers) = weak.upgrade() {
+                        act(&peers);
+                    }
                 }
             }
         };
         let mut listeners = Vec::new();
         if let Some(window) = global.dyn_ref::<web_sys::EventTarget>() {
-            listeners.push(EventListener::new(window, "pageshow", catch_up(self)));
+            listeners.push(EventListener::new(window, "pagehide", on(self, |peers| drop(peers.channel.borrow_mut().take()))));
+            listeners.push(EventListener::new(
+                window,
+                "pageshow",
+                on(self, |peers| {
+                    peers.join_channel();
+                    peers.catch_up();
+                }),
+            ));
         }
-        listeners.push(EventListener::new(document.unchecked_ref::<web_sys::EventTarget>(), "resume", catch_up(self)));
-        *self.resumed.borrow_mut() = listeners;
+        listeners.push(EventListener::new(document.unchecked_ref::<web_sys::EventTarget>(), "resume", on(self, |peers| peers.catch_up())));
+        *self.lifecycle.borrow_mut() = listeners;
     }
 
     /// Takes in what other contexts committed while this one heard nothing,
@@ -101,7 +117,7 @@ impl Peers {
     /// Leaves the channel: nothing is announced or heard any more.
     pub fn close(&self) {
         self.channel.borrow_mut().take();
-        self.resumed.borrow_mut().clear();
+        self.lifecycle.borrow_mut().clear();
     }
 
     fn receive(self: &Rc<Self>, message: Message) {

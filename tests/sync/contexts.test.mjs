@@ -25,9 +25,23 @@ syncInServiceWorker({
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
 `;
 
+// A dedicated worker that opens the database and syncs it.
+const WORKER = `
+import init, { Tideway } from "/pkg/tideway.js";
+await init();
+const params = new URL(location.href).searchParams;
+const db = await Tideway.open({
+  name: params.get("name"),
+  collections: { notes: { indexes: ["title"] } },
+  sync: { url: location.origin, getToken: () => params.get("user") + "-token", interval: 0, debounce: 20 },
+});
+postMessage("opened");
+`;
+
 serverAndBrowser((started) => {
   ({ server, browser } = started);
   writeFileSync(join(server.dir, "site", "contexts-sw.js"), SERVICE_WORKER);
+  writeFileSync(join(server.dir, "site", "contexts-worker.js"), WORKER);
 });
 
 /** A tab on the harness page, in `context` (tabs of one context share IndexedDB). */
@@ -193,6 +207,87 @@ test("a syncing tab that is frozen hands the sync lock on, and queues again when
   await a.page.evaluate(() => document.dispatchEvent(new Event("resume")));
   await waitIn(a, "tab A, back, to see B syncing and B's write", () => window.db.status().syncer?.here === false && window.notes.get("f1") !== undefined);
   assert.deepEqual([...a.errors, ...b.errors], []);
+  await context.close();
+});
+
+test("a syncing tab that enters the back/forward cache hands the sync lock on, and catches up from IndexedDB when restored", async () => {
+  const user = "bfcache";
+  const { context, a, b } = await twoTabsSyncing("bfcache", user);
+  await a.page.evaluate(() => {
+    window.restored = new Promise((resolve) => addEventListener("pageshow", (event) => resolve(event.persisted), { once: true }));
+  });
+
+  await a.page.goto("about:blank");
+  await waitIn(b, "tab B to take over from the tab in the back/forward cache", () => window.db.status().syncer?.here === true, undefined, 5_000);
+  await b.page.evaluate(() => window.notes.put({ title: "while A is in the cache" }, { id: "b1" }));
+  assert.deepEqual((await serverNotes(user, 1)).map((n) => n.id), ["b1"], "B pushed it");
+
+  await a.page.goBack({ waitUntil: "commit" });
+  assert.equal(await a.page.evaluate(() => window.restored), true, "tab A came back from the back/forward cache, not from a new load");
+  await waitIn(a, "tab A, restored, to see B syncing and B's write", () => window.db.status().syncer?.here === false && window.notes.get("b1") !== undefined);
+  await a.page.evaluate(() => window.notes.put({ title: "after the restore" }, { id: "a1" }));
+  assert.deepEqual((await serverNotes(user, 2)).map((n) => n.id).sort(), ["a1", "b1"], "B pushed A's write");
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await context.close();
+});
+
+test("a syncing tab that crashes mid-push: another takes over and pushes each write once", async () => {
+  const user = "crash";
+  const { context, a, b } = await twoTabsSyncing("crash", user);
+  let pushed;
+  const pushReachedServer = new Promise((resolve) => (pushed = resolve));
+  await a.page.route("**/v1/push", async (route) => {
+    await route.fetch();
+    pushed();
+    await new Promise(() => {});
+  });
+  await b.page.evaluate(async () => {
+    const writes = [];
+    for (let i = 0; i < 30; i++) writes.push(window.notes.put({ title: `note ${i}` }, { id: `n${i}` }));
+    await Promise.all(writes);
+  });
+  await pushReachedServer;
+  const crashed = new Promise((resolve) => a.page.once("crash", resolve));
+  const cdp = await context.newCDPSession(a.page);
+  cdp.send("Page.crash").catch(() => {});
+  await crashed;
+
+  await waitIn(b, "tab B to take over from the crashed tab", () => window.db.status().syncer?.here === true, undefined, 5_000);
+  await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
+  const notes = await serverNotes(user, 30);
+  assert.equal(notes.length, 30, "every write reached the server");
+  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  assert.deepEqual(b.errors, []);
+  await context.close();
+});
+
+test("a syncing dedicated worker that is terminated: the tab takes over and pushes what was queued", async () => {
+  const user = "worker";
+  const context = await browser.newContext();
+  const tab = await openTab(context);
+  const name = `worker-${crypto.randomUUID()}`;
+  await tab.page.evaluate(async ({ name, user }) => {
+    window.worker = new Worker(`/contexts-worker.js?name=${name}&user=${user}`, { type: "module" });
+    await new Promise((resolve, reject) => {
+      window.worker.onmessage = resolve;
+      window.worker.onerror = (event) => reject(new Error(event.message));
+    });
+  }, { name, user });
+  await openDb(tab, name, user);
+  await waitIn(tab, "the tab to hear that the worker syncs", () => window.db.status().syncer?.here === false);
+
+  await context.setOffline(true);
+  await tab.page.evaluate(async () => {
+    for (let i = 0; i < 20; i++) await window.notes.put({ title: `queued ${i}` }, { id: `w${i}` });
+  });
+  await tab.page.evaluate(() => window.worker.terminate());
+  await waitIn(tab, "the tab to take over from the terminated worker", () => window.db.status().syncer?.here === true, undefined, 5_000);
+  await context.setOffline(false);
+  await waitIn(tab, "the tab's outbox to empty", () => window.db.status().pending === 0);
+  const notes = await serverNotes(user, 20);
+  assert.equal(notes.length, 20, "every write reached the server");
+  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  assert.deepEqual(tab.errors, []);
   await context.close();
 });
 

@@ -13,7 +13,7 @@ export { REPO_ROOT };
 const PKG = process.env.TIDEWAY_PKG_DIR ?? join(REPO_ROOT, "pkg");
 
 /** Tokens the server accepts; each test signs in as its own user, so tests never see each other's data. */
-export const USERS = ["offline", "converge", "manual", "rejected", "auth", "restart", "policy", "backoff", "handsync"];
+export const USERS = ["offline", "converge", "manual", "rejected", "auth", "restart", "policy", "backoff", "handsync", "bfcache", "crash", "worker", "swstop", "classic"];
 
 /** How long a page may take to load the package and say it is ready. */
 export const READY_LIMIT_MS = 15_000;
@@ -61,6 +61,8 @@ export function launchBrowser() {
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
     headless: true,
+    // Playwright turns the back/forward cache off; browsers users run keep it on.
+    ignoreDefaultArgs: ["--disable-back-forward-cache"],
   });
 }
 

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { build } from "esbuild";
 import { READY_LIMIT_MS, eventually, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
@@ -38,10 +39,36 @@ const db = await Tideway.open({
 postMessage("opened");
 `;
 
-serverAndBrowser((started) => {
+// A classic service worker, with the entry point bundled as docs/sync.md says.
+const CLASSIC_SERVICE_WORKER = `
+importScripts("/tideway-sw.js");
+const params = new URL(location.href).searchParams;
+TidewaySW.syncInServiceWorker({
+  open: {
+    name: params.get("name"),
+    collections: { notes: { indexes: ["title"] } },
+    sync: { url: location.origin, getToken: () => params.get("user") + "-token" },
+  },
+  moduleUrl: "/pkg/tideway_bg.wasm",
+});
+self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+`;
+
+serverAndBrowser(async (started) => {
   ({ server, browser } = started);
-  writeFileSync(join(server.dir, "site", "contexts-sw.js"), SERVICE_WORKER);
-  writeFileSync(join(server.dir, "site", "contexts-worker.js"), WORKER);
+  const site = join(server.dir, "site");
+  writeFileSync(join(site, "contexts-sw.js"), SERVICE_WORKER);
+  writeFileSync(join(site, "contexts-worker.js"), WORKER);
+  writeFileSync(join(site, "classic-sw.js"), CLASSIC_SERVICE_WORKER);
+  // npx esbuild node_modules/tideway/service-worker.js --bundle --format=iife --global-name=TidewaySW --outfile=…
+  await build({
+    entryPoints: [join(site, "pkg", "service-worker.js")],
+    bundle: true,
+    format: "iife",
+    globalName: "TidewaySW",
+    outfile: join(site, "tideway-sw.js"),
+    logLevel: "error",
+  });
 });
 
 /** A tab on the harness page, in `context` (tabs of one context share IndexedDB). */
@@ -291,23 +318,59 @@ test("a syncing dedicated worker that is terminated: the tab takes over and push
   await context.close();
 });
 
-test("the service worker's Background Sync pushes what offline tabs queued, while no tab syncs; then many triggers at once push each write once", async () => {
-  const user = "offline";
+/**
+ * A context whose tabs are controlled by a service worker syncing the database `name`
+ * as `user`: the module worker, or with `classic` the classic one.
+ */
+async function underServiceWorker(name, user, tabs, { classic = false } = {}) {
   const context = await browser.newContext();
-  const tab = await openTab(context);
-  const name = `background-${crypto.randomUUID()}`;
-  await tab.page.evaluate(async ({ name, user }) => {
-    await navigator.serviceWorker.register(`/contexts-sw.js?name=${name}&user=${user}`, { type: "module" });
+  const opened = [];
+  for (let i = 0; i < tabs; i++) opened.push(await openTab(context));
+  const script = classic ? `/classic-sw.js?name=${name}&user=${user}` : `/contexts-sw.js?name=${name}&user=${user}`;
+  await opened[0].page.evaluate(async ({ script, classic }) => {
+    await navigator.serviceWorker.register(script, classic ? {} : { type: "module" });
     await navigator.serviceWorker.ready;
-  }, { name, user });
-  await tab.page.reload();
-  await tab.page.waitForSelector('html[data-ready="true"]');
-  await waitIn(tab, "the service worker to control the tab", () => navigator.serviceWorker.controller !== null);
-  await openDb(tab, name, user);
-  await waitIn(tab, "the tab to sync", () => window.db.status().syncer?.here === true);
+  }, { script, classic });
+  for (const tab of opened) {
+    await tab.page.reload();
+    await tab.page.waitForSelector('html[data-ready="true"]');
+    await waitIn(tab, "the service worker to control the tab", () => navigator.serviceWorker.controller !== null);
+  }
+  const cdp = await context.newCDPSession(opened[0].page);
+  const registered = new Promise((resolve) =>
+    cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
+      const mine = registrations.find((r) => r.scopeURL.startsWith(server.url));
+      if (mine) resolve(mine.registrationId);
+    }),
+  );
+  await cdp.send("ServiceWorker.enable");
+  const registrationId = await registered;
+  const origin = new URL(server.url).origin;
+  const tag = `tideway-sync:${name}`;
+  /** Dispatches the worker's `sync` or `periodicsync` event through the DevTools protocol. */
+  const dispatch = (type) =>
+    type === "sync"
+      ? cdp.send("ServiceWorker.dispatchSyncEvent", { origin, registrationId, tag, lastChance: false })
+      : cdp.send("ServiceWorker.dispatchPeriodicSyncEvent", { origin, registrationId, tag });
+  return { context, tabs: opened, cdp, tag, dispatch };
+}
+
+test("two tabs and the service worker on one database: the worker's Background Sync pushes what offline tabs queued while no tab syncs; then every trigger at once pushes each write once", async () => {
+  const user = "offline";
+  const name = `background-${crypto.randomUUID()}`;
+  const { context, tabs, tag, dispatch } = await underServiceWorker(name, user, 2);
+  const [a, b] = tabs;
+  await openDb(a, name, user);
+  await waitIn(a, "tab A to sync", () => window.db.status().syncer?.here === true);
+  await openDb(b, name, user);
+  await waitIn(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+  await b.page.evaluate(() => {
+    window.heard = new Set();
+    window.notes.subscribe((changes) => changes.forEach((change) => window.heard.add(change.id)));
+  });
 
   await context.setOffline(true);
-  const failed = await tab.page.evaluate(async () => {
+  const failed = await a.page.evaluate(async () => {
     for (let i = 0; i < 5; i++) await window.notes.put({ title: `offline ${i}` }, { id: `o${i}` });
     try {
       await window.db.sync();
@@ -317,51 +380,116 @@ test("the service worker's Background Sync pushes what offline tabs queued, whil
     }
   });
   assert.equal(failed, "SYNC_FAILED");
-  const tag = `tideway-sync:${name}`;
-  await waitIn(tab, "the tab to register a Background Sync", async (tag) => (await (await navigator.serviceWorker.ready).sync.getTags()).includes(tag), tag);
-  // No tab syncs from here on: the database is closed in the only tab.
-  await tab.page.evaluate(() => window.db.close());
+  await waitIn(b, "tab B's get and subscription to show A's offline writes", () =>
+    [0, 1, 2, 3, 4].every((i) => window.notes.get(`o${i}`)?.data.title === `offline ${i}` && window.heard.has(`o${i}`)),
+  );
+  await waitIn(a, "tab A to register a Background Sync", async (tag) => (await (await navigator.serviceWorker.ready).sync.getTags()).includes(tag), tag);
+  // No tab syncs from here on: the database is closed in both tabs.
+  await a.page.evaluate(() => window.db.close());
+  await b.page.evaluate(() => window.db.close());
   await context.setOffline(false);
 
-  const cdp = await context.newCDPSession(tab.page);
-  const registered = new Promise((resolve) =>
-    cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations }) => {
-      const mine = registrations.find((r) => r.scopeURL.startsWith(server.url));
-      if (mine) resolve(mine.registrationId);
-    }),
-  );
-  await cdp.send("ServiceWorker.enable");
-  const registrationId = await registered;
-  await cdp.send("ServiceWorker.dispatchSyncEvent", { origin: new URL(server.url).origin, registrationId, tag, lastChance: false });
+  await dispatch("sync");
   const pushed = await serverNotes(user, 5);
   assert.deepEqual(pushed.map((n) => n.id).sort(), ["o0", "o1", "o2", "o3", "o4"]);
 
-  // The tab syncs again; writes queued offline meet every trigger at once when the
-  // network returns: the tab's own, two db.sync() calls, the worker's sync event,
-  // and the message engines without Background Sync use (answered by the worker).
-  await openDb(tab, name, user);
-  await waitIn(tab, "the tab to sync again", () => window.db.status().syncer?.here === true);
+  // The tabs sync again; writes queued offline in both meet every trigger at once
+  // when the network returns: the syncing tab's own, db.sync() in both tabs, the
+  // worker's sync and periodicsync events, and the message engines without
+  // Background Sync use (answered by the worker).
+  await openDb(a, name, user);
+  await waitIn(a, "tab A to sync again", () => window.db.status().syncer?.here === true);
+  await openDb(b, name, user);
   await context.setOffline(true);
-  await tab.page.evaluate(async () => {
-    for (let i = 0; i < 20; i++) await window.notes.put({ title: `queued ${i}` }, { id: `q${i}` });
-  });
+  for (const [tab, prefix] of [[a, "qa"], [b, "qb"]]) {
+    await tab.page.evaluate(async (prefix) => {
+      for (let i = 0; i < 10; i++) await window.notes.put({ title: `queued ${i}` }, { id: `${prefix}${i}` });
+    }, prefix);
+  }
   await context.setOffline(false);
   const [answer] = await Promise.all([
-    tab.page.evaluate(async (name) => {
+    b.page.evaluate(async (name) => {
       const reply = new Promise((resolve) =>
         navigator.serviceWorker.addEventListener("message", (event) => event.data?.type === "tideway-synced" && resolve(event.data)),
       );
       navigator.serviceWorker.controller.postMessage({ type: "tideway-sync", name });
       return reply;
     }, name),
-    tab.page.evaluate(() => Promise.all([window.db.sync(), window.db.sync()])),
-    cdp.send("ServiceWorker.dispatchSyncEvent", { origin: new URL(server.url).origin, registrationId, tag, lastChance: false }),
+    a.page.evaluate(() => Promise.all([window.db.sync(), window.db.sync()])),
+    b.page.evaluate(() => window.db.sync()),
+    dispatch("sync"),
+    dispatch("periodicsync"),
   ]);
   assert.equal(answer.error, undefined, JSON.stringify(answer));
-  await waitIn(tab, "the tab's outbox to empty", () => window.db.status().pending === 0);
+  await waitIn(a, "tab A's outbox to empty", () => window.db.status().pending === 0);
+  await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
   const notes = await serverNotes(user, 25);
   assert.equal(notes.length, 25);
   assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await context.close();
+});
+
+test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-sync leaves nothing syncing, and the tab pushes the rest once", async () => {
+  const user = "swstop";
+  const name = `stopped-${crypto.randomUUID()}`;
+  const { context, tabs, cdp, dispatch } = await underServiceWorker(name, user, 1);
+  const [tab] = tabs;
+  await openDb(tab, name, user);
+  await context.setOffline(true);
+  await tab.page.evaluate(async () => {
+    const writes = [];
+    for (let i = 0; i < 5; i++) writes.push(window.notes.put({ title: `periodic ${i}` }, { id: `p${i}` }));
+    await Promise.all(writes);
+  });
+  await tab.page.evaluate(() => window.db.close());
+  await context.setOffline(false);
+  await dispatch("periodicsync");
+  assert.equal((await serverNotes(user, 5)).length, 5, "the periodicsync event pushed the queue");
+
+  // 400 writes are four pushes of 100: the worker is stopped once the first is on the server.
+  await openDb(tab, name, user);
+  await context.setOffline(true);
+  await tab.page.evaluate(async () => {
+    const writes = [];
+    for (let i = 0; i < 400; i++) writes.push(window.notes.put({ title: `queued ${i}` }, { id: `s${i}` }));
+    await Promise.all(writes);
+  });
+  await tab.page.evaluate(() => window.db.close());
+  await context.setOffline(false);
+  await dispatch("sync");
+  await serverNotes(user, 6);
+  await cdp.send("ServiceWorker.stopAllWorkers");
+  const atStop = (await server.pullAll(user)).filter((change) => !change.deleted).length - 5;
+  assert.ok(atStop < 400, `the worker was stopped before it pushed everything (${atStop} of 400 were on the server)`);
+
+  await openDb(tab, name, user);
+  await waitIn(tab, "the tab to take the sync lock the stopped worker held", () => window.db.status().syncer?.here === true, undefined, 5_000);
+  await waitIn(tab, "the tab's outbox to empty", () => window.db.status().pending === 0);
+  const stored = await tab.page.evaluate(() => window.notes.all().filter((r) => r.meta.syncStatus !== "synced").map((r) => r.id));
+  assert.deepEqual(stored, [], "nothing stays unsynced or syncing");
+  const notes = await serverNotes(user, 405);
+  assert.equal(notes.length, 405);
+  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  console.log(`service worker stopped with ${atStop} of 400 writes on the server; the tab pushed the rest`);
+  assert.deepEqual(tab.errors, []);
+  await context.close();
+});
+
+test("a classic service worker with the bundled entry point pushes what an offline tab queued", async () => {
+  const user = "classic";
+  const name = `classic-${crypto.randomUUID()}`;
+  const { context, tabs, dispatch } = await underServiceWorker(name, user, 1, { classic: true });
+  const [tab] = tabs;
+  await openDb(tab, name, user);
+  await context.setOffline(true);
+  await tab.page.evaluate(async () => {
+    for (let i = 0; i < 3; i++) await window.notes.put({ title: `classic ${i}` }, { id: `c${i}` });
+  });
+  await tab.page.evaluate(() => window.db.close());
+  await context.setOffline(false);
+  await dispatch("sync");
+  assert.deepEqual((await serverNotes(user, 3)).map((n) => n.id).sort(), ["c0", "c1", "c2"]);
   assert.deepEqual(tab.errors, []);
   await context.close();
 });

@@ -1,0 +1,48 @@
+// What the framework adapters share: a store over a watch, as
+// useSyncExternalStore and friends want one.
+
+/** Whether two query results hold the very same records, in the same order. */
+export function sameRecords(a, b) {
+  return a.length === b.length && a.every((record, i) => record === b[i]);
+}
+
+/**
+ * A store over `watch(callback)` (which calls back at once, then on each new
+ * value, and returns the function that stops it). Before anything subscribes,
+ * `getSnapshot` reads the value once with `read`; a value `same` as the one
+ * held is not taken, so the snapshot stays `===` and nothing renders again.
+ */
+export function liveStore(watch, read, same = Object.is) {
+  let held = false;
+  let current;
+  return {
+    getSnapshot() {
+      if (!held) {
+        current = read();
+        held = true;
+      }
+      return current;
+    },
+    subscribe(notify) {
+      return watch((next) => {
+        if (held && same(current, next)) return;
+        current = next;
+        held = true;
+        notify();
+      });
+    },
+  };
+}
+
+/** Watches a database's status: at once, then on every status event and every committed change. */
+export function watchStatus(db, callback) {
+  const report = () => callback(db.status());
+  const stops = [db.on("status", report), db.on("change", report)];
+  report();
+  return () => stops.forEach((stop) => stop());
+}
+
+/** Whether two status reports say the same. */
+export function sameStatus(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -8,28 +8,37 @@ export function sameRecords(a, b) {
 
 /**
  * A store over `watch(callback)` (which calls back at once, then on each new
- * value, and returns the function that stops it). Before anything subscribes,
- * `getSnapshot` reads the value once with `read`; a value `same` as the one
- * held is not taken, so the snapshot stays `===` and nothing renders again.
+ * value, and returns the function that stops it). While nothing subscribes,
+ * `getSnapshot` reads the value again with `read` on every call (a render in a
+ * transition may run before the subscription, and React checks the snapshot
+ * again before committing, so it must not be stale); once subscribed, the
+ * watch keeps it current. A value `same` as the one held is not taken: the
+ * snapshot stays `===` and nothing renders again.
  */
 export function liveStore(watch, read, same = Object.is) {
   let held = false;
   let current;
+  let subscribed = 0;
+  const take = (next) => {
+    if (held && same(current, next)) return false;
+    current = next;
+    held = true;
+    return true;
+  };
   return {
     getSnapshot() {
-      if (!held) {
-        current = read();
-        held = true;
-      }
+      if (subscribed === 0) take(read());
       return current;
     },
     subscribe(notify) {
-      return watch((next) => {
-        if (held && same(current, next)) return;
-        current = next;
-        held = true;
-        notify();
+      subscribed++;
+      const stop = watch((next) => {
+        if (take(next)) notify();
       });
+      return () => {
+        subscribed--;
+        stop();
+      };
     },
   };
 }

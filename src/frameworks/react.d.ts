@@ -3,7 +3,7 @@ import type { Collection, Data, EntityRecord, QueryOptions, SyncStatusReport, Ti
 /** The records `collection.query(query)` gives, kept current; a frozen array that stays `===` while unchanged. */
 export function useQuery<T extends Data, I extends string>(
   collection: Collection<T, I>,
-  query?: QueryOptions<I>,
+  query?: QueryOptions<NoInfer<I>>,
 ): readonly EntityRecord<T>[];
 
 /** The record `collection.get(id)` gives, kept current (`undefined` while there is none). */

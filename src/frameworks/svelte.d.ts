@@ -8,7 +8,7 @@ export interface Readable<V> {
 /** A readable store of the records `collection.query(query)` gives. */
 export function query<T extends Data, I extends string>(
   collection: Collection<T, I>,
-  query?: QueryOptions<I>,
+  query?: QueryOptions<NoInfer<I>>,
 ): Readable<readonly EntityRecord<T>[]>;
 
 /** A readable store of the record `collection.get(id)` gives. */

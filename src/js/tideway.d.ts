@@ -394,6 +394,8 @@ export interface SyncEvents {
   /** A failed sync (`collection`/`id` null) or a mutation refused for good. */
   error: { message: string; collection: string | null; id: string | null };
   log: SyncLogEntry;
+  /** Another tab or worker upgraded the database: this handle has closed (its queued writes committed first, if `committed`); open it again to go on. */
+  versionchange: { reason: string; committed: boolean };
 }
 
 /** A Tideway database: open once per page or worker. `C` is the collections it was opened with. */

@@ -46,7 +46,7 @@ async function run(site) {
 const EXPECTED = { stored: "bundled", seen: [[], ["bundled"]] };
 
 test("Vite builds the app with no plugin; the wasm module is emitted as an asset and loaded on first open", async () => {
-  const app = appDir({ "main.js": APP, "index.html": `<!doctype html><meta charset="utf-8"><script type="module" src="/main.js"></script>` });
+  const app = appDir({ "main.js": APP, "index.html": `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/main.js"></script>` });
   cleanups.push(app.remove);
   const { build } = await import("vite");
   const outDir = join(app.dir, "dist");

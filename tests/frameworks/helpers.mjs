@@ -46,7 +46,7 @@ export async function bundleWithEsbuild(dir, entry, { development = false } = {}
     logLevel: "error",
   });
   copyFileSync(join(PKG, "tideway_bg.wasm"), join(site, "tideway_bg.wasm"));
-  writeFileSync(join(site, "index.html"), `<!doctype html><meta charset="utf-8"><div id="root"></div><script type="module" src="./app.js"></script>`);
+  writeFileSync(join(site, "index.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><div id="root"></div><script type="module" src="./app.js"></script>`);
   return site;
 }
 

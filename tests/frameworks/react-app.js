@@ -5,7 +5,7 @@
 import { Tideway } from "tideway";
 import { useQuery, useRecord, useSyncStatus } from "tideway/react";
 import { query as queryStore } from "tideway/svelte";
-import { createElement as h, StrictMode, startTransition, useState } from "react";
+import { createElement as h, StrictMode, startTransition, useLayoutEffect, useState } from "react";
 import { flushSync } from "react-dom";
 import { createRoot } from "react-dom/client";
 
@@ -56,8 +56,16 @@ function SlowItem({ title }) {
   return h("li", null, title);
 }
 
+const items = (id) => [...document.querySelectorAll(`#${id} li`)].map((li) => li.textContent);
+
+/** Both lists as the DOM shows them after each commit that touched either, before the browser paints. */
+const commits = [];
+
 function SlowList({ notes, id, prefix }) {
   const records = useQuery(notes, { index: "title", gte: prefix, lt: `${prefix}\uffff` });
+  useLayoutEffect(() => {
+    commits.push([items("slow-a").join(), items("slow-b").join()]);
+  });
   return h("ul", { id }, records.map((record) => h(SlowItem, { key: record.id, title: record.data.title })));
 }
 
@@ -98,7 +106,8 @@ window.app = {
     root = null;
   },
   text: (id) => document.getElementById(id)?.textContent ?? null,
-  items: (id) => [...document.querySelectorAll(`#${id} li`)].map((li) => li.textContent),
+  items,
+  commits,
   filterTo(prefix) {
     startTransition(() => setPrefix(prefix));
   },

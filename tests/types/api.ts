@@ -73,7 +73,7 @@ export async function everyCall(): Promise<void> {
     db.on("conflict", ({ collection, id }) => collection + id),
     db.on("error", ({ message }) => message),
     db.on("log", (entry) => entry.at),
-    db.on("versionchange", () => undefined),
+    db.on("versionchange", ({ reason, committed }) => reason + committed),
   ];
   offs.forEach((off) => off());
   await db.close();

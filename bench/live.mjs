@@ -67,7 +67,11 @@ document.documentElement.dataset.ready = "true";
 const site = mkdtempSync(join(tmpdir(), "tideway-bench-live-"));
 writeFileSync(join(site, "index.html"), PAGE);
 const pkg = fileURLToPath(new URL("../www/pkg/", import.meta.url));
-const server = await startStaticServer({ mounts: [["/pkg/", pkg], ["/", site]] });
+const server = await startStaticServer({
+  mounts: [["/pkg/", pkg], ["/", site]],
+  // Cross-origin isolation gives performance.now() 5 µs steps instead of 100 µs.
+  headers: { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" },
+});
 const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
 try {
   const page = await browser.newPage();

@@ -1,4 +1,4 @@
-//! `Collection`: instant reads from the mirror, writes, subscriptions.
+//! `Collection`: instant reads from the mirror, writes, subscriptions, live queries.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;

@@ -9,7 +9,8 @@
 # The TypeScript API declarations (src/js/tideway.d.ts) reach tideway.d.ts through a
 # typescript_custom_section. The package's entry points are plain JS beside the
 # generated glue: index.js (the main entry, which loads the wasm module on first use),
-# service-worker.js, and the framework adapters of src/frameworks/ (react.js, svelte.js).
+# service-worker.js, and the framework adapters of src/frameworks/ (react.js, svelte.js,
+# vue.js).
 # www/pkg/files.json lists the package's JS and wasm files, which the demo's service
 # worker caches when it installs (wasm-bindgen names the directory of the library's
 # own JS after a hash of the build).
@@ -49,10 +50,11 @@ else
       "./service-worker": entry("service-worker"),
       "./react": entry("react"),
       "./svelte": entry("svelte"),
+      "./vue": entry("vue"),
       "./tideway_bg.wasm": "./tideway_bg.wasm",
     };
-    manifest.peerDependencies = { react: ">=18" };
-    manifest.peerDependenciesMeta = { react: { optional: true } };
+    manifest.peerDependencies = { react: ">=18", vue: ">=3.3" };
+    manifest.peerDependenciesMeta = { react: { optional: true }, vue: { optional: true } };
     fs.writeFileSync("pkg/package.json", JSON.stringify(manifest, null, 2) + "\n");
   ' "${entries[@]}"
   rm -rf www/pkg

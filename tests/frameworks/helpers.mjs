@@ -42,7 +42,13 @@ export async function bundleWithEsbuild(dir, entry, { development = false } = {}
     format: "esm",
     outfile: join(site, "app.js"),
     nodePaths: [join(REPO_ROOT, "node_modules")],
-    define: { "process.env.NODE_ENV": JSON.stringify(development ? "development" : "production") },
+    define: {
+      "process.env.NODE_ENV": JSON.stringify(development ? "development" : "production"),
+      // Vue's compile-time flags, which its bundler build expects a bundler to set.
+      __VUE_OPTIONS_API__: "false",
+      __VUE_PROD_DEVTOOLS__: "false",
+      __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: "false",
+    },
     logLevel: "error",
   });
   copyFileSync(join(PKG, "tideway_bg.wasm"), join(site, "tideway_bg.wasm"));

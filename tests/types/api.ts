@@ -5,9 +5,15 @@ import init, { collection, Tideway, type EntityRecord, type SyncStatusReport, ty
 import { syncInServiceWorker } from "tideway/service-worker";
 import { useQuery, useRecord, useSyncStatus } from "tideway/react";
 import { query as queryStore, record as recordStore, syncStatus } from "tideway/svelte";
+import { useQuery as useVueQuery, useRecord as useVueRecord, useSyncStatus as useVueSyncStatus } from "tideway/vue";
+import { ref } from "vue";
 
 type Note = { title: string; body?: string; tags?: string[]; author?: { name: string } };
 type Tag = { label: string };
+
+/** A schema declared once, typing the database that components receive. */
+const schema = { notes: collection<Note>()({ indexes: ["title", "updatedAt"] }) };
+type NotesDb = Tideway<typeof schema>;
 
 export async function everyCall(): Promise<void> {
   await init();
@@ -24,6 +30,8 @@ export async function everyCall(): Promise<void> {
     persist: true,
   });
   const name: string = db.name;
+  const fromSchema: NotesDb = await Tideway.open({ name: "types-schema", collections: schema });
+  fromSchema.collection("notes").query({ index: "updatedAt" });
   const clientId: string = db.clientId;
   const notes = db.collection("notes");
   const tags = db.collection("tags");
@@ -100,12 +108,27 @@ export async function everyCall(): Promise<void> {
 }
 
 /** The hooks' types, as a component calls them. */
-export function NoteList(db: Tideway<{ notes: ReturnType<ReturnType<typeof collection<Note>>> }>): string[] {
+export function NoteList(db: NotesDb): string[] {
   const notes = db.collection("notes");
   const records: readonly EntityRecord<Note>[] = useQuery(notes, { index: "title" });
   const one: EntityRecord<Note> | undefined = useRecord(notes, "n1");
   const status: SyncStatusReport = useSyncStatus(db);
+  // @ts-expect-error: "body" is a field of Note, but not a declared index
+  useQuery(notes, { index: "body" });
   return [...records.map((record) => record.data.title), one?.data.title ?? "", String(status.pending)];
+}
+
+/** The Vue composables' types, as a component's setup calls them. */
+export function vueSetup(db: NotesDb): string {
+  const notes = db.collection("notes");
+  const prefix = ref("a");
+  const records = useVueQuery(notes, () => ({ index: "title", gte: prefix.value }));
+  const plain = useVueQuery(notes);
+  const one = useVueRecord(notes, prefix);
+  const status = useVueSyncStatus(db);
+  // @ts-expect-error: the composables check the index too
+  useVueQuery(notes, { index: "body" });
+  return records.value.map((record) => record.data.title).join() + plain.value.length + one.value?.data.title + status.value.pending;
 }
 
 /** Mistakes the types catch. */

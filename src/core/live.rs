@@ -263,6 +263,80 @@ mod tests {
         assert_eq!(watches.len(), 2);
     }
 
+    /// A watch over the repository, run as the JS layer runs one: after each
+    /// batch of committed changes, the watches the core names run again, and a
+    /// result that differs from the last is "called back" (kept here).
+    #[test]
+    fn a_watch_follows_local_rolled_back_pulled_and_elsewhere_changes() {
+        use crate::core::reconcile::{Outcome, Settled};
+        use crate::core::Repository;
+        use crate::store::MemoryStore;
+        use futures::executor::block_on;
+        use std::cell::{Cell, RefCell};
+        use std::rc::Rc;
+
+        /// The ids and titles a result shows.
+        type Shown = Vec<(String, String)>;
+        let schema = Schema::new([("notes", vec!["title", "rank"])]).unwrap();
+        let clock = Cell::new(0.0);
+        let clock = Box::new(move || {
+            clock.set(clock.get() + 1.0);
+            clock.get()
+        });
+        let repo = block_on(Repository::open(MemoryStore::new(schema.clone()), schema, clock)).unwrap();
+        let shown = |entities: Vec<&Entity>| -> Shown {
+            entities.iter().map(|e| (e.id.clone(), e.data["title"].as_str().unwrap_or_default().to_owned())).collect()
+        };
+        let watches: Rc<RefCell<Watches<Vec<Shown>>>> = Rc::default();
+        let (live, first) = repo.read("notes", |c| LiveQuery::start(c, by_rank(0.0, 5.0)).map(|(l, e)| (l, shown(e)))).unwrap().unwrap();
+        let id = watches.borrow_mut().add(Target::Query(live), vec![first]);
+        let reruns = Rc::new(Cell::new(0));
+        let (feed, mirror, counted) = (watches.clone(), Rc::downgrade(&repo), reruns.clone());
+        let subscriber = Rc::new(move |changes: &[Change]| {
+            let Some(repo) = mirror.upgrade() else { return };
+            let affected = feed.borrow().affected(changes);
+            for id in affected {
+                let mut watches = feed.borrow_mut();
+                let Some((Target::Query(live), results)) = watches.get_mut(id) else { continue };
+                counted.set(counted.get() + 1);
+                let now = repo.read("notes", |c| shown(live.rerun(c).unwrap())).unwrap();
+                if results.last() != Some(&now) {
+                    results.push(now);
+                }
+            }
+        });
+        repo.subscribe(Some("notes"), subscriber).unwrap();
+        let results = || watches.borrow_mut().get_mut(id).map(|(_, results)| results.clone()).unwrap();
+        let note = |title: &str, rank: f64| json!({ "title": title, "rank": rank }).as_object().cloned().unwrap();
+        let pair = |id: &str, title: &str| (id.to_owned(), title.to_owned());
+
+        // Local: a write in the range, then one outside it, which runs nothing.
+        block_on(repo.put("notes", Some("a".into()), note("v1", 1.0)).unwrap()).unwrap();
+        block_on(repo.put("notes", Some("z".into()), note("far", 50.0)).unwrap()).unwrap();
+        assert_eq!(results(), [vec![], vec![pair("a", "v1")]]);
+        assert_eq!(reruns.get(), 1, "the write outside the range ran no query");
+
+        // A patch of "a" that the store refuses, while another context's write lands:
+        // the watch shows the optimistic patch, then the rollback.
+        repo.store().fail_next_apply();
+        let refused = repo.patch("notes", "a".into(), note("v2", 1.0)).unwrap();
+        let from_elsewhere = Entity::new("c".into(), note("elsewhere", 3.0), 1.0);
+        repo.absorb_elsewhere(&[("notes".into(), "c".into(), from_elsewhere)]);
+        assert!(block_on(refused).is_err());
+        let pulled = Entity::new("d".into(), note("pulled", 4.0), 1.0);
+        repo.absorb(&[Settled { collection: "notes".into(), id: "d".into(), entity: Some(pulled), outcome: Outcome::Pulled }]);
+        block_on(repo.delete("notes", "a".into()).unwrap()).unwrap();
+        assert_eq!(
+            results()[2..],
+            [
+                vec![pair("a", "v2"), pair("c", "elsewhere")],
+                vec![pair("a", "v1"), pair("c", "elsewhere")],
+                vec![pair("a", "v1"), pair("c", "elsewhere"), pair("d", "pulled")],
+                vec![pair("c", "elsewhere"), pair("d", "pulled")],
+            ]
+        );
+    }
+
     /// One write to the collection: an entity set to a rank, a title, or deleted.
     fn write() -> impl Strategy<Value = (u8, Option<(u8, bool)>)> {
         (0..14u8, proptest::option::of((0..14u8, any::<bool>())))

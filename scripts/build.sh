@@ -7,9 +7,13 @@
 #                                             (the same JS and wasm, without wasm-pack)
 #
 # The TypeScript API declarations (src/js/tideway.d.ts) reach tideway.d.ts through a
-# typescript_custom_section. www/pkg/files.json lists the package's JS and wasm files,
-# which the demo's service worker caches when it installs (wasm-bindgen names the
-# directory of the library's own JS after a hash of the build).
+# typescript_custom_section. The package's entry points are plain JS beside the
+# generated glue: index.js (the main entry, which loads the wasm module on first use),
+# service-worker.js, and the framework adapters of src/frameworks/ (react.js, svelte.js,
+# vue.js).
+# www/pkg/files.json lists the package's JS and wasm files, which the demo's service
+# worker caches when it installs (wasm-bindgen names the directory of the library's
+# own JS after a hash of the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,26 +24,39 @@ if [ "${1:-}" = demo ]; then
   rm -rf www/pkg
   wasm-bindgen --target web --out-dir www/pkg --out-name tideway \
     "$target_dir/wasm32-unknown-unknown/release/tideway.wasm"
-  # The service-worker entry point, as the package ships it.
-  cp src/contexts/service-worker.js src/contexts/service-worker.d.ts www/pkg/
+  # The entry points, as the package ships them.
+  cp src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/* www/pkg/
 else
   profile=${1:---release}
   rm -rf pkg
   wasm-pack build --target web --out-dir pkg --out-name tideway --mode no-install "$profile"
-  # The service-worker entry point ships beside the glue it imports, as the
-  # package's `tideway/service-worker` subpath.
-  cp src/contexts/service-worker.js src/contexts/service-worker.d.ts pkg/
+  # The entry points ship beside the glue they import: the main entry, the
+  # `tideway/service-worker` subpath and one subpath per framework adapter.
+  entries=(src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/*)
+  cp "${entries[@]}" pkg/
   node -e '
     const fs = require("fs");
+    const path = require("path");
     const manifest = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
-    manifest.files = [...new Set([...(manifest.files ?? []), "service-worker.js", "service-worker.d.ts"])];
+    const entries = process.argv.slice(1).map((file) => path.basename(file));
+    manifest.files = [...new Set([...(manifest.files ?? []), ...entries])];
+    manifest.main = manifest.module = "index.js";
+    manifest.types = "index.d.ts";
+    // index.js patches Tideway.open when it runs: a bundler must never skip it.
+    manifest.sideEffects = [...new Set([...(manifest.sideEffects ?? []), "./index.js"])];
+    const entry = (name) => ({ types: `./${name}.d.ts`, default: `./${name}.js` });
     manifest.exports = {
-      ".": { types: "./tideway.d.ts", default: "./tideway.js" },
-      "./service-worker": { types: "./service-worker.d.ts", default: "./service-worker.js" },
+      ".": entry("index"),
+      "./service-worker": entry("service-worker"),
+      "./react": entry("react"),
+      "./svelte": entry("svelte"),
+      "./vue": entry("vue"),
       "./tideway_bg.wasm": "./tideway_bg.wasm",
     };
+    manifest.peerDependencies = { react: ">=18", vue: ">=3.3" };
+    manifest.peerDependenciesMeta = { react: { optional: true }, vue: { optional: true } };
     fs.writeFileSync("pkg/package.json", JSON.stringify(manifest, null, 2) + "\n");
-  '
+  ' "${entries[@]}"
   rm -rf www/pkg
   cp -r pkg www/pkg
 fi

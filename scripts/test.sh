@@ -8,6 +8,8 @@
 #      Chromium, Firefox and WebKit in turn
 #   4. sync end to end against the reference server, in Chromium (Playwright)
 #   5. the demo app end to end, served by the reference server, on Chromium and Firefox
+#   6. the package's TypeScript declarations against real usage (tsc over tests/types),
+#      and the React hooks and bundlers (Vite, esbuild) in Chromium (tests/frameworks)
 # Every suite runs even when an earlier one fails. The run ends with a summary per
 # engine, a WARNING line for each suite that had to be run again, a FAILED line for
 # each broken expectation, and "N passed, N failed, N skipped" over all suites; it
@@ -153,5 +155,13 @@ run_node_suite() {
 run_node_suite sync chromium
 run_node_suite e2e chromium TIDEWAY_E2E_BROWSER=chromium
 run_node_suite e2e firefox TIDEWAY_E2E_BROWSER=firefox
+run_node_suite frameworks chromium
+
+# The declarations of the built package, checked by tsc (strict) against tests/types,
+# whose `@ts-expect-error` lines must each be an error: one check, passed or failed.
+echo; echo "==> types (tsc over tests/types)"
+start=$SECONDS
+if run_logged "$work/types.log" 300 npx --no-install tsc -p tests/types; then types_passed=1; else types_passed=0; fi
+printf 'native\ttypes\t%s\t%s\t0\t0\t1\t%s\t-\t0\n' "$types_passed" $((1 - types_passed)) $((SECONDS - start)) >>"$RESULTS"
 
 summarize tests/expected-counts

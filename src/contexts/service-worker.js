@@ -8,7 +8,7 @@
 // Call it at the top level of the worker: browsers only deliver events to
 // listeners added while the worker script first runs.
 
-import init, { Tideway } from "./tideway.js";
+import init, { Tideway } from "./index.js";
 
 /** Where the worker keeps the wasm module, so that it starts offline. */
 const MODULE_CACHE = "tideway-module";

@@ -43,6 +43,10 @@ impl Collection {
         Collection { schema, entities, indexes }
     }
 
+    pub fn schema(&self) -> &CollectionSchema {
+        &self.schema
+    }
+
     /// The entity with this id, tombstones included.
     pub fn get(&self, id: &str) -> Option<&Entity> {
         self.entities.get(Id::new(id))

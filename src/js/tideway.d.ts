@@ -31,9 +31,10 @@ export interface EntityRecord<T extends Data = Data> {
 /** A value IndexedDB can use as a key. */
 export type IndexKey = number | string | IndexKey[];
 
-export interface QueryOptions {
+/** The query `collection.query`, `watch` and `useQuery` take; `I` names the collection's declared indexes. */
+export interface QueryOptions<I extends string = string> {
   /** A declared index; omitted: walk entity ids. */
-  index?: string;
+  index?: I;
   gte?: IndexKey;
   gt?: IndexKey;
   lte?: IndexKey;
@@ -65,12 +66,43 @@ export type ConflictPolicy =
   | "manual"
   | ((local: Data | null, server: Data | null, base: Data | null, context: { collection: string; id: string }) => Data);
 
-export interface CollectionOptions {
+/** The metadata fields an index can name by themselves. */
+export type MetaIndex = "updatedAt" | "serverUpdatedAt" | "version";
+
+type Deeper = [never, 0, 1, 2, 3];
+/** Dotted paths into `T`, four levels deep at most; any string where `T` is the open `Data`. */
+export type DataPath<T, Depth extends number = 4> = [Depth] extends [never]
+  ? never
+  : string extends keyof T
+    ? string
+    : {
+        [K in keyof T & string]: NonNullable<T[K]> extends readonly unknown[]
+          ? K
+          : NonNullable<T[K]> extends object
+            ? K | `${K}.${DataPath<NonNullable<T[K]>, Deeper[Depth]>}`
+            : K;
+      }[keyof T & string];
+
+/** What an index of a collection of `T` may be declared on: metadata, or a path into the data (`data.` prefixed if need be). */
+export type IndexName<T extends Data = Data> = MetaIndex | DataPath<T> | `data.${DataPath<T>}`;
+
+export interface CollectionOptions<T extends Data = Data, I extends string = string> {
   /** Secondary indexes: `updatedAt`, `serverUpdatedAt`, `version` (metadata) or a dotted path into data. */
-  indexes?: string[];
+  indexes?: readonly I[];
   /** How conflicts in this collection are settled (default `"merge"`). */
   conflict?: ConflictPolicy;
 }
+
+declare const dataType: unique symbol;
+/** Collection options that carry the type of the collection's data, as `collection<T>()` gives them. */
+export type CollectionSpec<T extends Data = Data, I extends string = string> = CollectionOptions<T, I> & { readonly [dataType]?: T };
+
+/** The collections of a database, by name, as `Tideway.open` takes them. */
+export type Collections = { [collection: string]: CollectionOptions<any, string> };
+/** The data type of a collection declared with `collection<T>()`; `Data` otherwise. */
+export type DataOf<O> = O extends { readonly [dataType]?: infer T } ? (unknown extends T ? Data : T extends Data ? T : Data) : Data;
+/** The index names a collection declares. */
+export type IndexOf<O> = O extends { indexes?: readonly (infer I)[] } ? I & string : never;
 
 /** One queued change, as `push` receives it (see docs/protocol.md). */
 export interface PushMutation {
@@ -177,10 +209,14 @@ export interface CustomSyncOptions extends SyncTiming {
 
 export type SyncOptions = ServerSyncOptions | CustomSyncOptions;
 
-export interface OpenOptions {
+export interface OpenOptions<C extends Collections = Collections> {
   /** The IndexedDB database name. */
   name: string;
-  collections: { [collection: string]: CollectionOptions };
+  /**
+   * The collections, by name. Declared inline, their names and index names type
+   * `db.collection(name)` and queries; `collection<T>()` adds the type of their data.
+   */
+  collections: C;
   /** Omitted: a local-only database. */
   sync?: SyncOptions;
   /**
@@ -313,14 +349,25 @@ export interface PutOptions {
   id?: string;
 }
 
-export interface Collection<T extends Data = Data> {
+/** A collection of entities holding `T`, with the declared indexes `I`. */
+export interface Collection<T extends Data = Data, I extends string = string> {
   readonly name: string;
   /** Instant read from memory. `undefined` if absent (or deleted, unless `includeDeleted`). */
   get(id: string, options?: GetOptions): EntityRecord<T> | undefined;
   /** Every live entity, in id order. */
   all(): EntityRecord<T>[];
   /** Instant range query, in IndexedDB order (index key, then id). */
-  query(options?: QueryOptions): EntityRecord<T>[];
+  query(options?: QueryOptions<I>): EntityRecord<T>[];
+  /**
+   * A live query: calls `callback` at once with the query's result, then after each batch of
+   * committed changes (local, rolled back, from another tab, from sync) that gives another
+   * result. Results are frozen arrays of the records reads give: an unchanged record stays
+   * `===`, an unchanged result is never sent again. Returns the function that stops it.
+   * Throws `INVALID_ARGUMENT` for a bad query.
+   */
+  watch(options: QueryOptions<I> | undefined, callback: (records: readonly EntityRecord<T>[]) => void): () => void;
+  /** `watch` for one entity: calls back with what `get(id)` gives now, then each time it gives another record. */
+  watchRecord(id: string, callback: (record: EntityRecord<T> | undefined) => void): () => void;
   /** Creates or replaces. Reads see it at once; resolves once it and its outbox entry are durable. */
   put(data: T, options?: PutOptions): Promise<EntityRecord<T>>;
   /** Creates or replaces many entities in one transaction: all or none. */
@@ -347,25 +394,32 @@ export interface SyncEvents {
   /** A failed sync (`collection`/`id` null) or a mutation refused for good. */
   error: { message: string; collection: string | null; id: string | null };
   log: SyncLogEntry;
+  /** Another tab or worker upgraded the database: this handle has closed (its queued writes committed first, if `committed`); open it again to go on. */
+  versionchange: { reason: string; committed: boolean };
 }
 
-/** A Tideway database: open once per page or worker. */
-export class Tideway {
+/** A Tideway database: open once per page or worker. `C` is the collections it was opened with. */
+export class Tideway<C extends Collections = Collections> {
   private constructor();
-  /** Opens (creating or migrating as needed) and loads every entity into memory. */
-  static open(options: OpenOptions): Promise<Tideway>;
+  /**
+   * Opens (creating or migrating as needed) and loads every entity into memory. Loads the
+   * wasm module first if nothing has yet (see `init`).
+   */
+  static open<const C extends Collections>(options: OpenOptions<C>): Promise<Tideway<C>>;
   /** Deletes a database and everything in it. Close open connections first. */
   static deleteDatabase(name: string): Promise<void>;
   readonly name: string;
   /** Generated once when the database is created, then kept. */
   readonly clientId: string;
-  /** A declared collection; throws `NOT_FOUND` for an undeclared name. */
-  collection<T extends Data = Data>(name: string): Collection<T>;
+  /** A declared collection, typed by its declaration; throws `NOT_FOUND` for an undeclared name. */
+  collection<N extends keyof C & string>(name: N): Collection<DataOf<C[N]>, IndexOf<C[N]>>;
+  /** A declared collection, its data typed as `T` by the caller. */
+  collection<T extends Data>(name: keyof C & string): Collection<T, IndexOf<C[keyof C & string]>>;
   /** How many changes wait in the outbox. */
   pendingCount(): Promise<number>;
-  /** Pushes, then pulls, now. Rejects with `SYNC_FAILED` (nothing is lost) or if opened without `sync`. */
   /** Where the site's storage stands: usage, quota, whether it is kept from eviction. */
   storage(): Promise<StorageState>;
+  /** Pushes, then pulls, now. Rejects with `SYNC_FAILED` (nothing is lost) or if opened without `sync`. */
   sync(): Promise<SyncReport>;
   /** Where the database stands, with or without `sync` (see `SyncStatusReport`). */
   status(): SyncStatusReport;

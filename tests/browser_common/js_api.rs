@@ -121,6 +121,28 @@ export function stallFetch() {
   return () => { globalThis.fetch = original; };
 }
 
+/** Keeps every result a watch calls back with; `count(n)` resolves once there are `n` (and fails after 5 s). */
+export function watchLog() {
+  const results = [];
+  let waiting = [];
+  return {
+    results,
+    callback: (result) => {
+      results.push(result);
+      waiting = waiting.filter(({ n, resolve }) => (results.length >= n ? (resolve(), false) : true));
+    },
+    count: (n) =>
+      results.length >= n
+        ? Promise.resolve()
+        : new Promise((resolve, reject) => {
+            waiting.push({ n, resolve });
+            setTimeout(() => reject(new Error(`${results.length} results after 5 s, expected ${n}`)), 5000);
+          }),
+    /** The ids of result `i`, joined by commas. */
+    ids: (i) => Array.from(results[i], (record) => record.id).join(","),
+  };
+}
+
 export function fire(event) { globalThis.dispatchEvent(new Event(event)); }
 export function hasDocument() { return typeof document !== "undefined"; }
 export function navigatorOnline() { return navigator.onLine; }
@@ -147,6 +169,18 @@ extern "C" {
     fn seen(this: &Recorder) -> Array;
     #[wasm_bindgen(js_name = withOrigin)]
     fn with_origin(origin: &str) -> JsValue;
+
+    type WatchLog;
+    #[wasm_bindgen(js_name = watchLog)]
+    fn watch_log() -> WatchLog;
+    #[wasm_bindgen(method, getter)]
+    fn results(this: &WatchLog) -> Array;
+    #[wasm_bindgen(method, getter)]
+    fn callback(this: &WatchLog) -> Function;
+    #[wasm_bindgen(method)]
+    fn count(this: &WatchLog, n: u32) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn ids(this: &WatchLog, i: u32) -> String;
 
     #[wasm_bindgen(js_name = stallFetch)]
     fn stall_fetch() -> Function;
@@ -277,5 +311,104 @@ pub async fn a_request_past_its_timeout_is_aborted() {
     // Exactly the timeout's own message: the browser's "signal timed out" taken as any network failure would not do.
     assert_eq!(message, "sync failed: the request timed out");
     settle(db.close()).await.expect("close");
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// `watch` calls back at once with the query's result, then only for batches
+/// that change it: writes outside its range pass it by, and a new result keeps
+/// the very records that did not change. `watchRecord` does the same for one
+/// entity; the function each returns stops it; bad arguments throw typed errors.
+pub async fn a_watch_calls_back_only_when_its_result_differs() {
+    let name = unique("watch");
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let fruit = r#"[{"id": "a", "data": {"title": "apple"}}, {"id": "b", "data": {"title": "banana"}}, {"id": "k", "data": {"title": "kiwi"}}]"#;
+    settle(notes.bulk_put(js(fruit))).await.expect("bulk put");
+
+    let log = watch_log();
+    let stop = notes.watch(js(r#"{"index": "title", "lt": "c"}"#), log.callback().into()).expect("watch");
+    assert_eq!((log.results().length(), log.ids(0)), (1, "a,b".to_owned()), "called back at once");
+    let first = log.results().get(0);
+    assert!(js_sys::Object::is_frozen(first.unchecked_ref::<js_sys::Object>()), "results are frozen");
+    assert_eq!(Array::from(&first).get(0), notes.get("a".into(), JsValue::UNDEFINED).unwrap(), "the records reads give");
+
+    // The first title: entities past it are in its range, yet do not change it.
+    let first_title = watch_log();
+    let stop_first = notes.watch(js(r#"{"index": "title", "limit": 1}"#), first_title.callback().into()).expect("watch");
+
+    settle(notes.put(js(r#"{"title": "zucchini"}"#), js(r#"{"id": "z"}"#))).await.expect("put outside");
+    settle(notes.patch("k".into(), js(r#"{"title": "kumquat"}"#))).await.expect("patch outside");
+    assert_eq!(log.results().length(), 1, "writes outside the range pass it by");
+    assert_eq!(first_title.results().length(), 1, "a query run again to the same result calls back nothing");
+    stop_first.call0(&JsValue::NULL).unwrap();
+
+    settle(notes.put(js(r#"{"title": "avocado"}"#), js(r#"{"id": "v"}"#))).await.expect("put inside");
+    assert_eq!((log.results().length(), log.ids(1)), (2, "a,v,b".to_owned()));
+    let second = Array::from(&log.results().get(1));
+    assert!(second.get(0) == Array::from(&first).get(0) && second.get(2) == Array::from(&first).get(1), "unchanged records stay ===");
+
+    settle(notes.patch("b".into(), js(r#"{"title": "blueberry"}"#))).await.expect("patch inside");
+    settle(notes.delete("a".into())).await.expect("delete inside");
+    JsFuture::from(log.count(4)).await.expect("two more results");
+    assert_eq!((log.ids(2), log.ids(3)), ("a,v,b".to_owned(), "v,b".to_owned()));
+    assert!(Array::from(&log.results().get(2)).get(2) != second.get(2), "the patched record is a new one");
+
+    let record_log = watch_log();
+    let stop_record = notes.watch_record("k".into(), record_log.callback().into()).expect("watch a record");
+    assert_eq!(field(&record_log.results().get(0), "data.title").as_string().as_deref(), Some("kumquat"));
+    settle(notes.patch("z".into(), js(r#"{"title": "zest"}"#))).await.expect("patch another");
+    settle(notes.patch("k".into(), js(r#"{"title": "kiwi"}"#))).await.expect("patch it");
+    settle(notes.delete("k".into())).await.expect("delete it");
+    JsFuture::from(record_log.count(3)).await.expect("two more records");
+    assert_eq!(record_log.results().length(), 3, "another entity's change passes it by");
+    assert_eq!(field(&record_log.results().get(1), "data.title").as_string().as_deref(), Some("kiwi"));
+    assert!(record_log.results().get(2).is_undefined(), "undefined once deleted");
+    let missing = watch_log();
+    let _stop_missing = notes.watch_record("nothing".into(), missing.callback().into()).expect("watch a missing record");
+    assert!(missing.results().get(0).is_undefined() && missing.results().length() == 1);
+
+    stop.call0(&JsValue::NULL).unwrap();
+    stop_record.call0(&JsValue::NULL).unwrap();
+    stop.call0(&JsValue::NULL).unwrap();
+    settle(notes.put(js(r#"{"title": "apricot"}"#), js(r#"{"id": "k"}"#))).await.expect("put after stop");
+    assert_eq!((log.results().length(), record_log.results().length()), (4, 3), "stopped watches hear nothing");
+
+    let callback = || log.callback().into();
+    assert_eq!(code(&notes.watch(js(r#"{"index": "body"}"#), callback()).unwrap_err()), "INVALID_ARGUMENT", "undeclared index");
+    assert_eq!(code(&notes.watch(js(r#"{"gt": 2, "gte": 1}"#), callback()).unwrap_err()), "INVALID_ARGUMENT", "bad bounds");
+    assert_eq!(code(&notes.watch(js("{}"), JsValue::from(5)).unwrap_err()), "INVALID_ARGUMENT", "not a function");
+    assert_eq!(code(&notes.watch_record(JsValue::from(5), callback()).unwrap_err()), "INVALID_ARGUMENT", "not an id");
+    settle(db.close()).await.expect("close");
+    assert_eq!(code(&notes.watch(js("{}"), callback()).unwrap_err()), "DATABASE_CLOSED");
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A watch follows changes that did not start here: those another handle of
+/// the database commits (another tab, in real life) and those sync pulls.
+pub async fn a_watch_follows_changes_from_elsewhere_and_from_sync() {
+    let name = unique("watch-elsewhere");
+    let (a, b) = (open(&name).await, open(&name).await);
+    let log = watch_log();
+    let _stop = b.collection("notes".into()).unwrap().watch(js(r#"{"index": "title"}"#), log.callback().into()).expect("watch in b");
+    let notes_a = a.collection("notes".into()).unwrap();
+    settle(notes_a.put(js(r#"{"title": "from a"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in a");
+    JsFuture::from(log.count(2)).await.expect("b's watch hears a's write");
+    assert_eq!(log.ids(1), "n1");
+    settle(a.close()).await.unwrap();
+    settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+
+    let name = unique("watch-pulled");
+    let options = handler_sync_options(&name, INTERVAL_MS, DEBOUNCE_MS);
+    Reflect::set(&field(&options, "sync"), &"auto".into(), &false.into()).unwrap();
+    let db = Tideway::open(options).await.expect("open with sync");
+    let log = watch_log();
+    let _stop = db.collection("notes".into()).unwrap().watch(JsValue::UNDEFINED, log.callback().into()).expect("watch");
+    // The first pull hands out a cursor, the second brings the server's entity.
+    settle(db.sync()).await.expect("first sync");
+    settle(db.sync()).await.expect("second sync");
+    JsFuture::from(log.count(2)).await.expect("the watch hears the pulled entity");
+    assert_eq!((log.ids(0), log.ids(1), log.results().length()), (String::new(), "s1".to_owned(), 2));
+    settle(db.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }

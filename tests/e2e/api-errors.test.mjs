@@ -22,7 +22,7 @@ withAppInBrowser({
  */
 async function outcomes(calls) {
   return page.evaluate(async (calls) => {
-    const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
+    const { Tideway } = await import(new URL("pkg/index.js", location.href).href);
     const name = `e2e-errors-${crypto.randomUUID()}`;
     const db = await Tideway.open({ name, collections: { notes: { indexes: ["updatedAt", "title"] } } });
     const notes = db.collection("notes");

@@ -21,7 +21,7 @@ test("storage cleared by the browser: DATABASE_CLOSED, then a fresh database on 
     await openApp(page, app.server.url);
     const name = `e2e-evicted-${Date.now()}`;
     const firstClientId = await page.evaluate(async (name) => {
-      const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
+      const { Tideway } = await import(new URL("pkg/index.js", location.href).href);
       window.evicted = await Tideway.open({ name, collections: { notes: {} } });
       await window.evicted.collection("notes").put({ title: "before" }, { id: "n1" });
       return window.evicted.clientId;
@@ -32,7 +32,7 @@ test("storage cleared by the browser: DATABASE_CLOSED, then a fresh database on 
     await cdp.detach();
 
     const outcome = await page.evaluate(async (name) => {
-      const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
+      const { Tideway } = await import(new URL("pkg/index.js", location.href).href);
       const code = (promise) => promise.then(() => "resolved", (error) => `${error.name} ${error.code}`);
       const notes = window.evicted.collection("notes");
       const put = await code(notes.put({ title: "after" }));

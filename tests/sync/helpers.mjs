@@ -20,8 +20,7 @@ export const READY_LIMIT_MS = 15_000;
 
 const HARNESS = `<!doctype html><meta charset="utf-8"><title>Tideway sync harness</title>
 <script type="module">
-  import init, { Tideway } from "/pkg/tideway.js";
-  await init();
+  import { Tideway } from "/pkg/index.js";
   window.Tideway = Tideway;
   document.documentElement.dataset.ready = "true";
 </script>`;

@@ -1,7 +1,7 @@
 // The notes data layer: the one module that talks to Tideway. The UI gets frozen records
 // and calls intent-named methods; the network and sync status reach it through `onStatus`.
 
-import init, { Tideway } from "../pkg/tideway.js";
+import { Tideway } from "../pkg/index.js";
 
 export const DATABASE_NAME = "tideway-notes";
 
@@ -32,11 +32,10 @@ async function syncServerHere() {
 }
 
 /**
- * Loads the wasm module and opens the notes database (every note is in memory after
- * this), syncing with the server that serves the page when there is one.
+ * Opens the notes database (loading the wasm module first; every note is in memory
+ * after this), syncing with the server that serves the page when there is one.
  */
 export async function openNoteStore() {
-  await init();
   const sync = (await syncServerHere()) ? { url: location.origin, getToken: () => DEMO_TOKEN } : undefined;
   const db = await Tideway.open({ name: DATABASE_NAME, collections: COLLECTIONS, sync });
   return new NoteStore(db, Boolean(sync));

@@ -1,0 +1,92 @@
+// Set-up for the framework and bundler tests: a tiny app importing the built package
+// (pkg/) by its name, as an app's bundler finds it in node_modules, bundled with no
+// plugin, served by the reference server (`tideway-server --static`) and opened in
+// headless Chromium through Playwright.
+
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before } from "node:test";
+import { chromium } from "playwright-core";
+import { REPO_ROOT, startReferenceServer } from "../sync/reference-server.mjs";
+
+const PKG = process.env.TIDEWAY_PKG_DIR ?? join(REPO_ROOT, "pkg");
+
+/** The longest a test waits for a page to do one thing. */
+export const WAIT_LIMIT_MS = 15_000;
+
+/**
+ * A directory holding `files` (path → text) and `node_modules/tideway`, a link to the
+ * built package; `remove()` deletes it.
+ */
+export function appDir(files) {
+  if (!existsSync(join(PKG, "index.js"))) throw new Error(`${join(PKG, "index.js")} is missing: build the package first (bash scripts/build.sh)`);
+  const dir = mkdtempSync(join(tmpdir(), "tideway-app-"));
+  mkdirSync(join(dir, "node_modules"));
+  symlinkSync(PKG, join(dir, "node_modules/tideway"), "dir");
+  for (const [path, text] of Object.entries(files)) writeFileSync(join(dir, path), text);
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Bundles `entry` of `dir` with esbuild into `dir/site/` beside an index.html that
+ * loads it. esbuild leaves `new URL("tideway_bg.wasm", import.meta.url)` as it is,
+ * so the wasm module is copied beside the bundle, as the README says.
+ */
+export async function bundleWithEsbuild(dir, entry, { development = false } = {}) {
+  const esbuild = await import("esbuild");
+  const site = join(dir, "site");
+  await esbuild.build({
+    entryPoints: [join(dir, entry)],
+    bundle: true,
+    format: "esm",
+    outfile: join(site, "app.js"),
+    nodePaths: [join(REPO_ROOT, "node_modules")],
+    define: {
+      "process.env.NODE_ENV": JSON.stringify(development ? "development" : "production"),
+      // Vue's compile-time flags, which its bundler build expects a bundler to set.
+      __VUE_OPTIONS_API__: "false",
+      __VUE_PROD_DEVTOOLS__: "false",
+      __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: "false",
+    },
+    logLevel: "error",
+  });
+  copyFileSync(join(PKG, "tideway_bg.wasm"), join(site, "tideway_bg.wasm"));
+  writeFileSync(join(site, "index.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><div id="root"></div><script type="module" src="./app.js"></script>`);
+  return site;
+}
+
+/** Serves `site` from a reference server of its own; `close()` stops it. */
+export function serve(site) {
+  return startReferenceServer({ staticDir: site, tokens: ["app-token:app"] });
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+}
+
+/** A browser for the test file that calls this, closed after its tests. */
+export function withBrowser() {
+  const running = {};
+  before(async () => {
+    running.browser = await launchBrowser();
+  });
+  after(async () => {
+    await running.browser?.close();
+  });
+  return running;
+}
+
+/** A new page that records its uncaught errors and console errors in `page.errors`. */
+export async function newPage(browser) {
+  const page = await browser.newPage();
+  page.errors = [];
+  page.on("pageerror", (error) => page.errors.push(`pageerror: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") page.errors.push(`console ${message.type()}: ${message.text()}`);
+  });
+  return page;
+}

@@ -1,0 +1,88 @@
+// The Vue app the Vue tests drive (Vue's bundler build, bundled by esbuild):
+// `window.app` mounts and unmounts it, writes, and changes the watched prefix.
+
+import { Tideway } from "tideway";
+import { useQuery, useRecord, useSyncStatus } from "tideway/vue";
+import { createApp, h, ref } from "vue";
+
+const renders = { list: 0, title: 0 };
+const prefix = ref("a");
+
+const NoteList = {
+  props: ["notes"],
+  setup(props) {
+    const records = useQuery(props.notes, () => ({ index: "title", gte: prefix.value, lt: `${prefix.value}\uffff` }));
+    return () => {
+      renders.list++;
+      return h("ul", { id: "list" }, records.value.map((record) => h("li", { key: record.id }, record.data.title)));
+    };
+  },
+};
+
+const NoteTitle = {
+  props: ["notes"],
+  setup(props) {
+    const record = useRecord(props.notes, "n1");
+    return () => {
+      renders.title++;
+      return h("p", { id: "title" }, record.value ? record.value.data.title : "(none)");
+    };
+  },
+};
+
+const Pending = {
+  props: ["db"],
+  setup(props) {
+    const status = useSyncStatus(props.db);
+    return () => h("p", { id: "pending" }, String(status.value.pending));
+  },
+};
+
+/** Counts the watches open on a collection handle. */
+function counting(collection) {
+  const watching = { count: 0 };
+  for (const method of ["watch", "watchRecord"]) {
+    const original = collection[method].bind(collection);
+    collection[method] = (...args) => {
+      const stop = original(...args);
+      watching.count++;
+      let stopped = false;
+      return () => {
+        if (!stopped) watching.count--;
+        stopped = true;
+        stop();
+      };
+    };
+  }
+  return watching;
+}
+
+let db = null;
+let mounted = null;
+
+window.app = {
+  renders,
+  async open(name) {
+    db = await Tideway.open({ name, collections: { notes: { indexes: ["title"] }, tags: {} } });
+    this.notes = db.collection("notes");
+    this.tags = db.collection("tags");
+    this.watching = counting(this.notes);
+    return db.name;
+  },
+  mount() {
+    const { notes } = this;
+    mounted = createApp({ render: () => [h(NoteList, { notes }), h(NoteTitle, { notes }), h(Pending, { db })] });
+    mounted.mount("#root");
+  },
+  unmount() {
+    mounted.unmount();
+  },
+  setPrefix(value) {
+    prefix.value = value;
+  },
+  text: (id) => document.getElementById(id)?.textContent ?? null,
+  items: (id) => [...document.querySelectorAll(`#${id} li`)].map((li) => li.textContent),
+  close: () => db.close(),
+  deleteDatabase: (name) => Tideway.deleteDatabase(name),
+};
+document.documentElement.dataset.ready = "true";

@@ -275,6 +275,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         Ok(answers) => answers,
                         Err(error) => {
                             self.repository.unmark_syncing(&keys);
+                            self.note_failed_push(&batch, &error).await;
                             return Err(Failure::Remote(error));
                         }
                     },
@@ -292,6 +293,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         }
                         _ => {
                             self.repository.unmark_syncing(&keys);
+                            self.note_failed_push(&batch, &error).await;
                             return Err(Failure::Remote(error));
                         }
                     },
@@ -535,6 +537,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             return SyncError::Store(error);
         }
         SyncError::Remote { message, class, retry_at }
+    }
+
+    /// Counts the failed push on its outbox entries, for people looking at the
+    /// outbox. Bookkeeping only: if it cannot be stored, the sync's own failure
+    /// is the one to report.
+    async fn note_failed_push(&self, batch: &[Mutation], error: &RemoteError) {
+        let ids: Vec<u64> = batch.iter().map(|m| m.mutation_id).collect();
+        let _ = self.repository.store().note_failed_push(&ids, &error.to_string()).await;
     }
 
     fn log(&self, step: Step) {

@@ -99,6 +99,7 @@ mod tests {
             base_version: 0,
             created_at: 0.0,
             attempts: 0,
+            last_error: None,
         }
     }
 

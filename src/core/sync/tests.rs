@@ -633,3 +633,22 @@ fn the_log_tells_when_a_retry_is_scheduled() {
     assert!((retries[0].1 - 1_000.0).abs() < 10.0 && (retries[1].1 - 2_000.0).abs() < 10.0, "{retries:?}");
     assert_eq!(Some(retries[1].2), a.engine.state().next_retry_at);
 }
+
+/// A push that fails without an answer is counted on the entries it carried,
+/// with its error, for anyone looking at the outbox.
+#[test]
+fn failed_pushes_count_attempts_on_the_outbox() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+    a.sync().unwrap_err();
+    a.sync().unwrap_err();
+    let outbox = block_on(a.store.outbox(10)).unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].attempts, 2);
+    assert_eq!(outbox[0].last_error, Some(RemoteError::Timeout.to_string()));
+    a.sync().unwrap();
+    assert_eq!(a.pending(), 0);
+}

@@ -20,8 +20,9 @@ if [ "${1:-}" = demo ]; then
   rm -rf www/pkg
   wasm-bindgen --target web --out-dir www/pkg --out-name tideway \
     "$target_dir/wasm32-unknown-unknown/release/tideway.wasm"
-  # The service-worker entry point, as the package ships it.
+  # The service-worker entry point and the inspector, as the package ships them.
   cp src/contexts/service-worker.js src/contexts/service-worker.d.ts www/pkg/
+  cp src/inspector/inspector.js src/inspector/inspector.d.ts www/pkg/
 else
   profile=${1:---release}
   rm -rf pkg
@@ -29,13 +30,17 @@ else
   # The service-worker entry point ships beside the glue it imports, as the
   # package's `tideway/service-worker` subpath.
   cp src/contexts/service-worker.js src/contexts/service-worker.d.ts pkg/
+  # The `<tideway-inspector>` element, as the `tideway/inspector` subpath.
+  cp src/inspector/inspector.js src/inspector/inspector.d.ts pkg/
   node -e '
     const fs = require("fs");
     const manifest = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
-    manifest.files = [...new Set([...(manifest.files ?? []), "service-worker.js", "service-worker.d.ts"])];
+    const shipped = ["service-worker.js", "service-worker.d.ts", "inspector.js", "inspector.d.ts"];
+    manifest.files = [...new Set([...(manifest.files ?? []), ...shipped])];
     manifest.exports = {
       ".": { types: "./tideway.d.ts", default: "./tideway.js" },
       "./service-worker": { types: "./service-worker.d.ts", default: "./service-worker.js" },
+      "./inspector": { types: "./inspector.d.ts", default: "./inspector.js" },
       "./tideway_bg.wasm": "./tideway_bg.wasm",
     };
     fs.writeFileSync("pkg/package.json", JSON.stringify(manifest, null, 2) + "\n");

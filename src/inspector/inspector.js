@@ -18,7 +18,7 @@ const STYLE = `
   border: 1px solid var(--tideway-inspector-border, #8886); border-radius: 8px; padding: 0.75rem; }
 :host([hidden]) { display: none; }
 h2 { font-size: 12px; margin: 1rem 0 0.35rem; text-transform: uppercase; letter-spacing: 0.05em; opacity: 0.75; }
-h2:first-of-type { margin-top: 0; }
+header h2 { margin-top: 0; }
 header { display: flex; align-items: center; justify-content: space-between; gap: 0.5rem; flex-wrap: wrap; }
 button { font: inherit; padding: 0.15rem 0.6rem; border-radius: 5px; border: 1px solid #8888; background: transparent;
   color: inherit; cursor: pointer; }
@@ -322,11 +322,19 @@ function drawLog(log) {
   const items = [...log].reverse().map((entry) => {
     const { step, at, ...fields } = entry;
     const detail = Object.entries(fields)
-      .map(([name, value]) => `${name}=${typeof value === "object" && value !== null ? json(value, 0) : value}`)
+      .map(([name, value]) => `${name}=${logValue(name, value)}`)
       .join(" ");
     return h("li", { "data-step": step }, h("span", { class: "at" }, time(at)), h("span", { class: "step" }, step), " ", detail);
   });
   return h("section", { "data-section": "log" }, h("ol", {}, ...items));
+}
+
+/** A log entry's field as people read it: times as times, delays in whole ms. */
+function logValue(name, value) {
+  if (typeof value === "object" && value !== null) return json(value, 0);
+  if (typeof value !== "number") return value;
+  if (name.endsWith("At")) return time(value);
+  return Number.isInteger(value) ? value : Math.round(value);
 }
 
 /** An element with attributes and children (strings become text: nothing is parsed as HTML). */

@@ -37,6 +37,8 @@ else
     const manifest = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
     const shipped = ["service-worker.js", "service-worker.d.ts", "inspector.js", "inspector.d.ts"];
     manifest.files = [...new Set([...(manifest.files ?? []), ...shipped])];
+    // Importing the inspector defines <tideway-inspector>: bundlers must keep `import "tideway/inspector"`.
+    manifest.sideEffects = [...new Set([...(manifest.sideEffects ?? []), "./inspector.js"])];
     manifest.exports = {
       ".": { types: "./tideway.d.ts", default: "./tideway.js" },
       "./service-worker": { types: "./service-worker.d.ts", default: "./service-worker.js" },

@@ -45,7 +45,7 @@ li { padding: 0.1rem 0; border-bottom: 1px solid #8882; }
 const DEFAULT_LOG_SIZE = 200;
 
 export class TidewayInspector extends HTMLElement {
-  static observedAttributes = ["db", "hidden", "log-size"];
+  static observedAttributes = ["db", "hidden"];
 
   #db = null;
   #listening = [];

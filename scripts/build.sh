@@ -25,14 +25,17 @@ if [ "${1:-}" = demo ]; then
   wasm-bindgen --target web --out-dir www/pkg --out-name tideway \
     "$target_dir/wasm32-unknown-unknown/release/tideway.wasm"
   # The entry points, as the package ships them.
-  cp src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/* www/pkg/
+  cp src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/* \
+    src/inspector/* www/pkg/
 else
   profile=${1:---release}
   rm -rf pkg
   wasm-pack build --target web --out-dir pkg --out-name tideway --mode no-install "$profile"
   # The entry points ship beside the glue they import: the main entry, the
-  # `tideway/service-worker` subpath and one subpath per framework adapter.
-  entries=(src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/*)
+  # `tideway/service-worker` subpath, one subpath per framework adapter and
+  # the `<tideway-inspector>` element.
+  entries=(src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/*
+    src/inspector/*)
   cp "${entries[@]}" pkg/
   node -e '
     const fs = require("fs");
@@ -42,8 +45,9 @@ else
     manifest.files = [...new Set([...(manifest.files ?? []), ...entries])];
     manifest.main = manifest.module = "index.js";
     manifest.types = "index.d.ts";
-    // index.js patches Tideway.open when it runs: a bundler must never skip it.
-    manifest.sideEffects = [...new Set([...(manifest.sideEffects ?? []), "./index.js"])];
+    // index.js patches Tideway.open when it runs, and importing the inspector
+    // defines <tideway-inspector>: a bundler must never skip either.
+    manifest.sideEffects = [...new Set([...(manifest.sideEffects ?? []), "./index.js", "./inspector.js"])];
     const entry = (name) => ({ types: `./${name}.d.ts`, default: `./${name}.js` });
     manifest.exports = {
       ".": entry("index"),
@@ -51,6 +55,7 @@ else
       "./react": entry("react"),
       "./svelte": entry("svelte"),
       "./vue": entry("vue"),
+      "./inspector": entry("inspector"),
       "./tideway_bg.wasm": "./tideway_bg.wasm",
     };
     manifest.peerDependencies = { react: ">=18", vue: ">=3.3" };

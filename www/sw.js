@@ -22,7 +22,7 @@ syncInServiceWorker({
   open: { name: DATABASE_NAME, collections: COLLECTIONS, sync: { url: self.location.origin, getToken: () => DEMO_TOKEN } },
 });
 
-const CACHE = "tideway-notes-shell-v2";
+const CACHE = "tideway-notes-shell-v3";
 const NETWORK_TIMEOUT_MS = 3000;
 
 const SHELL = [
@@ -42,6 +42,7 @@ const SHELL = [
   "./pkg/tideway.js",
   "./pkg/tideway_bg.wasm",
   "./pkg/service-worker.js",
+  "./pkg/inspector.js",
 ];
 const SHELL_URLS = new Set(SHELL.map((path) => new URL(path, self.registration.scope).href));
 const PKG_PREFIX = new URL("./pkg/", self.registration.scope).href;

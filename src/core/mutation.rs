@@ -44,9 +44,14 @@ pub struct Mutation {
     /// The server version the change was made on (0: the server has not seen the entity).
     pub base_version: u64,
     pub created_at: f64,
-    /// How many times a push carrying this mutation was attempted.
+    /// How many pushes carrying this mutation failed without an answer (the
+    /// network, the server, a refusal of the whole push); an answered one
+    /// leaves the outbox or is settled as a conflict.
     #[serde(default)]
     pub attempts: u32,
+    /// Why the last of those pushes failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The result of applying a write to the stored state.
@@ -128,6 +133,7 @@ impl Mutation {
             base_version,
             created_at: write.at,
             attempts: 0,
+            last_error: None,
         }
     }
 }
@@ -232,6 +238,7 @@ mod tests {
                 base_version: 4,
                 created_at: 7.0,
                 attempts: 0,
+                last_error: None,
             }
         );
         assert_eq!(Mutation::of(&write(Op::Delete, Some(json!({"a": 1})), 7.0), 4).data, None, "a delete carries no data");

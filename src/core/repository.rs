@@ -646,6 +646,9 @@ mod tests {
         async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
             self.inner.settle(answers, policies, now, cursor).await
         }
+        async fn note_failed_push(&self, mutation_ids: &[crate::core::MutationId], error: &str) -> Result<()> {
+            self.inner.note_failed_push(mutation_ids, error).await
+        }
         async fn sync_meta(&self) -> Result<SyncMeta> {
             self.inner.sync_meta().await
         }

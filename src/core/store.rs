@@ -5,7 +5,7 @@
 use super::collection::Collection;
 use super::entity::Entity;
 use super::error::Result;
-use super::mutation::{Applied, Mutation, Write};
+use super::mutation::{Applied, Mutation, MutationId, Write};
 use super::query::Query;
 use super::reconcile::{Policies, ServerAnswer, Settled};
 
@@ -86,6 +86,11 @@ pub trait Store {
     /// the transaction fails, nothing of it is stored. Returns what each
     /// answer did, in answer order.
     async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>>;
+
+    /// A push of these outbox entries failed without an answer: each one still
+    /// queued counts one more attempt and keeps `error` as its last. For people
+    /// looking at the outbox (`db.outbox()`); sync decides nothing on it.
+    async fn note_failed_push(&self, mutation_ids: &[MutationId], error: &str) -> Result<()>;
 
     /// The sync bookkeeping kept beside the outbox.
     async fn sync_meta(&self) -> Result<SyncMeta>;

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Array, Object, Promise, Reflect};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
@@ -15,7 +16,7 @@ use super::handles::Repo;
 use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
-use crate::core::{Repository, Schema};
+use crate::core::{Data, Mutation, Op, Repository, Schema, Store, SyncStatus};
 use crate::browser::SEPARATOR;
 use crate::store::indexeddb::IdbStore;
 
@@ -244,4 +245,116 @@ fn open_options(value: &JsValue) -> JsResult<(String, Schema, Option<SyncOptions
         Some(value) => value.as_bool().ok_or_else(|| invalid_type(&value, "open options.persist must be a boolean"))?,
     };
     Ok((name, schema, sync, persist))
+}
+
+/// What an inspector (or any tool) reads of a database: the outbox and what each
+/// collection holds. Plain reads, through the same store and mirror as the rest.
+#[wasm_bindgen]
+impl Tideway {
+    /// The mutations waiting in the outbox, oldest first (at most `limit`, when given):
+    /// `{ mutationId, collection, id, op, data, baseVersion, createdAt, attempts, lastError, syncStatus }`:
+    /// `attempts` counts the pushes of it that failed without an answer, `lastError` says why the
+    /// last one did, `syncStatus` is the entity's now.
+    pub fn outbox(&self, limit: JsValue) -> Promise {
+        let limit = match limit_from_js(&limit) {
+            Ok(limit) => limit,
+            Err(error) => return Promise::reject(&error),
+        };
+        let repository = self.repository.clone();
+        future_to_promise(async move {
+            let mutations = repository.store().outbox(limit).await?;
+            let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+            let entries: Array = mutations
+                .iter()
+                .map(|mutation| {
+                    let sync_status = repository
+                        .read(&mutation.collection, |c| c.get(&mutation.id).map(|e| e.sync_status))
+                        .ok()
+                        .flatten();
+                    OutboxEntry::of(mutation, sync_status).serialize(&serializer).unwrap_or(JsValue::NULL)
+                })
+                .collect();
+            Ok(entries.into())
+        })
+    }
+
+    /// Each declared collection and what it holds, from memory, in name order:
+    /// `{ name, count, deleted, pending, failed, conflicts }`.
+    pub fn collections(&self) -> JsResult<Array> {
+        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+        let mut list = Vec::new();
+        for name in self.repository.schema().collections.keys() {
+            let summary = self.repository.read(name, |collection| {
+                let mut summary = CollectionSummary { name, ..CollectionSummary::default() };
+                for entity in collection.iter() {
+                    summary.count += u64::from(!entity.deleted);
+                    summary.deleted += u64::from(entity.deleted);
+                    summary.pending += u64::from(entity.pending);
+                    summary.failed += u64::from(entity.sync_status == SyncStatus::Failed);
+                    summary.conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
+                }
+                summary.serialize(&serializer).unwrap_or(JsValue::NULL)
+            })?;
+            list.push(summary);
+        }
+        Ok(list.into_iter().collect())
+    }
+}
+
+/// One entry of `db.outbox()`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutboxEntry<'a> {
+    mutation_id: u64,
+    collection: &'a str,
+    id: &'a str,
+    op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Data>,
+    base_version: u64,
+    created_at: f64,
+    attempts: u32,
+    last_error: Option<&'a str>,
+    sync_status: Option<SyncStatus>,
+}
+
+impl<'a> OutboxEntry<'a> {
+    fn of(mutation: &'a Mutation, sync_status: Option<SyncStatus>) -> Self {
+        OutboxEntry {
+            mutation_id: mutation.mutation_id,
+            collection: &mutation.collection,
+            id: &mutation.id,
+            op: mutation.op,
+            data: mutation.data.as_ref(),
+            base_version: mutation.base_version,
+            created_at: mutation.created_at,
+            attempts: mutation.attempts,
+            last_error: mutation.last_error.as_deref(),
+            sync_status,
+        }
+    }
+}
+
+/// One entry of `db.collections()`.
+#[derive(Serialize, Default)]
+struct CollectionSummary<'a> {
+    name: &'a str,
+    /// Live entities (tombstones not counted).
+    count: u64,
+    deleted: u64,
+    /// Mutations waiting in the outbox.
+    pending: u64,
+    failed: u64,
+    conflicts: u64,
+}
+
+/// `outbox(limit)`: a positive whole number, or nothing for every entry.
+fn limit_from_js(value: &JsValue) -> JsResult<usize> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(usize::MAX);
+    }
+    match value.as_f64() {
+        Some(n) if n >= 1.0 && n.fract() == 0.0 => Ok(n.min(usize::MAX as f64) as usize),
+        _ => Err(invalid_type(value, "outbox(limit) takes a positive whole number of entries")),
+    }
 }

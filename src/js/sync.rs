@@ -32,7 +32,7 @@ use super::peers::Peers;
 use crate::browser;
 use crate::contexts::{self, Leadership, Message};
 use crate::core::reconcile::{ConflictPolicy, Policies};
-use crate::core::sync::{Backoff, ErrorClass, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
+use crate::core::sync::{Backoff, ErrorClass, Step, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
 use crate::core::{Change, Origin};
 use crate::remote::{HandlerRemote, HttpRemote, JsRemote};
 
@@ -249,6 +249,7 @@ impl Syncer {
     fn step_down(&self) {
         if self.leadership.borrow_mut().take().is_some() {
             self.leading.set(false);
+            self.log(&ContextStep::Leadership { leading: false, context: &self.context });
             self.events.set_syncer(SyncerSeen::Unknown);
         }
     }
@@ -268,6 +269,7 @@ impl Syncer {
             return;
         }
         self.leading.set(true);
+        self.log(&ContextStep::Leadership { leading: true, context: &self.context });
         self.events.set_syncer(SyncerSeen::Here(self.context.clone()));
         self.announce_status();
         self.run_due();
@@ -304,6 +306,7 @@ impl Syncer {
         let request = uuid::Uuid::new_v4().to_string();
         let (answer, answered) = oneshot::channel();
         self.forwarded.borrow_mut().insert(request.clone(), answer);
+        self.log(&ContextStep::Forwarded { direction: "sent" });
         self.peers.post(&Message::SyncRequest { request: request.clone() });
         let deadline = gloo_timers::future::TimeoutFuture::new(FORWARDED_SYNC_TIMEOUT_MS);
         match select(answered, deadline).await {
@@ -319,6 +322,7 @@ impl Syncer {
     pub fn receive(self: &Rc<Self>, message: Message) {
         match message {
             Message::SyncRequest { request } if self.leading.get() => {
+                self.log(&ContextStep::Forwarded { direction: "received" });
                 let syncer = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let (report, error) = match syncer.sync_to_js().await {
@@ -377,7 +381,9 @@ impl Syncer {
     /// sync in flight.
     pub fn close(&self) {
         self.closed.set(true);
-        self.leading.set(false);
+        if self.leading.replace(false) {
+            self.log(&ContextStep::Leadership { leading: false, context: &self.context });
+        }
         // Leaving the queue, or handing the lock to the next context in it.
         self.leadership.borrow_mut().take();
         self.timer.borrow_mut().take();
@@ -552,15 +558,60 @@ impl Syncer {
                 let _ = Reflect::set(&detail, &"id".into(), &id.as_deref().map_or(JsValue::NULL, JsValue::from));
                 events.emit(Event::Error, &detail);
             }
-            SyncEvent::Log(step) => {
-                let entry = step.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL);
-                let _ = Reflect::set(&entry, &"at".into(), &js_sys::Date::now().into());
-                if let Some(log) = &self.log {
-                    let _ = log.call1(&JsValue::NULL, &entry);
-                }
-                events.emit(Event::Log, &entry);
+            SyncEvent::Log(step) => self.log(step),
+        }
+    }
+
+    /// Hands one entry to `sync.log` and the `log` listeners, with its time; the
+    /// entry that ends a sync (`done`, `failed`) also carries the status's counters,
+    /// with `queued` the mutations waiting. Built only when someone listens.
+    fn log<S: Serialize + LogStep>(&self, step: &S) {
+        if self.log.is_none() && !self.events.wants(Event::Log) {
+            return;
+        }
+        let entry = step.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL);
+        let _ = Reflect::set(&entry, &"at".into(), &js_sys::Date::now().into());
+        if step.ends_a_sync() {
+            let status = self.events.status();
+            let counters = Reflect::get(&status, &"counters".into()).unwrap_or(JsValue::NULL);
+            if counters.is_object() {
+                let _ = Reflect::set(&counters, &"queued".into(), &Reflect::get(&status, &"pending".into()).unwrap_or(JsValue::NULL));
+                let _ = Reflect::set(&entry, &"counters".into(), &counters);
             }
         }
+        if let Some(log) = &self.log {
+            let _ = log.call1(&JsValue::NULL, &entry);
+        }
+        self.events.emit(Event::Log, &entry);
+    }
+}
+
+/// Log entries about this context rather than one sync: the engine's own steps
+/// are [`Step`]s.
+#[derive(Serialize)]
+#[serde(tag = "step", rename_all = "camelCase")]
+enum ContextStep<'a> {
+    /// This context became the one that syncs the database, or stopped being it
+    /// (frozen, put in the back/forward cache, closed).
+    Leadership { leading: bool, context: &'a str },
+    /// A `db.sync()` handed to the context that syncs (`sent`), or run there for another one (`received`).
+    Forwarded { direction: &'static str },
+}
+
+/// Which log entries end a sync, and so carry the counters.
+trait LogStep {
+    fn ends_a_sync(&self) -> bool;
+}
+
+impl LogStep for Step {
+    fn ends_a_sync(&self) -> bool {
+        matches!(self, Step::Done { .. } | Step::Failed { .. })
+    }
+}
+
+impl LogStep for ContextStep<'_> {
+    fn ends_a_sync(&self) -> bool {
+        false
     }
 }
 

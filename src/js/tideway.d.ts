@@ -243,8 +243,28 @@ export type SyncLogEntry = { at: number } & (
   | { step: "pulled"; changes: number; hasMore: boolean }
   | { step: "cursorReset" }
   | { step: "authRefresh" }
-  | { step: "failed"; error: string; retryAt: number }
-  | { step: "done"; pushed: number; pulled: number }
+  | { step: "failed"; error: string; retryAt: number; counters: SyncCounters & { queued: number } }
+  | { step: "done"; pushed: number; pulled: number; counters: SyncCounters & { queued: number } }
+  | {
+      step: "answer";
+      mutationId: number;
+      collection: string;
+      id: string;
+      status: "applied" | "conflict" | "rejected";
+      error: string | null;
+    }
+  | {
+      step: "conflict";
+      collection: string;
+      id: string;
+      policy: "merge" | "serverWins" | "clientWins" | "manual" | "function";
+      /** `server`: the entity took the server's version; `queued`: the policy's data is queued to push;
+       * `manual`: it waits for the app; `deferred`: the pull that follows settles it. */
+      outcome: "server" | "queued" | "manual" | "deferred";
+    }
+  | { step: "retryScheduled"; attempt: number; delay: number; retryAt: number }
+  | { step: "leadership"; leading: boolean; context: "window" | "worker" | "service-worker" }
+  | { step: "forwarded"; direction: "sent" | "received" }
 );
 
 /** What one sync did. */
@@ -427,4 +447,42 @@ export class Tideway<C extends Collections = Collections> {
   on<E extends keyof SyncEvents>(event: E, callback: (detail: SyncEvents[E]) => void): () => void;
   /** Waits for pending writes to be durable, stops syncing and removes every timer and listener it set, then closes and lets the in-memory mirror go. Later reads throw, and later calls reject, with `DATABASE_CLOSED`. */
   close(): Promise<void>;
+  /** The mutations waiting in the outbox, oldest first (at most `limit`). */
+  outbox(limit?: number): Promise<OutboxEntry[]>;
+  /** Each declared collection and what it holds, from memory, in name order. */
+  collections(): CollectionSummary[];
+}
+
+/** A mutation waiting in the outbox (`db.outbox()`). */
+export interface OutboxEntry {
+  mutationId: number;
+  collection: string;
+  /** The entity's local id. */
+  id: string;
+  op: "put" | "patch" | "delete";
+  /** The full data for a put, the given fields for a patch; absent for a delete. */
+  data?: Data;
+  /** The server version the change was made on (0: new to the server). */
+  baseVersion: number;
+  /** Device time the change was queued, ms since the epoch. */
+  createdAt: number;
+  /** Pushes of this mutation that failed without an answer (network, server, a refusal of the whole push). */
+  attempts: number;
+  /** Why the last of those failed; `null` if none did. */
+  lastError: string | null;
+  /** The entity's `meta.syncStatus` now (`null` if the entity is not in memory). */
+  syncStatus: SyncStatus | null;
+}
+
+/** What a collection holds (`db.collections()`). */
+export interface CollectionSummary {
+  name: string;
+  /** Live entities. */
+  count: number;
+  /** Tombstones. */
+  deleted: number;
+  /** Mutations waiting in the outbox. */
+  pending: number;
+  failed: number;
+  conflicts: number;
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{
-    apply_write, Applied, Collection, Entity, Error, Mutation, Query, Result, Schema, Snapshot, Store,
+    apply_write, Applied, Collection, Entity, Error, Mutation, MutationId, Query, Result, Schema, Snapshot, Store,
     SyncMeta, Write,
 };
 
@@ -163,6 +163,18 @@ impl Store for MemoryStore {
     async fn pending_count(&self) -> Result<usize> {
         self.check_open()?;
         Ok(self.state.borrow().outbox.len())
+    }
+
+    async fn note_failed_push(&self, mutation_ids: &[MutationId], error: &str) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.state.borrow_mut();
+        for mutation_id in mutation_ids {
+            if let Some(mutation) = state.outbox.get_mut(mutation_id) {
+                mutation.attempts += 1;
+                mutation.last_error = Some(error.to_owned());
+            }
+        }
+        Ok(())
     }
 
     async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {

@@ -231,3 +231,49 @@ pub async fn a_page_catches_up_with_what_it_missed_when_it_comes_back() {
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
+
+#[wasm_bindgen(inline_js = r#"
+/** A log listener that notes each entry in `heard` as `step`, `step:leading` or `step:direction`. */
+export function logRecorder(heard) {
+  return (entry) => heard.push([entry.step, entry.leading ?? entry.direction].filter((part) => part !== undefined).join(":"));
+}
+
+/** `options` with a `sync.log` that records into `heard`. */
+export function withLog(options, heard) {
+  options.sync.log = logRecorder(heard);
+  return options;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = logRecorder)]
+    fn log_recorder(heard: &js_sys::Array) -> JsValue;
+    #[wasm_bindgen(js_name = withLog)]
+    fn with_log(options: JsValue, heard: &js_sys::Array) -> JsValue;
+}
+
+/// The log says which handle syncs and where a `db.sync()` went: a `leadership`
+/// entry as the lock changes hands, a `forwarded` one in the handle that asked
+/// and in the one that ran it.
+pub async fn the_log_tells_leadership_and_forwarded_syncs() {
+    let name = format!("contexts-log-{}", uuid::Uuid::new_v4());
+    let pushed = js_sys::Array::new();
+    let (first_log, second_log) = (js_sys::Array::new(), js_sys::Array::new());
+    // Taking the lock happens during open: only `sync.log` hears it.
+    let first = Tideway::open(with_log(synced_options(&name, &pushed), &first_log)).await.expect("open the first");
+    let second = std::rc::Rc::new(Tideway::open(synced_options(&name, &pushed)).await.expect("open the second"));
+    let _off = second.on("log".into(), log_recorder(&second_log)).expect("listen");
+    let entries = |log: &js_sys::Array| log.iter().filter_map(|e| e.as_string()).collect::<Vec<_>>();
+    assert!(entries(&first_log).contains(&"leadership:true".to_owned()), "{:?}", entries(&first_log));
+
+    settle(second.sync()).await.expect("the second's sync runs in the first");
+    assert!(entries(&second_log).contains(&"forwarded:sent".to_owned()), "{:?}", entries(&second_log));
+    assert!(entries(&first_log).contains(&"forwarded:received".to_owned()), "{:?}", entries(&first_log));
+    assert!(!entries(&second_log).contains(&"push".to_owned()), "the steps are logged where the sync runs");
+
+    settle(first.close()).await.unwrap();
+    assert_eq!(entries(&first_log).last().map(String::as_str), Some("leadership:false"), "closing hands the lock on");
+    let heard = second_log.clone();
+    assert!(until(move || entries(&heard).contains(&"leadership:true".to_owned()), 5_000).await, "the second takes over");
+    settle(second.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}

@@ -412,3 +412,47 @@ pub async fn a_watch_follows_changes_from_elsewhere_and_from_sync() {
     settle(db.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
+
+/// `db.outbox()` lists what waits to be pushed, oldest first, as the outbox holds it;
+/// `db.collections()` counts what each collection holds, from memory.
+pub async fn outbox_and_collections_tell_what_the_database_holds() {
+    let name = unique("inspect");
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "a"}"#), js(r#"{"id": "a"}"#))).await.expect("put a");
+    settle(notes.put(js(r#"{"title": "b"}"#), js(r#"{"id": "b"}"#))).await.expect("put b");
+    settle(notes.patch("a".into(), js(r#"{"body": "x"}"#))).await.expect("patch a");
+    settle(notes.delete("b".into())).await.expect("delete b");
+
+    let outbox: Array = settle(db.outbox(JsValue::UNDEFINED)).await.expect("outbox").unchecked_into();
+    let entries: Vec<(String, String, f64)> = outbox
+        .iter()
+        .map(|e| (field(&e, "id").as_string().unwrap(), field(&e, "op").as_string().unwrap(), field(&e, "mutationId").as_f64().unwrap()))
+        .collect();
+    let ops: Vec<(&str, &str)> = entries.iter().map(|(id, op, _)| (id.as_str(), op.as_str())).collect();
+    assert_eq!(ops, [("a", "put"), ("b", "put"), ("a", "patch"), ("b", "delete")]);
+    assert!(entries.windows(2).all(|w| w[0].2 < w[1].2), "oldest first: {entries:?}");
+    let first = outbox.get(0);
+    assert_eq!(js_sys::JSON::stringify(&field(&first, "data")).unwrap(), "{\"title\":\"a\"}");
+    assert_eq!(field(&first, "attempts").as_f64(), Some(0.0));
+    assert!(field(&first, "lastError").is_null());
+    assert_eq!(field(&first, "syncStatus").as_string().as_deref(), Some("dirty"));
+    assert_eq!(field(&first, "collection").as_string().as_deref(), Some("notes"));
+    assert!(field(&outbox.get(3), "data").is_undefined(), "a delete carries no data");
+
+    let limited: Array = settle(db.outbox(2.into())).await.expect("outbox(2)").unchecked_into();
+    assert_eq!(limited.length(), 2);
+    for bad in [JsValue::from(0), JsValue::from(1.5), JsValue::from("2")] {
+        assert_eq!(code(&settle(db.outbox(bad)).await.unwrap_err()), "INVALID_ARGUMENT");
+    }
+
+    let collections = db.collections().expect("collections");
+    assert_eq!(collections.length(), 1);
+    let summary = js_sys::JSON::stringify(&collections.get(0)).unwrap().as_string().unwrap();
+    assert_eq!(summary, r#"{"name":"notes","count":1,"deleted":1,"pending":4,"failed":0,"conflicts":0}"#);
+
+    settle(db.close()).await.expect("close");
+    assert_eq!(code(&settle(db.outbox(JsValue::UNDEFINED)).await.unwrap_err()), "DATABASE_CLOSED");
+    assert_eq!(code(&db.collections().unwrap_err()), "DATABASE_CLOSED");
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}

@@ -548,6 +548,34 @@ pub async fn answers_of_one_batch_take_effect_in_order<H: Harness>(h: &H) {
     assert_eq!(store.get("notes", "other").await.unwrap(), other);
 }
 
+/// A push that got no answer counts one attempt on each of its entries still
+/// queued, with its error; the rest of the outbox, and the order, stay as they were.
+pub async fn failed_pushes_are_counted_on_their_outbox_entries<H: Harness>(h: &H) {
+    let name = h.unique_name("attempts");
+    let store = h.open(&name, notes_schema()).await;
+    let writes = [
+        write("notes", "a", Op::Put, Some(json!({"title": "a"})), 1.0),
+        write("notes", "b", Op::Put, Some(json!({"title": "b"})), 2.0),
+    ];
+    store.apply(&writes).await.unwrap();
+    let before = store.outbox(10).await.unwrap();
+    assert_eq!(before.iter().map(|m| (m.attempts, m.last_error.clone())).collect::<Vec<_>>(), [(0, None), (0, None)]);
+    let (a, b) = (before[0].mutation_id, before[1].mutation_id);
+    // The second id is gone from the outbox (another context's answer removed it, say): skipped.
+    store.note_failed_push(&[a, b + 1000], "network error: offline").await.unwrap();
+    store.note_failed_push(&[a], "HTTP 503").await.unwrap();
+    store.close();
+
+    let store = h.open(&name, notes_schema()).await;
+    let after = store.outbox(10).await.unwrap();
+    assert_eq!(ids_of(&after), [a, b], "still queued, in order");
+    assert_eq!((after[0].attempts, after[0].last_error.as_deref()), (2, Some("HTTP 503")));
+    assert_eq!((after[1].attempts, after[1].last_error.as_deref()), (0, None));
+    assert_eq!(after[0].data, before[0].data, "nothing else of the entry changes");
+    assert_eq!(store.pending_count().await.unwrap(), 2);
+    store.close();
+}
+
 fn ids_of(mutations: &[tideway::core::Mutation]) -> Vec<u64> {
     mutations.iter().map(|m| m.mutation_id).collect()
 }
@@ -562,7 +590,8 @@ macro_rules! conformance_tests {
             data_survives_close_and_reopen failed_write_leaves_nothing_and_rolls_back deletes_leave_tombstones
             index_queries_follow_indexeddb_order subscribers_hear_committed_changes
             concurrent_writes_commit_together_in_order schema_changes_keep_data invalid_writes_are_refused_without_effect
-            sync_answers_settle_in_one_transaction answers_of_one_batch_take_effect_in_order);
+            sync_answers_settle_in_one_transaction answers_of_one_batch_take_effect_in_order
+            failed_pushes_are_counted_on_their_outbox_entries);
     };
     (@each native $harness:expr; $($name:ident)*) => {
         $(#[test] fn $name() { futures::executor::block_on(conformance::$name(&$harness)); })*

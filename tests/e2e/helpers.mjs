@@ -146,3 +146,59 @@ export function withAppInBrowser({ when = true, serve = true, setUp } = {}) {
   });
   return app;
 }
+
+/** Replaces a field's text by typing, as a person would. */
+export async function fill(page, selector, text) {
+  try {
+    await page.locator(selector).setTimeout(WAIT_LIMIT_MS).fill(text);
+  } catch (error) {
+    throw new Error(`waited ${WAIT_LIMIT_MS} ms to type into ${selector}: ${error.message.split("\n")[0]}`);
+  }
+}
+
+/**
+ * Clicks a button once it is shown, with the element's own click (the top bar rewraps as
+ * the status pills change, which can move a button between finding it and clicking there).
+ */
+export async function press(page, selector) {
+  await waitFor(page, `${selector} to be shown`, (selector) => document.querySelector(selector)?.checkVisibility(), {
+    args: [selector],
+  });
+  await page.$eval(selector, (button) => button.click());
+}
+
+/** Waits until the open note's last edit is durable. */
+export async function waitSaved(page) {
+  await waitFor(page, "the note to be saved", () => document.querySelector("#save-state")?.dataset.state === "saved");
+}
+
+/** Types a new note through the UI, waits until it is durable and returns its id. */
+export async function writeNote(page, title, body) {
+  await press(page, "#new-note");
+  await fill(page, "#note-title", title);
+  await fill(page, "#note-body", body);
+  await waitSaved(page);
+  return page.evaluate((title) => window.tidewayNotes.store.list().find((note) => note.data.title === title)?.id, title);
+}
+
+/** Opens the note whose list entry shows `title` (found and clicked in one step: the list re-renders). */
+export async function openNote(page, title) {
+  const click = (title) => {
+    const item = [...document.querySelectorAll(".note-item")].find((item) => item.textContent.includes(title));
+    item?.click();
+    return item !== undefined;
+  };
+  await (await waitFor(page, `a note titled "${title}" in the list`, click, { args: [title] })).dispose();
+}
+
+/** Waits until every note shows synced, nothing waits in the outbox and no sync runs. */
+export async function waitAllSynced(page) {
+  await waitFor(
+    page,
+    "every note to show synced and nothing to wait in the outbox",
+    () =>
+      [...document.querySelectorAll("#note-list .sync-badge")].every((badge) => badge.dataset.status === "synced") &&
+      window.tidewayNotes.db.status().pending === 0 &&
+      !window.tidewayNotes.db.status().syncing,
+  );
+}

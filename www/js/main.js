@@ -8,8 +8,10 @@ import { NoteEditor } from "./note-editor.js";
 import { StatusBar } from "./status-bar.js";
 import { registerOfflineSupport } from "./offline.js";
 import { showFatal, showToast } from "./feedback.js";
+import "../pkg/inspector.js";
 
 const $ = (id) => document.getElementById(id);
+const DEBUG_SHOWN = "tideway-notes:debug";
 
 const statusBar = new StatusBar($("status-bar"));
 registerOfflineSupport({ onReady: () => statusBar.setOfflineReady(true) });
@@ -50,6 +52,18 @@ function start(store) {
       );
       render();
     },
+    onResolve(id, data) {
+      store.resolve(id, data).then(
+        () => {
+          const record = store.get(id);
+          if (record) editor.open(record);
+          else editor.close();
+          showToast("Conflict resolved");
+          render();
+        },
+        (error) => showToast(`Could not resolve: ${error.message}`, { kind: "error" }),
+      );
+    },
   });
 
   function select(record) {
@@ -63,6 +77,7 @@ function start(store) {
     list.render(store.list(), selectedId);
     $("placeholder").hidden = editor.isOpen;
     if (editor.isOpen && editor.id) editor.showMeta(store.get(editor.id));
+    editor.showConflict(editor.isOpen && editor.id ? store.conflictOf(editor.id) : undefined);
 
     // pendingCount is async: only the answer to the latest question is shown.
     const asked = ++pendingQuery;
@@ -98,6 +113,21 @@ function start(store) {
     if (store.syncing) statusBar.setSync(status);
     render();
   });
+
+  // The debug screen: the database as Tideway's inspector shows it. It follows the
+  // database from the start (so its log holds the first sync), drawn only when shown.
+  const inspector = $("inspector");
+  inspector.db = store.db;
+  const debug = $("debug");
+  const toggle = $("debug-toggle");
+  const showDebug = (shown) => {
+    debug.hidden = !shown;
+    inspector.hidden = !shown;
+    toggle.setAttribute("aria-pressed", String(shown));
+    localStorage.setItem(DEBUG_SHOWN, shown ? "1" : "");
+  };
+  toggle.addEventListener("click", () => showDebug(debug.hidden));
+  showDebug(localStorage.getItem(DEBUG_SHOWN) === "1");
 
   // For the console and the end-to-end tests.
   window.tidewayNotes = { db: store.db, store };

@@ -13,13 +13,17 @@ export class NoteEditor {
    * @param {(id: string | null, fields: {title: string, body: string}) => {id: string, written: Promise<unknown>} | null} parts.onSave
    *   writes the fields (creating the note when `id` is null) and returns the note's id at once
    * @param {(id: string) => void} parts.onDelete
+   * @param {(id: string, data: object | null) => void} parts.onResolve
+   *   settles the open note's conflict with one side's data (`null`: that side deleted it)
    */
-  constructor({ root, onSave, onDelete }) {
+  constructor({ root, onSave, onDelete, onResolve }) {
     this.root = root;
     this.title = root.querySelector("#note-title");
     this.body = root.querySelector("#note-body");
     this.saveState = root.querySelector("#save-state");
     this.meta = root.querySelector("#note-meta");
+    this.conflictBanner = root.querySelector("#conflict");
+    this.conflict = null;
     this.onSave = onSave;
     this.id = null;
     this.dirty = false;
@@ -36,6 +40,15 @@ export class NoteEditor {
         this.body.focus();
       }
     });
+    const resolveWith = (side) => () => {
+      if (!this.id || !this.conflict) return;
+      // Edits typed meanwhile would settle the conflict on their own: the user chose a side.
+      clearTimeout(this.timer);
+      this.dirty = false;
+      onResolve(this.id, this.conflict[side]);
+    };
+    root.querySelector("#keep-mine").addEventListener("click", resolveWith("local"));
+    root.querySelector("#take-theirs").addEventListener("click", resolveWith("server"));
     root.querySelector("#delete-note").addEventListener("click", () => {
       const id = this.id;
       this.close();
@@ -89,6 +102,21 @@ export class NoteEditor {
         if (this.lastWrite === write) this.setState("error", `Not saved: ${error.message}`);
       },
     );
+  }
+
+  /**
+   * Shows both sides of the open note's conflict (`collection.conflicts()` entry), or hides
+   * the banner for `undefined`.
+   */
+  showConflict(conflict) {
+    this.conflict = conflict ?? null;
+    this.conflictBanner.hidden = !conflict;
+    if (!conflict) return;
+    for (const side of ["local", "server"]) {
+      const data = conflict[side];
+      this.conflictBanner.querySelector(`.side-title[data-side="${side}"]`).textContent = data ? data.title || "Untitled" : "Deleted";
+      this.conflictBanner.querySelector(`.side-body[data-side="${side}"]`).textContent = data?.body ?? "";
+    }
   }
 
   /** Refreshes the footer from the stored record (after a commit, a rollback, a sync). */

@@ -6,10 +6,11 @@ import { Tideway } from "../pkg/index.js";
 export const DATABASE_NAME = "tideway-notes";
 
 /**
- * `updatedAt` (metadata) orders the list; `title` is there for lookups by title. Two
- * devices editing one note merge field by field (a title here, a body there).
+ * `updatedAt` (metadata) orders the list; `title` is there for lookups by title. A note
+ * changed on two devices before either synced waits in `conflict` until the user picks a
+ * side (the editor shows both, as does the debug screen).
  */
-export const COLLECTIONS = { notes: { indexes: ["updatedAt", "title"], conflict: "merge" } };
+export const COLLECTIONS = { notes: { indexes: ["updatedAt", "title"], conflict: "manual" } };
 
 /** The token `scripts/demo.sh` gives the reference server (`--token demo:demo`). */
 export const DEMO_TOKEN = "demo";
@@ -82,6 +83,19 @@ export class NoteStore {
   /** Called after each committed or rolled back change; returns the unsubscribe function. */
   onChange(callback) {
     return this.notes.subscribe(callback);
+  }
+
+  /**
+   * Both sides of a note changed here and on another device, or `undefined`:
+   * `{ id, local, server, base, serverVersion }` (a side is `null` where it deleted the note).
+   */
+  conflictOf(id) {
+    return this.notes.conflicts().find((conflict) => conflict.id === id);
+  }
+
+  /** Settles a conflict with the chosen side's data (`null` deletes the note); it syncs like any write. */
+  resolve(id, data) {
+    return this.notes.resolve(id, data);
   }
 
   /** How many changes wait in the outbox for a sync. */

@@ -183,6 +183,7 @@ mod tests {
             base_version: 1,
             created_at: 5.0,
             attempts: 0,
+            last_error: None,
         }
     }
 

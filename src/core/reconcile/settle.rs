@@ -256,6 +256,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
         base_version: next.version,
         created_at: now,
         attempts: 0,
+        last_error: None,
     };
     Settlement {
         entity: Some(next),

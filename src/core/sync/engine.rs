@@ -15,6 +15,7 @@ use serde::Serialize;
 use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushRequest, PushResponse};
 
 use super::backoff::Backoff;
+use super::log::{steps_of, AnswerStatus, ConflictOutcome};
 use super::remote::{ErrorClass, Remote, RemoteError};
 use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settled};
 use crate::core::error::Error;
@@ -106,6 +107,15 @@ pub enum Step {
     Failed { error: String, retry_at: f64 },
     #[serde(rename_all = "camelCase")]
     Done { pushed: usize, pulled: usize },
+    /// The server's answer to one pushed mutation (see [`super::log`]).
+    #[serde(rename_all = "camelCase")]
+    Answer { mutation_id: u64, collection: String, id: String, status: AnswerStatus, error: Option<String> },
+    /// Both sides changed an entity, and the collection's policy settled it or left it to the app.
+    #[serde(rename_all = "camelCase")]
+    Conflict { collection: String, id: String, policy: &'static str, outcome: ConflictOutcome },
+    /// After a failure: the `attempt`-th failure in a row, retried in `delay` ms.
+    #[serde(rename_all = "camelCase")]
+    RetryScheduled { attempt: u32, delay: f64, retry_at: f64 },
 }
 
 /// What the engine tells its listeners.
@@ -265,6 +275,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         Ok(answers) => answers,
                         Err(error) => {
                             self.repository.unmark_syncing(&keys);
+                            self.note_failed_push(&batch, &error).await;
                             return Err(Failure::Remote(error));
                         }
                     },
@@ -282,6 +293,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         }
                         _ => {
                             self.repository.unmark_syncing(&keys);
+                            self.note_failed_push(&batch, &error).await;
                             return Err(Failure::Remote(error));
                         }
                     },
@@ -427,6 +439,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let now = self.repository.now();
         let settled = self.repository.store().settle(answers, &self.config.policies, now, cursor).await?;
         self.repository.absorb(&settled);
+        for step in steps_of(answers, &settled, &self.config.policies) {
+            self.log(step);
+        }
         for item in &settled {
             match &item.outcome {
                 Outcome::Conflict => {
@@ -516,11 +531,20 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             state.counters.retried += 1;
         }
         self.log(Step::Failed { error: message.clone(), retry_at });
+        self.log(Step::RetryScheduled { attempt: meta.failures, delay: retry_at - now, retry_at });
         self.emit(SyncEvent::Error { message: message.clone(), collection: None, id: None });
         if let Err(error) = self.repository.store().save_sync_meta(&meta).await {
             return SyncError::Store(error);
         }
         SyncError::Remote { message, class, retry_at }
+    }
+
+    /// Counts the failed push on its outbox entries, for people looking at the
+    /// outbox. Bookkeeping only: if it cannot be stored, the sync's own failure
+    /// is the one to report.
+    async fn note_failed_push(&self, batch: &[Mutation], error: &RemoteError) {
+        let ids: Vec<u64> = batch.iter().map(|m| m.mutation_id).collect();
+        let _ = self.repository.store().note_failed_push(&ids, &error.to_string()).await;
     }
 
     fn log(&self, step: Step) {

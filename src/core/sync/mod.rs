@@ -5,9 +5,11 @@
 //! * [`remote`]: the server as the engine sees it, and the classification of failures.
 //! * [`backoff`]: when to try again.
 //! * [`engine`]: the push-then-pull state machine over a repository and a remote.
+//! * [`log`]: what the log entries say about each answer and conflict.
 
 mod backoff;
 mod engine;
+mod log;
 mod remote;
 
 // The engine's tests run natively; the browser suites test it against the real server.
@@ -17,5 +19,6 @@ mod fake;
 mod tests;
 
 pub use backoff::Backoff;
+pub use log::{AnswerStatus, ConflictOutcome};
 pub use engine::{Counters, Step, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport, SyncState};
 pub use remote::{ErrorClass, Remote, RemoteError};

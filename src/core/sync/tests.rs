@@ -593,3 +593,62 @@ fn status_events_bracket_each_sync() {
     assert!(log.contains(&SyncEvent::Log(Step::Done { pushed: 1, pulled: 0 })));
     assert!(!a.engine.state().syncing);
 }
+
+/// The log names each pushed mutation's answer and each conflict with its
+/// policy's outcome, as they are recorded.
+#[test]
+fn the_log_tells_each_answer_and_conflict() {
+    let (_remote, a, _b) = concurrent_edits(ConflictPolicy::Manual, json!({"title": "A"}), json!({"title": "B"}));
+    let log = a.log.borrow();
+    let answer = log.iter().position(|e| matches!(e, SyncEvent::Log(Step::Answer { id, status: AnswerStatus::Conflict, .. }) if id == "n1"));
+    let conflict = log.iter().position(|e| {
+        *e == SyncEvent::Log(Step::Conflict { collection: "notes".into(), id: "n1".into(), policy: "manual", outcome: ConflictOutcome::Manual })
+    });
+    assert!(answer.is_some() && conflict.is_some(), "{log:?}");
+    let (answer, conflict) = (answer.unwrap(), conflict.unwrap());
+    let pushed = answer + log[answer..].iter().position(|e| matches!(e, SyncEvent::Log(Step::Pushed { .. }))).unwrap();
+    assert!(answer < conflict && conflict < pushed, "answers and conflicts come before the batch's summary: {log:?}");
+}
+
+/// After each failure the log says which failure in a row it was and when the retry is due.
+#[test]
+fn the_log_tells_when_a_retry_is_scheduled() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    for _ in 0..2 {
+        remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+        a.sync().unwrap_err();
+    }
+    let retries: Vec<(u32, f64, f64)> = a
+        .log
+        .borrow()
+        .iter()
+        .filter_map(|e| match e {
+            SyncEvent::Log(Step::RetryScheduled { attempt, delay, retry_at }) => Some((*attempt, *delay, *retry_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2]);
+    assert!((retries[0].1 - 1_000.0).abs() < 10.0 && (retries[1].1 - 2_000.0).abs() < 10.0, "{retries:?}");
+    assert_eq!(Some(retries[1].2), a.engine.state().next_retry_at);
+}
+
+/// A push that fails without an answer is counted on the entries it carried,
+/// with its error, for anyone looking at the outbox.
+#[test]
+fn failed_pushes_count_attempts_on_the_outbox() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+    a.sync().unwrap_err();
+    a.sync().unwrap_err();
+    let outbox = block_on(a.store.outbox(10)).unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].attempts, 2);
+    assert_eq!(outbox[0].last_error, Some(RemoteError::Timeout.to_string()));
+    a.sync().unwrap();
+    assert_eq!(a.pending(), 0);
+}

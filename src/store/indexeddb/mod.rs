@@ -72,7 +72,7 @@ use crate::browser;
 #[cfg(feature = "fault-injection")]
 use crate::browser::{Fault, WriteBatch};
 use crate::core::reconcile::{Policies, ServerAnswer, Settled};
-use crate::core::{Applied, Entity, Error, IndexSpec, Mutation, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
+use crate::core::{Applied, Entity, Error, IndexSpec, Mutation, MutationId, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
 
 /// A [`Store`] on one IndexedDB database.
 pub struct IdbStore {
@@ -301,6 +301,10 @@ impl Store for IdbStore {
 
     async fn pending_count(&self) -> Result<usize> {
         self.count_outbox().await
+    }
+
+    async fn note_failed_push(&self, mutation_ids: &[MutationId], error: &str) -> Result<()> {
+        self.count_failed_push(mutation_ids, error).await
     }
 
     async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {

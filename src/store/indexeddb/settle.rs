@@ -15,7 +15,7 @@ use super::read::all;
 use super::IdbStore;
 use crate::browser::{self, StoredRecord};
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
-use crate::core::{Error, Mutation, Result, SyncMeta};
+use crate::core::{Error, Mutation, MutationId, Result, SyncMeta};
 use crate::store::layout::{entity_store, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
 
 impl IdbStore {
@@ -126,6 +126,31 @@ impl IdbStore {
             info.known.set(&JsValue::from_str(id), &doc.into());
         }
         Ok(plan.settled)
+    }
+
+    /// [`crate::core::Store::note_failed_push`]: each entry still queued is read,
+    /// counted and written back in one transaction.
+    pub(super) async fn count_failed_push(&self, mutation_ids: &[MutationId], error: &str) -> Result<()> {
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(OUTBOX_STORE).with_mode(TransactionMode::Readwrite).build()?;
+            let outbox = tx.object_store(OUTBOX_STORE)?;
+            let mut reads = Vec::with_capacity(mutation_ids.len());
+            for mutation_id in mutation_ids {
+                reads.push(outbox.get::<JsValue, _, _>(*mutation_id as f64).primitive()?);
+            }
+            for read in reads {
+                let Some(record) = read.await? else { continue };
+                let mut mutation: Mutation = parse_doc(&record, "outbox")?;
+                mutation.attempts += 1;
+                mutation.last_error = Some(error.to_owned());
+                // The record keeps its key (`mutationId`); only its doc changes.
+                js_sys::Reflect::set(&record, &"doc".into(), &encode(&mutation, "a mutation")?.into())
+                    .map_err(|_| Error::Storage("cannot update an outbox record".into()))?;
+                outbox.put(record).primitive()?;
+            }
+            Ok(tx.commit().await?)
+        })
+        .await
     }
 
     pub(super) async fn read_sync_meta(&self) -> Result<SyncMeta> {

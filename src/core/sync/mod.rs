@@ -8,6 +8,7 @@
 
 mod backoff;
 mod engine;
+mod full_pull;
 mod remote;
 
 // The engine's tests run natively; the browser suites test it against the real server.

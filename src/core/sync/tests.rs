@@ -374,6 +374,31 @@ fn an_expired_cursor_pulls_again_from_the_start() {
 }
 
 #[test]
+fn a_pull_from_the_start_drops_synced_entities_the_server_no_longer_lists() {
+    let remote = FakeRemote::default();
+    for id in ["kept", "purged", "edited"] {
+        remote.server().write("notes", id, json!({"title": id}), false);
+    }
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.sync().unwrap();
+    // Deleted elsewhere, then the tombstones purged before this device pulled them.
+    for id in ["purged", "edited"] {
+        remote.server().write("notes", id, Value::Null, true);
+        remote.server().entities.remove(&("notes".to_string(), id.to_string()));
+    }
+    a.patch("edited", json!({"title": "changed here"}));
+    remote.server().pull_faults.push_back(Fault::Before(RemoteError::status(410, codes::CURSOR_EXPIRED, "gone")));
+    a.sync().unwrap();
+    assert!(a.get("kept").is_some_and(|e| !e.deleted));
+    let purged = a.get("purged").unwrap();
+    assert!(purged.deleted, "the full pull did not list it: it is gone on the server");
+    assert_eq!(purged.sync_status, SyncStatus::Synced);
+    // A local edit is pushed, never dropped for want of a listing.
+    assert_eq!(a.data("edited"), json!({"title": "changed here"}));
+    assert_eq!(remote.server().get("notes", "edited").map(|e| e.data.clone()), Some(json!({"title": "changed here"}).as_object().unwrap().clone()));
+}
+
+#[test]
 fn pulled_deletes_become_tombstones() {
     let remote = FakeRemote::default();
     let a = device(&remote, ConflictPolicy::Merge);

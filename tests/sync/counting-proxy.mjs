@@ -18,9 +18,11 @@ import { createServer, request as forward } from "node:http";
  * - `{ kind: "status", status, retryAfterSeconds? }`: answered by the proxy with that
  *   status and a protocol error body, without reaching the server;
  * - `{ kind: "html" }`: answered 502 with an HTML error page, as a gateway would;
- * - `{ kind: "truncate" }`: the server answers, the client gets its status and half its body.
+ * - `{ kind: "truncate" }`: the server answers, the client gets its status and half its body;
+ * - `{ kind: "answer", status, contentType, body, afterServer }`: the client gets this
+ *   answer instead of the server's; with `afterServer`, the server got (and applied) the request.
  */
-export const FAULT_KINDS = ["dropRequest", "dropResponse", "delay", "status", "html", "truncate"];
+export const FAULT_KINDS = ["dropRequest", "dropResponse", "delay", "status", "html", "truncate", "answer"];
 
 /**
  * Starts a proxy to `targetUrl`. Set `proxy.unavailable = { retryAfterSeconds }` to refuse
@@ -52,6 +54,7 @@ export async function startCountingProxy(targetUrl) {
             responseBody: answerBody.toString("utf8"),
           });
           if (fault?.kind === "dropResponse") return request.socket.destroy();
+          if (fault?.kind === "answer") return answerWith(response, fault);
           const headers = { ...answer.headers };
           delete headers["content-length"];
           delete headers["transfer-encoding"];
@@ -67,6 +70,11 @@ export async function startCountingProxy(targetUrl) {
     });
     if (body) upstream.end(body);
     else request.pipe(upstream);
+  };
+
+  const answerWith = (response, { status, contentType = "application/json", body }) => {
+    response.writeHead(status, { "content-type": contentType });
+    response.end(body);
   };
 
   const server = createServer((request, response) => {
@@ -94,6 +102,8 @@ export async function startCountingProxy(targetUrl) {
         case "dropResponse":
         case "truncate":
           return passOn(request, response, body, fault);
+        case "answer":
+          return fault.afterServer ? passOn(request, response, body, fault) : answerWith(response, fault);
         case "dropRequest":
           return request.socket.destroy();
         case "delay":

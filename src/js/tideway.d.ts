@@ -373,4 +373,28 @@ export class Tideway {
   on<E extends keyof SyncEvents>(event: E, callback: (detail: SyncEvents[E]) => void): () => void;
   /** Waits for pending writes to be durable, stops syncing and removes every timer and listener it set, then closes and lets the in-memory mirror go. Later reads throw, and later calls reject, with `DATABASE_CLOSED`. */
   close(): Promise<void>;
+  /**
+   * The entities whose changes no server has acknowledged, read from memory: it answers
+   * after the browser deleted the database's storage (other calls then reject
+   * `DATABASE_CLOSED`), until `close()`.
+   */
+  unsynced(): UnsyncedEntity[];
+  /**
+   * Writes the unsynced entities of `from` (a database whose storage died) into this one,
+   * each queued to push on the version the server last acknowledged. Resolves with how
+   * many were written; rejects `NOT_FOUND`, writing nothing, if a collection is not declared here.
+   */
+  rescue(from: Tideway): Promise<number>;
+}
+
+/** An entity with changes no server has acknowledged, as `db.unsynced()` lists it. */
+export interface UnsyncedEntity {
+  collection: string;
+  id: string;
+  /** The local data; `null` for a local delete. */
+  data: Data | null;
+  deleted: boolean;
+  /** The server version the local changes were made on (0: new to the server). */
+  version: number;
+  syncStatus: SyncStatus;
 }

@@ -200,13 +200,16 @@ async function openTab(device, url, existing) {
   const tab = existing ?? { page, errors: [] };
   if (!existing) page.on("pageerror", (error) => tab.errors.push(error.message));
   for (let attempt = 1; ; attempt++) {
+    const errorsBefore = tab.errors.length;
     try {
       if (existing || attempt > 1) await page.reload({ timeout: READY_LIMIT_MS });
       else await page.goto(url, { timeout: READY_LIMIT_MS });
-      await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
+      await page.waitForSelector('html[data-ready="true"]', { timeout: 5_000 });
       break;
     } catch (error) {
-      // The page loads through the proxy: while the server restarts it answers 502.
+      // The page and the package load through the proxy from the server: while it
+      // restarts they answer 502, and the page says it could not load. Load it again.
+      tab.errors.length = errorsBefore;
       if (attempt >= 20) throw error;
       await sleep(250);
     }

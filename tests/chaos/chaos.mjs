@@ -1,9 +1,10 @@
 // The seeded chaos run: several devices (browser contexts, each with its own IndexedDB
-// and two tabs on one database) make random puts, patches and deletes over a few
-// hundred entities and reload their tabs, while a proxy in front of the real reference
-// server drops requests, drops answers after the server applied them, delays, answers
-// 500/503/429, an HTML error page or a truncated body, and the server process is
-// killed and restarted on the same SQLite file. Then the network heals, everyone syncs,
+// and two tabs on one database; the first also with the service worker, which its tabs
+// ask to sync) make random puts, patches and deletes over a few hundred entities and
+// reload their tabs, while a proxy in front of the real reference server drops
+// requests, drops answers after the server applied them, delays, answers 500/503/429,
+// an HTML error page or a truncated body, and the server process is killed and
+// restarted on the same SQLite file. Then the network heals, everyone syncs,
 // and the run checks what an offline-first store promises:
 //
 // - every tab of every device holds exactly what the server holds, nothing pending;
@@ -27,6 +28,17 @@ import { REPO_ROOT, SERVER_BIN, startReferenceServer } from "../sync/reference-s
 const PKG = process.env.TIDEWAY_PKG_DIR ?? join(REPO_ROOT, "pkg");
 const USER = "chaos";
 const TOKEN = "chaos-token-for-the-storm";
+
+// The service worker of the first device, as an app writes it with the package's entry
+// point: it opens the same database and syncs when a tab posts it `tideway-sync`.
+const SERVICE_WORKER = `
+import { syncInServiceWorker } from "/pkg/service-worker.js";
+const params = new URL(location.href).searchParams;
+syncInServiceWorker({
+  open: { name: params.get("name"), collections: { notes: {} }, sync: { url: location.origin, getToken: () => params.get("token") } },
+});
+self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+`;
 
 const HARNESS = `<!doctype html><meta charset="utf-8"><title>Tideway chaos harness</title>
 <script type="module">
@@ -86,7 +98,7 @@ export async function runChaos({
     devices,
     tabs,
     entities,
-    operations: { put: 0, patch: 0, delete: 0, sync: 0, reload: 0 },
+    operations: { put: 0, patch: 0, delete: 0, sync: 0, reload: 0, workerSync: 0 },
     writes: { acknowledged: 0, refusedNotFound: 0, cutByReload: 0 },
     faults: Object.fromEntries(Object.keys(FAULT_WEIGHTS).map((kind) => [kind, 0])),
     serverRestarts: 0,
@@ -107,6 +119,7 @@ export async function runChaos({
   const site = join(dir, "site");
   cpSync(PKG, join(site, "pkg"), { recursive: true });
   writeFileSync(join(site, "index.html"), HARNESS);
+  writeFileSync(join(site, "chaos-sw.js"), SERVICE_WORKER);
   const server = await startReferenceServer({ dir, staticDir: site, tokens: [`${TOKEN}:${USER}`] });
   const listen = new URL(server.url).host;
   const proxy = await startCountingProxy(server.url);
@@ -147,9 +160,10 @@ export async function runChaos({
       const device = { index: d, name: `chaos-${seed}-${d}`, context: await browser.newContext(), tabs: [], clientId: null, retired: { retried: 0, merged: 0 } };
       for (let t = 0; t < tabs; t++) device.tabs.push(await openTab(device, proxy.url));
       device.clientId = await device.tabs[0].page.evaluate(() => db.clientId);
+      if (d === 0) await addServiceWorker(device, proxy.url);
       fleet.push(device);
     }
-    log(`seed ${seed}: ${devices} devices × ${tabs} tabs, ${entities} entities, ${durationMs} ms of chaos`);
+    log(`seed ${seed}: ${devices} devices × ${tabs} tabs (the first with a service worker), ${entities} entities, ${durationMs} ms of chaos`);
 
     const writes = [];
     const end = Date.now() + durationMs;
@@ -228,13 +242,29 @@ async function openTab(device, url, existing) {
   return tab;
 }
 
+/** Registers the service worker on `device`'s database, and reloads its tabs under its control. */
+async function addServiceWorker(device, url) {
+  await device.tabs[0].page.evaluate(
+    async ({ name, token }) => {
+      await navigator.serviceWorker.register(`/chaos-sw.js?name=${name}&token=${token}`, { type: "module" });
+      await navigator.serviceWorker.ready;
+    },
+    { name: device.name, token: TOKEN },
+  );
+  for (const tab of device.tabs) {
+    await openTab(device, url, tab);
+    await tab.page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: READY_LIMIT_MS });
+  }
+  device.serviceWorker = true;
+}
+
 /** One device's part of the storm: random writes on random tabs, syncs and reloads until `end`. */
 async function deviceStorm(device, random, { end, entities, writes, report, url, problem }) {
   let sequence = 0;
   while (Date.now() < end) {
     await sleep(random.between(10, 120));
     const tab = device.tabs[random.int(device.tabs.length)];
-    const action = random.weighted({ put: 45, patch: 30, delete: 15, sync: 6, reload: 2 });
+    const action = random.weighted({ put: 45, patch: 30, delete: 15, sync: 6, reload: 2, workerSync: device.serviceWorker ? 8 : 0 });
     report.operations[action] += 1;
     if (action === "reload") {
       // Counters are per page: keep what this one counted.
@@ -242,6 +272,11 @@ async function deviceStorm(device, random, { end, entities, writes, report, url,
       device.retired.retried += counters?.retried ?? 0;
       device.retired.merged += counters?.merged ?? 0;
       await openTab(device, url, tab);
+      continue;
+    }
+    if (action === "workerSync") {
+      // Answered by the worker with a message nobody waits for: a failed sync is its own business.
+      await tab.page.evaluate((name) => navigator.serviceWorker.controller?.postMessage({ type: "tideway-sync", name }), device.name);
       continue;
     }
     if (action === "sync") {

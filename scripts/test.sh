@@ -6,7 +6,8 @@
 #   3. the wasm suites (IndexedDB and the JS API in a page and in a service worker,
 #      the sync triggers against the reference server): built once, then run on
 #      Chromium, Firefox and WebKit in turn
-#   4. sync end to end against the reference server, in Chromium (Playwright)
+#   4. sync end to end against the reference server, in Chromium (Playwright), and
+#      the short chaos run (tests/chaos: faults, restarts, then every check of a heal)
 #   5. the demo app end to end, served by the reference server, on Chromium and Firefox
 #   6. the package's TypeScript declarations against real usage (tsc over tests/types),
 #      and the React hooks and bundlers (Vite, esbuild) in Chromium (tests/frameworks)
@@ -153,6 +154,7 @@ run_node_suite() {
 }
 
 run_node_suite sync chromium
+run_node_suite chaos chromium
 run_node_suite e2e chromium TIDEWAY_E2E_BROWSER=chromium
 run_node_suite e2e firefox TIDEWAY_E2E_BROWSER=firefox
 run_node_suite frameworks chromium

@@ -153,6 +153,11 @@ pub enum Command {
     /// latest, Idempotency-Key outcomes, tombstones), print what was removed and
     /// exit. The server does the same every --purge-interval.
     Purge,
+    /// Print every recorded push result, one JSON object a line (`user`,
+    /// `clientId`, `mutationId`, `result` with its `status`, `version` and
+    /// `remoteId`), and exit. An audit: each applied mutation has one record, and
+    /// the versions an entity's applied records made are each made once.
+    PushLog,
 }
 
 /// A duration as `<number><unit>` with unit ms, s, m, h or d (a bare number is

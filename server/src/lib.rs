@@ -61,6 +61,13 @@ pub async fn run(cli: Cli) -> Result<(), StartError> {
             );
             Ok(())
         }
+        Some(Command::PushLog) => {
+            let store = Store::open(&cli.db, StoreOptions::maintenance()).await?;
+            for record in store.push_records().await? {
+                println!("{}", serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            Ok(())
+        }
         None => serve(cli).await,
     }
 }

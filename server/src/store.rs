@@ -146,6 +146,17 @@ pub struct PurgeReport {
     pub tombstones: u64,
 }
 
+/// One recorded push result, as `push-log` prints it: which client's mutation
+/// it answered and what the server did (`result`: status, version, remoteId).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushRecord {
+    pub user: String,
+    pub client_id: String,
+    pub mutation_id: i64,
+    pub result: MutationResult,
+}
+
 /// One page of `pull`, or why the cursor cannot be served.
 pub enum PullOutcome {
     Page { changes: Vec<ServerEntity>, last_seq: i64, has_more: bool },
@@ -314,6 +325,27 @@ impl Store {
         let epoch = uuid::Uuid::new_v4().simple().to_string();
         sqlx::query("UPDATE tw_meta SET value = $1 WHERE key = 'epoch'").bind(&epoch).execute(&self.pool).await?;
         Ok(epoch)
+    }
+
+    /// Every recorded push result, in (user, client, mutation id) order: the
+    /// evidence that each applied mutation was applied once, under one record.
+    pub async fn push_records(&self) -> Result<Vec<PushRecord>> {
+        let rows = sqlx::query(
+            "SELECT user_id, client_id, mutation_id, result FROM tw_mutations ORDER BY user_id, client_id, mutation_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let result: String = row.try_get(3)?;
+                Ok(PushRecord {
+                    user: row.try_get(0)?,
+                    client_id: row.try_get(1)?,
+                    mutation_id: row.try_get(2)?,
+                    result: serde_json::from_str(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
     }
 
     /// Begins a write transaction of `user`; the caller holds the user's turn.

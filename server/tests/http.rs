@@ -716,6 +716,31 @@ async fn the_server_purges_on_its_schedule() {
     assert!(!db.dump().await.iter().any(|r| r.starts_with("entity |")));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_log_prints_each_recorded_result_once() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let batch = json!([put(1, "notes", "a", json!({"n": 1}), 0), put(2, "notes", "a", json!({"n": 2}), 0)]);
+    api.push_ok(ALICE, "c1", batch.clone()).await;
+    // A replay (its answer lost) adds no record.
+    api.push_ok(ALICE, "c1", batch).await;
+    let out = run_server_command(&["push-log", "--db", &db.url]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
+        .collect();
+    let summary: Vec<(u64, String, Option<u64>)> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["clientId"], "c1");
+            (r["mutationId"].as_u64().unwrap(), r["result"]["status"].as_str().unwrap().to_string(), r["result"]["version"].as_u64())
+        })
+        .collect();
+    assert_eq!(summary, [(1, "applied".to_string(), Some(1)), (2, "conflict".to_string(), Some(1))]);
+}
+
 /// Deadline for something that must happen after a one-second server timeout;
 /// far above it so a slow machine never fails, while a missing timeout still does.
 const WELL_AFTER: std::time::Duration = std::time::Duration::from_secs(30);

@@ -9,6 +9,7 @@ mod mutation;
 mod query;
 pub mod reconcile;
 mod repository;
+pub mod rescue;
 mod schema;
 mod store;
 pub mod sync;

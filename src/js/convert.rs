@@ -93,7 +93,11 @@ fn json_from_js(value: &JsValue, path: &str, depth: usize) -> JsResult<Value> {
         return Ok(Value::String(text));
     }
     if let Some(number) = value.as_f64() {
-        return json_number(number).ok_or_else(|| invalid(format!("{path} is {number}, which JSON cannot hold")));
+        return json_number(number).ok_or_else(|| {
+            // As JavaScript writes them, not as Rust does (`inf`).
+            let written = if number.is_nan() { "NaN" } else if number > 0.0 { "Infinity" } else { "-Infinity" };
+            invalid(format!("{path} is {written}, which JSON cannot hold"))
+        });
     }
     if let Some(flag) = value.as_bool() {
         return Ok(Value::Bool(flag));

@@ -16,7 +16,7 @@ use super::handles::Repo;
 use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
-use crate::core::{Data, Mutation, Op, Repository, Schema, Store, SyncStatus};
+use crate::core::{rescue, Data, Mutation, Op, Repository, Schema, Store, SyncStatus};
 use crate::browser::SEPARATOR;
 use crate::store::indexeddb::IdbStore;
 
@@ -117,6 +117,44 @@ impl Tideway {
             return Promise::reject(&invalid("this database was opened without `sync` options"));
         };
         future_to_promise(async move { syncer.sync_anywhere().await })
+    }
+
+    /// The entities whose changes no server has acknowledged, as `{ collection, id,
+    /// data, deleted, version, syncStatus }`, read from memory: it answers after the
+    /// browser deleted the database under it (every other call then rejects
+    /// `DATABASE_CLOSED`), until `close()`.
+    pub fn unsynced(&self) -> JsResult<JsValue> {
+        let entities = rescue::unsynced(&self.repository)?;
+        let views: Vec<serde_json::Value> = entities
+            .iter()
+            .map(|(collection, entity)| {
+                serde_json::json!({
+                    "collection": collection,
+                    "id": entity.id,
+                    "data": if entity.deleted { serde_json::Value::Null } else { serde_json::Value::Object(entity.data.clone()) },
+                    "deleted": entity.deleted,
+                    "version": entity.version,
+                    "syncStatus": entity.sync_status,
+                })
+            })
+            .collect();
+        // JSON values always serialize, and their text always parses.
+        let json = serde_json::to_string(&views).unwrap_or_default();
+        Ok(js_sys::JSON::parse(&json).unwrap_or(JsValue::UNDEFINED))
+    }
+
+    /// Writes the unsynced entities of `from` (a database whose storage died) into
+    /// this one with their outbox entries, based on the versions the server last
+    /// acknowledged, so they push and merge as they would have. Resolves with how
+    /// many were written; rejects `NOT_FOUND`, writing nothing, if this database does
+    /// not declare one of their collections.
+    pub fn rescue(&self, from: &Tideway) -> Promise {
+        let entities = rescue::unsynced(&from.repository);
+        let into = self.repository.clone();
+        future_to_promise(async move {
+            let written = rescue::rescue_into(&into, entities?).await?;
+            Ok(JsValue::from_f64(written as f64))
+        })
     }
 
     /// Where the database stands: `{ online, reachable, syncing, pending, failed, conflicts, lastSyncAt, lastError, nextRetryAt, counters }`.

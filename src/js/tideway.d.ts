@@ -451,6 +451,18 @@ export class Tideway<C extends Collections = Collections> {
   outbox(limit?: number): Promise<OutboxEntry[]>;
   /** Each declared collection and what it holds, from memory, in name order. */
   collections(): CollectionSummary[];
+  /**
+   * The entities whose changes no server has acknowledged, read from memory: it answers
+   * after the browser deleted the database's storage (other calls then reject
+   * `DATABASE_CLOSED`), until `close()`.
+   */
+  unsynced(): UnsyncedEntity[];
+  /**
+   * Writes the unsynced entities of `from` (a database whose storage died) into this one,
+   * each queued to push on the version the server last acknowledged. Resolves with how
+   * many were written; rejects `NOT_FOUND`, writing nothing, if a collection is not declared here.
+   */
+  rescue(from: Tideway): Promise<number>;
 }
 
 /** A mutation waiting in the outbox (`db.outbox()`). */
@@ -485,4 +497,16 @@ export interface CollectionSummary {
   pending: number;
   failed: number;
   conflicts: number;
+}
+
+/** An entity with changes no server has acknowledged, as `db.unsynced()` lists it. */
+export interface UnsyncedEntity {
+  collection: string;
+  id: string;
+  /** The local data; `null` for a local delete. */
+  data: Data | null;
+  deleted: boolean;
+  /** The server version the local changes were made on (0: new to the server). */
+  version: number;
+  syncStatus: SyncStatus;
 }

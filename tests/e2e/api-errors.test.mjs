@@ -95,3 +95,68 @@ test("good calls next to the bad ones still work", async () => {
   assert.deepEqual(results["patch(known)"], { ok: true, value: JSON.stringify("renamed") });
   assert.deepEqual(errors, []);
 });
+
+test("hostile data is INVALID_ARGUMENT, stores nothing, and the database goes on", async () => {
+  const outcome = await page.evaluate(async () => {
+    const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
+    const name = `e2e-hostile-${crypto.randomUUID()}`;
+    const db = await Tideway.open({ name, collections: { notes: {} } });
+    const notes = db.collection("notes");
+    await notes.put({ title: "exists" }, { id: "known" });
+    const cyclic = { title: "loop" };
+    cyclic.self = cyclic;
+    let deep = {};
+    const deepRoot = deep;
+    for (let i = 0; i < 10_000; i++) deep = deep.next = {};
+    const calls = {
+      cyclic: () => notes.put(cyclic, { id: "h1" }),
+      deep: () => notes.put(deepRoot, { id: "h2" }),
+      function: () => notes.put({ f() {} }, { id: "h3" }),
+      Date: () => notes.put({ at: new Date() }, { id: "h4" }),
+      BigInt: () => notes.put({ n: 10n }, { id: "h5" }),
+      NaN: () => notes.put({ n: NaN }, { id: "h6" }),
+      Infinity: () => notes.put({ n: -Infinity }, { id: "h7" }),
+      symbol: () => notes.put({ s: Symbol("s") }, { id: "h8" }),
+      Map: () => notes.put({ m: new Map() }, { id: "h9" }),
+      "huge string": () => notes.put({ text: "x".repeat(3 << 20) }, { id: "h10" }),
+      "huge id": () => notes.put({ title: "x" }, { id: "i".repeat(1 << 20) }),
+      "id of the wrong type": () => notes.put({ title: "x" }, { id: { toString: () => "h11" } }),
+      "patch with a function": () => notes.patch("known", { title: () => "x" }),
+      "bulkPut with one bad entry": () => notes.bulkPut([{ id: "h12", data: { ok: true } }, { id: "h13", data: cyclic }]),
+    };
+    const results = {};
+    for (const [label, call] of Object.entries(calls)) {
+      try {
+        await call();
+        results[label] = { ok: true };
+      } catch (error) {
+        results[label] = { isError: error instanceof Error, name: error?.name, code: error?.code, message: error?.message };
+      }
+    }
+    // A __proto__ key is data like any other: stored and read back as an own field,
+    // never as the record's prototype.
+    await notes.put(JSON.parse('{"__proto__": {"polluted": true}, "title": "proto"}'), { id: "proto" });
+    const proto = notes.get("proto").data;
+    const after = {
+      ids: notes.all().map((r) => r.id),
+      known: notes.get("known").data,
+      pending: await db.pendingCount(),
+      protoKeys: Object.keys(proto),
+      protoIsPlain: Object.getPrototypeOf(proto) === Object.prototype && proto.polluted === undefined && ({}).polluted === undefined,
+      longestMessage: Math.max(...Object.values(results).map((r) => r.message?.length ?? 0)),
+    };
+    await db.close();
+    await Tideway.deleteDatabase(name);
+    return { results, after };
+  });
+  for (const [label, result] of Object.entries(outcome.results)) assertTidewayError(result, "INVALID_ARGUMENT", label);
+  assert.match(outcome.results.Infinity.message, /-Infinity/);
+  assert.match(outcome.results.cyclic.message, /cycle/);
+  assert.ok(outcome.after.longestMessage < 600, `messages stay short: ${outcome.after.longestMessage} characters`);
+  assert.deepEqual(outcome.after.ids, ["known", "proto"], "nothing of a refused call was stored, not even half of a bulkPut");
+  assert.deepEqual(outcome.after.known, { title: "exists" });
+  assert.equal(outcome.after.pending, 2);
+  assert.deepEqual(outcome.after.protoKeys, ["__proto__", "title"]);
+  assert.equal(outcome.after.protoIsPlain, true);
+  assert.deepEqual(errors, []);
+});

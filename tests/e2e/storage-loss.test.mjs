@@ -9,7 +9,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ENGINE, openApp, withAppInBrowser } from "./helpers.mjs";
+import { DEMO_TOKEN, ENGINE, openApp, withAppInBrowser } from "./helpers.mjs";
 
 const app = withAppInBrowser({ when: ENGINE === "chromium" });
 
@@ -48,6 +48,69 @@ test("storage cleared by the browser: DATABASE_CLOSED, then a fresh database on 
     assert.equal(outcome.pending, "TidewayError DATABASE_CLOSED");
     assert.equal(outcome.notes, 0, "the cleared database opens empty");
     assert.notEqual(outcome.clientId, firstClientId, "a new client id marks the loss");
+  } finally {
+    await page.close();
+  }
+});
+
+test("storage cleared mid-session: db.unsynced() still lists the unpushed work, and rescue() pushes it from a fresh database", { skip }, async () => {
+  const page = await app.browser.newPage();
+  try {
+    await openApp(page, app.server.url);
+    const name = `e2e-rescue-${Date.now()}`;
+    const prefix = `rescue-${Date.now()}`;
+    const options = { name, collections: { notes: {} }, sync: { url: null, token: DEMO_TOKEN, auto: false } };
+    await page.evaluate(
+      async ({ options, prefix }) => {
+        const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
+        const open = () => Tideway.open({ ...options, sync: { url: location.origin, getToken: () => options.sync.token, auto: false } });
+        window.openAgain = open;
+        window.dying = await open();
+        const notes = window.dying.collection("notes");
+        await notes.put({ title: "synced" }, { id: `${prefix}-a` });
+        await window.dying.sync();
+        await notes.patch(`${prefix}-a`, { body: "edited, not pushed" });
+        await notes.put({ title: "never pushed" }, { id: `${prefix}-b` });
+      },
+      { options, prefix },
+    );
+
+    const cdp = await page.createCDPSession();
+    await cdp.send("Storage.clearDataForOrigin", { origin: new URL(app.server.url).origin, storageTypes: "indexeddb" });
+    await cdp.detach();
+
+    const outcome = await page.evaluate(async () => {
+      const code = (promise) => promise.then(() => "resolved", (error) => `${error.name} ${error.code}`);
+      const put = await code(window.dying.collection("notes").put({ title: "after" }));
+      const unsynced = window.dying.unsynced().map(({ id, data, version, syncStatus }) => ({ id, data, version, syncStatus }));
+      const fresh = await window.openAgain();
+      const written = await fresh.rescue(window.dying);
+      const pending = await fresh.pendingCount();
+      await fresh.sync();
+      const after = { pending: await fresh.pendingCount(), held: fresh.collection("notes").all().length };
+      await window.dying.close().catch(() => {});
+      await fresh.close();
+      return { put, unsynced, written, pending, after };
+    });
+
+    assert.equal(outcome.put, "TidewayError DATABASE_CLOSED");
+    assert.deepEqual(
+      outcome.unsynced.sort((x, y) => (x.id < y.id ? -1 : 1)),
+      [
+        { id: `${prefix}-a`, data: { title: "synced", body: "edited, not pushed" }, version: 1, syncStatus: "dirty" },
+        { id: `${prefix}-b`, data: { title: "never pushed" }, version: 0, syncStatus: "dirty" },
+      ],
+    );
+    assert.equal(outcome.written, 2);
+    assert.equal(outcome.pending, 2, "each rescued entity is queued");
+    assert.equal(outcome.after.pending, 0);
+    const onServer = Object.fromEntries(
+      (await app.server.pullAll(DEMO_TOKEN)).filter((e) => e.id.startsWith(prefix)).map((e) => [e.id, [e.data, e.version]]),
+    );
+    assert.deepEqual(onServer, {
+      [`${prefix}-a`]: [{ title: "synced", body: "edited, not pushed" }, 2],
+      [`${prefix}-b`]: [{ title: "never pushed" }, 1],
+    });
   } finally {
     await page.close();
   }

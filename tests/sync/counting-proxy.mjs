@@ -2,13 +2,80 @@
 // server: it records every API request (`/v1/...`) it receives, and can answer them
 // itself as a struggling server would (say 503 with `Retry-After`) instead of passing
 // them on. Pages load through it, so the API is on their own origin.
+//
+// For the chaos test it can also break API exchanges on purpose (`proxy.fault`) and
+// show each exchange the server answered, bodies included (`proxy.observe`).
 
 import { createServer, request as forward } from "node:http";
 
-/** Starts a proxy to `targetUrl`. Set `proxy.unavailable = { retryAfterSeconds }` to refuse the API. */
+/**
+ * What `proxy.fault(request)` may return for an API request (`{ method, path }`), or
+ * null to pass it on untouched:
+ * - `{ kind: "dropRequest" }`: the connection is cut before the server sees the request;
+ * - `{ kind: "dropResponse" }`: the server answers (and applies the request), then the
+ *   connection is cut before the client reads the answer;
+ * - `{ kind: "delay", ms }`: passed on after `ms`;
+ * - `{ kind: "status", status, retryAfterSeconds? }`: answered by the proxy with that
+ *   status and a protocol error body, without reaching the server;
+ * - `{ kind: "html" }`: answered 502 with an HTML error page, as a gateway would;
+ * - `{ kind: "truncate" }`: the server answers, the client gets its status and half its body;
+ * - `{ kind: "answer", status, contentType, body, afterServer }`: the client gets this
+ *   answer instead of the server's; with `afterServer`, the server got (and applied) the request.
+ */
+export const FAULT_KINDS = ["dropRequest", "dropResponse", "delay", "status", "html", "truncate", "answer"];
+
+/**
+ * Starts a proxy to `targetUrl`. Set `proxy.unavailable = { retryAfterSeconds }` to refuse
+ * the API, `proxy.fault` to break some exchanges (see FAULT_KINDS), `proxy.observe` to see
+ * `{ method, path, requestBody, status, responseBody }` of each exchange the server answered.
+ */
 export async function startCountingProxy(targetUrl) {
   const target = new URL(targetUrl);
-  const proxy = { url: null, requests: [], unavailable: null };
+  const proxy = { url: null, requests: [], unavailable: null, fault: null, observe: null };
+
+  const passOn = (request, response, body, fault) => {
+    const upstream = forward(
+      { host: target.hostname, port: target.port, method: request.method, path: request.url, headers: { ...request.headers, host: target.host } },
+      (answer) => {
+        if (!fault && !(proxy.observe && body)) {
+          response.writeHead(answer.statusCode, answer.headers);
+          answer.pipe(response);
+          return;
+        }
+        const chunks = [];
+        answer.on("data", (chunk) => chunks.push(chunk));
+        answer.on("end", () => {
+          const answerBody = Buffer.concat(chunks);
+          proxy.observe?.({
+            method: request.method,
+            path: request.url.split("?")[0],
+            requestBody: body.toString("utf8"),
+            status: answer.statusCode,
+            responseBody: answerBody.toString("utf8"),
+          });
+          if (fault?.kind === "dropResponse") return request.socket.destroy();
+          if (fault?.kind === "answer") return answerWith(response, fault);
+          const headers = { ...answer.headers };
+          delete headers["content-length"];
+          delete headers["transfer-encoding"];
+          const sent = fault?.kind === "truncate" ? answerBody.subarray(0, Math.floor(answerBody.length / 2)) : answerBody;
+          response.writeHead(answer.statusCode, { ...headers, "content-length": sent.length });
+          response.end(sent);
+        });
+      },
+    );
+    upstream.on("error", (error) => {
+      if (!response.headersSent) response.writeHead(502, { "content-type": "text/plain" });
+      response.end(`the proxy could not reach the server: ${error.message}`);
+    });
+    if (body) upstream.end(body);
+    else request.pipe(upstream);
+  };
+
+  const answerWith = (response, { status, contentType = "application/json", body }) => {
+    response.writeHead(status, { "content-type": contentType });
+    response.end(body);
+  };
 
   const server = createServer((request, response) => {
     const path = request.url.split("?")[0];
@@ -23,18 +90,38 @@ export async function startCountingProxy(targetUrl) {
       response.end(JSON.stringify({ error: { code: "unavailable", message: "the proxy plays a server in trouble" } }));
       return;
     }
-    const upstream = forward(
-      { host: target.hostname, port: target.port, method: request.method, path: request.url, headers: { ...request.headers, host: target.host } },
-      (answer) => {
-        response.writeHead(answer.statusCode, answer.headers);
-        answer.pipe(response);
-      },
-    );
-    upstream.on("error", (error) => {
-      if (!response.headersSent) response.writeHead(502, { "content-type": "text/plain" });
-      response.end(`the proxy could not reach the server: ${error.message}`);
+    if (!api || (!proxy.fault && !proxy.observe)) return passOn(request, response, null, null);
+    // Read the whole request first: a fault decides on it, and observers see it.
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const fault = proxy.fault?.({ method: request.method, path }) ?? null;
+      switch (fault?.kind) {
+        case undefined:
+        case "dropResponse":
+        case "truncate":
+          return passOn(request, response, body, fault);
+        case "answer":
+          return fault.afterServer ? passOn(request, response, body, fault) : answerWith(response, fault);
+        case "dropRequest":
+          return request.socket.destroy();
+        case "delay":
+          return setTimeout(() => passOn(request, response, body, null), fault.ms);
+        case "status": {
+          const headers = { "content-type": "application/json" };
+          if (fault.retryAfterSeconds !== undefined) headers["retry-after"] = String(fault.retryAfterSeconds);
+          response.writeHead(fault.status, headers);
+          const code = { 429: "too_many_requests", 500: "internal" }[fault.status] ?? "unavailable";
+          return response.end(JSON.stringify({ error: { code, message: `the proxy answers ${fault.status}` } }));
+        }
+        case "html":
+          response.writeHead(502, { "content-type": "text/html" });
+          return response.end("<!doctype html><title>502 Bad Gateway</title><h1>Bad Gateway</h1>");
+        default:
+          throw new Error(`unknown fault ${JSON.stringify(fault)}`);
+      }
     });
-    request.pipe(upstream);
   });
   await new Promise((resolve, reject) => {
     server.once("error", reject);

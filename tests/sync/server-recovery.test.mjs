@@ -91,12 +91,6 @@ describe("recovery when the server cannot serve the client's cursor", () => {
 
   test(
     "after a purge of tombstones it had not pulled, the client pulls from the start and drops what was deleted",
-    {
-      // The client pulls from the start but keeps an entity it holds as synced that
-      // the full pull no longer lists (its tombstone was purged): see docs/protocol.md,
-      // "410: cursors that cannot be served". Runs and reports until the client does.
-      todo: "the client keeps entities whose tombstones were purged",
-    },
     async () => {
       const user = "policy";
       const device = await openDevice(browser, server);

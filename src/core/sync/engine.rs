@@ -15,6 +15,7 @@ use serde::Serialize;
 use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushRequest, PushResponse};
 
 use super::backoff::Backoff;
+use super::full_pull::FullPull;
 use super::log::{steps_of, AnswerStatus, ConflictOutcome};
 use super::remote::{ErrorClass, Remote, RemoteError};
 use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settled};
@@ -326,6 +327,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
         let mut reset = false;
+        let mut full = cursor.is_none().then(|| FullPull::begin(&self.repository));
         loop {
             self.log(Step::Pull { has_cursor: cursor.is_some() });
             let page = match self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await {
@@ -337,6 +339,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         self.log(Step::CursorReset);
                         cursor = None;
                         reset = true;
+                        full = Some(FullPull::begin(&self.repository));
                         continue;
                     }
                     _ => return Err(Failure::Remote(error)),
@@ -348,7 +351,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     "pull answered hasMore with no changes and the same cursor".into(),
                 )));
             }
-            let answers = self.pulled_answers(changes);
+            let mut answers = self.pulled_answers(changes);
+            if let Some(full) = &mut full {
+                full.listed(&answers);
+                if !has_more {
+                    answers.extend(full.deletes(&self.repository));
+                }
+            }
             let count = answers.len();
             let settled = self.settle(&answers, Some(&next)).await?;
             self.meta.borrow_mut().cursor = Some(next.clone());

@@ -9,6 +9,7 @@
 
 mod backoff;
 mod engine;
+mod full_pull;
 mod log;
 mod remote;
 

@@ -374,6 +374,63 @@ fn an_expired_cursor_pulls_again_from_the_start() {
 }
 
 #[test]
+fn a_pull_from_the_start_drops_synced_entities_the_server_no_longer_lists() {
+    let remote = FakeRemote::default();
+    for id in ["kept", "purged", "edited"] {
+        remote.server().write("notes", id, json!({"title": id}), false);
+    }
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.sync().unwrap();
+    // Deleted elsewhere, then the tombstones purged before this device pulled them.
+    for id in ["purged", "edited"] {
+        remote.server().write("notes", id, Value::Null, true);
+        remote.server().entities.remove(&("notes".to_string(), id.to_string()));
+    }
+    a.patch("edited", json!({"title": "changed here"}));
+    remote.server().pull_faults.push_back(Fault::Before(RemoteError::status(410, codes::CURSOR_EXPIRED, "gone")));
+    a.sync().unwrap();
+    assert!(a.get("kept").is_some_and(|e| !e.deleted));
+    let purged = a.get("purged").unwrap();
+    assert!(purged.deleted, "the full pull did not list it: it is gone on the server");
+    assert_eq!(purged.sync_status, SyncStatus::Synced);
+    // A local edit is pushed, never dropped for want of a listing.
+    assert_eq!(a.data("edited"), json!({"title": "changed here"}));
+    assert_eq!(remote.server().get("notes", "edited").map(|e| e.data.clone()), Some(json!({"title": "changed here"}).as_object().unwrap().clone()));
+}
+
+#[test]
+fn unsynced_work_rescued_into_a_fresh_database_pushes_on_the_right_version() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("synced", json!({"title": "kept as is"}));
+    a.put("edited", json!({"title": "t", "body": "b"}));
+    a.put("deleted", json!({"title": "d"}));
+    a.sync().unwrap();
+    a.patch("edited", json!({"body": "changed on a"}));
+    block_on(a.engine.repository().delete("notes", "deleted".into()).unwrap()).unwrap();
+    a.put("new", json!({"title": "never pushed"}));
+    // Meanwhile another device changed another field of "edited".
+    remote.server().write("notes", "edited", json!({"title": "changed elsewhere", "body": "b"}), false);
+
+    let rescued = crate::core::rescue::unsynced(a.engine.repository()).unwrap();
+    let mut ids: Vec<&str> = rescued.iter().map(|(_, e)| e.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["deleted", "edited", "new"]);
+    let b = device(&remote, ConflictPolicy::Merge);
+    let written = block_on(crate::core::rescue::rescue_into(b.engine.repository(), rescued)).unwrap();
+    assert_eq!(written, 3);
+    let edited = b.get("edited").unwrap();
+    assert_eq!((edited.version, edited.pending), (1, 1), "based on the version the server acknowledged");
+    b.sync().unwrap();
+    let server = |id: &str| remote.server().get("notes", id).cloned().unwrap();
+    assert_eq!(Value::Object(server("edited").data), json!({"title": "changed elsewhere", "body": "changed on a"}), "merged, not overwritten");
+    assert!(server("deleted").deleted);
+    assert_eq!(Value::Object(server("new").data), json!({"title": "never pushed"}));
+    assert_eq!(server("synced").version, 1, "synced entities are not pushed again");
+    assert_eq!(b.data("edited"), json!({"title": "changed elsewhere", "body": "changed on a"}));
+}
+
+#[test]
 fn pulled_deletes_become_tombstones() {
     let remote = FakeRemote::default();
     let a = device(&remote, ConflictPolicy::Merge);

@@ -135,7 +135,7 @@ impl<W> Watches<W> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::core::repository::Origin;

@@ -1,11 +1,12 @@
 // The browser taking the database away (its storage evicted, or the site's data cleared):
 // an open database must then refuse calls with DATABASE_CLOSED, never hang or answer
 // from a store that is gone, and opening it again must work, with a new client id that
-// tells the app its local data (and outbox) were lost.
+// tells the app its local data (and outbox) were lost; the writes no server had
+// acknowledged can still be read from the dead handle and rescued into the new one.
 //
 // Only Chromium can be told to clear a site's IndexedDB from outside the page (the
-// DevTools Protocol's Storage.clearDataForOrigin); on other engines this test is skipped,
-// and reported as skipped.
+// DevTools Protocol's Storage.clearDataForOrigin); on other engines these tests are
+// skipped, and reported as skipped.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -59,11 +60,11 @@ test("storage cleared mid-session: db.unsynced() still lists the unpushed work, 
     await openApp(page, app.server.url);
     const name = `e2e-rescue-${Date.now()}`;
     const prefix = `rescue-${Date.now()}`;
-    const options = { name, collections: { notes: {} }, sync: { url: null, token: DEMO_TOKEN, auto: false } };
     await page.evaluate(
-      async ({ options, prefix }) => {
+      async ({ name, token, prefix }) => {
         const { Tideway } = await import(new URL("pkg/tideway.js", location.href).href);
-        const open = () => Tideway.open({ ...options, sync: { url: location.origin, getToken: () => options.sync.token, auto: false } });
+        // The same options each time: after the storage is cleared, a fresh database.
+        const open = () => Tideway.open({ name, collections: { notes: {} }, sync: { url: location.origin, getToken: () => token, auto: false } });
         window.openAgain = open;
         window.dying = await open();
         const notes = window.dying.collection("notes");
@@ -72,7 +73,7 @@ test("storage cleared mid-session: db.unsynced() still lists the unpushed work, 
         await notes.patch(`${prefix}-a`, { body: "edited, not pushed" });
         await notes.put({ title: "never pushed" }, { id: `${prefix}-b` });
       },
-      { options, prefix },
+      { name, token: DEMO_TOKEN, prefix },
     );
 
     const cdp = await page.createCDPSession();

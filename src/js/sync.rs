@@ -149,6 +149,11 @@ pub struct Syncer {
     leading: Cell<bool>,
     /// `db.sync()` calls handed to the syncing context, by request id.
     forwarded: RefCell<HashMap<String, oneshot::Sender<JsResult<JsValue>>>>,
+    /// Taken by each `db.sync()` of a context that does not hold the sync lock,
+    /// so that its calls take turns: a second call while the first holds the
+    /// lock would find it taken and hand itself to the holder, which is this
+    /// very context and never hears its own message.
+    turns: futures::lock::Mutex<()>,
     auto: bool,
     interval_ms: f64,
     debounce_ms: f64,
@@ -186,6 +191,7 @@ impl Syncer {
             leadership: RefCell::new(None),
             leading: Cell::new(false),
             forwarded: RefCell::default(),
+            turns: futures::lock::Mutex::new(()),
             auto,
             interval_ms,
             debounce_ms,
@@ -278,6 +284,10 @@ impl Syncer {
     /// `db.sync()`: here if this context syncs or can take the sync lock at
     /// once; otherwise by the context that holds it. Resolves with the report.
     pub async fn sync_anywhere(self: &Rc<Self>) -> JsResult<JsValue> {
+        if self.leading.get() {
+            return self.sync_to_js().await;
+        }
+        let _turn = self.turns.lock().await;
         if self.leading.get() {
             return self.sync_to_js().await;
         }

@@ -456,3 +456,22 @@ pub async fn outbox_and_collections_tell_what_the_database_holds() {
     assert_eq!(code(&db.collections().unwrap_err()), "DATABASE_CLOSED");
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
+
+/// Two `db.sync()` calls at once in a context that does not sync on its own
+/// (`auto: false`, as in a service worker) take turns under the sync lock:
+/// the second is not handed to another context (none holds the lock) and both
+/// resolve with a report.
+pub async fn syncs_called_at_once_without_auto_sync_take_turns() {
+    let name = unique("two-syncs");
+    let options = handler_sync_options(&name, INTERVAL_MS, DEBOUNCE_MS);
+    Reflect::set(&field(&options, "sync"), &"auto".into(), &false.into()).unwrap();
+    let db = Tideway::open(options).await.expect("open with sync");
+    settle(db.collection("notes".into()).unwrap().put(js(r#"{"title": "a"}"#), js(r#"{"id": "a"}"#))).await.expect("put");
+    let (first, second) = (db.sync(), db.sync());
+    let first = settle(first).await.expect("the first sync");
+    let second = settle(second).await.expect("the second sync, not handed to a context that is not there");
+    assert_eq!(field(&first, "pushed").as_f64(), Some(1.0), "the first pushed the write");
+    assert_eq!(field(&second, "pushed").as_f64(), Some(0.0), "the second found nothing left to push");
+    settle(db.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}

@@ -6,7 +6,9 @@
 //! and at the top of `browser.js`); a browser test compares them.
 //!
 //! `browser.js` is one module on purpose: a page or worker fetches each JS
-//! module of the library while it loads, so one module is one request.
+//! module of the library while it loads, so one module is one request. Every
+//! binding of it is here, in one `extern` block (and one for the test-only
+//! faults), so the rest of the crate calls JS through this module only.
 
 use js_sys::{Array, Object, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -133,10 +135,7 @@ extern "C" {
     pub fn doc(this: &StoredRecord) -> JsValue;
     #[wasm_bindgen(method, getter, js_name = mutationId)]
     pub fn mutation_id(this: &StoredRecord) -> Option<f64>;
-}
 
-#[wasm_bindgen(module = "/src/browser/browser.js")]
-extern "C" {
     /// A held Web Lock (see `holdLock`).
     pub type HeldLock;
     /// Queues for the Web Lock `name`; `acquired` runs once this context holds it.
@@ -161,6 +160,41 @@ extern "C" {
     /// "window", "worker" or "service-worker".
     #[wasm_bindgen(js_name = contextKind)]
     pub fn context_kind() -> String;
+
+    /// The frozen JS records of one collection (`src/js/collection.rs`).
+    /// The repository's mirror observer evicts changed entities.
+    #[derive(Clone)]
+    pub type RecordCache;
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> RecordCache;
+    #[wasm_bindgen(method)]
+    pub fn seed(this: &RecordCache, docs: &js_sys::Map, records: &js_sys::Map);
+    #[wasm_bindgen(method)]
+    pub fn get(this: &RecordCache, id: &JsValue, include_deleted: bool) -> JsValue;
+    #[wasm_bindgen(method, js_name = get)]
+    pub fn get_by_str(this: &RecordCache, id: &str, include_deleted: bool) -> JsValue;
+    #[wasm_bindgen(method)]
+    pub fn set(this: &RecordCache, id: &str, record: &JsValue);
+    /// Forgets the entities of `ids`, joined by `SEPARATOR`.
+    #[wasm_bindgen(method)]
+    pub fn evict(this: &RecordCache, ids: &str);
+    #[wasm_bindgen(method)]
+    pub fn clear(this: &RecordCache);
+
+    // Reading and freezing JS values (`src/js/convert.rs`).
+    #[wasm_bindgen(js_name = deepFreeze)]
+    pub fn deep_freeze(value: JsValue) -> JsValue;
+    /// Deep-freezes every item of `array`, leaving the array itself as it is.
+    #[wasm_bindgen(js_name = deepFreezeEach)]
+    pub fn deep_freeze_each(array: JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = isPlainObject)]
+    pub fn is_plain_object(value: &JsValue) -> bool;
+    #[wasm_bindgen(js_name = typeName)]
+    pub fn type_name(value: &JsValue) -> String;
+    #[wasm_bindgen(js_name = entriesJson)]
+    pub fn entries_json(entries: &JsValue, max_depth: usize) -> Option<String>;
+    #[wasm_bindgen(js_name = dataJson)]
+    pub fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
 }
 
 #[cfg(feature = "fault-injection")]

@@ -14,30 +14,8 @@ use super::convert::{
 };
 use super::error::JsResult;
 use super::handles::Repo;
+use crate::browser::RecordCache;
 use crate::core::{Change, Entity, LiveQuery, Target, Watches};
-
-#[wasm_bindgen(module = "/src/browser/browser.js")]
-extern "C" {
-    /// The frozen JS records of one collection. The repository's mirror
-    /// observer evicts changed entities.
-    #[derive(Clone)]
-    pub type RecordCache;
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> RecordCache;
-    #[wasm_bindgen(method)]
-    pub fn seed(this: &RecordCache, docs: &js_sys::Map, records: &js_sys::Map);
-    #[wasm_bindgen(method)]
-    fn get(this: &RecordCache, id: &JsValue, include_deleted: bool) -> JsValue;
-    #[wasm_bindgen(method, js_name = get)]
-    fn get_by_str(this: &RecordCache, id: &str, include_deleted: bool) -> JsValue;
-    #[wasm_bindgen(method)]
-    fn set(this: &RecordCache, id: &str, record: &JsValue);
-    /// Forgets the entities of `ids`, joined by `SEPARATOR`.
-    #[wasm_bindgen(method)]
-    pub fn evict(this: &RecordCache, ids: &str);
-    #[wasm_bindgen(method)]
-    pub fn clear(this: &RecordCache);
-}
 
 /// One collection of a database.
 #[wasm_bindgen(skip_typescript)]

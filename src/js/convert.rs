@@ -8,24 +8,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::error::{error_to_js, invalid, JsResult};
+use crate::browser::{data_json, deep_freeze, deep_freeze_each, entries_json, is_plain_object, type_name};
 use crate::core::{Change, Data, Entity, IndexKey, Origin, Query, SyncStatus};
 
-#[wasm_bindgen(module = "/src/browser/browser.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = deepFreeze)]
-    fn deep_freeze(value: JsValue) -> JsValue;
-    /// Deep-freezes every item of `array`, leaving the array itself as it is.
-    #[wasm_bindgen(js_name = deepFreezeEach)]
-    fn deep_freeze_each(array: JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = isPlainObject)]
-    fn is_plain_object(value: &JsValue) -> bool;
-    #[wasm_bindgen(js_name = typeName)]
-    fn type_name(value: &JsValue) -> String;
-    #[wasm_bindgen(js_name = entriesJson)]
-    fn entries_json(entries: &JsValue, max_depth: usize) -> Option<String>;
-    #[wasm_bindgen(js_name = dataJson)]
-    fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
-}
 
 /// How deep a JS value is walked before it is refused (cycles end here too).
 const MAX_DEPTH: usize = tideway_protocol::MAX_DATA_DEPTH;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::collection::{Collection, RecordCache};
+use super::collection::Collection;
 use super::convert::{function_from, invalid_type, string_from_js, Options};
 use super::error::{invalid, JsResult};
 use super::events::{DatabaseEvents, Event};
@@ -17,7 +17,7 @@ use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
 use crate::core::{rescue, Data, Mutation, Op, Repository, Schema, Store, SyncStatus};
-use crate::browser::SEPARATOR;
+use crate::browser::{RecordCache, SEPARATOR};
 use crate::store::indexeddb::IdbStore;
 
 /// A Tideway database.

@@ -85,6 +85,7 @@ export function statusEventProblems(events, writtenAt) {
     lastError: nullable("string"),
     nextRetryAt: nullable("number"),
     counters: (v) => typeof v === "object" && v !== null,
+    storage: (v) => v === "indexeddb",
   };
   const counters = ["pushed", "pulled", "merged", "conflicted", "retried", "failed"];
   events.forEach((event, i) => {

@@ -810,3 +810,27 @@ export function contextKind() {
   return "window";
 }
 
+
+/**
+ * Whether IndexedDB can be used here: false where it is missing, or where it
+ * refuses to open a database (the private modes of some engines). Asked only
+ * after opening a database failed; the probe database is deleted again.
+ */
+export async function indexedDbUsable() {
+  const PROBE = "tideway-probe";
+  try {
+    if (!globalThis.indexedDB) return false;
+    const opened = await new Promise((resolve) => {
+      const request = indexedDB.open(PROBE);
+      request.onsuccess = () => {
+        request.result.close();
+        resolve(true);
+      };
+      request.onerror = () => resolve(false);
+    });
+    if (opened) indexedDB.deleteDatabase(PROBE);
+    return opened;
+  } catch {
+    return false;
+  }
+}

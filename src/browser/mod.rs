@@ -160,6 +160,9 @@ extern "C" {
     /// "window", "worker" or "service-worker".
     #[wasm_bindgen(js_name = contextKind)]
     pub fn context_kind() -> String;
+    /// Resolves with whether IndexedDB can open a database here.
+    #[wasm_bindgen(js_name = indexedDbUsable)]
+    pub fn indexed_db_usable() -> js_sys::Promise;
 
     /// The frozen JS records of one collection (`src/js/collection.rs`).
     /// The repository's mirror observer evicts changed entities.

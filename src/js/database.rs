@@ -18,6 +18,7 @@ use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
 use crate::core::{rescue, Data, Mutation, Op, Repository, Schema, Store, SyncStatus};
 use crate::browser::{RecordCache, SEPARATOR};
+use crate::store::browser::BrowserStore;
 use crate::store::indexeddb::IdbStore;
 
 /// A Tideway database.
@@ -40,7 +41,7 @@ impl Tideway {
             // The answer is what `storage().persisted` reports from now on.
             let _ = wasm_bindgen_futures::JsFuture::from(crate::browser::storage_state(true)).await;
         }
-        let store = IdbStore::open(&name, schema.clone()).await?;
+        let store = BrowserStore::open(&name, schema.clone()).await?;
         let caches: Rc<HashMap<String, RecordCache>> =
             Rc::new(schema.collections.keys().map(|c| (c.clone(), RecordCache::new())).collect());
         let observed = caches.clone();
@@ -53,10 +54,11 @@ impl Tideway {
             }
         });
         let repository = Repository::open_observed(store, schema, Box::new(js_sys::Date::now), Some(evict)).await?;
-        for (collection, cache) in caches.iter() {
-            let store = repository.store();
-            if let (Some(docs), Some(records)) = (store.stored_docs(collection), store.take_loaded_records(collection)) {
-                cache.seed(&docs, &records);
+        if let Some(store) = repository.store().indexed_db() {
+            for (collection, cache) in caches.iter() {
+                if let (Some(docs), Some(records)) = (store.stored_docs(collection), store.take_loaded_records(collection)) {
+                    cache.seed(&docs, &records);
+                }
             }
         }
         let events = DatabaseEvents::watch(repository.clone());
@@ -202,8 +204,9 @@ impl Tideway {
     /// When another context upgrades the database: commit what is queued,
     /// close (the other context's open waits for it), then tell the app.
     fn close_on_upgrade_elsewhere(&self) {
+        let Some(store) = self.repository.store().indexed_db() else { return };
         let closing = self.closing();
-        self.repository.store().on_upgrade_elsewhere(move || {
+        store.on_upgrade_elsewhere(move || {
             let closing = closing.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let events = closing.events.clone();

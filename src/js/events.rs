@@ -198,6 +198,7 @@ impl DatabaseEvents {
             next_retry_at: Option<f64>,
             counters: &'a Counters,
             syncer: Option<Syncer<'a>>,
+            storage: &'static str,
         }
         #[derive(Serialize)]
         struct Syncer<'a> {
@@ -245,6 +246,7 @@ impl DatabaseEvents {
             next_retry_at: sync.next_retry_at,
             counters: &sync.counters,
             syncer,
+            storage: self.repository.store().kind().name(),
         };
         status.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
     }

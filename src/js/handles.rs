@@ -7,8 +7,8 @@ use std::rc::Rc;
 use crate::core::sync::SyncEngine;
 use crate::core::Repository;
 use crate::remote::JsRemote;
-use crate::store::indexeddb::IdbStore;
+use crate::store::browser::BrowserStore;
 
-pub type Repo = Rc<Repository<IdbStore>>;
+pub type Repo = Rc<Repository<BrowserStore>>;
 
-pub type Engine = Rc<SyncEngine<IdbStore, JsRemote>>;
+pub type Engine = Rc<SyncEngine<BrowserStore, JsRemote>>;

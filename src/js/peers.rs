@@ -29,7 +29,8 @@ pub struct Peers {
 
 impl Peers {
     /// Joins the channel of the database `name`; from now on the
-    /// repository's commits are announced on it.
+    /// repository's commits are announced on it. A database kept in memory
+    /// shares nothing with other contexts, and joins no channel.
     pub fn join(name: &str, repository: Repo) -> Rc<Peers> {
         let peers = Rc::new(Peers {
             name: contexts::lock_name(name),
@@ -38,6 +39,9 @@ impl Peers {
             syncer: RefCell::new(Weak::new()),
             lifecycle: RefCell::default(),
         });
+        if peers.repository.store().indexed_db().is_none() {
+            return peers;
+        }
         peers.join_channel();
         let weak = Rc::downgrade(&peers);
         peers.repository.on_commit(Box::new(move |committed: &Committed| {
@@ -97,7 +101,8 @@ impl Peers {
         self.post(&Message::Hello);
         let repository = self.repository.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            if let Ok(changed) = repository.store().read_changed().await {
+            let Some(store) = repository.store().indexed_db() else { return };
+            if let Ok(changed) = store.read_changed().await {
                 repository.absorb_elsewhere(&changed);
             }
         });
@@ -132,7 +137,8 @@ impl Peers {
                 let repository = self.repository.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     // Read as stored now, so a late message never brings back an older version.
-                    match repository.store().read_stored(&keys).await {
+                    let Some(store) = repository.store().indexed_db() else { return };
+                    match store.read_stored(&keys).await {
                         Ok(stored) => repository.absorb_elsewhere(&stored),
                         // The database is closed or gone: this context's own calls say so.
                         Err(_) => {}

@@ -35,6 +35,7 @@ use crate::core::reconcile::{ConflictPolicy, Policies};
 use crate::core::sync::{Backoff, ErrorClass, Step, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
 use crate::core::{Change, Origin};
 use crate::remote::{HandlerRemote, HttpRemote, JsRemote};
+use crate::store::browser::StorageKind;
 
 /// `open({ sync })`, parsed.
 pub struct SyncOptions {
@@ -180,13 +181,19 @@ impl Syncer {
         options: SyncOptions,
     ) -> Result<Rc<Syncer>, crate::core::Error> {
         let SyncOptions { remote, auto, interval_ms, debounce_ms, config, log } = options;
+        // A database kept in memory is this context's alone: it syncs under a
+        // lock of its own, never waiting for or handing its syncs to another.
+        let lock = match repository.store().kind() {
+            StorageKind::IndexedDb => contexts::lock_name(name),
+            StorageKind::Memory => format!("{}:memory:{}", contexts::lock_name(name), uuid::Uuid::new_v4()),
+        };
         let engine = SyncEngine::open(repository.clone(), remote, config, Box::new(js_sys::Math::random)).await?;
         events.attach_engine(engine.clone());
         let syncer = Rc::new(Syncer {
             engine,
             events,
             peers,
-            lock: contexts::lock_name(name),
+            lock,
             context: browser::context_kind(),
             leadership: RefCell::new(None),
             leading: Cell::new(false),
@@ -509,9 +516,13 @@ impl Syncer {
 
     /// After a failure for want of network, with writes queued: asks the
     /// browser to wake the service worker once the network is back (where
-    /// this is a page under a service worker, on Chromium).
+    /// this is a page under a service worker, on Chromium). Not for a
+    /// database kept in memory, which the worker cannot see.
     fn ask_for_background_sync(self: &Rc<Self>) {
         let repository = self.engine.repository().clone();
+        if repository.store().kind() == StorageKind::Memory {
+            return;
+        }
         let tag = self.lock.clone();
         wasm_bindgen_futures::spawn_local(async move {
             if repository.pending_count().await.unwrap_or(0) > 0 {

@@ -318,6 +318,13 @@ export interface SyncStatusReport {
    * `null` without sync, or before the syncing context has said so.
    */
   syncer: { context: "window" | "worker" | "service-worker"; here: boolean } | null;
+  /**
+   * Where this database is kept: `"indexeddb"`, or `"memory"` where the browser refused
+   * IndexedDB at open (it is missing, or will not open a database, as in some private
+   * modes). In memory everything works and syncs for this page's life, but nothing
+   * outlives it and other tabs do not see it: tell the user, and sync often.
+   */
+  storage: "indexeddb" | "memory";
 }
 
 /** A manual conflict: each side's data, `null` where that side is a delete. */

@@ -143,6 +143,20 @@ export function watchLog() {
   };
 }
 
+/**
+ * Makes IndexedDB unusable, as the private modes of some engines do: opening a
+ * database fails. Returns a function that brings it back.
+ */
+export function refuseIndexedDb() {
+  const open = IDBFactory.prototype.open;
+  IDBFactory.prototype.open = function () {
+    throw new DOMException("IndexedDB is refused here", "InvalidStateError");
+  };
+  return () => {
+    IDBFactory.prototype.open = open;
+  };
+}
+
 export function fire(event) { globalThis.dispatchEvent(new Event(event)); }
 export function hasDocument() { return typeof document !== "undefined"; }
 export function navigatorOnline() { return navigator.onLine; }
@@ -158,6 +172,8 @@ extern "C" {
 
     #[wasm_bindgen(js_name = handlerSyncOptions)]
     fn handler_sync_options(name: &str, interval: u32, debounce: u32) -> JsValue;
+    #[wasm_bindgen(js_name = refuseIndexedDb)]
+    fn refuse_indexed_db() -> Function;
 
     type Recorder;
     fn recorder() -> Recorder;
@@ -247,7 +263,7 @@ pub async fn a_database_without_sync_reports_changes_and_status() {
     let keys: Vec<String> = js_sys::Object::keys(status.unchecked_ref::<js_sys::Object>()).iter().filter_map(|k| k.as_string()).collect();
     assert_eq!(
         keys,
-        ["online", "reachable", "syncing", "pending", "failed", "conflicts", "lastSyncAt", "lastError", "nextRetryAt", "counters", "syncer"],
+        ["online", "reachable", "syncing", "pending", "failed", "conflicts", "lastSyncAt", "lastError", "nextRetryAt", "counters", "syncer", "storage"],
         "the same shape as with sync"
     );
     assert_eq!(field(&status, "online").as_bool(), Some(navigator_online()));
@@ -474,4 +490,33 @@ pub async fn syncs_called_at_once_without_auto_sync_take_turns() {
     assert_eq!(field(&second, "pushed").as_f64(), Some(0.0), "the second found nothing left to push");
     settle(db.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// Where the browser refuses IndexedDB, `open` keeps the database in memory and
+/// says so in `status().storage`: it reads, writes, pushes and pulls as usual.
+pub async fn a_database_is_kept_in_memory_where_indexeddb_is_refused() {
+    let name = unique("refused");
+    let db = open(&name).await;
+    assert_eq!(field(&db.status(), "storage").as_string().as_deref(), Some("indexeddb"));
+    settle(db.close()).await.unwrap();
+    Tideway::delete_database(name.clone().into()).await.expect("delete the database");
+
+    let options = handler_sync_options(&name, INTERVAL_MS, DEBOUNCE_MS);
+    Reflect::set(&field(&options, "sync"), &"auto".into(), &false.into()).unwrap();
+    let restore = refuse_indexed_db();
+    let opened = Tideway::open(options).await;
+    restore.call0(&JsValue::NULL).unwrap();
+    let db = opened.expect("open where IndexedDB is refused");
+    assert_eq!(field(&db.status(), "storage").as_string().as_deref(), Some("memory"));
+    let notes = db.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "kept in memory"}"#), js(r#"{"id": "m1"}"#))).await.expect("put");
+    assert_eq!(field(&notes.get("m1".into(), JsValue::UNDEFINED).unwrap(), "data.title").as_string().as_deref(), Some("kept in memory"));
+    assert_eq!(field(&db.status(), "pending").as_f64(), Some(1.0));
+    let first = settle(db.sync()).await.expect("first sync");
+    assert_eq!(field(&first, "pushed").as_f64(), Some(1.0), "the write was pushed");
+    settle(db.sync()).await.expect("second sync");
+    assert!(!notes.get("s1".into(), JsValue::UNDEFINED).unwrap().is_undefined(), "the server's entity was pulled");
+    assert_eq!(field(&db.status(), "pending").as_f64(), Some(0.0));
+    settle(db.close()).await.expect("close");
+    assert_eq!(code(&settle(db.pending_count()).await.unwrap_err()), "DATABASE_CLOSED");
 }

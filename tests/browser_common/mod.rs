@@ -39,7 +39,7 @@ macro_rules! browser_tests {
         browser_tests!(a_commit_reaches_every_handle_of_the_database one_handle_syncs_and_the_other_hands_it_its_syncs);
         browser_tests!(without_web_locks_every_handle_syncs_on_its_own an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes);
         browser_tests!(outbox_and_collections_tell_what_the_database_holds the_log_tells_leadership_and_forwarded_syncs);
-        browser_tests!(syncs_called_at_once_without_auto_sync_take_turns);
+        browser_tests!(syncs_called_at_once_without_auto_sync_take_turns a_database_is_kept_in_memory_where_indexeddb_is_refused);
     };
     ($($name:ident)*) => {
         $(#[wasm_bindgen_test::wasm_bindgen_test] async fn $name() { browser_common::$name().await; })*

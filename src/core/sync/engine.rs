@@ -35,7 +35,14 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { push_batch: 100, pull_limit: 500, backoff: Backoff::default(), policies: Policies::default() }
+        // The protocol's largest batch and page: each push and each pull page
+        // costs a round trip and a transaction, so the fewer the faster.
+        SyncConfig {
+            push_batch: tideway_protocol::MAX_PUSH_MUTATIONS,
+            pull_limit: tideway_protocol::MAX_PULL_LIMIT,
+            backoff: Backoff::default(),
+            policies: Policies::default(),
+        }
     }
 }
 
@@ -249,7 +256,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let mut batch_size = self.config.push_batch.max(1);
         loop {
             let outbox = self.repository.store().outbox(batch_size).await?;
-            let batch = first_per_entity(outbox);
+            let batch = within_body_limit(first_per_entity(outbox));
             if batch.is_empty() {
                 return Ok(Pushed::All);
             }
@@ -314,6 +321,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
         let mut reset = false;
+        // Read once per pull: pulled changes never give an entity a remote id
+        // other than its own, so the pages of one pull leave this map as it is.
+        let mut local_ids = LocalIds::default();
         loop {
             self.log(Step::Pull { has_cursor: cursor.is_some() });
             let page = match self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await {
@@ -336,7 +346,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     "pull answered hasMore with no changes and the same cursor".into(),
                 )));
             }
-            let answers = self.pulled_answers(changes);
+            let answers = self.pulled_answers(changes, &mut local_ids);
             let count = answers.len();
             let settled = self.settle(&answers, Some(&next)).await?;
             self.meta.borrow_mut().cursor = Some(next.clone());
@@ -401,13 +411,12 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 
     /// Pulled changes addressed to local ids, for collections this database declares.
-    fn pulled_answers(&self, changes: Vec<tideway_protocol::ServerEntity>) -> Vec<ServerAnswer> {
-        let mut by_remote_id: HashMap<String, HashMap<String, String>> = HashMap::new();
+    fn pulled_answers(&self, changes: Vec<tideway_protocol::ServerEntity>, local_ids: &mut LocalIds) -> Vec<ServerAnswer> {
         changes
             .into_iter()
             .filter(|change| self.repository.schema().collection(&change.collection).is_ok())
             .map(|change| {
-                let ids = by_remote_id.entry(change.collection.clone()).or_insert_with(|| {
+                let ids = local_ids.entry(change.collection.clone()).or_insert_with(|| {
                     // Backends that assign their own ids: map them back to local ids.
                     self.repository
                         .read(&change.collection, |c| {
@@ -535,6 +544,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 }
 
+/// Per collection, the local id of each entity the server knows under another id.
+type LocalIds = HashMap<String, HashMap<String, String>>;
+
 /// How far a push went.
 enum Pushed {
     /// The outbox is empty (of what could be pushed).
@@ -561,6 +573,26 @@ impl From<Error> for Failure {
 fn first_per_entity(outbox: Vec<Mutation>) -> Vec<Mutation> {
     let mut seen = HashSet::new();
     outbox.into_iter().take_while(|m| seen.insert((m.collection.clone(), m.id.clone()))).collect()
+}
+
+/// Room in a push body for everything but the mutations' data (ids, names,
+/// versions), per mutation: far more than they take.
+const PUSH_OVERHEAD_BYTES: usize = 512;
+
+/// The longest prefix of `batch` whose push body stays within the server's
+/// limit (never less than one mutation): a full batch of large entities would
+/// otherwise be refused whole with a 413, and then pushed one at a time.
+fn within_body_limit(mut batch: Vec<Mutation>) -> Vec<Mutation> {
+    let mut bytes = 0;
+    let fits = batch
+        .iter()
+        .take_while(|m| {
+            bytes += PUSH_OVERHEAD_BYTES + m.data.as_ref().map_or(0, tideway_protocol::data_size);
+            bytes <= tideway_protocol::MAX_BODY_BYTES
+        })
+        .count();
+    batch.truncate(fits.max(1));
+    batch
 }
 
 /// Pairs each pushed mutation with its result, checking the reply is the one the protocol promises.

@@ -593,3 +593,30 @@ fn status_events_bracket_each_sync() {
     assert!(log.contains(&SyncEvent::Log(Step::Done { pushed: 1, pulled: 0 })));
     assert!(!a.engine.state().syncing);
 }
+
+#[test]
+fn pushes_stay_within_the_servers_body_limit() {
+    let remote = FakeRemote::default();
+    let device = device(&remote, ConflictPolicy::Merge);
+    // Eight of these fill a push body; twenty need three pushes, not one
+    // the server would refuse whole.
+    let body = "x".repeat(1_000_000);
+    for i in 0..20 {
+        device.put(&format!("n{i}"), json!({ "body": body }));
+    }
+    let report = device.sync().unwrap();
+    assert_eq!(report.pushed, 20);
+    assert_eq!(remote.server().pushes, 3);
+    assert_eq!(device.pending(), 0);
+}
+
+#[test]
+fn a_full_outbox_goes_in_pushes_of_the_protocols_maximum() {
+    let remote = FakeRemote::default();
+    let device = device(&remote, ConflictPolicy::Merge);
+    let entries: Vec<(Option<String>, Data)> = (0..2500).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })))).collect();
+    block_on(device.engine.repository().put_many("notes", entries).unwrap()).unwrap();
+    let report = device.sync().unwrap();
+    assert_eq!(report.pushed, 2500);
+    assert_eq!(remote.server().pushes, 3, "1000 + 1000 + 500");
+}

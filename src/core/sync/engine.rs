@@ -251,71 +251,149 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         result
     }
 
+    /// Pushes the outbox batch after batch. Each batch is sent while the
+    /// answers to the one before are recorded; it was read before them, so
+    /// it holds none of that batch's entities (their next mutations are based
+    /// on the versions those answers bring) and the server still meets the
+    /// mutations in order, one push after the other.
     async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
         // After a refusal that names no mutation, push one at a time to find it.
         let mut batch_size = self.config.push_batch.max(1);
+        // The previous batch, answered in full, its answers not recorded yet.
+        let mut answered: Option<Answered> = None;
         loop {
-            let outbox = self.repository.store().outbox(batch_size).await?;
-            let batch = within_body_limit(first_per_entity(outbox));
+            let batch = self.next_batch(batch_size, answered.as_ref()).await?;
             if batch.is_empty() {
-                return Ok(Pushed::All);
+                match answered.take() {
+                    None => return Ok(Pushed::All),
+                    Some(previous) => {
+                        if self.record_push(previous, report).await? {
+                            return Ok(Pushed::UntilWithheld);
+                        }
+                        // What is left (if anything) waited for those answers.
+                        continue;
+                    }
+                }
             }
             let request = self.push_request(&batch);
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
-            let answers = match validate_push_request(&request) {
-                // A stored mutation the server would refuse: never send it.
-                Err(invalid) => vec![self.refusal(&batch, invalid.mutation_id, invalid.message)],
-                Ok(()) => match self.call(refreshed, || self.remote.push(&request)).await {
-                    Ok(response) => match answers_of(&batch, response) {
-                        Ok(answers) => answers,
-                        Err(error) => {
-                            self.repository.unmark_syncing(&keys);
-                            return Err(Failure::Remote(error));
-                        }
-                    },
-                    Err(error) => match error.class() {
-                        ErrorClass::Permanent { mutation_id: Some(id) } if batch.iter().any(|m| m.mutation_id == id) => {
-                            vec![self.refusal(&batch, Some(id), error.to_string())]
-                        }
-                        ErrorClass::Permanent { .. } if error.is_about_content() && batch.len() == 1 => {
-                            vec![self.refusal(&batch, None, error.to_string())]
-                        }
-                        ErrorClass::Permanent { .. } if error.is_about_content() => {
-                            self.repository.unmark_syncing(&keys);
-                            batch_size = 1;
-                            continue;
-                        }
-                        _ => {
-                            self.repository.unmark_syncing(&keys);
-                            return Err(Failure::Remote(error));
-                        }
-                    },
-                },
+            let recording = async {
+                match answered.take() {
+                    Some(previous) => self.record_push(previous, report).await,
+                    None => Ok(false),
+                }
             };
-            let settled = self.settle(&answers, None).await?;
-            self.repository.unmark_syncing(&keys);
-            let (mut applied, mut conflicts, mut rejected) = (0, 0, 0);
-            for answer in &answers {
-                if let ServerAnswer::Pushed { result, .. } = answer {
-                    match result.status {
-                        tideway_protocol::PushStatus::Applied => applied += 1,
-                        tideway_protocol::PushStatus::Conflict => conflicts += 1,
-                        tideway_protocol::PushStatus::Rejected => rejected += 1,
+            let (recorded, sent) = futures::join!(recording, self.send_push(&batch, &request, refreshed));
+            let withheld = match recorded {
+                Ok(withheld) => withheld,
+                Err(error) => {
+                    self.repository.unmark_syncing(&keys);
+                    return Err(error);
+                }
+            };
+            let current = Answered { batch, keys, answers: Vec::new() };
+            match sent {
+                Sent::Answered(answers) => answered = Some(Answered { answers, ..current }),
+                // Answers about part of the batch: the rest is pushed again, so
+                // they are recorded before the outbox is read for the next batch.
+                Sent::Refused(answer) => {
+                    if self.record_push(Answered { answers: vec![answer], ..current }, report).await? {
+                        return Ok(Pushed::UntilWithheld);
                     }
-                } else {
-                    rejected += 1;
+                }
+                Sent::OneAtATime => {
+                    self.repository.unmark_syncing(&current.keys);
+                    batch_size = 1;
+                }
+                Sent::Failed(error) => {
+                    self.repository.unmark_syncing(&current.keys);
+                    return Err(Failure::Remote(error));
                 }
             }
-            self.log(Step::Pushed { applied, conflicts, rejected });
-            self.count(report, &settled);
             // Pushing on would send the same mutation again: it stays queued
             // until a pull brings the version the server withheld.
-            if settled.iter().any(|item| item.outcome == Outcome::Withheld) {
+            if withheld {
+                if let Some(current) = answered.take() {
+                    self.record_push(current, report).await?;
+                }
                 return Ok(Pushed::UntilWithheld);
             }
         }
+    }
+
+    /// The next batch: the oldest queued mutations after `previous` (still
+    /// queued while its answers are recorded), up to the first of an entity
+    /// met before. A second mutation of an entity waits for the first's
+    /// answer, because its base version is the version that answer brings:
+    /// sent together, it would conflict with its own predecessor, or apply
+    /// over a change it never saw.
+    async fn next_batch(&self, batch_size: usize, previous: Option<&Answered>) -> Result<Vec<Mutation>, Failure> {
+        let previous = previous.map_or(&[][..], |answered| answered.batch.as_slice());
+        let last = previous.last().map_or(0, |m| m.mutation_id);
+        let outbox = self.repository.store().outbox(batch_size + previous.len()).await?;
+        let mut seen: HashSet<(String, String)> = previous.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
+        let batch = outbox
+            .into_iter()
+            .filter(|m| m.mutation_id > last)
+            .take_while(|m| seen.insert((m.collection.clone(), m.id.clone())))
+            .take(batch_size)
+            .collect();
+        Ok(within_body_limit(batch))
+    }
+
+    /// Sends one push and sorts out what came back.
+    async fn send_push(&self, batch: &[Mutation], request: &PushRequest, refreshed: &mut bool) -> Sent {
+        // A stored mutation the server would refuse: never send it.
+        if let Err(invalid) = validate_push_request(request) {
+            return Sent::Refused(self.refusal(batch, invalid.mutation_id, invalid.message));
+        }
+        match self.call(refreshed, || self.remote.push(request)).await {
+            Ok(response) => match answers_of(batch, response) {
+                Ok(answers) => Sent::Answered(answers),
+                Err(error) => Sent::Failed(error),
+            },
+            Err(error) => match error.class() {
+                ErrorClass::Permanent { mutation_id: Some(id) } if batch.iter().any(|m| m.mutation_id == id) => {
+                    Sent::Refused(self.refusal(batch, Some(id), error.to_string()))
+                }
+                ErrorClass::Permanent { .. } if error.is_about_content() && batch.len() == 1 => {
+                    Sent::Refused(self.refusal(batch, None, error.to_string()))
+                }
+                ErrorClass::Permanent { .. } if error.is_about_content() => Sent::OneAtATime,
+                _ => Sent::Failed(error),
+            },
+        }
+    }
+
+    /// Records the answers to one push; whether one of them withheld the
+    /// server's data (see [`Pushed::UntilWithheld`]).
+    async fn record_push(&self, answered: Answered, report: &mut SyncReport) -> Result<bool, Failure> {
+        let Answered { keys, answers, .. } = answered;
+        let settled = match self.settle(&answers, None).await {
+            Ok(settled) => settled,
+            Err(error) => {
+                self.repository.unmark_syncing(&keys);
+                return Err(error);
+            }
+        };
+        self.repository.unmark_syncing(&keys);
+        let (mut applied, mut conflicts, mut rejected) = (0, 0, 0);
+        for answer in &answers {
+            if let ServerAnswer::Pushed { result, .. } = answer {
+                match result.status {
+                    tideway_protocol::PushStatus::Applied => applied += 1,
+                    tideway_protocol::PushStatus::Conflict => conflicts += 1,
+                    tideway_protocol::PushStatus::Rejected => rejected += 1,
+                }
+            } else {
+                rejected += 1;
+            }
+        }
+        self.log(Step::Pushed { applied, conflicts, rejected });
+        self.count(report, &settled);
+        Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
     }
 
     async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
@@ -324,9 +402,17 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         // Read once per pull: pulled changes never give an entity a remote id
         // other than its own, so the pages of one pull leave this map as it is.
         let mut local_ids = LocalIds::default();
+        // The next page, fetched while the one before was recorded.
+        let mut fetched = None;
         loop {
-            self.log(Step::Pull { has_cursor: cursor.is_some() });
-            let page = match self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await {
+            let page = match fetched.take() {
+                Some(page) => page,
+                None => {
+                    self.log(Step::Pull { has_cursor: cursor.is_some() });
+                    self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await
+                }
+            };
+            let page = match page {
                 Ok(page) => page,
                 Err(error) => match error.class() {
                     // A cursor this server cannot serve (or never issued): start over
@@ -348,7 +434,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             }
             let answers = self.pulled_answers(changes, &mut local_ids);
             let count = answers.len();
-            let settled = self.settle(&answers, Some(&next)).await?;
+            let recording = self.settle(&answers, Some(&next));
+            let settled = if has_more {
+                self.log(Step::Pull { has_cursor: true });
+                let following = self.call(refreshed, || self.remote.pull(Some(next.as_str()), self.config.pull_limit));
+                let (settled, following) = futures::join!(recording, following);
+                fetched = Some(following);
+                settled?
+            } else {
+                recording.await?
+            };
             self.meta.borrow_mut().cursor = Some(next.clone());
             self.log(Step::Pulled { changes: count, has_more });
             self.count(report, &settled);
@@ -547,6 +642,24 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
 /// Per collection, the local id of each entity the server knows under another id.
 type LocalIds = HashMap<String, HashMap<String, String>>;
 
+/// A pushed batch and the server's answers to it.
+struct Answered {
+    batch: Vec<Mutation>,
+    keys: Vec<(String, String)>,
+    answers: Vec<ServerAnswer>,
+}
+
+/// What came of sending one push.
+enum Sent {
+    /// An answer for every mutation, in order.
+    Answered(Vec<ServerAnswer>),
+    /// One mutation refused for good; the rest of the batch stays queued.
+    Refused(ServerAnswer),
+    /// Refused whole, naming no mutation: push one at a time to find it.
+    OneAtATime,
+    Failed(RemoteError),
+}
+
 /// How far a push went.
 enum Pushed {
     /// The outbox is empty (of what could be pushed).
@@ -564,15 +677,6 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Failure::Store(error)
     }
-}
-
-/// The outbox prefix that holds at most one mutation per entity. A second
-/// mutation of an entity waits for the first's answer, because its base
-/// version is the version that answer brings: sent together, it would
-/// conflict with its own predecessor, or apply over a change it never saw.
-fn first_per_entity(outbox: Vec<Mutation>) -> Vec<Mutation> {
-    let mut seen = HashSet::new();
-    outbox.into_iter().take_while(|m| seen.insert((m.collection.clone(), m.id.clone()))).collect()
 }
 
 /// Room in a push body for everything but the mutations' data (ids, names,

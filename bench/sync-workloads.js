@@ -11,7 +11,8 @@
 //   pullRaw(token, expected)     the same pages (the protocol's maximum) fetched one after
 //                                the other, each written to raw IndexedDB in one
 //                                transaction, laid out as Tideway stores entities
-//   memory(count)                the JS heap and wasm memory after loading `count` notes
+//   fill(count), memory(count)   `count` notes written in one page, then the JS heap and
+//                                wasm memory that opening them takes in another
 
 import init, { Tideway } from "/pkg/tideway.js";
 import { makeNotes } from "./dataset.js";
@@ -114,27 +115,34 @@ export async function pullRaw(token) {
   return { ms: performance.now() - started, rows };
 }
 
-/** Bytes of JS heap and wasm memory after opening a database of `count` notes (written first). */
-export async function memory(count) {
-  const wasm = await loaded();
-  const name = `memory-${count}`;
-  const collections = { notes: { indexes: ["updatedAt"] } };
-  let db = await Tideway.open({ name, collections });
+const MEMORY_COLLECTIONS = { notes: { indexes: ["updatedAt"] } };
+
+/** Writes `count` notes into the database `memory` measures (not timed). */
+export async function fill(count) {
+  await loaded();
+  const db = await Tideway.open({ name: `memory-${count}`, collections: MEMORY_COLLECTIONS });
   const notes = makeNotes(count);
   for (let first = 0; first < count; first += 10_000) {
     await db.collection("notes").bulkPut(notes.slice(first, first + 10_000).map(({ id, data }) => ({ id, data })));
   }
   await db.close();
-  notes.length = 0;
+}
+
+/**
+ * In a page that has not touched the database yet: the JS heap and wasm memory that
+ * opening the `count` notes `fill` wrote takes, then a query to show it answers.
+ */
+export async function memory(count) {
+  const wasm = await loaded();
   globalThis.gc?.();
   const heapBefore = performance.memory?.usedJSHeapSize ?? 0;
   const wasmBefore = wasm.memory.buffer.byteLength;
-  db = await Tideway.open({ name, collections });
+  const db = await Tideway.open({ name: `memory-${count}`, collections: MEMORY_COLLECTIONS });
   const found = db.collection("notes").query({ index: "updatedAt", limit: 10 }).length;
   globalThis.gc?.();
-  const heap = (performance.memory?.usedJSHeapSize ?? 0) - heapBefore;
+  const heapBytes = (performance.memory?.usedJSHeapSize ?? 0) - heapBefore;
   const wasmBytes = wasm.memory.buffer.byteLength - wasmBefore;
   const rows = db.collection("notes").all().length;
   await db.close();
-  return { rows, found, heapBytes: heap, wasmBytes, wasmTotal: wasm.memory.buffer.byteLength };
+  return { rows, found, heapBytes, wasmBytes, wasmTotal: wasm.memory.buffer.byteLength };
 }

@@ -50,16 +50,27 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
   );
   const tokens = ["seed", ...Array.from({ length: reps + 1 }, (_, i) => [`push-t${i}`, `push-r${i}`]).flat()];
   const server = await startReferenceServer({ dir, staticDir: site, tokens: tokens.map((t) => `${t}:${t}`) });
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc"], headless: true });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc", "--enable-precise-memory-info"],
+    headless: true,
+  });
 
-  const inFreshContext = async (call, ...args) => {
+  /** Runs each `[call, ...args]` in its own page, one after the other, in one fresh context; the last one's result. */
+  const inFreshContext = async (...calls) => {
+    if (typeof calls[0] === "string") calls = [calls];
     const context = await browser.newContext();
     try {
-      const page = await context.newPage();
-      page.on("pageerror", (error) => log(`page error: ${error.message}`));
-      await page.goto(server.url);
-      await page.waitForSelector('html[data-ready="true"]');
-      return await page.evaluate(([call, args]) => window.bench[call](...args), [call, args]);
+      let result;
+      for (const [call, ...args] of calls) {
+        const page = await context.newPage();
+        page.on("pageerror", (error) => log(`page error: ${error.message}`));
+        await page.goto(server.url);
+        await page.waitForSelector('html[data-ready="true"]');
+        result = await page.evaluate(([call, args]) => window.bench[call](...args), [call, args]);
+        await page.close();
+      }
+      return result;
     } finally {
       await context.close();
     }
@@ -98,6 +109,15 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
       }
     }
 
+    // Memory once a page holds 10k and 100k notes (opened, then queried).
+    results.memory = [];
+    for (const count of [10_000, pullRows]) {
+      const result = await inFreshContext(["fill", count], ["memory", count]);
+      if (result.rows !== count || result.found !== 10) problems.add(`memory: ${result.rows} notes loaded, ${result.found} found of 10`);
+      results.memory.push({ count, ...result });
+      log(`memory ${count}: JS heap ${perEntity(result.heapBytes, count)} B, wasm ${perEntity(result.wasmBytes, count)} B per note`);
+    }
+
     const medians = {
       push: { tideway: median(results.push.tideway), raw: median(results.push.raw) },
       pull: { tideway: median(results.pull.tideway), raw: median(results.pull.raw) },
@@ -134,6 +154,10 @@ async function seed(url, token, rows) {
   return { ms: performance.now() - started, rows };
 }
 
+function perEntity(bytes, count) {
+  return Math.round(bytes / count).toLocaleString("en-US");
+}
+
 export function rate(rows, ms) {
   return Math.round((rows * 1000) / ms).toLocaleString("en-US");
 }
@@ -156,6 +180,12 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
   const text = rows.map((row) => row.map((cell, i) => (i === 0 || i >= 6 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd());
   text.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   text.push("", `Server alone (Node client, pushes of 1000, SQLite): ${rate(results.server.rows, results.server.ms)} rows/s.`);
+  for (const { count, heapBytes, wasmBytes, wasmTotal } of results.memory ?? []) {
+    text.push(
+      `Memory with ${count.toLocaleString("en-US")} notes open and queried: JS heap +${perEntity(heapBytes, count)} B and wasm memory ` +
+        `+${perEntity(wasmBytes, count)} B per note (wasm memory ${(wasmTotal / 2 ** 20).toFixed(0)} MB in all).`,
+    );
+  }
   return text.join("\n");
 }
 

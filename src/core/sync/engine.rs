@@ -432,8 +432,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     "pull answered hasMore with no changes and the same cursor".into(),
                 )));
             }
+            let count = changes.len();
             let answers = self.pulled_answers(changes, &mut local_ids);
-            let count = answers.len();
             let recording = self.settle(&answers, Some(&next));
             let settled = if has_more {
                 self.log(Step::Pull { has_cursor: true });
@@ -505,12 +505,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         ServerAnswer::Refused { mutation, error }
     }
 
-    /// Pulled changes addressed to local ids, for collections this database declares.
+    /// Pulled changes addressed to local ids, for collections this database
+    /// declares, leaving out those this context already holds at their
+    /// version or later (say, its own pushes coming back): stored versions
+    /// only grow, so the store would leave them unchanged, and reading them
+    /// to find that out is most of what a pull of them costs.
     fn pulled_answers(&self, changes: Vec<tideway_protocol::ServerEntity>, local_ids: &mut LocalIds) -> Vec<ServerAnswer> {
         changes
             .into_iter()
             .filter(|change| self.repository.schema().collection(&change.collection).is_ok())
-            .map(|change| {
+            .filter_map(|change| {
                 let ids = local_ids.entry(change.collection.clone()).or_insert_with(|| {
                     // Backends that assign their own ids: map them back to local ids.
                     self.repository
@@ -522,7 +526,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         .unwrap_or_default()
                 });
                 let id = ids.get(&change.id).cloned().unwrap_or_else(|| change.id.clone());
-                ServerAnswer::Pulled { id, change }
+                let held = self
+                    .repository
+                    .read(&change.collection, |c| c.get(&id).is_some_and(|e| e.version >= change.version))
+                    .unwrap_or(false);
+                (!held).then_some(ServerAnswer::Pulled { id, change })
             })
             .collect()
     }

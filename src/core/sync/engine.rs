@@ -261,8 +261,21 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let mut batch_size = self.config.push_batch.max(1);
         // The previous batch, answered in full, its answers not recorded yet.
         let mut answered: Option<Answered> = None;
+        // Whether the last read reached the end of the outbox: then the answers
+        // are recorded before it is read again, as nothing waits to be sent
+        // meanwhile, and the entries answered leave the outbox without delay
+        // (another context that syncs on its own may be about to read it).
+        let mut reached_end = false;
         loop {
-            let batch = self.next_batch(batch_size, answered.as_ref()).await?;
+            if reached_end {
+                if let Some(previous) = answered.take() {
+                    if self.record_push(previous, report).await? {
+                        return Ok(Pushed::UntilWithheld);
+                    }
+                }
+            }
+            let (batch, end) = self.next_batch(batch_size, answered.as_ref()).await?;
+            reached_end = end;
             if batch.is_empty() {
                 match answered.take() {
                     None => return Ok(Pushed::All),
@@ -329,10 +342,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// answer, because its base version is the version that answer brings:
     /// sent together, it would conflict with its own predecessor, or apply
     /// over a change it never saw.
-    async fn next_batch(&self, batch_size: usize, previous: Option<&Answered>) -> Result<Vec<Mutation>, Failure> {
+    /// Also whether the read reached the end of the outbox.
+    async fn next_batch(&self, batch_size: usize, previous: Option<&Answered>) -> Result<(Vec<Mutation>, bool), Failure> {
         let previous = previous.map_or(&[][..], |answered| answered.batch.as_slice());
         let last = previous.last().map_or(0, |m| m.mutation_id);
-        let outbox = self.repository.store().outbox(batch_size + previous.len()).await?;
+        let limit = batch_size + previous.len();
+        let outbox = self.repository.store().outbox(limit).await?;
+        let end = outbox.len() < limit;
         let mut seen: HashSet<(String, String)> = previous.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
         let batch = outbox
             .into_iter()
@@ -340,7 +356,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             .take_while(|m| seen.insert((m.collection.clone(), m.id.clone())))
             .take(batch_size)
             .collect();
-        Ok(within_body_limit(batch))
+        Ok((within_body_limit(batch), end))
     }
 
     /// Sends one push and sorts out what came back.

@@ -1,19 +1,28 @@
 #!/usr/bin/env node
 // The browser benchmark, in one command: serves bench/, the built package and Dexie,
-// opens ONE headless Chromium session and runs the same local workloads through raw
-// IndexedDB, Dexie and Tideway, interleaved, then prints medians, ratios and targets.
+// and runs the same workloads through raw IndexedDB, Dexie and Tideway in headless
+// Chromium, interleaved, then prints medians, ratios and targets:
 //
-//   node bench/run.mjs [--reps 5] [--json bench/results/latest.json]
+//   1. cold start: each repetition in a fresh browser context with the HTTP cache off
+//   2. warm local workloads, in one page (a first round is thrown away)
+//   3. the cross-tab delay
+//   4. sync against the reference server (bench/sync.mjs), each beside a plain baseline
+//   5. the size of the wasm module, raw and gzipped
+//
+//   node bench/run.mjs [--reps 5] [--json bench/results/latest.json] [--no-sync]
 //
 // Timings are reported, never asserted: a slow machine must not fail a build.
 
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { startStaticServer } from "./static-server.mjs";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
+import { NOTE_COUNT, makeNotes, sampleIds } from "./dataset.js";
+import { runSyncBench, syncTable } from "./sync.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -21,6 +30,7 @@ const { values: options } = parseArgs({
   options: {
     reps: { type: "string", default: "5" },
     json: { type: "string", default: here("results/latest.json") },
+    "no-sync": { type: "boolean", default: false },
   },
 });
 const REPS = Math.max(1, Number.parseInt(options.reps, 10) || 5);
@@ -62,7 +72,21 @@ const browser = await chromium.launch({
   headless: true,
 });
 
+const COLD_ROWS = [
+  { key: "moduleMs", label: "load the code (Tideway: fetch + compile + instantiate)", unit: "ms" },
+  { key: "openLoadMs", label: "open + load 10k notes, cold", unit: "ms", target: { maxRatioToRaw: 1.3 } },
+  { key: "pageMs", label: "both: from no code to every note in memory", unit: "ms" },
+  { key: "firstGetUs", label: "get by id ×1000, first reads after a cold open", unit: "µs/op", target: { maxTideway: 2 } },
+];
+
 try {
+  const cold = await coldStart(browser, server.url, REPS);
+  console.log(table(cold.medians, COLD_ROWS));
+  console.log();
+  console.log(`Cold start: medians of ${REPS} repetitions, each in a fresh browser context with the HTTP cache off.`);
+  for (const problem of cold.problems) console.log(`WARNING: ${problem}`);
+  console.log();
+
   const page = await browser.newPage();
   page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
   await page.goto(`${server.url}bench/index.html`);
@@ -91,7 +115,7 @@ try {
     ]),
   );
   console.log();
-  console.log(table(medians));
+  console.log(table(medians, ROWS));
   console.log();
   console.log(`Medians of ${REPS} repetitions; ratios are Tideway ÷ the other (below 1 = Tideway faster).`);
   console.log(`Took ${((Date.now() - started) / 1000).toFixed(0)} s. Chromium ${browser.version()}.`);
@@ -104,10 +128,29 @@ try {
       `median ${crossTab.median.toFixed(2)} ms, p95 ${crossTab.p95.toFixed(2)} ms over ${crossTab.samples.length} writes.`,
   );
 
+  let sync = null;
+  if (!options["no-sync"]) {
+    sync = await runSyncBench({ reps: REPS, log });
+    console.log();
+    console.log(syncTable(sync));
+    console.log(`Sync: medians of ${REPS} repetitions against the reference server (release build, SQLite), each in a fresh browser context.`);
+    for (const problem of sync.problems) console.log(`WARNING: ${problem}`);
+  }
+
+  const module = moduleSize();
+  console.log();
+  console.log(
+    `wasm module: ${kb(module.raw)} KB, ${kb(module.gzip)} KB gzipped (target ≤ 200 KB gzipped: ${module.gzip <= 200 * 1024 ? "yes" : "NO"}).`,
+  );
+
   mkdirSync(dirname(options.json), { recursive: true });
   writeFileSync(
     options.json,
-    JSON.stringify({ date: new Date().toISOString(), browser: browser.version(), env, reps: REPS, medians, samples, crossTab }, null, 2),
+    JSON.stringify(
+      { date: new Date().toISOString(), browser: browser.version(), env, reps: REPS, cold, medians, samples, crossTab, sync, module },
+      null,
+      2,
+    ),
   );
   console.log(`Raw samples: ${options.json}`);
 } finally {
@@ -157,6 +200,59 @@ async function crossTabDelay(browser, url, writes) {
   const sorted = [...samples].sort((x, y) => x - y);
   const at = (p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
   return { median: median(samples), p95: at(95), samples };
+}
+
+/**
+ * Cold start, per repetition and engine (order rotated): a fresh browser context is
+ * filled in one page, then a second page with the HTTP cache off (so the code is fetched
+ * and compiled again) times loading the code, opening the database and reading it all.
+ */
+async function coldStart(browser, url, reps) {
+  const ids = sampleIds(makeNotes(NOTE_COUNT), 1000, 11);
+  const samples = Object.fromEntries(ENGINES.map((engine) => [engine, []]));
+  const problems = new Set();
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const engine of ENGINES.map((_, i) => ENGINES[(i + rep) % ENGINES.length])) {
+      const context = await browser.newContext();
+      try {
+        const name = `bench-cold-${engine}`;
+        const filler = await context.newPage();
+        await filler.goto(`${url}bench/cold.html`);
+        await filler.waitForSelector('html[data-ready="true"]');
+        await filler.evaluate(([engine, name]) => window.cold.fill(engine, name), [engine, name]);
+        await filler.close();
+        const page = await context.newPage();
+        page.on("pageerror", (error) => log(`page error: ${error.message}`));
+        const cdp = await context.newCDPSession(page);
+        await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+        await page.goto(`${url}bench/cold.html`);
+        await page.waitForSelector('html[data-ready="true"]');
+        const result = await page.evaluate(([engine, name, ids]) => window.cold[engine](name, ids), [engine, name, ids]);
+        result.pageMs = result.moduleMs + result.openLoadMs;
+        if (result.loaded !== NOTE_COUNT) problems.add(`${engine}: a cold open loaded ${result.loaded} notes, expected ${NOTE_COUNT}`);
+        if (engine === "tideway" && result.found !== ids.length) problems.add(`tideway: cold gets found ${result.found} of ${ids.length}`);
+        samples[engine].push(result);
+        log(`cold rep ${rep}/${reps} ${engine.padEnd(7)} code ${result.moduleMs.toFixed(0)} ms · open+load ${result.openLoadMs.toFixed(0)} ms`);
+      } finally {
+        await context.close();
+      }
+    }
+  }
+  const medians = Object.fromEntries(
+    ENGINES.map((engine) => [engine, Object.fromEntries(COLD_ROWS.map(({ key }) => [key, median(samples[engine].map((r) => r[key]))]))]),
+  );
+  medians.raw.moduleMs = undefined;
+  return { medians, samples, problems: [...problems] };
+}
+
+/** The built module's size, as a page downloads it (gzip at the highest level). */
+function moduleSize() {
+  const bytes = readFileSync(`${pkgDir}tideway_bg.wasm`);
+  return { raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+}
+
+function kb(bytes) {
+  return (bytes / 1024).toFixed(0);
 }
 
 function log(line) {
@@ -210,9 +306,9 @@ function verdict(target, tideway, raw) {
   return [`≤ ${target.maxRatioToRaw}× raw`, tideway / raw <= target.maxRatioToRaw ? "yes" : "NO"];
 }
 
-function table(medians) {
+function table(medians, rowsShown) {
   const header = ["workload", "unit", "raw IDB", "Dexie", "Tideway", "T/raw", "T/Dexie", "target", "met"];
-  const rows = ROWS.map(({ key, label, unit, target }) => {
+  const rows = rowsShown.map(({ key, label, unit, target }) => {
     const [raw, dexie, tideway] = ENGINES.map((engine) => medians[engine][key]);
     return [label, unit, format(raw), format(dexie), format(tideway), ratio(tideway, raw), ratio(tideway, dexie), ...verdict(target, tideway, raw)];
   });

@@ -18,6 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=${CARGO_TARGET_DIR:-target}
+# wasm-pack runs the wasm-opt it finds first on PATH: binaryen's from npm (see Cargo.toml).
+export PATH="$PWD/node_modules/.bin:$PATH"
+if [ "${1:-}" != demo ] && [ "${1:-}" != --dev ] && ! command -v wasm-opt >/dev/null; then
+  echo "wasm-opt is missing: run npm install (the binaryen package provides it)" >&2
+  exit 1
+fi
 
 if [ "${1:-}" = demo ]; then
   cargo build --lib --release --target wasm32-unknown-unknown

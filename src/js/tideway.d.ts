@@ -185,9 +185,9 @@ export interface SyncTiming {
   debounce?: number;
   /** Ms before a request is aborted (default 15000). */
   timeout?: number;
-  /** Mutations per push (default 100, at most 1000). */
+  /** Mutations per push (default 1000, the protocol's maximum; fewer where the entities are large). */
   batchSize?: number;
-  /** Changes per pull page (default 500, at most 1000). */
+  /** Changes per pull page (default 1000, the protocol's maximum). */
   pullLimit?: number;
   /** Receives one structured entry per sync step. */
   log?: (entry: SyncLogEntry) => void;

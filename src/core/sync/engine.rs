@@ -37,7 +37,14 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { push_batch: 100, pull_limit: 500, backoff: Backoff::default(), policies: Policies::default() }
+        // The protocol's largest batch and page: each push and each pull page
+        // costs a round trip and a transaction, so the fewer the faster.
+        SyncConfig {
+            push_batch: tideway_protocol::MAX_PUSH_MUTATIONS,
+            pull_limit: tideway_protocol::MAX_PULL_LIMIT,
+            backoff: Backoff::default(),
+            policies: Policies::default(),
+        }
     }
 }
 
@@ -255,82 +262,186 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         result
     }
 
+    /// Pushes the outbox batch after batch. Each batch is sent while the
+    /// answers to the one before are recorded; it was read before them, so
+    /// it holds none of that batch's entities (their next mutations are based
+    /// on the versions those answers bring) and the server still meets the
+    /// mutations in order, one push after the other.
     async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
         // After a refusal that names no mutation, push one at a time to find it.
         let mut batch_size = self.config.push_batch.max(1);
+        // The previous batch, answered in full, its answers not recorded yet.
+        let mut answered: Option<Answered> = None;
+        // Whether the last read reached the end of the outbox: then the answers
+        // are recorded before it is read again, as nothing waits to be sent
+        // meanwhile, and the entries answered leave the outbox without delay
+        // (another context that syncs on its own may be about to read it).
+        let mut reached_end = false;
         loop {
-            let outbox = self.repository.store().outbox(batch_size).await?;
-            let batch = first_per_entity(outbox);
+            if reached_end {
+                if let Some(previous) = answered.take() {
+                    if self.record_push(previous, report).await? {
+                        return Ok(Pushed::UntilWithheld);
+                    }
+                }
+            }
+            let (batch, end) = self.next_batch(batch_size, answered.as_ref()).await?;
+            reached_end = end;
             if batch.is_empty() {
-                return Ok(Pushed::All);
+                match answered.take() {
+                    None => return Ok(Pushed::All),
+                    Some(previous) => {
+                        if self.record_push(previous, report).await? {
+                            return Ok(Pushed::UntilWithheld);
+                        }
+                        // What is left (if anything) waited for those answers.
+                        continue;
+                    }
+                }
             }
             let request = self.push_request(&batch);
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
-            let answers = match validate_push_request(&request) {
-                // A stored mutation the server would refuse: never send it.
-                Err(invalid) => vec![self.refusal(&batch, invalid.mutation_id, invalid.message)],
-                Ok(()) => match self.call(refreshed, || self.remote.push(&request)).await {
-                    Ok(response) => match answers_of(&batch, response) {
-                        Ok(answers) => answers,
-                        Err(error) => {
-                            self.repository.unmark_syncing(&keys);
-                            self.note_failed_push(&batch, &error).await;
-                            return Err(Failure::Remote(error));
-                        }
-                    },
-                    Err(error) => match error.class() {
-                        ErrorClass::Permanent { mutation_id: Some(id) } if batch.iter().any(|m| m.mutation_id == id) => {
-                            vec![self.refusal(&batch, Some(id), error.to_string())]
-                        }
-                        ErrorClass::Permanent { .. } if error.is_about_content() && batch.len() == 1 => {
-                            vec![self.refusal(&batch, None, error.to_string())]
-                        }
-                        ErrorClass::Permanent { .. } if error.is_about_content() => {
-                            self.repository.unmark_syncing(&keys);
-                            batch_size = 1;
-                            continue;
-                        }
-                        _ => {
-                            self.repository.unmark_syncing(&keys);
-                            self.note_failed_push(&batch, &error).await;
-                            return Err(Failure::Remote(error));
-                        }
-                    },
-                },
+            let recording = async {
+                match answered.take() {
+                    Some(previous) => self.record_push(previous, report).await,
+                    None => Ok(false),
+                }
             };
-            let settled = self.settle(&answers, None).await?;
-            self.repository.unmark_syncing(&keys);
-            let (mut applied, mut conflicts, mut rejected) = (0, 0, 0);
-            for answer in &answers {
-                if let ServerAnswer::Pushed { result, .. } = answer {
-                    match result.status {
-                        tideway_protocol::PushStatus::Applied => applied += 1,
-                        tideway_protocol::PushStatus::Conflict => conflicts += 1,
-                        tideway_protocol::PushStatus::Rejected => rejected += 1,
+            let (recorded, sent) = futures::join!(recording, self.send_push(&batch, &request, refreshed));
+            let withheld = match recorded {
+                Ok(withheld) => withheld,
+                Err(error) => {
+                    self.repository.unmark_syncing(&keys);
+                    return Err(error);
+                }
+            };
+            let current = Answered { batch, keys, answers: Vec::new() };
+            match sent {
+                Sent::Answered(answers) => answered = Some(Answered { answers, ..current }),
+                // Answers about part of the batch: the rest is pushed again, so
+                // they are recorded before the outbox is read for the next batch.
+                Sent::Refused(answer) => {
+                    if self.record_push(Answered { answers: vec![answer], ..current }, report).await? {
+                        return Ok(Pushed::UntilWithheld);
                     }
-                } else {
-                    rejected += 1;
+                }
+                Sent::OneAtATime => {
+                    self.repository.unmark_syncing(&current.keys);
+                    batch_size = 1;
+                }
+                Sent::Failed(error) => {
+                    self.repository.unmark_syncing(&current.keys);
+                    self.note_failed_push(&current.batch, &error).await;
+                    return Err(Failure::Remote(error));
                 }
             }
-            self.log(Step::Pushed { applied, conflicts, rejected });
-            self.count(report, &settled);
             // Pushing on would send the same mutation again: it stays queued
             // until a pull brings the version the server withheld.
-            if settled.iter().any(|item| item.outcome == Outcome::Withheld) {
+            if withheld {
+                if let Some(current) = answered.take() {
+                    self.record_push(current, report).await?;
+                }
                 return Ok(Pushed::UntilWithheld);
             }
         }
+    }
+
+    /// The next batch: the oldest queued mutations after `previous` (still
+    /// queued while its answers are recorded), up to the first of an entity
+    /// met before. A second mutation of an entity waits for the first's
+    /// answer, because its base version is the version that answer brings:
+    /// sent together, it would conflict with its own predecessor, or apply
+    /// over a change it never saw.
+    /// Also whether the read reached the end of the outbox.
+    async fn next_batch(&self, batch_size: usize, previous: Option<&Answered>) -> Result<(Vec<Mutation>, bool), Failure> {
+        let previous = previous.map_or(&[][..], |answered| answered.batch.as_slice());
+        let last = previous.last().map_or(0, |m| m.mutation_id);
+        let limit = batch_size + previous.len();
+        let outbox = self.repository.store().outbox(limit).await?;
+        let end = outbox.len() < limit;
+        let mut seen: HashSet<(String, String)> = previous.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
+        let batch = outbox
+            .into_iter()
+            .filter(|m| m.mutation_id > last)
+            .take_while(|m| seen.insert((m.collection.clone(), m.id.clone())))
+            .take(batch_size)
+            .collect();
+        Ok((within_body_limit(batch), end))
+    }
+
+    /// Sends one push and sorts out what came back.
+    async fn send_push(&self, batch: &[Mutation], request: &PushRequest, refreshed: &mut bool) -> Sent {
+        // A stored mutation the server would refuse: never send it.
+        if let Err(invalid) = validate_push_request(request) {
+            return Sent::Refused(self.refusal(batch, invalid.mutation_id, invalid.message));
+        }
+        match self.call(refreshed, || self.remote.push(request)).await {
+            Ok(response) => match answers_of(batch, response) {
+                Ok(answers) => Sent::Answered(answers),
+                Err(error) => Sent::Failed(error),
+            },
+            Err(error) => match error.class() {
+                ErrorClass::Permanent { mutation_id: Some(id) } if batch.iter().any(|m| m.mutation_id == id) => {
+                    Sent::Refused(self.refusal(batch, Some(id), error.to_string()))
+                }
+                ErrorClass::Permanent { .. } if error.is_about_content() && batch.len() == 1 => {
+                    Sent::Refused(self.refusal(batch, None, error.to_string()))
+                }
+                ErrorClass::Permanent { .. } if error.is_about_content() => Sent::OneAtATime,
+                _ => Sent::Failed(error),
+            },
+        }
+    }
+
+    /// Records the answers to one push; whether one of them withheld the
+    /// server's data (see [`Pushed::UntilWithheld`]).
+    async fn record_push(&self, answered: Answered, report: &mut SyncReport) -> Result<bool, Failure> {
+        let Answered { keys, answers, .. } = answered;
+        let settled = match self.settle(&answers, None).await {
+            Ok(settled) => settled,
+            Err(error) => {
+                self.repository.unmark_syncing(&keys);
+                return Err(error);
+            }
+        };
+        self.repository.unmark_syncing(&keys);
+        let (mut applied, mut conflicts, mut rejected) = (0, 0, 0);
+        for answer in &answers {
+            if let ServerAnswer::Pushed { result, .. } = answer {
+                match result.status {
+                    tideway_protocol::PushStatus::Applied => applied += 1,
+                    tideway_protocol::PushStatus::Conflict => conflicts += 1,
+                    tideway_protocol::PushStatus::Rejected => rejected += 1,
+                }
+            } else {
+                rejected += 1;
+            }
+        }
+        self.log(Step::Pushed { applied, conflicts, rejected });
+        self.count(report, &settled);
+        Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
     }
 
     async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
         let mut reset = false;
         let mut full = cursor.is_none().then(|| FullPull::begin(&self.repository));
+        // Read once per pull: pulled changes never give an entity a remote id
+        // other than its own, so the pages of one pull leave this map as it is.
+        let mut local_ids = LocalIds::default();
+        // The next page, fetched while the one before was recorded.
+        let mut fetched = None;
         loop {
-            self.log(Step::Pull { has_cursor: cursor.is_some() });
-            let page = match self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await {
+            let page = match fetched.take() {
+                Some(page) => page,
+                None => {
+                    self.log(Step::Pull { has_cursor: cursor.is_some() });
+                    self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await
+                }
+            };
+            let page = match page {
                 Ok(page) => page,
                 Err(error) => match error.class() {
                     // A cursor this server cannot serve (or never issued): start over
@@ -351,15 +462,23 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     "pull answered hasMore with no changes and the same cursor".into(),
                 )));
             }
-            let mut answers = self.pulled_answers(changes);
-            if let Some(full) = &mut full {
-                full.listed(&answers);
+            let count = changes.len();
+            let mut answers = self.pulled_answers(changes, &mut local_ids, full.as_mut());
+            if let Some(full) = &full {
                 if !has_more {
                     answers.extend(full.deletes(&self.repository));
                 }
             }
-            let count = answers.len();
-            let settled = self.settle(&answers, Some(&next)).await?;
+            let recording = self.settle(&answers, Some(&next));
+            let settled = if has_more {
+                self.log(Step::Pull { has_cursor: true });
+                let following = self.call(refreshed, || self.remote.pull(Some(next.as_str()), self.config.pull_limit));
+                let (settled, following) = futures::join!(recording, following);
+                fetched = Some(following);
+                settled?
+            } else {
+                recording.await?
+            };
             self.meta.borrow_mut().cursor = Some(next.clone());
             self.log(Step::Pulled { changes: count, has_more });
             self.count(report, &settled);
@@ -421,14 +540,23 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         ServerAnswer::Refused { mutation, error }
     }
 
-    /// Pulled changes addressed to local ids, for collections this database declares.
-    fn pulled_answers(&self, changes: Vec<tideway_protocol::ServerEntity>) -> Vec<ServerAnswer> {
-        let mut by_remote_id: HashMap<String, HashMap<String, String>> = HashMap::new();
+    /// Pulled changes addressed to local ids, for collections this database
+    /// declares, leaving out those this context already holds at their
+    /// version or later (say, its own pushes coming back): stored versions
+    /// only grow, so the store would leave them unchanged, and reading them
+    /// to find that out is most of what a pull of them costs.
+    /// Also tells `full`, in a pull from the start, each entity listed, held or not.
+    fn pulled_answers(
+        &self,
+        changes: Vec<tideway_protocol::ServerEntity>,
+        local_ids: &mut LocalIds,
+        mut full: Option<&mut FullPull>,
+    ) -> Vec<ServerAnswer> {
         changes
             .into_iter()
             .filter(|change| self.repository.schema().collection(&change.collection).is_ok())
-            .map(|change| {
-                let ids = by_remote_id.entry(change.collection.clone()).or_insert_with(|| {
+            .filter_map(|change| {
+                let ids = local_ids.entry(change.collection.clone()).or_insert_with(|| {
                     // Backends that assign their own ids: map them back to local ids.
                     self.repository
                         .read(&change.collection, |c| {
@@ -439,7 +567,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         .unwrap_or_default()
                 });
                 let id = ids.get(&change.id).cloned().unwrap_or_else(|| change.id.clone());
-                ServerAnswer::Pulled { id, change }
+                if let Some(full) = full.as_deref_mut() {
+                    full.listed(&change.collection, &id);
+                }
+                let held = self
+                    .repository
+                    .read(&change.collection, |c| c.get(&id).is_some_and(|e| e.version >= change.version))
+                    .unwrap_or(false);
+                (!held).then_some(ServerAnswer::Pulled { id, change })
             })
             .collect()
     }
@@ -568,6 +703,27 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 }
 
+/// Per collection, the local id of each entity the server knows under another id.
+type LocalIds = HashMap<String, HashMap<String, String>>;
+
+/// A pushed batch and the server's answers to it.
+struct Answered {
+    batch: Vec<Mutation>,
+    keys: Vec<(String, String)>,
+    answers: Vec<ServerAnswer>,
+}
+
+/// What came of sending one push.
+enum Sent {
+    /// An answer for every mutation, in order.
+    Answered(Vec<ServerAnswer>),
+    /// One mutation refused for good; the rest of the batch stays queued.
+    Refused(ServerAnswer),
+    /// Refused whole, naming no mutation: push one at a time to find it.
+    OneAtATime,
+    Failed(RemoteError),
+}
+
 /// How far a push went.
 enum Pushed {
     /// The outbox is empty (of what could be pushed).
@@ -587,13 +743,24 @@ impl From<Error> for Failure {
     }
 }
 
-/// The outbox prefix that holds at most one mutation per entity. A second
-/// mutation of an entity waits for the first's answer, because its base
-/// version is the version that answer brings: sent together, it would
-/// conflict with its own predecessor, or apply over a change it never saw.
-fn first_per_entity(outbox: Vec<Mutation>) -> Vec<Mutation> {
-    let mut seen = HashSet::new();
-    outbox.into_iter().take_while(|m| seen.insert((m.collection.clone(), m.id.clone()))).collect()
+/// Room in a push body for everything but the mutations' data (ids, names,
+/// versions), per mutation: far more than they take.
+const PUSH_OVERHEAD_BYTES: usize = 512;
+
+/// The longest prefix of `batch` whose push body stays within the server's
+/// limit (never less than one mutation): a full batch of large entities would
+/// otherwise be refused whole with a 413, and then pushed one at a time.
+fn within_body_limit(mut batch: Vec<Mutation>) -> Vec<Mutation> {
+    let mut bytes = 0;
+    let fits = batch
+        .iter()
+        .take_while(|m| {
+            bytes += PUSH_OVERHEAD_BYTES + m.data.as_ref().map_or(0, tideway_protocol::data_size);
+            bytes <= tideway_protocol::MAX_BODY_BYTES
+        })
+        .count();
+    batch.truncate(fits.max(1));
+    batch
 }
 
 /// Pairs each pushed mutation with its result, checking the reply is the one the protocol promises.

@@ -41,13 +41,10 @@ impl FullPull {
         FullPull { unlisted }
     }
 
-    /// Notes the entities a page of the pull listed.
-    pub fn listed(&mut self, answers: &[ServerAnswer]) {
-        for answer in answers {
-            if let ServerAnswer::Pulled { id, change } = answer {
-                self.unlisted.remove(&(change.collection.clone(), id.clone()));
-            }
-        }
+    /// Notes an entity a page of the pull listed (by its local id), whether or
+    /// not the page's change is settled (one this context holds already is not).
+    pub fn listed(&mut self, collection: &str, id: &str) {
+        self.unlisted.remove(&(collection.to_owned(), id.to_owned()));
     }
 
     /// Once the pull is complete: a pulled delete for each entity no page listed that is

@@ -709,3 +709,46 @@ fn failed_pushes_count_attempts_on_the_outbox() {
     a.sync().unwrap();
     assert_eq!(a.pending(), 0);
 }
+
+#[test]
+fn pushes_stay_within_the_servers_body_limit() {
+    let remote = FakeRemote::default();
+    let device = device(&remote, ConflictPolicy::Merge);
+    // Eight of these fill a push body; twenty need three pushes, not one
+    // the server would refuse whole.
+    let body = "x".repeat(1_000_000);
+    for i in 0..20 {
+        device.put(&format!("n{i}"), json!({ "body": body }));
+    }
+    let report = device.sync().unwrap();
+    assert_eq!(report.pushed, 20);
+    assert_eq!(remote.server().pushes, 3);
+    assert_eq!(device.pending(), 0);
+}
+
+#[test]
+fn a_full_outbox_goes_in_pushes_of_the_protocols_maximum() {
+    let remote = FakeRemote::default();
+    let device = device(&remote, ConflictPolicy::Merge);
+    let entries: Vec<(Option<String>, Data)> = (0..2500).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })))).collect();
+    block_on(device.engine.repository().put_many("notes", entries).unwrap()).unwrap();
+    let report = device.sync().unwrap();
+    assert_eq!(report.pushed, 2500);
+    assert_eq!(remote.server().pushes, 3, "1000 + 1000 + 500");
+}
+
+#[test]
+fn the_next_batch_holds_no_entity_whose_answer_is_still_being_recorded() {
+    let remote = FakeRemote::default();
+    let device = device(&remote, ConflictPolicy::Manual);
+    let entries: Vec<(Option<String>, Data)> = (0..1000).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })))).collect();
+    block_on(device.engine.repository().put_many("notes", entries).unwrap()).unwrap();
+    device.patch("n0", json!({ "done": true }));
+    device.put("n1000", json!({ "title": 1000 }));
+    let report = device.sync().unwrap();
+    // The patch of n0 is sent once the put's answer is recorded, on the version it brought.
+    assert_eq!((report.pushed, report.conflicted), (1002, 0));
+    assert_eq!(remote.server().pushes, 2);
+    assert_eq!(server_data(&remote, "n0"), json!({ "title": 0, "done": true }));
+    assert_eq!(device.stored("n0").unwrap().sync_status, SyncStatus::Synced);
+}

@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 
 use super::{CollectionInfo, IndexField};
 use crate::browser::{self, StoredRecord, WriteBatch, CHECK, CHECKED_WRITE, SEPARATOR, WRITE};
-use crate::core::{Applied, Entity, Error, IndexKey, Result};
+use crate::core::{Applied, Entity, Error, IndexKey, Mutation, Result};
 
 /// A batch's writes computed since it last sent, packed for one call to
 /// `WriteBatch.send`: handing JS a few long strings costs far less than a few
@@ -28,14 +28,28 @@ pub(super) struct Outgoing {
 
 impl Outgoing {
     pub(super) fn write(&mut self, info: &CollectionInfo, applied: &Applied, check: bool) -> Result<()> {
-        let entity = &applied.entity;
-        self.op(info, if check { CHECKED_WRITE } else { WRITE }, &entity.id);
-        self.entities.extend_from_slice(SEPARATOR.as_bytes());
-        json_into(&mut self.entities, entity, "an entity")?;
+        self.entity(info, &applied.entity, if check { CHECKED_WRITE } else { WRITE })?;
+        self.append(&applied.mutation)
+    }
+
+    /// Stores `entity` as it is (no check): what sync settled, on entities
+    /// read in the same transaction.
+    pub(super) fn store(&mut self, info: &CollectionInfo, entity: &Entity) -> Result<()> {
+        self.entity(info, entity, WRITE)
+    }
+
+    /// Adds `mutation` to the outbox, after every entry already there.
+    pub(super) fn append(&mut self, mutation: &Mutation) -> Result<()> {
         if !self.mutations.is_empty() {
             self.mutations.extend_from_slice(SEPARATOR.as_bytes());
         }
-        json_into(&mut self.mutations, &applied.mutation, "a mutation")?;
+        json_into(&mut self.mutations, mutation, "a mutation")
+    }
+
+    fn entity(&mut self, info: &CollectionInfo, entity: &Entity, kind: u32) -> Result<()> {
+        self.op(info, kind, &entity.id);
+        self.entities.extend_from_slice(SEPARATOR.as_bytes());
+        json_into(&mut self.entities, entity, "an entity")?;
         self.ix.push(if self.ix.is_empty() { b'[' } else { b',' });
         self.ix.push(b'{');
         let mut first = true;
@@ -67,7 +81,7 @@ impl Outgoing {
 
     /// Hands what was computed to `batch`, which sends it, and starts afresh.
     pub(super) fn send(&mut self, batch: &WriteBatch) -> Result<()> {
-        if self.ops.is_empty() {
+        if self.ops.is_empty() && self.mutations.is_empty() {
             return Ok(());
         }
         if !self.mutations.is_empty() {

@@ -4,16 +4,21 @@
 
 use std::collections::BTreeSet;
 
+use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
+use indexed_db_futures::KeyRange as IdbKeyRange;
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 use super::connection::Connection;
-use super::pack::{encode, index_keys, parse_doc};
+use super::error::js_error;
+use super::pack::{encode, parse_doc, parse_text, Outgoing};
 use super::read::all;
 use super::IdbStore;
-use crate::browser::{self, StoredRecord};
+use crate::browser::{self, StoredRecord, WriteBatch};
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{Error, Mutation, MutationId, Result, SyncMeta};
 use crate::store::layout::{entity_store, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
@@ -61,31 +66,42 @@ impl IdbStore {
         let outbox = tx.object_store(OUTBOX_STORE)?;
         let meta = tx.object_store(META_STORE)?;
 
-        // Every read is sent before the first is awaited.
-        let mut entity_reads = Vec::with_capacity(reads.entities.len());
-        for (collection, id) in &reads.entities {
-            let store = tx.object_store(&entity_store(collection))?;
-            entity_reads.push(store.get::<JsValue, _, _>(id.as_str()).primitive()?);
-        }
-        let mut queued_reads = Vec::with_capacity(reads.mutations.len());
-        for mutation_id in &reads.mutations {
-            queued_reads.push(outbox.count().with_query(*mutation_id as f64).primitive()?);
-        }
+        // Every read is sent before the first is awaited: which of the answered
+        // mutations are still queued (one range read over them), then the
+        // entities, in one call that reads them all (see `readDocs`).
+        let queued_keys = match (reads.mutations.first(), reads.mutations.last()) {
+            (Some(first), Some(last)) => {
+                let range = IdbKeyRange::Bound(*first as f64, false, *last as f64, false);
+                Some(outbox.get_all_keys::<f64>().with_query::<f64, _>(range).primitive()?)
+            }
+            _ => None,
+        };
+        let docs = if reads.entities.is_empty() {
+            Array::new()
+        } else {
+            let stores: Array = reads.entities.iter().map(|(c, _)| self.collection_info(c).map(|info| info.store.clone())).collect::<Result<_>>()?;
+            let known: Array =
+                reads.entities.iter().map(|(c, _)| self.collection_info(c).map(|info| JsValue::from(&info.known))).collect::<Result<_>>()?;
+            let ids: Array = reads.entities.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+            Array::from(&JsFuture::from(browser::read_docs(tx.as_sys(), &stores, &known, &ids)).await.map_err(js_error)?)
+        };
         let mut stored = Stored::default();
-        for ((collection, id), read) in reads.entities.into_iter().zip(entity_reads) {
-            let record: Option<JsValue> = read.await?;
-            let entity = record.map(|record| parse_doc(&record, &collection)).transpose()?;
+        for ((collection, id), doc) in reads.entities.into_iter().zip(docs.iter()) {
+            let entity = doc.as_string().map(|doc| parse_text(&doc, &collection)).transpose()?;
             stored.entities.insert((collection, id), entity);
         }
-        for (mutation_id, read) in reads.mutations.into_iter().zip(queued_reads) {
-            if read.await? > 0 {
-                stored.queued.insert(mutation_id);
-            }
-        }
+        // Outbox keys in order, the queued among the answered mutations.
+        let queued: Vec<MutationId> = match queued_keys {
+            Some(request) => request.await?.map(|key| key.map(|key| key as MutationId)).collect::<std::result::Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        let answered: BTreeSet<MutationId> = reads.mutations.into_iter().collect();
+        stored.queued = queued.iter().copied().filter(|id| answered.contains(id)).collect();
 
         let plan = plan(answers, stored, policies, now, cursor);
-        for mutation_id in &plan.remove {
-            outbox.delete(*mutation_id as f64).primitive()?;
+        // Answered entries leave in runs of neighbours: one request per run.
+        for (first, last) in runs_of(&queued, &plan.remove) {
+            outbox.delete::<f64, _>(IdbKeyRange::Bound(first as f64, false, last as f64, false)).primitive()?;
         }
         if !plan.superseded.is_empty() {
             // Conflicts are rare, so finding an entity's entries by reading the
@@ -99,32 +115,30 @@ impl IdbStore {
                 }
             }
         }
-        for mutation in &plan.append {
-            outbox.add(browser::outbox_record(&encode(mutation, "a mutation")?)).primitive()?;
-        }
-        let mut written = Vec::with_capacity(plan.entities.len());
-        for (collection, entity) in &plan.entities {
-            let info = self.collection_info(collection)?;
-            let doc = encode(entity, "an entity")?;
-            let record = browser::entity_record(&entity.id, &doc, &index_keys(entity, &info.index_fields));
-            tx.object_store(&entity_store(collection))?.put(record).primitive()?;
-            written.push((info, &entity.id, doc));
-        }
         if let Some(cursor) = &plan.cursor {
             meta.put(cursor.as_str()).with_key(CURSOR_KEY).primitive()?;
         }
         if self.take_injected().constraint() {
             let _ = meta.add("duplicate").with_key("clientId").primitive();
         }
-        // Commit only once every request has settled (see `apply`): requests
-        // settle in order and a failure aborts the rest, so a last read that
-        // succeeds means every write before it did.
-        let _: u32 = meta.count().primitive()?.await?;
-        tx.commit().await?;
-        // Later checked writes compare against what is stored now.
-        for (info, id, doc) in written {
-            info.known.set(&JsValue::from_str(id), &doc.into());
+        // The appends and the entities go to the JS half packed, as a local
+        // write's do: a request per record made from Rust costs several times
+        // what IndexedDB takes to store it. The batch commits the transaction
+        // once everything is sent, and brings the `known` maps up to date
+        // once it is committed (later checked writes compare against them).
+        let mut outgoing = Outgoing::default();
+        for mutation in &plan.append {
+            outgoing.append(mutation)?;
         }
+        for (collection, entity) in &plan.entities {
+            outgoing.store(self.collection_info(collection)?, entity)?;
+        }
+        let batch = WriteBatch::new(tx.as_sys(), &self.stores, &self.knowns);
+        if let Err(error) = outgoing.send(&batch) {
+            batch.abandon();
+            return Err(error);
+        }
+        JsFuture::from(batch.run()).await.map_err(js_error)?;
         Ok(plan.settled)
     }
 
@@ -181,4 +195,24 @@ impl IdbStore {
         })
         .await
     }
+}
+
+/// The runs of `keys` (outbox keys, ascending) whose every key is in `remove`:
+/// deleting each run as a key range deletes exactly the entries in `remove`,
+/// since no other entry lies between two neighbouring keys.
+fn runs_of(keys: &[MutationId], remove: &[MutationId]) -> Vec<(MutationId, MutationId)> {
+    let remove: BTreeSet<MutationId> = remove.iter().copied().collect();
+    let mut runs: Vec<(MutationId, MutationId)> = Vec::new();
+    let mut extending = false;
+    for key in keys {
+        if !remove.contains(key) {
+            extending = false;
+        } else if extending {
+            runs.last_mut().expect("a run is open").1 = *key;
+        } else {
+            runs.push((*key, *key));
+            extending = true;
+        }
+    }
+    runs
 }

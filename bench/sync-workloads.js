@@ -1,0 +1,148 @@
+// The sync workloads, run in a page served by the reference server (same origin, so no
+// CORS preflight for either side). Each is timed in a fresh browser context, so every
+// run starts from an empty IndexedDB:
+//
+//   pushTideway(token, count)    `count` notes written with one bulkPut (not timed), then
+//                                the time of the `db.sync()` that pushes them
+//   pushRaw(token, count)        the same notes sent by plain fetch, in pushes of the
+//                                protocol's maximum (1000), one after the other
+//   pullTideway(token, expected) `Tideway.open` of a new database and the `db.sync()`
+//                                that pulls everything the user has
+//   pullRaw(token, expected)     the same pages (the protocol's maximum) fetched one after
+//                                the other, each written to raw IndexedDB in one
+//                                transaction, laid out as Tideway stores entities
+//   fill(count), memory(count)   `count` notes written in one page, then the JS heap and
+//                                wasm memory that opening them takes in another
+
+import init, { Tideway } from "/pkg/tideway.js";
+import { makeNotes } from "./dataset.js";
+
+const MAX_PUSH = 1000;
+const MAX_PULL = 1000;
+
+let ready;
+function loaded() {
+  return (ready ??= init());
+}
+
+function sync(token) {
+  // The defaults of batchSize and pullLimit: what an app gets.
+  return { url: location.origin, getToken: () => token, auto: false };
+}
+
+const headers = (token) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
+
+export async function pushTideway(token, count) {
+  await loaded();
+  const db = await Tideway.open({ name: `push-${token}`, collections: { notes: {} }, sync: sync(token) });
+  const notes = makeNotes(count);
+  await db.collection("notes").bulkPut(notes.map(({ id, data }) => ({ id, data })));
+  const started = performance.now();
+  const report = await db.sync();
+  const ms = performance.now() - started;
+  await db.close();
+  return { ms, rows: report.pushed };
+}
+
+export async function pushRaw(token, count) {
+  const notes = makeNotes(count);
+  const clientId = `raw-${token}`;
+  const started = performance.now();
+  let rows = 0;
+  for (let first = 0; first < notes.length; first += MAX_PUSH) {
+    const mutations = notes.slice(first, first + MAX_PUSH).map(({ id, data }, i) => ({
+      mutationId: first + i + 1,
+      collection: "notes",
+      id,
+      op: "put",
+      data,
+      baseVersion: 0,
+    }));
+    const response = await fetch("/v1/push", { method: "POST", headers: headers(token), body: JSON.stringify({ clientId, mutations }) });
+    if (!response.ok) throw new Error(`push answered ${response.status}`);
+    const { results } = await response.json();
+    rows += results.filter((r) => r.status === "applied").length;
+  }
+  return { ms: performance.now() - started, rows };
+}
+
+export async function pullTideway(token) {
+  await loaded();
+  const started = performance.now();
+  const db = await Tideway.open({ name: `pull-${token}`, collections: { notes: {} }, sync: sync(token) });
+  const report = await db.sync();
+  const ms = performance.now() - started;
+  const rows = db.collection("notes").all().length;
+  await db.close();
+  return { ms, rows, pulled: report.pulled };
+}
+
+export async function pullRaw(token) {
+  const started = performance.now();
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open(`raw-pull-${token}`, 1);
+    open.onupgradeneeded = () => {
+      const store = open.result.createObjectStore("e:notes", { keyPath: "id" });
+      store.createIndex("updatedAt", "ix.updatedAt");
+      open.result.createObjectStore("meta");
+    };
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  let cursor = "";
+  let rows = 0;
+  for (;;) {
+    const response = await fetch(`/v1/pull?limit=${MAX_PULL}&cursor=${encodeURIComponent(cursor)}`, { headers: headers(token) });
+    if (!response.ok) throw new Error(`pull answered ${response.status}`);
+    const page = await response.json();
+    const tx = db.transaction(["e:notes", "meta"], "readwrite");
+    const store = tx.objectStore("e:notes");
+    for (const change of page.changes) {
+      const meta = { remoteId: change.id, version: change.version, serverUpdatedAt: change.serverUpdatedAt, syncStatus: "synced" };
+      const doc = JSON.stringify({ id: change.id, data: change.data, meta, base: change.data });
+      store.put({ id: change.id, doc, ix: { updatedAt: change.serverUpdatedAt } });
+    }
+    tx.objectStore("meta").put(page.cursor, "cursor");
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
+    rows += page.changes.length;
+    cursor = page.cursor;
+    if (!page.hasMore) break;
+  }
+  db.close();
+  return { ms: performance.now() - started, rows };
+}
+
+const MEMORY_COLLECTIONS = { notes: { indexes: ["updatedAt"] } };
+
+/** Writes `count` notes into the database `memory` measures (not timed). */
+export async function fill(count) {
+  await loaded();
+  const db = await Tideway.open({ name: `memory-${count}`, collections: MEMORY_COLLECTIONS });
+  const notes = makeNotes(count);
+  for (let first = 0; first < count; first += 10_000) {
+    await db.collection("notes").bulkPut(notes.slice(first, first + 10_000).map(({ id, data }) => ({ id, data })));
+  }
+  await db.close();
+}
+
+/**
+ * In a page that has not touched the database yet: the JS heap and wasm memory that
+ * opening the `count` notes `fill` wrote takes, then a query to show it answers.
+ */
+export async function memory(count) {
+  const wasm = await loaded();
+  globalThis.gc?.();
+  const heapBefore = performance.memory?.usedJSHeapSize ?? 0;
+  const wasmBefore = wasm.memory.buffer.byteLength;
+  const db = await Tideway.open({ name: `memory-${count}`, collections: MEMORY_COLLECTIONS });
+  const found = db.collection("notes").query({ index: "updatedAt", limit: 10 }).length;
+  globalThis.gc?.();
+  const heapBytes = (performance.memory?.usedJSHeapSize ?? 0) - heapBefore;
+  const wasmBytes = wasm.memory.buffer.byteLength - wasmBefore;
+  const rows = db.collection("notes").all().length;
+  await db.close();
+  return { rows, found, heapBytes, wasmBytes, wasmTotal: wasm.memory.buffer.byteLength };
+}

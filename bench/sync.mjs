@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+// The sync benchmark: Tideway's push and pull against the reference server (release
+// build, SQLite), each beside a plain baseline doing the same work in the same browser:
+//
+//   push   10k queued writes pushed by `db.sync()`   vs  the same rows sent by fetch in
+//                                                        pushes of 1000 (the protocol's max)
+//   pull   100k changes pulled into a new database   vs  the same pages (1000) fetched and
+//                                                        written to raw IndexedDB
+//   server the server's own push rate: 100k rows sent from Node in pushes of 1000
+//
+//   node bench/sync.mjs [--reps 5] [--push 10000] [--pull 100000]
+//
+// Every repetition runs in a fresh browser context (an empty IndexedDB), the two sides
+// alternate which goes first, and the figures are medians. Reported, never asserted.
+
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
+import { startReferenceServer } from "../tests/sync/reference-server.mjs";
+import { makeNotes } from "./dataset.js";
+
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+
+/** Runs the sync benchmark and returns its figures; `log` receives progress lines. */
+export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100_000, log = () => {} } = {}) {
+  const serverBin = join(process.env.CARGO_TARGET_DIR ?? here("../target"), "release/tideway-server");
+  if (!existsSync(serverBin) || process.env.TIDEWAY_BENCH_BUILD_SERVER) {
+    log("building the reference server (release)");
+    const built = spawnSync("cargo", ["build", "--release", "-q", "-p", "tideway-server", "--bin", "tideway-server"], {
+      stdio: "inherit",
+      env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: "false", CARGO_PROFILE_RELEASE_CODEGEN_UNITS: "16" },
+    });
+    if (built.status !== 0) throw new Error("building the reference server failed");
+  }
+  process.env.TIDEWAY_SERVER_BIN = serverBin;
+
+  const dir = mkdtempSync(join(tmpdir(), "tideway-sync-bench-"));
+  const site = join(dir, "site");
+  cpSync(here("../www/pkg/"), join(site, "pkg"), { recursive: true });
+  for (const file of ["sync-workloads.js", "dataset.js"]) cpSync(here(file), join(site, "bench", file));
+  writeFileSync(
+    join(site, "index.html"),
+    `<!doctype html><meta charset="utf-8"><title>Tideway sync bench</title>
+<script type="module">window.bench = await import("/bench/sync-workloads.js"); document.documentElement.dataset.ready = "true";</script>`,
+  );
+  const tokens = ["seed", ...Array.from({ length: reps + 1 }, (_, i) => [`push-t${i}`, `push-r${i}`]).flat()];
+  const server = await startReferenceServer({ dir, staticDir: site, tokens: tokens.map((t) => `${t}:${t}`) });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc", "--enable-precise-memory-info"],
+    headless: true,
+  });
+
+  /** Runs each `[call, ...args]` in its own page, one after the other, in one fresh context; the last one's result. */
+  const inFreshContext = async (...calls) => {
+    if (typeof calls[0] === "string") calls = [calls];
+    const context = await browser.newContext();
+    try {
+      let result;
+      for (const [call, ...args] of calls) {
+        const page = await context.newPage();
+        page.on("pageerror", (error) => log(`page error: ${error.message}`));
+        await page.goto(server.url);
+        await page.waitForSelector('html[data-ready="true"]');
+        result = await page.evaluate(([call, args]) => window.bench[call](...args), [call, args]);
+        await page.close();
+      }
+      return result;
+    } finally {
+      await context.close();
+    }
+  };
+
+  try {
+    const results = { push: { tideway: [], raw: [] }, pull: { tideway: [], raw: [] }, server: null };
+    const problems = new Set();
+    const check = (what, result, expected) => {
+      if (result.rows !== expected) problems.add(`${what} saw ${result.rows} rows, expected ${expected}`);
+    };
+
+    // Push: rep 0 warms the server's caches and the browser's code cache and is thrown away.
+    for (let rep = 0; rep <= reps; rep++) {
+      const order = rep % 2 ? ["raw", "tideway"] : ["tideway", "raw"];
+      for (const side of order) {
+        const token = `push-${side[0]}${rep}`;
+        const result = await inFreshContext(side === "tideway" ? "pushTideway" : "pushRaw", `${token}`, pushRows);
+        check(`push (${side})`, result, pushRows);
+        if (rep > 0) results.push[side].push(result.ms);
+        log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} push ${side.padEnd(7)} ${result.ms.toFixed(0)} ms (${rate(pushRows, result.ms)} rows/s)`);
+      }
+    }
+
+    // The server's own rate, and the data every pull reads.
+    results.server = await seed(server.url, "seed", pullRows);
+    log(`server: ${pullRows} rows pushed from Node in ${results.server.ms.toFixed(0)} ms (${rate(pullRows, results.server.ms)} rows/s)`);
+
+    for (let rep = 0; rep <= reps; rep++) {
+      const order = rep % 2 ? ["raw", "tideway"] : ["tideway", "raw"];
+      for (const side of order) {
+        const result = await inFreshContext(side === "tideway" ? "pullTideway" : "pullRaw", "seed");
+        check(`pull (${side})`, result, pullRows);
+        if (rep > 0) results.pull[side].push(result.ms);
+        log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} pull ${side.padEnd(7)} ${result.ms.toFixed(0)} ms (${rate(pullRows, result.ms)} rows/s)`);
+      }
+    }
+
+    // Memory once a page holds 10k and 100k notes (opened, then queried).
+    results.memory = [];
+    for (const count of [10_000, pullRows]) {
+      const result = await inFreshContext(["fill", count], ["memory", count]);
+      if (result.rows !== count || result.found !== 10) problems.add(`memory: ${result.rows} notes loaded, ${result.found} found of 10`);
+      results.memory.push({ count, ...result });
+      log(`memory ${count}: JS heap ${perEntity(result.heapBytes, count)} B, wasm ${perEntity(result.wasmBytes, count)} B per note`);
+    }
+
+    const medians = {
+      push: { tideway: median(results.push.tideway), raw: median(results.push.raw) },
+      pull: { tideway: median(results.pull.tideway), raw: median(results.pull.raw) },
+    };
+    return { pushRows, pullRows, reps, results, medians, problems: [...problems] };
+  } finally {
+    await browser.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Pushes `rows` notes as `token` from Node in pushes of 1000, and times it. */
+async function seed(url, token, rows) {
+  const notes = makeNotes(rows, { seed: 7 });
+  const started = performance.now();
+  for (let first = 0; first < rows; first += 1000) {
+    const mutations = notes.slice(first, first + 1000).map(({ id, data }, i) => ({
+      mutationId: first + i + 1,
+      collection: "notes",
+      id,
+      op: "put",
+      data,
+      baseVersion: 0,
+    }));
+    const response = await fetch(`${url}/v1/push`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ clientId: "seed", mutations }),
+    });
+    if (!response.ok) throw new Error(`seeding: push answered ${response.status} ${await response.text()}`);
+    await response.arrayBuffer();
+  }
+  return { ms: performance.now() - started, rows };
+}
+
+function perEntity(bytes, count) {
+  return Math.round(bytes / count).toLocaleString("en-US");
+}
+
+export function rate(rows, ms) {
+  return Math.round((rows * 1000) / ms).toLocaleString("en-US");
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The sync table, one line per workload: Tideway beside its baseline. */
+export function syncTable({ pushRows, pullRows, medians, results }) {
+  const rows = [
+    ["workload", "raw (ms)", "Tideway (ms)", "raw rows/s", "Tideway rows/s", "T/raw", "target", "met"],
+    line(`push ${pushRows.toLocaleString("en-US")} queued writes`, pushRows, medians.push, 1.5),
+    line(`pull ${pullRows.toLocaleString("en-US")} into a new database`, pullRows, medians.pull, 1.3),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const text = rows.map((row) => row.map((cell, i) => (i === 0 || i >= 6 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd());
+  text.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
+  text.push("", `Server alone (Node client, pushes of 1000, SQLite): ${rate(results.server.rows, results.server.ms)} rows/s.`);
+  for (const { count, heapBytes, wasmBytes, wasmTotal } of results.memory ?? []) {
+    text.push(
+      `Memory with ${count.toLocaleString("en-US")} notes open and queried: JS heap +${perEntity(heapBytes, count)} B and wasm memory ` +
+        `+${perEntity(wasmBytes, count)} B per note (wasm memory ${(wasmTotal / 2 ** 20).toFixed(0)} MB in all).`,
+    );
+  }
+  return text.join("\n");
+}
+
+function line(label, rows, { raw, tideway }, target) {
+  const ratio = tideway / raw;
+  return [label, raw.toFixed(0), tideway.toFixed(0), rate(rows, raw), rate(rows, tideway), `${ratio.toFixed(2)}×`, `≤ ${target}× raw`, ratio <= target ? "yes" : "NO"];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: { reps: { type: "string", default: "5" }, push: { type: "string", default: "10000" }, pull: { type: "string", default: "100000" } },
+  });
+  const figures = await runSyncBench({
+    reps: Number(values.reps),
+    pushRows: Number(values.push),
+    pullRows: Number(values.pull),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  console.log(syncTable(figures));
+  for (const problem of figures.problems) console.log(`WARNING: ${problem}`);
+}

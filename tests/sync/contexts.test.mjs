@@ -20,7 +20,7 @@ syncInServiceWorker({
   open: {
     name: params.get("name"),
     collections: { notes: { indexes: ["title"] } },
-    sync: { url: location.origin, getToken: () => params.get("user") + "-token" },
+    sync: { url: location.origin, getToken: () => params.get("user") + "-token", batchSize: Number(params.get("batch") ?? 1000) },
   },
 });
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
@@ -320,13 +320,14 @@ test("a syncing dedicated worker that is terminated: the tab takes over and push
 
 /**
  * A context whose tabs are controlled by a service worker syncing the database `name`
- * as `user`: the module worker, or with `classic` the classic one.
+ * as `user`: the module worker (pushing `batch` mutations at a time), or with
+ * `classic` the classic one.
  */
-async function underServiceWorker(name, user, tabs, { classic = false } = {}) {
+async function underServiceWorker(name, user, tabs, { classic = false, batch = 1000 } = {}) {
   const context = await browser.newContext();
   const opened = [];
   for (let i = 0; i < tabs; i++) opened.push(await openTab(context));
-  const script = classic ? `/classic-sw.js?name=${name}&user=${user}` : `/contexts-sw.js?name=${name}&user=${user}`;
+  const script = classic ? `/classic-sw.js?name=${name}&user=${user}` : `/contexts-sw.js?name=${name}&user=${user}&batch=${batch}`;
   await opened[0].page.evaluate(async ({ script, classic }) => {
     await navigator.serviceWorker.register(script, classic ? {} : { type: "module" });
     await navigator.serviceWorker.ready;
@@ -433,7 +434,7 @@ test("two tabs and the service worker on one database: the worker's Background S
 test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-sync leaves nothing syncing, and the tab pushes the rest once", async () => {
   const user = "swstop";
   const name = `stopped-${crypto.randomUUID()}`;
-  const { context, tabs, cdp, dispatch } = await underServiceWorker(name, user, 1);
+  const { context, tabs, cdp, dispatch } = await underServiceWorker(name, user, 1, { batch: 100 });
   const [tab] = tabs;
   await openDb(tab, name, user);
   await context.setOffline(true);
@@ -447,7 +448,8 @@ test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-s
   await dispatch("periodicsync");
   assert.equal((await serverNotes(user, 5)).length, 5, "the periodicsync event pushed the queue");
 
-  // 400 writes are four pushes of 100: the worker is stopped once the first is on the server.
+  // 400 writes are four pushes of 100 (the worker's batch size here): it is
+  // stopped once the first is on the server.
   await openDb(tab, name, user);
   await context.setOffline(true);
   await tab.page.evaluate(async () => {

@@ -3,7 +3,7 @@
 // plugin, served by the reference server (`tideway-server --static`) and opened in
 // headless Chromium through Playwright.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
@@ -66,6 +66,35 @@ export function launchBrowser() {
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
+}
+
+/**
+ * The test app `file` (beside this module, with the `watch-count.js` it imports),
+ * bundled by esbuild with the frameworks' development builds and served, for the
+ * test file that calls this: ready before its tests (`served.url`), gone after them.
+ */
+export function servedApp(file) {
+  const served = {};
+  let app;
+  before(async () => {
+    const source = (name) => readFileSync(new URL(name, import.meta.url), "utf8");
+    app = appDir({ "main.js": source(file), "watch-count.js": source("watch-count.js") });
+    served.server = await serve(await bundleWithEsbuild(app.dir, "main.js", { development: true }));
+    served.url = served.server.url;
+  });
+  after(async () => {
+    await served.server?.close();
+    app?.remove();
+  });
+  return served;
+}
+
+/** A new page of `browser` on the served app, once the app says it is ready. */
+export async function appPage(browser, served) {
+  const page = await newPage(browser);
+  await page.goto(served.url);
+  await page.waitForFunction(() => document.documentElement.dataset.ready === "true", null, { timeout: WAIT_LIMIT_MS });
+  return page;
 }
 
 /** A browser for the test file that calls this, closed after its tests. */

@@ -8,28 +8,10 @@ import { query as queryStore } from "tideway/svelte";
 import { createElement as h, StrictMode, startTransition, useLayoutEffect, useState } from "react";
 import { flushSync } from "react-dom";
 import { createRoot } from "react-dom/client";
+import { counting } from "./watch-count.js";
 
 const renders = {};
 const counted = (name) => (renders[name] = (renders[name] ?? 0) + 1);
-
-/** Counts the watches open on a collection handle: StrictMode must leave one per hook. */
-function counting(collection) {
-  const watching = { count: 0 };
-  for (const method of ["watch", "watchRecord"]) {
-    const original = collection[method].bind(collection);
-    collection[method] = (...args) => {
-      const stop = original(...args);
-      watching.count++;
-      let stopped = false;
-      return () => {
-        if (!stopped) watching.count--;
-        stopped = true;
-        stop();
-      };
-    };
-  }
-  return watching;
-}
 
 function NoteList({ notes, id, query }) {
   const records = useQuery(notes, query);

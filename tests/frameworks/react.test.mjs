@@ -5,29 +5,16 @@
 // while its write is pending.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { appDir, bundleWithEsbuild, newPage, serve, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
+import { test } from "node:test";
+import { appPage, servedApp, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
 
 const running = withBrowser();
-let app;
-let server;
-
-before(async () => {
-  app = appDir({ "main.js": readFileSync(new URL("react-app.js", import.meta.url), "utf8") });
-  server = await serve(await bundleWithEsbuild(app.dir, "main.js", { development: true }));
-});
-after(async () => {
-  await server?.close();
-  app?.remove();
-});
+const served = servedApp("react-app.js");
 
 let databases = 0;
 /** A page with the app loaded and a database of its own open. */
 async function openApp() {
-  const page = await newPage(running.browser);
-  await page.goto(server.url);
-  await page.waitForFunction(() => document.documentElement.dataset.ready === "true", null, { timeout: WAIT_LIMIT_MS });
+  const page = await appPage(running.browser, served);
   const name = `react-${process.pid}-${++databases}`;
   await page.evaluate((name) => window.app.open(name), name);
   return { page, name };

@@ -4,6 +4,7 @@
 import { Tideway } from "tideway";
 import { useQuery, useRecord, useSyncStatus } from "tideway/vue";
 import { createApp, h, ref } from "vue";
+import { counting } from "./watch-count.js";
 
 const renders = { list: 0, title: 0 };
 const prefix = ref("a");
@@ -37,25 +38,6 @@ const Pending = {
     return () => h("p", { id: "pending" }, String(status.value.pending));
   },
 };
-
-/** Counts the watches open on a collection handle. */
-function counting(collection) {
-  const watching = { count: 0 };
-  for (const method of ["watch", "watchRecord"]) {
-    const original = collection[method].bind(collection);
-    collection[method] = (...args) => {
-      const stop = original(...args);
-      watching.count++;
-      let stopped = false;
-      return () => {
-        if (!stopped) watching.count--;
-        stopped = true;
-        stop();
-      };
-    };
-  }
-  return watching;
-}
 
 let db = null;
 let mounted = null;

@@ -3,27 +3,14 @@
 // changed, watch anew when a reactive argument changes, and stop with the component.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { after, before, test } from "node:test";
-import { appDir, bundleWithEsbuild, newPage, serve, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
+import { test } from "node:test";
+import { appPage, servedApp, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
 
 const running = withBrowser();
-let app;
-let server;
-
-before(async () => {
-  app = appDir({ "main.js": readFileSync(new URL("vue-app.js", import.meta.url), "utf8") });
-  server = await serve(await bundleWithEsbuild(app.dir, "main.js", { development: true }));
-});
-after(async () => {
-  await server?.close();
-  app?.remove();
-});
+const served = servedApp("vue-app.js");
 
 test("useQuery, useRecord and useSyncStatus follow writes, render only for a new result, and re-watch on a new query", async () => {
-  const page = await newPage(running.browser);
-  await page.goto(server.url);
-  await page.waitForFunction(() => document.documentElement.dataset.ready === "true", null, { timeout: WAIT_LIMIT_MS });
+  const page = await appPage(running.browser, served);
   const name = `vue-${process.pid}`;
   await page.evaluate(async (name) => {
     await window.app.open(name);

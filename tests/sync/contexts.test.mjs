@@ -105,6 +105,34 @@ async function serverNotes(user, count) {
   });
 }
 
+/** Checks that the server holds exactly `count` notes of `user`, each applied once (at version 1). */
+async function assertPushedOnce(user, count) {
+  const notes = await serverNotes(user, count);
+  assert.equal(notes.length, count, "every write reached the server");
+  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+}
+
+/**
+ * Tab B writes `count` notes while tab A syncs; A's first push reaches the server,
+ * which applies it, and its answer never comes back. Resolves once that push is on
+ * the server.
+ */
+async function pushLeftInFlight(a, b, count) {
+  let pushed;
+  const pushReachedServer = new Promise((resolve) => (pushed = resolve));
+  await a.page.route("**/v1/push", async (route) => {
+    await route.fetch();
+    pushed();
+    await new Promise(() => {});
+  });
+  await b.page.evaluate(async (count) => {
+    const writes = [];
+    for (let i = 0; i < count; i++) writes.push(window.notes.put({ title: `note ${i}` }, { id: `n${i}` }));
+    await Promise.all(writes);
+  }, count);
+  await pushReachedServer;
+}
+
 /** Two tabs of one context syncing one new database as `user`: A holds the sync lock, B knows it. */
 async function twoTabsSyncing(kind, user) {
   const context = await browser.newContext();
@@ -187,20 +215,7 @@ test("one tab syncs; the others hand it their syncs; when it closes mid-push ano
   const user = "restart";
   const { context, a, b, name } = await twoTabsSyncing("leader", user);
 
-  // A's first push reaches the server, which applies it; its answer never comes back.
-  let pushed;
-  const pushReachedServer = new Promise((resolve) => (pushed = resolve));
-  await a.page.route("**/v1/push", async (route) => {
-    await route.fetch();
-    pushed();
-    await new Promise(() => {});
-  });
-  await b.page.evaluate(async () => {
-    const writes = [];
-    for (let i = 0; i < 50; i++) writes.push(window.notes.put({ title: `note ${i}` }, { id: `n${i}` }));
-    await Promise.all(writes);
-  });
-  await pushReachedServer;
+  await pushLeftInFlight(a, b, 50);
   await a.page.close();
 
   await waitIn(b, "tab B to take over", () => window.db.status().syncer?.here === true);
@@ -212,9 +227,7 @@ test("one tab syncs; the others hand it their syncs; when it closes mid-push ano
     ...[1, 2].map(() => c.page.evaluate(() => window.db.sync())),
   ]);
   await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
-  const notes = await serverNotes(user, 50);
-  assert.equal(notes.length, 50, "every write reached the server");
-  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  await assertPushedOnce(user, 50);
   assert.deepEqual([...b.errors, ...c.errors], []);
   await context.close();
 });
@@ -261,19 +274,7 @@ test("a syncing tab that enters the back/forward cache hands the sync lock on, a
 test("a syncing tab that crashes mid-push: another takes over and pushes each write once", async () => {
   const user = "crash";
   const { context, a, b } = await twoTabsSyncing("crash", user);
-  let pushed;
-  const pushReachedServer = new Promise((resolve) => (pushed = resolve));
-  await a.page.route("**/v1/push", async (route) => {
-    await route.fetch();
-    pushed();
-    await new Promise(() => {});
-  });
-  await b.page.evaluate(async () => {
-    const writes = [];
-    for (let i = 0; i < 30; i++) writes.push(window.notes.put({ title: `note ${i}` }, { id: `n${i}` }));
-    await Promise.all(writes);
-  });
-  await pushReachedServer;
+  await pushLeftInFlight(a, b, 30);
   const crashed = new Promise((resolve) => a.page.once("crash", resolve));
   const cdp = await context.newCDPSession(a.page);
   cdp.send("Page.crash").catch(() => {});
@@ -281,9 +282,7 @@ test("a syncing tab that crashes mid-push: another takes over and pushes each wr
 
   await waitIn(b, "tab B to take over from the crashed tab", () => window.db.status().syncer?.here === true, undefined, 5_000);
   await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
-  const notes = await serverNotes(user, 30);
-  assert.equal(notes.length, 30, "every write reached the server");
-  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  await assertPushedOnce(user, 30);
   assert.deepEqual(b.errors, []);
   await context.close();
 });
@@ -311,9 +310,7 @@ test("a syncing dedicated worker that is terminated: the tab takes over and push
   await waitIn(tab, "the tab to take over from the terminated worker", () => window.db.status().syncer?.here === true, undefined, 5_000);
   await context.setOffline(false);
   await waitIn(tab, "the tab's outbox to empty", () => window.db.status().pending === 0);
-  const notes = await serverNotes(user, 20);
-  assert.equal(notes.length, 20, "every write reached the server");
-  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  await assertPushedOnce(user, 20);
   assert.deepEqual(tab.errors, []);
   await context.close();
 });
@@ -424,9 +421,7 @@ test("two tabs and the service worker on one database: the worker's Background S
   assert.equal(answer.error, undefined, JSON.stringify(answer));
   await waitIn(a, "tab A's outbox to empty", () => window.db.status().pending === 0);
   await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
-  const notes = await serverNotes(user, 25);
-  assert.equal(notes.length, 25);
-  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  await assertPushedOnce(user, 25);
   assert.deepEqual([...a.errors, ...b.errors], []);
   await context.close();
 });
@@ -470,9 +465,7 @@ test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-s
   await waitIn(tab, "the tab's outbox to empty", () => window.db.status().pending === 0);
   const stored = await tab.page.evaluate(() => window.notes.all().filter((r) => r.meta.syncStatus !== "synced").map((r) => r.id));
   assert.deepEqual(stored, [], "nothing stays unsynced or syncing");
-  const notes = await serverNotes(user, 405);
-  assert.equal(notes.length, 405);
-  assert.deepEqual(notes.filter((n) => n.version !== 1).map((n) => [n.id, n.version]), [], "each applied exactly once");
+  await assertPushedOnce(user, 405);
   console.log(`service worker stopped with ${atStop} of 400 writes on the server; the tab pushed the rest`);
   assert.deepEqual(tab.errors, []);
   await context.close();

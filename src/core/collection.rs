@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use super::entity::Entity;
+use super::entity::{Entity, SyncStatus};
 use super::error::{Error, Result};
 use super::key::{Id, IndexKey, PrimaryKey};
 use super::query::Query;
@@ -13,6 +13,21 @@ use super::schema::{CollectionSchema, IndexSpec};
 
 /// The entries of one index, in its order: each entity's key, then its id.
 type IndexSet = BTreeSet<(IndexKey, PrimaryKey)>;
+
+/// What a collection holds, entity by entity: what `db.collections()` lists and
+/// `db.status()` adds up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Entities that are not tombstones.
+    pub live: u64,
+    pub deleted: u64,
+    /// Local mutations not yet acknowledged.
+    pub pending: u64,
+    /// Entities whose last change the server refused.
+    pub failed: u64,
+    /// Entities waiting in `conflict`.
+    pub conflicts: u64,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
@@ -63,6 +78,19 @@ impl Collection {
     /// Every entity, tombstones included, in id order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Entity> {
         self.entities.values()
+    }
+
+    /// Counts what the collection holds, in one pass.
+    pub fn tally(&self) -> Tally {
+        let mut tally = Tally::default();
+        for entity in self.entities.values() {
+            tally.live += u64::from(!entity.deleted);
+            tally.deleted += u64::from(entity.deleted);
+            tally.pending += u64::from(entity.pending);
+            tally.failed += u64::from(entity.sync_status == SyncStatus::Failed);
+            tally.conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
+        }
+        tally
     }
 
     /// Inserts or replaces an entity (or removes it with `None`), keeping the
@@ -260,5 +288,18 @@ mod tests {
         assert_eq!(orders(&collection)[2], ["b", "\u{FF61}", "a", "c", "\u{1F600}"]);
         assert_eq!(collection.get("a").unwrap().data["body"], "new");
         assert!(collection.get("a2").is_none());
+    }
+
+    #[test]
+    fn a_tally_counts_each_entity_once_by_what_it_is() {
+        let mut entities = sample();
+        entities[0].deleted = true;
+        entities[1].pending = 2;
+        entities[2].pending = 1;
+        entities[2].sync_status = SyncStatus::Failed;
+        entities[3].sync_status = SyncStatus::Conflict;
+        let collection = Collection::from_entities(schema(), entities);
+        assert_eq!(collection.tally(), Tally { live: 5, deleted: 1, pending: 3, failed: 1, conflicts: 1 });
+        assert_eq!(Collection::new(schema()).tally(), Tally::default());
     }
 }

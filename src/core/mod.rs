@@ -14,7 +14,7 @@ mod schema;
 mod store;
 pub mod sync;
 
-pub use collection::Collection;
+pub use collection::{Collection, Tally};
 pub use entity::{ConflictState, Data, Entity, SyncStatus};
 pub use error::{Error, Result};
 pub use key::{cmp_utf16, IndexKey, PrimaryKey};

@@ -16,7 +16,7 @@ use super::handles::Repo;
 use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
-use crate::core::{rescue, Data, Mutation, Op, Repository, Schema, Store, SyncStatus};
+use crate::core::{rescue, Data, Mutation, Op, Repository, Schema, Store, SyncStatus, Tally};
 use crate::browser::{RecordCache, SEPARATOR};
 use crate::store::browser::BrowserStore;
 use crate::store::indexeddb::IdbStore;
@@ -326,14 +326,8 @@ impl Tideway {
         let mut list = Vec::new();
         for name in self.repository.schema().collections.keys() {
             let summary = self.repository.read(name, |collection| {
-                let mut summary = CollectionSummary { name, ..CollectionSummary::default() };
-                for entity in collection.iter() {
-                    summary.count += u64::from(!entity.deleted);
-                    summary.deleted += u64::from(entity.deleted);
-                    summary.pending += u64::from(entity.pending);
-                    summary.failed += u64::from(entity.sync_status == SyncStatus::Failed);
-                    summary.conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
-                }
+                let Tally { live, deleted, pending, failed, conflicts } = collection.tally();
+                let summary = CollectionSummary { name, count: live, deleted, pending, failed, conflicts };
                 summary.serialize(&serializer).unwrap_or(JsValue::NULL)
             })?;
             list.push(summary);
@@ -377,7 +371,7 @@ impl<'a> OutboxEntry<'a> {
 }
 
 /// One entry of `db.collections()`.
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 struct CollectionSummary<'a> {
     name: &'a str,
     /// Live entities (tombstones not counted).

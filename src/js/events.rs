@@ -15,7 +15,7 @@ use super::convert::change_to_js;
 use super::error::{invalid, JsResult};
 use super::handles::{Engine, Repo};
 use crate::core::sync::Counters;
-use crate::core::{Change, SyncStatus};
+use crate::core::Change;
 
 /// The events `db.on` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,11 +227,10 @@ impl DatabaseEvents {
         for name in self.repository.schema().collections.keys() {
             // A closed database counts nothing: its mirror is gone.
             let _ = self.repository.read(name, |collection| {
-                for entity in collection.iter() {
-                    pending += u64::from(entity.pending);
-                    failed += u64::from(entity.sync_status == SyncStatus::Failed);
-                    conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
-                }
+                let tally = collection.tally();
+                pending += tally.pending;
+                failed += tally.failed;
+                conflicts += tally.conflicts;
             });
         }
         let status = Status {

@@ -87,3 +87,24 @@ export function rangeWindows(count, size, seed) {
     return [lo, lo + size * EDITED_STEP];
   });
 }
+
+/** The protocol's largest push. */
+const MAX_PUSH = 1000;
+
+/** `notes` as the puts of pushes of `MAX_PUSH` mutations, new to the server, numbered from 1. */
+export function putBatches(notes) {
+  const batches = [];
+  for (let first = 0; first < notes.length; first += MAX_PUSH) {
+    batches.push(
+      notes.slice(first, first + MAX_PUSH).map(({ id, data }, i) => ({
+        mutationId: first + i + 1,
+        collection: "notes",
+        id,
+        op: "put",
+        data,
+        baseVersion: 0,
+      })),
+    );
+  }
+  return batches;
+}

@@ -15,9 +15,8 @@
 //                                wasm memory that opening them takes in another
 
 import init, { Tideway } from "/pkg/tideway.js";
-import { makeNotes } from "./dataset.js";
+import { makeNotes, putBatches } from "./dataset.js";
 
-const MAX_PUSH = 1000;
 const MAX_PULL = 1000;
 
 let ready;
@@ -49,15 +48,7 @@ export async function pushRaw(token, count) {
   const clientId = `raw-${token}`;
   const started = performance.now();
   let rows = 0;
-  for (let first = 0; first < notes.length; first += MAX_PUSH) {
-    const mutations = notes.slice(first, first + MAX_PUSH).map(({ id, data }, i) => ({
-      mutationId: first + i + 1,
-      collection: "notes",
-      id,
-      op: "put",
-      data,
-      baseVersion: 0,
-    }));
+  for (const mutations of putBatches(notes)) {
     const response = await fetch("/v1/push", { method: "POST", headers: headers(token), body: JSON.stringify({ clientId, mutations }) });
     if (!response.ok) throw new Error(`push answered ${response.status}`);
     const { results } = await response.json();

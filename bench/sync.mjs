@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
 import { startReferenceServer } from "../tests/sync/reference-server.mjs";
-import { makeNotes } from "./dataset.js";
+import { makeNotes, putBatches } from "./dataset.js";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -130,19 +130,11 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
   }
 }
 
-/** Pushes `rows` notes as `token` from Node in pushes of 1000, and times it. */
+/** Pushes `rows` notes as `token` from Node in pushes of the protocol's maximum, and times it. */
 async function seed(url, token, rows) {
   const notes = makeNotes(rows, { seed: 7 });
   const started = performance.now();
-  for (let first = 0; first < rows; first += 1000) {
-    const mutations = notes.slice(first, first + 1000).map(({ id, data }, i) => ({
-      mutationId: first + i + 1,
-      collection: "notes",
-      id,
-      op: "put",
-      data,
-      baseVersion: 0,
-    }));
+  for (const mutations of putBatches(notes)) {
     const response = await fetch(`${url}/v1/push`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },

@@ -15,7 +15,7 @@ import { startReferenceServer } from "../sync/reference-server.mjs";
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const WWW = fileURLToPath(new URL("../../www/", import.meta.url));
 
-/** Chromium's path and flags, also used by the benchmark (bench/run.mjs). */
+/** Chromium's path and flags, for every suite and benchmark that launches it. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const CHROMIUM_ARGS = [
   "--headless=new",

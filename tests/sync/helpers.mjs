@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../e2e/helpers.mjs";
 import { REPO_ROOT, startReferenceServer } from "./reference-server.mjs";
 
 export { REPO_ROOT };
@@ -57,9 +58,8 @@ export function serverAndBrowser(started) {
 
 export function launchBrowser() {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-    headless: true,
+    executablePath: CHROMIUM_PATH,
+    args: CHROMIUM_ARGS,
     // Playwright turns the back/forward cache off; browsers users run keep it on.
     ignoreDefaultArgs: ["--disable-back-forward-cache"],
   });

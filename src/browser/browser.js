@@ -719,9 +719,13 @@ export function holdLock(name, acquired) {
   if (!locks) return null;
   const queue = new AbortController();
   let granted = false;
+  let left = false;
   let release;
   const held = new Promise((resolve) => (release = resolve));
+  // Released before the lock came (a context closed right after opening):
+  // a lock granted now is let go at once.
   const hold = () => {
+    if (left) return undefined;
     granted = true;
     acquired();
     return held;
@@ -731,14 +735,19 @@ export function holdLock(name, acquired) {
   locks.request(name, { ifAvailable: true }, (lock) => {
     if (lock !== null) {
       const kept = hold();
-      decide(true);
+      decide(kept !== undefined);
       return kept;
     }
     decide(false);
-    locks.request(name, { signal: queue.signal }, hold).catch(() => {}); // left the queue
+    if (!left) locks.request(name, { signal: queue.signal }, hold).catch(() => {}); // left the queue
     return undefined;
   }).catch(() => decide(false));
-  return { release: () => (granted ? release() : queue.abort()), decided };
+  const leave = () => {
+    left = true;
+    if (granted) release();
+    else queue.abort();
+  };
+  return { release: leave, decided };
 }
 
 /**
@@ -754,6 +763,23 @@ export async function withLockIfFree(name, task) {
     if (lock === null) return { ran: false };
     return { ran: true, value: await task() };
   });
+}
+
+/**
+ * Runs `task` (a function returning a Promise) once this context holds the
+ * Web Lock `name`, after the contexts queued before it: `done` resolves with
+ * what `task` resolved with. `cancel()` leaves the queue; `done` then never
+ * settles, and never does where Web Locks are missing.
+ */
+export function withLockOnceFree(name, task) {
+  const locks = globalThis.navigator?.locks;
+  const never = new Promise(() => {});
+  if (!locks) return { done: never, cancel() {} };
+  const queue = new AbortController();
+  const done = locks
+    .request(name, { signal: queue.signal }, () => task())
+    .catch((error) => (queue.signal.aborted ? never : Promise.reject(error)));
+  return { done, cancel: () => queue.abort() };
 }
 
 /**

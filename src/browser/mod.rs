@@ -150,6 +150,17 @@ extern "C" {
     /// Runs `task` under the Web Lock `name` if it is free: `{ ran, value }`.
     #[wasm_bindgen(js_name = withLockIfFree)]
     pub fn with_lock_if_free(name: &str, task: &js_sys::Function) -> js_sys::Promise;
+    /// A task waiting in the queue of a Web Lock (see `withLockOnceFree`).
+    pub type QueuedTask;
+    /// Runs `task` once this context holds the Web Lock `name`.
+    #[wasm_bindgen(js_name = withLockOnceFree)]
+    pub fn with_lock_once_free(name: &str, task: &js_sys::Function) -> QueuedTask;
+    /// Resolves with what the task resolved with, once it ran.
+    #[wasm_bindgen(method, getter)]
+    pub fn done(this: &QueuedTask) -> js_sys::Promise;
+    /// Leaves the queue (a task that started runs to its end).
+    #[wasm_bindgen(method)]
+    pub fn cancel(this: &QueuedTask);
     /// Registers the Background Sync (and, where allowed, periodic) tag `tag`.
     #[wasm_bindgen(js_name = requestBackgroundSync)]
     pub fn request_background_sync(tag: &str) -> js_sys::Promise;

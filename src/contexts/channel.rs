@@ -20,6 +20,9 @@ pub enum Message {
     SyncerStatus { context: String, status: serde_json::Value },
     /// A context asks whoever syncs to say so (a new context, or one back from the back/forward cache).
     Hello,
+    /// A context has just taken the sync lock: requests the one before it left
+    /// unanswered are sent again.
+    Leading,
 }
 
 /// This context's end of a database's channel. Dropping it closes it.

@@ -1,5 +1,9 @@
 //! One syncer per database, elected with the Web Locks API.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -48,4 +52,34 @@ pub async fn run_if_free(name: &str, task: js_sys::Function) -> Result<Option<Js
     let outcome = JsFuture::from(browser::with_lock_if_free(name, &task)).await?;
     let ran = js_sys::Reflect::get(&outcome, &"ran".into())?.as_bool().unwrap_or(false);
     Ok(if ran { Some(js_sys::Reflect::get(&outcome, &"value".into())?) } else { None })
+}
+
+/// `task` waiting in the queue of the lock `name`, behind the contexts queued
+/// before this one: resolves with what it resolved with, once it ran under the
+/// lock. Dropping it leaves the queue. Never resolves where Web Locks are missing.
+pub struct RunOnceFree {
+    queued: browser::QueuedTask,
+    done: JsFuture,
+}
+
+impl RunOnceFree {
+    pub fn queue(name: &str, task: &js_sys::Function) -> RunOnceFree {
+        let queued = browser::with_lock_once_free(name, task);
+        let done = JsFuture::from(queued.done());
+        RunOnceFree { queued, done }
+    }
+}
+
+impl Future for RunOnceFree {
+    type Output = Result<JsValue, JsValue>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.done).poll(cx)
+    }
+}
+
+impl Drop for RunOnceFree {
+    fn drop(&mut self) {
+        self.queued.cancel();
+    }
 }

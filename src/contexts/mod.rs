@@ -19,7 +19,7 @@ mod channel;
 mod leader;
 
 pub use channel::{Channel, Message};
-pub use leader::{run_if_free, Leadership};
+pub use leader::{run_if_free, Leadership, RunOnceFree};
 
 /// The lock and channel names of the database `name`.
 pub fn lock_name(name: &str) -> String {

@@ -284,8 +284,26 @@ impl Syncer {
         self.leading.set(true);
         self.log(&ContextStep::Leadership { leading: true, context: &self.context });
         self.events.set_syncer(SyncerSeen::Here(self.context.clone()));
+        self.peers.post(&Message::Leading);
         self.announce_status();
+        self.answer_own_forwarded();
         self.run_due();
+    }
+
+    /// `db.sync()` calls this context handed to the syncer it now succeeds are
+    /// its own to run: one sync answers them all.
+    fn answer_own_forwarded(self: &Rc<Self>) {
+        let waiting: Vec<_> = self.forwarded.borrow_mut().drain().map(|(_, answer)| answer).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let syncer = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = syncer.sync_to_js().await;
+            for answer in waiting {
+                let _ = answer.send(result.clone());
+            }
+        });
     }
 
     /// `db.sync()`: here if this context syncs or can take the sync lock at
@@ -298,18 +316,22 @@ impl Syncer {
         if self.leading.get() {
             return self.sync_to_js().await;
         }
-        // Called only if the lock is free, under it.
+        match contexts::run_if_free(&self.lock, self.sync_here()).await? {
+            Some(report) => Ok(report),
+            None => self.forward().await,
+        }
+    }
+
+    /// One sync here, as a JS function returning the Promise of its report:
+    /// the task run under the sync lock.
+    fn sync_here(self: &Rc<Self>) -> Function {
         let here = self.clone();
-        let start: Function = Closure::<dyn FnMut() -> js_sys::Promise>::new(move || {
+        Closure::<dyn FnMut() -> js_sys::Promise>::new(move || {
             let here = here.clone();
             wasm_bindgen_futures::future_to_promise(async move { here.sync_to_js().await })
         })
         .into_js_value()
-        .unchecked_into();
-        match contexts::run_if_free(&self.lock, start).await? {
-            Some(report) => Ok(report),
-            None => self.forward().await,
-        }
+        .unchecked_into()
     }
 
     /// One sync here, its report or its error as JS values.
@@ -319,19 +341,23 @@ impl Syncer {
     }
 
     /// Hands a `db.sync()` to the context that syncs and waits for its answer.
-    async fn forward(&self) -> JsResult<JsValue> {
+    /// Should that context go away first (closed, crashed, frozen), the next
+    /// to take the lock answers: the one it hands the lock to (see
+    /// [`Syncer::lead`]), or this one, queued for the lock meanwhile.
+    async fn forward(self: &Rc<Self>) -> JsResult<JsValue> {
         let request = uuid::Uuid::new_v4().to_string();
         let (answer, answered) = oneshot::channel();
         self.forwarded.borrow_mut().insert(request.clone(), answer);
         self.log(&ContextStep::Forwarded { direction: "sent" });
         self.peers.post(&Message::SyncRequest { request: request.clone() });
+        let here = contexts::RunOnceFree::queue(&self.lock, &self.sync_here());
         let deadline = gloo_timers::future::TimeoutFuture::new(FORWARDED_SYNC_TIMEOUT_MS);
-        match select(answered, deadline).await {
+        let outcome = select(answered, select(here, deadline)).await;
+        self.forwarded.borrow_mut().remove(&request);
+        match outcome {
             Either::Left((Ok(answer), _)) => answer,
-            _ => {
-                self.forwarded.borrow_mut().remove(&request);
-                Err(sync_unavailable("the context that syncs this database did not answer; try again"))
-            }
+            Either::Right((Either::Left((ran_here, _)), _)) => ran_here,
+            _ => Err(sync_unavailable("the context that syncs this database did not answer; try again")),
         }
     }
 
@@ -362,6 +388,11 @@ impl Syncer {
                 self.events.set_syncer(SyncerSeen::Elsewhere { context, status });
             }
             Message::Hello if self.leading.get() => self.announce_status(),
+            Message::Leading if !self.leading.get() => {
+                for request in self.forwarded.borrow().keys() {
+                    self.peers.post(&Message::SyncRequest { request: request.clone() });
+                }
+            }
             _ => {}
         }
     }

@@ -81,15 +81,18 @@ async function openTab(context) {
   return { page, errors };
 }
 
-/** Opens `window.db` in a tab: the database `name`, syncing as `user` unless `user` is null. */
-async function openDb({ page }, name, user) {
+/**
+ * Opens `window.db` in a tab: the database `name`, syncing as `user` unless `user`
+ * is null (automatically unless `auto` is false).
+ */
+async function openDb({ page }, name, user, { auto = true } = {}) {
   await page.evaluate(
-    async ({ name, user }) => {
-      const sync = user && { url: location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20 };
+    async ({ name, user, auto }) => {
+      const sync = user && { url: location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20, auto };
       window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, ...(sync ? { sync } : {}) });
       window.notes = window.db.collection("notes");
     },
-    { name, user },
+    { name, user, auto },
   );
 }
 
@@ -275,15 +278,75 @@ test("a syncing tab that crashes mid-push: another takes over and pushes each wr
   const user = "crash";
   const { context, a, b } = await twoTabsSyncing("crash", user);
   await pushLeftInFlight(a, b, 30);
-  const crashed = new Promise((resolve) => a.page.once("crash", resolve));
-  const cdp = await context.newCDPSession(a.page);
-  cdp.send("Page.crash").catch(() => {});
-  await crashed;
+  await crash(context, a);
 
   await waitIn(b, "tab B to take over from the crashed tab", () => window.db.status().syncer?.here === true, undefined, 5_000);
   await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
   await assertPushedOnce(user, 30);
   assert.deepEqual(b.errors, []);
+  await context.close();
+});
+
+/**
+ * Starts `db.sync()` in each tab and waits until each has handed it to the syncing
+ * context; `settled(tab)` then gives `{ report }` or `{ error }`.
+ */
+async function syncsHandedOver(tabs) {
+  for (const tab of tabs) {
+    await tab.page.evaluate(() => {
+      window.handed = new Promise((resolve) => window.db.on("log", (entry) => entry.step === "forwarded" && entry.direction === "sent" && resolve()));
+      window.pending = window.db.sync().then(
+        (report) => ({ report }),
+        (error) => ({ error: `${error.code}: ${error.message}` }),
+      );
+    });
+  }
+  for (const tab of tabs) await tab.page.evaluate(() => window.handed);
+  return { settled: (tab) => tab.page.evaluate(() => window.pending) };
+}
+
+/** Crashes the tab's renderer, as an out-of-memory kill would. */
+async function crash(context, tab) {
+  const crashed = new Promise((resolve) => tab.page.once("crash", resolve));
+  const cdp = await context.newCDPSession(tab.page);
+  cdp.send("Page.crash").catch(() => {});
+  await crashed;
+}
+
+test("db.sync() calls the crashed syncer never answered: the tab that takes the lock answers its own and the others'", async () => {
+  const user = "unanswered";
+  const { context, a, b, name } = await twoTabsSyncing("unanswered", user);
+  const c = await openTab(context);
+  await openDb(c, name, user, { auto: false });
+  await pushLeftInFlight(a, b, 10);
+  const { settled } = await syncsHandedOver([b, c]);
+  await crash(context, a);
+
+  // B queued for the lock at open and takes it; C, opened with auto: false, only
+  // asked, and hears that B leads. Neither waits out the 60 s for an answer from A.
+  for (const tab of [b, c]) assert.ok((await settled(tab)).report, JSON.stringify(await settled(tab)));
+  await waitIn(b, "tab B's outbox to empty", () => window.db.status().pending === 0);
+  await assertPushedOnce(user, 10);
+  assert.deepEqual([...b.errors, ...c.errors], []);
+  await context.close();
+});
+
+test("a db.sync() the crashed syncer never answered, in a tab that does not sync: it takes the lock and syncs itself", async () => {
+  const user = "orphaned";
+  const context = await browser.newContext();
+  const [a, c] = [await openTab(context), await openTab(context)];
+  const name = `orphaned-${crypto.randomUUID()}`;
+  await openDb(a, name, user);
+  await waitIn(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
+  await openDb(c, name, user, { auto: false });
+  await pushLeftInFlight(a, c, 10);
+  const { settled } = await syncsHandedOver([c]);
+  await crash(context, a);
+
+  const answer = await settled(c);
+  assert.equal(answer.report?.pushed, 10, JSON.stringify(answer));
+  await assertPushedOnce(user, 10);
+  assert.deepEqual(c.errors, []);
   await context.close();
 });
 

@@ -5,6 +5,9 @@
 #                                             copy for the demo app in www/pkg/
 #   bash scripts/build.sh demo                only www/pkg/, with cargo and wasm-bindgen
 #                                             (the same JS and wasm, without wasm-pack)
+#   bash scripts/build.sh faults              the package with the test hooks of the
+#                                             fault-injection feature, unoptimised, into
+#                                             target/pkg-faults/ (for the tests only)
 #
 # The TypeScript API declarations (src/js/tideway.d.ts) reach tideway.d.ts through a
 # typescript_custom_section. The package's entry points are plain JS beside the
@@ -20,10 +23,24 @@ cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
 # wasm-pack runs the wasm-opt it finds first on PATH: binaryen's from npm (see Cargo.toml).
 export PATH="$PWD/node_modules/.bin:$PATH"
-if [ "${1:-}" != demo ] && [ "${1:-}" != --dev ] && ! command -v wasm-opt >/dev/null; then
+case "${1:-}" in demo | --dev | faults) ;; *) needs_wasm_opt=1 ;; esac
+if [ -n "${needs_wasm_opt:-}" ] && ! command -v wasm-opt >/dev/null; then
   echo "wasm-opt is missing: run npm install (the binaryen package provides it)" >&2
   exit 1
 fi
+
+# The demo's copy of the package lists its JS and wasm files in www/pkg/files.json.
+list_demo_files() {
+  node -e '
+    const fs = require("fs");
+    const files = fs.readdirSync("www/pkg", { recursive: true })
+      .map((file) => file.split(require("path").sep).join("/"))
+      .filter((file) => /\.(js|wasm)$/.test(file))
+      .sort()
+      .map((file) => `./pkg/${file}`);
+    fs.writeFileSync("www/pkg/files.json", JSON.stringify(files, null, 2) + "\n");
+  '
+}
 
 if [ "${1:-}" = demo ]; then
   cargo build --lib --release --target wasm32-unknown-unknown
@@ -33,21 +50,28 @@ if [ "${1:-}" = demo ]; then
   # The entry points, as the package ships them.
   cp src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/* \
     src/inspector/* www/pkg/
-else
-  profile=${1:---release}
-  rm -rf pkg
-  wasm-pack build --target web --out-dir pkg --out-name tideway --mode no-install "$profile"
+  list_demo_files
+  exit 0
+fi
+
+# package DIR WASM-PACK-ARGS...: the npm package, built into DIR.
+package() {
+  local dir=$1
+  shift
+  rm -rf "$dir"
+  wasm-pack build --target web --out-dir "$dir" --out-name tideway --mode no-install "$@"
   # The entry points ship beside the glue they import: the main entry, the
   # `tideway/service-worker` subpath, one subpath per framework adapter and
   # the `<tideway-inspector>` element.
   entries=(src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/*
     src/inspector/*)
-  cp "${entries[@]}" pkg/
+  cp "${entries[@]}" "$dir/"
   node -e '
     const fs = require("fs");
     const path = require("path");
-    const manifest = JSON.parse(fs.readFileSync("pkg/package.json", "utf8"));
-    const entries = process.argv.slice(1).map((file) => path.basename(file));
+    const file = path.join(process.argv[1], "package.json");
+    const manifest = JSON.parse(fs.readFileSync(file, "utf8"));
+    const entries = process.argv.slice(2).map((file) => path.basename(file));
     manifest.files = [...new Set([...(manifest.files ?? []), ...entries])];
     manifest.main = manifest.module = "index.js";
     manifest.types = "index.d.ts";
@@ -66,18 +90,16 @@ else
     };
     manifest.peerDependencies = { react: ">=18", vue: ">=3.3" };
     manifest.peerDependenciesMeta = { react: { optional: true }, vue: { optional: true } };
-    fs.writeFileSync("pkg/package.json", JSON.stringify(manifest, null, 2) + "\n");
-  ' "${entries[@]}"
-  rm -rf www/pkg
-  cp -r pkg www/pkg
-fi
+    fs.writeFileSync(file, JSON.stringify(manifest, null, 2) + "\n");
+  ' "$dir" "${entries[@]}"
+}
 
-node -e '
-  const fs = require("fs");
-  const files = fs.readdirSync("www/pkg", { recursive: true })
-    .map((file) => file.split(require("path").sep).join("/"))
-    .filter((file) => /\.(js|wasm)$/.test(file))
-    .sort()
-    .map((file) => `./pkg/${file}`);
-  fs.writeFileSync("www/pkg/files.json", JSON.stringify(files, null, 2) + "\n");
-'
+if [ "${1:-}" = faults ]; then
+  case $target_dir in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
+  package "$target_dir/pkg-faults" --dev -- --features fault-injection
+  exit 0
+fi
+package pkg "${1:---release}"
+rm -rf www/pkg
+cp -r pkg www/pkg
+list_demo_files

@@ -140,6 +140,9 @@ server_pid=
 
 echo; echo "==> building the package"
 bash scripts/build.sh || echo "building the package failed" >>"$PROBLEMS"
+# The same package with the test hooks of the fault-injection feature, for the
+# test that makes a panic on purpose (tests/sync/panic.test.mjs).
+bash scripts/build.sh faults || echo "building the package with its test hooks failed" >>"$PROBLEMS"
 
 # run_node_suite SUITE ENGINE [ENV...]: one directory of node tests, TAP output.
 # --test-timeout bounds each test.

@@ -4,7 +4,7 @@
 // app that serves the module from elsewhere, or has its bytes, calls `init`
 // with them first.
 
-import loadBindings, { Tideway } from "./tideway.js";
+import loadBindings, { Collection, Tideway, onPanic } from "./tideway.js";
 
 export * from "./tideway.js";
 
@@ -17,11 +17,67 @@ let loading = null;
  * (their argument is ignored); a failed load is tried again by the next call.
  */
 export default function init(input) {
-  loading ??= loadBindings(input).catch((error) => {
-    loading = null;
-    throw error;
-  });
+  loading ??= loadBindings(input).then(
+    (exports) => {
+      onPanic(stop);
+      return exports;
+    },
+    (error) => {
+      loading = null;
+      throw error;
+    },
+  );
   return loading;
+}
+
+// A panic is a bug in Tideway: the module stops the call where it happened,
+// and its memory can no longer be trusted. From then on every call throws, and
+// every call still waiting rejects, with INTERNAL_ERROR; what was committed is
+// in IndexedDB, and the next page load opens it again.
+let stopped = null;
+let rejectWaiting;
+const waitingCalls = new Promise((_, reject) => (rejectWaiting = reject));
+waitingCalls.catch(() => {});
+
+function stop(message) {
+  if (!stopped) {
+    stopped = new Error(`Tideway stopped after an internal error; reload the page to open the database again. ${message}`);
+    stopped.name = "TidewayError";
+    stopped.code = "INTERNAL_ERROR";
+    rejectWaiting(stopped);
+  }
+  return stopped;
+}
+
+/** The methods that return a Promise: once stopped, they reject rather than throw. */
+const ASYNC = new Set(["open", "deleteDatabase", "pendingCount", "storage", "sync", "close", "outbox", "rescue", "put", "bulkPut", "patch", "delete", "resolve"]);
+
+/** `call` (a method or getter of the bindings), failing with INTERNAL_ERROR once Tideway stopped. */
+function guarded(call, name) {
+  return function (...args) {
+    if (stopped) {
+      if (ASYNC.has(name)) return Promise.reject(stopped);
+      throw stopped;
+    }
+    let result;
+    try {
+      result = call.apply(this, args);
+    } catch (error) {
+      throw error instanceof WebAssembly.RuntimeError ? stop(error.message) : error;
+    }
+    return result instanceof Promise ? Promise.race([result, waitingCalls]) : result;
+  };
+}
+
+/** Guards every method and getter of `target` (a prototype, or a class for its statics). */
+function guard(target) {
+  for (const [name, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(target))) {
+    if (["constructor", "prototype", "free"].includes(name) || name.startsWith("__") || !descriptor.configurable) continue;
+    if (typeof descriptor.value === "function") descriptor.value = guarded(descriptor.value, name);
+    else if (descriptor.get) descriptor.get = guarded(descriptor.get, name);
+    else continue;
+    Object.defineProperty(target, name, descriptor);
+  }
 }
 
 const { open, deleteDatabase } = Tideway;
@@ -33,6 +89,7 @@ Tideway.deleteDatabase = async function (name) {
   await init();
   return deleteDatabase.call(Tideway, name);
 };
+for (const target of [Tideway, Tideway.prototype, Collection.prototype]) guard(target);
 
 /**
  * Declares a collection whose entities hold `T`, for TypeScript: the returned

@@ -9,6 +9,7 @@ mod database;
 mod error;
 mod events;
 mod handles;
+mod panic;
 mod peers;
 mod sync;
 

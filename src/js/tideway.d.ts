@@ -359,7 +359,9 @@ export type ErrorCode =
   | "DATABASE_CLOSED"
   | "SCHEMA_ERROR"
   | "STORAGE_ERROR"
-  | "SYNC_FAILED";
+  | "SYNC_FAILED"
+  /** A bug in Tideway: every call fails with it until the page is reloaded. */
+  | "INTERNAL_ERROR";
 
 /** Every error Tideway throws or rejects with. */
 export interface TidewayError extends Error {

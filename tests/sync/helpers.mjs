@@ -14,7 +14,7 @@ export { REPO_ROOT };
 const PKG = process.env.TIDEWAY_PKG_DIR ?? join(REPO_ROOT, "pkg");
 
 /** Tokens the server accepts; each test signs in as its own user, so tests never see each other's data. */
-export const USERS = ["offline", "converge", "manual", "rejected", "auth", "restart", "policy", "backoff", "handsync", "bfcache", "crash", "worker", "swstop", "classic", "unanswered", "orphaned"];
+export const USERS = ["offline", "converge", "manual", "rejected", "auth", "restart", "policy", "backoff", "handsync", "bfcache", "crash", "worker", "swstop", "classic", "unanswered", "orphaned", "panic"];
 
 /** How long a page may take to load the package and say it is ready. */
 export const READY_LIMIT_MS = 15_000;
@@ -26,12 +26,19 @@ const HARNESS = `<!doctype html><meta charset="utf-8"><title>Tideway sync harnes
   document.documentElement.dataset.ready = "true";
 </script>`;
 
-/** A reference server on its own database, serving the harness page; `restart()` keeps both and the port. */
-export async function startServer() {
-  if (!existsSync(join(PKG, "tideway.js"))) throw new Error(`${join(PKG, "tideway.js")} is missing: build the package first (bash scripts/build.sh)`);
+/** Where `bash scripts/build.sh faults` builds the package with its test hooks. */
+export const FAULTS_PKG = join(process.env.CARGO_TARGET_DIR ?? join(REPO_ROOT, "target"), "pkg-faults");
+
+/**
+ * A reference server on its own database, serving the harness page and the package
+ * built in `pkg`; `restart()` keeps both and the port.
+ */
+export async function startServer({ pkg = PKG } = {}) {
+  const built = pkg === FAULTS_PKG ? "bash scripts/build.sh faults" : "bash scripts/build.sh";
+  if (!existsSync(join(pkg, "tideway.js"))) throw new Error(`${join(pkg, "tideway.js")} is missing: build the package first (${built})`);
   const dir = mkdtempSync(join(tmpdir(), "tideway-sync-"));
   const site = join(dir, "site");
-  cpSync(PKG, join(site, "pkg"), { recursive: true });
+  cpSync(pkg, join(site, "pkg"), { recursive: true });
   writeFileSync(join(site, "index.html"), HARNESS);
   const server = await startReferenceServer({ dir, staticDir: site, tokens: USERS.map((user) => `${user}-token:${user}`) });
   const pullAs = server.pullAll;
@@ -42,12 +49,12 @@ export async function startServer() {
 
 /**
  * A reference server and a browser for the test file that calls this: started before
- * its tests (`started` receives both), closed after them.
+ * its tests (`started` receives both), closed after them. `options` go to `startServer`.
  */
-export function serverAndBrowser(started) {
+export function serverAndBrowser(started, options) {
   let running = {};
   before(async () => {
-    running = { server: await startServer(), browser: await launchBrowser() };
+    running = { server: await startServer(options), browser: await launchBrowser() };
     await started(running);
   });
   after(async () => {

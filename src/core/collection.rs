@@ -29,6 +29,18 @@ pub struct Tally {
     pub conflicts: u64,
 }
 
+impl Tally {
+    /// Counts `entity` in (`sign` 1) or out (`sign` -1).
+    fn count(&mut self, entity: &Entity, sign: i64) {
+        let add = |field: &mut u64, by: u64| *field = field.wrapping_add_signed(sign * by as i64);
+        add(&mut self.live, u64::from(!entity.deleted));
+        add(&mut self.deleted, u64::from(entity.deleted));
+        add(&mut self.pending, u64::from(entity.pending));
+        add(&mut self.failed, u64::from(entity.sync_status == SyncStatus::Failed));
+        add(&mut self.conflicts, u64::from(entity.sync_status == SyncStatus::Conflict));
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     schema: CollectionSchema,
@@ -37,12 +49,15 @@ pub struct Collection {
     /// a query first needs it (a mirror loaded at open sorts no index before
     /// then) and from then on kept in step by every `set`.
     indexes: Vec<OnceCell<IndexSet>>,
+    /// What the entities add up to, kept in step by every `set`, so that
+    /// `db.status()` after each commit costs nothing per entity.
+    tally: Tally,
 }
 
 impl Collection {
     pub fn new(schema: CollectionSchema) -> Self {
         let indexes = schema.indexes.iter().map(|_| OnceCell::from(IndexSet::new())).collect();
-        Collection { schema, entities: BTreeMap::new(), indexes }
+        Collection { schema, entities: BTreeMap::new(), indexes, tally: Tally::default() }
     }
 
     /// A collection holding `entities`, built in bulk: the map is sorted once
@@ -55,7 +70,11 @@ impl Collection {
         let entities: BTreeMap<PrimaryKey, Entity> =
             entities.into_iter().map(|entity| (PrimaryKey(entity.id.clone()), entity)).collect();
         let indexes = schema.indexes.iter().map(|_| OnceCell::new()).collect();
-        Collection { schema, entities, indexes }
+        let mut tally = Tally::default();
+        for entity in entities.values() {
+            tally.count(entity, 1);
+        }
+        Collection { schema, entities, indexes, tally }
     }
 
     pub fn schema(&self) -> &CollectionSchema {
@@ -80,23 +99,18 @@ impl Collection {
         self.entities.values()
     }
 
-    /// Counts what the collection holds, in one pass.
+    /// What the collection holds, counted.
     pub fn tally(&self) -> Tally {
-        let mut tally = Tally::default();
-        for entity in self.entities.values() {
-            tally.live += u64::from(!entity.deleted);
-            tally.deleted += u64::from(entity.deleted);
-            tally.pending += u64::from(entity.pending);
-            tally.failed += u64::from(entity.sync_status == SyncStatus::Failed);
-            tally.conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
-        }
-        tally
+        self.tally
     }
 
     /// Inserts or replaces an entity (or removes it with `None`), keeping the
     /// indexes in step. Returns the entity it replaced, if any.
     pub fn set(&mut self, id: &str, entity: Option<Entity>) -> Option<Entity> {
-        let Collection { schema, entities, indexes } = self;
+        let Collection { schema, entities, indexes, tally } = self;
+        if let Some(entity) = &entity {
+            tally.count(entity, 1);
+        }
         let old = match entity {
             Some(entity) => match entities.get_mut(Id::new(id)) {
                 Some(slot) => Some(std::mem::replace(slot, entity)),
@@ -104,6 +118,9 @@ impl Collection {
             },
             None => entities.remove(Id::new(id)),
         };
+        if let Some(old) = &old {
+            tally.count(old, -1);
+        }
         let new = entities.get(Id::new(id));
         for (index, set) in schema.indexes.iter().zip(indexes) {
             // An index not built yet is built from the entities as they are when first queried.
@@ -298,8 +315,28 @@ mod tests {
         entities[2].pending = 1;
         entities[2].sync_status = SyncStatus::Failed;
         entities[3].sync_status = SyncStatus::Conflict;
-        let collection = Collection::from_entities(schema(), entities);
+        let mut collection = Collection::from_entities(schema(), entities);
         assert_eq!(collection.tally(), Tally { live: 5, deleted: 1, pending: 3, failed: 1, conflicts: 1 });
         assert_eq!(Collection::new(schema()).tally(), Tally::default());
+
+        // Kept in step by every set: a replacement, a new entity, a removal, a removal of nothing.
+        let mut settled = collection.get("b").unwrap().clone();
+        settled.pending = 0;
+        settled.sync_status = SyncStatus::Synced;
+        collection.set("b", Some(settled));
+        collection.set("new", Some(entity("new", json!({"title": "new"}), 9.0)));
+        let removed = collection.iter().next().unwrap().id.clone();
+        collection.set(&removed, None);
+        collection.set("never", None);
+        let mut recounted = Tally::default();
+        for entity in collection.iter() {
+            recounted.live += u64::from(!entity.deleted);
+            recounted.deleted += u64::from(entity.deleted);
+            recounted.pending += u64::from(entity.pending);
+            recounted.failed += u64::from(entity.sync_status == SyncStatus::Failed);
+            recounted.conflicts += u64::from(entity.sync_status == SyncStatus::Conflict);
+        }
+        assert_eq!(collection.tally(), recounted);
+        assert_eq!(collection.tally(), Tally { live: 5, deleted: 1, pending: 2, failed: 0, conflicts: 1 });
     }
 }

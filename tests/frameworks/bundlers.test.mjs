@@ -1,10 +1,12 @@
-// A tiny app importing the package by name, built by Vite and by esbuild with no
-// plugin and no `await init()`: each build, served by the reference server, opens a
+// A tiny app importing the package by name, built by Vite, webpack 5 and esbuild
+// with no plugin and no `await init()`: each build, served by the reference server, opens a
 // database in Chromium, writes and reads, and sees its live query follow.
 
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { REPO_ROOT } from "../sync/reference-server.mjs";
 import { appDir, bundleWithEsbuild, newPage, serve, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
 
 const APP = `
@@ -51,6 +53,27 @@ test("Vite builds the app with no plugin; the wasm module is emitted as an asset
   const { build } = await import("vite");
   const outDir = join(app.dir, "dist");
   await build({ root: app.dir, logLevel: "error", configFile: false, build: { outDir, target: "es2022" } });
+  assert.deepEqual(await run(outDir), EXPECTED);
+});
+
+test("webpack 5 builds the app with no plugin and no configuration for the wasm module, which it emits as an asset", async () => {
+  const app = appDir({ "main.js": APP });
+  cleanups.push(app.remove);
+  const { default: webpack } = await import("webpack");
+  const outDir = join(app.dir, "dist");
+  const compiler = webpack({
+    mode: "production",
+    context: app.dir,
+    entry: "./main.js",
+    output: { path: outDir, filename: "app.js" },
+    resolve: { modules: [join(app.dir, "node_modules"), join(REPO_ROOT, "node_modules")] },
+    performance: { hints: false },
+  });
+  const stats = await new Promise((resolve, reject) => compiler.run((error, stats) => (error ? reject(error) : resolve(stats))));
+  await new Promise((resolve) => compiler.close(resolve));
+  assert.deepEqual(stats.compilation.errors.map(String), []);
+  assert.ok(Object.keys(stats.compilation.assets).some((name) => name.endsWith(".wasm")), "the wasm module was emitted");
+  writeFileSync(join(outDir, "index.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script src="./app.js"></script>`);
   assert.deepEqual(await run(outDir), EXPECTED);
 });
 

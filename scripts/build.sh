@@ -63,8 +63,8 @@ package() {
   # The entry points ship beside the glue they import: the main entry, the
   # `tideway/service-worker` subpath, one subpath per framework adapter and
   # the `<tideway-inspector>` element.
-  entries=(src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/*
-    src/inspector/*)
+  local entries=(src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts
+    src/frameworks/* src/inspector/*)
   cp "${entries[@]}" "$dir/"
   node -e '
     const fs = require("fs");

@@ -2,7 +2,8 @@
 // bindings, with the wasm module loaded on first use. `Tideway.open` and
 // `Tideway.deleteDatabase` wait for it, so an app never has to call `init`; an
 // app that serves the module from elsewhere, or has its bytes, calls `init`
-// with them first.
+// with them first. Every method of `Tideway` and of a collection is guarded
+// against a panic in the module (see `stop`).
 
 import loadBindings, { Collection, Tideway, onPanic } from "./tideway.js";
 

@@ -504,8 +504,11 @@ pub async fn a_database_is_kept_in_memory_where_indexeddb_is_refused() {
     let options = handler_sync_options(&name, INTERVAL_MS, DEBOUNCE_MS);
     Reflect::set(&field(&options, "sync"), &"auto".into(), &false.into()).unwrap();
     let restore = refuse_indexed_db();
+    // The store alone says what happened (the library under it reports "Version cannot be zero").
+    let refused = tideway::store::indexeddb::IdbStore::open(&name, super::notes_schema()).await.err().map(|error| error.to_string());
     let opened = Tideway::open(options).await;
     restore.call0(&JsValue::NULL).unwrap();
+    assert!(refused.as_deref().is_some_and(|message| message.contains("the browser refused to open an IndexedDB database")), "{refused:?}");
     let db = opened.expect("open where IndexedDB is refused");
     assert_eq!(field(&db.status(), "storage").as_string().as_deref(), Some("memory"));
     let notes = db.collection("notes".into()).unwrap();

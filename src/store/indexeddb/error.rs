@@ -22,6 +22,11 @@ impl From<indexed_db_futures::error::OpenDbError> for Error {
     fn from(error: indexed_db_futures::error::OpenDbError) -> Error {
         match error {
             indexed_db_futures::error::OpenDbError::Base(inner) => inner.into(),
+            // What the library reports when `indexedDB.open` throws, whatever
+            // the browser threw (never a zero version: none is asked for).
+            indexed_db_futures::error::OpenDbError::VersionZero => Error::Storage(
+                "the browser refused to open an IndexedDB database here (storage may be blocked for this page)".to_owned(),
+            ),
             other => Error::Storage(other.to_string()),
         }
     }

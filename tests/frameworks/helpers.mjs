@@ -3,6 +3,7 @@
 // plugin, served by the reference server (`tideway-server --static`) and opened in
 // headless Chromium through Playwright.
 
+import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,7 +68,7 @@ export function launchBrowser() {
 }
 
 /**
- * The test app `file` (beside this module, with the `watch-count.js` it imports),
+ * The test app `file` (beside this module, with the `app-common.js` it imports),
  * bundled by esbuild with the frameworks' development builds and served, for the
  * test file that calls this: ready before its tests (`served.url`), gone after them.
  */
@@ -76,7 +77,7 @@ export function servedApp(file) {
   let app;
   before(async () => {
     const source = (name) => readFileSync(new URL(name, import.meta.url), "utf8");
-    app = appDir({ "main.js": source(file), "watch-count.js": source("watch-count.js") });
+    app = appDir({ "main.js": source(file), "app-common.js": source("app-common.js") });
     served.server = await serve(await bundleWithEsbuild(app.dir, "main.js", { development: true }));
     served.url = served.server.url;
   });
@@ -93,6 +94,16 @@ export async function appPage(browser, served) {
   await page.goto(served.url);
   await page.waitForFunction(() => document.documentElement.dataset.ready === "true", null, { timeout: WAIT_LIMIT_MS });
   return page;
+}
+
+/** Closes and deletes the app's database `name`, checks the page logged no error, and closes it. */
+export async function closeApp({ page, name }) {
+  await page.evaluate(async (name) => {
+    await window.app.close();
+    await window.app.deleteDatabase(name);
+  }, name);
+  assert.deepEqual(page.errors, [], "no error or warning in the page");
+  await page.close();
 }
 
 /** A browser for the test file that calls this, closed after its tests. */

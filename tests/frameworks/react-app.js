@@ -2,13 +2,12 @@
 // build, so that StrictMode runs every effect twice). `window.app` lets the tests
 // mount, unmount and write; every render is counted per component.
 
-import { Tideway } from "tideway";
 import { useQuery, useRecord, useSyncStatus } from "tideway/react";
 import { query as queryStore } from "tideway/svelte";
 import { createElement as h, StrictMode, startTransition, useLayoutEffect, useState } from "react";
 import { flushSync } from "react-dom";
 import { createRoot } from "react-dom/client";
-import { counting } from "./watch-count.js";
+import { database } from "./app-common.js";
 
 const renders = {};
 const counted = (name) => (renders[name] = (renders[name] ?? 0) + 1);
@@ -59,19 +58,12 @@ function Filtered({ notes }) {
 }
 
 let root = null;
-let db = null;
 
 window.app = {
+  ...database,
   renders,
-  async open(name) {
-    db = await Tideway.open({ name, collections: { notes: { indexes: ["title"] }, tags: {} } });
-    this.notes = db.collection("notes");
-    this.tags = db.collection("tags");
-    this.watching = counting(this.notes);
-    return db.name;
-  },
   mount(view) {
-    const { notes } = this;
+    const { notes, db } = this;
     const views = {
       lists: () => [
         h(NoteList, { key: "l", notes, id: "list", query: { index: "title" } }),
@@ -87,7 +79,6 @@ window.app = {
     root.unmount();
     root = null;
   },
-  text: (id) => document.getElementById(id)?.textContent ?? null,
   items,
   commits,
   filterTo(prefix) {
@@ -98,7 +89,5 @@ window.app = {
     const stop = queryStore(this.notes, query).subscribe((records) => seen.push(records.map((r) => r.data.title)));
     return { seen, stop };
   },
-  close: () => db.close(),
-  deleteDatabase: (name) => Tideway.deleteDatabase(name),
 };
 document.documentElement.dataset.ready = "true";

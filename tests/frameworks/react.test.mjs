@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { appPage, servedApp, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
+import { appPage, closeApp, servedApp, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
 
 const running = withBrowser();
 const served = servedApp("react-app.js");
@@ -18,15 +18,6 @@ async function openApp() {
   const name = `react-${process.pid}-${++databases}`;
   await page.evaluate((name) => window.app.open(name), name);
   return { page, name };
-}
-
-async function closeApp({ page, name }) {
-  await page.evaluate(async (name) => {
-    await window.app.close();
-    await window.app.deleteDatabase(name);
-  }, name);
-  assert.deepEqual(page.errors, [], "no error or warning in the page");
-  await page.close();
 }
 
 const renders = (page) => page.evaluate(() => ({ ...window.app.renders }));

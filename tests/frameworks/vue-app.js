@@ -1,10 +1,9 @@
 // The Vue app the Vue tests drive (Vue's bundler build, bundled by esbuild):
 // `window.app` mounts and unmounts it, writes, and changes the watched prefix.
 
-import { Tideway } from "tideway";
 import { useQuery, useRecord, useSyncStatus } from "tideway/vue";
 import { createApp, h, ref } from "vue";
-import { counting } from "./watch-count.js";
+import { database } from "./app-common.js";
 
 const renders = { list: 0, title: 0 };
 const prefix = ref("a");
@@ -39,20 +38,13 @@ const Pending = {
   },
 };
 
-let db = null;
 let mounted = null;
 
 window.app = {
+  ...database,
   renders,
-  async open(name) {
-    db = await Tideway.open({ name, collections: { notes: { indexes: ["title"] }, tags: {} } });
-    this.notes = db.collection("notes");
-    this.tags = db.collection("tags");
-    this.watching = counting(this.notes);
-    return db.name;
-  },
   mount() {
-    const { notes } = this;
+    const { notes, db } = this;
     mounted = createApp({ render: () => [h(NoteList, { notes }), h(NoteTitle, { notes }), h(Pending, { db })] });
     mounted.mount("#root");
   },
@@ -62,9 +54,6 @@ window.app = {
   setPrefix(value) {
     prefix.value = value;
   },
-  text: (id) => document.getElementById(id)?.textContent ?? null,
   items: (id) => [...document.querySelectorAll(`#${id} li`)].map((li) => li.textContent),
-  close: () => db.close(),
-  deleteDatabase: (name) => Tideway.deleteDatabase(name),
 };
 document.documentElement.dataset.ready = "true";

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { appPage, servedApp, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
+import { appPage, closeApp, servedApp, WAIT_LIMIT_MS, withBrowser } from "./helpers.mjs";
 
 const running = withBrowser();
 const served = servedApp("vue-app.js");
@@ -48,10 +48,5 @@ test("useQuery, useRecord and useSyncStatus follow writes, render only for a new
   });
   assert.deepEqual(rendered.after, rendered.before);
   assert.equal(await watching(), 0, "unmounting stopped every watch");
-  await page.evaluate(async (name) => {
-    await window.app.close();
-    await window.app.deleteDatabase(name);
-  }, name);
-  assert.deepEqual(page.errors, [], "no error or warning in the page");
-  await page.close();
+  await closeApp({ page, name });
 });

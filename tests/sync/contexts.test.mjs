@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { build } from "esbuild";
-import { READY_LIMIT_MS, eventually, serverAndBrowser, waitInPage } from "./helpers.mjs";
+import { READY_LIMIT_MS, eventually, openDb, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
 let browser;
@@ -79,21 +79,6 @@ async function openTab(context) {
   await page.goto(server.url, { timeout: READY_LIMIT_MS });
   await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
   return { page, errors };
-}
-
-/**
- * Opens `window.db` in a tab: the database `name`, syncing as `user` unless `user`
- * is null (automatically unless `auto` is false).
- */
-async function openDb({ page }, name, user, { auto = true } = {}) {
-  await page.evaluate(
-    async ({ name, user, auto }) => {
-      const sync = user && { url: location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20, auto };
-      window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, ...(sync ? { sync } : {}) });
-      window.notes = window.db.collection("notes");
-    },
-    { name, user, auto },
-  );
 }
 
 /** Waits until `predicate` (run in the tab's page) holds; fails saying `what`. */
@@ -416,6 +401,26 @@ async function underServiceWorker(name, user, tabs, { classic = false, batch = 1
   return { context, tabs: opened, cdp, tag, dispatch };
 }
 
+/**
+ * Opens the database in `tab` and writes `count` notes there with the network off
+ * (ids `${prefix}0`…, titles `${title} 0`…), then closes it and brings the network
+ * back: the writes wait in the outbox, and no tab syncs them.
+ */
+async function queuedForTheWorker(context, tab, name, user, { count, prefix, title }) {
+  await openDb(tab, name, user);
+  await context.setOffline(true);
+  await tab.page.evaluate(
+    async ({ count, prefix, title }) => {
+      const writes = [];
+      for (let i = 0; i < count; i++) writes.push(window.notes.put({ title: `${title} ${i}` }, { id: `${prefix}${i}` }));
+      await Promise.all(writes);
+    },
+    { count, prefix, title },
+  );
+  await tab.page.evaluate(() => window.db.close());
+  await context.setOffline(false);
+}
+
 test("two tabs and the service worker on one database: the worker's Background Sync pushes what offline tabs queued while no tab syncs; then every trigger at once pushes each write once", async () => {
   const user = "offline";
   const name = `background-${crypto.randomUUID()}`;
@@ -494,29 +499,13 @@ test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-s
   const name = `stopped-${crypto.randomUUID()}`;
   const { context, tabs, cdp, dispatch } = await underServiceWorker(name, user, 1, { batch: 100 });
   const [tab] = tabs;
-  await openDb(tab, name, user);
-  await context.setOffline(true);
-  await tab.page.evaluate(async () => {
-    const writes = [];
-    for (let i = 0; i < 5; i++) writes.push(window.notes.put({ title: `periodic ${i}` }, { id: `p${i}` }));
-    await Promise.all(writes);
-  });
-  await tab.page.evaluate(() => window.db.close());
-  await context.setOffline(false);
+  await queuedForTheWorker(context, tab, name, user, { count: 5, prefix: "p", title: "periodic" });
   await dispatch("periodicsync");
   assert.equal((await serverNotes(user, 5)).length, 5, "the periodicsync event pushed the queue");
 
   // 400 writes are four pushes of 100 (the worker's batch size here): it is
   // stopped once the first is on the server.
-  await openDb(tab, name, user);
-  await context.setOffline(true);
-  await tab.page.evaluate(async () => {
-    const writes = [];
-    for (let i = 0; i < 400; i++) writes.push(window.notes.put({ title: `queued ${i}` }, { id: `s${i}` }));
-    await Promise.all(writes);
-  });
-  await tab.page.evaluate(() => window.db.close());
-  await context.setOffline(false);
+  await queuedForTheWorker(context, tab, name, user, { count: 400, prefix: "s", title: "queued" });
   await dispatch("sync");
   await serverNotes(user, 6);
   await cdp.send("ServiceWorker.stopAllWorkers");
@@ -539,13 +528,7 @@ test("a classic service worker with the bundled entry point pushes what an offli
   const name = `classic-${crypto.randomUUID()}`;
   const { context, tabs, dispatch } = await underServiceWorker(name, user, 1, { classic: true });
   const [tab] = tabs;
-  await openDb(tab, name, user);
-  await context.setOffline(true);
-  await tab.page.evaluate(async () => {
-    for (let i = 0; i < 3; i++) await window.notes.put({ title: `classic ${i}` }, { id: `c${i}` });
-  });
-  await tab.page.evaluate(() => window.db.close());
-  await context.setOffline(false);
+  await queuedForTheWorker(context, tab, name, user, { count: 3, prefix: "c", title: "classic" });
   await dispatch("sync");
   assert.deepEqual((await serverNotes(user, 3)).map((n) => n.id).sort(), ["c0", "c1", "c2"]);
   assert.deepEqual(tab.errors, []);

@@ -86,6 +86,22 @@ export async function openDevice(browser, server) {
   return { context, page, errors };
 }
 
+/**
+ * Opens `window.db` (notes, indexed by title) and `window.notes` in a tab's page: the
+ * database `name`, syncing with the server as `user` unless `user` is null
+ * (automatically unless `auto` is false).
+ */
+export async function openDb({ page }, name, user, { auto = true } = {}) {
+  await page.evaluate(
+    async ({ name, user, auto }) => {
+      const sync = user && { url: location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20, auto };
+      window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, ...(sync ? { sync } : {}) });
+      window.notes = window.db.collection("notes");
+    },
+    { name, user, auto },
+  );
+}
+
 /** The longest any test waits for one thing to happen. */
 export const WAIT_LIMIT_MS = 15_000;
 

@@ -6,19 +6,11 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FAULTS_PKG, openDevice, serverAndBrowser } from "./helpers.mjs";
+import { FAULTS_PKG, openDb, openDevice, serverAndBrowser } from "./helpers.mjs";
 
 let server;
 let browser;
 serverAndBrowser((started) => ({ server, browser } = started), { pkg: FAULTS_PKG });
-
-/** Opens `window.db` on the harness page, syncing as the user `panic`. */
-const openDb = (page, name) =>
-  page.evaluate(async (name) => {
-    const sync = { url: location.origin, getToken: () => "panic-token", interval: 0 };
-    window.db = await window.Tideway.open({ name, collections: { notes: {} }, sync });
-    window.notes = window.db.collection("notes");
-  }, name);
 
 /** What `call` (run in the page) threw or rejected with: `{ name, code, message }`, or `{ returned }`. */
 const failure = (page, call) =>
@@ -33,7 +25,7 @@ const failure = (page, call) =>
 test("a panic in a pending call: it, and every call after it, fail with INTERNAL_ERROR; a reload opens the database with every committed write", async () => {
   const { context, page, errors } = await openDevice(browser, server);
   const name = `panic-${crypto.randomUUID()}`;
-  await openDb(page, name);
+  await openDb({ page }, name, "panic");
   await page.evaluate(async () => {
     for (let i = 0; i < 3; i++) await window.notes.put({ title: `synced ${i}` }, { id: `s${i}` });
     await window.db.sync();
@@ -57,7 +49,7 @@ test("a panic in a pending call: it, and every call after it, fail with INTERNAL
   await context.setOffline(false);
   await page.reload();
   await page.waitForSelector('html[data-ready="true"]');
-  await openDb(page, name);
+  await openDb({ page }, name, "panic");
   const kept = await page.evaluate(async () => {
     const ids = window.notes.all().map((record) => record.id).sort();
     await window.db.sync();
@@ -71,7 +63,7 @@ test("a panic in a pending call: it, and every call after it, fail with INTERNAL
 
 test("a panic in a call that returns at once: it throws INTERNAL_ERROR, and opening a database rejects with it", async () => {
   const { context, page } = await openDevice(browser, server);
-  await openDb(page, `panic-now-${crypto.randomUUID()}`);
+  await openDb({ page }, `panic-now-${crypto.randomUUID()}`, "panic");
   const thrown = await page.evaluate(() => {
     try {
       window.Tideway.panicForTest("now");

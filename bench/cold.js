@@ -56,7 +56,7 @@ export async function dexie(name) {
 
 export async function tideway(name, ids) {
   const started = performance.now();
-  const { default: init, Tideway } = await import("../pkg/tideway.js");
+  const { default: init, Tideway } = await import("../pkg/index.js");
   await init();
   const loaded = performance.now();
   const db = await Tideway.open({ name, collections: { notes: { indexes: INDEXES } } });

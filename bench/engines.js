@@ -15,7 +15,7 @@
 // raw and Dexie do what Tideway must do for a durable local write: the entity and an outbox
 // row for it, in one readwrite transaction, using the browser's default durability.
 
-import init, { Tideway } from "../pkg/tideway.js";
+import init, { Tideway } from "../pkg/index.js";
 import Dexie from "../vendor/dexie.mjs";
 
 /** The same secondary indexes everywhere: two the demo app uses, one the range query uses. */

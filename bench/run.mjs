@@ -171,7 +171,7 @@ async function crossTabDelay(browser, url, writes) {
     await page.goto(`${url}bench/index.html`);
     await page.waitForSelector('html[data-ready="true"]');
     await page.evaluate(async (name) => {
-      const { default: init, Tideway } = await import("/pkg/tideway.js");
+      const { default: init, Tideway } = await import("/pkg/index.js");
       await init();
       window.notes = (window.db = await Tideway.open({ name, collections: { notes: {} } })).collection("notes");
       window.arrivals = new Map();

@@ -14,7 +14,7 @@
 //   fill(count), memory(count)   `count` notes written in one page, then the JS heap and
 //                                wasm memory that opening them takes in another
 
-import init, { Tideway } from "/pkg/tideway.js";
+import init, { Tideway } from "/pkg/index.js";
 import { makeNotes, putBatches } from "./dataset.js";
 
 const MAX_PULL = 1000;

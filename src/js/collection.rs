@@ -188,6 +188,13 @@ impl Collection {
         self.source.name.clone()
     }
 
+    /// The collection's cache of JS records, from which the package entry's
+    /// `get` answers without entering the module (see index.js).
+    #[wasm_bindgen(getter, js_name = __recordCache, skip_typescript)]
+    pub fn record_cache(&self) -> RecordCache {
+        self.source.cache.clone()
+    }
+
     /// Instant read: the entity, or `undefined` (also for tombstones unless `includeDeleted`).
     pub fn get(&self, id: JsValue, options: JsValue) -> JsResult<JsValue> {
         let include_deleted = Options::new(&options, "get options", &["includeDeleted"])?.bool("includeDeleted")?;

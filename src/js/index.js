@@ -92,6 +92,23 @@ Tideway.deleteDatabase = async function (name) {
 };
 for (const target of [Tideway, Tideway.prototype, Collection.prototype]) guard(target);
 
+// `get(id)` answers from the collection's cache of JS records (the same cache
+// the module's `get` reads first), so that a read enters the module only on a
+// miss: an entity changed since it was last read, an unknown id, options, or a
+// closed database. A cold page's first reads then run no wasm code that was
+// not compiled yet, and no read pays the crossing into the module.
+const moduleGet = Collection.prototype.get;
+const recordCaches = new WeakMap();
+Collection.prototype.get = function get(id, options) {
+  if (typeof id === "string" && options === undefined && !stopped) {
+    let cache = recordCaches.get(this);
+    if (cache === undefined) recordCaches.set(this, (cache = this.__recordCache));
+    const record = cache.get(id, false);
+    if (record !== null) return record;
+  }
+  return moduleGet.call(this, id, options);
+};
+
 /**
  * Declares a collection whose entities hold `T`, for TypeScript: the returned
  * function takes the collection's options and gives them back unchanged.

@@ -80,8 +80,11 @@ test("unknown names are NOT_FOUND", async () => {
 test("a closed database is DATABASE_CLOSED", async () => {
   const results = await outcomes({
     "put after close": `db.close().then(() => notes.put({ title: "late" }))`,
+    // Read once before: a record read is cached, and a closed database must not answer from it.
+    "get after close": `(notes.get("known"), db.close().then(() => notes.get("known")))`,
   });
   assertTidewayError(results["put after close"], "DATABASE_CLOSED", "put after close");
+  assertTidewayError(results["get after close"], "DATABASE_CLOSED", "get after close");
 });
 
 test("good calls next to the bad ones still work", async () => {
@@ -89,10 +92,17 @@ test("good calls next to the bad ones still work", async () => {
     "get(known)": `notes.get("known").data`,
     "get(missing)": `notes.get("missing")`,
     "patch(known)": `notes.patch("known", { title: "renamed" }).then((r) => r.data.title)`,
+    // Each read after a write shows it, the record read before the write notwithstanding.
+    "get after patch": `notes.get("known").data.title`,
+    "get after delete": `(notes.get("known"), notes.delete("known").then(() => notes.get("known")))`,
+    "get of a tombstone": `notes.get("known", { includeDeleted: true }).meta.deleted`,
   });
   assert.deepEqual(results["get(known)"], { ok: true, value: JSON.stringify({ title: "exists" }) });
   assert.deepEqual(results["get(missing)"], { ok: true, value: "undefined" });
   assert.deepEqual(results["patch(known)"], { ok: true, value: JSON.stringify("renamed") });
+  assert.deepEqual(results["get after patch"], { ok: true, value: JSON.stringify("renamed") });
+  assert.deepEqual(results["get after delete"], { ok: true, value: "undefined" });
+  assert.deepEqual(results["get of a tombstone"], { ok: true, value: "true" });
   assert.deepEqual(errors, []);
 });
 

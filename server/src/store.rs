@@ -9,7 +9,7 @@
 //! that commits late. Nothing lives in process memory, so any number of server
 //! processes may share one PostgreSQL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -130,6 +130,16 @@ const LOCK_USER: &str = "INSERT INTO tw_user_seq (user_id, last_seq) VALUES ($1,
      RETURNING last_seq, purged_through, purged_version";
 
 const ENTITY_COLUMNS: &str = "collection, id, data, version, updated_at, deleted, seq";
+
+/// The entity without its data (read as `{}`): all the apply rule needs unless
+/// a patch applies.
+const HEAD_COLUMNS: &str = "collection, id, CAST('{}' AS TEXT), version, updated_at, deleted, seq";
+
+/// Values in one `IN (…)` list, and rows in one multi-row statement (at most
+/// 6 parameters a row): bounded so that every statement stays far below both
+/// databases' parameter limits.
+const IDS_PER_STATEMENT: usize = 500;
+const ROWS_PER_STATEMENT: usize = 100;
 
 #[derive(Clone)]
 pub struct Store {
@@ -362,6 +372,10 @@ impl Store {
             purged_through: row.try_get(1)?,
             purged_version: row.try_get(2)?,
             now: now_ms(),
+            heads: Heads::default(),
+            queued_writes: Vec::new(),
+            queued_bytes: 0,
+            queued_records: Vec::new(),
             _slot: slot,
         })
     }
@@ -459,6 +473,10 @@ impl Store {
         // exactly those, never every record in the span of the batch's ids.
         let seen: Vec<i64> = mutations.iter().map(|m| m.mutation_id as i64).filter(|id| *id <= highest).collect();
         let recorded = w.recorded_results(client_id, &seen).await?;
+        // Only mutations above the highest id can apply: read the heads of their
+        // entities in a few statements rather than one per mutation.
+        let applicable = mutations.iter().filter(|m| m.mutation_id as i64 > highest);
+        w.load_heads(applicable.map(|m| (m.collection.as_str(), m.id.as_str()))).await?;
         for m in mutations {
             let id = m.mutation_id as i64;
             let mut result = match recorded.get(&id) {
@@ -481,18 +499,7 @@ impl Store {
                     };
                     // The record keeps the version a conflict met, never the entity's
                     // data: a replay reads the data again (see attach_current).
-                    let stored = serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    sqlx::query(
-                        "INSERT INTO tw_mutations (user_id, client_id, mutation_id, result, created_at) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                        .bind(user)
-                        .bind(client_id)
-                        .bind(id)
-                        .bind(stored)
-                        .bind(w.now)
-                        .execute(&mut *w.tx)
-                        .await?;
+                    w.record(client_id, id, &result).await?;
                     highest = highest.max(id);
                     result
                 }
@@ -743,6 +750,13 @@ struct CurrentBudget {
 }
 
 /// A write transaction holding one user's lock.
+///
+/// Entity writes and push records are queued and sent in multi-row statements
+/// (at most [`ROWS_PER_STATEMENT`] rows each, and at the latest on commit),
+/// rather than one statement each: per-row round trips through the database
+/// driver were most of a push's time. The transaction keeps the head of every
+/// entity it has read or written, so each decision sees the ones before it
+/// exactly as if every write had been sent at once.
 struct UserWrite {
     tx: Transaction<'static, Any>,
     user: String,
@@ -752,12 +766,119 @@ struct UserWrite {
     /// The highest version of a purged tombstone of this user.
     purged_version: i64,
     now: i64,
+    heads: Heads,
+    /// Entity writes not yet sent, in order, at most one per entity.
+    queued_writes: Vec<QueuedWrite>,
+    /// The serialized data of `queued_writes`.
+    queued_bytes: usize,
+    queued_records: Vec<QueuedRecord>,
     /// Released when the transaction ends, by commit or drop.
     _slot: Option<WriterSlot>,
 }
 
+/// What a write transaction knows of the entities it has read or written, by
+/// collection and id: each one's head as it stands in the transaction, its
+/// own queued writes included.
+#[derive(Default)]
+struct Heads(HashMap<String, HashMap<String, Head>>);
+
+struct Head {
+    /// The entity without its data (`data` is empty); `None`: no row.
+    entity: Option<ServerEntity>,
+    /// A write of the entity is queued: the database still holds an older state.
+    queued: bool,
+}
+
+impl Heads {
+    fn get(&self, collection: &str, id: &str) -> Option<&Head> {
+        self.0.get(collection)?.get(id)
+    }
+
+    fn insert(&mut self, collection: &str, id: &str, head: Head) {
+        self.0.entry(collection.to_string()).or_default().insert(id.to_string(), head);
+    }
+
+    fn is_queued(&self, collection: &str, id: &str) -> bool {
+        self.get(collection, id).is_some_and(|head| head.queued)
+    }
+
+    fn mark_sent(&mut self, collection: &str, id: &str) {
+        if let Some(head) = self.0.get_mut(collection).and_then(|ids| ids.get_mut(id)) {
+            head.queued = false;
+        }
+    }
+}
+
+/// An entity write decided in a transaction and not yet sent.
+struct QueuedWrite {
+    collection: String,
+    id: String,
+    /// The data, serialized.
+    data: String,
+    version: i64,
+    deleted: bool,
+    seq: i64,
+    /// Whether it replaces an existing row (at the version before its own)
+    /// rather than inserting a new one.
+    replaces: bool,
+}
+
+/// The result of a pushed mutation, serialized, not yet written to `tw_mutations`.
+struct QueuedRecord {
+    client_id: String,
+    mutation_id: i64,
+    result: String,
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes `rows` entity rows: `$1` the user, `$2` the time, then six parameters
+/// a row (collection, id, data, version, deleted, seq). A new row is inserted
+/// only where no row exists; a replacing row replaces only the version before
+/// its own. A row that finds anything else is left alone, so the statement's
+/// rows_affected falls short of `rows`.
+fn write_entities_sql(rows: usize, replacing: bool) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let p = 3 + row * 6;
+            format!("($1, ${p}, ${}, ${}, ${}, $2, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+        })
+        .collect();
+    let on_conflict = if replacing {
+        "DO UPDATE SET data = excluded.data, version = excluded.version, updated_at = excluded.updated_at, \
+         deleted = excluded.deleted, seq = excluded.seq WHERE tw_entities.version = excluded.version - 1"
+    } else {
+        "DO NOTHING"
+    };
+    format!(
+        "INSERT INTO tw_entities (user_id, collection, id, data, version, updated_at, deleted, seq) VALUES {} \
+         ON CONFLICT (user_id, collection, id) {on_conflict}",
+        values.join(", ")
+    )
+}
+
+/// Inserts `rows` push records: `$1` the user, `$2` the time, then three
+/// parameters a row (client id, mutation id, result).
+fn insert_records_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let p = 3 + row * 3;
+            format!("($1, ${p}, ${}, ${}, $2)", p + 1, p + 2)
+        })
+        .collect();
+    format!("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result, created_at) VALUES {}", values.join(", "))
+}
+
 impl UserWrite {
+    /// The entity with its data. A queued write of it is sent first, so that
+    /// the database holds the state this transaction has reached.
     async fn load(&mut self, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
+        if self.heads.is_queued(collection, id) {
+            self.send_writes().await?;
+        }
         let row = sqlx::query(&format!(
             "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND collection = $2 AND id = $3"
         ))
@@ -769,30 +890,62 @@ impl UserWrite {
         row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
     }
 
-    /// The entity without its data (`data` is empty): all the apply rule needs
-    /// unless a patch applies.
-    async fn load_head(&mut self, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
-        let row = sqlx::query(
-            "SELECT collection, id, CAST('{}' AS TEXT), version, updated_at, deleted, seq FROM tw_entities \
-             WHERE user_id = $1 AND collection = $2 AND id = $3",
-        )
-        .bind(&self.user)
-        .bind(collection)
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|row| entity_from_row(&row).map(|(entity, _)| entity)).transpose()
+    /// The entity's head as it stands in this transaction: known already, or
+    /// read now (and kept).
+    async fn head(&mut self, collection: &str, id: &str) -> Result<Option<ServerEntity>> {
+        if self.heads.get(collection, id).is_none() {
+            self.load_heads([(collection, id)]).await?;
+        }
+        Ok(self.heads.get(collection, id).and_then(|head| head.entity.clone()))
+    }
+
+    /// Reads the heads of the entities among `keys` (collection, id) that this
+    /// transaction does not know yet: one statement per collection and
+    /// [`IDS_PER_STATEMENT`] ids, instead of one per entity.
+    async fn load_heads<'k>(&mut self, keys: impl IntoIterator<Item = (&'k str, &'k str)>) -> Result<()> {
+        let mut unknown: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut listed = HashSet::new();
+        for (collection, id) in keys {
+            if self.heads.get(collection, id).is_none() && listed.insert((collection, id)) {
+                unknown.entry(collection).or_default().push(id);
+            }
+        }
+        for (collection, ids) in unknown {
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT {HEAD_COLUMNS} FROM tw_entities WHERE user_id = $1 AND collection = $2 AND id IN ({})",
+                    placeholders(3, chunk.len())
+                );
+                // Not a prepared statement reused with a generic plan: that plan cannot
+                // tell how many entities this user has in the collection, and may scan
+                // them all against the id list (seconds for a large collection) rather
+                // than look up each id. Planned with the values, it looks them up.
+                let mut query = sqlx::query(&sql).persistent(false).bind(&self.user).bind(collection);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                let rows = query.fetch_all(&mut *self.tx).await?;
+                // Entities without a row are known too: as absent.
+                for id in chunk {
+                    self.heads.insert(collection, id, Head { entity: None, queued: false });
+                }
+                for row in &rows {
+                    let (entity, _) = entity_from_row(row)?;
+                    let key = (entity.collection.clone(), entity.id.clone());
+                    self.heads.insert(&key.0, &key.1, Head { entity: Some(entity), queued: false });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The stored results of this client's mutations among `ids`.
     async fn recorded_results(&mut self, client_id: &str, ids: &[i64]) -> Result<HashMap<i64, String>> {
         let mut recorded = HashMap::new();
-        // Bounded lists keep each statement well under both databases' parameter limits.
-        for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT mutation_id, result FROM tw_mutations WHERE user_id = $1 AND client_id = $2 AND mutation_id IN ({})",
-                placeholders.join(", ")
+                placeholders(3, chunk.len())
             );
             let mut query = sqlx::query(&sql).bind(&self.user).bind(client_id);
             for id in chunk {
@@ -832,7 +985,7 @@ impl UserWrite {
     }
 
     async fn apply(&mut self, m: &PushMutation) -> Result<MutationResult> {
-        let mut current = self.load_head(&m.collection, &m.id).await?;
+        let mut current = self.head(&m.collection, &m.id).await?;
         if m.op == Op::Patch && current.as_ref().is_some_and(|c| !c.deleted && c.version == m.base_version) {
             current = self.load(&m.collection, &m.id).await?;
         }
@@ -859,7 +1012,9 @@ impl UserWrite {
         Ok(result)
     }
 
-    /// Writes the entity's next version under the next sequence number.
+    /// Writes the entity's next version under the next sequence number: queued,
+    /// and sent with the next batch of writes. `current` is the entity as it
+    /// stands in this transaction.
     async fn write(
         &mut self,
         current: Option<&ServerEntity>,
@@ -868,33 +1023,40 @@ impl UserWrite {
         data: Map<String, Value>,
         deleted: bool,
     ) -> Result<ServerEntity> {
+        // One statement may not write a row twice (PostgreSQL refuses it): a
+        // second write of an entity first sends the queued ones.
+        if self.heads.is_queued(collection, id) {
+            self.send_writes().await?;
+        }
         let current_version = current.map_or(0, |c| c.version) as i64;
         // An entity created where a tombstone was purged continues above its
         // version, so a client still holding the tombstone sees a newer version.
         let next_version = if current.is_none() { current_version.max(self.purged_version) + 1 } else { current_version + 1 };
         self.last_seq += 1;
         let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let done = sqlx::query(
-            "INSERT INTO tw_entities (user_id, collection, id, data, version, updated_at, deleted, seq) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (user_id, collection, id) DO UPDATE SET data = excluded.data, version = excluded.version, \
-             updated_at = excluded.updated_at, deleted = excluded.deleted, seq = excluded.seq \
-             WHERE tw_entities.version = $9",
-        )
-        .bind(&self.user)
-        .bind(collection)
-        .bind(id)
-        .bind(text)
-        .bind(next_version)
-        .bind(self.now)
-        .bind(deleted as i64)
-        .bind(self.last_seq)
-        .bind(current_version)
-        .execute(&mut *self.tx)
-        .await?;
-        // The user lock makes this impossible; checking keeps a bug from losing an update.
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Corrupt(format!("{collection}/{id} changed under the user lock")));
+        self.queued_bytes += text.len();
+        self.queued_writes.push(QueuedWrite {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            data: text,
+            version: next_version,
+            deleted,
+            seq: self.last_seq,
+            replaces: current.is_some(),
+        });
+        let head = ServerEntity {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            data: Map::new(),
+            version: next_version as u64,
+            server_updated_at: self.now,
+            deleted,
+        };
+        self.heads.insert(collection, id, Head { entity: Some(head), queued: true });
+        // Bounded by bytes too: patched entities may be far larger than their
+        // mutations, and a run of them is not all held in memory at once.
+        if self.queued_writes.len() >= ROWS_PER_STATEMENT || self.queued_bytes >= MAX_TRANSACTION_BYTES {
+            self.send_writes().await?;
         }
         Ok(ServerEntity {
             collection: collection.to_string(),
@@ -906,7 +1068,65 @@ impl UserWrite {
         })
     }
 
+    /// Sends the queued entity writes: new rows and replacing rows in separate
+    /// multi-row statements, each checked to have written every row.
+    async fn send_writes(&mut self) -> Result<()> {
+        let writes = std::mem::take(&mut self.queued_writes);
+        self.queued_bytes = 0;
+        let (replacing, inserting): (Vec<&QueuedWrite>, Vec<&QueuedWrite>) = writes.iter().partition(|w| w.replaces);
+        for (rows, replace) in [(inserting, false), (replacing, true)] {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = write_entities_sql(chunk.len(), replace);
+                let mut query = sqlx::query(&sql).bind(&self.user).bind(self.now);
+                for w in chunk {
+                    query = query.bind(&w.collection).bind(&w.id).bind(&w.data).bind(w.version).bind(w.deleted as i64).bind(w.seq);
+                }
+                let done = query.execute(&mut *self.tx).await?;
+                // The user lock makes this impossible; checking keeps a bug from losing an update.
+                if done.rows_affected() != chunk.len() as u64 {
+                    let missed = (chunk.len() as u64).saturating_sub(done.rows_affected());
+                    let keys: Vec<String> = chunk.iter().map(|w| format!("{}/{}", w.collection, w.id)).collect();
+                    return Err(StoreError::Corrupt(format!(
+                        "{missed} of these entities changed under the user lock: {}",
+                        keys.join(", ")
+                    )));
+                }
+            }
+        }
+        for w in &writes {
+            self.heads.mark_sent(&w.collection, &w.id);
+        }
+        Ok(())
+    }
+
+    /// Queues the record of a pushed mutation's result, written with the
+    /// transaction's other records in multi-row inserts.
+    async fn record(&mut self, client_id: &str, mutation_id: i64, result: &MutationResult) -> Result<()> {
+        let result = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.queued_records.push(QueuedRecord { client_id: client_id.to_string(), mutation_id, result });
+        if self.queued_records.len() >= ROWS_PER_STATEMENT {
+            self.send_records().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_records(&mut self) -> Result<()> {
+        let records = std::mem::take(&mut self.queued_records);
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let sql = insert_records_sql(chunk.len());
+            let mut query = sqlx::query(&sql).bind(&self.user).bind(self.now);
+            for r in chunk {
+                query = query.bind(&r.client_id).bind(r.mutation_id).bind(&r.result);
+            }
+            query.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued, saves the last sequence number handed out, commits.
     async fn commit(mut self) -> Result<()> {
+        self.send_writes().await?;
+        self.send_records().await?;
         if self.last_seq != self.start_seq {
             sqlx::query("UPDATE tw_user_seq SET last_seq = $2 WHERE user_id = $1")
                 .bind(&self.user)

@@ -48,6 +48,7 @@ on_both_databases!(
     purge_drops_old_records_and_expires_cursors_behind_it,
     one_user_cannot_stall_another,
     data_that_would_be_stored_changed_is_refused,
+    a_push_decides_each_mutation_as_if_pushed_alone,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -985,4 +986,161 @@ async fn data_that_would_be_stored_changed_is_refused(db: TestDb) {
     assert_eq!(got.body["data"]["max"], json!(9007199254740991u64));
     assert_eq!(got.body["data"]["tiny"], json!(1e-300));
     assert_eq!(api.push_ok(ALICE, "c1", json!([put(2, "notes", "...", json!({}), 0)])).await[0]["status"], "applied");
+}
+
+/// `value` without its `serverUpdatedAt` fields (at any depth): the only part of
+/// a result that depends on when it was written.
+fn without_times(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            Value::Object(map.iter().filter(|(k, _)| *k != "serverUpdatedAt").map(|(k, v)| (k.clone(), without_times(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(without_times).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A user's stored entities, push records and sequence row, without the user
+/// and the write times.
+async fn stored_state(db: &TestDb, user: &str) -> Vec<String> {
+    let mut state = Vec::new();
+    for row in db.dump().await {
+        let mut cells: Vec<&str> = row.split(" | ").collect();
+        if cells.len() < 2 || cells[1] != user {
+            continue;
+        }
+        cells.remove(1);
+        match cells[0] {
+            // 'entity', collection, id, data, version, updated_at, deleted, seq
+            "entity" => {
+                cells.remove(5);
+                state.push(cells.join(" | "));
+            }
+            // 'mutation', client, mutation id, result
+            "mutation" => {
+                let result: Value = serde_json::from_str(cells[3]).expect("record json");
+                state.push(format!("{} | {}", cells[..3].join(" | "), without_times(&result)));
+            }
+            _ => state.push(cells.join(" | ")),
+        }
+    }
+    state
+}
+
+/// One push applies its mutations in batched statements; each must still be
+/// decided as if it had been pushed alone. Alice pushes whole batches, Bob the
+/// same mutations one per push: their results and stored rows must match, and
+/// the results are the expected ones. The batches hold several mutations of one
+/// entity (each seeing the one before), more mutations than one statement
+/// writes, replays mixed with new mutations, an id out of order, and an entity
+/// created twice above a purged tombstone.
+async fn a_push_decides_each_mutation_as_if_pushed_alone(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let mut first = vec![
+        put(1, "notes", "a", json!({"x": 1}), 0),
+        patch(2, "notes", "a", json!({"y": 2}), 1),
+        put(3, "notes", "a", json!({"stale": true}), 1),
+        delete(4, "notes", "a", 2),
+        patch(5, "notes", "a", json!({"z": 1}), 3),
+        put(6, "notes", "a", json!({"again": true}), 3),
+        patch(7, "notes", "seeded", json!({"p": 1}), 1),
+        delete(8, "notes", "seeded", 1),
+    ];
+    first.extend((0..520u64).map(|n| put(9 + n, "notes", &format!("e{n}"), json!({"n": n}), 0)));
+    first.extend([
+        patch(529, "notes", "e5", json!({"patched": true}), 1),
+        patch(530, "notes", "e519", json!({"patched": true}), 1),
+        put(531, "other", "e1", json!({"other": true}), 0),
+        delete(533, "notes", "e9", 0),
+    ]);
+    let mut second: Vec<Value> = first[..8].to_vec();
+    second.extend(first[528..531].iter().cloned());
+    second.extend([
+        put(532, "notes", "late", json!({}), 0),
+        put(534, "notes", "a", json!({"fifth": true}), 4),
+        patch(535, "notes", "a", json!({"k": 1}), 4),
+        delete(536, "notes", "e0", 1),
+        put(537, "notes", "e0", json!({"back": true}), 2),
+    ]);
+    let third = vec![put(539, "notes", "e10", json!({"new": 1}), 0), put(540, "notes", "e10", json!({"new": 2}), 3)];
+
+    let mut batched = Vec::new();
+    let mut alone = Vec::new();
+    for (token, results) in [(ALICE, &mut batched), (BOB, &mut alone)] {
+        api.push_ok(token, "seed", json!([put(1, "notes", "seeded", json!({"s": 1}), 0)])).await;
+        for batch in [&first, &second] {
+            let mut batch_results = Vec::new();
+            if token == ALICE {
+                batch_results = api.push_ok(token, "c1", json!(batch)).await;
+            } else {
+                for m in batch.iter() {
+                    batch_results.extend(api.push_ok(token, "c1", json!([m])).await);
+                }
+            }
+            results.push(batch_results);
+        }
+        api.push_ok(token, "c1", json!([delete(538, "notes", "e10", 1)])).await;
+    }
+    let out = run_server_command(&["purge", "--db", &db.url, "--retention", "0s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    batched.push(api.push_ok(ALICE, "c1", json!(third)).await);
+    alone.push(Vec::new());
+    for m in &third {
+        alone[2].extend(api.push_ok(BOB, "c1", json!([m])).await);
+    }
+
+    for (push, (batched, alone)) in batched.iter().zip(&alone).enumerate() {
+        assert_eq!(batched.len(), alone.len());
+        for (batched, alone) in batched.iter().zip(alone) {
+            assert_eq!(without_times(batched), without_times(alone), "push {push}: batched and one at a time differ");
+        }
+    }
+    assert_eq!(stored_state(&db, "alice").await, stored_state(&db, "bob").await, "batched pushes stored other rows");
+
+    // The expected results, as such.
+    let [first_results, second_results, third_results] = [&batched[0], &batched[1], &batched[2]];
+    let statuses = |results: &[Value]| results.iter().map(|r| r["status"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let versions = |results: &[Value]| results.iter().map(|r| r["version"].as_u64().unwrap_or(0)).collect::<Vec<_>>();
+    assert_eq!(first_results.len(), first.len());
+    let head = &first_results[..8];
+    assert_eq!(statuses(head), ["applied", "applied", "conflict", "applied", "rejected", "applied", "applied", "conflict"]);
+    assert_eq!(versions(head), [1, 2, 2, 3, 0, 4, 2, 2]);
+    assert_eq!(head[2]["current"]["data"], json!({"x": 1, "y": 2}), "a conflict carries the data of the write before it");
+    assert_eq!(head[4]["error"]["code"], "not_found");
+    assert_eq!(head[7]["current"]["data"], json!({"s": 1, "p": 1}));
+    assert!(first_results[8..528].iter().all(|r| r["status"] == "applied" && r["version"] == 1));
+    let tail = &first_results[528..];
+    assert_eq!(statuses(tail), ["applied", "applied", "applied", "conflict"]);
+    assert_eq!(versions(tail), [2, 2, 1, 1]);
+    assert_eq!(tail[3]["current"]["data"], json!({"n": 9}));
+
+    // Replays answer the recorded results; a conflict's current only while the entity is at that version.
+    let mut replayed_stale = first_results[2].clone();
+    replayed_stale.as_object_mut().expect("result").remove("current");
+    assert_eq!(second_results[2], replayed_stale);
+    for (replay, original) in [(0, 0), (1, 1), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 528), (9, 529), (10, 530)] {
+        assert_eq!(second_results[replay], first_results[original], "replay of result {original}");
+    }
+    let fresh = &second_results[11..];
+    assert_eq!(statuses(fresh), ["rejected", "applied", "conflict", "applied", "applied"]);
+    assert_eq!(fresh[0]["error"]["code"], "out_of_order");
+    assert_eq!(versions(&fresh[1..]), [5, 5, 2, 3]);
+    assert_eq!(fresh[2]["current"]["data"], json!({"fifth": true}), "a conflict carries the data of the write before it");
+    // Tombstones up to version 2 were purged: e10 is created again at 3, then replaced.
+    assert_eq!(statuses(third_results), ["applied", "applied"]);
+    assert_eq!(versions(third_results), [3, 4]);
+
+    let get = |path: &'static str| api.send(Method::GET, path, Some(ALICE), &[], None);
+    let a = get("/v1/collections/notes/a").await;
+    assert_eq!((a.body["version"].clone(), a.body["data"].clone()), (json!(5), json!({"fifth": true})));
+    assert_eq!(get("/v1/collections/notes/e5").await.body["data"], json!({"n": 5, "patched": true}));
+    assert_eq!(get("/v1/collections/notes/e0").await.body["data"], json!({"back": true}));
+    assert_eq!(get("/v1/collections/notes/e10").await.body["data"], json!({"new": 2}));
+    // One sequence number per write: seed 1, first push 4 + 1 + 520 + 3, second 3, the delete 1, third 2.
+    let state = stored_state(&db, "alice").await;
+    let seq_row = state.iter().find(|row| row.starts_with("seq |")).expect("sequence row");
+    assert!(seq_row.starts_with("seq | 535 |"), "{seq_row}");
+    let (changes, _) = api.pull_all(ALICE, "", 1000).await;
+    assert_eq!(changes.len(), 523, "a, seeded, e0 to e519 and other/e1, each once");
 }

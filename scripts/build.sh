@@ -21,11 +21,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=${CARGO_TARGET_DIR:-target}
-# The module is optimised for size: opt-level "z" makes it 17% smaller gzipped than
-# opt-level 3 (342 KB against 412 KB), and measured no slower in a cold page (open
-# and load 10k notes, reads, bulk writes). Only this build: the reference server keeps
-# the workspace's opt-level 3.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
 # wasm-pack runs the wasm-opt it finds first on PATH: binaryen's from npm (see Cargo.toml).
 export PATH="$PWD/node_modules/.bin:$PATH"
 case "${1:-}" in demo | --dev | faults) ;; *) needs_wasm_opt=1 ;; esac

@@ -637,8 +637,8 @@ mod tests {
         async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
             self.inner.query(collection, query).await
         }
-        async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
-            self.inner.outbox(limit).await
+        async fn outbox_after(&self, after: crate::core::MutationId, limit: usize) -> Result<Vec<Mutation>> {
+            self.inner.outbox_after(after, limit).await
         }
         async fn pending_count(&self) -> Result<usize> {
             self.inner.pending_count().await

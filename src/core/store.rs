@@ -59,7 +59,14 @@ pub trait Store {
     async fn query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>>;
 
     /// The oldest `limit` outbox entries, in mutation id order.
-    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>>;
+    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+        self.outbox_after(0, limit).await
+    }
+
+    /// The oldest `limit` outbox entries whose mutation id is above `after`, in
+    /// mutation id order: sync reads its next batch past the one whose answers
+    /// it is still recording, without reading that one again.
+    async fn outbox_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>>;
 
     /// How many mutations wait in the outbox.
     async fn pending_count(&self) -> Result<usize>;

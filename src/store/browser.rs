@@ -91,8 +91,8 @@ impl Store for BrowserStore {
         each!(self, store => store.query(collection, query).await)
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
-        each!(self, store => store.outbox(limit).await)
+    async fn outbox_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        each!(self, store => store.outbox_after(after, limit).await)
     }
 
     async fn pending_count(&self) -> Result<usize> {

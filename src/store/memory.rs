@@ -155,9 +155,9 @@ impl Store for MemoryStore {
         Ok(collection.query(query)?.into_iter().cloned().collect())
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+    async fn outbox_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
         self.check_open()?;
-        Ok(self.state.borrow().outbox.values().take(limit).cloned().collect())
+        Ok(self.state.borrow().outbox.range(after.saturating_add(1)..).map(|(_, m)| m.clone()).take(limit).collect())
     }
 
     async fn pending_count(&self) -> Result<usize> {

@@ -88,6 +88,12 @@ pub async fn writes_reach_store_and_outbox_in_order<H: Harness>(h: &H) {
     assert!(outbox[0].mutation_id >= 1);
     assert_eq!(outbox[2].data, Some(data(json!({"body": "b"}))));
     assert_eq!(store.outbox(2).await.unwrap().len(), 2, "limit is honoured");
+    // Past a mutation id: the entries after it, from the next one on, limit honoured.
+    let ids = ids_of(&outbox);
+    assert_eq!(ids_of(&store.outbox_after(ids[0], 10).await.unwrap()), ids[1..]);
+    assert_eq!(ids_of(&store.outbox_after(ids[0], 1).await.unwrap()), ids[1..2]);
+    assert_eq!(ids_of(&store.outbox_after(ids[0] - 1, 10).await.unwrap()), ids, "from the first");
+    assert_eq!(ids_of(&store.outbox_after(ids[2], 10).await.unwrap()), Vec::<u64>::new());
     store.close();
 }
 

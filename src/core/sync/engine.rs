@@ -358,16 +358,10 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn next_batch(&self, batch_size: usize, previous: Option<&Answered>) -> Result<(Vec<Mutation>, bool), Failure> {
         let previous = previous.map_or(&[][..], |answered| answered.batch.as_slice());
         let last = previous.last().map_or(0, |m| m.mutation_id);
-        let limit = batch_size + previous.len();
-        let outbox = self.repository.store().outbox(limit).await?;
-        let end = outbox.len() < limit;
+        let outbox = self.repository.store().outbox_after(last, batch_size).await?;
+        let end = outbox.len() < batch_size;
         let mut seen: HashSet<(String, String)> = previous.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
-        let batch = outbox
-            .into_iter()
-            .filter(|m| m.mutation_id > last)
-            .take_while(|m| seen.insert((m.collection.clone(), m.id.clone())))
-            .take(batch_size)
-            .collect();
+        let batch = outbox.into_iter().take_while(|m| seen.insert((m.collection.clone(), m.id.clone()))).collect();
         Ok((within_body_limit(batch), end))
     }
 

@@ -295,8 +295,8 @@ impl Store for IdbStore {
         self.read_query(collection, query).await
     }
 
-    async fn outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
-        self.read_outbox(limit).await
+    async fn outbox_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        self.read_outbox(after, limit).await
     }
 
     async fn pending_count(&self) -> Result<usize> {

@@ -14,7 +14,7 @@ use super::error::js_error;
 use super::pack::{key_to_js, parse_doc, parse_text, unreadable};
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
-use crate::core::{Entity, Error, IndexKey, Mutation, Query, Result, Snapshot};
+use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
 use crate::store::layout::{entity_store, OUTBOX_STORE};
 
 impl IdbStore {
@@ -153,13 +153,14 @@ impl IdbStore {
         Ok(query.page(entities.into_iter()))
     }
 
-    pub(super) async fn read_outbox(&self, limit: usize) -> Result<Vec<Mutation>> {
+    pub(super) async fn read_outbox(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let records = self
             .idempotent(|connection| async move {
                 let tx = connection.db.transaction(OUTBOX_STORE).build()?;
                 let store = tx.object_store(OUTBOX_STORE)?;
-                all(store.get_all().with_limit(limit).primitive()?.await)
+                let past = IdbKeyRange::LowerBound(after as f64, true);
+                all(store.get_all().with_query::<f64, _>(past).with_limit(limit).primitive()?.await)
             })
             .await?;
         records

@@ -398,8 +398,12 @@ impl Syncer {
     }
 
     /// Another context committed local writes: the syncer pushes them soon.
+    /// Without Web Locks every context syncs, and the one that wrote pushes
+    /// its own writes: were the others to push them too, each would go out
+    /// once per context.
     pub fn written_elsewhere(self: &Rc<Self>) {
-        if self.leading.get() && self.auto {
+        let holds_the_lock = self.leadership.borrow().is_some();
+        if self.leading.get() && self.auto && holds_the_lock {
             self.schedule(self.debounce_ms);
         }
     }

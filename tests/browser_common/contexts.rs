@@ -160,7 +160,8 @@ pub async fn one_handle_syncs_and_the_other_hands_it_its_syncs() {
 
 /// Without Web Locks (an engine that lacks them) no handle waits for another:
 /// each syncs on its own, as before there was a lock, and a write made in one
-/// is still pushed once (the other's answer finds its entry settled).
+/// is still pushed once: by the handle that made it, not also by the other on
+/// hearing of it.
 pub async fn without_web_locks_every_handle_syncs_on_its_own() {
     let restore = hide_web_locks();
     let name = format!("contexts-no-locks-{}", uuid::Uuid::new_v4());

@@ -4,6 +4,7 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   DEMO_TOKEN,
   ENGINE,
@@ -13,6 +14,7 @@ import {
   press,
   serveApp,
   waitAllSynced,
+  WAIT_LIMIT_MS,
   waitFor,
   waitSaved,
   watchPage,
@@ -165,11 +167,17 @@ describe(`inspector in the demo (${ENGINE})`, () => {
           (cell) => Number(cell.textContent) >= 1,
         ),
       );
-      const rows = await outboxRows(a.page);
-      // The editor saves the title as the put that creates the note, and may save the body as a patch.
+      // The editor saves the title as the put that creates the note, and may save the body
+      // as a patch a moment later: compare once the inspector shows as many entries as the outbox.
+      let rows;
+      let outbox;
+      for (const end = Date.now() + WAIT_LIMIT_MS; ; await sleep(100)) {
+        rows = await outboxRows(a.page);
+        outbox = await a.page.evaluate(() => window.tidewayNotes.db.outbox());
+        if (rows.length === outbox.length || Date.now() > end) break;
+      }
       assert.deepEqual(rows[0], { mutationId: rows[0].mutationId, collection: "notes", id, op: "put", attempts: rows[0].attempts });
       assert.ok(rows.every((row) => row.id === id && row.collection === "notes"), JSON.stringify(rows));
-      const outbox = await a.page.evaluate(() => window.tidewayNotes.db.outbox());
       assert.ok(outbox[0].attempts >= 1 && outbox[0].lastError, JSON.stringify(outbox[0]));
       assert.deepEqual(rows.map((row) => [row.mutationId, row.op]), outbox.map((entry) => [entry.mutationId, entry.op]), "it shows db.outbox()");
       assert.ok((await inspectorText(a.page, '[data-section="outbox"] [data-field="last-error"]')).length > 0);

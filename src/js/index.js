@@ -95,8 +95,8 @@ for (const target of [Tideway, Tideway.prototype, Collection.prototype]) guard(t
 // `get(id)` answers from the collection's cache of JS records (the same cache
 // the module's `get` reads first), so that a read enters the module only on a
 // miss: an entity changed since it was last read, an unknown id, options, or a
-// closed database. A cold page's first reads then run no wasm code that was
-// not compiled yet, and no read pays the crossing into the module.
+// closed database. A cold page's first reads then run almost no wasm code
+// that is not compiled yet, and a hit does not pay the crossing into the module.
 const moduleGet = Collection.prototype.get;
 const recordCaches = new WeakMap();
 Collection.prototype.get = function get(id, options) {

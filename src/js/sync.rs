@@ -402,8 +402,8 @@ impl Syncer {
     /// its own writes: were the others to push them too, each would go out
     /// once per context.
     pub fn written_elsewhere(self: &Rc<Self>) {
-        let holds_the_lock = self.leadership.borrow().is_some();
-        if self.leading.get() && self.auto && holds_the_lock {
+        let with_web_locks = self.leadership.borrow().is_some();
+        if self.leading.get() && self.auto && with_web_locks {
             self.schedule(self.debounce_ms);
         }
     }

@@ -4,7 +4,6 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   DEMO_TOKEN,
   ENGINE,
@@ -14,7 +13,6 @@ import {
   press,
   serveApp,
   waitAllSynced,
-  WAIT_LIMIT_MS,
   waitFor,
   waitSaved,
   watchPage,
@@ -169,13 +167,12 @@ describe(`inspector in the demo (${ENGINE})`, () => {
       );
       // The editor saves the title as the put that creates the note, and may save the body
       // as a patch a moment later: compare once the inspector shows as many entries as the outbox.
-      let rows;
-      let outbox;
-      for (const end = Date.now() + WAIT_LIMIT_MS; ; await sleep(100)) {
-        rows = await outboxRows(a.page);
-        outbox = await a.page.evaluate(() => window.tidewayNotes.db.outbox());
-        if (rows.length === outbox.length || Date.now() > end) break;
-      }
+      await waitFor(a.page, "the inspector to list every outbox entry", async () => {
+        const shown = document.querySelector("tideway-inspector").shadowRoot.querySelectorAll('[data-section="outbox"] tr[data-mutation-id]');
+        return shown.length === (await window.tidewayNotes.db.outbox()).length;
+      });
+      const rows = await outboxRows(a.page);
+      const outbox = await a.page.evaluate(() => window.tidewayNotes.db.outbox());
       assert.deepEqual(rows[0], { mutationId: rows[0].mutationId, collection: "notes", id, op: "put", attempts: rows[0].attempts });
       assert.ok(rows.every((row) => row.id === id && row.collection === "notes"), JSON.stringify(rows));
       assert.ok(outbox[0].attempts >= 1 && outbox[0].lastError, JSON.stringify(outbox[0]));

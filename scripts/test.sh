@@ -28,8 +28,10 @@ work=$(mktemp -d)
 export RESULTS=$work/results SKIPS=$work/skips WARNINGS=$work/warnings PROBLEMS=$work/problems
 : >"$RESULTS" && : >"$SKIPS" && : >"$WARNINGS" && : >"$PROBLEMS"
 server_pid=
+proxy_pid=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -126,7 +128,32 @@ run_wasm_suites() {
 
 only_driver=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER -u MSEDGEDRIVER -u WASM_BINDGEN_TEST_WEBDRIVER_JSON)
 gecko=$(command -v geckodriver || echo "$HOME/.cargo/bin/geckodriver")
-run_wasm_suites chromium "${only_driver[@]}" CHROMEDRIVER=/usr/bin/chromedriver
+# Chromium reaches the runner's server through a proxy that gives each request a
+# connection of its own (scripts/lib/one-request-per-connection.mjs and
+# docs/compatibility.md); the reference server is reached directly, as apps do.
+# Its capabilities are webdriver.json's with the proxy added.
+node scripts/lib/one-request-per-connection.mjs >"$work/proxy.port" &
+proxy_pid=$!
+for _ in $(seq 50); do
+  [ -s "$work/proxy.port" ] && break
+  sleep 0.1
+done
+chromium_json=$work/webdriver-chromium.json
+node -e '
+  const [file, proxyPort, server] = process.argv.slice(1);
+  if (!proxyPort) throw new Error("the proxy did not start");
+  const capabilities = JSON.parse(require("fs").readFileSync("webdriver.json", "utf8"));
+  capabilities["goog:chromeOptions"].args.push(
+    `--proxy-server=http://127.0.0.1:${proxyPort}`,
+    `--proxy-bypass-list=<-loopback>;${new URL(server).host}`,
+  );
+  require("fs").writeFileSync(file, JSON.stringify(capabilities));
+' "$chromium_json" "$(cat "$work/proxy.port")" "$TIDEWAY_TEST_SERVER" ||
+  echo "starting the proxy for Chromium's wasm suites failed" >>"$PROBLEMS"
+run_wasm_suites chromium "${only_driver[@]}" CHROMEDRIVER=/usr/bin/chromedriver \
+  WASM_BINDGEN_TEST_WEBDRIVER_JSON="$chromium_json"
+kill "$proxy_pid" 2>/dev/null
+proxy_pid=
 # The Firefox profile opens one connection at a time to the runner's server: see
 # scripts/lib/webdriver-firefox.json and docs/compatibility.md.
 run_wasm_suites firefox "${only_driver[@]}" GECKODRIVER="$gecko" \

@@ -503,22 +503,23 @@ test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-s
   await dispatch("periodicsync");
   assert.equal((await serverNotes(user, 5)).length, 5, "the periodicsync event pushed the queue");
 
-  // 400 writes are four pushes of 100 (the worker's batch size here): it is
-  // stopped once the first is on the server.
-  await queuedForTheWorker(context, tab, name, user, { count: 400, prefix: "s", title: "queued" });
+  // 1000 writes are ten pushes of 100 (the worker's batch size here): it is
+  // stopped once the first is on the server, which leaves it several to go
+  // however fast the server is.
+  await queuedForTheWorker(context, tab, name, user, { count: 1000, prefix: "s", title: "queued" });
   await dispatch("sync");
   await serverNotes(user, 6);
   await cdp.send("ServiceWorker.stopAllWorkers");
   const atStop = (await server.pullAll(user)).filter((change) => !change.deleted).length - 5;
-  assert.ok(atStop < 400, `the worker was stopped before it pushed everything (${atStop} of 400 were on the server)`);
+  assert.ok(atStop < 1000, `the worker was stopped before it pushed everything (${atStop} of 1000 were on the server)`);
 
   await openDb(tab, name, user);
   await waitIn(tab, "the tab to take the sync lock the stopped worker held", () => window.db.status().syncer?.here === true, undefined, 5_000);
   await waitIn(tab, "the tab's outbox to empty", () => window.db.status().pending === 0);
   const stored = await tab.page.evaluate(() => window.notes.all().filter((r) => r.meta.syncStatus !== "synced").map((r) => r.id));
   assert.deepEqual(stored, [], "nothing stays unsynced or syncing");
-  await assertPushedOnce(user, 405);
-  console.log(`service worker stopped with ${atStop} of 400 writes on the server; the tab pushed the rest`);
+  await assertPushedOnce(user, 1005);
+  console.log(`service worker stopped with ${atStop} of 1000 writes on the server; the tab pushed the rest`);
   assert.deepEqual(tab.errors, []);
   await context.close();
 });

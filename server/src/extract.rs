@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tideway_protocol::strict::{find_underflowing_number, strict_value, DATA_ERROR_PREFIX};
 use tideway_protocol::{
-    codes, validate_collection_name, validate_data, validate_entity_id, validate_idempotency_key, DEFAULT_PULL_LIMIT,
+    codes, validate_client_id, validate_collection_name, validate_data, validate_entity_id, validate_idempotency_key,
+    DEFAULT_PULL_LIMIT,
     MAX_BODY_BYTES, MAX_PULL_LIMIT,
 };
 
@@ -139,6 +140,8 @@ impl<S: Send + Sync> FromRequestParts<S> for EntityPath {
 pub struct PullQuery {
     pub cursor: Option<String>,
     pub limit: usize,
+    /// The pulling client, whose own pushes the page leaves out.
+    pub client_id: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PullQuery {
@@ -146,9 +149,11 @@ impl<S: Send + Sync> FromRequestParts<S> for PullQuery {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Raw {
             cursor: Option<String>,
             limit: Option<String>,
+            client_id: Option<String>,
         }
         let Query(raw) = Query::<Raw>::from_request_parts(parts, state)
             .await
@@ -163,7 +168,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PullQuery {
                     ApiError::bad_request(codes::INVALID_LIMIT, format!("limit must be an integer from 1 to {MAX_PULL_LIMIT}"))
                 })?,
         };
-        Ok(PullQuery { cursor: raw.cursor, limit })
+        let client_id = match raw.client_id {
+            None => None,
+            Some(id) => {
+                validate_client_id(&id).map_err(|e| ApiError::bad_request(codes::INVALID_CLIENT_ID, e.0))?;
+                Some(id)
+            }
+        };
+        Ok(PullQuery { cursor: raw.cursor, limit, client_id })
     }
 }
 

@@ -123,7 +123,7 @@ async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQ
             "the cursor belongs to another database (was the server's database replaced?); pull again from the start".into(),
         ),
     })?;
-    match state.store.pull(&user, after, query.limit).await? {
+    match state.store.pull(&user, after, query.limit, query.client_id.as_deref()).await? {
         PullOutcome::Page { changes, last_seq, has_more } => {
             Ok(Json(PullResponse { changes, cursor: cursor::encode(&epoch, last_seq), has_more }))
         }

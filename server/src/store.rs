@@ -98,9 +98,11 @@ const SCHEMA: &[&str] = &[
      purged_through BIGINT NOT NULL DEFAULT 0, purged_version BIGINT NOT NULL DEFAULT 0)",
     // The latest state of each entity, tombstones included; `seq` is the change
     // sequence number of its latest change, so pull is a range scan on (user_id, seq).
+    // `writer` is the client whose push made the latest change (NULL for a REST
+    // write): its own pulls leave the change out.
     "CREATE TABLE IF NOT EXISTS tw_entities (user_id TEXT NOT NULL, collection TEXT NOT NULL, \
      id TEXT NOT NULL, data TEXT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL, \
-     deleted BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (user_id, collection, id))",
+     deleted BIGINT NOT NULL, seq BIGINT NOT NULL, writer TEXT, PRIMARY KEY (user_id, collection, id))",
     "CREATE UNIQUE INDEX IF NOT EXISTS tw_entities_by_seq ON tw_entities (user_id, seq)",
     // The result of every mutation a client pushed, written in the same transaction
     // as its effect: a replay answers from here and changes nothing.
@@ -121,6 +123,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("tw_user_seq", "purged_version", "BIGINT NOT NULL DEFAULT 0"),
     ("tw_mutations", "created_at", "BIGINT NOT NULL DEFAULT 0"),
     ("tw_rest_requests", "created_at", "BIGINT NOT NULL DEFAULT 0"),
+    ("tw_entities", "writer", "TEXT"),
 ];
 
 /// Takes the user's lock row and reads the last sequence number handed out and
@@ -358,8 +361,9 @@ impl Store {
             .collect()
     }
 
-    /// Begins a write transaction of `user`; the caller holds the user's turn.
-    async fn begin_write(&self, user: &str) -> Result<UserWrite> {
+    /// Begins a write transaction of `user`, whose entity writes are the push of
+    /// `writer` (`None`: not a push); the caller holds the user's turn.
+    async fn begin_write(&self, user: &str, writer: Option<&str>) -> Result<UserWrite> {
         let slot = self.gates.writer_slot().await;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(LOCK_USER).bind(user).fetch_one(&mut *tx).await?;
@@ -367,6 +371,7 @@ impl Store {
         Ok(UserWrite {
             tx,
             user: user.to_string(),
+            writer: writer.map(str::to_string),
             start_seq: last_seq,
             last_seq,
             purged_through: row.try_get(1)?,
@@ -409,7 +414,7 @@ impl Store {
         for user in users {
             // Under the user's lock, so no writer revives a tombstone half way.
             let _turn = self.gates.user_turn(&user).await;
-            let mut w = self.begin_write(&user).await?;
+            let mut w = self.begin_write(&user, None).await?;
             let row = sqlx::query(
                 "SELECT MAX(seq), MAX(version) FROM tw_entities WHERE user_id = $1 AND deleted = 1 AND updated_at <= $2",
             )
@@ -461,7 +466,7 @@ impl Store {
         budget: &mut CurrentBudget,
         results: &mut Vec<MutationResult>,
     ) -> Result<()> {
-        let mut w = self.begin_write(user).await?;
+        let mut w = self.begin_write(user, Some(client_id)).await?;
         let mut highest: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(mutation_id), 0) FROM tw_mutations WHERE user_id = $1 AND client_id = $2",
         )
@@ -512,44 +517,66 @@ impl Store {
         w.commit().await
     }
 
-    /// The user's changes after sequence number `after`, oldest first.
-    pub async fn pull(&self, user: &str, after: i64, limit: usize) -> Result<PullOutcome> {
+    /// The user's changes after sequence number `after`, oldest first, leaving
+    /// out those whose latest write was a push of `skip_writer`.
+    pub async fn pull(&self, user: &str, after: i64, limit: usize, skip_writer: Option<&str>) -> Result<PullOutcome> {
+        // The changes a client pushed itself are in its push answers already; its
+        // cursor still moves past them. Every change numbered up to the head read
+        // here has committed, so the page below sees all of them.
+        let head = match skip_writer {
+            Some(_) => self.last_seq(user).await?,
+            None => after,
+        };
+        // The filter on the writer, its parameter numbered `n`.
+        let others = |n: usize| match skip_writer {
+            Some(_) => format!(" AND (writer IS NULL OR writer <> ${n})"),
+            None => String::new(),
+        };
         // First the page's extent, from sequence numbers and sizes alone, in the
         // database: the data of rows beyond the byte budget, and of the row that
         // tells whether there is more, is never read. octet_length can answer from
         // a value's header without reading its content. The page is the longest
         // prefix of the next `limit` rows within the budget, and at least one row.
-        let extent = sqlx::query(
+        let extent_sql = format!(
             "SELECT CAST(MAX(CASE WHEN n <= $4 AND (n = 1 OR running <= $5) THEN seq END) AS BIGINT), \
                     CAST(SUM(CASE WHEN n <= $4 AND (n = 1 OR running <= $5) THEN 1 ELSE 0 END) AS BIGINT), \
                     CAST(COUNT(*) AS BIGINT) \
              FROM (SELECT seq, SUM(size) OVER (ORDER BY seq) AS running, ROW_NUMBER() OVER (ORDER BY seq) AS n \
                    FROM (SELECT seq, octet_length(data) AS size FROM tw_entities \
-                         WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS next_rows) AS page",
-        )
-        .bind(user)
-        .bind(after)
-        .bind(limit as i64 + 1)
-        .bind(limit as i64)
-        .bind(MAX_PULL_PAGE_BYTES as i64)
-        .fetch_one(&self.pool)
-        .await?;
-        let page_end: i64 = extent.try_get::<Option<i64>, _>(0)?.unwrap_or(after);
+                         WHERE user_id = $1 AND seq > $2{} ORDER BY seq LIMIT $3) AS next_rows) AS page",
+            others(6)
+        );
+        let mut extent = sqlx::query(&extent_sql)
+            .bind(user)
+            .bind(after)
+            .bind(limit as i64 + 1)
+            .bind(limit as i64)
+            .bind(MAX_PULL_PAGE_BYTES as i64);
+        if let Some(writer) = skip_writer {
+            extent = extent.bind(writer);
+        }
+        let extent = extent.fetch_one(&self.pool).await?;
         let taken = extent.try_get::<Option<i64>, _>(1)?.unwrap_or(0);
         let has_more = extent.try_get::<i64, _>(2)? > taken;
+        let mut page_end: i64 = extent.try_get::<Option<i64>, _>(0)?.unwrap_or(after);
+        if !has_more {
+            // Nothing else for this client up to the head: skip its own changes there.
+            page_end = page_end.max(head);
+        }
         // A row of the range that a writer moved meanwhile now has a sequence number
         // above every existing one, so the next page delivers it: nothing is skipped.
         let rows = if taken == 0 {
             Vec::new()
         } else {
-            sqlx::query(&format!(
-                "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
-            ))
-            .bind(user)
-            .bind(after)
-            .bind(page_end)
-            .fetch_all(&self.pool)
-            .await?
+            let rows_sql = format!(
+                "SELECT {ENTITY_COLUMNS} FROM tw_entities WHERE user_id = $1 AND seq > $2 AND seq <= $3{} ORDER BY seq",
+                others(4)
+            );
+            let mut rows = sqlx::query(&rows_sql).bind(user).bind(after).bind(page_end);
+            if let Some(writer) = skip_writer {
+                rows = rows.bind(writer);
+            }
+            rows.fetch_all(&self.pool).await?
         };
         let mut changes = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -578,6 +605,15 @@ impl Store {
             ));
         }
         Ok(PullOutcome::Page { changes, last_seq: last, has_more })
+    }
+
+    /// The last change sequence number handed out to the user.
+    async fn last_seq(&self, user: &str) -> Result<i64> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM tw_user_seq WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(last.unwrap_or(0))
     }
 
     /// A live entity of the user (tombstones count as absent).
@@ -609,7 +645,7 @@ impl Store {
         idempotency: Option<(&str, &str)>,
     ) -> Result<(RestOutcome, bool)> {
         let _turn = self.gates.user_turn(user).await;
-        let mut w = self.begin_write(user).await?;
+        let mut w = self.begin_write(user, None).await?;
         if let Some((key, fingerprint)) = idempotency {
             let row = sqlx::query("SELECT fingerprint, outcome FROM tw_rest_requests WHERE user_id = $1 AND idempotency_key = $2")
                 .bind(user)
@@ -760,6 +796,8 @@ struct CurrentBudget {
 struct UserWrite {
     tx: Transaction<'static, Any>,
     user: String,
+    /// The client whose push this is, written with each entity it changes.
+    writer: Option<String>,
     start_seq: i64,
     last_seq: i64,
     purged_through: i64,
@@ -835,26 +873,27 @@ fn placeholders(first: usize, count: usize) -> String {
     (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Writes `rows` entity rows: `$1` the user, `$2` the time, then six parameters
-/// a row (collection, id, data, version, deleted, seq). A new row is inserted
+/// Writes `rows` entity rows: `$1` the user, `$2` the time, `$3` the writer, then
+/// six parameters a row (collection, id, data, version, deleted, seq). A new row is inserted
 /// only where no row exists; a replacing row replaces only the version before
 /// its own. A row that finds anything else is left alone, so the statement's
 /// rows_affected falls short of `rows`.
 fn write_entities_sql(rows: usize, replacing: bool) -> String {
     let values: Vec<String> = (0..rows)
         .map(|row| {
-            let p = 3 + row * 6;
-            format!("($1, ${p}, ${}, ${}, ${}, $2, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+            let p = 4 + row * 6;
+            format!("($1, ${p}, ${}, ${}, ${}, $2, ${}, ${}, $3)", p + 1, p + 2, p + 3, p + 4, p + 5)
         })
         .collect();
     let on_conflict = if replacing {
         "DO UPDATE SET data = excluded.data, version = excluded.version, updated_at = excluded.updated_at, \
-         deleted = excluded.deleted, seq = excluded.seq WHERE tw_entities.version = excluded.version - 1"
+         deleted = excluded.deleted, seq = excluded.seq, writer = excluded.writer \
+         WHERE tw_entities.version = excluded.version - 1"
     } else {
         "DO NOTHING"
     };
     format!(
-        "INSERT INTO tw_entities (user_id, collection, id, data, version, updated_at, deleted, seq) VALUES {} \
+        "INSERT INTO tw_entities (user_id, collection, id, data, version, updated_at, deleted, seq, writer) VALUES {} \
          ON CONFLICT (user_id, collection, id) {on_conflict}",
         values.join(", ")
     )
@@ -1077,7 +1116,7 @@ impl UserWrite {
         for (rows, replace) in [(inserting, false), (replacing, true)] {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let sql = write_entities_sql(chunk.len(), replace);
-                let mut query = sqlx::query(&sql).bind(&self.user).bind(self.now);
+                let mut query = sqlx::query(&sql).bind(&self.user).bind(self.now).bind(self.writer.as_deref());
                 for w in chunk {
                     query = query.bind(&w.collection).bind(&w.id).bind(&w.data).bind(w.version).bind(w.deleted as i64).bind(w.seq);
                 }

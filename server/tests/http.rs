@@ -49,6 +49,7 @@ on_both_databases!(
     one_user_cannot_stall_another,
     data_that_would_be_stored_changed_is_refused,
     a_push_decides_each_mutation_as_if_pushed_alone,
+    a_client_pulls_what_others_wrote_and_moves_past_its_own,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -518,6 +519,7 @@ async fn hostile_requests_get_json_4xx_and_change_nothing(db: TestDb) {
         ("limit 0", Method::GET, "/v1/pull?limit=0".into(), Some(ALICE), vec![], None, 400, "invalid_limit"),
         ("limit too big", Method::GET, "/v1/pull?limit=100000".into(), Some(ALICE), vec![], None, 400, "invalid_limit"),
         ("limit not a number", Method::GET, "/v1/pull?limit=ten".into(), Some(ALICE), vec![], None, 400, "invalid_limit"),
+        ("bad clientId on pull", Method::GET, "/v1/pull?clientId=not%20an%20id".into(), Some(ALICE), vec![], None, 400, "invalid_client_id"),
         ("REST bad collection", Method::PUT, "/v1/collections/1bad/x".into(), Some(ALICE), vec![json_ct], Some(b"{}".to_vec()), 400, "invalid_collection"),
         ("REST encoded slash in id", Method::PUT, "/v1/collections/notes/a%2Fb".into(), Some(ALICE), vec![json_ct], Some(b"{}".to_vec()), 400, "invalid_id"),
         ("REST body not an object", Method::PUT, "/v1/collections/notes/z".into(), Some(ALICE), vec![json_ct], Some(b"[1]".to_vec()), 400, "invalid_data"),
@@ -1143,4 +1145,52 @@ async fn a_push_decides_each_mutation_as_if_pushed_alone(db: TestDb) {
     assert!(seq_row.starts_with("seq | 535 |"), "{seq_row}");
     let (changes, _) = api.pull_all(ALICE, "", 1000).await;
     assert_eq!(changes.len(), 523, "a, seeded, e0 to e519 and other/e1, each once");
+}
+
+/// A pull that names its client leaves out the changes whose latest write was
+/// that client's push (it has them from its push answers), and still moves its
+/// cursor past them; everything else arrives as in any pull.
+async fn a_client_pulls_what_others_wrote_and_moves_past_its_own(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let ids = |changes: &[Value]| -> Vec<String> { changes.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect() };
+    // Interleaved: this client's pushes, another client's, a REST write.
+    api.push_ok(ALICE, "me", json!([put(1, "notes", "m1", json!({"n": 1}), 0), put(2, "notes", "m2", json!({"n": 2}), 0)])).await;
+    api.push_ok(ALICE, "other", json!([put(1, "notes", "o1", json!({"n": 3}), 0)])).await;
+    api.push_ok(ALICE, "me", json!([put(3, "notes", "m3", json!({"n": 4}), 0)])).await;
+    let rest = api.json(Method::PUT, "/v1/collections/notes/r1", ALICE, &[], &json!({"n": 5})).await;
+    assert!(rest.status.is_success(), "{}", rest.body);
+    api.push_ok(ALICE, "me", json!([put(4, "notes", "m4", json!({"n": 6}), 0)])).await;
+    // Last written by this client now: left out too.
+    api.push_ok(ALICE, "me", json!([patch(5, "notes", "o1", json!({"mine": true}), 1)])).await;
+    api.push_ok(ALICE, "me", json!([put(6, "notes", "m5", json!({"n": 7}), 0)])).await;
+
+    let (everything, head) = api.pull_all(ALICE, "", 1000).await;
+    assert_eq!(ids(&everything), ["m1", "m2", "m3", "r1", "m4", "o1", "m5"]);
+    // In one page and in pages of one, from the start and from a cursor.
+    for limit in [1000, 1] {
+        let (changes, cursor) = api.pull_all_as(ALICE, Some("me"), "", limit).await;
+        assert_eq!(ids(&changes), ["r1"], "limit {limit}");
+        assert_eq!(cursor, head, "the cursor moves past the client's own changes");
+    }
+    let first = api.pull(ALICE, "", 2).await;
+    let after_two = first.body["cursor"].as_str().expect("cursor");
+    let (changes, cursor) = api.pull_all_as(ALICE, Some("me"), after_two, 1).await;
+    assert_eq!((ids(&changes), cursor), (vec!["r1".to_string()], head.clone()));
+    // The other client gets everything but its own change, which "me" has overwritten since.
+    let (changes, _) = api.pull_all_as(ALICE, Some("other"), "", 1000).await;
+    assert_eq!(ids(&changes), ["m1", "m2", "m3", "r1", "m4", "o1", "m5"]);
+
+    // Nothing new: the cursor stays where it is.
+    let reply = api.pull_as(ALICE, "me", &head, 10).await;
+    assert_eq!((reply.body["changes"].clone(), reply.body["cursor"].as_str()), (json!([]), Some(head.as_str())));
+    assert_eq!(reply.body["hasMore"], false);
+    // Another client's change after this client's own, and a delete by it.
+    api.push_ok(ALICE, "me", json!([put(7, "notes", "m6", json!({"n": 8}), 0)])).await;
+    api.push_ok(ALICE, "other", json!([patch(2, "notes", "m1", json!({"theirs": true}), 1), delete(3, "notes", "m2", 1)])).await;
+    api.push_ok(ALICE, "me", json!([put(8, "notes", "m7", json!({"n": 9}), 0)])).await;
+    let (changes, last) = api.pull_all_as(ALICE, Some("me"), &head, 1).await;
+    assert_eq!(ids(&changes), ["m1", "m2"]);
+    assert_eq!((changes[0]["version"].as_u64(), changes[1]["deleted"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(last, api.pull_all(ALICE, &head, 1000).await.1, "both pulls end at the same head");
 }

@@ -154,6 +154,12 @@ export interface PullRequest {
   /** `null`: from the beginning. */
   cursor: string | null;
   limit: number;
+  /**
+   * This client's id, when the changes whose latest write was this client's own push
+   * may be left out (it has them from its push answers). Absent when the pull must list
+   * everything: from the beginning, and on each later page of a pull that began there.
+   */
+  clientId?: string;
 }
 
 export interface PullResponse {

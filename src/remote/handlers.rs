@@ -31,13 +31,16 @@ impl HandlerRemote {
     }
 
     /// Calls `pull({ cursor, limit })`, expecting `{ changes, cursor, hasMore }`.
-    pub async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+    pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
         #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct PullRequest<'a> {
             cursor: Option<&'a str>,
             limit: usize,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            client_id: Option<&'a str>,
         }
-        self.call(&self.pull, &PullRequest { cursor, limit }, "pull").await
+        self.call(&self.pull, &PullRequest { cursor, limit, client_id }, "pull").await
     }
 
     async fn call<A: Serialize, T: DeserializeOwned>(&self, function: &Function, argument: &A, name: &str) -> Result<T, RemoteError> {

@@ -29,11 +29,14 @@ impl HttpRemote {
         self.exchange(builder, Some(request)).await
     }
 
-    pub async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+    pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
         let limit = limit.to_string();
         let mut query = vec![("limit", limit.as_str())];
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor));
+        }
+        if let Some(client_id) = client_id {
+            query.push(("clientId", client_id));
         }
         let builder = self.authorized(Request::get(&format!("{}/v1/pull", self.url)).query(query)).await?;
         self.exchange(builder, None).await

@@ -28,10 +28,10 @@ impl Remote for JsRemote {
         }
     }
 
-    async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
         match self {
-            JsRemote::Http(remote) => remote.pull(cursor, limit).await,
-            JsRemote::Handlers(remote) => remote.pull(cursor, limit).await,
+            JsRemote::Http(remote) => remote.pull(cursor, limit, client_id).await,
+            JsRemote::Handlers(remote) => remote.pull(cursor, limit, client_id).await,
         }
     }
 

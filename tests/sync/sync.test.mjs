@@ -257,7 +257,7 @@ describe("sync with the reference server", () => {
     const device = await openDevice(browser, server);
     const result = await device.page.evaluate(async () => {
       // A REST-like backend in the page: it names entities itself and answers 409 on stale writes.
-      const backend = { rows: new Map(), seq: 0, nextId: 0, failNext: null };
+      const backend = { rows: new Map(), seq: 0, nextId: 0, failNext: null, pullClients: [] };
       const write = (collection, id, data, deleted) => {
         const row = backend.rows.get(id);
         const next = { collection, id, data: deleted ? {} : data, version: (row?.version ?? 0) + 1, serverUpdatedAt: Date.now(), deleted, seq: ++backend.seq };
@@ -291,7 +291,8 @@ describe("sync with the reference server", () => {
               }),
             };
           },
-          pull: async ({ cursor, limit }) => {
+          pull: async ({ cursor, limit, clientId }) => {
+            backend.pullClients.push(clientId ?? null);
             const after = Number(cursor ?? 0);
             const newer = [...backend.rows.values()].filter((r) => r.seq > after).sort((x, y) => x.seq - y.seq);
             const page = newer.slice(0, limit);
@@ -325,8 +326,12 @@ describe("sync with the reference server", () => {
         permanent,
         failedStatus: notes.get("local-2").meta.syncStatus,
         statusDuringPush: backend.statusDuringPush,
+        pullClients: backend.pullClients.map((id) => id === db.clientId),
       };
     });
+    // Each pull named the client, so that a backend may leave out what it pushed
+    // (a new database's pull from the start included: it has nothing to find deleted).
+    assert.ok(result.pullClients.length >= 4 && result.pullClients.every(Boolean), JSON.stringify(result.pullClients));
     assert.equal(result.statusDuringPush, "syncing", "an entity shows syncing while its push is in flight");
     assert.equal(result.remoteId, "srv-1");
     assert.deepEqual(result.afterPatch, { title: "edited" });

@@ -228,12 +228,26 @@ impl Api {
         self.send(Method::GET, &format!("/v1/pull?cursor={cursor}&limit={limit}"), Some(token), &[], None).await
     }
 
+    /// A pull by client `client_id`, which leaves out that client's own pushes.
+    pub async fn pull_as(&self, token: &str, client_id: &str, cursor: &str, limit: usize) -> Reply {
+        let path = format!("/v1/pull?cursor={cursor}&limit={limit}&clientId={client_id}");
+        self.send(Method::GET, &path, Some(token), &[], None).await
+    }
+
     /// Pulls every page from `cursor` on; answers the changes and the last cursor.
     pub async fn pull_all(&self, token: &str, cursor: &str, limit: usize) -> (Vec<Value>, String) {
+        self.pull_all_as(token, None, cursor, limit).await
+    }
+
+    /// [`Api::pull_all`], as client `client_id` when given.
+    pub async fn pull_all_as(&self, token: &str, client_id: Option<&str>, cursor: &str, limit: usize) -> (Vec<Value>, String) {
         let mut cursor = cursor.to_string();
         let mut changes = Vec::new();
         loop {
-            let reply = self.pull(token, &cursor, limit).await;
+            let reply = match client_id {
+                Some(client_id) => self.pull_as(token, client_id, &cursor, limit).await,
+                None => self.pull(token, &cursor, limit).await,
+            };
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
             changes.extend(reply.body["changes"].as_array().expect("changes").iter().cloned());
             cursor = reply.body["cursor"].as_str().expect("cursor").to_string();

@@ -242,11 +242,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         self.emit(SyncEvent::Status);
         let mut report = SyncReport::default();
         let mut refreshed = false;
+        // Before the push: what the push acknowledges is on the server.
+        let full = self.meta.borrow().cursor.is_none().then(|| FullPull::begin(&self.repository));
         let outcome = match self.push_all(&mut report, &mut refreshed).await {
-            Ok(Pushed::All) => self.pull_all(&mut report, &mut refreshed).await,
+            Ok(Pushed::All) => self.pull_all(&mut report, &mut refreshed, full).await,
             // The pull brings the versions the server withheld, which settles
             // those conflicts and requeues what is left to push.
-            Ok(Pushed::UntilWithheld) => match self.pull_all(&mut report, &mut refreshed).await {
+            Ok(Pushed::UntilWithheld) => match self.pull_all(&mut report, &mut refreshed, full).await {
                 Ok(()) => self.push_all(&mut report, &mut refreshed).await.map(drop),
                 Err(error) => Err(error),
             },
@@ -418,10 +420,22 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
     }
 
-    async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<(), Failure> {
+    /// The client id that asks the server to leave out this client's own pushes:
+    /// their answers were recorded before the pull. Not on a pull from the start
+    /// that must list the entities it may find deleted (see [`FullPull`]).
+    fn own_writes_skipped(&self, full: Option<&FullPull>) -> Option<&str> {
+        full.is_none_or(FullPull::is_empty).then(|| self.repository.client_id())
+    }
+
+    /// Pulls every page from the cursor on; `full`, on a pull from the start, is
+    /// what the sync found synced before it pushed.
+    async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool, full: Option<FullPull>) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
         let mut reset = false;
-        let mut full = cursor.is_none().then(|| FullPull::begin(&self.repository));
+        let mut full = match (&cursor, full) {
+            (Some(_), _) => None,
+            (None, full) => Some(full.unwrap_or_else(|| FullPull::begin(&self.repository))),
+        };
         // Read once per pull: pulled changes never give an entity a remote id
         // other than its own, so the pages of one pull leave this map as it is.
         let mut local_ids = LocalIds::default();
@@ -432,7 +446,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 Some(page) => page,
                 None => {
                     self.log(Step::Pull { has_cursor: cursor.is_some() });
-                    self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit)).await
+                    let own = self.own_writes_skipped(full.as_ref());
+                    self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit, own)).await
                 }
             };
             let page = match page {
@@ -466,7 +481,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             let recording = self.settle(&answers, Some(&next));
             let settled = if has_more {
                 self.log(Step::Pull { has_cursor: true });
-                let following = self.call(refreshed, || self.remote.pull(Some(next.as_str()), self.config.pull_limit));
+                let own = self.own_writes_skipped(full.as_ref());
+                let following = self.call(refreshed, || self.remote.pull(Some(next.as_str()), self.config.pull_limit, own));
                 let (settled, following) = futures::join!(recording, following);
                 fetched = Some(following);
                 settled?

@@ -36,6 +36,9 @@ pub struct Application {
 #[derive(Default)]
 pub struct Server {
     pub entities: BTreeMap<(String, String), (ServerEntity, u64)>,
+    /// The client whose push made an entity's latest change (absent: another
+    /// client's write through [`Server::write`]).
+    pushed_by: HashMap<(String, String), String>,
     seq: u64,
     results: HashMap<(String, u64), MutationResult>,
     highest: HashMap<String, u64>,
@@ -51,6 +54,8 @@ pub struct Server {
     pub refreshes: u32,
     pub pushes: u32,
     pub pulls: u32,
+    /// Changes listed by every pull so far.
+    pub served: usize,
     /// Assign server ids `srv-N` instead of keeping the client's (a custom backend).
     pub assigns_ids: bool,
     /// Leave the entity's data out of conflict answers.
@@ -74,6 +79,7 @@ impl Server {
             server_updated_at: self.clock,
             deleted,
         };
+        self.pushed_by.remove(&key);
         self.entities.insert(key, (entity, self.seq));
     }
 
@@ -139,6 +145,7 @@ impl Server {
             }
         };
         self.write(&m.collection, &id, data, deleted);
+        self.pushed_by.insert((m.collection.clone(), id.clone()), client_id.to_string());
         let stored = self.get(&m.collection, &id).expect("just written");
         MutationResult {
             mutation_id: m.mutation_id,
@@ -188,7 +195,7 @@ impl Remote for FakeRemote {
         }
     }
 
-    async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError> {
+    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
         self.0.borrow_mut().pulls += 1;
         self.authorized()?;
         let fault = self.0.borrow_mut().pull_faults.pop_front();
@@ -203,15 +210,21 @@ impl Remote for FakeRemote {
                 .ok_or_else(|| RemoteError::status(400, codes::INVALID_CURSOR, "not a cursor of this server"))?,
         };
         let server = self.0.borrow();
-        let mut newer: Vec<&(ServerEntity, u64)> = server.entities.values().filter(|(_, seq)| *seq > after).collect();
+        // As the reference server: a client's own pushes are left out of its pulls.
+        let own = |key: &(String, String)| client_id.is_some_and(|client| server.pushed_by.get(key).is_some_and(|w| w == client));
+        let mut newer: Vec<&(ServerEntity, u64)> =
+            server.entities.iter().filter(|(key, (_, seq))| *seq > after && !own(key)).map(|(_, change)| change).collect();
         newer.sort_by_key(|(_, seq)| *seq);
         let page: Vec<_> = newer.iter().take(limit).collect();
-        let last = page.last().map_or(after, |(_, seq)| *seq);
-        let response = PullResponse {
-            changes: page.iter().map(|(e, _)| e.clone()).collect(),
-            cursor: format!("c{last}"),
-            has_more: newer.len() > limit,
-        };
+        let has_more = newer.len() > limit;
+        let mut last = page.last().map_or(after, |(_, seq)| *seq);
+        if client_id.is_some() && !has_more {
+            // Past the client's own changes up to the head.
+            last = last.max(server.seq);
+        }
+        let response = PullResponse { changes: page.iter().map(|(e, _)| e.clone()).collect(), cursor: format!("c{last}"), has_more };
+        drop(server);
+        self.0.borrow_mut().served += response.changes.len();
         match fault {
             Some(Fault::After(error)) => Err(error),
             _ => Ok(response),

@@ -4,6 +4,10 @@
 //! was synced when it began and that it did not list is gone on the server: it is
 //! settled as a pulled delete. Entities changed locally since are left to their push
 //! (docs/sync.md, "Pull").
+//!
+//! The list is taken before the sync pushes: what its push acknowledges is on the
+//! server. A database that held no synced entity then (a new one) has nothing to
+//! find deleted, so its pull from the start may leave out the client's own pushes.
 
 use std::collections::HashMap;
 
@@ -27,8 +31,9 @@ fn synced(entity: &Entity) -> bool {
 }
 
 impl FullPull {
-    /// Takes note of the synced entities before the first page is asked for: an entity
-    /// acknowledged later (by another context, say) may be listed after the last page.
+    /// Takes note of the synced entities before the sync pushes, and so before the
+    /// first page is asked for: an entity acknowledged later (by this sync's push, or
+    /// by another context) may be listed after the last page.
     pub fn begin<S: Store + 'static>(repository: &Repository<S>) -> Self {
         let mut unlisted = HashMap::new();
         for name in repository.schema().collections.keys() {
@@ -39,6 +44,11 @@ impl FullPull {
             });
         }
         FullPull { unlisted }
+    }
+
+    /// Whether no entity was synced: then there is nothing to find deleted.
+    pub fn is_empty(&self) -> bool {
+        self.unlisted.is_empty()
     }
 
     /// Notes an entity a page of the pull listed (by its local id), whether or

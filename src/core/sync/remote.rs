@@ -101,8 +101,10 @@ pub trait Remote {
     /// Sends one batch of mutations; the answer has one result per mutation, in order.
     async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError>;
 
-    /// Fetches the changes after `cursor` (`None`: from the beginning).
-    async fn pull(&self, cursor: Option<&str>, limit: usize) -> Result<PullResponse, RemoteError>;
+    /// Fetches the changes after `cursor` (`None`: from the beginning). With
+    /// `client_id`, the server may leave out the changes whose latest write was
+    /// that client's own push: the client has them from its push answers.
+    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError>;
 
     /// Asks for fresh credentials after a 401. The default has none to refresh.
     async fn refresh_auth(&self) -> Result<(), RemoteError> {

@@ -374,6 +374,41 @@ fn an_expired_cursor_pulls_again_from_the_start() {
 }
 
 #[test]
+fn pulls_leave_out_what_this_client_pushed() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.put("n2", json!({"title": "two"}));
+    assert_eq!(a.sync().unwrap().pushed, 2);
+    assert_eq!(remote.server().served, 0, "a new database had nothing to find deleted: its own pushes were left out");
+    remote.server().write("notes", "s1", json!({"title": "elsewhere"}), false);
+    a.put("n3", json!({"title": "three"}));
+    let report = a.sync().unwrap();
+    assert_eq!((report.pushed, report.pulled), (1, 1));
+    assert_eq!(remote.server().served, 1, "only the other client's change");
+    a.sync().unwrap();
+    assert_eq!(remote.server().served, 1, "the cursor moved past this client's own changes");
+    let n3 = a.stored("n3").unwrap();
+    assert_eq!((n3.version, n3.sync_status), (1, SyncStatus::Synced), "known from the push answer");
+    // Another device of the user gets all of it.
+    let b = device(&remote, ConflictPolicy::Merge);
+    assert_eq!(b.sync().unwrap().pulled, 4);
+}
+
+#[test]
+fn a_pull_from_the_start_that_may_find_deletes_lists_this_clients_own_pushes() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("mine", json!({"title": "pushed here"}));
+    a.sync().unwrap();
+    remote.server().pull_faults.push_back(Fault::Before(RemoteError::status(410, codes::CURSOR_EXPIRED, "gone")));
+    a.sync().unwrap();
+    assert_eq!(remote.server().served, 1, "listed by the pull from the start");
+    let mine = a.get("mine").unwrap();
+    assert!(!mine.deleted && mine.sync_status == SyncStatus::Synced, "never taken for deleted on the server");
+}
+
+#[test]
 fn a_pull_from_the_start_drops_synced_entities_the_server_no_longer_lists() {
     let remote = FakeRemote::default();
     for id in ["kept", "purged", "edited"] {

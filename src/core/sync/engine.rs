@@ -264,30 +264,41 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         result
     }
 
-    /// Pushes the outbox batch after batch. Each batch is sent while the
-    /// answers to the one before are recorded; it was read before them, so
-    /// it holds none of that batch's entities (their next mutations are based
-    /// on the versions those answers bring) and the server still meets the
-    /// mutations in order, one push after the other.
+    /// Pushes the outbox batch after batch. While a batch is in flight, the
+    /// answers to the one before are recorded and then the next batch is read:
+    /// read after those answers, it carries the versions they brought, and it
+    /// holds none of the in-flight batch's entities (their next mutations are
+    /// based on the versions its answers bring). So the next batch goes out as
+    /// soon as the answer comes, and the server still meets the mutations in
+    /// order, one push after the other.
     async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
         // After a refusal that names no mutation, push one at a time to find it.
         let mut batch_size = self.config.push_batch.max(1);
         // The previous batch, answered in full, its answers not recorded yet.
         let mut answered: Option<Answered> = None;
+        // The batch after it, read while it was in flight (and whether that
+        // read reached the end of the outbox).
+        let mut read_ahead: Option<(Vec<Mutation>, bool)> = None;
         // Whether the last read reached the end of the outbox: then the answers
         // are recorded before it is read again, as nothing waits to be sent
         // meanwhile, and the entries answered leave the outbox without delay
         // (another context that syncs on its own may be about to read it).
         let mut reached_end = false;
         loop {
-            if reached_end {
-                if let Some(previous) = answered.take() {
-                    if self.record_push(previous, report).await? {
-                        return Ok(Pushed::UntilWithheld);
+            let (batch, end) = match read_ahead.take() {
+                Some(next) => next,
+                None => {
+                    if reached_end {
+                        if let Some(previous) = answered.take() {
+                            if self.record_push(previous, report).await? {
+                                return Ok(Pushed::UntilWithheld);
+                            }
+                        }
                     }
+                    let previous = answered.as_ref().map_or(&[][..], |answered| answered.batch.as_slice());
+                    self.next_batch(batch_size, previous).await?
                 }
-            }
-            let (batch, end) = self.next_batch(batch_size, answered.as_ref()).await?;
+            };
             reached_end = end;
             if batch.is_empty() {
                 match answered.take() {
@@ -305,15 +316,22 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
-            let recording = async {
-                match answered.take() {
-                    Some(previous) => self.record_push(previous, report).await,
-                    None => Ok(false),
+            let previous = answered.take();
+            let meanwhile = async {
+                let withheld = match previous {
+                    Some(previous) => self.record_push(previous, report).await?,
+                    None => false,
+                };
+                // Nothing to read ahead after the end, nor when pushing stops here.
+                if end || withheld {
+                    return Ok((withheld, None));
                 }
+                let next = self.next_batch(batch_size, &batch).await?;
+                Ok((withheld, Some(next)))
             };
-            let (recorded, sent) = futures::join!(recording, self.send_push(&batch, &request, refreshed));
-            let withheld = match recorded {
-                Ok(withheld) => withheld,
+            let (meanwhile, sent) = futures::join!(meanwhile, self.send_push(&batch, &request, refreshed));
+            let (withheld, next) = match meanwhile {
+                Ok(done) => done,
                 Err(error) => {
                     self.repository.unmark_syncing(&keys);
                     return Err(error);
@@ -321,7 +339,10 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             };
             let current = Answered { batch, keys, answers: Vec::new() };
             match sent {
-                Sent::Answered(answers) => answered = Some(Answered { answers, ..current }),
+                Sent::Answered(answers) => {
+                    answered = Some(Answered { answers, ..current });
+                    read_ahead = next;
+                }
                 // Answers about part of the batch: the rest is pushed again, so
                 // they are recorded before the outbox is read for the next batch.
                 Sent::Refused(answer) => {
@@ -351,14 +372,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 
     /// The next batch: the oldest queued mutations after `previous` (still
-    /// queued while its answers are recorded), up to the first of an entity
-    /// met before. A second mutation of an entity waits for the first's
-    /// answer, because its base version is the version that answer brings:
-    /// sent together, it would conflict with its own predecessor, or apply
-    /// over a change it never saw.
+    /// queued: in flight, or its answers not recorded yet), up to the first of
+    /// an entity met before. A second mutation of an entity waits for the
+    /// first's answer, because its base version is the version that answer
+    /// brings: sent together, it would conflict with its own predecessor, or
+    /// apply over a change it never saw.
     /// Also whether the read reached the end of the outbox.
-    async fn next_batch(&self, batch_size: usize, previous: Option<&Answered>) -> Result<(Vec<Mutation>, bool), Failure> {
-        let previous = previous.map_or(&[][..], |answered| answered.batch.as_slice());
+    async fn next_batch(&self, batch_size: usize, previous: &[Mutation]) -> Result<(Vec<Mutation>, bool), Failure> {
         let last = previous.last().map_or(0, |m| m.mutation_id);
         let outbox = self.repository.store().outbox_after(last, batch_size).await?;
         let end = outbox.len() < batch_size;

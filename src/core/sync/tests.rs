@@ -33,13 +33,17 @@ fn device(remote: &FakeRemote, policy: ConflictPolicy) -> Device {
 }
 
 fn open_device(remote: &FakeRemote, store: MemoryStore, schema: Schema, policy: ConflictPolicy) -> Device {
+    let config = SyncConfig { policies: Policies { default: policy, ..Policies::default() }, ..SyncConfig::default() };
+    open_configured(remote, store, schema, config)
+}
+
+fn open_configured(remote: &FakeRemote, store: MemoryStore, schema: Schema, config: SyncConfig) -> Device {
     let now = Rc::new(Cell::new(1_000_000.0));
     let clock = Box::new(move || {
         now.set(now.get() + 1.0);
         now.get()
     });
     let repository = block_on(Repository::open(store.clone(), schema, clock)).unwrap();
-    let config = SyncConfig { policies: Policies { default: policy, ..Policies::default() }, ..SyncConfig::default() };
     let engine = block_on(SyncEngine::open(repository, remote.clone(), config, Box::new(|| 0.5))).unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let sink = log.clone();
@@ -786,4 +790,35 @@ fn the_next_batch_holds_no_entity_whose_answer_is_still_being_recorded() {
     assert_eq!(remote.server().pushes, 2);
     assert_eq!(server_data(&remote, "n0"), json!({ "title": 0, "done": true }));
     assert_eq!(device.stored("n0").unwrap().sync_status, SyncStatus::Synced);
+}
+
+#[test]
+fn a_batch_read_while_the_one_before_is_in_flight_carries_the_answers_before_that() {
+    let remote = FakeRemote::default();
+    let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+    let config = SyncConfig {
+        push_batch: 2,
+        policies: Policies { default: ConflictPolicy::Manual, ..Policies::default() },
+        ..SyncConfig::default()
+    };
+    let device = open_configured(&remote, MemoryStore::new(schema.clone()), schema, config);
+    for id in ["a", "b", "c", "d"] {
+        device.put(id, json!({ "title": id }));
+    }
+    device.patch("a", json!({ "done": true }));
+    device.patch("c", json!({ "done": true }));
+    let report = device.sync().unwrap();
+    // [a b], then [c d] read while [a b] is in flight, then [patch a] read while
+    // [c d] is: after the answers of [a b], on the version they brought. The patch
+    // of c waits for the answer of [c d].
+    assert_eq!((report.pushed, report.conflicted), (6, 0));
+    assert_eq!(remote.server().pushes, 4);
+    let applied: Vec<(u64, String)> = remote.server().applications.iter().map(|a| (a.mutation_id, a.id.clone())).collect();
+    let expected = [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "a"), (6, "c")].map(|(m, id)| (m, id.to_string()));
+    assert_eq!(applied, expected);
+    for id in ["a", "c"] {
+        assert_eq!(server_data(&remote, id), json!({ "title": id, "done": true }));
+        assert_eq!((device.stored(id).unwrap().version, device.stored(id).unwrap().sync_status), (2, SyncStatus::Synced));
+    }
+    assert_eq!(device.pending(), 0);
 }

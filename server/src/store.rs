@@ -504,7 +504,7 @@ impl Store {
                     };
                     // The record keeps the version a conflict met, never the entity's
                     // data: a replay reads the data again (see attach_current).
-                    w.record(client_id, id, &result).await?;
+                    w.record(id, &result).await?;
                     highest = highest.max(id);
                     result
                 }
@@ -796,7 +796,8 @@ struct CurrentBudget {
 struct UserWrite {
     tx: Transaction<'static, Any>,
     user: String,
-    /// The client whose push this is, written with each entity it changes.
+    /// The client whose push this is, written with each entity it changes and
+    /// each push record.
     writer: Option<String>,
     start_seq: i64,
     last_seq: i64,
@@ -863,7 +864,6 @@ struct QueuedWrite {
 
 /// The result of a pushed mutation, serialized, not yet written to `tw_mutations`.
 struct QueuedRecord {
-    client_id: String,
     mutation_id: i64,
     result: String,
 }
@@ -899,13 +899,13 @@ fn write_entities_sql(rows: usize, replacing: bool) -> String {
     )
 }
 
-/// Inserts `rows` push records: `$1` the user, `$2` the time, then three
-/// parameters a row (client id, mutation id, result).
+/// Inserts `rows` push records: `$1` the user, `$2` the time, `$3` the client,
+/// then two parameters a row (mutation id, result).
 fn insert_records_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|row| {
-            let p = 3 + row * 3;
-            format!("($1, ${p}, ${}, ${}, $2)", p + 1, p + 2)
+            let p = 4 + row * 2;
+            format!("($1, $3, ${p}, ${}, $2)", p + 1)
         })
         .collect();
     format!("INSERT INTO tw_mutations (user_id, client_id, mutation_id, result, created_at) VALUES {}", values.join(", "))
@@ -1140,9 +1140,9 @@ impl UserWrite {
 
     /// Queues the record of a pushed mutation's result, written with the
     /// transaction's other records in multi-row inserts.
-    async fn record(&mut self, client_id: &str, mutation_id: i64, result: &MutationResult) -> Result<()> {
+    async fn record(&mut self, mutation_id: i64, result: &MutationResult) -> Result<()> {
         let result = serde_json::to_string(result).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.queued_records.push(QueuedRecord { client_id: client_id.to_string(), mutation_id, result });
+        self.queued_records.push(QueuedRecord { mutation_id, result });
         if self.queued_records.len() >= ROWS_PER_STATEMENT {
             self.send_records().await?;
         }
@@ -1151,11 +1151,17 @@ impl UserWrite {
 
     async fn send_records(&mut self) -> Result<()> {
         let records = std::mem::take(&mut self.queued_records);
+        if records.is_empty() {
+            return Ok(());
+        }
+        let Some(client_id) = self.writer.as_deref() else {
+            return Err(StoreError::Corrupt("push records in a transaction that is not a push".into()));
+        };
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_records_sql(chunk.len());
-            let mut query = sqlx::query(&sql).bind(&self.user).bind(self.now);
+            let mut query = sqlx::query(&sql).bind(&self.user).bind(self.now).bind(client_id);
             for r in chunk {
-                query = query.bind(&r.client_id).bind(r.mutation_id).bind(&r.result);
+                query = query.bind(r.mutation_id).bind(&r.result);
             }
             query.execute(&mut *self.tx).await?;
         }

@@ -4,7 +4,7 @@
 //! order [`SettlementPlan`] documents. Both stores run this code, so they
 //! cannot drift apart on the order in which answers take effect.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::answer::{Outcome, ServerAnswer, Settled};
 use super::policy::Policies;
@@ -101,7 +101,9 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
     let mut removed = BTreeSet::new();
     let mut superseded: Vec<EntityKey> = Vec::new();
     let mut append: Vec<(EntityKey, Mutation)> = Vec::new();
+    // The entities changed, in the order first changed, and the same as a set.
     let mut changed: Vec<EntityKey> = Vec::new();
+    let mut changed_set: HashSet<EntityKey> = HashSet::new();
     let mut settled = Vec::with_capacity(answers.len());
     for answer in answers {
         let key = (answer.collection().to_owned(), answer.id().to_owned());
@@ -126,7 +128,7 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
             append.push((key.clone(), mutation));
         }
         if let Some(entity) = &decision.entity {
-            if !changed.contains(&key) {
+            if changed_set.insert(key.clone()) {
                 changed.push(key.clone());
             }
             stored.entities.insert(key.clone(), Some(entity.clone()));

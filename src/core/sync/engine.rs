@@ -319,6 +319,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             let previous = answered.take();
             let meanwhile = async {
                 let withheld = match previous {
+                    // Acknowledgements touch nothing but their own entities and
+                    // outbox entries, all before this batch: the next batch is
+                    // read while they are recorded, its read sent first.
+                    Some(previous) if !end && previous.all_applied() => {
+                        let (next, withheld) =
+                            futures::join!(self.next_batch(batch_size, &batch), self.record_push(previous, report));
+                        return Ok((withheld?, Some(next?)));
+                    }
                     Some(previous) => self.record_push(previous, report).await?,
                     None => false,
                 };
@@ -741,6 +749,15 @@ struct Answered {
     batch: Vec<Mutation>,
     keys: Vec<(String, String)>,
     answers: Vec<ServerAnswer>,
+}
+
+impl Answered {
+    /// Whether the server applied every mutation of the batch.
+    fn all_applied(&self) -> bool {
+        self.answers.iter().all(|answer| {
+            matches!(answer, ServerAnswer::Pushed { result, .. } if result.status == tideway_protocol::PushStatus::Applied)
+        })
+    }
 }
 
 /// What came of sending one push.

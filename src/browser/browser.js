@@ -707,16 +707,42 @@ function loseConnection(tx) {
 // Several contexts on one database (src/contexts/)
 
 /**
+ * The releases of every Web Lock the module holds or waits for, for the
+ * package's entry to call when the module stops: a stopped context cannot sync,
+ * and must not keep the others from it. Null until `trackLocks` is called.
+ */
+let lockReleases = null;
+
+/** Keeps the releases of the Web Locks taken from now on in `releases` (a Set of functions). */
+export function trackLocks(releases) {
+  lockReleases = releases;
+}
+
+/** What `untilStopped` settles with when the module stops first. */
+const STOPPED = Symbol("stopped");
+
+/** `work` (a Promise), or `STOPPED` as soon as the module stops, so that the lock it runs under is let go. */
+function untilStopped(work) {
+  const stops = lockReleases;
+  if (!stops) return work;
+  let stop;
+  const stopped = new Promise((resolve) => (stop = () => resolve(STOPPED)));
+  stops.add(stop);
+  return Promise.race([work, stopped]).finally(() => stops.delete(stop));
+}
+
+/**
  * Takes the Web Lock `name` if it is free, else queues for it, and calls
  * `acquired` once this context holds it; the lock is held until `release()` is
  * called or the context goes away (a closed tab, a terminated worker), when
- * the browser hands it to the next context in the queue. `decided` resolves
- * with whether the lock was taken at once (false: another context holds it).
- * Null where Web Locks are missing.
+ * the browser hands it to the next context in the queue, or the module stops.
+ * `decided` resolves with whether the lock was taken at once (false: another
+ * context holds it). Null where Web Locks are missing.
  */
 export function holdLock(name, acquired) {
   const locks = globalThis.navigator?.locks;
   if (!locks) return null;
+  const stops = lockReleases;
   const queue = new AbortController();
   let granted = false;
   let left = false;
@@ -744,9 +770,11 @@ export function holdLock(name, acquired) {
   }).catch(() => decide(false));
   const leave = () => {
     left = true;
+    stops?.delete(leave);
     if (granted) release();
     else queue.abort();
   };
+  stops?.add(leave);
   return { release: leave, decided };
 }
 
@@ -754,32 +782,43 @@ export function holdLock(name, acquired) {
  * Runs `task` (a function returning a Promise) while holding the Web Lock
  * `name`, if no other context holds it: resolves with `{ ran: true, value }`,
  * or `{ ran: false }` at once when it is held elsewhere. Without Web Locks the
- * task runs unguarded.
+ * task runs unguarded. If the module stops meanwhile, the lock is let go and the
+ * Promise never settles.
  */
 export async function withLockIfFree(name, task) {
   const locks = globalThis.navigator?.locks;
   if (!locks) return { ran: true, value: await task() };
-  return locks.request(name, { ifAvailable: true }, async (lock) => {
+  const outcome = await locks.request(name, { ifAvailable: true }, async (lock) => {
     if (lock === null) return { ran: false };
-    return { ran: true, value: await task() };
+    const value = await untilStopped(task());
+    return value === STOPPED ? STOPPED : { ran: true, value };
   });
+  // A stopped module is not called back.
+  return outcome === STOPPED ? new Promise(() => {}) : outcome;
 }
 
 /**
  * Runs `task` (a function returning a Promise) once this context holds the
  * Web Lock `name`, after the contexts queued before it: `done` resolves with
  * what `task` resolved with. `cancel()` leaves the queue; `done` then never
- * settles, and never does where Web Locks are missing.
+ * settles, nor when the module stops (which leaves the queue or lets the lock
+ * go), nor where Web Locks are missing.
  */
 export function withLockOnceFree(name, task) {
   const locks = globalThis.navigator?.locks;
   const never = new Promise(() => {});
   if (!locks) return { done: never, cancel() {} };
   const queue = new AbortController();
+  const cancel = () => queue.abort();
+  // A stop leaves the queue, or lets the lock go (and the module is not called back).
+  const stops = lockReleases;
+  stops?.add(cancel);
   const done = locks
-    .request(name, { signal: queue.signal }, () => task())
-    .catch((error) => (queue.signal.aborted ? never : Promise.reject(error)));
-  return { done, cancel: () => queue.abort() };
+    .request(name, { signal: queue.signal }, () => untilStopped(task()))
+    .then((value) => (value === STOPPED ? never : value))
+    .catch((error) => (queue.signal.aborted ? never : Promise.reject(error)))
+    .finally(() => stops?.delete(cancel));
+  return { done, cancel };
 }
 
 /**

@@ -136,6 +136,10 @@ extern "C" {
     #[wasm_bindgen(method, getter, js_name = mutationId)]
     pub fn mutation_id(this: &StoredRecord) -> Option<f64>;
 
+    /// Keeps the release of each Web Lock taken from now on in `releases`
+    /// while it is held or waited for (see `trackLocks` in `index.js`).
+    #[wasm_bindgen(js_name = trackLocks)]
+    pub fn track_locks(releases: &js_sys::Set);
     /// A held Web Lock (see `holdLock`).
     pub type HeldLock;
     /// Queues for the Web Lock `name`; `acquired` runs once this context holds it.

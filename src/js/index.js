@@ -5,7 +5,7 @@
 // with them first. Every method of `Tideway` and of a collection is guarded
 // against a panic in the module (see `stop`).
 
-import loadBindings, { Collection, Tideway, onPanic } from "./tideway.js";
+import loadBindings, { Collection, Tideway, onPanic, trackLocks } from "./tideway.js";
 
 export * from "./tideway.js";
 
@@ -21,6 +21,7 @@ export default function init(input) {
   loading ??= loadBindings(input).then(
     (exports) => {
       onPanic(stop);
+      trackLocks(lockReleases);
       return exports;
     },
     (error) => {
@@ -34,8 +35,10 @@ export default function init(input) {
 // A panic is a bug in Tideway: the module stops the call where it happened,
 // and its memory can no longer be trusted. From then on every call throws, and
 // every call still waiting rejects, with INTERNAL_ERROR; what was committed is
-// in IndexedDB, and the next page load opens it again.
+// in IndexedDB, and the next page load opens it again. The Web Locks the
+// module holds or waits for are let go, so that another tab or worker syncs.
 let stopped = null;
+const lockReleases = new Set();
 let rejectWaiting;
 const waitingCalls = new Promise((_, reject) => (rejectWaiting = reject));
 waitingCalls.catch(() => {});
@@ -46,6 +49,8 @@ function stop(message) {
     stopped.name = "TidewayError";
     stopped.code = "INTERNAL_ERROR";
     rejectWaiting(stopped);
+    for (const release of [...lockReleases]) release();
+    lockReleases.clear();
   }
   return stopped;
 }

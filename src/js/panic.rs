@@ -38,6 +38,15 @@ fn report(info: &std::panic::PanicHookInfo<'_>) {
     });
 }
 
+/// Keeps the release of every Web Lock this module takes from now on in
+/// `releases` (a `Set`) while the lock is held or waited for, for the
+/// package's entry to call when the module stops: a stopped context can no
+/// longer sync, and must not keep the other contexts from it.
+#[wasm_bindgen(js_name = trackLocks, skip_typescript)]
+pub fn track_locks(releases: js_sys::Set) {
+    crate::browser::track_locks(&releases);
+}
+
 /// `Tideway.panicForTest(when)`: panics now (`"now"`), or in the Promise it
 /// returns, as a sync or a write would (`"later"`). Only with the
 /// `fault-injection` feature, for the tests of what a panic does.

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FAULTS_PKG, openDb, openDevice, serverAndBrowser } from "./helpers.mjs";
+import { FAULTS_PKG, openDb, openDevice, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
 let browser;
@@ -74,5 +74,30 @@ test("a panic in a call that returns at once: it throws INTERNAL_ERROR, and open
   });
   assert.deepEqual(thrown, { name: "TidewayError", code: "INTERNAL_ERROR", isError: true });
   assert.equal((await failure(page, 'Tideway.open({ name: "another", collections: {} })')).code, "INTERNAL_ERROR");
+  await context.close();
+});
+
+test("a panic in the tab that syncs lets its sync lock go: another tab takes over and pushes", async () => {
+  const { context, page: a } = await openDevice(browser, server);
+  const b = await context.newPage();
+  const bErrors = [];
+  b.on("pageerror", (error) => bErrors.push(error.message));
+  await b.goto(server.url);
+  await b.waitForSelector('html[data-ready="true"]');
+  const name = `panic-lock-${crypto.randomUUID()}`;
+  await openDb({ page: a }, name, "panicsync");
+  await waitInPage(a, "tab A to hold the sync lock", () => window.db.status().syncer?.here === true);
+  await openDb({ page: b }, name, "panicsync");
+  await waitInPage(b, "tab B to hear that A syncs", () => window.db.status().syncer?.here === false);
+
+  assert.equal((await failure(a, 'Tideway.panicForTest("later")')).code, "INTERNAL_ERROR");
+  await waitInPage(b, "tab B to take the lock the stopped tab let go", () => window.db.status().syncer?.here === true, undefined, 5_000);
+  const report = await b.evaluate(async () => {
+    await window.notes.put({ title: "after the panic" }, { id: "after" });
+    return window.db.sync();
+  });
+  assert.equal(report.pushed, 1);
+  assert.deepEqual((await server.pullAll("panicsync")).map((change) => change.id), ["after"]);
+  assert.deepEqual(bErrors, []);
   await context.close();
 });

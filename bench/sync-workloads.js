@@ -90,7 +90,8 @@ export async function pullRaw(token) {
     const store = tx.objectStore("e:notes");
     for (const change of page.changes) {
       const meta = { remoteId: change.id, version: change.version, serverUpdatedAt: change.serverUpdatedAt, syncStatus: "synced" };
-      const doc = JSON.stringify({ id: change.id, data: change.data, meta, base: change.data });
+      // A synced entity's base equals its data, which Tideway stores as `baseIsData: true`.
+      const doc = JSON.stringify({ id: change.id, data: change.data, meta, baseIsData: true });
       store.put({ id: change.id, doc, ix: { updatedAt: change.serverUpdatedAt } });
     }
     tx.objectStore("meta").put(page.cursor, "cursor");

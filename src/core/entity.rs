@@ -1,6 +1,7 @@
 //! An entity: the app's JSON data plus the metadata that makes sync predictable.
 
-use serde::{Deserialize, Serialize};
+use serde::de;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// An entity's JSON object.
@@ -25,40 +26,31 @@ pub enum SyncStatus {
 /// One stored entity with its sync metadata.
 ///
 /// `base` keeps the data the server last acknowledged, so that a later
-/// three-way merge can tell which side changed which field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// three-way merge can tell which side changed which field. How an entity is
+/// written as JSON (a stored doc) is [`DocOut`]'s and [`DocIn`]'s business.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     /// Generated on the device (UUID v4) or given by the caller; never changes.
     pub id: String,
     /// The server's id for this entity, once a server has acknowledged it.
-    // Absent fields read as `None`: a stored doc leaves them out, which keeps
-    // docs small (less to store, load and parse) and reads docs that have them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     pub data: Data,
     /// The server-acknowledged data, `None` until the first acknowledgement.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Data>,
     /// The server's version; 0 means the server has never seen the entity.
     pub version: u64,
     /// Device time (ms since the epoch) of the last local change.
     pub updated_at: f64,
     /// Server time (ms since the epoch) of the last acknowledged change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_updated_at: Option<f64>,
     pub sync_status: SyncStatus,
     /// A tombstone: deleted locally or on the server, kept so the delete syncs.
-    #[serde(default)]
     pub deleted: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// How many of this entity's mutations wait in the outbox. The entity is
     /// `synced` only when the server has answered every one of them.
-    #[serde(default)]
     pub pending: u32,
     /// Set while the entity is in `conflict` under the manual policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<ConflictState>,
 }
 
@@ -124,6 +116,106 @@ impl Entity {
     }
 }
 
+/// An entity as a stored doc is written: its fields in camelCase, those
+/// without a value left out (less to store, load and parse), and a `base`
+/// equal to `data` left out too, `baseIsData: true` standing for it. That is
+/// the base of every entity the server holds as this device does, most of a
+/// database, whose docs it makes about a third shorter. (Storage format 1,
+/// before that, always wrote the base; [`DocIn`] reads both.)
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DocOut<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_id: Option<&'a str>,
+    data: &'a Data,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a Data>,
+    #[serde(skip_serializing_if = "is_false")]
+    base_is_data: bool,
+    version: u64,
+    updated_at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_updated_at: Option<f64>,
+    sync_status: SyncStatus,
+    deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+    pending: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflict: Option<&'a ConflictState>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+impl Serialize for Entity {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Every field is named, so that a field added to `Entity` must be added here.
+        let Entity { id, remote_id, data, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
+            self;
+        let base_is_data = base.as_ref() == Some(data);
+        DocOut {
+            id,
+            remote_id: remote_id.as_deref(),
+            data,
+            base: base.as_ref().filter(|_| !base_is_data),
+            base_is_data,
+            version: *version,
+            updated_at: *updated_at,
+            server_updated_at: *server_updated_at,
+            sync_status: *sync_status,
+            deleted: *deleted,
+            last_error: last_error.as_deref(),
+            pending: *pending,
+            conflict: conflict.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// A stored doc as read: what [`DocOut`] writes, and docs of storage format 1.
+/// Absent fields read as their empty value, as `null` does.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DocIn {
+    id: String,
+    #[serde(default)]
+    remote_id: Option<String>,
+    data: Data,
+    #[serde(default)]
+    base: Option<Data>,
+    #[serde(default)]
+    base_is_data: bool,
+    version: u64,
+    updated_at: f64,
+    #[serde(default)]
+    server_updated_at: Option<f64>,
+    sync_status: SyncStatus,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    last_error: Option<String>,
+    #[serde(default)]
+    pending: u32,
+    #[serde(default)]
+    conflict: Option<ConflictState>,
+}
+
+impl<'de> Deserialize<'de> for Entity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let DocIn { id, remote_id, data, base, base_is_data, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
+            DocIn::deserialize(deserializer)?;
+        let base = match (base, base_is_data) {
+            (base, false) => base,
+            (None, true) => Some(data.clone()),
+            (Some(_), true) => return Err(de::Error::custom("a doc has both `base` and `baseIsData`")),
+        };
+        Ok(Entity { id, remote_id, data, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +234,41 @@ mod tests {
         });
         assert_eq!(serde_json::from_value::<Entity>(spelled_out).unwrap(), entity);
         assert_eq!(serde_json::from_value::<Entity>(doc).unwrap(), entity);
+    }
+
+    #[test]
+    fn a_base_equal_to_the_data_is_left_out_and_read_back_whole() {
+        let data = json!({"title": "t", "n": 1.5, "nested": {"a": [1, 2]}}).as_object().cloned().unwrap();
+        let mut entity = Entity::new("n1".into(), data.clone(), 5.0);
+        entity.base = Some(data.clone());
+        let doc = serde_json::to_value(&entity).unwrap();
+        assert_eq!((doc.get("base"), &doc["baseIsData"]), (None, &json!(true)), "{doc}");
+        assert_eq!(serde_json::from_value::<Entity>(doc).unwrap(), entity);
+
+        // A base that differs is stored whole.
+        entity.base = json!({"title": "before"}).as_object().cloned();
+        let doc = serde_json::to_value(&entity).unwrap();
+        assert_eq!((&doc["base"], doc.get("baseIsData")), (&json!({"title": "before"}), None));
+        assert_eq!(serde_json::from_value::<Entity>(doc).unwrap(), entity);
+    }
+
+    #[test]
+    fn docs_of_storage_format_1_read_the_same() {
+        // Format 1 wrote the base in full, equal to the data or not.
+        let doc = json!({
+            "id": "n1", "data": {"title": "t"}, "base": {"title": "t"}, "version": 2, "updatedAt": 5.0,
+            "serverUpdatedAt": 7.0, "syncStatus": "synced", "deleted": false, "pending": 0
+        });
+        let entity: Entity = serde_json::from_value(doc).unwrap();
+        assert_eq!(entity.base.as_ref(), Some(&entity.data));
+        assert_eq!(serde_json::to_value(&entity).unwrap()["baseIsData"], json!(true));
+    }
+
+    #[test]
+    fn a_doc_with_both_a_base_and_base_is_data_is_unreadable() {
+        let doc = json!({"id": "n1", "data": {}, "base": {}, "baseIsData": true, "version": 0, "updatedAt": 5.0, "syncStatus": "dirty"});
+        let error = serde_json::from_value::<Entity>(doc).unwrap_err().to_string();
+        assert!(error.contains("both `base` and `baseIsData`"), "{error}");
     }
 
     #[test]

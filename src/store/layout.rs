@@ -5,7 +5,8 @@
 //!   pull `cursor` and the `sync` retry state (JSON).
 //! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as JSON text.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
-//!   entity as JSON text (a load joins them into one JSON array for one parse,
+//!   entity as JSON text, a `base` equal to its `data` left out for
+//!   `baseIsData: true` (see `Entity`'s `DocOut`; a load joins them into one JSON array for one parse,
 //!   and a first read parses one in JS; equality of two docs is string
 //!   equality, which is how writes check what is stored) and `ix` holds the
 //!   keys of the declared indexes, each IndexedDB index reading `ix.<field>`.
@@ -23,8 +24,15 @@ pub const OUTBOX_KEY_PATH: &str = "mutationId";
 /// The key path of every entity store.
 pub const ENTITY_KEY_PATH: &str = "id";
 /// The storage format this code reads and writes. A database written in a
-/// newer format is refused rather than misread.
-pub const FORMAT_VERSION: u32 = 1;
+/// newer format is refused rather than misread; one in an older format is
+/// raised to this one at open, in an upgrade, which closes the connections of
+/// contexts running an older Tideway.
+///
+/// * 1: an entity's doc holds its `base` in full.
+/// * 2: a `base` equal to the entity's `data` is left out, `baseIsData: true`
+///   standing for it. Format 1's docs read the same, so raising a database
+///   rewrites nothing.
+pub const FORMAT_VERSION: u32 = 2;
 /// Meta key listing collections whose `ix` fields must be recomputed because
 /// an index was added to them.
 pub const BACKFILL_KEY: &str = "backfill";
@@ -66,6 +74,8 @@ pub struct UpgradePlan {
     pub stores: Vec<StoreChange>,
     /// Existing collections that gained an index and need their `ix` recomputed.
     pub backfill: Vec<String>,
+    /// Record [`FORMAT_VERSION`] in `meta`, the database being in an older one.
+    pub raise_format: bool,
 }
 
 impl UpgradePlan {
@@ -104,9 +114,21 @@ impl UpgradePlan {
         plan
     }
 
-    pub fn is_empty(&self) -> bool {
-        !self.create_meta && !self.create_outbox && self.stores.is_empty()
+    /// The upgrade that raises a database in an older format to this one.
+    pub fn raise_format() -> UpgradePlan {
+        UpgradePlan { raise_format: true, ..UpgradePlan::default() }
     }
+
+    pub fn is_empty(&self) -> bool {
+        !self.create_meta && !self.create_outbox && self.stores.is_empty() && !self.raise_format
+    }
+}
+
+/// Whether a database whose `meta` holds format `stored` (`None`: none, as
+/// databases written before formats were recorded) is to be raised to this
+/// one. Call it on a format [`check_format`] accepted.
+pub fn needs_raising(stored: Option<u32>) -> bool {
+    stored.is_none_or(|version| version < FORMAT_VERSION)
 }
 
 /// Refuses a database written by a newer Tideway.
@@ -163,6 +185,17 @@ mod tests {
     fn index_fields_are_identifiers_and_distinct() {
         assert_eq!(index_field("a.b"), "i_612e62");
         assert_ne!(index_field("a.b"), index_field("a_b"));
+    }
+
+    #[test]
+    fn older_formats_are_raised_in_an_upgrade_of_their_own() {
+        assert!(needs_raising(None));
+        assert!(needs_raising(Some(1)));
+        assert!(!needs_raising(Some(FORMAT_VERSION)));
+        assert!(!UpgradePlan::raise_format().is_empty());
+        let schema = Schema::new([("notes", vec![])]).unwrap();
+        let fitting = layout(&[("meta", &[]), ("outbox", &[]), ("e:notes", &[])]);
+        assert!(!UpgradePlan::new(&fitting, &schema).raise_format, "a schema's plan leaves the format alone");
     }
 
     #[test]

@@ -59,6 +59,11 @@ export function retitleBehindItsBack(name, id, title) {
       read.onsuccess = () => {
         const record = read.result;
         const entity = JSON.parse(record.doc);
+        // `baseIsData` stands for a base equal to the data: the base keeps the old data.
+        if (entity.baseIsData) {
+          entity.base = structuredClone(entity.data);
+          delete entity.baseIsData;
+        }
         entity.data.title = title;
         store.put({ ...record, doc: JSON.stringify(entity) });
         store.transaction.oncomplete = () => { db.close(); resolve(); };

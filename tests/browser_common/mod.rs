@@ -31,6 +31,7 @@ macro_rules! browser_tests {
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
             the_js_half_keeps_the_same_contract a_database_of_a_newer_format_is_refused_at_open
+            a_database_of_an_older_format_is_raised_and_closes_older_connections
             a_failed_write_on_the_early_commit_path_stores_nothing);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
@@ -515,6 +516,52 @@ pub async fn a_database_of_a_newer_format_is_refused_at_open() {
     assert_eq!(code(&refused), "SCHEMA_ERROR");
     let message = Reflect::get(&refused, &"message".into()).unwrap().as_string().unwrap_or_default();
     assert!(message.contains("newer"), "{message}");
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// A database of storage format 1 (each doc holding its base in full), as an
+/// older Tideway wrote it, opens: its entities read as they were, it is raised
+/// to this format in an upgrade, and that upgrade closes the connection the
+/// older Tideway still held, which would misread what this one writes.
+pub async fn a_database_of_an_older_format_is_raised_and_closes_older_connections() {
+    let name = format!("older-format-{}", uuid::Uuid::new_v4());
+    let make = format!(
+        r#"new Promise((resolve, reject) => {{
+          const open = indexedDB.open({name:?}, 1);
+          open.onupgradeneeded = () => {{
+            const db = open.result;
+            const meta = db.createObjectStore('meta');
+            meta.put('client-1', 'clientId');
+            meta.put(1, 'formatVersion');
+            db.createObjectStore('outbox', {{ keyPath: 'mutationId', autoIncrement: true }});
+            const doc = {{ id: 'n1', remoteId: 'r1', data: {{ title: 'synced' }}, base: {{ title: 'synced' }}, version: 3,
+              updatedAt: 5, serverUpdatedAt: 6, syncStatus: 'synced', deleted: false, pending: 0 }};
+            db.createObjectStore('e:notes', {{ keyPath: 'id' }}).put({{ id: 'n1', doc: JSON.stringify(doc), ix: {{}} }});
+          }};
+          open.onerror = () => reject(open.error);
+          open.onsuccess = () => {{
+            const db = open.result;
+            const old = {{ closed: false }};
+            db.onversionchange = () => {{ old.closed = true; db.close(); }};
+            resolve(old);
+          }};
+        }})"#
+    );
+    let old = settle(js_sys::eval(&make).unwrap().unchecked_into()).await.expect("write a database of format 1");
+
+    let store = IdbStore::open(&name, notes_schema()).await.expect("a database of format 1 opens");
+    let entity = store.get("notes", "n1").await.unwrap().expect("its entity reads");
+    assert_eq!(entity.base.as_ref(), Some(&entity.data));
+    assert_eq!((entity.remote_id.as_deref(), entity.version), (Some("r1"), 3));
+    assert_eq!(field(&old, "closed").as_bool(), Some(true), "the older connection was asked to close");
+    let format = format!(
+        "new Promise((resolve, reject) => {{ const open = indexedDB.open({name:?}); open.onerror = () => reject(open.error);
+           open.onsuccess = () => {{ const get = open.result.transaction('meta').objectStore('meta').get('formatVersion');
+             get.onsuccess = () => {{ open.result.close(); resolve(get.result); }}; }}; }})"
+    );
+    store.close();
+    let format = settle(js_sys::eval(&format).unwrap().unchecked_into()).await.expect("read the format");
+    assert_eq!(format.as_f64(), Some(tideway::store::layout::FORMAT_VERSION as f64));
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

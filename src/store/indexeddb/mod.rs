@@ -66,8 +66,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use self::connection::{open_existing, Connection, UpgradeHandler, UPGRADED_ELSEWHERE};
-use self::upgrade::{read_layout, upgrade};
-use super::layout::{check_format, entity_store, index_field, UpgradePlan, BACKFILL_KEY, META_STORE};
+use self::upgrade::{read_layout, upgraded};
+use super::layout::{check_format, entity_store, index_field, needs_raising, UpgradePlan, BACKFILL_KEY, META_STORE};
 use crate::browser;
 #[cfg(feature = "fault-injection")]
 use crate::browser::{Fault, WriteBatch};
@@ -125,14 +125,7 @@ impl IdbStore {
     pub async fn open(name: &str, schema: Schema) -> Result<IdbStore> {
         let db = open_existing(name).await?;
         let plan = UpgradePlan::new(&read_layout(&db)?, &schema);
-        let db = if plan.is_empty() {
-            db
-        } else {
-            let version = db.version() + 1.0;
-            db.close();
-            upgrade(name, version, &plan).await?;
-            open_existing(name).await?
-        };
+        let db = upgraded(name, db, &plan).await?;
 
         // One transaction, all three reads sent at once.
         let tx = db.transaction(META_STORE).build()?;
@@ -145,8 +138,8 @@ impl IdbStore {
         let backfill: Option<JsValue> = backfill.await?;
         drop(meta);
         drop(tx);
-        let checked = check_format(format.and_then(|v| v.as_f64()).map(|v| v as u32))
-            .and_then(|()| client_id.ok_or_else(|| Error::Storage("the database has no client id".into())));
+        let format = format.and_then(|v| v.as_f64()).map(|v| v as u32);
+        let checked = check_format(format).and_then(|()| client_id.ok_or_else(|| Error::Storage("the database has no client id".into())));
         let client_id = match checked {
             Ok(client_id) => client_id,
             Err(error) => {
@@ -156,6 +149,9 @@ impl IdbStore {
                 return Err(error);
             }
         };
+        // Contexts running an older Tideway would misread what this one writes:
+        // the upgrade that records this format closes their connections.
+        let db = if needs_raising(format) { upgraded(name, db, &UpgradePlan::raise_format()).await? } else { db };
         // `clientId` exists now: the probe's add of it must fail.
         browser::probe_early_commit(db.as_sys().unchecked_ref(), META_STORE, "clientId");
 

@@ -15,6 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use super::connection::open_existing;
 use super::error::describe_js_error;
 use super::pack::{encode, index_keys, parse_doc};
 use super::read::all;
@@ -66,8 +67,21 @@ pub(super) fn read_layout(db: &Database) -> Result<Layout> {
     Ok(layout)
 }
 
+/// `db`, a connection to `name`, once `plan` is carried out: the same
+/// connection when there is nothing to do, else a new one after the upgrade
+/// (which needs every connection to the database closed, this one included).
+pub(super) async fn upgraded(name: &str, db: Database, plan: &UpgradePlan) -> Result<Database> {
+    if plan.is_empty() {
+        return Ok(db);
+    }
+    let version = db.version() + 1.0;
+    db.close();
+    upgrade(name, version, plan).await?;
+    open_existing(name).await
+}
+
 /// Opens `name` at `version` and applies `plan` in the `versionchange` transaction.
-pub(super) async fn upgrade(name: &str, version: f64, plan: &UpgradePlan) -> Result<()> {
+async fn upgrade(name: &str, version: f64, plan: &UpgradePlan) -> Result<()> {
     let factory = idb_factory()?;
     let request = factory.open_with_f64(name, version).map_err(|e| Error::Storage(describe_js_error(&e)))?;
     let failure: Rc<RefCell<Option<String>>> = Rc::default();
@@ -134,6 +148,10 @@ fn apply_plan(request: &web_sys::IdbOpenDbRequest, plan: &UpgradePlan) -> std::r
         for (index, key_path) in &change.add_indexes {
             store.create_index_with_str(index, key_path).map_err(describe)?;
         }
+    }
+    if plan.raise_format {
+        let meta = tx.object_store(META_STORE).map_err(describe)?;
+        meta.put_with_key(&FORMAT_VERSION.into(), &"formatVersion".into()).map_err(describe)?;
     }
     if !plan.backfill.is_empty() {
         let meta = tx.object_store(META_STORE).map_err(describe)?;

@@ -49,6 +49,13 @@ export function contract() {
     faults: FAULTS,
     entityRecord: Object.keys(entityRecord("", "", {})),
     outboxRecord: Object.keys(outboxRecord("")),
+    // The chunks `Loader` reads a store of `count` records in.
+    loadChunks(count) {
+      const sizes = [];
+      for (let left = count; left > 0; left -= sizes[sizes.length - 1]) sizes.push(chunkSize(left));
+      return sizes;
+    },
+    loadLimits: { chunk: LOAD_CHUNK, tail: LOAD_TAIL },
   };
 }
 
@@ -278,8 +285,14 @@ function jsonArray(docs) {
 
 /** The most records `Loader` asks IndexedDB for at a time. */
 const LOAD_CHUNK = 4000;
-/** How much smaller each chunk of a store is than the one before. */
-const LOAD_SHRINK = 0.75;
+/**
+ * The share of what is left (past the last chunk) that a chunk holds, up to
+ * `LOAD_CHUNK`: chunks hold `LOAD_CHUNK` records until a store's end nears,
+ * then each is smaller than the one before.
+ */
+const LOAD_SHARE = 0.5;
+/** The fewest records a chunk before the last asks for (fewer only when fewer are left). */
+const LOAD_LEAST = 1000;
 /**
  * How many records a store's last chunk holds (fewer in a smaller store): the
  * records of the others are built while IndexedDB reads the next chunk, the
@@ -305,7 +318,7 @@ export class Loader {
     this.records = records;
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
-    this.request(0, null, 0, 0);
+    this.request(0, null, 0);
   }
 
   /** Resolves with the next chunk, `{ store, json }` (`store`: an index into `stores`), or null after the last. */
@@ -315,10 +328,9 @@ export class Loader {
 
   /**
    * Asks for the next chunk of `store`: the records after key `after` (from the
-   * first, counting them, when null), `left` of them not read yet, the chunk
-   * before holding `previous`.
+   * first, counting them, when null), `left` of them not read yet.
    */
-  request(store, after, left, previous) {
+  request(store, after, left) {
     if (store === this.stores.length) return;
     const objectStore = this.tx.objectStore(this.stores[store]);
     const chunk = new Promise((resolve, reject) => {
@@ -329,20 +341,20 @@ export class Loader {
           const records = request.result;
           left -= records.length;
           const more = records.length === size && left > 0;
-          if (more) this.request(store, records[records.length - 1].id, left, size);
-          else this.request(store + 1, null, 0, 0);
+          if (more) this.request(store, records[records.length - 1].id, left);
+          else this.request(store + 1, null, 0);
           resolve(this.take(store, records, more));
         };
         request.onerror = fail(request);
       };
-      if (after !== null) return read(left, chunkSize(left, previous));
+      if (after !== null) return read(left, chunkSize(left));
       this.known[store].clear();
       this.records[store].clear();
       const count = objectStore.count();
       count.onsuccess = () => {
         // `getAll` with a count of 0 reads everything: an empty store reads nothing.
-        if (count.result > 0) return read(count.result, chunkSize(count.result, 0));
-        this.request(store + 1, null, 0, 0);
+        if (count.result > 0) return read(count.result, chunkSize(count.result));
+        this.request(store + 1, null, 0);
         resolve({ store, json: jsonArray([]) });
       };
       count.onerror = fail(count);
@@ -369,14 +381,14 @@ export class Loader {
 }
 
 /**
- * How many records to ask for next, `left` being unread and `previous` the
- * last chunk's size (0: none yet): each chunk smaller than the one before,
- * down to the last, which holds `LOAD_TAIL`.
+ * How many records to ask for next, `left` being unread: `LOAD_SHARE` of what
+ * the chunks before the last must still read, between `LOAD_LEAST` and
+ * `LOAD_CHUNK`; the last chunk, `LOAD_TAIL` or fewer, reads what is left. So a
+ * store of any size is read in chunks of `LOAD_CHUNK` until its end nears.
  */
-function chunkSize(left, previous) {
+function chunkSize(left) {
   if (left <= LOAD_TAIL) return left;
-  const size = previous === 0 ? LOAD_CHUNK : Math.floor(previous * LOAD_SHRINK);
-  return Math.max(1, Math.min(size, left - LOAD_TAIL));
+  return Math.min(LOAD_CHUNK, left - LOAD_TAIL, Math.max(LOAD_LEAST, Math.floor((left - LOAD_TAIL) * LOAD_SHARE)));
 }
 
 /**

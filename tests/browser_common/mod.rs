@@ -30,7 +30,8 @@ macro_rules! browser_tests {
             early_commit_only_where_it_keeps_a_transaction_atomic a_large_load_reads_every_entity_once
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
-            the_js_half_keeps_the_same_contract a_database_of_a_newer_format_is_refused_at_open
+            the_js_half_keeps_the_same_contract a_load_reads_a_store_of_any_size_in_few_chunks
+            a_database_of_a_newer_format_is_refused_at_open
             a_database_of_an_older_format_is_raised_and_closes_older_connections
             a_failed_write_on_the_early_commit_path_stores_nothing);
         browser_tests!(closing_drops_every_timer_and_listener);
@@ -495,6 +496,24 @@ pub async fn the_js_half_keeps_the_same_contract() {
     // outbox's is filled in by IndexedDB's key generator).
     assert!(ENTITY_RECORD.contains(&layout::ENTITY_KEY_PATH));
     assert!(!OUTBOX_RECORD.contains(&layout::OUTBOX_KEY_PATH));
+}
+
+/// A load reads a store of any size in chunks of at most the loader's limit,
+/// and in few of them: the limit's worth, plus those that shrink towards the
+/// store's end, the last holding at most the tail.
+pub async fn a_load_reads_a_store_of_any_size_in_few_chunks() {
+    let js = tideway::browser::js_contract();
+    let chunks: Function = field(&js, "loadChunks").unchecked_into();
+    let limit = field(&js, "loadLimits.chunk").as_f64().expect("the chunk limit") as usize;
+    let tail = field(&js, "loadLimits.tail").as_f64().expect("the tail") as usize;
+    for count in [1, 250, 251, 4_000, 9_001, 16_500, 20_000, 100_000] {
+        let sizes = js_sys::Array::from(&chunks.call1(&JsValue::NULL, &(count as f64).into()).unwrap());
+        let sizes: Vec<usize> = sizes.iter().map(|size| size.as_f64().unwrap() as usize).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), count, "{sizes:?}");
+        assert!(sizes.iter().all(|&size| (1..=limit).contains(&size)), "{sizes:?}");
+        assert!(sizes.last().is_some_and(|&last| last <= tail), "{sizes:?}");
+        assert!(sizes.len() <= count / limit + 12, "{count} records in {} chunks", sizes.len());
+    }
 }
 
 /// A database written by a newer Tideway (a higher storage format in `meta`)

@@ -11,6 +11,10 @@
 //   pullRaw(token, expected)     the same pages (the protocol's maximum) fetched one after
 //                                the other, each written to raw IndexedDB in one
 //                                transaction, laid out as Tideway stores entities
+//   reopenTideway(token)         the database pullTideway filled, opened again in a cold
+//                                page: `Tideway.open`, which loads every note
+//   reopenRaw(token)             the same database read by raw IndexedDB: open, getAll of
+//                                the notes, JSON.parse of each doc
 //   fill(count), memory(count)   `count` notes written in one page, then the JS heap and
 //                                wasm memory that opening them takes in another
 
@@ -66,6 +70,34 @@ export async function pullTideway(token) {
   const rows = db.collection("notes").all().length;
   await db.close();
   return { ms, rows, pulled: report.pulled };
+}
+
+export async function reopenTideway(token) {
+  await loaded();
+  const started = performance.now();
+  const db = await Tideway.open({ name: `pull-${token}`, collections: { notes: {} } });
+  const ms = performance.now() - started;
+  const rows = db.collection("notes").all().length;
+  await db.close();
+  return { ms, rows };
+}
+
+export async function reopenRaw(token) {
+  const started = performance.now();
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open(`pull-${token}`);
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  const records = await new Promise((resolve, reject) => {
+    const request = db.transaction("e:notes").objectStore("e:notes").getAll();
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const notes = records.map((record) => JSON.parse(record.doc));
+  const ms = performance.now() - started;
+  db.close();
+  return { ms, rows: notes.length };
 }
 
 export async function pullRaw(token) {

@@ -7,6 +7,9 @@
 //   pull   100k changes pulled into a new database   vs  the same pages (1000) fetched and
 //                                                        written to raw IndexedDB
 //   server the server's own push rate: 100k rows sent from Node in pushes of 1000
+//   reopen the database each Tideway pull filled, opened again in a cold page (HTTP
+//          cache off): `Tideway.open` loading every synced note, vs raw IndexedDB's
+//          open + getAll + JSON.parse of the same database, in a page of its own
 //
 //   node bench/sync.mjs [--reps 5] [--push 10000] [--pull 100000]
 //
@@ -56,28 +59,34 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     headless: true,
   });
 
-  /** Runs each `[call, ...args]` in its own page, one after the other, in one fresh context; the last one's result. */
+  /**
+   * Runs each `[call, ...args]` in its own page, one after the other, in one fresh
+   * context, the pages after the first with the HTTP cache off (cold: the module is
+   * fetched and compiled again); the results, or the one result of a single call.
+   */
   const inFreshContext = async (...calls) => {
-    if (typeof calls[0] === "string") calls = [calls];
+    const single = typeof calls[0] === "string";
+    if (single) calls = [calls];
     const context = await browser.newContext();
     try {
-      let result;
+      const results = [];
       for (const [call, ...args] of calls) {
         const page = await context.newPage();
         page.on("pageerror", (error) => log(`page error: ${error.message}`));
+        if (results.length > 0) await (await context.newCDPSession(page)).send("Network.setCacheDisabled", { cacheDisabled: true });
         await page.goto(server.url);
         await page.waitForSelector('html[data-ready="true"]');
-        result = await page.evaluate(([call, args]) => window.bench[call](...args), [call, args]);
+        results.push(await page.evaluate(([call, args]) => window.bench[call](...args), [call, args]));
         await page.close();
       }
-      return result;
+      return single ? results[0] : results;
     } finally {
       await context.close();
     }
   };
 
   try {
-    const results = { push: { tideway: [], raw: [] }, pull: { tideway: [], raw: [] }, server: null };
+    const results = { push: { tideway: [], raw: [] }, pull: { tideway: [], raw: [] }, reopen: { tideway: [], raw: [] }, server: null };
     const problems = new Set();
     const check = (what, result, expected) => {
       if (result.rows !== expected) problems.add(`${what} saw ${result.rows} rows, expected ${expected}`);
@@ -102,17 +111,32 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     for (let rep = 0; rep <= reps; rep++) {
       const order = rep % 2 ? ["raw", "tideway"] : ["tideway", "raw"];
       for (const side of order) {
-        const result = await inFreshContext(side === "tideway" ? "pullTideway" : "pullRaw", "seed");
-        check(`pull (${side})`, result, pullRows);
-        if (rep > 0) results.pull[side].push(result.ms);
-        log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} pull ${side.padEnd(7)} ${result.ms.toFixed(0)} ms (${rate(pullRows, result.ms)} rows/s)`);
+        if (side === "raw") {
+          const result = await inFreshContext("pullRaw", "seed");
+          check("pull (raw)", result, pullRows);
+          if (rep > 0) results.pull.raw.push(result.ms);
+          log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} pull raw     ${result.ms.toFixed(0)} ms (${rate(pullRows, result.ms)} rows/s)`);
+          continue;
+        }
+        // The database the pull filled, opened again cold by each side, in turn.
+        const reopens = rep % 2 ? ["reopenRaw", "reopenTideway"] : ["reopenTideway", "reopenRaw"];
+        const [result, ...opened] = await inFreshContext(["pullTideway", "seed"], ...reopens.map((call) => [call, "seed"]));
+        check("pull (tideway)", result, pullRows);
+        if (rep > 0) results.pull.tideway.push(result.ms);
+        log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} pull tideway ${result.ms.toFixed(0)} ms (${rate(pullRows, result.ms)} rows/s)`);
+        for (const [i, reopened] of opened.entries()) {
+          const who = reopens[i] === "reopenRaw" ? "raw" : "tideway";
+          check(`reopen (${who})`, reopened, pullRows);
+          if (rep > 0) results.reopen[who].push(reopened.ms);
+          log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} reopen ${who.padEnd(7)} ${reopened.ms.toFixed(0)} ms`);
+        }
       }
     }
 
     // Memory once a page holds 10k and 100k notes (opened, then queried).
     results.memory = [];
     for (const count of [10_000, pullRows]) {
-      const result = await inFreshContext(["fill", count], ["memory", count]);
+      const [, result] = await inFreshContext(["fill", count], ["memory", count]);
       if (result.rows !== count || result.found !== 10) problems.add(`memory: ${result.rows} notes loaded, ${result.found} found of 10`);
       results.memory.push({ count, ...result });
       log(`memory ${count}: JS heap ${perEntity(result.heapBytes, count)} B, wasm ${perEntity(result.wasmBytes, count)} B per note`);
@@ -121,6 +145,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     const medians = {
       push: { tideway: median(results.push.tideway), raw: median(results.push.raw) },
       pull: { tideway: median(results.pull.tideway), raw: median(results.pull.raw) },
+      reopen: { tideway: median(results.reopen.tideway), raw: median(results.reopen.raw) },
     };
     return { pushRows, pullRows, reps, results, medians, problems: [...problems] };
   } finally {
@@ -167,6 +192,7 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
     ["workload", "raw (ms)", "Tideway (ms)", "raw rows/s", "Tideway rows/s", "T/raw", "target", "met"],
     line(`push ${pushRows.toLocaleString("en-US")} queued writes`, pushRows, medians.push, 1.5),
     line(`pull ${pullRows.toLocaleString("en-US")} into a new database`, pullRows, medians.pull, 1.3),
+    line(`open + load those ${pullRows.toLocaleString("en-US")} synced notes, cold`, pullRows, medians.reopen, 1.3),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   const text = rows.map((row) => row.map((cell, i) => (i === 0 || i >= 6 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd());

@@ -27,7 +27,7 @@ pub enum SyncStatus {
 ///
 /// `base` keeps the data the server last acknowledged, so that a later
 /// three-way merge can tell which side changed which field. How an entity is
-/// written as JSON (a stored doc) is [`DocOut`]'s and [`DocIn`]'s business.
+/// written as JSON (a stored doc) is `DocOut`'s and `DocIn`'s business.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     /// Generated on the device (UUID v4) or given by the caller; never changes.
@@ -121,7 +121,7 @@ impl Entity {
 /// equal to `data` left out too, `baseIsData: true` standing for it. That is
 /// the base of every entity the server holds as this device does, most of a
 /// database, whose docs it makes about a third shorter. (Storage format 1,
-/// before that, always wrote the base; [`DocIn`] reads both.)
+/// before that, always wrote the base; `DocIn` reads both.)
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DocOut<'a> {
@@ -175,7 +175,7 @@ impl Serialize for Entity {
     }
 }
 
-/// A stored doc as read: what [`DocOut`] writes, and docs of storage format 1.
+/// A stored doc as read: what `DocOut` writes, and docs of storage format 1.
 /// Absent fields read as their empty value, as `null` does.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

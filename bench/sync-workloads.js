@@ -19,6 +19,7 @@
 //                                wasm memory that opening them takes in another
 
 import init, { Tideway } from "/pkg/index.js";
+import { raw as rawOpenAndLoad } from "./cold.js";
 import { makeNotes, putBatches } from "./dataset.js";
 
 const MAX_PULL = 1000;
@@ -83,21 +84,9 @@ export async function reopenTideway(token) {
 }
 
 export async function reopenRaw(token) {
-  const started = performance.now();
-  const db = await new Promise((resolve, reject) => {
-    const open = indexedDB.open(`pull-${token}`);
-    open.onsuccess = () => resolve(open.result);
-    open.onerror = () => reject(open.error);
-  });
-  const records = await new Promise((resolve, reject) => {
-    const request = db.transaction("e:notes").objectStore("e:notes").getAll();
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-  const notes = records.map((record) => JSON.parse(record.doc));
-  const ms = performance.now() - started;
-  db.close();
-  return { ms, rows: notes.length };
+  // The cold bench's raw open + getAll + JSON.parse, on the database the pull filled.
+  const { openLoadMs, loaded } = await rawOpenAndLoad(`pull-${token}`);
+  return { ms: openLoadMs, rows: loaded };
 }
 
 export async function pullRaw(token) {

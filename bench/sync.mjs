@@ -45,7 +45,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
   const dir = mkdtempSync(join(tmpdir(), "tideway-sync-bench-"));
   const site = join(dir, "site");
   cpSync(here("../www/pkg/"), join(site, "pkg"), { recursive: true });
-  for (const file of ["sync-workloads.js", "dataset.js"]) cpSync(here(file), join(site, "bench", file));
+  for (const file of ["sync-workloads.js", "cold.js", "dataset.js"]) cpSync(here(file), join(site, "bench", file));
   writeFileSync(
     join(site, "index.html"),
     `<!doctype html><meta charset="utf-8"><title>Tideway sync bench</title>

@@ -784,33 +784,30 @@ async fn a_stalled_upload_answers_408() {
 async fn requests_past_the_concurrency_limit_answer_503() {
     use tokio::io::AsyncWriteExt;
     let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
-    let server = Server::start_with(&db, &["--max-requests", "1", "--body-timeout", "60s"]).await;
+    let server =
+        Server::start_with(&db, &["--max-requests", "1", "--body-timeout", "1h", "--request-timeout", "1h"]).await;
     let api = server.api();
     let mut stalled = server.connect().await;
     stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
-    // The stalled upload holds the only slot once the server reads its headers.
-    let mut busy = None;
-    for _ in 0..200 {
+    // The stalled upload holds the only slot once the server reads its headers,
+    // which a loaded machine may take a while to do.
+    let deadline = tokio::time::Instant::now() + WELL_AFTER;
+    let busy = loop {
         let reply = api.pull(BOB, "", 10).await;
         if reply.status == StatusCode::SERVICE_UNAVAILABLE {
-            busy = Some(reply);
-            break;
+            break reply;
         }
+        assert!(tokio::time::Instant::now() < deadline, "a request beyond the limit is refused");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let busy = busy.expect("a request beyond the limit is refused");
+    };
     assert_eq!(busy.body["error"]["code"], "unavailable");
     assert_eq!(busy.header("retry-after"), Some("1"));
     drop(stalled);
-    let mut served = false;
-    for _ in 0..200 {
-        if api.pull(BOB, "", 10).await.status == StatusCode::OK {
-            served = true;
-            break;
-        }
+    let deadline = tokio::time::Instant::now() + WELL_AFTER;
+    while api.pull(BOB, "", 10).await.status != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "the slot is free again once the stalled client leaves");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(served, "the slot is free again once the stalled client leaves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

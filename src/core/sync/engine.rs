@@ -337,7 +337,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 let next = self.next_batch(batch_size, &batch).await?;
                 Ok((withheld, Some(next)))
             };
-            let (meanwhile, sent) = futures::join!(meanwhile, self.send_push(&batch, &request, refreshed));
+            // The request goes out first: recording and reading do work on this
+            // thread before they wait, and the server need not wait for it.
+            let (sent, meanwhile) = futures::join!(self.send_push(&batch, &request, refreshed), meanwhile);
             let (withheld, next) = match meanwhile {
                 Ok(done) => done,
                 Err(error) => {
@@ -511,7 +513,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 self.log(Step::Pull { has_cursor: true });
                 let own = self.own_writes_skipped(full.as_ref());
                 let following = self.call(refreshed, || self.remote.pull(Some(next.as_str()), self.config.pull_limit, own));
-                let (settled, following) = futures::join!(recording, following);
+                // The request first, so the server prepares the next page while
+                // this one is recorded.
+                let (following, settled) = futures::join!(following, recording);
                 fetched = Some(following);
                 settled?
             } else {

@@ -134,7 +134,13 @@ pub(super) fn parse_text<T: serde::de::DeserializeOwned>(text: &str, place: &str
     serde_json::from_str(text).map_err(|e| unreadable(place, e))
 }
 
-pub(super) fn unreadable(place: &str, error: serde_json::Error) -> Error {
+/// Parses UTF-8 JSON bytes. Read as text, as all JSON is here, so the module
+/// holds one copy of each type's JSON parser rather than one per kind of input.
+pub(super) fn parse_bytes<T: serde::de::DeserializeOwned>(bytes: &[u8], place: &str) -> Result<T> {
+    parse_text(std::str::from_utf8(bytes).map_err(|e| unreadable(place, e))?, place)
+}
+
+pub(super) fn unreadable(place: &str, error: impl std::fmt::Display) -> Error {
     Error::Storage(format!("a record in {place:?} is unreadable: {error}"))
 }
 
@@ -145,7 +151,7 @@ pub(super) fn parse_doc<T: serde::de::DeserializeOwned>(record: &JsValue, place:
     if let Some(text) = doc.as_string() {
         parse_text(&text, place)
     } else if let Some(bytes) = doc.dyn_ref::<Uint8Array>() {
-        serde_json::from_slice(&bytes.to_vec()).map_err(|e| unreadable(place, e))
+        parse_bytes(&bytes.to_vec(), place)
     } else {
         Err(Error::Storage(format!("a record in {place:?} has no readable `doc`")))
     }

@@ -24,7 +24,7 @@ use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::{invalid_type, Options};
+use super::convert::{data_from_js, invalid_type, Options};
 use super::error::{error_fields, error_of_fields, invalid, sync_unavailable, JsResult};
 use super::events::{DatabaseEvents, Event, SyncerSeen};
 use super::handles::{Engine, Repo};
@@ -34,7 +34,7 @@ use crate::contexts::{self, Leadership, Message};
 use crate::core::reconcile::{ConflictPolicy, Policies};
 use crate::core::sync::{Backoff, ErrorClass, Step, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
 use crate::core::{Change, Origin};
-use crate::remote::{HandlerRemote, HttpRemote, JsRemote};
+use crate::remote::{from_js_json, HandlerRemote, HttpRemote, JsRemote};
 use crate::store::browser::StorageKind;
 
 /// `open({ sync })`, parsed.
@@ -118,7 +118,11 @@ pub fn policy_from_js(value: &JsValue, what: &str) -> JsResult<ConflictPolicy> {
             let merged = resolve
                 .apply(&JsValue::NULL, &Array::of4(&argument(sides.local), &argument(sides.server), &argument(sides.base), &context))
                 .map_err(|thrown| format!("the conflict resolver threw {}", crate::remote::describe(&thrown)))?;
-            serde_wasm_bindgen::from_value(merged).map_err(|e| format!("the conflict resolver must return a data object: {e}"))
+            // Held to the rules of a put, as its answer is stored like one.
+            data_from_js(&merged, "the conflict resolver's answer").map_err(|error| {
+                let message = error.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()));
+                message.unwrap_or_else(|| crate::remote::describe(&error))
+            })
         })));
     }
     match value.as_string().as_deref() {
@@ -369,7 +373,7 @@ impl Syncer {
                 let syncer = self.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let (report, error) = match syncer.sync_to_js().await {
-                        Ok(report) => (serde_wasm_bindgen::from_value(report).ok(), None),
+                        Ok(report) => (from_js_json(&report).ok(), None),
                         Err(error) => (None, Some(error_fields(&error))),
                     };
                     syncer.peers.post(&Message::SyncAnswer { request, report, error });
@@ -417,7 +421,7 @@ impl Syncer {
     }
 
     fn post_status(&self, status: &JsValue) {
-        let status = serde_wasm_bindgen::from_value(status.clone()).unwrap_or(serde_json::Value::Null);
+        let status = from_js_json(status).unwrap_or(serde_json::Value::Null);
         self.peers.post(&Message::SyncerStatus { context: self.context.clone(), status });
     }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tideway_protocol::{PullResponse, PushRequest, PushResponse};
 use wasm_bindgen::JsValue;
 
-use super::{call_app, describe};
+use super::{call_app, describe, from_js_json};
 use crate::core::sync::RemoteError;
 
 pub struct HandlerRemote {
@@ -49,7 +49,7 @@ impl HandlerRemote {
             .serialize(&serializer)
             .map_err(|e| RemoteError::Malformed(format!("cannot pass the {name} request: {e}")))?;
         let answer = call_app(function, &argument).await.map_err(|thrown| thrown_error(&thrown))?;
-        serde_wasm_bindgen::from_value(answer)
+        from_js_json(&answer)
             .map_err(|e| RemoteError::Malformed(format!("the app's {name} function answered an unexpected shape: {e}")))
     }
 }

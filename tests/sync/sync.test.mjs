@@ -15,6 +15,7 @@ async function openDb(device, { user, collection = "notes", policy = "merge", au
     async ({ user, collection, policy, auto, batchSize }) => {
       const policies = {
         concat: (local, server) => ({ ...server, title: `${server?.title}+${local?.title}` }),
+        notData: () => 42,
       };
       window.events = { conflict: [], error: [], log: [] };
       window.db = await window.Tideway.open({
@@ -121,6 +122,26 @@ describe("sync with the reference server", () => {
       }
     });
   }
+
+  test("a resolver that answers no data leaves the conflict to the app, saying why", async () => {
+    const a = await openDevice(browser, server);
+    const b = await openDevice(browser, server);
+    await openDb(a, { user: "notdata", policy: "notData" });
+    await openDb(b, { user: "notdata", policy: "notData" });
+    await a.page.evaluate(() => notes.put({ title: "t" }, { id: "n1" }));
+    await sync(a);
+    await sync(b);
+    await a.page.evaluate(() => notes.patch("n1", { title: "A" }));
+    await b.page.evaluate(() => notes.patch("n1", { title: "B" }));
+    await sync(a);
+    assert.equal((await sync(b)).conflicted, 1);
+    const { syncStatus, lastError } = await meta(b, "n1");
+    assert.equal(syncStatus, "conflict");
+    assert.equal(lastError, "the conflict resolver's answer must be a plain object, got a number");
+    assert.deepEqual(await data(b, "n1"), { title: "B" });
+    assert.deepEqual(byId(await server.pullAll("notdata"))["notes/n1"].data, { title: "A" });
+    for (const device of [a, b]) await device.context.close();
+  });
 
   test("a manual conflict waits for the app, then its resolution syncs", async () => {
     const a = await openDevice(browser, server);

@@ -22,6 +22,7 @@ export default function init(input) {
     (exports) => {
       onPanic(stop);
       trackLocks(lockReleases);
+      markModule(input);
       return exports;
     },
     (error) => {
@@ -55,6 +56,41 @@ function stop(message) {
   return stopped;
 }
 
+// A trap that is not a panic (a failed allocation, when the page runs out of
+// memory) calls no hook. In a call from the app, `guarded` meets it; in a
+// callback of the module's (an IndexedDB event, a timer, a settled Promise) it
+// reaches the page only as an uncaught `WebAssembly.RuntimeError`, and the
+// calls waiting on that callback would wait forever. One whose frames name
+// this module (the URL it was loaded from, or its JS bindings) stops Tideway
+// as a panic does. A module instantiated from bytes has no URL: there only the
+// bindings' frames name it, where the browser's stack trace reaches them.
+// The listeners are added as this file is evaluated, as a service worker's
+// must be.
+const trapMarks = [new URL("./tideway.js", import.meta.url).href];
+if (typeof addEventListener === "function") {
+  const check = (error) => {
+    if (error instanceof WebAssembly.RuntimeError && trapMarks.some((mark) => String(error.stack).includes(mark))) {
+      stop(`${error.name}: ${error.message}`);
+    }
+  };
+  addEventListener("error", (event) => check(event.error));
+  addEventListener("unhandledrejection", (event) => check(event.reason));
+}
+
+/** Adds the URL `init` loaded the module from (its `input`) to the marks of a trap. */
+function markModule(input) {
+  const mark = (source) => {
+    if (source === undefined) trapMarks.push(new URL("./tideway_bg.wasm", import.meta.url).href);
+    else if (typeof source === "string" || source instanceof URL) trapMarks.push(new URL(source, globalThis.location?.href).href);
+    else if (typeof Request === "function" && source instanceof Request) trapMarks.push(source.url);
+    else if (typeof Response === "function" && source instanceof Response && source.url) trapMarks.push(source.url);
+  };
+  const source = input !== null && typeof input === "object" && "module_or_path" in input ? input.module_or_path : input;
+  // A Promise of a Response (the service worker's cached module) was already met by the load.
+  if (typeof source?.then === "function") source.then(mark, () => {});
+  else mark(source);
+}
+
 /** The methods that return a Promise: once stopped, they reject rather than throw. */
 const ASYNC = new Set(["open", "deleteDatabase", "pendingCount", "storage", "sync", "close", "outbox", "rescue", "put", "bulkPut", "patch", "delete", "resolve"]);
 
@@ -69,7 +105,7 @@ function guarded(call, name) {
     try {
       result = call.apply(this, args);
     } catch (error) {
-      throw error instanceof WebAssembly.RuntimeError ? stop(error.message) : error;
+      throw error instanceof WebAssembly.RuntimeError ? stop(`${error.name}: ${error.message}`) : error;
     }
     return result instanceof Promise ? Promise.race([result, waitingCalls]) : result;
   };

@@ -63,4 +63,18 @@ impl Tideway {
             panic!("a panic on purpose, for a test, in a future");
         })
     }
+
+    /// `Tideway.trapForTest(when)`: as `panicForTest`, with a trap that calls
+    /// no panic hook, the one that follows a failed allocation.
+    #[wasm_bindgen(js_name = trapForTest, skip_typescript)]
+    pub fn trap_for_test(when: &str) -> js_sys::Promise {
+        let out_of_memory = || std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1 << 30]>());
+        if when == "now" {
+            out_of_memory();
+        }
+        wasm_bindgen_futures::future_to_promise(async move {
+            gloo_timers::future::TimeoutFuture::new(0).await;
+            out_of_memory()
+        })
+    }
 }

@@ -61,6 +61,32 @@ test("a panic in a pending call: it, and every call after it, fail with INTERNAL
   await context.close();
 });
 
+test("a trap that is not a panic, in a callback of the module's: the call waiting on it, and every call after it, fail with INTERNAL_ERROR", async () => {
+  const { context, page, errors } = await openDevice(browser, server);
+  const name = `trap-${crypto.randomUUID()}`;
+  await openDb({ page }, name);
+  await page.evaluate(() => window.notes.put({ title: "kept" }, { id: "kept" }));
+
+  // A failed allocation traps with no panic hook, in a timer's callback here;
+  // a call left waiting for ever would fail this test after 5 s.
+  const trapped = await failure(
+    page,
+    'Promise.race([Tideway.trapForTest("later"), new Promise((_, reject) => setTimeout(() => reject(new Error("still waiting")), 5000))])',
+  );
+  assert.equal(trapped.code, "INTERNAL_ERROR", JSON.stringify(trapped));
+  assert.match(trapped.message, /reload the page.*RuntimeError: unreachable/s);
+  for (const call of ['notes.get("kept")', 'notes.put({ title: "after" }, { id: "after" })', "db.status()"]) {
+    assert.equal((await failure(page, call)).code, "INTERNAL_ERROR", call);
+  }
+  assert.ok(errors.some((message) => /unreachable/.test(message)), `the trap reached the page: ${JSON.stringify(errors)}`);
+
+  await page.reload();
+  await page.waitForSelector('html[data-ready="true"]');
+  await openDb({ page }, name);
+  assert.deepEqual(await page.evaluate(() => window.notes.all().map((record) => record.id)), ["kept"]);
+  await context.close();
+});
+
 test("a panic in a call that returns at once: it throws INTERNAL_ERROR, and opening a database rejects with it", async () => {
   const { context, page } = await openDevice(browser, server);
   await openDb({ page }, `panic-now-${crypto.randomUUID()}`, "panic");

@@ -66,10 +66,10 @@ function stop(message) {
 // bindings' frames name it, where the browser's stack trace reaches them.
 // The listeners are added as this file is evaluated, as a service worker's
 // must be.
-const trapMarks = [new URL("./tideway.js", import.meta.url).href];
+const trapMarks = [beside("./tideway.js")];
 if (typeof addEventListener === "function") {
   const check = (error) => {
-    if (error instanceof WebAssembly.RuntimeError && trapMarks.some((mark) => String(error.stack).includes(mark))) {
+    if (error instanceof WebAssembly.RuntimeError && trapMarks.some((mark) => mark !== null && String(error.stack).includes(mark))) {
       stop(`${error.name}: ${error.message}`);
     }
   };
@@ -77,10 +77,22 @@ if (typeof addEventListener === "function") {
   addEventListener("unhandledrejection", (event) => check(event.reason));
 }
 
+/**
+ * The URL of `file` beside this one; null in a bundle for a classic script,
+ * where `import.meta.url` is gone.
+ */
+function beside(file) {
+  try {
+    return new URL(file, import.meta.url).href;
+  } catch {
+    return null;
+  }
+}
+
 /** Adds the URL `init` loaded the module from (its `input`) to the marks of a trap. */
 function markModule(input) {
   const mark = (source) => {
-    if (source === undefined) trapMarks.push(new URL("./tideway_bg.wasm", import.meta.url).href);
+    if (source === undefined) trapMarks.push(beside("./tideway_bg.wasm"));
     else if (typeof source === "string" || source instanceof URL) trapMarks.push(new URL(source, globalThis.location?.href).href);
     else if (typeof Request === "function" && source instanceof Request) trapMarks.push(source.url);
     else if (typeof Response === "function" && source instanceof Response && source.url) trapMarks.push(source.url);

@@ -5,7 +5,7 @@
 // with them first. Every method of `Tideway` and of a collection is guarded
 // against a panic in the module (see `stop`).
 
-import loadBindings, { Collection, Tideway, onPanic, trackLocks } from "./tideway.js";
+import loadBindings, { Collection, Tideway, moduleStack, onPanic, trackLocks } from "./tideway.js";
 
 export * from "./tideway.js";
 
@@ -22,7 +22,8 @@ export default function init(input) {
     (exports) => {
       onPanic(stop);
       trackLocks(lockReleases);
-      markModule(input);
+      // `at <name> (<module>:wasm-function[7]:0x1f)` in Chromium, `<name>@<module>:wasm-function[7]:0x1f` in Firefox.
+      moduleFrame = /([^\s(@]+:wasm-function\[)/.exec(moduleStack())?.[1] ?? null;
       return exports;
     },
     (error) => {
@@ -60,47 +61,22 @@ function stop(message) {
 // memory) calls no hook. In a call from the app, `guarded` meets it; in a
 // callback of the module's (an IndexedDB event, a timer, a settled Promise) it
 // reaches the page only as an uncaught `WebAssembly.RuntimeError`, and the
-// calls waiting on that callback would wait forever. One whose frames name
-// this module (the URL it was loaded from, or its JS bindings) stops Tideway
-// as a panic does. A module instantiated from bytes has no URL: there only the
-// bindings' frames name it, where the browser's stack trace reaches them.
+// calls waiting on that callback would wait forever. One whose stack trace
+// shows this module's frames stops Tideway as a panic does. How a browser
+// names a module's frames (the URL it was streamed from, or a name for its
+// bytes) is learnt once loaded, from an Error made in the module; a browser
+// whose traces name no module leaves such a trap to the console.
 // The listeners are added as this file is evaluated, as a service worker's
 // must be.
-const trapMarks = [beside("./tideway.js")];
+let moduleFrame = null;
 if (typeof addEventListener === "function") {
   const check = (error) => {
-    if (error instanceof WebAssembly.RuntimeError && trapMarks.some((mark) => mark !== null && String(error.stack).includes(mark))) {
+    if (error instanceof WebAssembly.RuntimeError && moduleFrame !== null && String(error.stack).includes(moduleFrame)) {
       stop(`${error.name}: ${error.message}`);
     }
   };
   addEventListener("error", (event) => check(event.error));
   addEventListener("unhandledrejection", (event) => check(event.reason));
-}
-
-/**
- * The URL of `file` beside this one; null in a bundle for a classic script,
- * where `import.meta.url` is gone.
- */
-function beside(file) {
-  try {
-    return new URL(file, import.meta.url).href;
-  } catch {
-    return null;
-  }
-}
-
-/** Adds the URL `init` loaded the module from (its `input`) to the marks of a trap. */
-function markModule(input) {
-  const mark = (source) => {
-    if (source === undefined) trapMarks.push(beside("./tideway_bg.wasm"));
-    else if (typeof source === "string" || source instanceof URL) trapMarks.push(new URL(source, globalThis.location?.href).href);
-    else if (typeof Request === "function" && source instanceof Request) trapMarks.push(source.url);
-    else if (typeof Response === "function" && source instanceof Response && source.url) trapMarks.push(source.url);
-  };
-  const source = input !== null && typeof input === "object" && "module_or_path" in input ? input.module_or_path : input;
-  // A Promise of a Response (the service worker's cached module) was already met by the load.
-  if (typeof source?.then === "function") source.then(mark, () => {});
-  else mark(source);
 }
 
 /** The methods that return a Promise: once stopped, they reject rather than throw. */

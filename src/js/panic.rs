@@ -15,6 +15,14 @@ use wasm_bindgen::prelude::*;
 #[cfg(feature = "fault-injection")]
 use super::Tideway;
 
+/// The stack trace of an Error made here, from which `index.js` learns how
+/// the browser names this module's frames, to know a trap of this module's
+/// among the page's uncaught errors.
+#[wasm_bindgen(js_name = moduleStack, skip_typescript)]
+pub fn module_stack() -> JsValue {
+    js_sys::Reflect::get(&js_sys::Error::new("here"), &"stack".into()).unwrap_or_default()
+}
+
 thread_local! {
     static LISTENER: RefCell<Option<Function>> = const { RefCell::new(None) };
 }

@@ -7,9 +7,9 @@ use wasm_bindgen::JsCast;
 
 /// One message between the contexts of a database.
 ///
-/// Read through [`Wire`]: serde reads an internally tagged enum by first
-/// buffering each message into a generic tree, code that weighed 20 KB in the
-/// module for this one type.
+/// Read through [`Wire`]: serde would read an internally tagged enum by first
+/// buffering each message into a generic tree, 20 KB of code in the module
+/// for this one type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", try_from = "Wire")]
 pub enum Message {

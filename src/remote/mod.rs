@@ -53,7 +53,6 @@ async fn call_app(function: &Function, argument: &JsValue) -> Result<JsValue, Js
     }
 }
 
-/// A readable description of a thrown JS value.
 /// Reads a JS value as `T` through its JSON text (`JSON.stringify`): the way
 /// a server's answer is read, so an app's handlers are read alike, by the
 /// same parser. `Err` says why, for what JSON cannot hold too.
@@ -65,6 +64,7 @@ pub(crate) fn from_js_json<T: serde::de::DeserializeOwned>(value: &JsValue) -> R
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
+/// A readable description of a thrown JS value.
 pub(crate) fn describe(error: &JsValue) -> String {
     if let Some(error) = error.dyn_ref::<js_sys::Error>() {
         return format!("{}: {}", String::from(error.name()), String::from(error.message()));

@@ -76,7 +76,9 @@ impl Tideway {
     /// no panic hook, the one that follows a failed allocation.
     #[wasm_bindgen(js_name = trapForTest, skip_typescript)]
     pub fn trap_for_test(when: &str) -> js_sys::Promise {
-        let out_of_memory = || std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1 << 30]>());
+        fn out_of_memory() -> ! {
+            std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; 1 << 30]>())
+        }
         if when == "now" {
             out_of_memory();
         }

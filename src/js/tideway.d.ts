@@ -58,6 +58,8 @@ export interface GetOptions {
  * - `"serverWins"` / `"clientWins"`: one side replaces the other.
  * - `"manual"`: the entity is marked `conflict`; see `collection.conflicts()` and `resolve()`.
  * - a function `(local, server, base, { collection, id }) => merged data` (`null` for a deleted side).
+ *   Its answer is checked as a `put`'s data; if it throws or answers what a `put` would
+ *   refuse, the entity waits in `conflict` as with `"manual"`, the reason in `meta.lastError`.
  */
 export type ConflictPolicy =
   | "merge"

@@ -22,8 +22,7 @@ export default function init(input) {
     (exports) => {
       onPanic(stop);
       trackLocks(lockReleases);
-      // `at <name> (<module>:wasm-function[7]:0x1f)` in Chromium, `<name>@<module>:wasm-function[7]:0x1f` in Firefox.
-      moduleFrame = /([^\s(@]+:wasm-function\[)/.exec(moduleStack())?.[1] ?? null;
+      moduleFrame = moduleFrameOf(String(moduleStack()));
       return exports;
     },
     (error) => {
@@ -77,6 +76,24 @@ if (typeof addEventListener === "function") {
   };
   addEventListener("error", (event) => check(event.error));
   addEventListener("unhandledrejection", (event) => check(event.reason));
+}
+
+/**
+ * Where the first wasm frame of `stack` says it is, up to the function index:
+ * `at <name> (<module>:wasm-function[7]:0x1f)` or `at <module>:wasm-function[7]:0x1f`
+ * in Chromium, `<name>@<module>:wasm-function[7]:0x1f` in Firefox. `<module>` is
+ * the URL the module was streamed from; for one made from bytes, Chromium gives a
+ * digest of them (`wasm://wasm/6b5a6d3e`), Firefox the place of the call that
+ * compiled them (`<url> line 9 > WebAssembly.instantiate`).
+ */
+function moduleFrameOf(stack) {
+  for (const line of stack.split("\n")) {
+    const end = line.indexOf(":wasm-function[");
+    if (end < 0) continue;
+    const start = Math.max(line.lastIndexOf("(", end), line.lastIndexOf("@", end), line.indexOf("at ") + 2);
+    return line.slice(start + 1, end + ":wasm-function[".length);
+  }
+  return null;
 }
 
 /** The methods that return a Promise: once stopped, they reject rather than throw. */

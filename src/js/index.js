@@ -56,6 +56,11 @@ function stop(message) {
   return stopped;
 }
 
+/** `stop` after the module trapped with `trap` (a `WebAssembly.RuntimeError`). */
+function stopAfterTrap(trap) {
+  return stop(`${trap.name}: ${trap.message}`);
+}
+
 // A trap that is not a panic (a failed allocation, when the page runs out of
 // memory) calls no hook. In a call from the app, `guarded` meets it; in a
 // callback of the module's (an IndexedDB event, a timer, a settled Promise) it
@@ -71,7 +76,7 @@ let moduleFrame = null;
 if (typeof addEventListener === "function") {
   const check = (error) => {
     if (error instanceof WebAssembly.RuntimeError && moduleFrame !== null && String(error.stack).includes(moduleFrame)) {
-      stop(`${error.name}: ${error.message}`);
+      stopAfterTrap(error);
     }
   };
   addEventListener("error", (event) => check(event.error));
@@ -110,7 +115,7 @@ function guarded(call, name) {
     try {
       result = call.apply(this, args);
     } catch (error) {
-      throw error instanceof WebAssembly.RuntimeError ? stop(`${error.name}: ${error.message}`) : error;
+      throw error instanceof WebAssembly.RuntimeError ? stopAfterTrap(error) : error;
     }
     return result instanceof Promise ? Promise.race([result, waitingCalls]) : result;
   };

@@ -755,6 +755,11 @@ fn stalled_push(token: &str) -> String {
     )
 }
 
+/// Whether the server has answered or closed `stream` (this takes what it reads).
+fn answered(stream: &tokio::net::TcpStream) -> bool {
+    !matches!(stream.try_read(&mut [0; 64]), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_headers_are_cut_off() {
     use tokio::io::AsyncWriteExt;
@@ -787,15 +792,24 @@ async fn requests_past_the_concurrency_limit_answer_503() {
     let server =
         Server::start_with(&db, &["--max-requests", "1", "--body-timeout", "1h", "--request-timeout", "1h"]).await;
     let api = server.api();
-    let mut stalled = server.connect().await;
-    stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+    let stall = || async {
+        let mut stalled = server.connect().await;
+        stalled.write_all(stalled_push(ALICE).as_bytes()).await.expect("write");
+        stalled
+    };
+    let mut stalled = stall().await;
     // The stalled upload holds the only slot once the server reads its headers,
-    // which a loaded machine may take a while to do.
+    // which a loaded machine may take a while to do. Until then a pull takes the
+    // slot, and if the stalled request arrives meanwhile it is the one refused:
+    // then it is sent again.
     let deadline = tokio::time::Instant::now() + WELL_AFTER;
     let busy = loop {
         let reply = api.pull(BOB, "", 10).await;
         if reply.status == StatusCode::SERVICE_UNAVAILABLE {
             break reply;
+        }
+        if answered(&stalled) {
+            stalled = stall().await;
         }
         assert!(tokio::time::Instant::now() < deadline, "a request beyond the limit is refused");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -311,11 +311,14 @@ const LOAD_TAIL = 250;
  * text) on the way.
  */
 export class Loader {
-  constructor(db, stores, known, records) {
-    this.tx = db.transaction(stores, "readonly");
+  constructor(db, stores, known, records, commits) {
+    this.tx = db.transaction([...Array.from(stores), "meta"], "readonly");
     this.stores = stores;
     this.known = known;
     this.records = records;
+    this.commits = commits;
+    /** The last mark, read before the stores: the maps hold everything at it once every store is read. */
+    this.last = commits.lastIn(this.tx);
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
     this.request(0, null, 0);
@@ -331,7 +334,10 @@ export class Loader {
    * first, counting them, when null), `left` of them not read yet.
    */
   request(store, after, left) {
-    if (store === this.stores.length) return;
+    if (store === this.stores.length) {
+      this.commits.seen = this.last.result ?? "";
+      return;
+    }
     const objectStore = this.tx.objectStore(this.stores[store]);
     const chunk = new Promise((resolve, reject) => {
       const fail = (request) => () => reject(request.error ?? abortError(this.tx));
@@ -393,12 +399,11 @@ function chunkSize(left) {
 
 /**
  * Begins a write on the entity stores at `positions` in `stores`, the outbox
- * and, with `meta`, the meta store.
+ * and the meta store (which holds the last commit's mark, see `Commits`).
  */
-export function beginWrite(db, stores, positions, meta) {
+export function beginWrite(db, stores, positions) {
   const scope = Array.from(positions, (position) => stores[position]);
-  scope.push("outbox");
-  if (meta) scope.push("meta");
+  scope.push("outbox", "meta");
   return db.transaction(scope, "readwrite");
 }
 
@@ -455,8 +460,9 @@ export function commitsEarly() {
  * the `known` maps brought up to date on the way. How a context catches up
  * with commits it missed while frozen.
  */
-export function changedDocs(db, stores, knowns) {
-  const tx = db.transaction(Array.from(stores), "readonly");
+export function changedDocs(db, stores, knowns, commits) {
+  const tx = db.transaction([...Array.from(stores), "meta"], "readonly");
+  const last = commits.lastIn(tx);
   return new Promise((resolve, reject) => {
     const changed = [];
     Array.from(stores).forEach((store, position) => {
@@ -472,8 +478,78 @@ export function changedDocs(db, stores, knowns) {
         }
       };
     });
-    tx.oncomplete = () => resolve(changed);
+    tx.oncomplete = () => {
+      commits.seen = last.result ?? "";
+      resolve(changed);
+    };
     tx.onabort = () => reject(abortError(tx));
+  });
+}
+
+/** The meta key holding the mark the last transaction that wrote entities left. */
+const COMMIT_KEY = "commit";
+/** What makes this realm's marks differ from every other realm's. */
+const REALM = `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`;
+let marks = 0;
+
+/**
+ * Whether a store's `known` maps hold every entity as stored, so that a
+ * transaction may take an entity's doc from them instead of reading it.
+ *
+ * Every transaction that writes entities reads the mark the one before it
+ * left in `meta` and leaves a new one (`stamp`). `seen` is the mark at which
+ * the maps held everything: set by a full read (`Loader`, `changedDocs`), and
+ * moved on by each of this store's own commits that found it still there.
+ * A commit of another tab or worker leaves a mark this store never saw: from
+ * then on `seen` is null and every doc is read, until the next full read.
+ * Entities are never removed from their stores (a delete leaves a tombstone),
+ * so a map that saw every entity once stays complete with each commit it sees.
+ */
+export class Commits {
+  constructor() {
+    /** The mark at which the maps held every entity ("" before the first mark); null when unknown. */
+    this.seen = null;
+  }
+
+  /**
+   * In `tx`, a readwrite transaction with `meta` in its scope: reads the last
+   * mark and leaves a new one. Returns what to call once `tx` committed.
+   */
+  stamp(tx) {
+    const meta = tx.objectStore("meta");
+    const last = meta.get(COMMIT_KEY);
+    const mark = `${REALM}.${++marks}`;
+    meta.put(mark, COMMIT_KEY);
+    return () => {
+      this.seen = this.seen !== null && (last.result ?? "") === this.seen ? mark : null;
+    };
+  }
+
+  /** Forgets `seen`: the maps may have missed a commit (the connection was lost during one). */
+  forget() {
+    this.seen = null;
+  }
+
+  /** Reads the last mark in `tx`: `seen` is set from it once the full read that `tx` carries has succeeded. */
+  lastIn(tx) {
+    this.seen = null;
+    return tx.objectStore("meta").get(COMMIT_KEY);
+  }
+}
+
+/**
+ * `readDocs`, answered from the `known` maps when they hold every entity as
+ * stored (see `Commits`): then one read of the last mark, not one per id.
+ */
+export function currentDocs(tx, stores, known, ids, commits) {
+  if (commits.seen === null) return readDocs(tx, stores, known, ids);
+  const last = tx.objectStore("meta").get(COMMIT_KEY);
+  return new Promise((resolve, reject) => {
+    last.onsuccess = () => {
+      if ((last.result ?? "") === commits.seen) resolve(ids.map((id, i) => known[i].get(id)));
+      else readDocs(tx, stores, known, ids).then(resolve, reject);
+    };
+    last.onerror = () => reject(last.error);
   });
 }
 
@@ -508,10 +584,12 @@ export function readDocs(tx, stores, known, ids) {
 export class WriteBatch {
   /**
    * `stores` and `knowns`: each collection's object store name and map of the
-   * docs last seen stored (id -> JSON text).
+   * docs last seen stored (id -> JSON text); `commits`: the store's `Commits`.
    */
-  constructor(tx, stores, knowns) {
+  constructor(tx, stores, knowns, commits) {
     this.tx = tx;
+    /** What to call once committed: the mark this batch leaves (see `Commits`). */
+    this.stamped = commits.stamp(tx);
     /** A failure to meet on purpose (see `inject`); tests only. */
     this.fault = undefined;
     this.stores = stores;
@@ -615,7 +693,7 @@ export class WriteBatch {
   /**
    * Makes this batch's transaction fail on purpose, as a browser makes it
    * fail, for tests: "constraint" (a request fails after the writes were
-   * issued; the transaction needs the meta store in its scope), "lost-before-commit",
+   * issued), "lost-before-commit",
    * "lost-after-commit" (the connection is lost before, or after, the commit).
    */
   inject(fault) {
@@ -645,6 +723,7 @@ export class WriteBatch {
       tx.oncomplete = () => {
         if (fault === "lost-after-commit") return reject(loseConnection(tx));
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
+        this.stamped();
         resolve(this.appends.map((append) => append.result));
       };
       tx.onabort = () => {

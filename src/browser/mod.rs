@@ -80,7 +80,7 @@ extern "C" {
     /// Reads every entity of some stores, chunk by chunk (see `Loader` in `browser.js`).
     pub type Loader;
     #[wasm_bindgen(constructor, catch)]
-    pub fn new(db: &web_sys::IdbDatabase, stores: &Array, known: &Array, records: &Array) -> Result<Loader, JsValue>;
+    pub fn new(db: &web_sys::IdbDatabase, stores: &Array, known: &Array, records: &Array, commits: &Commits) -> Result<Loader, JsValue>;
     /// Resolves with the next `LoadedChunk`, or null after the last.
     #[wasm_bindgen(method)]
     pub fn next(this: &Loader) -> js_sys::Promise;
@@ -93,9 +93,9 @@ extern "C" {
     pub fn json(this: &LoadedChunk) -> Uint8Array;
 
     /// Begins a readwrite transaction on the entity stores at `positions` of
-    /// `stores`, the outbox and, with `meta`, the meta store.
+    /// `stores`, the outbox and the meta store.
     #[wasm_bindgen(js_name = beginWrite, catch)]
-    pub fn begin_write(db: &web_sys::IdbDatabase, stores: &Array, positions: &[u32], meta: bool) -> Result<JsValue, JsValue>;
+    pub fn begin_write(db: &web_sys::IdbDatabase, stores: &Array, positions: &[u32]) -> Result<JsValue, JsValue>;
     /// Finds out, once per realm and in the background, whether write
     /// transactions may commit before their requests have settled.
     #[wasm_bindgen(js_name = probeEarlyCommit)]
@@ -104,10 +104,23 @@ extern "C" {
     /// resolves with the docs (undefined where absent).
     #[wasm_bindgen(js_name = readDocs)]
     pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
+    /// `read_docs`, answered from the `known` maps when `commits` says they
+    /// hold every entity as stored in `tx`.
+    #[wasm_bindgen(js_name = currentDocs)]
+    pub fn current_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array, commits: &Commits) -> js_sys::Promise;
     /// `[position, id, doc]` of each entity of `stores` stored otherwise than
-    /// `knowns` say, the maps brought up to date.
+    /// `knowns` say, the maps brought up to date (and then known to hold
+    /// every entity, see `Commits`).
     #[wasm_bindgen(js_name = changedDocs)]
-    pub fn changed_docs(db: &web_sys::IdbDatabase, stores: &Array, knowns: &Array) -> js_sys::Promise;
+    pub fn changed_docs(db: &web_sys::IdbDatabase, stores: &Array, knowns: &Array, commits: &Commits) -> js_sys::Promise;
+
+    /// Whether a store's `known` maps hold every entity as stored (see `Commits` in `browser.js`).
+    pub type Commits;
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Commits;
+    /// The maps may have missed a commit: every doc is read until the next full read.
+    #[wasm_bindgen(method)]
+    pub fn forget(this: &Commits);
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]
@@ -116,7 +129,7 @@ extern "C" {
     /// The records of one `apply`, in one transaction (see `WriteBatch` in `browser.js`).
     pub type WriteBatch;
     #[wasm_bindgen(constructor)]
-    pub fn new(tx: &JsValue, stores: &Array, knowns: &Array) -> WriteBatch;
+    pub fn new(tx: &JsValue, stores: &Array, knowns: &Array, commits: &Commits) -> WriteBatch;
     /// Sends a run of packed writes (see `Outgoing` in `src/store/indexeddb/pack.rs`).
     #[wasm_bindgen(method)]
     pub fn send(this: &WriteBatch, entities: &str, mutations: &str, ops: &[u32]);

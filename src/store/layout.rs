@@ -32,7 +32,12 @@ pub const ENTITY_KEY_PATH: &str = "id";
 /// * 2: a `base` equal to the entity's `data` is left out, `baseIsData: true`
 ///   standing for it. Format 1's docs read the same, so raising a database
 ///   rewrites nothing.
-pub const FORMAT_VERSION: u32 = 2;
+/// * 3: every transaction that writes entities replaces the meta key `commit`
+///   with a mark of its own, by which a context tells whether another one
+///   wrote since (see `Commits` in `src/browser/browser.js`). Nothing is
+///   rewritten; raising the format closes the connections of contexts that
+///   would write without leaving a mark.
+pub const FORMAT_VERSION: u32 = 3;
 /// Meta key listing collections whose `ix` fields must be recomputed because
 /// an index was added to them.
 pub const BACKFILL_KEY: &str = "backfill";

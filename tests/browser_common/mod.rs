@@ -33,7 +33,8 @@ macro_rules! browser_tests {
             the_js_half_keeps_the_same_contract a_load_reads_a_store_of_any_size_in_few_chunks
             a_database_of_a_newer_format_is_refused_at_open
             a_database_of_an_older_format_is_raised_and_closes_older_connections
-            a_failed_write_on_the_early_commit_path_stores_nothing);
+            a_failed_write_on_the_early_commit_path_stores_nothing
+            answers_are_recorded_on_known_docs_until_another_connection_writes);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);
@@ -255,6 +256,60 @@ pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
         (title_of(Some(a.clone())), a.data.get("body").and_then(|b| b.as_str())),
         (Some("again".into()), Some("again"))
     );
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// Recording sync answers takes each entity's doc from what this connection
+/// knows, reading none, while no other connection wrote since its last full
+/// read; a write of another connection (which leaves its mark in `meta`)
+/// makes it read them. Shown with a change written without a mark, which the
+/// first recording does not see, and one written with a mark, which the
+/// second keeps.
+pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes() {
+    use tideway::core::reconcile::{Policies, ServerAnswer};
+    use tideway::core::{Mutation, SyncStatus};
+    use tideway_protocol::{MutationResult, PushStatus};
+    let (name, mine) = open_store("known-docs").await;
+    mine.apply(&[put("a", "first"), put("b", "first")]).await.expect("write");
+    mine.load().await.expect("load");
+    let acknowledge = |mutation: &Mutation| ServerAnswer::Pushed {
+        mutation: mutation.clone(),
+        result: MutationResult {
+            mutation_id: mutation.mutation_id,
+            status: PushStatus::Applied,
+            version: Some(1),
+            server_updated_at: Some(5_000),
+            remote_id: Some(mutation.id.clone()),
+            current: None,
+            error: None,
+        },
+    };
+    let outbox = mine.outbox(10).await.expect("outbox");
+
+    // A write that leaves no mark, as no Tideway of this format makes: unseen.
+    let unmarked = format!(
+        "new Promise((resolve, reject) => {{ const open = indexedDB.open({name:?}); open.onerror = () => reject(open.error);
+           open.onsuccess = () => {{ const db = open.result; const tx = db.transaction('e:notes', 'readwrite');
+             const store = tx.objectStore('e:notes'); const get = store.get('a');
+             get.onsuccess = () => store.put({{ ...get.result, doc: get.result.doc.replace('first', 'unmarked') }});
+             tx.oncomplete = () => {{ db.close(); resolve(); }}; tx.onabort = () => reject(tx.error); }}; }})"
+    );
+    settle(js_sys::eval(&unmarked).unwrap().unchecked_into()).await.expect("write without a mark");
+    assert_eq!(title_of(mine.get("notes", "a").await.unwrap()), Some("unmarked".into()));
+    mine.settle(&[acknowledge(&outbox[0])], &Policies::default(), 9_000.0, None).await.expect("record");
+    let a = mine.get("notes", "a").await.unwrap().expect("a");
+    assert_eq!((title_of(Some(a.clone())), a.sync_status), (Some("first".into()), SyncStatus::Synced), "computed on the known doc");
+
+    // Another connection's write leaves a mark: b is read, and its change kept.
+    let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load");
+    theirs.apply(&[patch("b", serde_json::json!({ "body": "theirs" }))]).await.expect("write");
+    mine.settle(&[acknowledge(&outbox[1])], &Policies::default(), 9_001.0, None).await.expect("record");
+    let b = mine.get("notes", "b").await.unwrap().expect("b");
+    assert_eq!(b.data.get("body").and_then(|body| body.as_str()), Some("theirs"), "the other connection's change is kept");
+    assert_eq!((b.version, b.pending, b.sync_status), (1, 1, SyncStatus::Dirty), "acknowledged, with their write still queued");
     mine.close();
     theirs.close();
     IdbStore::delete(&name).await.expect("delete the database");

@@ -87,6 +87,8 @@ impl IdbStore {
         if !connection.is_broken() {
             return Err(error);
         }
+        // A transaction cut off may have committed without this store seeing it.
+        self.commits.forget();
         self.reconnect(connection).await
     }
 

@@ -23,6 +23,14 @@
 //! its transaction, as stored. So the common case costs no round trip beyond the
 //! writes themselves, and a write is never computed on a stale entity.
 //!
+//! Recording sync answers reads nothing per entity when it need not. Every
+//! transaction that writes entities replaces a mark in `meta` with one of its
+//! own (`Commits` in the JS half). While the mark a recording transaction finds
+//! is the one this store left or last read with everything (at `load`), no
+//! other tab or worker has written since, and the `known` maps are exactly
+//! what is stored: the docs come from them, not from a read per entity. Once
+//! another context's mark shows up, every doc is read, until the next full read.
+//!
 //! The browser can take the connection away: WebKit loses it when its
 //! IndexedDB process goes away ("Connection to Indexed Database server lost",
 //! notably on iOS after the app was in the background), and every engine
@@ -84,6 +92,8 @@ pub struct IdbStore {
     /// Each collection's object store name and `known` map, in `position` order.
     stores: Array,
     knowns: Array,
+    /// Whether the `known` maps hold every entity as stored.
+    commits: browser::Commits,
     client_id: String,
     /// Set when the app closed the store or it cannot go on (the database was
     /// upgraded elsewhere, or deleted); the reason.
@@ -191,6 +201,7 @@ impl IdbStore {
             collections: infos.into_iter().collect(),
             stores,
             knowns,
+            commits: browser::Commits::new(),
             client_id,
             closed,
             #[cfg(feature = "fault-injection")]
@@ -267,8 +278,8 @@ impl IdbStore {
     /// Makes and sends `writes` as `apply` does, then stops before waiting
     /// for them, as when wasm traps half way; returns the transaction.
     pub fn send_and_stop(&self, writes: &[Write]) -> Result<JsValue> {
-        let tx = self.begin_write(&self.connection(), writes, write::Injected::default())?;
-        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns);
+        let tx = self.begin_write(&self.connection(), writes)?;
+        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns, &self.commits);
         self.compute(writes, self.believed(writes)?, &batch, true)?;
         Ok(tx)
     }
@@ -324,6 +335,7 @@ impl Store for IdbStore {
             for info in self.collections.values() {
                 info.known.clear();
             }
+            self.commits.forget();
         }
     }
 }

@@ -23,10 +23,10 @@ impl IdbStore {
     /// the back/forward cache). One read of the stores, not a reload.
     pub async fn read_changed(&self) -> Result<Vec<(String, String, Entity)>> {
         let names: Vec<&String> = self.collections.iter().map(|(name, _)| name).collect();
-        let (stores, knowns) = (&self.stores, &self.knowns);
+        let (stores, knowns, commits) = (&self.stores, &self.knowns, &self.commits);
         let changed = self
             .idempotent(|connection| async move {
-                let changed = JsFuture::from(browser::changed_docs(connection.sys(), stores, knowns)).await.map_err(js_error)?;
+                let changed = JsFuture::from(browser::changed_docs(connection.sys(), stores, knowns, commits)).await.map_err(js_error)?;
                 Ok(Array::from(&changed))
             })
             .await?;
@@ -85,7 +85,7 @@ impl IdbStore {
         let records: &Array = &self.collections.values().map(|info| info.records.borrow().clone()).collect();
         let loaded = self
             .idempotent(|connection| async move {
-                let loader = Loader::new(connection.sys(), stores, known, records).map_err(js_error)?;
+                let loader = Loader::new(connection.sys(), stores, known, records, &self.commits).map_err(js_error)?;
                 let mut loaded: Vec<Vec<Entity>> = names.iter().map(|_| Vec::new()).collect();
                 loop {
                     let chunk = JsFuture::from(loader.next()).await.map_err(js_error)?;

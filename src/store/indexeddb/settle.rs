@@ -83,7 +83,7 @@ impl IdbStore {
             let known: Array =
                 reads.entities.iter().map(|(c, _)| self.collection_info(c).map(|info| JsValue::from(&info.known))).collect::<Result<_>>()?;
             let ids: Array = reads.entities.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-            Array::from(&JsFuture::from(browser::read_docs(tx.as_sys(), &stores, &known, &ids)).await.map_err(js_error)?)
+            Array::from(&JsFuture::from(browser::current_docs(tx.as_sys(), &stores, &known, &ids, &self.commits)).await.map_err(js_error)?)
         };
         let mut stored = Stored::default();
         for ((collection, id), doc) in reads.entities.into_iter().zip(docs.iter()) {
@@ -133,7 +133,7 @@ impl IdbStore {
         for (collection, entity) in &plan.entities {
             outgoing.store(self.collection_info(collection)?, entity)?;
         }
-        let batch = WriteBatch::new(tx.as_sys(), &self.stores, &self.knowns);
+        let batch = WriteBatch::new(tx.as_sys(), &self.stores, &self.knowns, &self.commits);
         if let Err(error) = outgoing.send(&batch) {
             batch.abandon();
             return Err(error);

@@ -99,7 +99,7 @@ impl IdbStore {
         let Some(Sent { batch, results }) = failed.sent else {
             return self.write(&connection, writes).await.map_err(|failed| failed.error);
         };
-        let tx = self.begin_write(&connection, writes, Injected::default())?;
+        let tx = self.begin_write(&connection, writes)?;
         match JsFuture::from(batch.outcome(&tx)).await.map_err(js_error)? {
             outcome if outcome.is_null() => self.write(&connection, writes).await.map_err(|failed| failed.error),
             mutation_ids => Ok(with_mutation_ids(results, &mutation_ids)),
@@ -195,13 +195,13 @@ impl IdbStore {
     }
 
     /// Begins a write transaction on `connection` over the entity stores
-    /// `writes` touch, plus the outbox (and `meta` when a test injects a failure there).
-    pub(super) fn begin_write(&self, connection: &Connection, writes: &[Write], injected: Injected) -> Result<JsValue> {
+    /// `writes` touch, plus the outbox and `meta`.
+    pub(super) fn begin_write(&self, connection: &Connection, writes: &[Write]) -> Result<JsValue> {
         let mut positions: Vec<u32> =
             writes.iter().map(|w| self.collection_info(&w.collection).map(|info| info.position)).collect::<Result<_>>()?;
         positions.sort_unstable();
         positions.dedup();
-        browser::begin_write(connection.sys(), &self.stores, &positions, injected.constraint()).map_err(js_error)
+        browser::begin_write(connection.sys(), &self.stores, &positions).map_err(js_error)
     }
 
     /// One go at `apply` on `connection`: computes the writes on the entities
@@ -211,8 +211,8 @@ impl IdbStore {
     async fn write(&self, connection: &Connection, writes: &[Write]) -> std::result::Result<Vec<Result<Applied>>, Failed> {
         let injected = self.take_injected();
         let believed = self.believed(writes)?;
-        let tx = self.begin_write(connection, writes, injected)?;
-        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns);
+        let tx = self.begin_write(connection, writes)?;
+        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns, &self.commits);
         injected.apply_to(&batch);
         let results = self.prepare(writes, believed, &batch, true)?;
         match JsFuture::from(batch.run()).await {
@@ -223,7 +223,7 @@ impl IdbStore {
 
         // Another tab or worker changed one of these entities: read them
         // inside the transaction, then compute on what is stored.
-        let tx = self.begin_write(connection, writes, injected)?;
+        let tx = self.begin_write(connection, writes)?;
         let mut keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection.as_str(), w.id.as_str())).collect();
         keys.sort_unstable();
         keys.dedup();
@@ -235,7 +235,7 @@ impl IdbStore {
         for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
             stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);
         }
-        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns);
+        let batch = WriteBatch::new(&tx, &self.stores, &self.knowns, &self.commits);
         injected.apply_to(&batch);
         let results = self.prepare(writes, stored, &batch, false)?;
         match JsFuture::from(batch.run()).await {

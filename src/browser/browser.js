@@ -513,16 +513,18 @@ export class Commits {
 
   /**
    * In `tx`, a readwrite transaction with `meta` in its scope: reads the last
-   * mark and leaves a new one. Returns what to call once `tx` committed.
+   * mark (`last`, a request) and leaves a new one. `done` is to be called once
+   * `tx` committed.
    */
   stamp(tx) {
     const meta = tx.objectStore("meta");
     const last = meta.get(COMMIT_KEY);
     const mark = `${REALM}.${++marks}`;
     meta.put(mark, COMMIT_KEY);
-    return () => {
+    const done = () => {
       this.seen = this.seen !== null && (last.result ?? "") === this.seen ? mark : null;
     };
+    return { last, done };
   }
 
   /** Forgets `seen`: the maps may have missed a commit (the connection was lost during one). */
@@ -588,8 +590,12 @@ export class WriteBatch {
    */
   constructor(tx, stores, knowns, commits) {
     this.tx = tx;
-    /** What to call once committed: the mark this batch leaves (see `Commits`). */
-    this.stamped = commits.stamp(tx);
+    /** The read of the mark this batch finds, and what to call once committed (see `Commits`). */
+    this.stamp = commits.stamp(tx);
+    /** The mark at which the maps held every entity as this batch is computed on them, if any. */
+    this.seen = commits.seen;
+    /** Whether the batch checks the mark (`gate`). */
+    this.gated = false;
     /** A failure to meet on purpose (see `inject`); tests only. */
     this.fault = undefined;
     this.stores = stores;
@@ -649,18 +655,11 @@ export class WriteBatch {
     const texts = entities.split(SEPARATOR);
     const docs = mutations.split(SEPARATOR);
     const ixs = JSON.parse(docs.pop());
+    // While the maps hold every entity (see `Commits`), one check of the last
+    // mark stands for every entity's: no other context has written since.
     const expect = (store, id, expected) => {
-      this.reads++;
-      const read = tx.objectStore(store).get(id);
-      read.onsuccess = () => {
-        if (this.stale) return;
-        if (docText(read.result) !== expected) {
-          this.stale = true;
-          tx.abort();
-        } else if (--this.reads === 0 && this.early && this.sealed) {
-          tx.commit();
-        }
-      };
+      if (this.seen === null) this.expect(tx.objectStore(store).get(id), docText, expected);
+      else this.gate();
     };
     const writes = [];
     let t = 0;
@@ -688,6 +687,32 @@ export class WriteBatch {
       this.mutations.push(mutation);
       this.appends.push(outbox.add(mutation));
     }
+  }
+
+  /**
+   * Checks, once for the batch, that no other context has written since the
+   * `known` maps held every entity (see `Commits`), which the batch was
+   * computed on. A batch that only adds entities believed absent needs no
+   * check: an add fails if the entity exists after all.
+   */
+  gate() {
+    if (this.gated) return;
+    this.gated = true;
+    this.expect(this.stamp.last, (mark) => mark ?? "", this.seen);
+  }
+
+  /** A check: the transaction aborts, stale, unless `read`'s result (through `value`) is `expected`. */
+  expect(read, value, expected) {
+    this.reads++;
+    read.onsuccess = () => {
+      if (this.stale) return;
+      if (value(read.result) !== expected) {
+        this.stale = true;
+        this.tx.abort();
+      } else if (--this.reads === 0 && this.early && this.sealed) {
+        this.tx.commit();
+      }
+    };
   }
 
   /**
@@ -723,7 +748,7 @@ export class WriteBatch {
       tx.oncomplete = () => {
         if (fault === "lost-after-commit") return reject(loseConnection(tx));
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
-        this.stamped();
+        this.stamp.done();
         resolve(this.appends.map((append) => append.result));
       };
       tx.onabort = () => {

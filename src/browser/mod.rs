@@ -121,6 +121,9 @@ extern "C" {
     /// The maps may have missed a commit: every doc is read until the next full read.
     #[wasm_bindgen(method)]
     pub fn forget(this: &Commits);
+    /// In a readwrite transaction with `meta` in its scope, leaves a new mark.
+    #[wasm_bindgen(method)]
+    pub fn stamp(this: &Commits, tx: &JsValue);
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]

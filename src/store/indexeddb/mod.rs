@@ -23,13 +23,15 @@
 //! its transaction, as stored. So the common case costs no round trip beyond the
 //! writes themselves, and a write is never computed on a stale entity.
 //!
-//! Recording sync answers reads nothing per entity when it need not. Every
-//! transaction that writes entities replaces a mark in `meta` with one of its
-//! own (`Commits` in the JS half). While the mark a recording transaction finds
-//! is the one this store left or last read with everything (at `load`), no
-//! other tab or worker has written since, and the `known` maps are exactly
-//! what is stored: the docs come from them, not from a read per entity. Once
-//! another context's mark shows up, every doc is read, until the next full read.
+//! A check, like a read, is a request per entity, and most of the time no
+//! other context has written at all. Every transaction that writes entities
+//! replaces a mark in `meta` with one of its own (`Commits` in the JS half).
+//! While the mark a transaction finds is the one this store left or last read
+//! with everything (at `load`), no other tab or worker has written since, and
+//! the `known` maps are exactly what is stored: a write then checks that one
+//! mark instead of each entity, and recording sync answers takes the docs from
+//! the maps instead of reading them. Once another context's mark shows up,
+//! entities are checked and read one by one again, until the next full read.
 //!
 //! The browser can take the connection away: WebKit loses it when its
 //! IndexedDB process goes away ("Connection to Indexed Database server lost",

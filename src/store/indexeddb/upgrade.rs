@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use indexed_db_futures::database::Database;
+use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
 use js_sys::{Array, Reflect};
@@ -46,6 +47,8 @@ impl IdbStore {
                 store.put(record).primitive()?;
             }
         }
+        // Other contexts must not take their docs from what they knew before.
+        self.commits.stamp(tx.as_sys());
         // The last request settling means every put has (see `apply`).
         tx.object_store(META_STORE)?.delete(BACKFILL_KEY).primitive()?.await?;
         Ok(tx.commit().await?)

@@ -206,8 +206,10 @@ impl IdbStore {
 
     /// One go at `apply` on `connection`: computes the writes on the entities
     /// as this connection last saw them stored, and lets the transaction check
-    /// that they still are; if another tab or worker changed one, computes
-    /// them again on the entities read inside a second transaction.
+    /// that they still are (one check of the last commit's mark while the
+    /// `known` maps hold every entity, else one per entity); if another
+    /// tab or worker changed one, computes them again on the entities read
+    /// inside a second transaction.
     async fn write(&self, connection: &Connection, writes: &[Write]) -> std::result::Result<Vec<Result<Applied>>, Failed> {
         let injected = self.take_injected();
         let believed = self.believed(writes)?;

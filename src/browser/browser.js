@@ -316,9 +316,8 @@ export class Loader {
     this.stores = stores;
     this.known = known;
     this.records = records;
-    this.commits = commits;
-    /** The last mark, read before the stores: the maps hold everything at it once every store is read. */
-    this.last = commits.lastIn(this.tx);
+    /** To call once every store is read: the maps then hold everything at the mark read before them. */
+    this.read = commits.fullRead(this.tx);
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
     this.request(0, null, 0);
@@ -334,10 +333,7 @@ export class Loader {
    * first, counting them, when null), `left` of them not read yet.
    */
   request(store, after, left) {
-    if (store === this.stores.length) {
-      this.commits.seen = this.last.result ?? "";
-      return;
-    }
+    if (store === this.stores.length) return this.read();
     const objectStore = this.tx.objectStore(this.stores[store]);
     const chunk = new Promise((resolve, reject) => {
       const fail = (request) => () => reject(request.error ?? abortError(this.tx));
@@ -462,7 +458,7 @@ export function commitsEarly() {
  */
 export function changedDocs(db, stores, knowns, commits) {
   const tx = db.transaction([...Array.from(stores), "meta"], "readonly");
-  const last = commits.lastIn(tx);
+  const read = commits.fullRead(tx);
   return new Promise((resolve, reject) => {
     const changed = [];
     Array.from(stores).forEach((store, position) => {
@@ -479,7 +475,7 @@ export function changedDocs(db, stores, knowns, commits) {
       };
     });
     tx.oncomplete = () => {
-      commits.seen = last.result ?? "";
+      read();
       resolve(changed);
     };
     tx.onabort = () => reject(abortError(tx));
@@ -509,20 +505,45 @@ export class Commits {
   constructor() {
     /** The mark at which the maps held every entity ("" before the first mark); null when unknown. */
     this.seen = null;
+    /** Each transaction's read of the last mark, made once (`last`). */
+    this.reads = new WeakMap();
+  }
+
+  /** The request reading, in `tx`, the mark the last commit before it left; `markOf` gives its result. */
+  last(tx) {
+    let read = this.reads.get(tx);
+    if (read === undefined) {
+      read = tx.objectStore("meta").get(COMMIT_KEY);
+      this.reads.set(tx, read);
+    }
+    return read;
   }
 
   /**
-   * In `tx`, a readwrite transaction with `meta` in its scope: reads the last
-   * mark (`last`, a request) and leaves a new one. `done` is to be called once
-   * `tx` committed.
+   * Begins a full read of the stores in `tx`, which reads the last mark before
+   * them: until it has succeeded, the maps are not trusted. Returns what to
+   * call once it has.
+   */
+  fullRead(tx) {
+    this.seen = null;
+    const last = this.last(tx);
+    return () => {
+      this.seen = markOf(last);
+    };
+  }
+
+  /**
+   * In `tx`, a readwrite transaction with `meta` in its scope, leaves a new
+   * mark. Returns the read of the last one while `seen` is known (null
+   * otherwise: nothing would compare it; the read `currentDocs` made in `tx`,
+   * if it did) and `done`, to be called once `tx` committed.
    */
   stamp(tx) {
-    const meta = tx.objectStore("meta");
-    const last = meta.get(COMMIT_KEY);
+    const last = this.seen === null ? null : this.last(tx);
     const mark = `${REALM}.${++marks}`;
-    meta.put(mark, COMMIT_KEY);
+    tx.objectStore("meta").put(mark, COMMIT_KEY);
     const done = () => {
-      this.seen = this.seen !== null && (last.result ?? "") === this.seen ? mark : null;
+      this.seen = last !== null && markOf(last) === this.seen ? mark : null;
     };
     return { last, done };
   }
@@ -531,12 +552,11 @@ export class Commits {
   forget() {
     this.seen = null;
   }
+}
 
-  /** Reads the last mark in `tx`: `seen` is set from it once the full read that `tx` carries has succeeded. */
-  lastIn(tx) {
-    this.seen = null;
-    return tx.objectStore("meta").get(COMMIT_KEY);
-  }
+/** The mark a read of it found: "" before the first commit left one. */
+function markOf(read) {
+  return read.result ?? "";
 }
 
 /**
@@ -545,10 +565,10 @@ export class Commits {
  */
 export function currentDocs(tx, stores, known, ids, commits) {
   if (commits.seen === null) return readDocs(tx, stores, known, ids);
-  const last = tx.objectStore("meta").get(COMMIT_KEY);
+  const last = commits.last(tx);
   return new Promise((resolve, reject) => {
     last.onsuccess = () => {
-      if ((last.result ?? "") === commits.seen) resolve(ids.map((id, i) => known[i].get(id)));
+      if (markOf(last) === commits.seen) resolve(ids.map((id, i) => known[i].get(id)));
       else readDocs(tx, stores, known, ids).then(resolve, reject);
     };
     last.onerror = () => reject(last.error);
@@ -698,7 +718,7 @@ export class WriteBatch {
   gate() {
     if (this.gated) return;
     this.gated = true;
-    this.expect(this.stamp.last, (mark) => mark ?? "", this.seen);
+    this.expect(this.stamp.last, () => markOf(this.stamp.last), this.seen);
   }
 
   /** A check: the transaction aborts, stale, unless `read`'s result (through `value`) is `expected`. */

@@ -141,6 +141,16 @@ impl Collection {
         old
     }
 
+    /// Moves the entity `id` from sync status `from` to `to` in place, if it
+    /// has `from`, and returns it. For statuses that no index nor the tally
+    /// tells apart (`Dirty` and `Syncing`): nothing else changes.
+    pub fn restatus(&mut self, id: &str, from: SyncStatus, to: SyncStatus) -> Option<&Entity> {
+        debug_assert!([from, to].iter().all(|status| matches!(status, SyncStatus::Dirty | SyncStatus::Syncing)));
+        let entity = self.entities.get_mut(Id::new(id)).filter(|entity| entity.sync_status == from)?;
+        entity.sync_status = to;
+        Some(entity)
+    }
+
     /// Answers a query in IndexedDB's order: by index key, then by id;
     /// `reverse` flips both.
     pub fn query(&self, query: &Query) -> Result<Vec<&Entity>> {

@@ -259,11 +259,8 @@ impl<S: Store + 'static> Repository<S> {
             let mut state = self.state.borrow_mut();
             for (collection, id) in keys {
                 let Some(mirror) = state.mirror.get_mut(collection) else { continue };
-                let Some(entity) = mirror.get(id).filter(|e| e.sync_status == from).cloned() else { continue };
-                let mut entity = entity;
-                entity.sync_status = to;
-                mirror.set(id, Some(entity.clone()));
-                changes.push(Change { collection: collection.clone(), id: id.clone(), entity: Some(entity), origin: Origin::Sync });
+                let Some(entity) = mirror.restatus(id, from, to) else { continue };
+                changes.push(Change { collection: collection.clone(), id: id.clone(), entity: Some(entity.clone()), origin: Origin::Sync });
             }
         }
         self.publish(&changes);

@@ -5,6 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use futures::channel::oneshot;
+
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{
     apply_write, Applied, Collection, Entity, Error, Mutation, MutationId, Query, Result, Schema, Snapshot, Store,
@@ -27,6 +29,8 @@ pub struct MemoryStore {
     schema: Schema,
     closed: Rc<Cell<bool>>,
     fail_next_apply: Rc<Cell<bool>>,
+    /// What the next settle waits for before it reads anything (see `hold_next_settle`).
+    held_settle: Rc<RefCell<Option<oneshot::Receiver<()>>>>,
 }
 
 impl MemoryStore {
@@ -43,6 +47,7 @@ impl MemoryStore {
             schema: schema.clone(),
             closed: Rc::new(Cell::new(false)),
             fail_next_apply: Rc::new(Cell::new(false)),
+            held_settle: Rc::default(),
         };
         store.sync_collections(&schema);
         store
@@ -56,6 +61,7 @@ impl MemoryStore {
             schema: schema.clone(),
             closed: Rc::new(Cell::new(false)),
             fail_next_apply: self.fail_next_apply.clone(),
+            held_settle: self.held_settle.clone(),
         };
         store.sync_collections(&schema);
         store
@@ -66,6 +72,15 @@ impl MemoryStore {
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn fail_next_apply(&self) {
         self.fail_next_apply.set(true);
+    }
+
+    /// Makes the next `settle` wait, before it reads anything, until the
+    /// sender returned is used or dropped: a slow transaction.
+    #[cfg(test)]
+    pub fn hold_next_settle(&self) -> oneshot::Sender<()> {
+        let (release, held) = oneshot::channel();
+        *self.held_settle.borrow_mut() = Some(held);
+        release
     }
 
     fn sync_collections(&mut self, schema: &Schema) {
@@ -178,6 +193,10 @@ impl Store for MemoryStore {
     }
 
     async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+        let held = self.held_settle.borrow_mut().take();
+        if let Some(held) = held {
+            let _ = held.await;
+        }
         self.check_open()?;
         if self.fail_next_apply.replace(false) {
             return Err(Error::Storage("injected failure: the transaction was aborted".into()));

@@ -8,9 +8,12 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::pin;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
+use futures::future::{self, Either, LocalBoxFuture};
 use serde::Serialize;
 use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushRequest, PushResponse};
 
@@ -265,13 +268,40 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 
     /// Pushes the outbox batch after batch. While a batch is in flight, the
-    /// answers to the one before are recorded and then the next batch is read:
-    /// read after those answers, it carries the versions they brought, and it
-    /// holds none of the in-flight batch's entities (their next mutations are
-    /// based on the versions its answers bring). So the next batch goes out as
-    /// soon as the answer comes, and the server still meets the mutations in
-    /// order, one push after the other.
+    /// answers to the one before are recorded and the next batch is read:
+    /// it holds none of the in-flight batch's entities (their next mutations
+    /// are based on the versions its answers bring). So the next batch goes
+    /// out as soon as the answer comes, and the server still meets the
+    /// mutations in order, one push after the other.
+    ///
+    /// Answers that applied a whole batch are recorded one batch after the
+    /// other (a [`Recording`]) for as long as it takes, while the batches
+    /// after them go out: a batch waits for them only if it holds one of
+    /// their entities, whose version it must carry. Other answers are recorded
+    /// before the outbox is read again.
     async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
+        let mut recording = Recording::default();
+        let mut marked = Vec::new();
+        let pushed = self.push_batches(&mut recording, &mut marked, report, refreshed).await;
+        // Every answer that came is recorded, whatever stopped the push.
+        let recorded = self.finish(&mut recording, report).await;
+        let result = pushed.and_then(|pushed| recorded.map(|()| pushed));
+        if result.is_err() {
+            // The entities whose answers were not recorded wait to be pushed again.
+            self.repository.unmark_syncing(&marked);
+        }
+        result
+    }
+
+    /// `push_all`, which records what `recording` holds once this returns;
+    /// `marked` gathers the entities of every batch sent, marked syncing.
+    async fn push_batches<'a>(
+        &'a self,
+        recording: &mut Recording<'a>,
+        marked: &mut Vec<(String, String)>,
+        report: &mut SyncReport,
+        refreshed: &mut bool,
+    ) -> Result<Pushed, Failure> {
         // After a refusal that names no mutation, push one at a time to find it.
         let mut batch_size = self.config.push_batch.max(1);
         // The previous batch, answered in full, its answers not recorded yet.
@@ -289,6 +319,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 Some(next) => next,
                 None => {
                     if reached_end {
+                        self.finish(recording, report).await?;
                         if let Some(previous) = answered.take() {
                             if self.record_push(previous, report).await? {
                                 return Ok(Pushed::UntilWithheld);
@@ -304,6 +335,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 match answered.take() {
                     None => return Ok(Pushed::All),
                     Some(previous) => {
+                        self.finish(recording, report).await?;
                         if self.record_push(previous, report).await? {
                             return Ok(Pushed::UntilWithheld);
                         }
@@ -312,21 +344,31 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     }
                 }
             }
+            // Answers that applied everything touch nothing but their own
+            // entities and outbox entries, all before this batch: they join
+            // the recording, and the next batch is read meanwhile. Others are
+            // recorded first, then the next batch is read.
+            let previous = match answered.take() {
+                Some(previous) if previous.all_applied() => {
+                    self.record_later(recording, previous);
+                    None
+                }
+                previous => {
+                    self.finish(recording, report).await?;
+                    previous
+                }
+            };
+            // The request carries the versions the answers recorded brought.
+            if recording.touches(&batch) {
+                self.finish(recording, report).await?;
+            }
             let request = self.push_request(&batch);
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
-            let previous = answered.take();
+            marked.extend(keys.iter().cloned());
             let meanwhile = async {
                 let withheld = match previous {
-                    // Acknowledgements touch nothing but their own entities and
-                    // outbox entries, all before this batch: the next batch is
-                    // read while they are recorded, its read sent first.
-                    Some(previous) if !end && previous.all_applied() => {
-                        let (next, withheld) =
-                            futures::join!(self.next_batch(batch_size, &batch), self.record_push(previous, report));
-                        return Ok((withheld?, Some(next?)));
-                    }
                     Some(previous) => self.record_push(previous, report).await?,
                     None => false,
                 };
@@ -339,14 +381,15 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             };
             // The request goes out first: recording and reading do work on this
             // thread before they wait, and the server need not wait for it.
-            let (sent, meanwhile) = futures::join!(self.send_push(&batch, &request, refreshed), meanwhile);
-            let (withheld, next) = match meanwhile {
-                Ok(done) => done,
-                Err(error) => {
+            let both = async { futures::join!(self.send_push(&batch, &request, refreshed), meanwhile) };
+            let (sent, meanwhile) = match recording.alongside(both).await {
+                Ok((sent, Ok(meanwhile))) => (sent, meanwhile),
+                Ok((_, Err(error))) | Err(error) => {
                     self.repository.unmark_syncing(&keys);
                     return Err(error);
                 }
             };
+            let (withheld, next) = meanwhile;
             let current = Answered { batch, keys, answers: Vec::new() };
             match sent {
                 Sent::Answered(answers) => {
@@ -356,6 +399,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 // Answers about part of the batch: the rest is pushed again, so
                 // they are recorded before the outbox is read for the next batch.
                 Sent::Refused(answer) => {
+                    self.finish(recording, report).await?;
                     if self.record_push(Answered { answers: vec![answer], ..current }, report).await? {
                         return Ok(Pushed::UntilWithheld);
                     }
@@ -379,6 +423,31 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 return Ok(Pushed::UntilWithheld);
             }
         }
+    }
+
+    /// Adds the answers to a batch the server applied in full to `recording`,
+    /// to be recorded after those already there.
+    fn record_later<'a>(&'a self, recording: &mut Recording<'a>, answered: Answered) {
+        recording.keys.extend(answered.keys.iter().cloned());
+        let before = recording.pending.take();
+        recording.pending = Some(Box::pin(async move {
+            let mut settled = match before {
+                Some(before) => before.await?,
+                None => Vec::new(),
+            };
+            settled.extend(self.record_answers(answered).await?);
+            Ok(settled)
+        }));
+    }
+
+    /// Waits until everything in `recording` is recorded, and counts it.
+    async fn finish(&self, recording: &mut Recording<'_>, report: &mut SyncReport) -> Result<(), Failure> {
+        if let Some(pending) = recording.pending.take() {
+            recording.keys.clear();
+            recording.settled.extend(pending.await?);
+        }
+        self.count(report, &std::mem::take(&mut recording.settled));
+        Ok(())
     }
 
     /// The next batch: the oldest queued mutations after `previous` (still
@@ -424,6 +493,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// Records the answers to one push; whether one of them withheld the
     /// server's data (see [`Pushed::UntilWithheld`]).
     async fn record_push(&self, answered: Answered, report: &mut SyncReport) -> Result<bool, Failure> {
+        let settled = self.record_answers(answered).await?;
+        self.count(report, &settled);
+        Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
+    }
+
+    /// Records the answers to one push, and shows them.
+    async fn record_answers(&self, answered: Answered) -> Result<Vec<Settled>, Failure> {
         let Answered { keys, answers, .. } = answered;
         let settled = match self.settle(&answers, None).await {
             Ok(settled) => settled,
@@ -446,8 +522,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             }
         }
         self.log(Step::Pushed { applied, conflicts, rejected });
-        self.count(report, &settled);
-        Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
+        Ok(settled)
     }
 
     /// The client id that asks the server to leave out this client's own pushes:
@@ -761,6 +836,42 @@ impl Answered {
         self.answers.iter().all(|answer| {
             matches!(answer, ServerAnswer::Pushed { result, .. } if result.status == tideway_protocol::PushStatus::Applied)
         })
+    }
+}
+
+/// The answers to pushes applied in full, recorded one batch after the other
+/// while later batches go out (see [`SyncEngine::push_all`]).
+#[derive(Default)]
+struct Recording<'a> {
+    /// The entities of the batches not recorded yet.
+    keys: HashSet<(String, String)>,
+    /// Recording them, each batch after the one before.
+    pending: Option<LocalBoxFuture<'a, Result<Vec<Settled>, Failure>>>,
+    /// What was recorded and is not counted yet.
+    settled: Vec<Settled>,
+}
+
+impl Recording<'_> {
+    /// Whether `batch` holds an entity whose answers are not recorded yet.
+    fn touches(&self, batch: &[Mutation]) -> bool {
+        self.pending.is_some() && batch.iter().any(|m| self.keys.contains(&(m.collection.clone(), m.id.clone())))
+    }
+
+    /// Runs `work` while the recording goes on: returns once `work` is done,
+    /// the recording left to go on if it has not finished.
+    async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Failure> {
+        let Some(pending) = self.pending.take() else { return Ok(work.await) };
+        match future::select(pin!(work), pending).await {
+            Either::Left((done, pending)) => {
+                self.pending = Some(pending);
+                Ok(done)
+            }
+            Either::Right((recorded, work)) => {
+                self.keys.clear();
+                self.settled.extend(recorded?);
+                Ok(work.await)
+            }
+        }
     }
 }
 

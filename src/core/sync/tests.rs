@@ -792,6 +792,126 @@ fn the_next_batch_holds_no_entity_whose_answer_is_still_being_recorded() {
     assert_eq!(device.stored("n0").unwrap().sync_status, SyncStatus::Synced);
 }
 
+/// A device pushing in batches of two, its first recording of answers held
+/// until the sender returned is used.
+fn device_with_a_slow_first_recording(remote: &FakeRemote) -> (Device, futures::channel::oneshot::Sender<()>) {
+    let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+    let config = SyncConfig { push_batch: 2, ..SyncConfig::default() };
+    let device = open_configured(remote, MemoryStore::new(schema.clone()), schema, config);
+    let release = device.store.hold_next_settle();
+    (device, release)
+}
+
+/// What a read of the memory store answers, without an executor: it never waits.
+fn at_once<T>(read: impl std::future::Future<Output = crate::core::Result<T>>) -> T {
+    use futures::FutureExt;
+    read.now_or_never().expect("the memory store answers at once").unwrap()
+}
+
+/// Runs `sync` until `until` holds (which must happen while it runs), then
+/// `then`, then the rest of `sync`.
+fn sync_until(device: &Device, until: impl Fn() -> bool, then: impl FnOnce()) -> SyncReport {
+    let mut polls = 0;
+    let mut then = Some(then);
+    let watch = futures::future::poll_fn(|cx| {
+        if until() {
+            then.take().expect("called once")();
+            return std::task::Poll::Ready(());
+        }
+        polls += 1;
+        assert!(polls < 10_000, "the sync stalled before the condition held");
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    });
+    let (report, ()) = block_on(futures::future::join(device.engine.sync(), watch));
+    report.unwrap()
+}
+
+#[test]
+fn later_batches_go_out_while_the_answers_before_them_are_recorded() {
+    let remote = FakeRemote::default();
+    let (device, release) = device_with_a_slow_first_recording(&remote);
+    for id in ["a", "b", "c", "d", "e", "f"] {
+        device.put(id, json!({ "title": id }));
+    }
+    let report = sync_until(
+        &device,
+        || remote.server().pushes == 3,
+        || {
+            // [c d] and [e f] went out while the answers to [a b] were being recorded.
+            assert_eq!(at_once(device.store.get("notes", "a")).unwrap().sync_status, SyncStatus::Dirty);
+            assert_eq!(at_once(device.store.pending_count()), 6);
+            release.send(()).unwrap();
+        },
+    );
+    assert_eq!(report.pushed, 6);
+    assert_eq!(remote.server().pushes, 3);
+    for id in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(device.stored(id).unwrap().sync_status, SyncStatus::Synced);
+        assert_eq!(device.get(id).unwrap().sync_status, SyncStatus::Synced);
+    }
+    assert_eq!(device.pending(), 0);
+}
+
+#[test]
+fn a_batch_waits_for_the_answers_to_its_entities_to_be_recorded() {
+    let remote = FakeRemote::default();
+    let (device, release) = device_with_a_slow_first_recording(&remote);
+    for id in ["a", "b", "c", "d"] {
+        device.put(id, json!({ "title": id }));
+    }
+    device.patch("a", json!({ "done": true }));
+    let report = sync_until(
+        &device,
+        || remote.server().pushes >= 2,
+        || {
+            // [patch a] is read while [c d] is in flight; it waits for the
+            // version the answer to [a b] brings.
+            assert_eq!(remote.server().pushes, 2, "[patch a] went out before the answer to [a b] was recorded");
+            assert_eq!(at_once(device.store.get("notes", "a")).unwrap().version, 0);
+            release.send(()).unwrap();
+        },
+    );
+    assert_eq!((report.pushed, report.conflicted), (5, 0));
+    assert_eq!(remote.server().pushes, 3);
+    assert_eq!(server_data(&remote, "a"), json!({ "title": "a", "done": true }));
+    assert_eq!(device.stored("a").unwrap().version, 2);
+    assert_eq!(device.pending(), 0);
+}
+
+#[test]
+fn a_failed_recording_leaves_every_later_answer_to_the_next_sync() {
+    let remote = FakeRemote::default();
+    let (device, release) = device_with_a_slow_first_recording(&remote);
+    for id in ["a", "b", "c", "d", "e", "f"] {
+        device.put(id, json!({ "title": id }));
+    }
+    device.store.fail_next_apply();
+    let mut polls = 0;
+    let mut release = Some(release);
+    let watch = futures::future::poll_fn(|cx| {
+        if remote.server().pushes == 3 {
+            release.take().expect("released once").send(()).unwrap();
+            return std::task::Poll::Ready(());
+        }
+        polls += 1;
+        assert!(polls < 10_000, "the sync stalled");
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    });
+    let (failed, ()) = block_on(futures::future::join(device.engine.sync(), watch));
+    assert!(matches!(failed, Err(SyncError::Store(_))), "{failed:?}");
+    // Nothing was recorded: every entity is shown waiting to be pushed again.
+    for id in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(device.get(id).unwrap().sync_status, SyncStatus::Dirty);
+    }
+    assert_eq!(device.pending(), 6);
+    let report = device.sync().unwrap();
+    assert_eq!(report.pushed, 6);
+    assert_eq!(remote.server().applications.len(), 6, "each mutation applied once");
+    assert_eq!(device.pending(), 0);
+}
+
 #[test]
 fn a_batch_read_while_the_one_before_is_in_flight_carries_the_answers_before_that() {
     let remote = FakeRemote::default();

@@ -125,7 +125,10 @@ impl<S: Store + 'static> Repository<S> {
     ) -> Result<Rc<Self>> {
         let snapshot = store.load().await?;
         let client_id = snapshot.client_id.clone();
-        let mirror = collections_of(snapshot, &schema).into_iter().collect();
+        // Inserted one by one: collecting sorts first, which would add a sort
+        // of its own to the module for these pairs.
+        let mut mirror = BTreeMap::new();
+        mirror.extend(collections_of(snapshot, &schema));
         let state = RefCell::new(State { mirror, ..State::default() });
         Ok(Rc::new(Repository { store, schema, client_id, clock, observer, committed: RefCell::new(None), state }))
     }
@@ -458,15 +461,13 @@ impl<S: Store + 'static> Repository<S> {
 
             let State { mirror, queue, durable, .. } = &mut *state;
             // The still-queued writes by entity, each entity's in call order.
-            let mut queued: Vec<&Write> = queue.writes.iter().collect();
-            queued.sort_by(|a, b| (&a.collection, &a.id).cmp(&(&b.collection, &b.id)));
+            let queued = by_entity(queue.writes.iter().map(|write| (write.collection.as_str(), write.id.as_str())));
             // The batch's writes by entity, each entity's in batch order.
-            let mut order: Vec<usize> = (0..stored.len()).collect();
-            order.sort_by(|a, b| stored[*a].0.cmp(&stored[*b].0));
-            for group in order.chunk_by(|a, b| stored[*a].0 == stored[*b].0) {
-                let key = &stored[group[0]].0;
+            let order = by_entity(stored.iter().map(|((collection, id), _)| (collection.as_str(), id.as_str())));
+            for group in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let key = &stored[group[0].2].0;
                 // What the store now holds: the last entity this batch stored, or else the durable state as it was.
-                let last_stored = group.iter().rev().find_map(|i| stored[*i].1.as_ref());
+                let last_stored = group.iter().rev().find_map(|&(_, _, i)| stored[i].1.as_ref());
                 let still_queued = queued_for(&queued, key);
                 // The mirror shows the durable state with the still-queued writes replayed on top.
                 let view: Option<Cow<Entity>> = if still_queued.is_empty() {
@@ -477,7 +478,7 @@ impl<S: Store + 'static> Repository<S> {
                         durable.insert(key.clone(), Some(entity.clone()));
                     }
                     let base = durable.get(key).cloned().flatten();
-                    still_queued.iter().copied().fold(base, replay).map(Cow::Owned)
+                    still_queued.iter().map(|&(_, _, i)| &queue.writes[i]).fold(base, replay).map(Cow::Owned)
                 };
                 let collection = mirror.get_mut(&key.0).expect("staged writes name declared collections");
                 if !same(collection.get(&key.1), view.as_deref()) {
@@ -546,10 +547,20 @@ fn replay(current: Option<Entity>, write: &Write) -> Option<Entity> {
     written_entity(current.as_ref(), write).map(Some).unwrap_or(current)
 }
 
-/// The writes of `queued` (sorted by entity) to the entity `key`.
-fn queued_for<'q, 'a>(queued: &'q [&'a Write], key: &Key) -> &'q [&'a Write] {
-    let start = queued.partition_point(|write| (&write.collection, &write.id) < (&key.0, &key.1));
-    let end = start + queued[start..].partition_point(|write| write.collection == key.0 && write.id == key.1);
+/// Each `(collection, id)` of `keys` with its position, sorted by entity, each
+/// entity's in their order (the position breaks ties). Every caller sorts the
+/// same type: each type sorted adds a sort of its own to the module.
+fn by_entity<'k>(keys: impl Iterator<Item = (&'k str, &'k str)>) -> Vec<(&'k str, &'k str, usize)> {
+    let mut sorted: Vec<_> = keys.enumerate().map(|(position, (collection, id))| (collection, id, position)).collect();
+    sorted.sort_unstable();
+    sorted
+}
+
+/// The entries of `queued` (from `by_entity`) for the entity `key`.
+fn queued_for<'q, 'k>(queued: &'q [(&'k str, &'k str, usize)], key: &Key) -> &'q [(&'k str, &'k str, usize)] {
+    let key = (key.0.as_str(), key.1.as_str());
+    let start = queued.partition_point(|&(collection, id, _)| (collection, id) < key);
+    let end = start + queued[start..].partition_point(|&(collection, id, _)| (collection, id) == key);
     &queued[start..end]
 }
 

@@ -95,7 +95,6 @@ impl UpgradePlan {
         for (name, collection) in &schema.collections {
             let store = entity_store(name);
             let existing = layout.get(&store);
-            let wanted: BTreeSet<&str> = collection.indexes.iter().map(|i| i.name.as_str()).collect();
             let change = StoreChange {
                 store: store.clone(),
                 create: existing.is_none(),
@@ -106,7 +105,7 @@ impl UpgradePlan {
                     .map(|index| (index.name.clone(), format!("ix.{}", index_field(&index.name))))
                     .collect(),
                 remove_indexes: existing
-                    .map(|have| have.iter().filter(|name| !wanted.contains(name.as_str())).cloned().collect())
+                    .map(|have| have.iter().filter(|name| collection.index(name).is_none()).cloned().collect())
                     .unwrap_or_default(),
             };
             if existing.is_some() && !change.add_indexes.is_empty() {

@@ -208,8 +208,10 @@ impl Store for MemoryStore {
             let entity = collections[&name].get(&id).cloned();
             ((name, id), entity)
         });
-        let queued = reads.mutations.into_iter().filter(|id| outbox.contains_key(id));
-        let plan = plan(answers, Stored { entities: entities.collect(), queued: queued.collect() }, policies, now, cursor);
+        let mut stored = Stored { entities: entities.collect(), ..Stored::default() };
+        // Inserted one by one, as the IndexedDB store does: collecting sorts first.
+        stored.queued.extend(reads.mutations.into_iter().filter(|id| outbox.contains_key(id)));
+        let plan = plan(answers, stored, policies, now, cursor);
         for mutation_id in &plan.remove {
             outbox.remove(mutation_id);
         }

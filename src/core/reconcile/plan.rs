@@ -28,10 +28,12 @@ pub struct Stored {
 }
 
 /// What a store reads before planning: each entity and each outbox entry the
-/// answers are about, once, in the order the answers name them.
+/// answers are about, once.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reads {
+    /// In the order the answers name them.
     pub entities: Vec<EntityKey>,
+    /// Ascending.
     pub mutations: Vec<MutationId>,
 }
 
@@ -70,6 +72,7 @@ impl Reads {
 /// superseded is already left out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SettlementPlan {
+    /// Ascending.
     pub remove: Vec<MutationId>,
     pub superseded: Vec<EntityKey>,
     pub append: Vec<Mutation>,

@@ -2,8 +2,6 @@
 //! one transaction with the reads it was made on, and the sync bookkeeping
 //! (pull cursor, retry schedule) kept in `meta`.
 
-use std::collections::BTreeSet;
-
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
@@ -58,10 +56,10 @@ impl IdbStore {
         cursor: Option<&str>,
     ) -> Result<Vec<Settled>> {
         let reads = Reads::of(answers, |name| self.collections.contains_key(name));
-        let mut names: BTreeSet<String> = reads.entities.iter().map(|(collection, _)| entity_store(collection)).collect();
-        names.insert(OUTBOX_STORE.to_owned());
-        names.insert(META_STORE.to_owned());
-        let names: Vec<String> = names.into_iter().collect();
+        let mut names: Vec<String> = reads.entities.iter().map(|(collection, _)| entity_store(collection)).collect();
+        names.extend([OUTBOX_STORE.to_owned(), META_STORE.to_owned()]);
+        names.sort_unstable();
+        names.dedup();
         let tx = connection.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build()?;
         let outbox = tx.object_store(OUTBOX_STORE)?;
         let meta = tx.object_store(META_STORE)?;
@@ -95,8 +93,9 @@ impl IdbStore {
             Some(request) => request.await?.map(|key| key.map(|key| key as MutationId)).collect::<std::result::Result<_, _>>()?,
             None => Vec::new(),
         };
-        let answered: BTreeSet<MutationId> = reads.mutations.into_iter().collect();
-        stored.queued = queued.iter().copied().filter(|id| answered.contains(id)).collect();
+        // Inserted one by one: collecting into a set sorts first, which would
+        // add a sort of its own to the module.
+        stored.queued.extend(queued.iter().copied().filter(|id| reads.mutations.binary_search(id).is_ok()));
 
         let plan = plan(answers, stored, policies, now, cursor);
         // Answered entries leave in runs of neighbours: one request per run.
@@ -197,15 +196,14 @@ impl IdbStore {
     }
 }
 
-/// The runs of `keys` (outbox keys, ascending) whose every key is in `remove`:
-/// deleting each run as a key range deletes exactly the entries in `remove`,
-/// since no other entry lies between two neighbouring keys.
+/// The runs of `keys` (outbox keys, ascending) whose every key is in `remove`
+/// (ascending too): deleting each run as a key range deletes exactly the
+/// entries in `remove`, since no other entry lies between two neighbouring keys.
 fn runs_of(keys: &[MutationId], remove: &[MutationId]) -> Vec<(MutationId, MutationId)> {
-    let remove: BTreeSet<MutationId> = remove.iter().copied().collect();
     let mut runs: Vec<(MutationId, MutationId)> = Vec::new();
     let mut extending = false;
     for key in keys {
-        if !remove.contains(key) {
+        if remove.binary_search(key).is_err() {
             extending = false;
         } else if extending {
             runs.last_mut().expect("a run is open").1 = *key;

@@ -5,6 +5,7 @@
 //! are filled in.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use indexed_db_futures::database::Database;
@@ -65,7 +66,11 @@ pub(super) fn read_layout(db: &Database) -> Result<Layout> {
     let tx = db.transaction(names.as_slice()).build()?;
     for name in names {
         let store = tx.object_store(&name)?;
-        layout.insert(name, store.index_names().collect());
+        // Inserted one by one: collecting sorts first, which would add a
+        // sort of its own to the module for these sets.
+        let mut indexes = BTreeSet::new();
+        indexes.extend(store.index_names());
+        layout.insert(name, indexes);
     }
     Ok(layout)
 }

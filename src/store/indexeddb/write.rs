@@ -197,10 +197,14 @@ impl IdbStore {
     /// Begins a write transaction on `connection` over the entity stores
     /// `writes` touch, plus the outbox and `meta`.
     pub(super) fn begin_write(&self, connection: &Connection, writes: &[Write]) -> Result<JsValue> {
-        let mut positions: Vec<u32> =
-            writes.iter().map(|w| self.collection_info(&w.collection).map(|info| info.position)).collect::<Result<_>>()?;
-        positions.sort_unstable();
-        positions.dedup();
+        // A few collections at most: a search of those met beats a sort.
+        let mut positions: Vec<u32> = Vec::new();
+        for write in writes {
+            let position = self.collection_info(&write.collection)?.position;
+            if !positions.contains(&position) {
+                positions.push(position);
+            }
+        }
         browser::begin_write(connection.sys(), &self.stores, &positions).map_err(js_error)
     }
 

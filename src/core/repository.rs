@@ -125,8 +125,7 @@ impl<S: Store + 'static> Repository<S> {
     ) -> Result<Rc<Self>> {
         let snapshot = store.load().await?;
         let client_id = snapshot.client_id.clone();
-        // Inserted one by one: collecting sorts first, which would add a sort
-        // of its own to the module for these pairs.
+        // By insertion: collecting would sort first, a sort more in the module (see bench/README.md).
         let mut mirror = BTreeMap::new();
         mirror.extend(collections_of(snapshot, &schema));
         let state = RefCell::new(State { mirror, ..State::default() });

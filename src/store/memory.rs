@@ -209,7 +209,7 @@ impl Store for MemoryStore {
             ((name, id), entity)
         });
         let mut stored = Stored { entities: entities.collect(), ..Stored::default() };
-        // Inserted one by one, as the IndexedDB store does: collecting sorts first.
+        // By insertion: collecting would sort first, a sort more in the module (see bench/README.md).
         stored.queued.extend(reads.mutations.into_iter().filter(|id| outbox.contains_key(id)));
         let plan = plan(answers, stored, policies, now, cursor);
         for mutation_id in &plan.remove {

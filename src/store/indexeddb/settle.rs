@@ -93,8 +93,7 @@ impl IdbStore {
             Some(request) => request.await?.map(|key| key.map(|key| key as MutationId)).collect::<std::result::Result<_, _>>()?,
             None => Vec::new(),
         };
-        // Inserted one by one: collecting into a set sorts first, which would
-        // add a sort of its own to the module.
+        // By insertion: collecting would sort first, a sort more in the module (see bench/README.md).
         stored.queued.extend(queued.iter().copied().filter(|id| reads.mutations.binary_search(id).is_ok()));
 
         let plan = plan(answers, stored, policies, now, cursor);

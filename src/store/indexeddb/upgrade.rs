@@ -66,8 +66,7 @@ pub(super) fn read_layout(db: &Database) -> Result<Layout> {
     let tx = db.transaction(names.as_slice()).build()?;
     for name in names {
         let store = tx.object_store(&name)?;
-        // Inserted one by one: collecting sorts first, which would add a
-        // sort of its own to the module for these sets.
+        // By insertion: collecting would sort first, a sort more in the module (see bench/README.md).
         let mut indexes = BTreeSet::new();
         indexes.extend(store.index_names());
         layout.insert(name, indexes);

@@ -28,15 +28,17 @@ pub enum SyncStatus {
 /// `base` keeps the data the server last acknowledged, so that a later
 /// three-way merge can tell which side changed which field. How an entity is
 /// written as JSON (a stored doc) is `DocOut`'s and `DocIn`'s business.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Entity {
     /// Generated on the device (UUID v4) or given by the caller; never changes.
     pub id: String,
     /// The server's id for this entity, once a server has acknowledged it.
     pub remote_id: Option<String>,
+    /// Changed through [`Entity::data_mut`] (or replaced whole) once the
+    /// entity has a base: the base may be this very data.
     pub data: Data,
-    /// The server-acknowledged data, `None` until the first acknowledgement.
-    pub base: Option<Data>,
+    /// The server-acknowledged data: see [`Entity::base`].
+    base: Base,
     /// The server's version; 0 means the server has never seen the entity.
     pub version: u64,
     /// Device time (ms since the epoch) of the last local change.
@@ -52,6 +54,17 @@ pub struct Entity {
     pub pending: u32,
     /// Set while the entity is in `conflict` under the manual policy.
     pub conflict: Option<ConflictState>,
+}
+
+/// The data the server last acknowledged.
+#[derive(Debug, Clone)]
+enum Base {
+    /// Not acknowledged yet.
+    None,
+    /// The entity's own data, without a copy: the base of every entity the
+    /// server holds as this device does, most of a database.
+    Data,
+    Own(Data),
 }
 
 /// What a manual conflict keeps for the app to decide with. The server's side
@@ -75,7 +88,7 @@ impl Entity {
             id,
             remote_id: None,
             data,
-            base: None,
+            base: Base::None,
             version: 0,
             updated_at: at,
             server_updated_at: None,
@@ -88,16 +101,16 @@ impl Entity {
     }
 
     /// A copy of this entity holding `data` instead of its own, which is not
-    /// copied (a `put` replaces it anyway).
+    /// copied (a `put` replaces it anyway) unless it is the base.
     pub fn with_data(&self, data: Data) -> Self {
         // Every field is named, so that a field added to `Entity` must be added here.
-        let Entity { id, remote_id, data: _, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
+        let Entity { id, remote_id, data: _, base: _, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             self;
         Entity {
             id: id.clone(),
             remote_id: remote_id.clone(),
             data,
-            base: base.clone(),
+            base: self.base().map_or(Base::None, |base| Base::Own(base.clone())),
             version: *version,
             updated_at: *updated_at,
             server_updated_at: *server_updated_at,
@@ -107,6 +120,35 @@ impl Entity {
             pending: *pending,
             conflict: conflict.clone(),
         }
+    }
+
+    /// The data the server last acknowledged, `None` until the first
+    /// acknowledgement.
+    pub fn base(&self) -> Option<&Data> {
+        match &self.base {
+            Base::None => None,
+            Base::Data => Some(&self.data),
+            Base::Own(base) => Some(base),
+        }
+    }
+
+    pub fn set_base(&mut self, base: Option<Data>) {
+        self.base = base.map_or(Base::None, Base::Own);
+    }
+
+    /// Makes `data` the entity's data and its base, without a copy: what the
+    /// server holds, as the device now does.
+    pub fn take_server_data(&mut self, data: Data) {
+        self.data = data;
+        self.base = Base::Data;
+    }
+
+    /// The data, to change in place; a base that is this data keeps it as it was.
+    pub fn data_mut(&mut self) -> &mut Data {
+        if let Base::Data = self.base {
+            self.base = Base::Own(self.data.clone());
+        }
+        &mut self.data
     }
 
     /// Looks up a dotted path (`"author.name"`) inside `data`.
@@ -155,12 +197,18 @@ impl Serialize for Entity {
         // Every field is named, so that a field added to `Entity` must be added here.
         let Entity { id, remote_id, data, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             self;
-        let base_is_data = base.as_ref() == Some(data);
+        let (base, base_is_data) = match base {
+            Base::None => (None, false),
+            Base::Data => (None, true),
+            // Equal, for an entity that took the server's answer as its own data.
+            Base::Own(base) if base == data => (None, true),
+            Base::Own(base) => (Some(base), false),
+        };
         DocOut {
             id,
             remote_id: remote_id.as_deref(),
             data,
-            base: base.as_ref().filter(|_| !base_is_data),
+            base,
             base_is_data,
             version: *version,
             updated_at: *updated_at,
@@ -208,11 +256,45 @@ impl<'de> Deserialize<'de> for Entity {
         let DocIn { id, remote_id, data, base, base_is_data, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             DocIn::deserialize(deserializer)?;
         let base = match (base, base_is_data) {
-            (base, false) => base,
-            (None, true) => Some(data.clone()),
+            (None, false) => Base::None,
+            (Some(base), false) => Base::Own(base),
+            (None, true) => Base::Data,
             (Some(_), true) => return Err(de::Error::custom("a doc has both `base` and `baseIsData`")),
         };
         Ok(Entity { id, remote_id, data, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict })
+    }
+}
+
+/// Equal in every field, `base` compared by value. Data is compared field by
+/// field first, which is cheaper in the usual case (both sides computed from
+/// the same write, their fields in the same order) than comparing maps (which
+/// looks each field up by hash).
+impl PartialEq for Entity {
+    fn eq(&self, other: &Entity) -> bool {
+        fn same_data(a: &Data, b: &Data) -> bool {
+            a.iter().eq(b.iter()) || a == b
+        }
+        // Every field is named, so that a field added to `Entity` must be added here.
+        let Entity { id, remote_id, data, base: _, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
+            self;
+        *version == other.version
+            && *updated_at == other.updated_at
+            && *server_updated_at == other.server_updated_at
+            && *sync_status == other.sync_status
+            && *deleted == other.deleted
+            && *pending == other.pending
+            && *id == other.id
+            && *remote_id == other.remote_id
+            && *last_error == other.last_error
+            && *conflict == other.conflict
+            && same_data(data, &other.data)
+            && match (&self.base, &other.base) {
+                (Base::Data, Base::Data) => true,
+                _ => match (self.base(), other.base()) {
+                    (Some(a), Some(b)) => same_data(a, b),
+                    (a, b) => a.is_none() && b.is_none(),
+                },
+            }
     }
 }
 
@@ -240,13 +322,13 @@ mod tests {
     fn a_base_equal_to_the_data_is_left_out_and_read_back_whole() {
         let data = json!({"title": "t", "n": 1.5, "nested": {"a": [1, 2]}}).as_object().cloned().unwrap();
         let mut entity = Entity::new("n1".into(), data.clone(), 5.0);
-        entity.base = Some(data.clone());
+        entity.set_base(Some(data.clone()));
         let doc = serde_json::to_value(&entity).unwrap();
         assert_eq!((doc.get("base"), &doc["baseIsData"]), (None, &json!(true)), "{doc}");
         assert_eq!(serde_json::from_value::<Entity>(doc).unwrap(), entity);
 
         // A base that differs is stored whole.
-        entity.base = json!({"title": "before"}).as_object().cloned();
+        entity.set_base(json!({"title": "before"}).as_object().cloned());
         let doc = serde_json::to_value(&entity).unwrap();
         assert_eq!((&doc["base"], doc.get("baseIsData")), (&json!({"title": "before"}), None));
         assert_eq!(serde_json::from_value::<Entity>(doc).unwrap(), entity);
@@ -260,7 +342,7 @@ mod tests {
             "serverUpdatedAt": 7.0, "syncStatus": "synced", "deleted": false, "pending": 0
         });
         let entity: Entity = serde_json::from_value(doc).unwrap();
-        assert_eq!(entity.base.as_ref(), Some(&entity.data));
+        assert_eq!(entity.base(), Some(&entity.data));
         assert_eq!(serde_json::to_value(&entity).unwrap()["baseIsData"], json!(true));
     }
 
@@ -275,7 +357,7 @@ mod tests {
     fn with_data_keeps_everything_but_the_data() {
         let mut entity = Entity::new("n1".into(), json!({"a": 1}).as_object().cloned().unwrap(), 5.0);
         entity.remote_id = Some("r1".into());
-        entity.base = json!({"a": 0}).as_object().cloned();
+        entity.set_base(json!({"a": 0}).as_object().cloned());
         entity.version = 3;
         entity.server_updated_at = Some(4.0);
         entity.sync_status = SyncStatus::Conflict;

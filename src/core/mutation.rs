@@ -98,7 +98,7 @@ pub fn written_entity(current: Option<&Entity>, write: &Write) -> Result<Entity>
         Op::Patch => {
             let mut entity = live.ok_or_else(not_found)?.clone();
             if let Some(fields) = &write.data {
-                tideway_protocol::apply_patch(&mut entity.data, fields);
+                tideway_protocol::apply_patch(entity.data_mut(), fields);
             }
             entity
         }
@@ -249,9 +249,9 @@ mod tests {
         let mut entity = apply_write(None, &write(Op::Put, Some(json!({"a": 1})), 1.0)).unwrap().entity;
         entity.version = 7;
         entity.remote_id = Some("r7".into());
-        entity.base = Some(data(json!({"a": 1})));
+        entity.set_base(Some(data(json!({"a": 1}))));
         let replaced = apply_write(Some(&entity), &write(Op::Put, Some(json!({"b": 2})), 2.0)).unwrap().entity;
         assert_eq!((replaced.version, replaced.remote_id.as_deref()), (7, Some("r7")));
-        assert_eq!(replaced.base, Some(data(json!({"a": 1}))));
+        assert_eq!(replaced.base(), Some(&data(json!({"a": 1}))));
     }
 }

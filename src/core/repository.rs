@@ -480,7 +480,7 @@ impl<S: Store + 'static> Repository<S> {
                     still_queued.iter().map(|&(_, _, i)| &queue.writes[i]).fold(base, replay).map(Cow::Owned)
                 };
                 let collection = mirror.get_mut(&key.0).expect("staged writes name declared collections");
-                if !same(collection.get(&key.1), view.as_deref()) {
+                if collection.get(&key.1) != view.as_deref() {
                     collection.set(&key.1, view.map(Cow::into_owned));
                     changed.push(key.clone());
                 }
@@ -561,34 +561,6 @@ fn queued_for<'q, 'k>(queued: &'q [(&'k str, &'k str, usize)], key: &Key) -> &'q
     let start = queued.partition_point(|&(collection, id, _)| (collection, id) < key);
     let end = start + queued[start..].partition_point(|&(collection, id, _)| (collection, id) == key);
     &queued[start..end]
-}
-
-/// Whether the mirror's entity is `view` already: `==`, made cheaper for the
-/// usual case, where both sides were computed from the same write and hold
-/// their fields in the same order, by comparing data field by field before
-/// falling back to comparing it as maps (which looks each field up by hash).
-fn same(mirror: Option<&Entity>, view: Option<&Entity>) -> bool {
-    fn same_data(a: &Data, b: &Data) -> bool {
-        a.iter().eq(b.iter()) || a == b
-    }
-    let (Some(a), Some(b)) = (mirror, view) else { return mirror.is_none() && view.is_none() };
-    // Every field is named, so that a field added to `Entity` must be added here.
-    let Entity { id, remote_id, data, base, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } = a;
-    *version == b.version
-        && *updated_at == b.updated_at
-        && *server_updated_at == b.server_updated_at
-        && *sync_status == b.sync_status
-        && *deleted == b.deleted
-        && *pending == b.pending
-        && *id == b.id
-        && *remote_id == b.remote_id
-        && *last_error == b.last_error
-        && *conflict == b.conflict
-        && match (base, &b.base) {
-            (Some(x), Some(y)) => same_data(x, y),
-            (x, y) => x.is_none() && y.is_none(),
-        }
-        && same_data(data, &b.data)
 }
 
 fn missing_result() -> Error {

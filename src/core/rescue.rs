@@ -46,10 +46,10 @@ pub async fn rescue_into<S: Store + 'static>(into: &Rc<Repository<S>>, entities:
             change: ServerEntity {
                 collection: collection.clone(),
                 id: entity.remote_id.clone().unwrap_or_else(|| entity.id.clone()),
-                data: entity.base.clone().unwrap_or_default(),
+                data: entity.base().cloned().unwrap_or_default(),
                 version: entity.version,
                 server_updated_at: entity.server_updated_at.unwrap_or_default() as i64,
-                deleted: entity.base.is_none(),
+                deleted: entity.base().is_none(),
             },
         })
         .collect();

@@ -625,7 +625,7 @@ pub async fn a_database_of_an_older_format_is_raised_and_closes_older_connection
 
     let store = IdbStore::open(&name, notes_schema()).await.expect("a database of format 1 opens");
     let entity = store.get("notes", "n1").await.unwrap().expect("its entity reads");
-    assert_eq!(entity.base.as_ref(), Some(&entity.data));
+    assert_eq!(entity.base(), Some(&entity.data));
     assert_eq!((entity.remote_id.as_deref(), entity.version), (Some("r1"), 3));
     assert_eq!(field(&old, "closed").as_bool(), Some(true), "the older connection was asked to close");
     let format = format!(

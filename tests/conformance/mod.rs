@@ -443,7 +443,7 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     repo.absorb(&settled);
     let n1 = store.get("notes", "n1").await.unwrap().unwrap();
     assert_eq!((n1.version, n1.sync_status, n1.pending), (1, SyncStatus::Synced, 0));
-    assert_eq!(n1.base, Some(data(json!({"title": "one"}))));
+    assert_eq!(n1.base(), Some(&data(json!({"title": "one"}))));
     assert_eq!(store.get("notes", "n3").await.unwrap().unwrap().version, 4);
     assert_eq!(repo.read("notes", |c| c.get("n3").map(|e| e.version)).unwrap(), Some(4));
     assert_eq!(ids_of(&store.outbox(10).await.unwrap()), [outbox[1].mutation_id]);

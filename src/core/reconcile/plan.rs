@@ -171,7 +171,7 @@ mod tests {
 
     fn dirty(id: &str, title: &str, pending: u32) -> Entity {
         let mut entity = Entity::new(id.into(), data(json!({ "title": title })), 10.0);
-        entity.base = Some(data(json!({ "title": "base" })));
+        entity.set_base(Some(data(json!({ "title": "base" }))));
         entity.version = 1;
         entity.pending = pending;
         entity.sync_status = SyncStatus::Dirty;

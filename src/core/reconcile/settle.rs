@@ -114,17 +114,18 @@ fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -
     }
     // The server now holds the base with this mutation applied, exactly as
     // the protocol defines the operation.
-    let mut base = next.base.take().unwrap_or_default();
-    match mutation.op {
-        Op::Put => base = mutation.data.clone().unwrap_or_default(),
+    let base = match mutation.op {
+        Op::Put => mutation.data.clone().unwrap_or_default(),
         Op::Patch => {
+            let mut base = next.base().cloned().unwrap_or_default();
             if let Some(fields) = &mutation.data {
                 tideway_protocol::apply_patch(&mut base, fields);
             }
+            base
         }
-        Op::Delete => base = Data::new(),
-    }
-    next.base = Some(base);
+        Op::Delete => Data::new(),
+    };
+    next.set_base(Some(base));
     if next.pending == 0 {
         next.sync_status = SyncStatus::Synced;
         next.last_error = None;
@@ -170,8 +171,7 @@ fn pulled(collection: &str, current: Option<&Entity>, id: &str, change: &ServerE
 
 /// Makes `entity` exactly the server's version, synced.
 fn take_server(entity: &mut Entity, server: ServerSide) {
-    entity.base = Some(server.data.clone());
-    entity.data = server.data;
+    entity.take_server_data(server.data);
     entity.deleted = server.deleted;
     on_server_version(entity, &server.version, server.server_updated_at, server.remote_id);
     entity.sync_status = SyncStatus::Synced;
@@ -200,7 +200,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
     // the base both sides started from is the one kept with the conflict.
     let base = match &entity.conflict {
         Some(state) => state.base.as_ref(),
-        None => entity.base.as_ref(),
+        None => entity.base(),
     };
     let settled: Option<Option<Data>> = match policy {
         ConflictPolicy::ServerWins => None,
@@ -237,7 +237,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
         }
     };
     let op = if resolved.is_some() { Op::Put } else { Op::Delete };
-    next.base = Some(server.data.clone());
+    next.set_base(Some(server.data.clone()));
     on_server_version(&mut next, &server.version, server.server_updated_at, server.remote_id);
     next.deleted = resolved.is_none();
     if let Some(data) = &resolved {
@@ -280,7 +280,7 @@ fn same_as_server(resolved: &Option<Data>, server: &ServerSide) -> bool {
 fn manual(entity: &Entity, server: ServerSide, base: Option<Data>, error: Option<String>) -> Settlement {
     let mut next = entity.clone();
     next.conflict = Some(ConflictState { base, server_deleted: server.deleted, local_deleted: entity.deleted });
-    next.base = Some(server.data);
+    next.set_base(Some(server.data));
     on_server_version(&mut next, &server.version, server.server_updated_at, server.remote_id);
     next.sync_status = SyncStatus::Conflict;
     next.pending = 0;
@@ -301,7 +301,7 @@ mod tests {
 
     fn entity_with(data_value: Value, base: Option<Value>, version: u64, updated_at: f64) -> Entity {
         let mut entity = Entity::new("n1".into(), data(data_value), updated_at);
-        entity.base = base.map(data);
+        entity.set_base(base.map(data));
         entity.version = version;
         entity.pending = 1;
         entity

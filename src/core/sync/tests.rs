@@ -105,7 +105,7 @@ fn offline_writes_are_pushed_in_order_and_acknowledged() {
     assert!(remote.server().get("notes", "n2").unwrap().deleted);
     let n1 = a.stored("n1").unwrap();
     assert_eq!((n1.version, n1.sync_status, n1.pending), (2, SyncStatus::Synced, 0));
-    assert_eq!(n1.base, Some(data(json!({"title": "one", "done": true}))));
+    assert_eq!(n1.base(), Some(&data(json!({"title": "one", "done": true}))));
     assert_eq!(n1.remote_id.as_deref(), Some("n1"));
     // Each mutation took effect exactly once, in order.
     let server = remote.server();
@@ -556,7 +556,7 @@ fn manual_conflicts_wait_for_the_app_then_push_its_resolution() {
     let n1 = a.get("n1").unwrap();
     assert_eq!(n1.sync_status, SyncStatus::Conflict);
     assert_eq!(Value::Object(n1.data.clone()), json!({"title": "A", "body": "b", "done": false}), "the local side stays visible");
-    assert_eq!(n1.base, Some(data(json!({"title": "B", "body": "b", "done": false}))), "the server side");
+    assert_eq!(n1.base(), Some(&data(json!({"title": "B", "body": "b", "done": false}))), "the server side");
     assert_eq!(n1.conflict.as_ref().unwrap().base, Some(data(json!({"title": "t", "body": "b", "done": false}))));
     assert_eq!(a.pending(), 0, "nothing is pushed while in conflict");
     assert!(a.log.borrow().iter().any(|e| matches!(e, SyncEvent::Conflict { id, .. } if id == "n1")));
@@ -566,7 +566,7 @@ fn manual_conflicts_wait_for_the_app_then_push_its_resolution() {
     a.sync().unwrap();
     let n1 = a.get("n1").unwrap();
     assert_eq!(n1.sync_status, SyncStatus::Conflict);
-    assert_eq!(n1.base.as_ref().unwrap()["done"], json!(true));
+    assert_eq!(n1.base().unwrap()["done"], json!(true));
     // The app settles it with an ordinary write.
     a.put("n1", json!({"title": "A+B", "body": "b", "done": true}));
     assert!(a.get("n1").unwrap().conflict.is_none());

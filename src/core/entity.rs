@@ -132,6 +132,7 @@ impl Entity {
         }
     }
 
+    /// Gives the entity a base of its own (`None`: not acknowledged yet).
     pub fn set_base(&mut self, base: Option<Data>) {
         self.base = base.map_or(Base::None, Base::Own);
     }

@@ -810,7 +810,7 @@ fn at_once<T>(read: impl std::future::Future<Output = crate::core::Result<T>>) -
 
 /// Runs `sync` until `until` holds (which must happen while it runs), then
 /// `then`, then the rest of `sync`.
-fn sync_until(device: &Device, until: impl Fn() -> bool, then: impl FnOnce()) -> SyncReport {
+fn sync_until(device: &Device, until: impl Fn() -> bool, then: impl FnOnce()) -> Result<SyncReport, SyncError> {
     let mut polls = 0;
     let mut then = Some(then);
     let watch = futures::future::poll_fn(|cx| {
@@ -824,7 +824,7 @@ fn sync_until(device: &Device, until: impl Fn() -> bool, then: impl FnOnce()) ->
         std::task::Poll::Pending
     });
     let (report, ()) = block_on(futures::future::join(device.engine.sync(), watch));
-    report.unwrap()
+    report
 }
 
 #[test]
@@ -843,7 +843,8 @@ fn later_batches_go_out_while_the_answers_before_them_are_recorded() {
             assert_eq!(at_once(device.store.pending_count()), 6);
             release.send(()).unwrap();
         },
-    );
+    )
+    .unwrap();
     assert_eq!(report.pushed, 6);
     assert_eq!(remote.server().pushes, 3);
     for id in ["a", "b", "c", "d", "e", "f"] {
@@ -871,7 +872,8 @@ fn a_batch_waits_for_the_answers_to_its_entities_to_be_recorded() {
             assert_eq!(at_once(device.store.get("notes", "a")).unwrap().version, 0);
             release.send(()).unwrap();
         },
-    );
+    )
+    .unwrap();
     assert_eq!((report.pushed, report.conflicted), (5, 0));
     assert_eq!(remote.server().pushes, 3);
     assert_eq!(server_data(&remote, "a"), json!({ "title": "a", "done": true }));
@@ -887,19 +889,7 @@ fn a_failed_recording_leaves_every_later_answer_to_the_next_sync() {
         device.put(id, json!({ "title": id }));
     }
     device.store.fail_next_apply();
-    let mut polls = 0;
-    let mut release = Some(release);
-    let watch = futures::future::poll_fn(|cx| {
-        if remote.server().pushes == 3 {
-            release.take().expect("released once").send(()).unwrap();
-            return std::task::Poll::Ready(());
-        }
-        polls += 1;
-        assert!(polls < 10_000, "the sync stalled");
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    });
-    let (failed, ()) = block_on(futures::future::join(device.engine.sync(), watch));
+    let failed = sync_until(&device, || remote.server().pushes == 3, || release.send(()).unwrap());
     assert!(matches!(failed, Err(SyncError::Store(_))), "{failed:?}");
     // Nothing was recorded: every entity is shown waiting to be pushed again.
     for id in ["a", "b", "c", "d", "e", "f"] {

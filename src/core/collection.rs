@@ -272,7 +272,7 @@ mod tests {
         entities.push(entity("a", json!({"title": "zebra"}), 9.0));
         let bulk = Collection::from_entities(schema(), entities);
         assert_eq!(bulk.len(), 6);
-        assert_eq!(bulk.get("a").unwrap().data["title"], "zebra");
+        assert_eq!(bulk.get("a").unwrap().data()["title"], "zebra");
         assert_eq!(orders(&bulk)[1], ["a2", "b", "a", "\u{FF61}", "\u{1F600}"]);
     }
 
@@ -303,7 +303,7 @@ mod tests {
         // A new title and time; a title that is no longer a key; a removal.
         collection.set("b", Some(entity("b", json!({"title": "aardvark"}), 0.5)));
         collection.set("\u{1F600}", Some(entity("\u{1F600}", json!({"title": null}), 5.0)));
-        assert_eq!(collection.set("a2", None).map(|entity| entity.data["title"].clone()), Some(json!("apple")));
+        assert_eq!(collection.set("a2", None).map(|entity| entity.data()["title"].clone()), Some(json!("apple")));
         assert_eq!(collection.set("a2", None), None);
 
         let mut expected = Collection::new(schema());
@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(orders(&collection), orders(&expected));
         assert_eq!(orders(&collection)[1], ["b", "a", "\u{FF61}"]);
         assert_eq!(orders(&collection)[2], ["b", "\u{FF61}", "a", "c", "\u{1F600}"]);
-        assert_eq!(collection.get("a").unwrap().data["body"], "new");
+        assert_eq!(collection.get("a").unwrap().data()["body"], "new");
         assert!(collection.get("a2").is_none());
     }
 

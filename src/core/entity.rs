@@ -1,7 +1,12 @@
 //! An entity: the app's JSON data plus the metadata that makes sync predictable.
 
-use serde::de;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// An entity's JSON object.
@@ -34,9 +39,9 @@ pub struct Entity {
     pub id: String,
     /// The server's id for this entity, once a server has acknowledged it.
     pub remote_id: Option<String>,
-    /// Changed through [`Entity::data_mut`] (or replaced whole) once the
-    /// entity has a base: the base may be this very data.
-    pub data: Data,
+    /// Read through [`Entity::data`], changed through [`Entity::data_mut`]
+    /// or [`Entity::set_data`]: the base may be this very data.
+    data: LazyData,
     /// The server-acknowledged data: see [`Entity::base`].
     base: Base,
     /// The server's version; 0 means the server has never seen the entity.
@@ -64,7 +69,185 @@ enum Base {
     /// The entity's own data, without a copy: the base of every entity the
     /// server holds as this device does, most of a database.
     Data,
-    Own(Data),
+    Own(LazyData),
+}
+
+/// Data as the JSON text of a stored doc until something looks into it.
+/// Opening a database reads every doc, and most entities are never looked
+/// into by the mirror before they are written again, if ever: a doc's
+/// metadata is parsed at once, its data (most of its length) only checked to
+/// be a JSON object, which is several times faster and keeps the text, far
+/// smaller than the parsed map, in memory instead. Written back unchanged,
+/// the text is copied as it is.
+#[derive(Debug, Clone)]
+enum LazyData {
+    /// The text, and the data parsed from it once looked into.
+    Text(Box<RawValue>, OnceCell<Data>),
+    Parsed(Data),
+}
+
+impl LazyData {
+    /// Checks that `text`, a doc's `field`, holds an object; its fields are
+    /// parsed when first looked into, or at once where they might not parse.
+    fn text<E: de::Error>(text: Box<RawValue>, field: &str) -> Result<Self, E> {
+        if !text.get().starts_with('{') {
+            return Err(E::custom(format_args!("a doc's `{field}` is not a JSON object")));
+        }
+        let parsed = OnceCell::new();
+        if might_not_parse(text.get()) {
+            let data = serde_json::from_str(text.get()).map_err(|error| E::custom(format_args!("a doc's `{field}`: {error}")))?;
+            let _ = parsed.set(data);
+        }
+        Ok(LazyData::Text(text, parsed))
+    }
+
+    fn get(&self) -> &Data {
+        match self {
+            LazyData::Text(text, parsed) => parsed.get_or_init(|| parse(text)),
+            LazyData::Parsed(data) => data,
+        }
+    }
+
+    /// The data, to change: the text no longer holds it.
+    fn get_mut(&mut self) -> &mut Data {
+        if let LazyData::Text(text, parsed) = self {
+            *self = LazyData::Parsed(parsed.take().unwrap_or_else(|| parse(text)));
+        }
+        match self {
+            LazyData::Parsed(data) => data,
+            LazyData::Text(..) => unreachable!("made parsed just above"),
+        }
+    }
+
+    fn into_inner(self) -> Data {
+        match self {
+            LazyData::Text(text, mut parsed) => parsed.take().unwrap_or_else(|| parse(&text)),
+            LazyData::Parsed(data) => data,
+        }
+    }
+
+    /// Equal data. The same text is the same data; otherwise the fields are
+    /// compared in order first, which is cheaper in the usual case (both
+    /// sides computed from the same write, their fields in the same order)
+    /// than comparing maps, which looks each field up by hash.
+    fn same(&self, other: &LazyData) -> bool {
+        if let (LazyData::Text(a, _), LazyData::Text(b, _)) = (self, other) {
+            if a.get() == b.get() {
+                return true;
+            }
+        }
+        let (a, b) = (self.get(), other.get());
+        a.iter().eq(b.iter()) || a == b
+    }
+}
+
+/// The data in `text`, which `LazyData::text` checked.
+fn parse(text: &RawValue) -> Data {
+    serde_json::from_str(text.get()).expect("JSON that `might_not_parse` lets through parses")
+}
+
+/// Whether `text`, valid JSON, might still not parse into data: JSON that
+/// holds a number out of a double's range (an exponent, or a long run of
+/// digits), nesting near the parser's limit, or a `\u` escape (which may be a
+/// lone surrogate). The doc this library writes has none of these but for
+/// a rare exponent or control character, so checking costs one pass over
+/// the bytes, and parsing those few at once leaves none to fail later.
+fn might_not_parse(text: &str) -> bool {
+    const DEEPEST: usize = 100;
+    const LONGEST_NUMBER: usize = 300;
+    let (mut depth, mut digits) = (0usize, 0usize);
+    let mut bytes = text.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'"' => {
+                while let Some(byte) = bytes.next() {
+                    match byte {
+                        b'\\' if bytes.next() == Some(b'u') => return true,
+                        b'"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'e' | b'E' if digits > 0 => return true,
+            _ => {}
+        }
+        digits = if byte.is_ascii_digit() || byte == b'.' { digits + 1 } else { 0 };
+        if depth > DEEPEST || digits > LONGEST_NUMBER {
+            return true;
+        }
+    }
+    false
+}
+
+/// Reads the value at a path of object fields (`None` where there is none),
+/// skipping everything else.
+struct At<'p>(&'p [String]);
+
+impl<'de> DeserializeSeed<'de> for At<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Value>, D::Error> {
+        match self.0.is_empty() {
+            true => Value::deserialize(deserializer).map(Some),
+            // Anything but an object fails, and so reads as no value.
+            false => deserializer.deserialize_map(self),
+        }
+    }
+}
+
+impl<'de> de::Visitor<'de> for At<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+        let (first, rest) = self.0.split_first().expect("a path with a first field");
+        let mut found = None;
+        while let Some(matches) = map.next_key_seed(KeyIs(first))? {
+            match matches {
+                true => found = map.next_value_seed(At(rest))?,
+                false => drop(map.next_value::<de::IgnoredAny>()?),
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Reads an object's key: whether it is `.0`.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+impl Serialize for LazyData {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            // The text as it is, for JSON (a stored doc is written with serde_json only).
+            LazyData::Text(text, _) => text.serialize(serializer),
+            LazyData::Parsed(data) => data.serialize(serializer),
+        }
+    }
 }
 
 /// What a manual conflict keeps for the app to decide with. The server's side
@@ -87,7 +270,7 @@ impl Entity {
         Entity {
             id,
             remote_id: None,
-            data,
+            data: LazyData::Parsed(data),
             base: Base::None,
             version: 0,
             updated_at: at,
@@ -109,8 +292,12 @@ impl Entity {
         Entity {
             id: id.clone(),
             remote_id: remote_id.clone(),
-            data,
-            base: self.base().map_or(Base::None, |base| Base::Own(base.clone())),
+            data: LazyData::Parsed(data),
+            base: match &self.base {
+                Base::None => Base::None,
+                Base::Data => Base::Own(self.data.clone()),
+                Base::Own(base) => Base::Own(base.clone()),
+            },
             version: *version,
             updated_at: *updated_at,
             server_updated_at: *server_updated_at,
@@ -122,9 +309,45 @@ impl Entity {
         }
     }
 
+    /// The app's data.
+    pub fn data(&self) -> &Data {
+        self.data.get()
+    }
+
+    /// The data to write as JSON: the text it was read from, as it was,
+    /// while it has not changed (without parsing it).
+    pub fn data_json(&self) -> impl Serialize + '_ {
+        &self.data
+    }
+
+    /// The data, to change in place; a base that is this data keeps it as it was.
+    pub fn data_mut(&mut self) -> &mut Data {
+        if let Base::Data = self.base {
+            self.base = Base::Own(self.data.clone());
+        }
+        self.data.get_mut()
+    }
+
+    /// Replaces the data; a base that was this data keeps it.
+    pub fn set_data(&mut self, data: Data) {
+        let data = std::mem::replace(&mut self.data, LazyData::Parsed(data));
+        if let Base::Data = self.base {
+            self.base = Base::Own(data);
+        }
+    }
+
+    /// The data, taken out of the entity.
+    pub fn into_data(self) -> Data {
+        self.data.into_inner()
+    }
+
     /// The data the server last acknowledged, `None` until the first
     /// acknowledgement.
     pub fn base(&self) -> Option<&Data> {
+        self.lazy_base().map(LazyData::get)
+    }
+
+    fn lazy_base(&self) -> Option<&LazyData> {
         match &self.base {
             Base::None => None,
             Base::Data => Some(&self.data),
@@ -134,28 +357,28 @@ impl Entity {
 
     /// Gives the entity a base of its own (`None`: not acknowledged yet).
     pub fn set_base(&mut self, base: Option<Data>) {
-        self.base = base.map_or(Base::None, Base::Own);
+        self.base = base.map_or(Base::None, |base| Base::Own(LazyData::Parsed(base)));
     }
 
     /// Makes `data` the entity's data and its base, without a copy: what the
     /// server holds, as the device now does.
     pub fn take_server_data(&mut self, data: Data) {
-        self.data = data;
+        self.data = LazyData::Parsed(data);
         self.base = Base::Data;
     }
 
-    /// The data, to change in place; a base that is this data keeps it as it was.
-    pub fn data_mut(&mut self) -> &mut Data {
-        if let Base::Data = self.base {
-            self.base = Base::Own(self.data.clone());
+    /// Looks up a dotted path (`"author.name"`) inside `data`: in data still
+    /// held as text, by reading only that value (what building an index
+    /// needs of every entity, which would otherwise parse them all).
+    pub fn data_at(&self, path: &[String]) -> Option<Cow<'_, Value>> {
+        if let LazyData::Text(text, parsed) = &self.data {
+            if parsed.get().is_none() {
+                let mut deserializer = serde_json::Deserializer::from_str(text.get());
+                return At(path).deserialize(&mut deserializer).ok().flatten().map(Cow::Owned);
+            }
         }
-        &mut self.data
-    }
-
-    /// Looks up a dotted path (`"author.name"`) inside `data`.
-    pub fn data_at(&self, path: &[String]) -> Option<&Value> {
         let (first, rest) = path.split_first()?;
-        rest.iter().try_fold(self.data.get(first)?, |value, key| value.get(key))
+        rest.iter().try_fold(self.data().get(first)?, |value, key| value.get(key)).map(Cow::Borrowed)
     }
 }
 
@@ -171,9 +394,9 @@ struct DocOut<'a> {
     id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     remote_id: Option<&'a str>,
-    data: &'a Data,
+    data: &'a LazyData,
     #[serde(skip_serializing_if = "Option::is_none")]
-    base: Option<&'a Data>,
+    base: Option<&'a LazyData>,
     #[serde(skip_serializing_if = "is_false")]
     base_is_data: bool,
     version: u64,
@@ -202,7 +425,7 @@ impl Serialize for Entity {
             Base::None => (None, false),
             Base::Data => (None, true),
             // Equal, for an entity that took the server's answer as its own data.
-            Base::Own(base) if base == data => (None, true),
+            Base::Own(base) if base.same(data) => (None, true),
             Base::Own(base) => (Some(base), false),
         };
         DocOut {
@@ -225,16 +448,17 @@ impl Serialize for Entity {
 }
 
 /// A stored doc as read: what `DocOut` writes, and docs of storage format 1.
-/// Absent fields read as their empty value, as `null` does.
+/// Absent fields read as their empty value, as `null` does. The data and the
+/// base are kept as text (see `LazyData`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DocIn {
     id: String,
     #[serde(default)]
     remote_id: Option<String>,
-    data: Data,
+    data: Box<RawValue>,
     #[serde(default)]
-    base: Option<Data>,
+    base: Option<Box<RawValue>>,
     #[serde(default)]
     base_is_data: bool,
     version: u64,
@@ -256,9 +480,10 @@ impl<'de> Deserialize<'de> for Entity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let DocIn { id, remote_id, data, base, base_is_data, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             DocIn::deserialize(deserializer)?;
+        let data = LazyData::text(data, "data")?;
         let base = match (base, base_is_data) {
             (None, false) => Base::None,
-            (Some(base), false) => Base::Own(base),
+            (Some(base), false) => Base::Own(LazyData::text(base, "base")?),
             (None, true) => Base::Data,
             (Some(_), true) => return Err(de::Error::custom("a doc has both `base` and `baseIsData`")),
         };
@@ -266,15 +491,9 @@ impl<'de> Deserialize<'de> for Entity {
     }
 }
 
-/// Equal in every field, `base` compared by value. Data is compared field by
-/// field first, which is cheaper in the usual case (both sides computed from
-/// the same write, their fields in the same order) than comparing maps (which
-/// looks each field up by hash).
+/// Equal in every field, `base` compared by value.
 impl PartialEq for Entity {
     fn eq(&self, other: &Entity) -> bool {
-        fn same_data(a: &Data, b: &Data) -> bool {
-            a.iter().eq(b.iter()) || a == b
-        }
         // Every field is named, so that a field added to `Entity` must be added here.
         let Entity { id, remote_id, data, base: _, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             self;
@@ -288,11 +507,12 @@ impl PartialEq for Entity {
             && *remote_id == other.remote_id
             && *last_error == other.last_error
             && *conflict == other.conflict
-            && same_data(data, &other.data)
+            && data.same(&other.data)
             && match (&self.base, &other.base) {
+                // Both the data, compared above.
                 (Base::Data, Base::Data) => true,
-                _ => match (self.base(), other.base()) {
-                    (Some(a), Some(b)) => same_data(a, b),
+                _ => match (self.lazy_base(), other.lazy_base()) {
+                    (Some(a), Some(b)) => a.same(b),
                     (a, b) => a.is_none() && b.is_none(),
                 },
             }
@@ -343,7 +563,7 @@ mod tests {
             "serverUpdatedAt": 7.0, "syncStatus": "synced", "deleted": false, "pending": 0
         });
         let entity: Entity = serde_json::from_value(doc).unwrap();
-        assert_eq!(entity.base(), Some(&entity.data));
+        assert_eq!(entity.base(), Some(entity.data()));
         assert_eq!(serde_json::to_value(&entity).unwrap()["baseIsData"], json!(true));
     }
 
@@ -352,6 +572,103 @@ mod tests {
         let doc = json!({"id": "n1", "data": {}, "base": {}, "baseIsData": true, "version": 0, "updatedAt": 5.0, "syncStatus": "dirty"});
         let error = serde_json::from_value::<Entity>(doc).unwrap_err().to_string();
         assert!(error.contains("both `base` and `baseIsData`"), "{error}");
+    }
+
+    fn object(value: Value) -> Data {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn data_read_from_a_doc_is_written_back_as_it_was_until_it_changes() {
+        // Spaces and an exponent, which the serializer would not write.
+        let data = r#"{"b": 1e2, "a": [1, {"c": "é"}]}"#;
+        let doc = format!(r#"{{"id":"n1","data":{data},"baseIsData":true,"version":2,"updatedAt":5,"syncStatus":"synced","pending":0}}"#);
+        let entity: Entity = serde_json::from_str(&doc).unwrap();
+        let written = serde_json::to_string(&entity).unwrap();
+        assert!(written.contains(&format!(r#""data":{data}"#)), "unchanged data is written as it was read: {written}");
+        assert_eq!(Value::Object(entity.data().clone()), json!({"b": 100.0, "a": [1, {"c": "é"}]}));
+
+        let mut changed = entity.clone();
+        changed.data_mut().insert("d".into(), json!(true));
+        let written: Value = serde_json::from_str(&serde_json::to_string(&changed).unwrap()).unwrap();
+        assert_eq!(written["data"], json!({"b": 100.0, "a": [1, {"c": "é"}], "d": true}));
+        assert_eq!(written["base"], json!({"b": 100.0, "a": [1, {"c": "é"}]}), "the base is the data as read");
+        assert_ne!(changed, entity);
+    }
+
+    #[test]
+    fn data_read_from_a_doc_equals_the_same_data_written_otherwise() {
+        let mut built = Entity::new("n1".into(), object(json!({"a": 1, "b": [2.5]})), 5.0);
+        built.take_server_data(object(json!({"a": 1, "b": [2.5]})));
+        let read: Entity = serde_json::from_str(r#"{"id":"n1","data":{"b":[2.5],"a":1},"baseIsData":true,"version":0,"updatedAt":5,"syncStatus":"dirty"}"#).unwrap();
+        assert_eq!(read, built, "the same fields in another order");
+        let other: Entity = serde_json::from_str(r#"{"id":"n1","data":{"a":2,"b":[2.5]},"baseIsData":true,"version":0,"updatedAt":5,"syncStatus":"dirty"}"#).unwrap();
+        assert_ne!(read, other);
+    }
+
+    #[test]
+    fn a_path_in_data_still_held_as_text_finds_what_the_parsed_data_holds() {
+        let data = r#"{"a": {"b": [1], "c": {"d": "x\"y"}}, "n": 2.5, "s": "t", "z": null, "s": "last"}"#;
+        let doc = format!(r#"{{"id":"n1","data":{data},"version":0,"updatedAt":5,"syncStatus":"dirty"}}"#);
+        let text: Entity = serde_json::from_str(&doc).unwrap();
+        let mut parsed = text.clone();
+        parsed.data_mut();
+        for path in ["a", "a.b", "a.c.d", "n", "s", "z", "missing", "a.missing", "n.x", "a.b.0", "a.c.d.e", ""] {
+            let path: Vec<String> = path.split('.').map(str::to_owned).collect();
+            assert_eq!(text.data_at(&path), parsed.data_at(&path), "{path:?}");
+        }
+        assert_eq!(text.data_at(&["a".into(), "c".into(), "d".into()]).as_deref(), Some(&json!("x\"y")));
+    }
+
+    #[test]
+    fn data_that_might_not_parse_is_parsed_where_the_doc_is_read() {
+        let doc = |data: &str| format!(r#"{{"id":"n1","data":{data},"version":0,"updatedAt":5,"syncStatus":"dirty"}}"#);
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(130), "]".repeat(130));
+        for (data, error) in [
+            (r#"{"a": 1e400}"#, "number out of range"),
+            (&format!(r#"{{"a": {}}}"#, "9".repeat(400)), "number out of range"),
+            (r#"{"a": "\ud800"}"#, "hex escape"),
+            (&deep, "recursion limit exceeded"),
+        ] {
+            let read = serde_json::from_str::<Entity>(&doc(data)).unwrap_err().to_string();
+            assert!(read.contains("a doc's `data`") && read.contains(error), "{read}");
+        }
+        // Those that parse are read as usual.
+        for (data, value) in [
+            (r#"{"a": 1e300, "t": true, "f": false}"#, json!({"a": 1e300, "t": true, "f": false})),
+            (r#"{"a": "\u0001"}"#, json!({"a": "\u{1}"})),
+        ] {
+            let entity: Entity = serde_json::from_str(&doc(data)).unwrap();
+            assert_eq!(Value::Object(entity.data().clone()), value);
+            assert!(serde_json::to_string(&entity).unwrap().contains(data), "written back as it was");
+        }
+        assert!(!might_not_parse(r#"{"title": "true or false, 1.5", "n": [12.25, -3], "edited": 1700000000000.5}"#));
+    }
+
+    #[test]
+    fn replacing_or_changing_data_that_is_its_base_keeps_the_base() {
+        let read: Entity =
+            serde_json::from_str(r#"{"id":"n1","data":{"a":1},"baseIsData":true,"version":2,"updatedAt":5,"syncStatus":"synced"}"#).unwrap();
+        let mut replaced = read.clone();
+        replaced.set_data(object(json!({"b": 2})));
+        let mut changed = read.clone();
+        changed.data_mut().insert("b".into(), json!(2));
+        for entity in [&replaced, &changed] {
+            assert_eq!(entity.base(), Some(&object(json!({"a": 1}))));
+        }
+        assert_eq!(Value::Object(replaced.into_data()), json!({"b": 2}));
+        assert_eq!(Value::Object(changed.into_data()), json!({"a": 1, "b": 2}));
+    }
+
+    #[test]
+    fn a_doc_whose_data_or_base_is_not_an_object_is_unreadable() {
+        for (doc, field) in [
+            (r#"{"id":"n1","data":[1],"version":0,"updatedAt":5,"syncStatus":"dirty"}"#, "data"),
+            (r#"{"id":"n1","data":{},"base":"x","version":0,"updatedAt":5,"syncStatus":"dirty"}"#, "base"),
+        ] {
+            let error = serde_json::from_str::<Entity>(doc).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{field}` is not a JSON object")), "{error}");
+        }
     }
 
     #[test]
@@ -368,7 +685,7 @@ mod tests {
         entity.conflict = Some(ConflictState { base: None, server_deleted: true, local_deleted: false });
 
         let data = json!({"b": 2}).as_object().cloned().unwrap();
-        assert_eq!(entity.with_data(data.clone()), Entity { data, ..entity.clone() });
+        assert_eq!(entity.with_data(data.clone()), Entity { data: LazyData::Parsed(data), ..entity.clone() });
     }
 
     /// Stores keep entities as JSON text: every number must come back with
@@ -388,7 +705,7 @@ mod tests {
         .collect();
         let entity = Entity::new("n1".into(), json!({ "numbers": numbers }).as_object().cloned().unwrap(), 1.0);
         let back: Entity = serde_json::from_str(&serde_json::to_string(&entity).unwrap()).unwrap();
-        let read: Vec<f64> = back.data["numbers"].as_array().unwrap().iter().map(|n| n.as_f64().unwrap()).collect();
+        let read: Vec<f64> = back.data()["numbers"].as_array().unwrap().iter().map(|n| n.as_f64().unwrap()).collect();
         for (written, read) in numbers.iter().zip(&read) {
             assert_eq!(written.to_bits(), read.to_bits(), "{written:e} came back as {read:e}");
         }

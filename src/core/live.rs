@@ -285,7 +285,7 @@ mod tests {
         });
         let repo = block_on(Repository::open(MemoryStore::new(schema.clone()), schema, clock)).unwrap();
         let shown = |entities: Vec<&Entity>| -> Shown {
-            entities.iter().map(|e| (e.id.clone(), e.data["title"].as_str().unwrap_or_default().to_owned())).collect()
+            entities.iter().map(|e| (e.id.clone(), e.data()["title"].as_str().unwrap_or_default().to_owned())).collect()
         };
         let watches: Rc<RefCell<Watches<Vec<Shown>>>> = Rc::default();
         let (live, first) = repo.read("notes", |c| LiveQuery::start(c, by_rank(0.0, 5.0)).map(|(l, e)| (l, shown(e)))).unwrap().unwrap();

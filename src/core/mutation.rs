@@ -168,7 +168,7 @@ mod tests {
         synced.version = 4;
         synced.sync_status = SyncStatus::Synced;
         let patched = apply_write(Some(&synced), &write(Op::Patch, Some(json!({"b": {"y": 2}, "c": null})), 2.0)).unwrap();
-        assert_eq!(Value::Object(patched.entity.data), json!({"a": 1, "b": {"y": 2}}));
+        assert_eq!(Value::Object(patched.entity.data().clone()), json!({"a": 1, "b": {"y": 2}}));
         assert_eq!(patched.mutation.base_version, 4);
         assert_eq!(patched.mutation.data, Some(data(json!({"b": {"y": 2}, "c": null}))));
         assert_eq!(patched.entity.sync_status, SyncStatus::Dirty);
@@ -202,17 +202,17 @@ mod tests {
         synced.sync_status = SyncStatus::Synced;
 
         let put = apply_write(Some(&synced), &write(Op::Put, Some(json!({"c": 3})), 2.0)).unwrap();
-        assert_eq!(Value::Object(put.entity.data.clone()), json!({"c": 3}));
+        assert_eq!(Value::Object(put.entity.data().clone()), json!({"c": 3}));
         assert_eq!((put.mutation.op, put.mutation.data.clone(), put.mutation.base_version), (Op::Put, Some(data(json!({"c": 3}))), 3));
 
         let patch = apply_write(Some(&synced), &write(Op::Patch, Some(json!({"a": null, "c": 3})), 2.0)).unwrap();
-        assert_eq!(Value::Object(patch.entity.data.clone()), json!({"b": 1, "c": 3}));
+        assert_eq!(Value::Object(patch.entity.data().clone()), json!({"b": 1, "c": 3}));
         assert_eq!(patch.mutation.data, Some(data(json!({"a": null, "c": 3}))), "the patch, not the patched data");
         assert_eq!(patch.mutation.base_version, 3);
 
         let delete = apply_write(Some(&synced), &write(Op::Delete, None, 2.0)).unwrap();
         assert!(delete.entity.deleted);
-        assert_eq!(Value::Object(delete.entity.data.clone()), json!({"a": 1, "b": 1}), "a tombstone keeps its data");
+        assert_eq!(Value::Object(delete.entity.data().clone()), json!({"a": 1, "b": 1}), "a tombstone keeps its data");
         assert_eq!((delete.mutation.op, delete.mutation.data.clone(), delete.mutation.base_version), (Op::Delete, None, 3));
 
         for applied in [&put, &patch, &delete] {

@@ -683,13 +683,13 @@ mod tests {
         let queued = pool.spawner().spawn_local_with_handle(repo.patch("notes", "a".into(), data(json!({"body": "x"}))).unwrap()).unwrap();
         let created = pool.spawner().spawn_local_with_handle(repo.put("notes", Some("b".into()), data(json!({"title": "b"}))).unwrap()).unwrap();
         pool.run_until_stalled();
-        assert_eq!(Value::Object(mirrored(&repo, "a").unwrap().data), json!({"title": "v2", "body": "x"}));
+        assert_eq!(Value::Object(mirrored(&repo, "a").unwrap().into_data()), json!({"title": "v2", "body": "x"}));
 
         first_gate.send(()).unwrap();
         pool.run_until_stalled();
         // The first batch failed; the second is in flight.
         let a = mirrored(&repo, "a").unwrap();
-        assert_eq!(Value::Object(a.data.clone()), json!({"title": "v1", "body": "x"}), "v1 with the queued patch on top");
+        assert_eq!(Value::Object(a.data().clone()), json!({"title": "v1", "body": "x"}), "v1 with the queued patch on top");
         assert_eq!(repo.read("notes", |c| c.query(&Query { index: Some("title".into()), ..Query::default() }).unwrap().len()).unwrap(), 2);
         assert!(heard.borrow().iter().any(|c| c.id == "a" && c.entity.as_ref() == Some(&a) && matches!(c.origin, Origin::Rollback(_))));
 

@@ -67,7 +67,7 @@ pub async fn rescue_into<S: Store + 'static>(into: &Rc<Repository<S>>, entities:
             }
             into.delete(&collection, entity.id)?.await.map(drop)
         } else {
-            into.put(&collection, Some(entity.id), entity.data)?.await.map(drop)
+            into.put(&collection, Some(entity.id.clone()), entity.into_data())?.await.map(drop)
         };
         write?;
         written += 1;

@@ -63,7 +63,7 @@ impl IndexSpec {
             IndexPath::Meta("updatedAt") => Some(IndexKey::Number(entity.updated_at)),
             IndexPath::Meta("serverUpdatedAt") => entity.server_updated_at.map(IndexKey::Number),
             IndexPath::Meta(_) => Some(IndexKey::Number(entity.version as f64)),
-            IndexPath::Data(path) => entity.data_at(path).and_then(IndexKey::from_json),
+            IndexPath::Data(path) => entity.data_at(path).and_then(|value| IndexKey::from_json(&value)),
         }
     }
 }

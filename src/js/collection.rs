@@ -275,7 +275,7 @@ impl Collection {
                         if deleted { JsValue::NULL } else { data.serialize(&serializer).unwrap_or(JsValue::NULL) }
                     };
                     let _ = Reflect::set(&entry, &"id".into(), &entity.id.as_str().into());
-                    let _ = Reflect::set(&entry, &"local".into(), &side(state.local_deleted, Some(&entity.data)));
+                    let _ = Reflect::set(&entry, &"local".into(), &side(state.local_deleted, Some(&entity.data())));
                     let _ = Reflect::set(&entry, &"server".into(), &side(state.server_deleted, entity.base()));
                     let _ = Reflect::set(&entry, &"base".into(), &side(false, state.base.as_ref()));
                     let _ = Reflect::set(&entry, &"serverVersion".into(), &JsValue::from_f64(entity.version as f64));

@@ -239,27 +239,26 @@ struct MetaView<'a> {
 }
 
 #[derive(Serialize)]
-struct RecordView<'a> {
+struct RecordView<'a, D> {
     id: &'a str,
-    data: &'a Data,
+    data: D,
     meta: MetaView<'a>,
 }
 
-impl<'a> RecordView<'a> {
-    fn of(entity: &'a Entity) -> Self {
-        RecordView {
-            id: &entity.id,
-            data: &entity.data,
-            meta: MetaView {
-                remote_id: &entity.remote_id,
-                version: entity.version,
-                updated_at: entity.updated_at,
-                server_updated_at: entity.server_updated_at,
-                sync_status: entity.sync_status,
-                deleted: entity.deleted,
-                last_error: &entity.last_error,
-            },
-        }
+/// The record of `entity`, to write as JSON.
+fn record_view(entity: &Entity) -> RecordView<'_, impl Serialize + '_> {
+    RecordView {
+        id: &entity.id,
+        data: entity.data_json(),
+        meta: MetaView {
+            remote_id: &entity.remote_id,
+            version: entity.version,
+            updated_at: entity.updated_at,
+            server_updated_at: entity.server_updated_at,
+            sync_status: entity.sync_status,
+            deleted: entity.deleted,
+            last_error: &entity.last_error,
+        },
     }
 }
 
@@ -267,14 +266,14 @@ impl<'a> RecordView<'a> {
 pub fn record_to_js(entity: &Entity) -> JsValue {
     // JSON.parse is the fastest way to build a JS object graph from Rust, and
     // our own serialization of JSON values cannot fail.
-    let json = serde_json::to_string(&RecordView::of(entity)).unwrap_or_default();
+    let json = serde_json::to_string(&record_view(entity)).unwrap_or_default();
     deep_freeze(js_sys::JSON::parse(&json).unwrap_or(JsValue::UNDEFINED))
 }
 
 /// The records of `entities` in a new (unfrozen) array, as [`record_to_js`]
 /// builds each, with one JSON text and one parse for all of them.
 pub fn records_to_js(entities: &[Entity]) -> Array {
-    let views: Vec<RecordView> = entities.iter().map(RecordView::of).collect();
+    let views: Vec<_> = entities.iter().map(record_view).collect();
     let json = serde_json::to_string(&views).unwrap_or_default();
     deep_freeze_each(js_sys::JSON::parse(&json).unwrap_or_else(|_| Array::new().into())).unchecked_into()
 }

@@ -133,7 +133,7 @@ impl Tideway {
                 serde_json::json!({
                     "collection": collection,
                     "id": entity.id,
-                    "data": if entity.deleted { serde_json::Value::Null } else { serde_json::Value::Object(entity.data.clone()) },
+                    "data": if entity.deleted { serde_json::Value::Null } else { serde_json::Value::Object(entity.data().clone()) },
                     "deleted": entity.deleted,
                     "version": entity.version,
                     "syncStatus": entity.sync_status,

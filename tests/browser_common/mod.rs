@@ -125,7 +125,7 @@ async fn outbox_of(store: &IdbStore) -> Vec<(String, u64)> {
 }
 
 fn title_of(entity: Option<tideway::core::Entity>) -> Option<String> {
-    entity.and_then(|e| e.data.get("title").and_then(|t| t.as_str()).map(str::to_owned))
+    entity.and_then(|e| e.data().get("title").and_then(|t| t.as_str()).map(str::to_owned))
 }
 
 /// The browser taking the connection away between calls, as WebKit does when
@@ -240,7 +240,7 @@ pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
     assert!(results.iter().all(Result::is_ok), "each write applies to what is stored: {results:?}");
 
     let a = theirs.get("notes", "a").await.unwrap().expect("a is stored");
-    assert_eq!(a.data.get("body").and_then(|b| b.as_str()), Some("mine"), "the patch kept the other tab's change");
+    assert_eq!(a.data().get("body").and_then(|b| b.as_str()), Some("mine"), "the patch kept the other tab's change");
     assert_eq!((title_of(Some(a.clone())), a.pending), (Some("theirs".into()), 3));
     assert_eq!(title_of(theirs.get("notes", "b").await.unwrap()), Some("theirs".into()), "patched, not refused");
     let c = theirs.get("notes", "c").await.unwrap().expect("c is stored");
@@ -253,7 +253,7 @@ pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
     mine.apply(&[patch("a", serde_json::json!({ "body": "again" }))]).await.expect("write");
     let a = mine.get("notes", "a").await.unwrap().unwrap();
     assert_eq!(
-        (title_of(Some(a.clone())), a.data.get("body").and_then(|b| b.as_str())),
+        (title_of(Some(a.clone())), a.data().get("body").and_then(|b| b.as_str())),
         (Some("again".into()), Some("again"))
     );
     mine.close();
@@ -308,7 +308,7 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
     theirs.apply(&[patch("b", serde_json::json!({ "body": "theirs" }))]).await.expect("write");
     mine.settle(&[acknowledge(&outbox[1])], &Policies::default(), 9_001.0, None).await.expect("record");
     let b = mine.get("notes", "b").await.unwrap().expect("b");
-    assert_eq!(b.data.get("body").and_then(|body| body.as_str()), Some("theirs"), "the other connection's change is kept");
+    assert_eq!(b.data().get("body").and_then(|body| body.as_str()), Some("theirs"), "the other connection's change is kept");
     assert_eq!((b.version, b.pending, b.sync_status), (1, 1, SyncStatus::Dirty), "acknowledged, with their write still queued");
     mine.close();
     theirs.close();
@@ -435,7 +435,7 @@ pub async fn a_batch_sent_in_runs_is_checked_and_written_whole() {
     let results = theirs.apply(&writes).await.expect("write on a stale belief");
     assert!(results.iter().all(Result::is_ok), "each write applies to what is stored");
     let stale = theirs.get("notes", "stale").await.unwrap().expect("stored");
-    assert_eq!(stale.data.get("body").and_then(|b| b.as_str()), Some("mine"), "the patch kept the other tab's change");
+    assert_eq!(stale.data().get("body").and_then(|b| b.as_str()), Some("mine"), "the patch kept the other tab's change");
     assert_eq!(title_of(Some(stale)), Some("theirs".into()));
 
     // A write refused on the belief that its entity is missing, far into the batch.
@@ -625,7 +625,7 @@ pub async fn a_database_of_an_older_format_is_raised_and_closes_older_connection
 
     let store = IdbStore::open(&name, notes_schema()).await.expect("a database of format 1 opens");
     let entity = store.get("notes", "n1").await.unwrap().expect("its entity reads");
-    assert_eq!(entity.base(), Some(&entity.data));
+    assert_eq!(entity.base(), Some(entity.data()));
     assert_eq!((entity.remote_id.as_deref(), entity.version), (Some("r1"), 3));
     assert_eq!(field(&old, "closed").as_bool(), Some(true), "the older connection was asked to close");
     let format = format!(

@@ -74,7 +74,7 @@ pub async fn writes_reach_store_and_outbox_in_order<H: Harness>(h: &H) {
         .expect("apply");
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
     let stored = store.get("notes", "a").await.unwrap().expect("stored");
-    assert_eq!(Value::Object(stored.data.clone()), json!({"title": "A", "body": "b"}));
+    assert_eq!(Value::Object(stored.data().clone()), json!({"title": "A", "body": "b"}));
     assert_eq!(stored.sync_status, SyncStatus::Dirty);
     assert_eq!(stored.version, 0);
     assert_eq!(stored.updated_at, 3.0);
@@ -131,7 +131,7 @@ pub async fn data_survives_close_and_reopen<H: Harness>(h: &H) {
     assert_eq!(repo.client_id(), client_id, "the client id is generated once");
     let note = repo.read("notes", |c| c.get("n1").cloned()).unwrap().expect("note kept");
     assert_eq!(
-        Value::Object(note.data),
+        Value::Object(note.data().clone()),
         json!({"title": "kept", "nested": {"list": [1, 2.5, "x", null, true]}, "numbers": numbers}),
         "data, key order and every bit of each number survive"
     );
@@ -172,12 +172,12 @@ pub async fn failed_write_leaves_nothing_and_rolls_back<H: Harness>(h: &H) {
     H::fail_next_apply(repo.store());
     let pending = repo.patch("notes", "keep".into(), data(json!({"title": "v2"}))).unwrap();
     let created = repo.put("notes", Some("new".into()), data(json!({"title": "fresh"}))).unwrap();
-    assert_eq!(repo.read("notes", |c| c.get("keep").unwrap().data["title"].clone()).unwrap(), json!("v2"), "optimistic");
+    assert_eq!(repo.read("notes", |c| c.get("keep").unwrap().data()["title"].clone()).unwrap(), json!("v2"), "optimistic");
     assert!(repo.read("notes", |c| c.get("new").is_some()).unwrap(), "optimistic");
     assert!(pending.await.is_err());
     assert!(created.await.is_err(), "writes committed in the same transaction fail with it");
 
-    assert_eq!(repo.read("notes", |c| c.get("keep").unwrap().data["title"].clone()).unwrap(), json!("v1"), "rolled back");
+    assert_eq!(repo.read("notes", |c| c.get("keep").unwrap().data()["title"].clone()).unwrap(), json!("v1"), "rolled back");
     assert!(repo.read("notes", |c| c.get("new").is_none()).unwrap(), "rolled back");
     {
         let heard = heard.borrow();
@@ -187,7 +187,7 @@ pub async fn failed_write_leaves_nothing_and_rolls_back<H: Harness>(h: &H) {
     assert_eq!(repo.pending_count().await.unwrap(), 2, "only the puts before the failure are queued");
 
     repo.patch("notes", "keep".into(), data(json!({"title": "v3"}))).unwrap().await.expect("later writes work");
-    assert_eq!(repo.store().get("notes", "keep").await.unwrap().unwrap().data["title"], json!("v3"));
+    assert_eq!(repo.store().get("notes", "keep").await.unwrap().unwrap().data()["title"], json!("v3"));
     repo.close().await.unwrap();
 }
 
@@ -307,7 +307,7 @@ pub async fn subscribers_hear_committed_changes<H: Harness>(h: &H) {
         let heard = notes_heard.borrow();
         assert_eq!(heard.len(), 1);
         assert_eq!((heard[0].id.as_str(), &heard[0].origin), ("a", &Origin::Local));
-        assert_eq!(heard[0].entity.as_ref().unwrap().data["title"], json!("A"));
+        assert_eq!(heard[0].entity.as_ref().unwrap().data()["title"], json!("A"));
     }
     assert_eq!(all_heard.borrow().len(), 2);
     repo.unsubscribe(notes_sub);
@@ -346,7 +346,7 @@ pub async fn concurrent_writes_commit_together_in_order<H: Harness>(h: &H) {
     assert_eq!(order[0], "n00");
     assert_eq!(order[49], "n49");
     assert_eq!(order[50], "n07");
-    assert_eq!(repo.store().get("notes", "n07").await.unwrap().unwrap().data["title"], json!("patched"));
+    assert_eq!(repo.store().get("notes", "n07").await.unwrap().unwrap().data()["title"], json!("patched"));
     repo.close().await.unwrap();
 }
 
@@ -471,7 +471,7 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     assert!(queued[0].mutation_id > outbox[1].mutation_id);
     assert_eq!((queued[0].op, queued[0].base_version), (Op::Put, 3));
     let n2 = store.get("notes", "n2").await.unwrap().unwrap();
-    assert_eq!(Value::Object(n2.data), json!({"title": "TWO", "body": "b"}), "edits to different fields combine");
+    assert_eq!(Value::Object(n2.data().clone()), json!({"title": "TWO", "body": "b"}), "edits to different fields combine");
     assert_eq!((n2.version, n2.pending, n2.sync_status), (3, 1, SyncStatus::Dirty));
 
     // A failed transaction: nothing of the page, not even its cursor.

@@ -194,7 +194,7 @@ fn on_server_version(entity: &mut Entity, version: &u64, at: Option<f64>, remote
 /// policy, the entity's unpushed mutations are superseded: the resolution
 /// carries their effect (it starts from the entity's local data).
 fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &ConflictPolicy, now: f64) -> Settlement {
-    let local = Side { data: &entity.data, deleted: entity.deleted };
+    let local = Side { data: entity.data(), deleted: entity.deleted };
     let server_side = Side { data: &server.data, deleted: server.deleted };
     // During a manual conflict the entity's base is already the server's data;
     // the base both sides started from is the one kept with the conflict.
@@ -204,14 +204,14 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
     };
     let settled: Option<Option<Data>> = match policy {
         ConflictPolicy::ServerWins => None,
-        ConflictPolicy::ClientWins => Some((!entity.deleted).then(|| entity.data.clone())),
+        ConflictPolicy::ClientWins => Some((!entity.deleted).then(|| entity.data().clone())),
         ConflictPolicy::Merge => Some(three_way(base, local, server_side)),
         ConflictPolicy::Manual => return manual(entity, server, base.cloned(), None),
         ConflictPolicy::Custom(resolve) => {
             let sides = ConflictSides {
                 collection,
                 id: &entity.id,
-                local: (!entity.deleted).then_some(&entity.data),
+                local: (!entity.deleted).then_some(entity.data()),
                 server: (!server.deleted).then_some(&server.data),
                 base,
             };
@@ -241,7 +241,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
     on_server_version(&mut next, &server.version, server.server_updated_at, server.remote_id);
     next.deleted = resolved.is_none();
     if let Some(data) = &resolved {
-        next.data = data.clone();
+        next.set_data(data.clone());
     }
     next.sync_status = SyncStatus::Dirty;
     next.pending = 1;
@@ -326,7 +326,7 @@ mod tests {
             let answer = ServerAnswer::Pulled { id: "n1".into(), change };
             let early = settle(Some(&entity_with(local.clone(), Some(base.clone()), 1, 0.0)), &answer, &ConflictPolicy::Merge, 0.0);
             let late = settle(Some(&entity_with(local, Some(base), 1, updated_at)), &answer, &ConflictPolicy::Merge, now);
-            prop_assert_eq!(early.entity.map(|e| e.data), late.entity.map(|e| e.data));
+            prop_assert_eq!(early.entity.map(Entity::into_data), late.entity.map(Entity::into_data));
             prop_assert_eq!(early.enqueue.map(|m| m.data), late.enqueue.map(|m| m.data));
         }
     }

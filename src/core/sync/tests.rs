@@ -81,7 +81,7 @@ impl Device {
     }
 
     fn data(&self, id: &str) -> Value {
-        Value::Object(self.get(id).expect("entity exists").data)
+        Value::Object(self.get(id).expect("entity exists").into_data())
     }
 }
 
@@ -555,7 +555,7 @@ fn manual_conflicts_wait_for_the_app_then_push_its_resolution() {
     let (remote, a, b) = concurrent_edits(ConflictPolicy::Manual, json!({"title": "A"}), json!({"title": "B"}));
     let n1 = a.get("n1").unwrap();
     assert_eq!(n1.sync_status, SyncStatus::Conflict);
-    assert_eq!(Value::Object(n1.data.clone()), json!({"title": "A", "body": "b", "done": false}), "the local side stays visible");
+    assert_eq!(Value::Object(n1.data().clone()), json!({"title": "A", "body": "b", "done": false}), "the local side stays visible");
     assert_eq!(n1.base(), Some(&data(json!({"title": "B", "body": "b", "done": false}))), "the server side");
     assert_eq!(n1.conflict.as_ref().unwrap().base, Some(data(json!({"title": "t", "body": "b", "done": false}))));
     assert_eq!(a.pending(), 0, "nothing is pushed while in conflict");

@@ -355,6 +355,15 @@ impl Entity {
         }
     }
 
+    /// Takes the base out, leaving none; a base that is the data is copied.
+    pub fn take_base(&mut self) -> Option<Data> {
+        match std::mem::replace(&mut self.base, Base::None) {
+            Base::None => None,
+            Base::Data => Some(self.data().clone()),
+            Base::Own(base) => Some(base.into_inner()),
+        }
+    }
+
     /// Gives the entity a base of its own (`None`: not acknowledged yet).
     pub fn set_base(&mut self, base: Option<Data>) {
         self.base = base.map_or(Base::None, |base| Base::Own(LazyData::Parsed(base)));

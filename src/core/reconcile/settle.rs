@@ -117,7 +117,7 @@ fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -
     let base = match mutation.op {
         Op::Put => mutation.data.clone().unwrap_or_default(),
         Op::Patch => {
-            let mut base = next.base().cloned().unwrap_or_default();
+            let mut base = next.take_base().unwrap_or_default();
             if let Some(fields) = &mutation.data {
                 tideway_protocol::apply_patch(&mut base, fields);
             }

@@ -323,7 +323,11 @@ export class Loader {
     this.request(0, null, 0);
   }
 
-  /** Resolves with the next chunk, `{ store, json }` (`store`: an index into `stores`), or null after the last. */
+  /**
+   * Resolves with the next chunk, or null after the last: `{ store, json, left }`,
+   * `store` an index into `stores`, `left` how many records of that store this
+   * chunk and the ones after it hold, as counted when its read began.
+   */
   next() {
     return this.chunks.shift() ?? Promise.resolve(null);
   }
@@ -341,11 +345,12 @@ export class Loader {
         const request = objectStore.getAll(after === null ? null : IDBKeyRange.lowerBound(after, true), size);
         request.onsuccess = () => {
           const records = request.result;
+          const unread = left;
           left -= records.length;
           const more = records.length === size && left > 0;
           if (more) this.request(store, records[records.length - 1].id, left);
           else this.request(store + 1, null, 0);
-          resolve(this.take(store, records, more));
+          resolve(this.take(store, records, more, unread));
         };
         request.onerror = fail(request);
       };
@@ -357,7 +362,7 @@ export class Loader {
         // `getAll` with a count of 0 reads everything: an empty store reads nothing.
         if (count.result > 0) return read(count.result, chunkSize(count.result));
         this.request(store + 1, null, 0);
-        resolve({ store, json: jsonArray([]) });
+        resolve({ store, json: jsonArray([]), left: 0 });
       };
       count.onerror = fail(count);
     });
@@ -367,9 +372,9 @@ export class Loader {
 
   /**
    * Keeps the docs of `records` and, if IndexedDB is reading more meanwhile
-   * (`build`), builds their records; the chunk for Rust.
+   * (`build`), builds their records; the chunk for Rust (`left`: see `next`).
    */
-  take(store, records, build) {
+  take(store, records, build, left) {
     const docs = new Array(records.length);
     const known = this.known[store];
     const built = this.records[store];
@@ -378,7 +383,7 @@ export class Loader {
       known.set(records[j].id, docs[j]);
       if (build) built.set(records[j].id, recordOfDoc(docs[j]));
     }
-    return { store, json: jsonArray(docs) };
+    return { store, json: jsonArray(docs), left };
   }
 }
 

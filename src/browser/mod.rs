@@ -91,6 +91,10 @@ extern "C" {
     pub fn store(this: &LoadedChunk) -> u32;
     #[wasm_bindgen(method, getter)]
     pub fn json(this: &LoadedChunk) -> Uint8Array;
+    /// How many records of its store this chunk and the ones after it hold,
+    /// as counted when the store's read began.
+    #[wasm_bindgen(method, getter)]
+    pub fn left(this: &LoadedChunk) -> u32;
 
     /// Begins a readwrite transaction on the entity stores at `positions` of
     /// `stores`, the outbox and the meta store.

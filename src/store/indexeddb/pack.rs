@@ -140,6 +140,36 @@ pub(super) fn parse_bytes<T: serde::de::DeserializeOwned>(bytes: &[u8], place: &
     parse_text(std::str::from_utf8(bytes).map_err(|e| unreadable(place, e))?, place)
 }
 
+/// Parses a JSON array of entity docs in UTF-8, pushing each entity onto
+/// `into`. A load reserves room for a whole store once, where parsing each
+/// chunk into a vector of its own would grow that vector step by step, then
+/// copy it.
+pub(super) fn append_entities(bytes: &[u8], place: &str, into: &mut Vec<Entity>) -> Result<()> {
+    use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
+    struct Append<'a>(&'a mut Vec<Entity>);
+    impl<'de> DeserializeSeed<'de> for Append<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Append<'_> {
+        type Value = ();
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an array of entity docs")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut docs: A) -> std::result::Result<(), A::Error> {
+            while let Some(entity) = docs.next_element()? {
+                self.0.push(entity);
+            }
+            Ok(())
+        }
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| unreadable(place, e))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Append(into).deserialize(&mut deserializer).and_then(|()| deserializer.end()).map_err(|e| unreadable(place, e))
+}
+
 pub(super) fn unreadable(place: &str, error: impl std::fmt::Display) -> Error {
     Error::Storage(format!("a record in {place:?} is unreadable: {error}"))
 }

@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::error::js_error;
-use super::pack::{key_to_js, parse_bytes, parse_doc, parse_text};
+use super::pack::{append_entities, key_to_js, parse_doc, parse_text};
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
@@ -94,9 +94,10 @@ impl IdbStore {
                     }
                     let chunk: LoadedChunk = chunk.unchecked_into();
                     let (index, json) = (chunk.store() as usize, chunk.json().to_vec());
+                    // Room for the rest of the store at once (a no-op after its first chunk).
+                    loaded[index].reserve(chunk.left() as usize);
                     // One copy into wasm memory and one parse per chunk, while IndexedDB reads the next.
-                    let entities: Vec<Entity> = parse_bytes(&json, names[index])?;
-                    loaded[index].extend(entities);
+                    append_entities(&json, names[index], &mut loaded[index])?;
                 }
             })
             .await?;

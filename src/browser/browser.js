@@ -500,9 +500,12 @@ let marks = 0;
  * Every transaction that writes entities reads the mark the one before it
  * left in `meta` and leaves a new one (`stamp`). `seen` is the mark at which
  * the maps held everything: set by a full read (`Loader`, `changedDocs`), and
- * moved on by each of this store's own commits that found it still there.
- * A commit of another tab or worker leaves a mark this store never saw: from
- * then on `seen` is null and every doc is read, until the next full read.
+ * moved on by each of this store's own commits that found it still there,
+ * and by each commit of another tab or worker that found it there too, once
+ * this store has heard of that commit and read back what it wrote
+ * (`readCommitted`). A commit this store did not hear of leaves a mark it
+ * cannot place: from then on no mark it finds is `seen`, and every doc is
+ * read, until the next full read.
  * Entities are never removed from their stores (a delete leaves a tombstone),
  * so a map that saw every entity once stays complete with each commit it sees.
  */
@@ -512,6 +515,8 @@ export class Commits {
     this.seen = null;
     /** Each transaction's read of the last mark, made once (`last`). */
     this.reads = new WeakMap();
+    /** This store's commits of entities since `take` last told one: how many, the last one's marks and what it wrote. */
+    this.untold = { count: 0, marks: null, written: null };
   }
 
   /** The request reading, in `tx`, the mark the last commit before it left; `markOf` gives its result. */
@@ -538,19 +543,73 @@ export class Commits {
   }
 
   /**
-   * In `tx`, a readwrite transaction with `meta` in its scope, leaves a new
-   * mark. Returns the read of the last one while `seen` is known (null
-   * otherwise: nothing would compare it; the read `currentDocs` made in `tx`,
-   * if it did) and `done`, to be called once `tx` committed.
+   * In `tx`, a readwrite transaction with `meta` in its scope, reads the last
+   * mark. The stamp's `leave()` leaves a new one, once the transaction is
+   * known to write entities (one that writes none leaves the mark as it is);
+   * its `done(written)` is to be called once `tx` committed, with the
+   * entities it wrote (`{ store, record }` each).
    */
   stamp(tx) {
-    const last = this.seen === null ? null : this.last(tx);
-    const mark = `${REALM}.${++marks}`;
-    tx.objectStore("meta").put(mark, COMMIT_KEY);
-    const done = () => {
-      this.seen = last !== null && markOf(last) === this.seen ? mark : null;
+    const last = this.last(tx);
+    let mark = null;
+    return {
+      last,
+      leave: () => {
+        mark = `${REALM}.${++marks}`;
+        tx.objectStore("meta").put(mark, COMMIT_KEY);
+      },
+      done: (written) => this.committed(markOf(last), mark, written),
     };
-    return { last, done };
+  }
+
+  /**
+   * One of this store's transactions committed, having found `before` and
+   * left `mark` (null: none) with the entities `written`.
+   */
+  committed(before, mark, written) {
+    if (mark === null) {
+      if (before !== this.seen) this.seen = null;
+      return;
+    }
+    this.seen = before === this.seen ? mark : null;
+    this.untold = { count: this.untold.count + 1, marks: [before, mark], written };
+  }
+
+  /**
+   * Leaves a new mark in `tx` that no other context hears of (a schema
+   * upgrade rewriting every entity): they all read every doc afterwards.
+   */
+  leave(tx) {
+    tx.objectStore("meta").put(`${REALM}.${++marks}`, COMMIT_KEY);
+  }
+
+  /**
+   * The marks of the commit just made, `[the one it found, the one it left]`,
+   * for the message that tells the other contexts of it, which names the
+   * entities `ids[i]` of `stores[i]`. Null unless exactly one commit of
+   * entities was made since the last call and the message names every entity
+   * it wrote: the contexts that read those back may then trust their maps
+   * again, so marks must never travel with another commit's entities.
+   */
+  take(stores, ids) {
+    const { count, marks, written } = this.untold;
+    this.untold = { count: 0, marks: null, written: null };
+    if (count !== 1) return null;
+    const told = new Set(ids.map((id, i) => `${stores[i]}\u0000${id}`));
+    return written.every(({ store, record }) => told.has(`${store}\u0000${record.id}`)) ? marks : null;
+  }
+
+  /**
+   * Another context's commit left `after` in place of `before`, and the
+   * entities it wrote have just been read back: if the maps held every entity
+   * at `before`, they hold every entity at `after`. That commit was the only
+   * one between the two marks, and each of its entities was read after it.
+   * Should a later commit have changed some of them since, the last mark is
+   * no longer `after`, so nothing takes docs from the maps on its word; the
+   * read-back of that commit, which follows on from `after`, moves `seen` on.
+   */
+  advance([before, after]) {
+    if (this.seen === before) this.seen = after;
   }
 
   /** Forgets `seen`: the maps may have missed a commit (the connection was lost during one). */
@@ -603,6 +662,18 @@ export function readDocs(tx, stores, known, ids) {
 }
 
 /**
+ * `readDocs` of the entities another context's commit wrote. With that
+ * commit's `marks` (see `Commits.take`; null if it sent none), the maps may
+ * then hold every entity again (see `Commits.advance`).
+ */
+export function readCommitted(tx, stores, known, ids, commits, marks) {
+  return readDocs(tx, stores, known, ids).then((docs) => {
+    if (marks !== null) commits.advance(marks);
+    return docs;
+  });
+}
+
+/**
  * The records of one `apply`, in one transaction. Rust computes them a few
  * hundred writes at a time and hands each run over to `send`, so that
  * IndexedDB works on the first requests while the next ones are computed;
@@ -615,7 +686,7 @@ export class WriteBatch {
    */
   constructor(tx, stores, knowns, commits) {
     this.tx = tx;
-    /** The read of the mark this batch finds, and what to call once committed (see `Commits`). */
+    /** The read of the mark this batch finds, the new mark it leaves if it writes entities, and what to call once committed (see `Commits.stamp`). */
     this.stamp = commits.stamp(tx);
     /** The mark at which the maps held every entity as this batch is computed on them, if any. */
     this.seen = commits.seen;
@@ -766,6 +837,7 @@ export class WriteBatch {
   run() {
     const { tx, fault } = this;
     this.sealed = true;
+    if (this.entities.length > 0) this.stamp.leave();
     // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
     if (fault === "constraint") tx.objectStore("meta").add("duplicate", "clientId");
     if (this.reads === 0 && this.early) tx.commit();
@@ -773,7 +845,7 @@ export class WriteBatch {
       tx.oncomplete = () => {
         if (fault === "lost-after-commit") return reject(loseConnection(tx));
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
-        this.stamp.done();
+        this.stamp.done(this.entities);
         resolve(this.appends.map((append) => append.result));
       };
       tx.onabort = () => {

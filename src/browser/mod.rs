@@ -108,6 +108,11 @@ extern "C" {
     /// resolves with the docs (undefined where absent).
     #[wasm_bindgen(js_name = readDocs)]
     pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
+    /// `read_docs` of what another context committed; with that commit's
+    /// `marks` (or null), the maps may hold every entity again afterwards
+    /// (see `Commits.advance`).
+    #[wasm_bindgen(js_name = readCommitted)]
+    pub fn read_committed(tx: &JsValue, stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue) -> js_sys::Promise;
     /// `read_docs`, answered from the `known` maps when `commits` says they
     /// hold every entity as stored in `tx`.
     #[wasm_bindgen(js_name = currentDocs)]
@@ -125,9 +130,16 @@ extern "C" {
     /// The maps may have missed a commit: every doc is read until the next full read.
     #[wasm_bindgen(method)]
     pub fn forget(this: &Commits);
-    /// In a readwrite transaction with `meta` in its scope, leaves a new mark.
+    /// In a readwrite transaction with `meta` in its scope, leaves a new mark
+    /// that no other context hears of: they all read every doc afterwards.
     #[wasm_bindgen(method)]
-    pub fn stamp(this: &Commits, tx: &JsValue);
+    pub fn leave(this: &Commits, tx: &JsValue);
+    /// The marks of the commit just made, `[found, left]`, for the message
+    /// telling the other contexts that it wrote `ids[i]` of `stores[i]`; null
+    /// unless exactly one commit of entities was made since the last call,
+    /// and the message names every entity it wrote.
+    #[wasm_bindgen(method)]
+    pub fn take(this: &Commits, stores: &Array, ids: &Array) -> JsValue;
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]

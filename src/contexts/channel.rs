@@ -14,8 +14,10 @@ use wasm_bindgen::JsCast;
 #[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", try_from = "Wire")]
 pub enum Message {
     /// A commit is durable: these entities are stored anew. `local`: made by
-    /// local writes (so the outbox grew), not by sync.
-    Committed { keys: Vec<(String, String)>, local: bool },
+    /// local writes (so the outbox grew), not by sync. `marks`: the commit
+    /// mark it found and the one it left (see `Commits` in
+    /// `src/browser/browser.js`), when the context that made it knows them.
+    Committed { keys: Vec<(String, String)>, local: bool, marks: Option<(String, String)> },
     /// A context without the lock asks the syncer to sync now.
     SyncRequest { request: String },
     /// The syncer's answer: the sync report, or the fields of its error.
@@ -37,6 +39,7 @@ struct Wire {
     kind: String,
     keys: Option<Vec<(String, String)>>,
     local: Option<bool>,
+    marks: Option<(String, String)>,
     request: Option<String>,
     report: Option<serde_json::Value>,
     error: Option<serde_json::Value>,
@@ -53,7 +56,9 @@ impl TryFrom<Wire> for Message {
         }
         let kind = wire.kind.as_str();
         Ok(match kind {
-            "committed" => Message::Committed { keys: field(wire.keys, kind, "keys")?, local: field(wire.local, kind, "local")? },
+            "committed" => {
+                Message::Committed { keys: field(wire.keys, kind, "keys")?, local: field(wire.local, kind, "local")?, marks: wire.marks }
+            }
             "syncRequest" => Message::SyncRequest { request: field(wire.request, kind, "request")? },
             "syncAnswer" => {
                 Message::SyncAnswer { request: field(wire.request, kind, "request")?, report: wire.report, error: wire.error }

@@ -46,7 +46,9 @@ impl Peers {
         let weak = Rc::downgrade(&peers);
         peers.repository.on_commit(Box::new(move |committed: &Committed| {
             if let Some(peers) = weak.upgrade() {
-                peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local });
+                // Told right after the store's commit returns: the marks are that commit's.
+                let marks = peers.repository.store().indexed_db().and_then(|store| store.take_commit_marks(&committed.keys));
+                peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local, marks });
             }
         }));
         peers.watch_lifecycle();
@@ -128,7 +130,7 @@ impl Peers {
     fn receive(self: &Rc<Self>, message: Message) {
         let syncer = self.syncer.borrow().upgrade();
         match message {
-            Message::Committed { keys, local } => {
+            Message::Committed { keys, local, marks } => {
                 if local {
                     if let Some(syncer) = &syncer {
                         syncer.written_elsewhere();
@@ -138,7 +140,7 @@ impl Peers {
                 wasm_bindgen_futures::spawn_local(async move {
                     // Read as stored now, so a late message never brings back an older version.
                     let Some(store) = repository.store().indexed_db() else { return };
-                    match store.read_stored(&keys).await {
+                    match store.read_stored(&keys, marks.as_ref()).await {
                         Ok(stored) => repository.absorb_elsewhere(&stored),
                         // The database is closed or gone: this context's own calls say so.
                         Err(_) => {}

@@ -4,7 +4,9 @@
 //! as two tabs do, so these checks run on every engine.
 
 use js_sys::Reflect;
+use tideway::core::{Data, Op, Schema, Store, Write};
 use tideway::js::Tideway;
+use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -72,6 +74,17 @@ export function retitleBehindItsBack(name, id, title) {
   });
 }
 
+/** Counts the entity reads (`get` on an `e:` store) made until `stop()`, which gives the count. */
+export function countEntityReads() {
+  const get = IDBObjectStore.prototype.get;
+  const counter = { count: 0, stop: () => { IDBObjectStore.prototype.get = get; return counter.count; } };
+  IDBObjectStore.prototype.get = function (...args) {
+    if (this.name.startsWith("e:")) counter.count++;
+    return get.apply(this, args);
+  };
+  return counter;
+}
+
 export function comeBackFromTheBackForwardCache() {
   globalThis.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
 }
@@ -88,6 +101,8 @@ extern "C" {
     fn recorder(heard: &js_sys::Array) -> JsValue;
     #[wasm_bindgen(js_name = retitleBehindItsBack)]
     fn retitle_behind_its_back(name: &str, id: &str, title: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = countEntityReads)]
+    fn count_entity_reads() -> JsValue;
     #[wasm_bindgen(js_name = comeBackFromTheBackForwardCache)]
     fn come_back_from_the_back_forward_cache();
     #[wasm_bindgen(js_name = hideWebLocks)]
@@ -125,6 +140,50 @@ pub async fn a_commit_reaches_every_handle_of_the_database() {
     let a = std::rc::Rc::new(a);
     let seen = a.clone();
     assert!(until(move || title(&seen, "n1").as_deref() == Some("from b"), 5_000).await, "and back");
+    settle(a.close()).await.unwrap();
+    settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A handle that hears of the other handle's commit, and reads it back,
+/// still takes every entity's doc from what it knows: updating notes it
+/// loaded reads none of them from IndexedDB. A commit it does not hear of
+/// (made without telling the channel, as by a context that missed it) makes
+/// it read them, until it has read them again.
+pub async fn a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them() {
+    let name = format!("contexts-known-{}", uuid::Uuid::new_v4());
+    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let a = std::rc::Rc::new(Tideway::open(options()).await.expect("open a"));
+    let b = std::rc::Rc::new(Tideway::open(options()).await.expect("open b"));
+    let entries = |title: &str| js(&format!("[{}]", (0..20).map(|i| format!(r#"{{"id": "n{i}", "data": {{"title": "{title}"}}}}"#)).collect::<Vec<_>>().join(",")));
+    settle(a.collection("notes".into()).unwrap().bulk_put(entries("one"))).await.expect("bulk put in a");
+    // The entity reads an update of the 20 notes makes in a, once b has read
+    // back a's last commit (its reads would count too).
+    let update = |before: &'static str, title: &'static str| {
+        let notes = a.collection("notes".into()).unwrap();
+        let b = b.clone();
+        async move {
+            assert!(until(move || self::title(&b, "n19").as_deref() == Some(before), 5_000).await, "b has read back a's last commit");
+            let counter = count_entity_reads();
+            settle(notes.bulk_put(entries(title))).await.expect("update in a");
+            let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
+            stop.call0(&counter).unwrap().as_f64().unwrap()
+        }
+    };
+    assert_eq!(update("one", "two").await, 0.0, "a's own commits keep its docs trusted");
+
+    settle(b.collection("notes".into()).unwrap().put(js(r#"{"title": "from b"}"#), js(r#"{"id": "b1"}"#))).await.expect("put in b");
+    let seen = a.clone();
+    assert!(until(move || title(&seen, "b1").as_deref() == Some("from b"), 5_000).await, "a hears of b's write");
+    assert_eq!(update("two", "three").await, 0.0, "b's commit, heard of and read back");
+
+    // A commit made through the store alone posts nothing on the channel.
+    let unheard = IdbStore::open(&name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
+    let data: Data = serde_json::from_value(serde_json::json!({ "title": "unheard" })).unwrap();
+    unheard.apply(&[Write { collection: "notes".into(), id: "u1".into(), op: Op::Put, data: Some(data), at: 1.0 }]).await.expect("write through the store");
+    unheard.close();
+    assert_eq!(update("three", "four").await, 20.0, "a commit not heard of: every note is read");
+    assert_eq!(update("four", "five").await, 20.0, "and still, until a reads everything again");
     settle(a.close()).await.unwrap();
     settle(b.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");

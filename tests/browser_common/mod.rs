@@ -34,12 +34,15 @@ macro_rules! browser_tests {
             a_database_of_a_newer_format_is_refused_at_open
             a_database_of_an_older_format_is_raised_and_closes_older_connections
             a_failed_write_on_the_early_commit_path_stores_nothing
-            answers_are_recorded_on_known_docs_until_another_connection_writes);
+            answers_are_recorded_on_known_docs_until_another_connection_writes
+            a_commit_read_back_with_its_marks_leaves_known_docs_trusted
+            marks_travel_only_with_the_one_commit_whose_entities_a_message_names);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);
         browser_tests!(a_watch_calls_back_only_when_its_result_differs a_watch_follows_changes_from_elsewhere_and_from_sync);
         browser_tests!(a_commit_reaches_every_handle_of_the_database one_handle_syncs_and_the_other_hands_it_its_syncs);
+        browser_tests!(a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them);
         browser_tests!(without_web_locks_every_handle_syncs_on_its_own an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes);
         browser_tests!(outbox_and_collections_tell_what_the_database_holds the_log_tells_leadership_and_forwarded_syncs);
         browser_tests!(syncs_called_at_once_without_auto_sync_take_turns a_database_is_kept_in_memory_where_indexeddb_is_refused);
@@ -312,6 +315,124 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
     assert_eq!((b.version, b.pending, b.sync_status), (1, 1, SyncStatus::Dirty), "acknowledged, with their write still queued");
     mine.close();
     theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// A write that leaves no mark, as no Tideway of this format makes: a
+/// connection that trusts its `known` maps does not see it.
+fn retitle_without_a_mark(name: &str, id: &str, title: &str) -> Promise {
+    let script = format!(
+        "new Promise((resolve, reject) => {{ const open = indexedDB.open({name:?}); open.onerror = () => reject(open.error);
+           open.onsuccess = () => {{ const db = open.result; const tx = db.transaction('e:notes', 'readwrite');
+             const store = tx.objectStore('e:notes'); const get = store.get({id:?});
+             get.onsuccess = () => store.put({{ ...get.result, doc: get.result.doc.replace(/\"title\":\"[^\"]*\"/, '\"title\":' + JSON.stringify({title:?})) }});
+             tx.oncomplete = () => {{ db.close(); resolve(); }}; tx.onabort = () => reject(tx.error); }}; }})"
+    );
+    js_sys::eval(&script).unwrap().unchecked_into()
+}
+
+/// The pushed answer acknowledging `mutation` at version 1.
+fn acknowledgement(mutation: &tideway::core::Mutation) -> tideway::core::reconcile::ServerAnswer {
+    use tideway_protocol::{MutationResult, PushStatus};
+    tideway::core::reconcile::ServerAnswer::Pushed {
+        mutation: mutation.clone(),
+        result: MutationResult {
+            mutation_id: mutation.mutation_id,
+            status: PushStatus::Applied,
+            version: Some(1),
+            server_updated_at: Some(5_000),
+            remote_id: Some(mutation.id.clone()),
+            current: None,
+            error: None,
+        },
+    }
+}
+
+/// Another connection's commits, read back with the marks they left, keep
+/// this connection's `known` maps trusted: recording an answer afterwards
+/// takes the entity's doc from them, so a write that left no mark goes unseen
+/// (as it would with no commit at all). When a commit was missed, or came
+/// without marks, the maps are not trusted, and the entity is read.
+pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
+    use tideway::core::reconcile::Policies;
+    let (name, mine) = open_store("read-back").await;
+    mine.apply(&["a", "b", "c", "d", "e"].map(|id| put(id, "first"))).await.expect("write");
+    mine.load().await.expect("load");
+    let outbox = mine.outbox(10).await.expect("outbox");
+    let acknowledge = |id: &str| acknowledgement(outbox.iter().find(|m| m.id == id).expect("queued"));
+    let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load");
+    let b = vec![("notes".to_owned(), "b".to_owned())];
+    let their_patch = |body: &str| patch("b", serde_json::json!({ "body": body }));
+    // An unmarked write to `id`, then an answer about it: the title it keeps.
+    let recorded = |id: &'static str, at: f64| {
+        let (name, mine, answer) = (&name, &mine, acknowledge(id));
+        async move {
+            settle(retitle_without_a_mark(name, id, "unmarked")).await.expect("write without a mark");
+            mine.settle(&[answer], &Policies::default(), at, None).await.expect("record");
+            title_of(mine.get("notes", id).await.unwrap())
+        }
+    };
+
+    // Their commit, read back with its marks: the maps still hold everything.
+    theirs.apply(&[their_patch("one")]).await.expect("their write");
+    let marks = theirs.take_commit_marks(&b).expect("the marks of their one commit");
+    assert_eq!(mine.read_stored(&b, Some(&marks)).await.expect("read back").len(), 1);
+    assert_eq!(recorded("a", 9_000.0).await, Some("first".into()), "computed on the known doc");
+
+    // Two commits, each read back once both are made: the second follows on from the first.
+    theirs.apply(&[their_patch("two")]).await.expect("their write");
+    let first = theirs.take_commit_marks(&b).expect("marks");
+    theirs.apply(&[their_patch("three")]).await.expect("their write");
+    let second = theirs.take_commit_marks(&b).expect("marks");
+    mine.read_stored(&b, Some(&first)).await.expect("read back");
+    mine.read_stored(&b, Some(&second)).await.expect("read back");
+    assert_eq!(recorded("c", 9_001.0).await, Some("first".into()), "computed on the known doc");
+
+    // A commit missed: the next one's marks do not follow on from what this connection trusted.
+    theirs.apply(&[their_patch("four")]).await.expect("their write");
+    assert!(theirs.take_commit_marks(&b).is_some(), "marks of a commit whose message is lost");
+    theirs.apply(&[their_patch("five")]).await.expect("their write");
+    let after_the_missed_one = theirs.take_commit_marks(&b).expect("marks");
+    mine.read_stored(&b, Some(&after_the_missed_one)).await.expect("read back");
+    assert_eq!(recorded("d", 9_002.0).await, Some("unmarked".into()), "read: the maps missed a commit");
+
+    // After a full read, a commit read back without marks.
+    mine.load().await.expect("load");
+    theirs.apply(&[their_patch("six")]).await.expect("their write");
+    mine.read_stored(&b, None).await.expect("read back");
+    assert_eq!(recorded("e", 9_003.0).await, Some("unmarked".into()), "read: no marks");
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// A commit's marks are handed out once, and only for a message that names
+/// every entity it wrote: not when two commits were made since the last
+/// call, nor for a message missing one of its entities, nor for a commit
+/// that wrote no entity (it left no mark).
+pub async fn marks_travel_only_with_the_one_commit_whose_entities_a_message_names() {
+    let (name, store) = open_store("marks").await;
+    let key = |id: &str| ("notes".to_owned(), id.to_owned());
+    store.apply(&[put("a", "one"), put("b", "one")]).await.expect("write");
+    assert_eq!(store.take_commit_marks(&[key("a")]), None, "b is not named");
+    store.apply(&[put("a", "two"), put("b", "two")]).await.expect("write");
+    let (found, left) = store.take_commit_marks(&[key("b"), key("a"), key("c")]).expect("every entity named, in any order");
+    assert_ne!(found, left);
+    assert_eq!(store.take_commit_marks(&[key("a"), key("b")]), None, "handed out once");
+
+    // A write that cannot apply writes no entity: no marks, and the mark stays as it was.
+    let results = store.apply(&[patch("missing", serde_json::json!({ "title": "x" }))]).await.expect("write");
+    assert!(results[0].is_err());
+    assert_eq!(store.take_commit_marks(&[key("missing")]), None, "no commit of entities");
+    store.apply(&[put("c", "one")]).await.expect("write");
+    let (after_nothing, _) = store.take_commit_marks(&[key("c")]).expect("one commit of entities");
+    assert_eq!(after_nothing, left, "it found the mark the last commit of entities left");
+
+    store.apply(&[put("a", "three")]).await.expect("write");
+    store.apply(&[put("b", "three")]).await.expect("write");
+    assert_eq!(store.take_commit_marks(&[key("a"), key("b")]), None, "two commits since the last call");
+    store.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

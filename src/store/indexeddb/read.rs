@@ -44,10 +44,26 @@ impl IdbStore {
         Ok(entities)
     }
 
+    /// The marks of the commit just made, `(found, left)`, for the message
+    /// telling the other contexts that it stored `keys` (see `Commits.take`
+    /// in `src/browser/browser.js`): `None` unless exactly one commit of
+    /// entities was made since the last call and `keys` name every entity
+    /// it wrote.
+    pub fn take_commit_marks(&self, keys: &[(String, String)]) -> Option<(String, String)> {
+        let stores: Array = keys.iter().map(|(c, _)| self.collections.get(c).map_or(JsValue::UNDEFINED, |info| info.store.clone())).collect();
+        let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+        let marks = self.commits.take(&stores, &ids);
+        let marks = marks.dyn_ref::<Array>()?;
+        Some((marks.get(0).as_string()?, marks.get(1).as_string()?))
+    }
+
     /// The entities `keys` name as stored now (those that exist), read in one
     /// transaction; later checked writes compare against what was read. This
-    /// is how a context takes in what another one committed.
-    pub async fn read_stored(&self, keys: &[(String, String)]) -> Result<Vec<(String, String, Entity)>> {
+    /// is how a context takes in what another one committed: with that
+    /// commit's `marks` ([`IdbStore::take_commit_marks`] where it was made),
+    /// this connection may then take every doc from what it knows again, as
+    /// before the commit (see `Commits.advance` in `src/browser/browser.js`).
+    pub async fn read_stored(&self, keys: &[(String, String)], marks: Option<&(String, String)>) -> Result<Vec<(String, String, Entity)>> {
         let keys: Vec<&(String, String)> = keys.iter().filter(|(collection, _)| self.collections.contains_key(collection)).collect();
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -55,14 +71,19 @@ impl IdbStore {
         let stores: Array = keys.iter().map(|(c, _)| self.collections[c].store.clone()).collect();
         let known: Array = keys.iter().map(|(c, _)| JsValue::from(&self.collections[c].known)).collect();
         let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+        let marks: JsValue = match marks {
+            Some((found, left)) => Array::of2(&found.into(), &left.into()).into(),
+            None => JsValue::NULL,
+        };
         let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
         scope.sort_unstable();
         scope.dedup();
-        let (stores, known, ids, scope) = (&stores, &known, &ids, &scope);
+        let (stores, known, ids, marks, scope) = (&stores, &known, &ids, &marks, &scope);
         let docs = self
             .idempotent(|connection| async move {
                 let tx = connection.db.transaction(scope.as_slice()).build()?;
-                let docs = JsFuture::from(browser::read_docs(tx.as_sys(), stores, known, ids)).await.map_err(js_error)?;
+                let read = browser::read_committed(tx.as_sys(), stores, known, ids, &self.commits, marks);
+                let docs = JsFuture::from(read).await.map_err(js_error)?;
                 Ok(Array::from(&docs))
             })
             .await?;

@@ -49,7 +49,7 @@ impl IdbStore {
             }
         }
         // Other contexts must not take their docs from what they knew before.
-        self.commits.stamp(tx.as_sys());
+        self.commits.leave(tx.as_sys());
         // The last request settling means every put has (see `apply`).
         tx.object_store(META_STORE)?.delete(BACKFILL_KEY).primitive()?.await?;
         Ok(tx.commit().await?)

@@ -2,8 +2,11 @@
 // CORS preflight for either side). Each is timed in a fresh browser context, so every
 // run starts from an empty IndexedDB:
 //
-//   pushTideway(token, count)    `count` notes written with one bulkPut (not timed), then
-//                                the time of the `db.sync()` that pushes them
+//   pushTideway(token, count, elsewhere)
+//                                `count` notes written with one bulkPut (not timed), then
+//                                the time of the `db.sync()` that pushes them; with
+//                                `elsewhere`, another handle on the database (as another
+//                                tab) first writes one note of its own, which is pushed too
 //   pushRaw(token, count)        the same notes sent by plain fetch, in pushes of the
 //                                protocol's maximum (1000), one after the other
 //   pullTideway(token, expected) `Tideway.open` of a new database and the `db.sync()`
@@ -36,11 +39,22 @@ function sync(token) {
 
 const headers = (token) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
 
-export async function pushTideway(token, count) {
+export async function pushTideway(token, count, elsewhere = false) {
   await loaded();
-  const db = await Tideway.open({ name: `push-${token}`, collections: { notes: {} }, sync: sync(token) });
+  const options = { name: `push-${token}`, collections: { notes: {} } };
+  const db = await Tideway.open({ ...options, sync: sync(token) });
   const notes = makeNotes(count);
   await db.collection("notes").bulkPut(notes.map(({ id, data }) => ({ id, data })));
+  if (elsewhere) {
+    // A second handle talks to the first over the same channel as another tab would.
+    const other = await Tideway.open(options);
+    await other.collection("notes").put({ title: "written elsewhere" }, { id: "elsewhere" });
+    await other.close();
+    for (const end = performance.now() + 5000; !db.collection("notes").get("elsewhere"); ) {
+      if (performance.now() > end) throw new Error("the other handle's write never reached this one");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
   const started = performance.now();
   const report = await db.sync();
   const ms = performance.now() - started;

@@ -99,8 +99,10 @@ extern "C" {
     #[wasm_bindgen(js_name = syncedOptions)]
     fn synced_options(name: &str, pushed: &js_sys::Array) -> JsValue;
     fn recorder(heard: &js_sys::Array) -> JsValue;
+    /// Changes a note's title straight in IndexedDB, leaving no commit mark
+    /// and telling no handle (see `retitleBehindItsBack` above).
     #[wasm_bindgen(js_name = retitleBehindItsBack)]
-    fn retitle_behind_its_back(name: &str, id: &str, title: &str) -> js_sys::Promise;
+    pub(super) fn retitle_behind_its_back(name: &str, id: &str, title: &str) -> js_sys::Promise;
     #[wasm_bindgen(js_name = countEntityReads)]
     fn count_entity_reads() -> JsValue;
     #[wasm_bindgen(js_name = comeBackFromTheBackForwardCache)]

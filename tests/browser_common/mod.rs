@@ -271,37 +271,17 @@ pub async fn a_write_on_a_stale_entity_is_computed_on_what_is_stored() {
 /// first recording does not see, and one written with a mark, which the
 /// second keeps.
 pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes() {
-    use tideway::core::reconcile::{Policies, ServerAnswer};
-    use tideway::core::{Mutation, SyncStatus};
-    use tideway_protocol::{MutationResult, PushStatus};
+    use tideway::core::reconcile::Policies;
+    use tideway::core::SyncStatus;
     let (name, mine) = open_store("known-docs").await;
     mine.apply(&[put("a", "first"), put("b", "first")]).await.expect("write");
     mine.load().await.expect("load");
-    let acknowledge = |mutation: &Mutation| ServerAnswer::Pushed {
-        mutation: mutation.clone(),
-        result: MutationResult {
-            mutation_id: mutation.mutation_id,
-            status: PushStatus::Applied,
-            version: Some(1),
-            server_updated_at: Some(5_000),
-            remote_id: Some(mutation.id.clone()),
-            current: None,
-            error: None,
-        },
-    };
     let outbox = mine.outbox(10).await.expect("outbox");
 
     // A write that leaves no mark, as no Tideway of this format makes: unseen.
-    let unmarked = format!(
-        "new Promise((resolve, reject) => {{ const open = indexedDB.open({name:?}); open.onerror = () => reject(open.error);
-           open.onsuccess = () => {{ const db = open.result; const tx = db.transaction('e:notes', 'readwrite');
-             const store = tx.objectStore('e:notes'); const get = store.get('a');
-             get.onsuccess = () => store.put({{ ...get.result, doc: get.result.doc.replace('first', 'unmarked') }});
-             tx.oncomplete = () => {{ db.close(); resolve(); }}; tx.onabort = () => reject(tx.error); }}; }})"
-    );
-    settle(js_sys::eval(&unmarked).unwrap().unchecked_into()).await.expect("write without a mark");
+    settle(contexts::retitle_behind_its_back(&name, "a", "unmarked")).await.expect("write without a mark");
     assert_eq!(title_of(mine.get("notes", "a").await.unwrap()), Some("unmarked".into()));
-    mine.settle(&[acknowledge(&outbox[0])], &Policies::default(), 9_000.0, None).await.expect("record");
+    mine.settle(&[acknowledgement(&outbox[0])], &Policies::default(), 9_000.0, None).await.expect("record");
     let a = mine.get("notes", "a").await.unwrap().expect("a");
     assert_eq!((title_of(Some(a.clone())), a.sync_status), (Some("first".into()), SyncStatus::Synced), "computed on the known doc");
 
@@ -309,26 +289,13 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
     let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
     theirs.load().await.expect("load");
     theirs.apply(&[patch("b", serde_json::json!({ "body": "theirs" }))]).await.expect("write");
-    mine.settle(&[acknowledge(&outbox[1])], &Policies::default(), 9_001.0, None).await.expect("record");
+    mine.settle(&[acknowledgement(&outbox[1])], &Policies::default(), 9_001.0, None).await.expect("record");
     let b = mine.get("notes", "b").await.unwrap().expect("b");
     assert_eq!(b.data().get("body").and_then(|body| body.as_str()), Some("theirs"), "the other connection's change is kept");
     assert_eq!((b.version, b.pending, b.sync_status), (1, 1, SyncStatus::Dirty), "acknowledged, with their write still queued");
     mine.close();
     theirs.close();
     IdbStore::delete(&name).await.expect("delete the database");
-}
-
-/// A write that leaves no mark, as no Tideway of this format makes: a
-/// connection that trusts its `known` maps does not see it.
-fn retitle_without_a_mark(name: &str, id: &str, title: &str) -> Promise {
-    let script = format!(
-        "new Promise((resolve, reject) => {{ const open = indexedDB.open({name:?}); open.onerror = () => reject(open.error);
-           open.onsuccess = () => {{ const db = open.result; const tx = db.transaction('e:notes', 'readwrite');
-             const store = tx.objectStore('e:notes'); const get = store.get({id:?});
-             get.onsuccess = () => store.put({{ ...get.result, doc: get.result.doc.replace(/\"title\":\"[^\"]*\"/, '\"title\":' + JSON.stringify({title:?})) }});
-             tx.oncomplete = () => {{ db.close(); resolve(); }}; tx.onabort = () => reject(tx.error); }}; }})"
-    );
-    js_sys::eval(&script).unwrap().unchecked_into()
 }
 
 /// The pushed answer acknowledging `mutation` at version 1.
@@ -368,7 +335,7 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
     let recorded = |id: &'static str, at: f64| {
         let (name, mine, answer) = (&name, &mine, acknowledge(id));
         async move {
-            settle(retitle_without_a_mark(name, id, "unmarked")).await.expect("write without a mark");
+            settle(contexts::retitle_behind_its_back(name, id, "unmarked")).await.expect("write without a mark");
             mine.settle(&[answer], &Policies::default(), at, None).await.expect("record");
             title_of(mine.get("notes", id).await.unwrap())
         }

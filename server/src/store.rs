@@ -392,8 +392,7 @@ impl Store {
     /// 410 and their clients pull again from the start.
     pub async fn purge(&self, retention: Duration) -> Result<PurgeReport> {
         let cutoff = now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-        let mut report = PurgeReport::default();
-        report.push_records = sqlx::query(
+        let push_records = sqlx::query(
             "DELETE FROM tw_mutations WHERE created_at <= $1 AND mutation_id < (SELECT MAX(m.mutation_id) \
              FROM tw_mutations m WHERE m.user_id = tw_mutations.user_id AND m.client_id = tw_mutations.client_id)",
         )
@@ -401,11 +400,12 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        report.rest_records = sqlx::query("DELETE FROM tw_rest_requests WHERE created_at <= $1")
+        let rest_records = sqlx::query("DELETE FROM tw_rest_requests WHERE created_at <= $1")
             .bind(cutoff)
             .execute(&self.pool)
             .await?
             .rows_affected();
+        let mut report = PurgeReport { push_records, rest_records, tombstones: 0 };
         let users: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT user_id FROM tw_entities WHERE deleted = 1 AND updated_at <= $1")
                 .bind(cutoff)

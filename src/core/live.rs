@@ -70,7 +70,7 @@ impl LiveQuery {
 /// What a watch follows.
 #[derive(Debug, Clone)]
 pub enum Target {
-    Query(LiveQuery),
+    Query(Box<LiveQuery>),
     /// One entity, by id (`collection.get`).
     Record(String),
 }
@@ -251,8 +251,8 @@ mod tests {
     fn watches_name_only_those_a_batch_may_alter() {
         let collection = notes();
         let mut watches = Watches::default();
-        let low = watches.add(Target::Query(LiveQuery::start(&collection, by_rank(0.0, 3.0)).unwrap().0), "low");
-        let high = watches.add(Target::Query(LiveQuery::start(&collection, by_rank(7.0, 10.0)).unwrap().0), "high");
+        let low = watches.add(Target::Query(Box::new(LiveQuery::start(&collection, by_rank(0.0, 3.0)).unwrap().0)), "low");
+        let high = watches.add(Target::Query(Box::new(LiveQuery::start(&collection, by_rank(7.0, 10.0)).unwrap().0)), "high");
         let record = watches.add(Target::Record("e".into()), "e");
         assert_eq!(watches.affected(&[change("e", None)]), [record]);
         assert_eq!(watches.affected(&[change("a", None), change("j", None)]), [low, high]);
@@ -289,7 +289,7 @@ mod tests {
         };
         let watches: Rc<RefCell<Watches<Vec<Shown>>>> = Rc::default();
         let (live, first) = repo.read("notes", |c| LiveQuery::start(c, by_rank(0.0, 5.0)).map(|(l, e)| (l, shown(e)))).unwrap().unwrap();
-        let id = watches.borrow_mut().add(Target::Query(live), vec![first]);
+        let id = watches.borrow_mut().add(Target::Query(Box::new(live)), vec![first]);
         let reruns = Rc::new(Cell::new(0));
         let (feed, mirror, counted) = (watches.clone(), Rc::downgrade(&repo), reruns.clone());
         let subscriber = Rc::new(move |changes: &[Change]| {

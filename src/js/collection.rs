@@ -275,7 +275,7 @@ impl Collection {
                         if deleted { JsValue::NULL } else { data.serialize(&serializer).unwrap_or(JsValue::NULL) }
                     };
                     let _ = Reflect::set(&entry, &"id".into(), &entity.id.as_str().into());
-                    let _ = Reflect::set(&entry, &"local".into(), &side(state.local_deleted, Some(&entity.data())));
+                    let _ = Reflect::set(&entry, &"local".into(), &side(state.local_deleted, Some(entity.data())));
                     let _ = Reflect::set(&entry, &"server".into(), &side(state.server_deleted, entity.base()));
                     let _ = Reflect::set(&entry, &"base".into(), &side(false, state.base.as_ref()));
                     let _ = Reflect::set(&entry, &"serverVersion".into(), &JsValue::from_f64(entity.version as f64));
@@ -321,7 +321,7 @@ impl Collection {
         let (live, first) = source.repository.read(&source.name, |collection| {
             LiveQuery::start(collection, query).map(|(live, entities)| (live, source.records(entities)))
         })??;
-        self.live().add(Target::Query(live), Object::freeze(&first).into(), callback)
+        self.live().add(Target::Query(Box::new(live)), Object::freeze(&first).into(), callback)
     }
 
     /// Calls `callback(record)` now with what `get(id)` gives, then after each

@@ -140,10 +140,9 @@ impl Peers {
                 wasm_bindgen_futures::spawn_local(async move {
                     // Read as stored now, so a late message never brings back an older version.
                     let Some(store) = repository.store().indexed_db() else { return };
-                    match store.read_stored(&keys, marks.as_ref()).await {
-                        Ok(stored) => repository.absorb_elsewhere(&stored),
-                        // The database is closed or gone: this context's own calls say so.
-                        Err(_) => {}
+                    // On an error the database is closed or gone: this context's own calls say so.
+                    if let Ok(stored) = store.read_stored(&keys, marks.as_ref()).await {
+                        repository.absorb_elsewhere(&stored);
                     }
                 });
             }

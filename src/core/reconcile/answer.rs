@@ -7,6 +7,9 @@ use crate::core::entity::Entity;
 use crate::core::mutation::{Mutation, MutationId};
 
 /// A server answer to record.
+// Push and pull answers come by the thousand, each built once and recorded
+// once: boxing the larger variant would cost an allocation per answer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerAnswer {
     /// The result of one pushed mutation.

@@ -400,7 +400,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 // they are recorded before the outbox is read for the next batch.
                 Sent::Refused(answer) => {
                     self.finish(recording, report).await?;
-                    if self.record_push(Answered { answers: vec![answer], ..current }, report).await? {
+                    if self.record_push(Answered { answers: vec![*answer], ..current }, report).await? {
                         return Ok(Pushed::UntilWithheld);
                     }
                 }
@@ -470,7 +470,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn send_push(&self, batch: &[Mutation], request: &PushRequest, refreshed: &mut bool) -> Sent {
         // A stored mutation the server would refuse: never send it.
         if let Err(invalid) = validate_push_request(request) {
-            return Sent::Refused(self.refusal(batch, invalid.mutation_id, invalid.message));
+            return Sent::Refused(Box::new(self.refusal(batch, invalid.mutation_id, invalid.message)));
         }
         match self.call(refreshed, || self.remote.push(request)).await {
             Ok(response) => match answers_of(batch, response) {
@@ -479,10 +479,10 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             },
             Err(error) => match error.class() {
                 ErrorClass::Permanent { mutation_id: Some(id) } if batch.iter().any(|m| m.mutation_id == id) => {
-                    Sent::Refused(self.refusal(batch, Some(id), error.to_string()))
+                    Sent::Refused(Box::new(self.refusal(batch, Some(id), error.to_string())))
                 }
                 ErrorClass::Permanent { .. } if error.is_about_content() && batch.len() == 1 => {
-                    Sent::Refused(self.refusal(batch, None, error.to_string()))
+                    Sent::Refused(Box::new(self.refusal(batch, None, error.to_string())))
                 }
                 ErrorClass::Permanent { .. } if error.is_about_content() => Sent::OneAtATime,
                 _ => Sent::Failed(error),
@@ -880,7 +880,7 @@ enum Sent {
     /// An answer for every mutation, in order.
     Answered(Vec<ServerAnswer>),
     /// One mutation refused for good; the rest of the batch stays queued.
-    Refused(ServerAnswer),
+    Refused(Box<ServerAnswer>),
     /// Refused whole, naming no mutation: push one at a time to find it.
     OneAtATime,
     Failed(RemoteError),

@@ -285,7 +285,7 @@ fn a_401_refreshes_the_token_once() {
     a.sync().unwrap();
     assert_eq!(remote.server().refreshes, 1);
     assert_eq!(a.pending(), 0);
-    assert!(a.log.borrow().iter().any(|e| *e == SyncEvent::Log(Step::AuthRefresh)));
+    assert!(a.log.borrow().contains(&SyncEvent::Log(Step::AuthRefresh)));
 
     // Still refused after the refresh: the sync fails, with backoff, and nothing is lost.
     a.put("n2", json!({"title": "two"}));
@@ -373,7 +373,7 @@ fn an_expired_cursor_pulls_again_from_the_start() {
     remote.server().pull_faults.push_back(Fault::Before(RemoteError::status(410, codes::CURSOR_EXPIRED, "gone")));
     let report = a.sync().unwrap();
     assert_eq!(report.pulled, 1, "s1 is known at its version; only s2 is new");
-    assert!(a.log.borrow().iter().any(|e| *e == SyncEvent::Log(Step::CursorReset)));
+    assert!(a.log.borrow().contains(&SyncEvent::Log(Step::CursorReset)));
     assert!(a.get("s2").is_some());
 }
 

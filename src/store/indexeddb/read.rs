@@ -22,7 +22,7 @@ impl IdbStore {
     /// other contexts committed while this one heard nothing (frozen, or in
     /// the back/forward cache). One read of the stores, not a reload.
     pub async fn read_changed(&self) -> Result<Vec<(String, String, Entity)>> {
-        let names: Vec<&String> = self.collections.iter().map(|(name, _)| name).collect();
+        let names: Vec<&String> = self.collections.keys().collect();
         let (stores, knowns, commits) = (&self.stores, &self.knowns, &self.commits);
         let changed = self
             .idempotent(|connection| async move {

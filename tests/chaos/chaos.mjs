@@ -360,14 +360,23 @@ async function heal(fleet, server, report, limitMs, problem) {
 const byId = (entries) => Object.fromEntries(entries.sort((a, b) => (a.id < b.id ? -1 : 1)).map((e) => [e.id, e.data]));
 
 async function checkClientsEqualServer(fleet, server, problem) {
-  const onServer = JSON.stringify(byId((await server.pullAll(TOKEN)).filter((e) => !e.deleted)));
+  const serverEntities = await server.pullAll(TOKEN);
+  const expected = byId(serverEntities.filter((e) => !e.deleted));
+  const versions = new Map(serverEntities.map((e) => [e.id, e.version]));
   for (const device of fleet) {
     for (const [t, tab] of device.tabs.entries()) {
       const { held, status } = await tab.page.evaluate(() => ({
-        held: notes.all().map((r) => ({ id: r.id, data: r.data })),
+        held: notes.all().map((r) => ({ id: r.id, data: r.data, version: r.meta.version })),
         status: db.status(),
       }));
-      if (JSON.stringify(byId(held)) !== onServer) problem(`device ${device.index} tab ${t} does not hold what the server holds`);
+      const heldById = new Map(held.map((r) => [r.id, r]));
+      const differing = [...new Set([...Object.keys(expected), ...heldById.keys()])]
+        .filter((id) => JSON.stringify(heldById.get(id)?.data) !== JSON.stringify(expected[id]))
+        .sort();
+      if (differing.length > 0) {
+        const shown = differing.slice(0, 5).map((id) => `${id} (held at version ${heldById.get(id)?.version ?? "none"}, the server's ${versions.get(id) ?? "none"})`);
+        problem(`device ${device.index} tab ${t} does not hold what the server holds: ${differing.length} entities differ, ${shown.join(", ")}`);
+      }
       for (const field of ["pending", "failed", "conflicts"]) {
         if (status[field] !== 0) problem(`device ${device.index} tab ${t}: status().${field} is ${status[field]}`);
       }

@@ -459,14 +459,17 @@ export function commitsEarly() {
  * The entities of `stores` whose doc differs from what `knowns` (at the same
  * places) hold, read in one transaction on `db`: `[position, id, doc]` each,
  * the `known` maps brought up to date on the way. How a context catches up
- * with commits it missed while frozen.
+ * with commits it missed: while it was frozen, or between its load and joining
+ * the channel. While the maps hold every entity at the last mark (see
+ * `Commits`), that mark is all it reads.
  */
 export function changedDocs(db, stores, knowns, commits) {
   const tx = db.transaction([...Array.from(stores), "meta"], "readonly");
+  const trusted = commits.seen;
   const read = commits.fullRead(tx);
   return new Promise((resolve, reject) => {
     const changed = [];
-    Array.from(stores).forEach((store, position) => {
+    const compare = (store, position) => {
       const request = tx.objectStore(store).getAll();
       request.onsuccess = () => {
         const known = knowns[position];
@@ -478,7 +481,12 @@ export function changedDocs(db, stores, knowns, commits) {
           }
         }
       };
-    });
+    };
+    // While the maps hold every entity at the last mark, no commit went unheard: no store is read.
+    const last = commits.last(tx);
+    last.onsuccess = () => {
+      if (trusted === null || markOf(last) !== trusted) Array.from(stores).forEach(compare);
+    };
     tx.oncomplete = () => {
       read();
       resolve(changed);

@@ -101,13 +101,19 @@ impl Peers {
     /// and asks whoever syncs to say so again.
     pub fn catch_up(self: &Rc<Self>) {
         self.post(&Message::Hello);
-        let repository = self.repository.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let Some(store) = repository.store().indexed_db() else { return };
-            if let Ok(changed) = store.read_changed().await {
-                repository.absorb_elsewhere(&changed);
-            }
-        });
+        let peers = self.clone();
+        wasm_bindgen_futures::spawn_local(async move { peers.take_in_unheard().await });
+    }
+
+    /// Takes in the commits of other contexts that this one has not heard of:
+    /// those made while it was frozen, or after its load and before it joined
+    /// the channel. One read of the last commit mark when there were none.
+    pub async fn take_in_unheard(&self) {
+        let Some(store) = self.repository.store().indexed_db() else { return };
+        // On an error the database is closed or gone: this context's own calls say so.
+        if let Ok(changed) = store.read_changed().await {
+            self.repository.absorb_elsewhere(&changed);
+        }
     }
 
     /// Hands the sync messages to `syncer` from now on.

@@ -75,14 +75,39 @@ export function retitleBehindItsBack(name, id, title) {
 }
 
 /** Counts the entity reads (`get` on an `e:` store) made until `stop()`, which gives the count. */
-export function countEntityReads() {
-  const get = IDBObjectStore.prototype.get;
-  const counter = { count: 0, stop: () => { IDBObjectStore.prototype.get = get; return counter.count; } };
-  IDBObjectStore.prototype.get = function (...args) {
+export function countEntityReads(method = "get") {
+  const original = IDBObjectStore.prototype[method];
+  const counter = { count: 0, stop: () => { IDBObjectStore.prototype[method] = original; return counter.count; } };
+  IDBObjectStore.prototype[method] = function (...args) {
     if (this.name.startsWith("e:")) counter.count++;
-    return get.apply(this, args);
+    return original.apply(this, args);
   };
   return counter;
+}
+
+/** `countEntityReads` of the reads of whole stores. */
+export function countEntityScans() {
+  return countEntityReads("getAll");
+}
+
+/**
+ * Hands the next chunk a load reads from an entity store over `ms` late, after
+ * its transaction ended.
+ */
+export function holdNextLoadedChunk(ms) {
+  const getAll = IDBObjectStore.prototype.getAll;
+  IDBObjectStore.prototype.getAll = function (...args) {
+    const request = getAll.apply(this, args);
+    if (this.name.startsWith("e:")) {
+      IDBObjectStore.prototype.getAll = getAll;
+      Object.defineProperty(request, "onsuccess", {
+        set(handler) {
+          request.addEventListener("success", (event) => setTimeout(() => handler.call(request, event), ms));
+        },
+      });
+    }
+    return request;
+  };
 }
 
 export function comeBackFromTheBackForwardCache() {
@@ -105,6 +130,10 @@ extern "C" {
     pub(super) fn retitle_behind_its_back(name: &str, id: &str, title: &str) -> js_sys::Promise;
     #[wasm_bindgen(js_name = countEntityReads)]
     fn count_entity_reads() -> JsValue;
+    #[wasm_bindgen(js_name = countEntityScans)]
+    fn count_entity_scans() -> JsValue;
+    #[wasm_bindgen(js_name = holdNextLoadedChunk)]
+    fn hold_next_loaded_chunk(ms: u32);
     #[wasm_bindgen(js_name = comeBackFromTheBackForwardCache)]
     fn come_back_from_the_back_forward_cache();
     #[wasm_bindgen(js_name = hideWebLocks)]
@@ -186,6 +215,36 @@ pub async fn a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them(
     unheard.close();
     assert_eq!(update("three", "four").await, 20.0, "a commit not heard of: every note is read");
     assert_eq!(update("four", "five").await, 20.0, "and still, until a reads everything again");
+    settle(a.close()).await.unwrap();
+    settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A commit made after a handle's load read the stores and before the handle
+/// joined the channel, so that nobody listening heard of it, is in the
+/// handle's mirror once it is open.
+pub async fn a_commit_made_while_a_handle_loads_is_in_its_mirror() {
+    let name = format!("contexts-loading-{}", uuid::Uuid::new_v4());
+    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let b = Tideway::open(options()).await.expect("open b");
+    let notes = b.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "loaded"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in b");
+    // a's load takes its chunk 300 ms after reading it: b's commit lands then.
+    hold_next_loaded_chunk(300);
+    let write_meanwhile = async {
+        gloo_timers::future::TimeoutFuture::new(100).await;
+        settle(notes.put(js(r#"{"title": "committed while a loaded"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in b");
+    };
+    let (a, ()) = futures::join!(Tideway::open(options()), write_meanwhile);
+    let a = a.expect("open a");
+    assert_eq!(title(&a, "n1").as_deref(), Some("committed while a loaded"));
+
+    // With no commit between its load and its joining, an open reads the stores once.
+    let counter = count_entity_scans();
+    let c = Tideway::open(options()).await.expect("open c");
+    let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
+    assert_eq!(stop.call0(&counter).unwrap().as_f64(), Some(1.0), "the load's one chunk, and no second read");
+    settle(c.close()).await.unwrap();
     settle(a.close()).await.unwrap();
     settle(b.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
@@ -288,7 +347,12 @@ pub async fn a_page_catches_up_with_what_it_missed_when_it_comes_back() {
     let db = std::rc::Rc::new(Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open"));
     let notes = db.collection("notes".into()).unwrap();
     settle(notes.put(js(r#"{"title": "before"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
-    JsFuture::from(retitle_behind_its_back(&name, "n1", "while away")).await.expect("change it behind its back");
+    // A commit made through the store alone posts nothing on the channel, as a
+    // commit made while this page was away reaches it.
+    let unheard = IdbStore::open(&name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
+    let data: Data = serde_json::from_value(serde_json::json!({ "title": "while away" })).unwrap();
+    unheard.apply(&[Write { collection: "notes".into(), id: "n1".into(), op: Op::Put, data: Some(data), at: 1.0 }]).await.expect("write through the store");
+    unheard.close();
     let seen = db.clone();
     assert!(!until(move || title(&seen, "n1").as_deref() == Some("while away"), 300).await, "nothing told it yet");
     come_back_from_the_back_forward_cache();

@@ -19,8 +19,10 @@ use crate::store::layout::{entity_store, OUTBOX_STORE};
 
 impl IdbStore {
     /// Every entity stored otherwise than this connection last saw it: what
-    /// other contexts committed while this one heard nothing (frozen, or in
-    /// the back/forward cache). One read of the stores, not a reload.
+    /// other contexts committed while this one heard nothing (frozen, in the
+    /// back/forward cache, or opening). One read of the stores, not a reload;
+    /// one read of the last commit mark alone while this connection's docs
+    /// are trusted at it.
     pub async fn read_changed(&self) -> Result<Vec<(String, String, Entity)>> {
         let names: Vec<&String> = self.collections.keys().collect();
         let (stores, knowns, commits) = (&self.stores, &self.knowns, &self.commits);

@@ -25,6 +25,7 @@ import { chromium } from "playwright-core";
 import { startStaticServer } from "./static-server.mjs";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
 import { NOTE_COUNT, makeNotes, sampleIds } from "./dataset.js";
+import { median } from "./stats.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const { values: options } = parseArgs({
@@ -90,7 +91,6 @@ for (let rep = 1; rep <= REPS; rep++) {
 }
 await server.close();
 
-const median = (values) => values.slice().sort((a, b) => a - b)[values.length >> 1];
 const rawOpen = { second: median(samples["raw second"].map((r) => r.openLoadMs)), third: median(samples["raw third"].map((r) => r.openLoadMs)) };
 console.log(`open + load ${NOTE_COUNT} notes in later browser sessions (medians of ${REPS})`);
 console.log(`${"".padEnd(60)}  code ms  open+load ms  ÷ raw`);

@@ -22,6 +22,7 @@ import { chromium } from "playwright-core";
 import { startStaticServer } from "./static-server.mjs";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
 import { NOTE_COUNT, makeNotes, sampleIds } from "./dataset.js";
+import { median } from "./stats.mjs";
 import { runSyncBench, syncTable } from "./sync.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -278,12 +279,6 @@ function summary(r) {
   ].join(" · ");
 }
 
-function median(values) {
-  const sorted = values.filter((v) => typeof v === "number").sort((a, b) => a - b);
-  if (sorted.length === 0) return undefined;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 function format(value) {
   if (value === undefined) return "—";

@@ -26,6 +26,7 @@ import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../tests/e2e/helpers.mjs";
 import { startReferenceServer } from "../tests/sync/reference-server.mjs";
 import { makeNotes, putBatches } from "./dataset.js";
+import { median } from "./stats.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -188,12 +189,6 @@ export function rate(rows, ms) {
   return Math.round((rows * 1000) / ms).toLocaleString("en-US");
 }
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return undefined;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** The sync table, one line per workload: Tideway beside its baseline. */
 export function syncTable({ pushRows, pullRows, medians, results }) {

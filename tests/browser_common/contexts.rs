@@ -74,7 +74,7 @@ export function retitleBehindItsBack(name, id, title) {
   });
 }
 
-/** Counts the entity reads (`get` on an `e:` store) made until `stop()`, which gives the count. */
+/** Counts the entity reads (`method`, `get` unless told, on an `e:` store) made until `stop()`, which gives the count. */
 export function countEntityReads(method = "get") {
   const original = IDBObjectStore.prototype[method];
   const counter = { count: 0, stop: () => { IDBObjectStore.prototype[method] = original; return counter.count; } };
@@ -145,6 +145,15 @@ async fn until(condition: impl Fn() -> bool + 'static, ms: u32) -> bool {
     eventually(condition.as_ref().unchecked_ref(), ms).await.as_bool() == Some(true)
 }
 
+/// Puts the note `id` titled `title` through the store alone: a commit that
+/// leaves its mark, as every commit does, and posts nothing on the channel.
+async fn commit_unheard(name: &str, id: &str, title: &str) {
+    let store = IdbStore::open(name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
+    let data: Data = serde_json::from_value(serde_json::json!({ "title": title })).unwrap();
+    store.apply(&[Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data), at: 1.0 }]).await.expect("write through the store");
+    store.close();
+}
+
 fn title(db: &Tideway, id: &str) -> Option<String> {
     let record = db.collection("notes".into()).ok()?.get(id.into(), JsValue::UNDEFINED).ok()?;
     field(&record, "data.title").as_string()
@@ -208,11 +217,7 @@ pub async fn a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them(
     assert!(until(move || title(&seen, "b1").as_deref() == Some("from b"), 5_000).await, "a hears of b's write");
     assert_eq!(update("two", "three").await, 0.0, "b's commit, heard of and read back");
 
-    // A commit made through the store alone posts nothing on the channel.
-    let unheard = IdbStore::open(&name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
-    let data: Data = serde_json::from_value(serde_json::json!({ "title": "unheard" })).unwrap();
-    unheard.apply(&[Write { collection: "notes".into(), id: "u1".into(), op: Op::Put, data: Some(data), at: 1.0 }]).await.expect("write through the store");
-    unheard.close();
+    commit_unheard(&name, "u1", "unheard").await;
     assert_eq!(update("three", "four").await, 20.0, "a commit not heard of: every note is read");
     assert_eq!(update("four", "five").await, 20.0, "and still, until a reads everything again");
     settle(a.close()).await.unwrap();
@@ -347,12 +352,8 @@ pub async fn a_page_catches_up_with_what_it_missed_when_it_comes_back() {
     let db = std::rc::Rc::new(Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open"));
     let notes = db.collection("notes".into()).unwrap();
     settle(notes.put(js(r#"{"title": "before"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
-    // A commit made through the store alone posts nothing on the channel, as a
-    // commit made while this page was away reaches it.
-    let unheard = IdbStore::open(&name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
-    let data: Data = serde_json::from_value(serde_json::json!({ "title": "while away" })).unwrap();
-    unheard.apply(&[Write { collection: "notes".into(), id: "n1".into(), op: Op::Put, data: Some(data), at: 1.0 }]).await.expect("write through the store");
-    unheard.close();
+    // As a commit made while this page was away reaches it: not at all.
+    commit_unheard(&name, "n1", "while away").await;
     let seen = db.clone();
     assert!(!until(move || title(&seen, "n1").as_deref() == Some("while away"), 300).await, "nothing told it yet");
     come_back_from_the_back_forward_cache();

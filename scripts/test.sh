@@ -13,7 +13,8 @@
 #      and the React hooks and bundlers (Vite, esbuild) in Chromium (tests/frameworks)
 # Every suite runs even when an earlier one fails. The run ends with a summary per
 # engine, a WARNING line for each suite that had to be run again, a FAILED line for
-# each broken expectation, and "N passed, N failed, N skipped" over all suites; it
+# each broken expectation, a FAILED TEST line for each failed test with the first
+# lines it printed, and "N passed, N failed, N skipped" over all suites; it
 # exits non-zero if anything failed or fell short.
 #
 # TIDEWAY_TEST_SKIP_POSTGRES=1 runs the server tests without PostgreSQL (their
@@ -25,8 +26,8 @@ source scripts/lib/test-results.sh
 bash scripts/setup.sh test || exit 1
 
 work=$(mktemp -d)
-export RESULTS=$work/results SKIPS=$work/skips WARNINGS=$work/warnings PROBLEMS=$work/problems
-: >"$RESULTS" && : >"$SKIPS" && : >"$WARNINGS" && : >"$PROBLEMS"
+export RESULTS=$work/results SKIPS=$work/skips WARNINGS=$work/warnings PROBLEMS=$work/problems FAILURES=$work/failures
+: >"$RESULTS" && : >"$SKIPS" && : >"$WARNINGS" && : >"$PROBLEMS" && : >"$FAILURES"
 server_pid=
 proxy_pid=
 cleanup() {

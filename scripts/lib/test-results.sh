@@ -1,7 +1,8 @@
 # What scripts/test.sh knows about test results: it reads each suite's own closing
 # lines (cargo's `test result:` per test binary, node's `# pass`/`# fail`/`# skipped`),
 # keeps one row per suite and engine, and holds them against tests/expected-counts.
-# Sourced by scripts/test.sh; expects RESULTS and SKIPS to name writable files.
+# Sourced by scripts/test.sh; expects RESULTS, SKIPS and FAILURES to name writable
+# files.
 
 # Rows of $RESULTS, tab-separated:
 #   engine suite passed failed ignored skipped finished seconds browser postgres_ok
@@ -10,6 +11,8 @@
 # the others), `browser` is the engine the wasm runner said it drove, and
 # `postgres_ok` counts the PostgreSQL variants of the server tests that passed.
 # Rows of $SKIPS: engine suite test-name.
+# Rows of $FAILURES: engine suite test-name what-it-said, the last being the first
+# lines the failure printed (a panic's message, a test's error), joined by " | ".
 
 # record_cargo ENGINE SECONDS LOG: one row per test binary in a cargo test log.
 record_cargo() {
@@ -54,6 +57,7 @@ record_cargo() {
     }
     END { flush() }
   ' "$log" >>"$RESULTS"
+  record_failures "$engine" "$log"
 }
 
 # record_node SUITE ENGINE SECONDS LOG: one row for a `node --test` run (TAP output).
@@ -70,6 +74,72 @@ record_node() {
   # "ok 3 - name # SKIP reason", at any depth of nesting.
   sed -n -E 's/^ *ok [0-9]+ - (.*) # (SKIP|TODO)( .*)?$/\1/p' "$log" |
     while IFS= read -r name; do printf '%s\t%s\t%s\n' "$engine" "$suite" "$name"; done >>"$SKIPS"
+  record_failures "$engine" "$log" "$suite"
+}
+
+# record_failures ENGINE LOG [SUITE]: a row of $FAILURES for each failed test in a
+# cargo log (its suite is the binary it ran in) or, given SUITE, in a TAP log. What it
+# said is taken from cargo's "---- name stdout ----" (or "output") section, or from the
+# `error:` of the TAP failure's YAML block: its first four lines at most.
+record_failures() {
+  local engine=$1 log=$2 suite=${3:-}
+  awk -v engine="$engine" -v tap_suite="$suite" -v OFS='\t' '
+    function trim(text) { gsub(/^[ \t]+|[ \t]+$/, "", text); return text }
+    function keep(text) {
+      text = trim(text)
+      if (text == "" || text == "error output:" || text ~ /^(stack|note): /) return
+      if (lines[current] < 4) { said[current] = said[current] (lines[current]++ ? " | " : "") text }
+    }
+    function close_section() { current = "" }
+    # The suite named as record_cargo names it.
+    tap_suite == "" && /^ *Running .*\(.*\)$/ {
+      line = $0; sub(/^ *Running /, "", line)
+      unit = sub(/^unittests /, "", line)
+      source = line; sub(/ \(.*$/, "", source)
+      binary = line; sub(/^.*\(/, "", binary); sub(/\)$/, "", binary)
+      sub(/^.*\//, "", binary); sub(/\.wasm$/, "", binary); sub(/-[0-9a-f]+$/, "", binary)
+      if (unit) binary = binary "/" (source ~ /main\.rs$/ ? "main" : "lib")
+      close_section(); next
+    }
+    tap_suite == "" && /^test .* \.\.\. (FAIL|FAILED)$/ {
+      name = $0; sub(/^test /, "", name); sub(/ \.\.\. FAIL(ED)?$/, "", name)
+      key = binary SUBSEP name
+      if (!(key in said)) { order[++failures] = key; said[key] = "" }
+      close_section(); next
+    }
+    tap_suite == "" && /^---- .* (stdout|output) ----$/ {
+      name = $0; sub(/^---- /, "", name); sub(/ (stdout|output) ----$/, "", name)
+      current = binary SUBSEP name
+      if (!(current in said)) { order[++failures] = current; said[current] = "" }
+      next
+    }
+    tap_suite == "" && /^(failures:|test result: )/ { close_section(); next }
+    tap_suite == "" && current != "" { keep($0); next }
+    # TAP: "not ok 3 - name", then an indented YAML block whose error: is either
+    # the message or "|-" followed by it.
+    tap_suite != "" && /^ *not ok [0-9]+ - / {
+      name = $0; sub(/^ *not ok [0-9]+ - /, "", name); sub(/ # .*$/, "", name)
+      current = tap_suite SUBSEP name; order[++failures] = current; said[current] = ""; in_error = 0
+      next
+    }
+    tap_suite != "" && current != "" && /^ *error: / {
+      text = $0; sub(/^ *error: /, "", text)
+      if (text ~ /^[|>]-?$/) { in_error = 1; indent = -1 } else { gsub(/^\047|\047$/, "", text); keep(text) }
+      next
+    }
+    tap_suite != "" && in_error {
+      match($0, /^ */)
+      if (indent < 0) indent = RLENGTH
+      if (RLENGTH < indent || trim($0) == "") { in_error = 0; next }
+      keep($0)
+    }
+    END {
+      for (i = 1; i <= failures; i++) {
+        split(order[i], part, SUBSEP)
+        print engine, part[1], part[2], said[order[i]]
+      }
+    }
+  ' "$log" >>"${FAILURES:-/dev/null}"
 }
 
 # record_missing ENGINE SUITE SECONDS: a suite that was to run and printed nothing.
@@ -89,10 +159,12 @@ ran_no_test() {
 # and the closing totals; returns 1 if any expectation is broken.
 #   SKIPPED_POSTGRES=1 moves the PostgreSQL variants from passed to skipped.
 #   WARNINGS (a file, one line each) is printed as WARNING lines; PROBLEMS (a file,
-#   one line each: a build or set-up step that failed) as FAILED lines.
+#   one line each: a build or set-up step that failed) as FAILED lines; FAILURES (see
+#   record_failures) as a FAILED TEST line each, after them, the first twelve only.
 summarize() {
   local expected=$1
   awk -F'\t' -v OFS='\t' -v skipped_postgres="${SKIPPED_POSTGRES:-0}" -v warnings="${WARNINGS:-/dev/null}" -v setup_problems="${PROBLEMS:-/dev/null}" \
+    -v failed_tests="${FAILURES:-/dev/null}" \
     -v runner_names="native=- chromium=Chrome firefox=Firefox webkit=Safari" '
     BEGIN {
       n = split(runner_names, pairs, " ")
@@ -168,6 +240,12 @@ summarize() {
       else print "PostgreSQL: ran (throwaway cluster)"
       while ((getline warning < warnings) > 0) print "WARNING: " warning
       for (i = 1; i <= problems; i++) print "FAILED: " problem[i]
+      while ((getline failure < failed_tests) > 0) {
+        if (++failed_test_lines > 12) continue
+        split(failure, f, "\t")
+        print "FAILED TEST: " f[1] " " f[2] ": " f[3] (f[4] == "" ? "" : ": " f[4])
+      }
+      if (failed_test_lines > 12) print "FAILED TEST: ... and " (failed_test_lines - 12) " more (see each suite'"'"'s output above)"
       print total_passed " passed, " total_failed " failed, " total_skipped " skipped"
       exit problems > 0
     }

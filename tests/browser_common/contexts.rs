@@ -91,23 +91,33 @@ export function countEntityScans() {
 }
 
 /**
- * Hands the next chunk a load reads from an entity store over `ms` late, after
- * its transaction ended.
+ * Holds back the next chunk a load reads from an entity store: the load gets it
+ * only at `release()`, after its transaction ended. `held` resolves once the
+ * chunk was read and is being held.
  */
-export function holdNextLoadedChunk(ms) {
+export function holdNextLoadedChunk() {
   const getAll = IDBObjectStore.prototype.getAll;
+  let release, reached;
+  const hold = {
+    held: new Promise((resolve) => { reached = resolve; }),
+    release: () => release(),
+  };
   IDBObjectStore.prototype.getAll = function (...args) {
     const request = getAll.apply(this, args);
     if (this.name.startsWith("e:")) {
       IDBObjectStore.prototype.getAll = getAll;
       Object.defineProperty(request, "onsuccess", {
         set(handler) {
-          request.addEventListener("success", (event) => setTimeout(() => handler.call(request, event), ms));
+          request.addEventListener("success", (event) => {
+            release = () => handler.call(request, event);
+            reached();
+          });
         },
       });
     }
     return request;
   };
+  return hold;
 }
 
 export function comeBackFromTheBackForwardCache() {
@@ -132,8 +142,13 @@ extern "C" {
     fn count_entity_reads() -> JsValue;
     #[wasm_bindgen(js_name = countEntityScans)]
     fn count_entity_scans() -> JsValue;
+    type Hold;
     #[wasm_bindgen(js_name = holdNextLoadedChunk)]
-    fn hold_next_loaded_chunk(ms: u32);
+    fn hold_next_loaded_chunk() -> Hold;
+    #[wasm_bindgen(method, getter)]
+    fn held(this: &Hold) -> js_sys::Promise;
+    #[wasm_bindgen(method)]
+    fn release(this: &Hold);
     #[wasm_bindgen(js_name = comeBackFromTheBackForwardCache)]
     fn come_back_from_the_back_forward_cache();
     #[wasm_bindgen(js_name = hideWebLocks)]
@@ -234,11 +249,12 @@ pub async fn a_commit_made_while_a_handle_loads_is_in_its_mirror() {
     let b = Tideway::open(options()).await.expect("open b");
     let notes = b.collection("notes".into()).unwrap();
     settle(notes.put(js(r#"{"title": "loaded"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in b");
-    // a's load takes its chunk 300 ms after reading it: b's commit lands then.
-    hold_next_loaded_chunk(300);
+    // a's load gets its chunk only once b has committed after the chunk was read.
+    let hold = hold_next_loaded_chunk();
     let write_meanwhile = async {
-        gloo_timers::future::TimeoutFuture::new(100).await;
+        JsFuture::from(hold.held()).await.unwrap();
         settle(notes.put(js(r#"{"title": "committed while a loaded"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in b");
+        hold.release();
     };
     let (a, ()) = futures::join!(Tideway::open(options()), write_meanwhile);
     let a = a.expect("open a");

@@ -126,7 +126,8 @@ try {
   console.log();
   console.log(
     `Cross-tab delay, a put resolved in tab A -> tab B's subscriber (and synchronous get) has it: ` +
-      `median ${crossTab.median.toFixed(2)} ms, p95 ${crossTab.p95.toFixed(2)} ms over ${crossTab.samples.length} writes.`,
+      `median ${crossTab.median.toFixed(2)} ms, p95 ${crossTab.p95.toFixed(2)} ms over ${crossTab.samples.length} writes; ` +
+      `a bulkPut of 1000 notes -> tab B has them all: median ${crossTab.batchMedian.toFixed(1)} ms over ${crossTab.batchSamples.length}.`,
   );
 
   let sync = null;
@@ -161,10 +162,11 @@ try {
 
 /**
  * Two tabs of one browser context on one database: how long after tab A's `put`
- * resolves tab B's subscriber hears of it, for `writes` sequential writes. Clocks are
- * comparable across tabs through `performance.timeOrigin`.
+ * resolves tab B's subscriber hears of it, for `writes` sequential writes; then the
+ * same for `batches` bulk writes of 1000 notes each, until B has every note of the
+ * batch. Clocks are comparable across tabs through `performance.timeOrigin`.
  */
-async function crossTabDelay(browser, url, writes) {
+async function crossTabDelay(browser, url, writes, batches = 10) {
   const context = await browser.newContext();
   const name = `bench-cross-tab-${Date.now()}`;
   const open = async () => {
@@ -185,6 +187,7 @@ async function crossTabDelay(browser, url, writes) {
   };
   const [a, b] = [await open(), await open()];
   const samples = [];
+  const batchSamples = [];
   try {
     for (let i = 0; i < writes; i++) {
       const id = `n${i}`;
@@ -195,12 +198,21 @@ async function crossTabDelay(browser, url, writes) {
       await b.waitForFunction((id) => window.arrivals.has(id), id, { timeout: 10_000, polling: 1 });
       samples.push((await b.evaluate((id) => window.arrivals.get(id), id)) - resolved);
     }
+    for (let batch = 0; batch < batches; batch++) {
+      const ids = Array.from({ length: 1000 }, (_, i) => `b${batch}-${i}`);
+      const resolved = await a.evaluate(async (ids) => {
+        await window.notes.bulkPut(ids.map((id) => ({ id, data: { title: id, body: "x".repeat(400) } })));
+        return performance.timeOrigin + performance.now();
+      }, ids);
+      await b.waitForFunction((ids) => ids.every((id) => window.arrivals.has(id)), ids, { timeout: 10_000, polling: 1 });
+      batchSamples.push((await b.evaluate((ids) => Math.max(...ids.map((id) => window.arrivals.get(id))), ids)) - resolved);
+    }
   } finally {
     await context.close();
   }
   const sorted = [...samples].sort((x, y) => x - y);
   const at = (p) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
-  return { median: median(samples), p95: at(95), samples };
+  return { median: median(samples), p95: at(95), samples, batchMedian: median(batchSamples), batchSamples };
 }
 
 /**

@@ -7,6 +7,12 @@
 //                                the time of the `db.sync()` that pushes them; with
 //                                `elsewhere`, another handle on the database (as another
 //                                tab) first writes one note of its own, which is pushed too
+//   watchTideway(token)          another tab: opens the database pushTideway writes and keeps
+//                                it open; watchedCount() then says how many notes its
+//                                mirror holds, and how many of them synced
+//   writeTideway(token, count), syncTideway()
+//                                pushTideway in two steps, so another tab can be waited for
+//                                between the writes and the timed `db.sync()`
 //   pushRaw(token, count)        the same notes sent by plain fetch, in pushes of the
 //                                protocol's maximum (1000), one after the other
 //   pullTideway(token, expected) `Tideway.open` of a new database and the `db.sync()`
@@ -59,6 +65,33 @@ export async function pushTideway(token, count, elsewhere = false) {
   const report = await db.sync();
   const ms = performance.now() - started;
   await db.close();
+  return { ms, rows: report.pushed };
+}
+
+let watcher;
+export async function watchTideway(token) {
+  await loaded();
+  watcher = await Tideway.open({ name: `push-${token}`, collections: { notes: {} } });
+}
+
+export function watchedCount() {
+  const notes = watcher.collection("notes").all();
+  return { notes: notes.length, synced: notes.filter((note) => note.meta.syncStatus === "synced").length };
+}
+
+let writer;
+export async function writeTideway(token, count) {
+  await loaded();
+  writer = await Tideway.open({ name: `push-${token}`, collections: { notes: {} }, sync: sync(token) });
+  const notes = makeNotes(count);
+  await writer.collection("notes").bulkPut(notes.map(({ id, data }) => ({ id, data })));
+}
+
+export async function syncTideway() {
+  const started = performance.now();
+  const report = await writer.sync();
+  const ms = performance.now() - started;
+  await writer.close();
   return { ms, rows: report.pushed };
 }
 

@@ -3,7 +3,10 @@
 // build, SQLite), each beside a plain baseline doing the same work in the same browser:
 //
 //   push   10k queued writes pushed by `db.sync()`   vs  the same rows sent by fetch in
-//                                                        pushes of 1000 (the protocol's max)
+//                                                        pushes of 1000 (the protocol's max);
+//          also after another tab wrote one note, and with another tab open, whose mirror
+//          takes in every answer the push records (the push's time, then how much longer
+//          that tab took to show every note synced)
 //   pull   100k changes pulled into a new database   vs  the same pages (1000) fetched and
 //                                                        written to raw IndexedDB
 //   server the server's own push rate: 100k rows sent from Node in pushes of 1000
@@ -52,7 +55,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     `<!doctype html><meta charset="utf-8"><title>Tideway sync bench</title>
 <script type="module">window.bench = await import("/bench/sync-workloads.js"); document.documentElement.dataset.ready = "true";</script>`,
   );
-  const tokens = ["seed", ...Array.from({ length: reps + 1 }, (_, i) => [`push-t${i}`, `push-r${i}`, `push-e${i}`]).flat()];
+  const tokens = ["seed", ...Array.from({ length: reps + 1 }, (_, i) => [`push-t${i}`, `push-r${i}`, `push-e${i}`, `push-w${i}`]).flat()];
   const server = await startReferenceServer({ dir, staticDir: site, tokens: tokens.map((t) => `${t}:${t}`) });
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
@@ -86,9 +89,41 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     }
   };
 
+  /**
+   * A push of `rows` notes in one page with another tab of the same context open on the
+   * database: the push's time, and how much longer that tab took to show every note synced.
+   */
+  const pushWatched = async (token, rows) => {
+    const context = await browser.newContext();
+    try {
+      const [watching, pushing] = [await context.newPage(), await context.newPage()];
+      for (const page of [watching, pushing]) {
+        page.on("pageerror", (error) => log(`page error: ${error.message}`));
+        await page.goto(server.url);
+        await page.waitForSelector('html[data-ready="true"]');
+      }
+      await watching.evaluate((token) => window.bench.watchTideway(token), token);
+      await pushing.evaluate(([token, rows]) => window.bench.writeTideway(token, rows), [token, rows]);
+      const until = async (done, what) => {
+        for (const end = Date.now() + 120_000; ; await new Promise((resolve) => setTimeout(resolve, 20))) {
+          const count = await watching.evaluate(() => window.bench.watchedCount());
+          if (done(count)) return;
+          if (Date.now() > end) throw new Error(`the other tab never showed ${what}: ${JSON.stringify(count)}`);
+        }
+      };
+      await until((count) => count.notes === rows, "every note written");
+      const result = await pushing.evaluate(() => window.bench.syncTideway());
+      const pushed = Date.now();
+      await until((count) => count.synced === rows, "every note synced");
+      return { ...result, otherTabMs: Date.now() - pushed };
+    } finally {
+      await context.close();
+    }
+  };
+
   try {
     const results = {
-      push: { tideway: [], raw: [], elsewhere: [] },
+      push: { tideway: [], raw: [], elsewhere: [], watched: [], otherTab: [] },
       pull: { tideway: [], raw: [] },
       reopen: { tideway: [], raw: [] },
       server: null,
@@ -99,17 +134,23 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     };
 
     // Push: rep 0 warms the server's caches and the browser's code cache and is thrown away.
-    // "elsewhere": Tideway's push once another tab has written one note (pushed too).
+    // "elsewhere": Tideway's push once another tab has written one note (pushed too);
+    // "watched": with another tab open on the database.
+    const sides = ["tideway", "raw", "elsewhere", "watched"];
     for (let rep = 0; rep <= reps; rep++) {
-      const order = [["tideway", "raw", "elsewhere"], ["raw", "elsewhere", "tideway"], ["elsewhere", "tideway", "raw"]][rep % 3];
+      const order = [...sides.slice(rep % sides.length), ...sides.slice(0, rep % sides.length)];
       for (const side of order) {
         const token = `push-${side[0]}${rep}`;
         const result = side === "raw"
           ? await inFreshContext("pushRaw", token, pushRows)
-          : await inFreshContext("pushTideway", token, pushRows, side === "elsewhere");
+          : side === "watched"
+            ? await pushWatched(token, pushRows)
+            : await inFreshContext("pushTideway", token, pushRows, side === "elsewhere");
         check(`push (${side})`, result, side === "elsewhere" ? pushRows + 1 : pushRows);
         if (rep > 0) results.push[side].push(result.ms);
-        log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} push ${side.padEnd(9)} ${result.ms.toFixed(0)} ms (${rate(pushRows, result.ms)} rows/s)`);
+        if (rep > 0 && side === "watched") results.push.otherTab.push(result.otherTabMs);
+        const otherTab = side === "watched" ? `, the other tab ${result.otherTabMs} ms later` : "";
+        log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} push ${side.padEnd(9)} ${result.ms.toFixed(0)} ms (${rate(pushRows, result.ms)} rows/s)${otherTab}`);
       }
     }
 
@@ -154,6 +195,8 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     const medians = {
       push: { tideway: median(results.push.tideway), raw: median(results.push.raw) },
       pushElsewhere: { tideway: median(results.push.elsewhere), raw: median(results.push.raw) },
+      pushWatched: { tideway: median(results.push.watched), raw: median(results.push.raw) },
+      otherTabMs: median(results.push.otherTab),
       pull: { tideway: median(results.pull.tideway), raw: median(results.pull.raw) },
       reopen: { tideway: median(results.reopen.tideway), raw: median(results.reopen.raw) },
     };
@@ -196,6 +239,7 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
     ["workload", "raw (ms)", "Tideway (ms)", "raw rows/s", "Tideway rows/s", "T/raw", "target", "met"],
     line(`push ${pushRows.toLocaleString("en-US")} queued writes`, pushRows, medians.push, 1.5),
     line(`the same, after another tab wrote one note`, pushRows, medians.pushElsewhere, 1.5),
+    line(`the same, with another tab open`, pushRows, medians.pushWatched, 1.5),
     line(`pull ${pullRows.toLocaleString("en-US")} into a new database`, pullRows, medians.pull, 1.3),
     line(`open + load those ${pullRows.toLocaleString("en-US")} synced notes, cold`, pullRows, medians.reopen, 1.3),
   ];
@@ -203,6 +247,9 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
   const text = rows.map((row) => row.map((cell, i) => (i === 0 || i >= 6 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd());
   text.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   text.push("", `Server alone (Node client, pushes of 1000, SQLite): ${rate(results.server.rows, results.server.ms)} rows/s.`);
+  if (medians.otherTabMs !== undefined) {
+    text.push(`With another tab open, that tab showed every pushed note synced ${medians.otherTabMs.toFixed(0)} ms after the push returned.`);
+  }
   for (const { count, heapBytes, wasmBytes, wasmTotal } of results.memory ?? []) {
     text.push(
       `Memory with ${count.toLocaleString("en-US")} notes open and queried: JS heap +${perEntity(heapBytes, count)} B and wasm memory ` +

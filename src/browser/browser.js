@@ -495,6 +495,12 @@ export function changedDocs(db, stores, knowns, commits) {
   });
 }
 
+/**
+ * The most characters of docs a commit's message carries (see `Commits.take`):
+ * past it, the contexts that hear of the commit read its entities back instead.
+ */
+const TOLD_DOCS_MAX = 4 * 1024 * 1024;
+
 /** The meta key holding the mark the last transaction that wrote entities left. */
 const COMMIT_KEY = "commit";
 /** What makes this realm's marks differ from every other realm's. */
@@ -592,19 +598,28 @@ export class Commits {
   }
 
   /**
-   * The marks of the commit just made, `[the one it found, the one it left]`,
-   * for the message that tells the other contexts of it, which names the
-   * entities `ids[i]` of `stores[i]`. Null unless exactly one commit of
+   * The marks of the commit just made, `[the one it found, the one it left,
+   * docs]`, for the message that tells the other contexts of it, which names
+   * the entities `ids[i]` of `stores[i]`. Null unless exactly one commit of
    * entities was made since the last call and the message names every entity
    * it wrote: the contexts that read those back may then trust their maps
    * again, so marks must never travel with another commit's entities.
+   * `docs[i]` is the doc the commit stored for `ids[i]` (null where it wrote
+   * none): a context whose maps held every entity at the first mark, and that
+   * finds the second still the last, has them as stored without reading them
+   * (see `readCommitted`). `docs` is null past `TOLD_DOCS_MAX` characters.
    */
   take(stores, ids) {
     const { count, marks, written } = this.untold;
     this.untold = { count: 0, marks: null, written: null };
     if (count !== 1) return null;
-    const told = new Set(ids.map((id, i) => `${stores[i]}\u0000${id}`));
-    return written.every(({ store, record }) => told.has(`${store}\u0000${record.id}`)) ? marks : null;
+    const key = (store, id) => `${store}\u0000${id}`;
+    const named = new Set(ids.map((id, i) => key(stores[i], id)));
+    if (!written.every(({ store, record }) => named.has(key(store, record.id)))) return null;
+    const docs = new Map(written.map(({ store, record }) => [key(store, record.id), record.doc]));
+    const told = ids.map((id, i) => docs.get(key(stores[i], id)) ?? null);
+    const size = told.reduce((sum, doc) => sum + (doc?.length ?? 0), 0);
+    return [...marks, size <= TOLD_DOCS_MAX ? told : null];
   }
 
   /**
@@ -672,12 +687,32 @@ export function readDocs(tx, stores, known, ids) {
 /**
  * `readDocs` of the entities another context's commit wrote. With that
  * commit's `marks` (see `Commits.take`; null if it sent none), the maps may
- * then hold every entity again (see `Commits.advance`).
+ * then hold every entity again (see `Commits.advance`). With its `docs` too
+ * (null if it sent none; `tx` then has `meta` in its scope): when the maps
+ * held every entity at the mark that commit found, and the one it left is
+ * still the last, each entity is as that commit stored it or, where it wrote
+ * none, as the maps hold it. One read of the mark, not one per id.
  */
-export function readCommitted(tx, stores, known, ids, commits, marks) {
-  return readDocs(tx, stores, known, ids).then((docs) => {
-    if (marks !== null) commits.advance(marks);
-    return docs;
+export function readCommitted(tx, stores, known, ids, commits, marks, docs) {
+  const read = () =>
+    readDocs(tx, stores, known, ids).then((read) => {
+      if (marks !== null) commits.advance(marks);
+      return read;
+    });
+  if (marks === null || docs === null || commits.seen !== marks[0]) return read();
+  const last = commits.last(tx);
+  return new Promise((resolve, reject) => {
+    last.onsuccess = () => {
+      if (markOf(last) !== marks[1] || commits.seen !== marks[0]) return read().then(resolve, reject);
+      const stored = ids.map((id, i) => {
+        if (docs[i] === null) return known[i].get(id);
+        known[i].set(id, docs[i]);
+        return docs[i];
+      });
+      commits.advance(marks);
+      resolve(stored);
+    };
+    last.onerror = () => reject(last.error);
   });
 }
 

@@ -110,9 +110,18 @@ extern "C" {
     pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
     /// `read_docs` of what another context committed; with that commit's
     /// `marks` (or null), the maps may hold every entity again afterwards
-    /// (see `Commits.advance`).
+    /// (see `Commits.advance`); with its `docs` too (or null; `tx` then has
+    /// `meta` in its scope), they may be taken as stored without reading them.
     #[wasm_bindgen(js_name = readCommitted)]
-    pub fn read_committed(tx: &JsValue, stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue) -> js_sys::Promise;
+    pub fn read_committed(
+        tx: &JsValue,
+        stores: &Array,
+        known: &Array,
+        ids: &Array,
+        commits: &Commits,
+        marks: &JsValue,
+        docs: &JsValue,
+    ) -> js_sys::Promise;
     /// `read_docs`, answered from the `known` maps when `commits` says they
     /// hold every entity as stored in `tx`.
     #[wasm_bindgen(js_name = currentDocs)]
@@ -134,10 +143,11 @@ extern "C" {
     /// that no other context hears of: they all read every doc afterwards.
     #[wasm_bindgen(method)]
     pub fn leave(this: &Commits, tx: &JsValue);
-    /// The marks of the commit just made, `[found, left]`, for the message
-    /// telling the other contexts that it wrote `ids[i]` of `stores[i]`; null
-    /// unless exactly one commit of entities was made since the last call,
-    /// and the message names every entity it wrote.
+    /// The marks of the commit just made, `[found, left, docs]`, for the
+    /// message telling the other contexts that it wrote `ids[i]` of
+    /// `stores[i]`; null unless exactly one commit of entities was made since
+    /// the last call, and the message names every entity it wrote. `docs[i]`:
+    /// the doc it stored for `ids[i]`, or null; `docs` is null when too large.
     #[wasm_bindgen(method)]
     pub fn take(this: &Commits, stores: &Array, ids: &Array) -> JsValue;
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the

@@ -16,8 +16,16 @@ pub enum Message {
     /// A commit is durable: these entities are stored anew. `local`: made by
     /// local writes (so the outbox grew), not by sync. `marks`: the commit
     /// mark it found and the one it left (see `Commits` in
-    /// `src/browser/browser.js`), when the context that made it knows them.
-    Committed { keys: Vec<(String, String)>, local: bool, marks: Option<(String, String)> },
+    /// `src/browser/browser.js`), when the context that made it knows them;
+    /// `docs`, with them: the doc it stored for each key (`None` where it
+    /// wrote none), unless they were too large to send.
+    Committed {
+        keys: Vec<(String, String)>,
+        local: bool,
+        marks: Option<(String, String)>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        docs: Option<Vec<Option<String>>>,
+    },
     /// A context without the lock asks the syncer to sync now.
     SyncRequest { request: String },
     /// The syncer's answer: the sync report, or the fields of its error.
@@ -40,6 +48,7 @@ struct Wire {
     keys: Option<Vec<(String, String)>>,
     local: Option<bool>,
     marks: Option<(String, String)>,
+    docs: Option<Vec<Option<String>>>,
     request: Option<String>,
     report: Option<serde_json::Value>,
     error: Option<serde_json::Value>,
@@ -56,9 +65,12 @@ impl TryFrom<Wire> for Message {
         }
         let kind = wire.kind.as_str();
         Ok(match kind {
-            "committed" => {
-                Message::Committed { keys: field(wire.keys, kind, "keys")?, local: field(wire.local, kind, "local")?, marks: wire.marks }
-            }
+            "committed" => Message::Committed {
+                keys: field(wire.keys, kind, "keys")?,
+                local: field(wire.local, kind, "local")?,
+                marks: wire.marks,
+                docs: wire.docs,
+            },
             "syncRequest" => Message::SyncRequest { request: field(wire.request, kind, "request")? },
             "syncAnswer" => {
                 Message::SyncAnswer { request: field(wire.request, kind, "request")?, report: wire.report, error: wire.error }

@@ -1,6 +1,7 @@
 //! The other contexts of one open database, as this one sees them: it
 //! announces each of its commits on the database's channel, takes theirs into
-//! its mirror (read back from IndexedDB), and hands sync messages to its syncer.
+//! its mirror (from the message while what it carries is still what is stored,
+//! else read back from IndexedDB), and hands sync messages to its syncer.
 //! A page back from the back/forward cache or from being frozen heard nothing
 //! meanwhile: it catches up by reading what changed from IndexedDB. A page
 //! leaves the channel while it is in the back/forward cache, since a message
@@ -47,8 +48,9 @@ impl Peers {
         peers.repository.on_commit(Box::new(move |committed: &Committed| {
             if let Some(peers) = weak.upgrade() {
                 // Told right after the store's commit returns: the marks are that commit's.
-                let marks = peers.repository.store().indexed_db().and_then(|store| store.take_commit_marks(&committed.keys));
-                peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local, marks });
+                let taken = peers.repository.store().indexed_db().and_then(|store| store.take_commit_marks(&committed.keys));
+                let (marks, docs) = taken.map_or((None, None), |taken| (Some(taken.marks), taken.docs));
+                peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local, marks, docs });
             }
         }));
         peers.watch_lifecycle();
@@ -136,7 +138,7 @@ impl Peers {
     fn receive(self: &Rc<Self>, message: Message) {
         let syncer = self.syncer.borrow().upgrade();
         match message {
-            Message::Committed { keys, local, marks } => {
+            Message::Committed { keys, local, marks, docs } => {
                 if local {
                     if let Some(syncer) = &syncer {
                         syncer.written_elsewhere();
@@ -144,10 +146,11 @@ impl Peers {
                 }
                 let repository = self.repository.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    // Read as stored now, so a late message never brings back an older version.
+                    // As stored now (the message's docs only while they still are), so a
+                    // late message never brings back an older version.
                     let Some(store) = repository.store().indexed_db() else { return };
                     // On an error the database is closed or gone: this context's own calls say so.
-                    if let Ok(stored) = store.read_stored(&keys, marks.as_ref()).await {
+                    if let Ok(stored) = store.read_stored(&keys, marks.as_ref(), docs.as_deref()).await {
                         repository.absorb_elsewhere(&stored);
                     }
                 });

@@ -200,6 +200,106 @@ pub async fn a_commit_reaches_every_handle_of_the_database() {
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
+/// The reads of entities (`get`) that `work` makes, in every handle of this realm.
+async fn entity_reads_of(work: impl std::future::Future<Output = ()>) -> f64 {
+    let counter = count_entity_reads();
+    work.await;
+    let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
+    stop.call0(&counter).unwrap().as_f64().unwrap()
+}
+
+/// A commit's message carries the docs it stored. A connection takes them as
+/// stored, reading no entity, only while they are: when its maps held every
+/// entity at the mark the commit found (it missed no commit before), and the
+/// mark the commit left is still the last (none came after). Otherwise it
+/// reads the entities, and has them as they are now, not as the message says.
+/// Docs too large to send stay behind.
+pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored() {
+    let (name, mine) = super::open_store("told-docs").await;
+    mine.apply(&["a", "b"].map(|id| super::put(id, "first"))).await.expect("write");
+    mine.load().await.expect("load");
+    let theirs = IdbStore::open(&name, super::notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load");
+    let keys = |ids: &[&str]| ids.iter().map(|id| ("notes".to_owned(), id.to_string())).collect::<Vec<_>>();
+    let titles = |read: Vec<(String, String, tideway::core::Entity)>| -> Vec<(String, Option<String>)> {
+        read.into_iter().map(|(_, id, entity)| (id, super::title_of(Some(entity)))).collect()
+    };
+    let expect = |pairs: &[(&str, &str)]| -> Vec<(String, Option<String>)> {
+        pairs.iter().map(|(id, title)| (id.to_string(), Some(title.to_string()))).collect()
+    };
+
+    // Their commit of a, in a message that names b too, which it did not write.
+    theirs.apply(&[super::put("a", "told")]).await.expect("their write");
+    let told = theirs.take_commit_marks(&keys(&["a", "b"])).expect("the marks of their one commit");
+    let docs = told.docs.clone().expect("its docs travel with its marks");
+    assert!(docs[0].as_deref().is_some_and(|doc| doc.contains("told")), "{docs:?}");
+    assert_eq!(docs[1], None, "b was not written");
+    let mut read = None;
+    let reads = entity_reads_of(async {
+        read = Some(mine.read_stored(&keys(&["a", "b"]), Some(&told.marks), told.docs.as_deref()).await.expect("read back"));
+    })
+    .await;
+    assert_eq!(reads, 0.0, "taken from the message");
+    assert_eq!(titles(read.unwrap()), expect(&[("a", "told"), ("b", "first")]));
+
+    // Two commits, the first read back once both are made: its docs are no longer what is stored.
+    theirs.apply(&[super::put("a", "overwritten")]).await.expect("their write");
+    let first = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    theirs.apply(&[super::put("a", "current")]).await.expect("their write");
+    let second = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    let mut read = None;
+    let reads = entity_reads_of(async {
+        read = Some(mine.read_stored(&keys(&["a"]), Some(&first.marks), first.docs.as_deref()).await.expect("read back"));
+    })
+    .await;
+    assert_eq!((reads, titles(read.unwrap())), (1.0, expect(&[("a", "current")])), "read: a commit came after");
+    let mut read = None;
+    let reads = entity_reads_of(async {
+        read = Some(mine.read_stored(&keys(&["a"]), Some(&second.marks), second.docs.as_deref()).await.expect("read back"));
+    })
+    .await;
+    assert_eq!((reads, titles(read.unwrap())), (0.0, expect(&[("a", "current")])), "the second follows on from the first");
+
+    // A commit missed: the next one's docs are not taken, as this connection's maps may be out of date.
+    theirs.apply(&[super::put("b", "missed")]).await.expect("their write");
+    assert!(theirs.take_commit_marks(&keys(&["b"])).is_some(), "marks of a commit whose message is lost");
+    theirs.apply(&[super::put("a", "after the missed one")]).await.expect("their write");
+    let after = theirs.take_commit_marks(&keys(&["a", "b"])).expect("marks");
+    let mut read = None;
+    let reads = entity_reads_of(async {
+        read = Some(mine.read_stored(&keys(&["a", "b"]), Some(&after.marks), after.docs.as_deref()).await.expect("read back"));
+    })
+    .await;
+    assert_eq!((reads, titles(read.unwrap())), (2.0, expect(&[("a", "after the missed one"), ("b", "missed")])), "read");
+
+    // Docs past the size a message carries: the marks travel alone.
+    theirs.apply(&[super::put("a", &"x".repeat(4 * 1024 * 1024))]).await.expect("their write");
+    assert!(theirs.take_commit_marks(&keys(&["a"])).expect("marks").docs.is_none(), "too large to send");
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// Through the channel: a handle takes in another's commit from its message,
+/// reading no entity, and then holds the docs it stored.
+pub async fn a_handle_takes_in_another_handles_commit_without_reading_it() {
+    let name = format!("contexts-told-{}", uuid::Uuid::new_v4());
+    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let a = std::rc::Rc::new(Tideway::open(options()).await.expect("open a"));
+    let b = Tideway::open(options()).await.expect("open b");
+    let entries = (0..20).map(|i| format!(r#"{{"id": "n{i}", "data": {{"title": "from b"}}}}"#)).collect::<Vec<_>>().join(",");
+    let reads = entity_reads_of(async {
+        settle(b.collection("notes".into()).unwrap().bulk_put(js(&format!("[{entries}]")))).await.expect("bulk put in b");
+        let seen = a.clone();
+        assert!(until(move || (0..20).all(|i| title(&seen, &format!("n{i}")).as_deref() == Some("from b")), 5_000).await, "a has b's notes");
+    })
+    .await;
+    assert_eq!(reads, 0.0, "neither b's commit nor a's taking it in read an entity");
+    settle(a.close()).await.unwrap();
+    settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
 /// A handle that hears of the other handle's commit, and reads it back,
 /// still takes every entity's doc from what it knows: updating notes it
 /// loaded reads none of them from IndexedDB. A commit it does not hear of

@@ -36,13 +36,15 @@ macro_rules! browser_tests {
             a_failed_write_on_the_early_commit_path_stores_nothing
             answers_are_recorded_on_known_docs_until_another_connection_writes
             a_commit_read_back_with_its_marks_leaves_known_docs_trusted
-            marks_travel_only_with_the_one_commit_whose_entities_a_message_names);
+            marks_travel_only_with_the_one_commit_whose_entities_a_message_names
+            a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);
         browser_tests!(a_watch_calls_back_only_when_its_result_differs a_watch_follows_changes_from_elsewhere_and_from_sync);
         browser_tests!(a_commit_reaches_every_handle_of_the_database one_handle_syncs_and_the_other_hands_it_its_syncs);
         browser_tests!(a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them a_commit_made_while_a_handle_loads_is_in_its_mirror);
+        browser_tests!(a_handle_takes_in_another_handles_commit_without_reading_it);
         browser_tests!(without_web_locks_every_handle_syncs_on_its_own an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes);
         browser_tests!(outbox_and_collections_tell_what_the_database_holds the_log_tells_leadership_and_forwarded_syncs);
         browser_tests!(syncs_called_at_once_without_auto_sync_take_turns a_database_is_kept_in_memory_where_indexeddb_is_refused);
@@ -343,31 +345,31 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
 
     // Their commit, read back with its marks: the maps still hold everything.
     theirs.apply(&[their_patch("one")]).await.expect("their write");
-    let marks = theirs.take_commit_marks(&b).expect("the marks of their one commit");
-    assert_eq!(mine.read_stored(&b, Some(&marks)).await.expect("read back").len(), 1);
+    let marks = theirs.take_commit_marks(&b).expect("the marks of their one commit").marks;
+    assert_eq!(mine.read_stored(&b, Some(&marks), None).await.expect("read back").len(), 1);
     assert_eq!(recorded("a", 9_000.0).await, Some("first".into()), "computed on the known doc");
 
     // Two commits, each read back once both are made: the second follows on from the first.
     theirs.apply(&[their_patch("two")]).await.expect("their write");
-    let first = theirs.take_commit_marks(&b).expect("marks");
+    let first = theirs.take_commit_marks(&b).expect("marks").marks;
     theirs.apply(&[their_patch("three")]).await.expect("their write");
-    let second = theirs.take_commit_marks(&b).expect("marks");
-    mine.read_stored(&b, Some(&first)).await.expect("read back");
-    mine.read_stored(&b, Some(&second)).await.expect("read back");
+    let second = theirs.take_commit_marks(&b).expect("marks").marks;
+    mine.read_stored(&b, Some(&first), None).await.expect("read back");
+    mine.read_stored(&b, Some(&second), None).await.expect("read back");
     assert_eq!(recorded("c", 9_001.0).await, Some("first".into()), "computed on the known doc");
 
     // A commit missed: the next one's marks do not follow on from what this connection trusted.
     theirs.apply(&[their_patch("four")]).await.expect("their write");
     assert!(theirs.take_commit_marks(&b).is_some(), "marks of a commit whose message is lost");
     theirs.apply(&[their_patch("five")]).await.expect("their write");
-    let after_the_missed_one = theirs.take_commit_marks(&b).expect("marks");
-    mine.read_stored(&b, Some(&after_the_missed_one)).await.expect("read back");
+    let after_the_missed_one = theirs.take_commit_marks(&b).expect("marks").marks;
+    mine.read_stored(&b, Some(&after_the_missed_one), None).await.expect("read back");
     assert_eq!(recorded("d", 9_002.0).await, Some("unmarked".into()), "read: the maps missed a commit");
 
     // After a full read, a commit read back without marks.
     mine.load().await.expect("load");
     theirs.apply(&[their_patch("six")]).await.expect("their write");
-    mine.read_stored(&b, None).await.expect("read back");
+    mine.read_stored(&b, None, None).await.expect("read back");
     assert_eq!(recorded("e", 9_003.0).await, Some("unmarked".into()), "read: no marks");
     mine.close();
     theirs.close();
@@ -384,7 +386,7 @@ pub async fn marks_travel_only_with_the_one_commit_whose_entities_a_message_name
     store.apply(&[put("a", "one"), put("b", "one")]).await.expect("write");
     assert_eq!(store.take_commit_marks(&[key("a")]), None, "b is not named");
     store.apply(&[put("a", "two"), put("b", "two")]).await.expect("write");
-    let (found, left) = store.take_commit_marks(&[key("b"), key("a"), key("c")]).expect("every entity named, in any order");
+    let (found, left) = store.take_commit_marks(&[key("b"), key("a"), key("c")]).expect("every entity named, in any order").marks;
     assert_ne!(found, left);
     assert_eq!(store.take_commit_marks(&[key("a"), key("b")]), None, "handed out once");
 
@@ -393,7 +395,7 @@ pub async fn marks_travel_only_with_the_one_commit_whose_entities_a_message_name
     assert!(results[0].is_err());
     assert_eq!(store.take_commit_marks(&[key("missing")]), None, "no commit of entities");
     store.apply(&[put("c", "one")]).await.expect("write");
-    let (after_nothing, _) = store.take_commit_marks(&[key("c")]).expect("one commit of entities");
+    let (after_nothing, _) = store.take_commit_marks(&[key("c")]).expect("one commit of entities").marks;
     assert_eq!(after_nothing, left, "it found the mark the last commit of entities left");
 
     store.apply(&[put("a", "three")]).await.expect("write");

@@ -62,6 +62,8 @@ mod settle;
 mod upgrade;
 mod write;
 
+pub use read::CommitMarks;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;

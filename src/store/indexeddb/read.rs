@@ -15,7 +15,18 @@ use super::pack::{append_entities, key_to_js, parse_doc, parse_text};
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
-use crate::store::layout::{entity_store, OUTBOX_STORE};
+use crate::store::layout::{entity_store, META_STORE, OUTBOX_STORE};
+
+/// What a commit's message tells the other contexts of it, beside the keys
+/// it stored (see [`IdbStore::take_commit_marks`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitMarks {
+    /// The commit mark it found, and the one it left.
+    pub marks: (String, String),
+    /// The doc it stored for each key (`None` where it wrote none); `None`
+    /// past the size a message carries.
+    pub docs: Option<Vec<Option<String>>>,
+}
 
 impl IdbStore {
     /// Every entity stored otherwise than this connection last saw it: what
@@ -46,17 +57,18 @@ impl IdbStore {
         Ok(entities)
     }
 
-    /// The marks of the commit just made, `(found, left)`, for the message
-    /// telling the other contexts that it stored `keys` (see `Commits.take`
-    /// in `src/browser/browser.js`): `None` unless exactly one commit of
+    /// What the message telling the other contexts that the commit just made
+    /// stored `keys` carries of it (see `Commits.take` in
+    /// `src/browser/browser.js`): `None` unless exactly one commit of
     /// entities was made since the last call and `keys` name every entity
     /// it wrote.
-    pub fn take_commit_marks(&self, keys: &[(String, String)]) -> Option<(String, String)> {
+    pub fn take_commit_marks(&self, keys: &[(String, String)]) -> Option<CommitMarks> {
         let stores: Array = keys.iter().map(|(c, _)| self.collections.get(c).map_or(JsValue::UNDEFINED, |info| info.store.clone())).collect();
         let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-        let marks = self.commits.take(&stores, &ids);
-        let marks = marks.dyn_ref::<Array>()?;
-        Some((marks.get(0).as_string()?, marks.get(1).as_string()?))
+        let taken = self.commits.take(&stores, &ids);
+        let taken = taken.dyn_ref::<Array>()?;
+        let docs = taken.get(2).dyn_ref::<Array>().map(|docs| docs.iter().map(|doc| doc.as_string()).collect());
+        Some(CommitMarks { marks: (taken.get(0).as_string()?, taken.get(1).as_string()?), docs })
     }
 
     /// The entities `keys` name as stored now (those that exist), read in one
@@ -64,12 +76,26 @@ impl IdbStore {
     /// is how a context takes in what another one committed: with that
     /// commit's `marks` ([`IdbStore::take_commit_marks`] where it was made),
     /// this connection may then take every doc from what it knows again, as
-    /// before the commit (see `Commits.advance` in `src/browser/browser.js`).
-    pub async fn read_stored(&self, keys: &[(String, String)], marks: Option<&(String, String)>) -> Result<Vec<(String, String, Entity)>> {
-        let keys: Vec<&(String, String)> = keys.iter().filter(|(collection, _)| self.collections.contains_key(collection)).collect();
-        if keys.is_empty() {
+    /// before the commit (see `Commits.advance` in `src/browser/browser.js`);
+    /// with its `docs` too (one per key), it may take them as stored without
+    /// reading them, after one read of the last commit mark.
+    pub async fn read_stored(
+        &self,
+        keys: &[(String, String)],
+        marks: Option<&(String, String)>,
+        docs: Option<&[Option<String>]>,
+    ) -> Result<Vec<(String, String, Entity)>> {
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| self.collections.contains_key(&keys[i].0)).collect();
+        if wanted.is_empty() {
             return Ok(Vec::new());
         }
+        let told: JsValue = match (marks, docs.filter(|docs| docs.len() == keys.len())) {
+            (Some(_), Some(docs)) => {
+                wanted.iter().map(|&i| docs[i].as_deref().map_or(JsValue::NULL, JsValue::from_str)).collect::<Array>().into()
+            }
+            _ => JsValue::NULL,
+        };
+        let keys: Vec<&(String, String)> = wanted.into_iter().map(|i| &keys[i]).collect();
         let stores: Array = keys.iter().map(|(c, _)| self.collections[c].store.clone()).collect();
         let known: Array = keys.iter().map(|(c, _)| JsValue::from(&self.collections[c].known)).collect();
         let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
@@ -78,13 +104,16 @@ impl IdbStore {
             None => JsValue::NULL,
         };
         let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
+        if !told.is_null() {
+            scope.push(META_STORE.to_owned());
+        }
         scope.sort_unstable();
         scope.dedup();
-        let (stores, known, ids, marks, scope) = (&stores, &known, &ids, &marks, &scope);
+        let (stores, known, ids, marks, told, scope) = (&stores, &known, &ids, &marks, &told, &scope);
         let docs = self
             .idempotent(|connection| async move {
                 let tx = connection.db.transaction(scope.as_slice()).build()?;
-                let read = browser::read_committed(tx.as_sys(), stores, known, ids, &self.commits, marks);
+                let read = browser::read_committed(tx.as_sys(), stores, known, ids, &self.commits, marks, told);
                 let docs = JsFuture::from(read).await.map_err(js_error)?;
                 Ok(Array::from(&docs))
             })

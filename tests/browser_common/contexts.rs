@@ -6,7 +6,7 @@
 use js_sys::Reflect;
 use tideway::core::{Data, Op, Schema, Store, Write};
 use tideway::js::Tideway;
-use tideway::store::indexeddb::IdbStore;
+use tideway::store::indexeddb::{CommitMarks, IdbStore};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -200,12 +200,13 @@ pub async fn a_commit_reaches_every_handle_of_the_database() {
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
-/// The reads of entities (`get`) that `work` makes, in every handle of this realm.
-async fn entity_reads_of(work: impl std::future::Future<Output = ()>) -> f64 {
+/// What `work` gives, and the reads of entities (`get`) it made, in every
+/// handle of this realm.
+async fn with_entity_reads<T>(work: impl std::future::Future<Output = T>) -> (T, f64) {
     let counter = count_entity_reads();
-    work.await;
+    let done = work.await;
     let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
-    stop.call0(&counter).unwrap().as_f64().unwrap()
+    (done, stop.call0(&counter).unwrap().as_f64().unwrap())
 }
 
 /// A commit's message carries the docs it stored. A connection takes them as
@@ -221,12 +222,17 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
     let theirs = IdbStore::open(&name, super::notes_schema()).await.expect("a second connection");
     theirs.load().await.expect("load");
     let keys = |ids: &[&str]| ids.iter().map(|id| ("notes".to_owned(), id.to_string())).collect::<Vec<_>>();
-    let titles = |read: Vec<(String, String, tideway::core::Entity)>| -> Vec<(String, Option<String>)> {
-        read.into_iter().map(|(_, id, entity)| (id, super::title_of(Some(entity)))).collect()
+    // Reads back `ids` with what a commit's message carried: the entity reads it made, and the titles.
+    let read_back = |ids: &'static [&'static str], told: CommitMarks| {
+        let (mine, keys) = (&mine, keys(ids));
+        async move {
+            let (read, reads) = with_entity_reads(mine.read_stored(&keys, Some(&told.marks), told.docs.as_deref())).await;
+            let titles: Vec<(String, String)> =
+                read.expect("read back").into_iter().map(|(_, id, entity)| (id, super::title_of(Some(entity)).unwrap_or_default())).collect();
+            (reads, titles)
+        }
     };
-    let expect = |pairs: &[(&str, &str)]| -> Vec<(String, Option<String>)> {
-        pairs.iter().map(|(id, title)| (id.to_string(), Some(title.to_string()))).collect()
-    };
+    let expect = |pairs: &[(&str, &str)]| -> Vec<(String, String)> { pairs.iter().map(|(id, title)| (id.to_string(), title.to_string())).collect() };
 
     // Their commit of a, in a message that names b too, which it did not write.
     theirs.apply(&[super::put("a", "told")]).await.expect("their write");
@@ -234,43 +240,22 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
     let docs = told.docs.clone().expect("its docs travel with its marks");
     assert!(docs[0].as_deref().is_some_and(|doc| doc.contains("told")), "{docs:?}");
     assert_eq!(docs[1], None, "b was not written");
-    let mut read = None;
-    let reads = entity_reads_of(async {
-        read = Some(mine.read_stored(&keys(&["a", "b"]), Some(&told.marks), told.docs.as_deref()).await.expect("read back"));
-    })
-    .await;
-    assert_eq!(reads, 0.0, "taken from the message");
-    assert_eq!(titles(read.unwrap()), expect(&[("a", "told"), ("b", "first")]));
+    assert_eq!(read_back(&["a", "b"], told).await, (0.0, expect(&[("a", "told"), ("b", "first")])), "taken from the message");
 
     // Two commits, the first read back once both are made: its docs are no longer what is stored.
     theirs.apply(&[super::put("a", "overwritten")]).await.expect("their write");
     let first = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
     theirs.apply(&[super::put("a", "current")]).await.expect("their write");
     let second = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
-    let mut read = None;
-    let reads = entity_reads_of(async {
-        read = Some(mine.read_stored(&keys(&["a"]), Some(&first.marks), first.docs.as_deref()).await.expect("read back"));
-    })
-    .await;
-    assert_eq!((reads, titles(read.unwrap())), (1.0, expect(&[("a", "current")])), "read: a commit came after");
-    let mut read = None;
-    let reads = entity_reads_of(async {
-        read = Some(mine.read_stored(&keys(&["a"]), Some(&second.marks), second.docs.as_deref()).await.expect("read back"));
-    })
-    .await;
-    assert_eq!((reads, titles(read.unwrap())), (0.0, expect(&[("a", "current")])), "the second follows on from the first");
+    assert_eq!(read_back(&["a"], first).await, (1.0, expect(&[("a", "current")])), "read: a commit came after");
+    assert_eq!(read_back(&["a"], second).await, (0.0, expect(&[("a", "current")])), "the second follows on from the first");
 
     // A commit missed: the next one's docs are not taken, as this connection's maps may be out of date.
     theirs.apply(&[super::put("b", "missed")]).await.expect("their write");
     assert!(theirs.take_commit_marks(&keys(&["b"])).is_some(), "marks of a commit whose message is lost");
     theirs.apply(&[super::put("a", "after the missed one")]).await.expect("their write");
     let after = theirs.take_commit_marks(&keys(&["a", "b"])).expect("marks");
-    let mut read = None;
-    let reads = entity_reads_of(async {
-        read = Some(mine.read_stored(&keys(&["a", "b"]), Some(&after.marks), after.docs.as_deref()).await.expect("read back"));
-    })
-    .await;
-    assert_eq!((reads, titles(read.unwrap())), (2.0, expect(&[("a", "after the missed one"), ("b", "missed")])), "read");
+    assert_eq!(read_back(&["a", "b"], after).await, (2.0, expect(&[("a", "after the missed one"), ("b", "missed")])), "read");
 
     // Docs past the size a message carries: the marks travel alone.
     theirs.apply(&[super::put("a", &"x".repeat(4 * 1024 * 1024))]).await.expect("their write");
@@ -288,7 +273,7 @@ pub async fn a_handle_takes_in_another_handles_commit_without_reading_it() {
     let a = std::rc::Rc::new(Tideway::open(options()).await.expect("open a"));
     let b = Tideway::open(options()).await.expect("open b");
     let entries = (0..20).map(|i| format!(r#"{{"id": "n{i}", "data": {{"title": "from b"}}}}"#)).collect::<Vec<_>>().join(",");
-    let reads = entity_reads_of(async {
+    let ((), reads) = with_entity_reads(async {
         settle(b.collection("notes".into()).unwrap().bulk_put(js(&format!("[{entries}]")))).await.expect("bulk put in b");
         let seen = a.clone();
         assert!(until(move || (0..20).all(|i| title(&seen, &format!("n{i}")).as_deref() == Some("from b")), 5_000).await, "a has b's notes");
@@ -319,10 +304,9 @@ pub async fn a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them(
         let b = b.clone();
         async move {
             assert!(until(move || self::title(&b, "n19").as_deref() == Some(before), 5_000).await, "b has read back a's last commit");
-            let counter = count_entity_reads();
-            settle(notes.bulk_put(entries(title))).await.expect("update in a");
-            let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
-            stop.call0(&counter).unwrap().as_f64().unwrap()
+            let (updated, reads) = with_entity_reads(settle(notes.bulk_put(entries(title)))).await;
+            updated.expect("update in a");
+            reads
         }
     };
     assert_eq!(update("one", "two").await, 0.0, "a's own commits keep its docs trusted");

@@ -519,7 +519,10 @@ let marks = 0;
  * this store has heard of that commit and read back what it wrote
  * (`readCommitted`). A commit this store did not hear of leaves a mark it
  * cannot place: from then on no mark it finds is `seen`, and every doc is
- * read, until the next full read.
+ * read, until the next full read. Most often such a commit is one another
+ * context made just before one of this store's own, which found its mark:
+ * this store then keeps that `gap`, and fills it when that commit's message
+ * arrives with its docs (`readCommitted`).
  * Entities are never removed from their stores (a delete leaves a tombstone),
  * so a map that saw every entity once stays complete with each commit it sees.
  */
@@ -527,6 +530,14 @@ export class Commits {
   constructor() {
     /** The mark at which the maps held every entity ("" before the first mark); null when unknown. */
     this.seen = null;
+    /**
+     * While `seen` is null, when the maps would hold every entity at `mark`
+     * but for one commit of another context, from mark `from` to mark `to`,
+     * that this store's own commits after it followed on from: `{ from, to,
+     * mark, written }`, `written` the keys (`entityKey`) those own commits
+     * wrote. Null otherwise.
+     */
+    this.gap = null;
     /** Each transaction's read of the last mark, made once (`last`). */
     this.reads = new WeakMap();
     /** This store's commits of entities since `take` last told one: how many, the last one's marks and what it wrote. */
@@ -550,6 +561,7 @@ export class Commits {
    */
   fullRead(tx) {
     this.seen = null;
+    this.gap = null;
     const last = this.last(tx);
     return () => {
       this.seen = markOf(last);
@@ -581,12 +593,40 @@ export class Commits {
    * left `mark` (null: none) with the entities `written`.
    */
   committed(before, mark, written) {
-    if (mark === null) {
-      if (before !== this.seen) this.seen = null;
-      return;
+    // The last mark once this transaction committed.
+    const last = mark ?? before;
+    const keys = (written ?? []).map(({ store, record }) => entityKey(store, record.id));
+    if (before === this.seen) {
+      this.seen = last;
+    } else if (this.seen !== null) {
+      // One commit unheard of, or more: only one can be filled in (see `gap`).
+      this.gap = { from: this.seen, to: before, mark: last, written: new Set(keys) };
+      this.seen = null;
+    } else if (this.gap !== null && before === this.gap.mark) {
+      this.gap.mark = last;
+      for (const key of keys) this.gap.written.add(key);
+    } else {
+      this.gap = null;
     }
-    this.seen = before === this.seen ? mark : null;
-    this.untold = { count: this.untold.count + 1, marks: [before, mark], written };
+    if (mark !== null) this.untold = { count: this.untold.count + 1, marks: [before, mark], written };
+  }
+
+  /**
+   * The mark at which the maps hold every entity once another context's
+   * commit, which found the mark `marks[0]` and left `marks[1]`, is taken in
+   * with its docs, if that commit is all they miss: `marks[1]` if they held
+   * every entity at `marks[0]`, the gap's mark if it is the gap's commit;
+   * null otherwise.
+   */
+  completedBy([before, after]) {
+    if (this.seen !== null) return this.seen === before ? after : null;
+    return this.gap !== null && this.gap.from === before && this.gap.to === after ? this.gap.mark : null;
+  }
+
+  /** The maps hold every entity at `mark`, having taken in the docs of the commit that `completedBy` answered it for. */
+  complete(mark) {
+    this.seen = mark;
+    this.gap = null;
   }
 
   /**
@@ -613,11 +653,10 @@ export class Commits {
     const { count, marks, written } = this.untold;
     this.untold = { count: 0, marks: null, written: null };
     if (count !== 1) return null;
-    const key = (store, id) => `${store}\u0000${id}`;
-    const named = new Set(ids.map((id, i) => key(stores[i], id)));
-    if (!written.every(({ store, record }) => named.has(key(store, record.id)))) return null;
-    const docs = new Map(written.map(({ store, record }) => [key(store, record.id), record.doc]));
-    const told = ids.map((id, i) => docs.get(key(stores[i], id)) ?? null);
+    const named = new Set(ids.map((id, i) => entityKey(stores[i], id)));
+    if (!written.every(({ store, record }) => named.has(entityKey(store, record.id)))) return null;
+    const docs = new Map(written.map(({ store, record }) => [entityKey(store, record.id), record.doc]));
+    const told = ids.map((id, i) => docs.get(entityKey(stores[i], id)) ?? null);
     const size = told.reduce((sum, doc) => sum + (doc?.length ?? 0), 0);
     return [...marks, size <= TOLD_DOCS_MAX ? told : null];
   }
@@ -638,7 +677,13 @@ export class Commits {
   /** Forgets `seen`: the maps may have missed a commit (the connection was lost during one). */
   forget() {
     this.seen = null;
+    this.gap = null;
   }
+}
+
+/** One key for the entity `id` of the object store `store`. */
+function entityKey(store, id) {
+  return `${store}\u0000${id}`;
 }
 
 /** The mark a read of it found: "" before the first commit left one. */
@@ -688,10 +733,12 @@ export function readDocs(tx, stores, known, ids) {
  * `readDocs` of the entities another context's commit wrote. With that
  * commit's `marks` (see `Commits.take`; null if it sent none), the maps may
  * then hold every entity again (see `Commits.advance`). With its `docs` too
- * (null if it sent none; `tx` then has `meta` in its scope): when the maps
- * held every entity at the mark that commit found, and the one it left is
- * still the last, each entity is as that commit stored it or, where it wrote
- * none, as the maps hold it. One read of the mark, not one per id.
+ * (null if it sent none; `tx` then has `meta` in its scope), when that commit
+ * is all the maps miss (`Commits.completedBy`) and no commit came after the
+ * one that completes them, each entity is as that commit stored it, or as the
+ * maps hold it where it wrote none or this store's own commits wrote it since
+ * (see `Commits.gap`): one read of the mark, not one per id, and the maps
+ * hold every entity again.
  */
 export function readCommitted(tx, stores, known, ids, commits, marks, docs) {
   const read = () =>
@@ -699,17 +746,19 @@ export function readCommitted(tx, stores, known, ids, commits, marks, docs) {
       if (marks !== null) commits.advance(marks);
       return read;
     });
-  if (marks === null || docs === null || commits.seen !== marks[0]) return read();
+  const completed = marks === null || docs === null ? null : commits.completedBy(marks);
+  if (completed === null) return read();
   const last = commits.last(tx);
   return new Promise((resolve, reject) => {
     last.onsuccess = () => {
-      if (markOf(last) !== marks[1] || commits.seen !== marks[0]) return read().then(resolve, reject);
+      if (markOf(last) !== completed || commits.completedBy(marks) !== completed) return read().then(resolve, reject);
+      const own = commits.gap?.written;
       const stored = ids.map((id, i) => {
-        if (docs[i] === null) return known[i].get(id);
+        if (docs[i] === null || own?.has(entityKey(stores[i], id))) return known[i].get(id);
         known[i].set(id, docs[i]);
         return docs[i];
       });
-      commits.advance(marks);
+      commits.complete(completed);
       resolve(stored);
     };
     last.onerror = () => reject(last.error);

@@ -265,6 +265,68 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
     IdbStore::delete(&name).await.expect("delete the database");
 }
 
+/// A commit of this connection's that came right after another connection's
+/// commit, which it had not heard of, leaves its maps missing that one
+/// commit: they are trusted again, and it reads no entity to write, once that
+/// commit's message arrives with its docs. Where both wrote an entity, this
+/// connection's later doc is kept. Not when a further commit came in between.
+pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
+    let (name, mine) = super::open_store("raced").await;
+    mine.apply(&["a", "b"].map(|id| super::put(id, "first"))).await.expect("write");
+    mine.load().await.expect("load");
+    let theirs = IdbStore::open(&name, super::notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load");
+    let keys = |ids: &[&str]| ids.iter().map(|id| ("notes".to_owned(), id.to_string())).collect::<Vec<_>>();
+    // The entity reads one write of mine makes.
+    let write = |id: &'static str, title: &'static str| {
+        let mine = &mine;
+        async move { with_entity_reads(mine.apply(&[super::put(id, title)])).await.1 }
+    };
+    // Reads back their commit with its message: the entity reads, and the titles it gives.
+    let read_back = |ids: &'static [&'static str], told: CommitMarks| {
+        let (mine, keys) = (&mine, keys(ids));
+        async move {
+            let (read, reads) = with_entity_reads(mine.read_stored(&keys, Some(&told.marks), told.docs.as_deref())).await;
+            let titles: Vec<String> =
+                read.expect("read back").into_iter().map(|(_, _, entity)| super::title_of(Some(entity)).unwrap_or_default()).collect();
+            (reads, titles)
+        }
+    };
+    let title = |id: &'static str| {
+        let mine = &mine;
+        async move { super::title_of(mine.get("notes", id).await.unwrap()) }
+    };
+    assert_eq!(write("b", "trusted").await, 0.0, "no other commit yet");
+
+    // Their commit of a; then two of mine of b, the first before mine heard of theirs.
+    theirs.apply(&[super::put("a", "theirs")]).await.expect("their write");
+    let told = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    assert_eq!(write("b", "raced").await, 1.0, "stale, so written again reading b");
+    assert_eq!(write("b", "after the race").await, 1.0, "a mark it cannot place: b is read");
+    assert_eq!(read_back(&["a"], told).await, (0.0, vec!["theirs".to_owned()]));
+    assert_eq!(write("b", "filled in").await, 0.0, "their commit was all its maps missed");
+
+    // Both write a: mine's later doc is the one kept.
+    theirs.apply(&[super::put("a", "theirs again")]).await.expect("their write");
+    let told = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    assert_eq!(write("a", "mine, after theirs").await, 1.0, "stale, so written again reading a");
+    assert_eq!(read_back(&["a"], told).await, (0.0, vec!["mine, after theirs".to_owned()]));
+    mine.apply(&[super::patch("a", serde_json::json!({ "body": "patched" }))]).await.expect("patch");
+    assert_eq!(title("a").await.as_deref(), Some("mine, after theirs"), "the patch was computed on mine's doc");
+    assert_eq!(write("b", "trusted again").await, 0.0);
+
+    // A further commit between: nothing is filled in.
+    theirs.apply(&[super::put("a", "theirs, third")]).await.expect("their write");
+    let told = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    assert_eq!(write("b", "raced again").await, 1.0);
+    theirs.apply(&[super::put("a", "theirs, fourth")]).await.expect("their write");
+    assert_eq!(read_back(&["a"], told).await, (1.0, vec!["theirs, fourth".to_owned()]), "read: a commit came after");
+    assert_eq!(write("b", "still unsure").await, 1.0, "its maps may miss a commit");
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
 /// Through the channel: a handle takes in another's commit from its message,
 /// reading no entity, and then holds the docs it stored.
 pub async fn a_handle_takes_in_another_handles_commit_without_reading_it() {

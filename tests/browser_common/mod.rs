@@ -37,7 +37,8 @@ macro_rules! browser_tests {
             answers_are_recorded_on_known_docs_until_another_connection_writes
             a_commit_read_back_with_its_marks_leaves_known_docs_trusted
             marks_travel_only_with_the_one_commit_whose_entities_a_message_names
-            a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored);
+            a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored
+            a_commit_raced_by_another_is_filled_in_from_its_message);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);

@@ -498,8 +498,11 @@ export function changedDocs(db, stores, knowns, commits) {
 /**
  * The most characters of docs a commit's message carries (see `Commits.take`):
  * past it, the contexts that hear of the commit read its entities back instead.
+ * Room for a push's answers (1000 entities of a note's size), while the copies
+ * a message takes on its way through each context's wasm memory, which never
+ * shrinks, stay a few MB.
  */
-const TOLD_DOCS_MAX = 4 * 1024 * 1024;
+const TOLD_DOCS_MAX = 1024 * 1024;
 
 /** The meta key holding the mark the last transaction that wrote entities left. */
 const COMMIT_KEY = "commit";

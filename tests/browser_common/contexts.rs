@@ -258,7 +258,7 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
     assert_eq!(read_back(&["a", "b"], after).await, (2.0, expect(&[("a", "after the missed one"), ("b", "missed")])), "read");
 
     // Docs past the size a message carries: the marks travel alone.
-    theirs.apply(&[super::put("a", &"x".repeat(4 * 1024 * 1024))]).await.expect("their write");
+    theirs.apply(&[super::put("a", &"x".repeat(1024 * 1024))]).await.expect("their write");
     assert!(theirs.take_commit_marks(&keys(&["a"])).expect("marks").docs.is_none(), "too large to send");
     mine.close();
     theirs.close();

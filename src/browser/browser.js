@@ -598,16 +598,20 @@ export class Commits {
   committed(before, mark, written) {
     // The last mark once this transaction committed.
     const last = mark ?? before;
-    const keys = (written ?? []).map(({ store, record }) => entityKey(store, record.id));
+    // What this commit wrote, into a gap's `written`: only a gap needs it.
+    const note = (keys) => {
+      for (const { store, record } of written ?? []) keys.add(entityKey(store, record.id));
+      return keys;
+    };
     if (before === this.seen) {
       this.seen = last;
     } else if (this.seen !== null) {
       // One commit unheard of, or more: only one can be filled in (see `gap`).
-      this.gap = { from: this.seen, to: before, mark: last, written: new Set(keys) };
+      this.gap = { from: this.seen, to: before, mark: last, written: note(new Set()) };
       this.seen = null;
     } else if (this.gap !== null && before === this.gap.mark) {
       this.gap.mark = last;
-      for (const key of keys) this.gap.written.add(key);
+      note(this.gap.written);
     } else {
       this.gap = null;
     }

@@ -209,6 +209,35 @@ async fn with_entity_reads<T>(work: impl std::future::Future<Output = T>) -> (T,
     (done, stop.call0(&counter).unwrap().as_f64().unwrap())
 }
 
+/// Two connections on a new database of notes `a` and `b` (titled "first"),
+/// each having loaded it: `(name, mine, theirs)`.
+async fn two_loaded_connections(test: &str) -> (String, IdbStore, IdbStore) {
+    let (name, mine) = super::open_store(test).await;
+    mine.apply(&["a", "b"].map(|id| super::put(id, "first"))).await.expect("write");
+    mine.load().await.expect("load");
+    let theirs = IdbStore::open(&name, super::notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load");
+    (name, mine, theirs)
+}
+
+/// The keys of the notes `ids`.
+fn note_keys(ids: &[&str]) -> Vec<(String, String)> {
+    ids.iter().map(|id| ("notes".to_owned(), id.to_string())).collect()
+}
+
+/// Reads back the notes `ids` into `mine` with what the message of their
+/// commit carried (`told`): the entity reads it made, and each note's id and title.
+async fn read_back(mine: &IdbStore, ids: &[&str], told: CommitMarks) -> (f64, Vec<(String, String)>) {
+    let (read, reads) = with_entity_reads(mine.read_stored(&note_keys(ids), Some(&told.marks), told.docs.as_deref())).await;
+    let titles = read.expect("read back").into_iter().map(|(_, id, entity)| (id, super::title_of(Some(entity)).unwrap_or_default())).collect();
+    (reads, titles)
+}
+
+/// Each `(id, title)` pair as `read_back` gives it.
+fn titled(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(id, title)| (id.to_string(), title.to_string())).collect()
+}
+
 /// A commit's message carries the docs it stored. A connection takes them as
 /// stored, reading no entity, only while they are: when its maps held every
 /// entity at the mark the commit found (it missed no commit before), and the
@@ -216,50 +245,34 @@ async fn with_entity_reads<T>(work: impl std::future::Future<Output = T>) -> (T,
 /// reads the entities, and has them as they are now, not as the message says.
 /// Docs too large to send stay behind.
 pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored() {
-    let (name, mine) = super::open_store("told-docs").await;
-    mine.apply(&["a", "b"].map(|id| super::put(id, "first"))).await.expect("write");
-    mine.load().await.expect("load");
-    let theirs = IdbStore::open(&name, super::notes_schema()).await.expect("a second connection");
-    theirs.load().await.expect("load");
-    let keys = |ids: &[&str]| ids.iter().map(|id| ("notes".to_owned(), id.to_string())).collect::<Vec<_>>();
-    // Reads back `ids` with what a commit's message carried: the entity reads it made, and the titles.
-    let read_back = |ids: &'static [&'static str], told: CommitMarks| {
-        let (mine, keys) = (&mine, keys(ids));
-        async move {
-            let (read, reads) = with_entity_reads(mine.read_stored(&keys, Some(&told.marks), told.docs.as_deref())).await;
-            let titles: Vec<(String, String)> =
-                read.expect("read back").into_iter().map(|(_, id, entity)| (id, super::title_of(Some(entity)).unwrap_or_default())).collect();
-            (reads, titles)
-        }
-    };
-    let expect = |pairs: &[(&str, &str)]| -> Vec<(String, String)> { pairs.iter().map(|(id, title)| (id.to_string(), title.to_string())).collect() };
+    let (name, mine, theirs) = two_loaded_connections("told-docs").await;
 
     // Their commit of a, in a message that names b too, which it did not write.
     theirs.apply(&[super::put("a", "told")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&keys(&["a", "b"])).expect("the marks of their one commit");
+    let told = theirs.take_commit_marks(&note_keys(&["a", "b"])).expect("the marks of their one commit");
     let docs = told.docs.clone().expect("its docs travel with its marks");
     assert!(docs[0].as_deref().is_some_and(|doc| doc.contains("told")), "{docs:?}");
     assert_eq!(docs[1], None, "b was not written");
-    assert_eq!(read_back(&["a", "b"], told).await, (0.0, expect(&[("a", "told"), ("b", "first")])), "taken from the message");
+    assert_eq!(read_back(&mine, &["a", "b"], told).await, (0.0, titled(&[("a", "told"), ("b", "first")])), "taken from the message");
 
     // Two commits, the first read back once both are made: its docs are no longer what is stored.
     theirs.apply(&[super::put("a", "overwritten")]).await.expect("their write");
-    let first = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    let first = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
     theirs.apply(&[super::put("a", "current")]).await.expect("their write");
-    let second = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
-    assert_eq!(read_back(&["a"], first).await, (1.0, expect(&[("a", "current")])), "read: a commit came after");
-    assert_eq!(read_back(&["a"], second).await, (0.0, expect(&[("a", "current")])), "the second follows on from the first");
+    let second = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    assert_eq!(read_back(&mine, &["a"], first).await, (1.0, titled(&[("a", "current")])), "read: a commit came after");
+    assert_eq!(read_back(&mine, &["a"], second).await, (0.0, titled(&[("a", "current")])), "the second follows on from the first");
 
     // A commit missed: the next one's docs are not taken, as this connection's maps may be out of date.
     theirs.apply(&[super::put("b", "missed")]).await.expect("their write");
-    assert!(theirs.take_commit_marks(&keys(&["b"])).is_some(), "marks of a commit whose message is lost");
+    assert!(theirs.take_commit_marks(&note_keys(&["b"])).is_some(), "marks of a commit whose message is lost");
     theirs.apply(&[super::put("a", "after the missed one")]).await.expect("their write");
-    let after = theirs.take_commit_marks(&keys(&["a", "b"])).expect("marks");
-    assert_eq!(read_back(&["a", "b"], after).await, (2.0, expect(&[("a", "after the missed one"), ("b", "missed")])), "read");
+    let after = theirs.take_commit_marks(&note_keys(&["a", "b"])).expect("marks");
+    assert_eq!(read_back(&mine, &["a", "b"], after).await, (2.0, titled(&[("a", "after the missed one"), ("b", "missed")])), "read");
 
     // Docs past the size a message carries: the marks travel alone.
     theirs.apply(&[super::put("a", &"x".repeat(1024 * 1024))]).await.expect("their write");
-    assert!(theirs.take_commit_marks(&keys(&["a"])).expect("marks").docs.is_none(), "too large to send");
+    assert!(theirs.take_commit_marks(&note_keys(&["a"])).expect("marks").docs.is_none(), "too large to send");
     mine.close();
     theirs.close();
     IdbStore::delete(&name).await.expect("delete the database");
@@ -271,26 +284,11 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
 /// commit's message arrives with its docs. Where both wrote an entity, this
 /// connection's later doc is kept. Not when a further commit came in between.
 pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
-    let (name, mine) = super::open_store("raced").await;
-    mine.apply(&["a", "b"].map(|id| super::put(id, "first"))).await.expect("write");
-    mine.load().await.expect("load");
-    let theirs = IdbStore::open(&name, super::notes_schema()).await.expect("a second connection");
-    theirs.load().await.expect("load");
-    let keys = |ids: &[&str]| ids.iter().map(|id| ("notes".to_owned(), id.to_string())).collect::<Vec<_>>();
+    let (name, mine, theirs) = two_loaded_connections("raced").await;
     // The entity reads one write of mine makes.
     let write = |id: &'static str, title: &'static str| {
         let mine = &mine;
         async move { with_entity_reads(mine.apply(&[super::put(id, title)])).await.1 }
-    };
-    // Reads back their commit with its message: the entity reads, and the titles it gives.
-    let read_back = |ids: &'static [&'static str], told: CommitMarks| {
-        let (mine, keys) = (&mine, keys(ids));
-        async move {
-            let (read, reads) = with_entity_reads(mine.read_stored(&keys, Some(&told.marks), told.docs.as_deref())).await;
-            let titles: Vec<String> =
-                read.expect("read back").into_iter().map(|(_, _, entity)| super::title_of(Some(entity)).unwrap_or_default()).collect();
-            (reads, titles)
-        }
     };
     let title = |id: &'static str| {
         let mine = &mine;
@@ -300,27 +298,27 @@ pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
 
     // Their commit of a; then two of mine of b, the first before mine heard of theirs.
     theirs.apply(&[super::put("a", "theirs")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    let told = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
     assert_eq!(write("b", "raced").await, 1.0, "stale, so written again reading b");
     assert_eq!(write("b", "after the race").await, 1.0, "a mark it cannot place: b is read");
-    assert_eq!(read_back(&["a"], told).await, (0.0, vec!["theirs".to_owned()]));
+    assert_eq!(read_back(&mine, &["a"], told).await, (0.0, titled(&[("a", "theirs")])));
     assert_eq!(write("b", "filled in").await, 0.0, "their commit was all its maps missed");
 
     // Both write a: mine's later doc is the one kept.
     theirs.apply(&[super::put("a", "theirs again")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    let told = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
     assert_eq!(write("a", "mine, after theirs").await, 1.0, "stale, so written again reading a");
-    assert_eq!(read_back(&["a"], told).await, (0.0, vec!["mine, after theirs".to_owned()]));
+    assert_eq!(read_back(&mine, &["a"], told).await, (0.0, titled(&[("a", "mine, after theirs")])));
     mine.apply(&[super::patch("a", serde_json::json!({ "body": "patched" }))]).await.expect("patch");
     assert_eq!(title("a").await.as_deref(), Some("mine, after theirs"), "the patch was computed on mine's doc");
     assert_eq!(write("b", "trusted again").await, 0.0);
 
     // A further commit between: nothing is filled in.
     theirs.apply(&[super::put("a", "theirs, third")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&keys(&["a"])).expect("marks");
+    let told = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
     assert_eq!(write("b", "raced again").await, 1.0);
     theirs.apply(&[super::put("a", "theirs, fourth")]).await.expect("their write");
-    assert_eq!(read_back(&["a"], told).await, (1.0, vec!["theirs, fourth".to_owned()]), "read: a commit came after");
+    assert_eq!(read_back(&mine, &["a"], told).await, (1.0, titled(&[("a", "theirs, fourth")])), "read: a commit came after");
     assert_eq!(write("b", "still unsure").await, 1.0, "its maps may miss a commit");
     mine.close();
     theirs.close();

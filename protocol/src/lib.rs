@@ -372,7 +372,7 @@ pub fn validate_push_request(request: &PushRequest) -> Result<(), PushRequestErr
         validate_entity_id(&m.id).map_err(|e| fail(codes::INVALID_ID, e.0))?;
         match (m.op, &m.data) {
             (Op::Put | Op::Patch, None) => {
-                return Err(fail(codes::INVALID_DATA, format!("{:?} needs a data object", m.op).to_lowercase()));
+                return Err(fail(codes::INVALID_DATA, format!("{} needs a data object", m.op.name())));
             }
             (Op::Put | Op::Patch, Some(data)) => validate_data(data).map_err(|(code, e)| fail(code, e.0))?,
             // A delete's data, if any, is ignored.
@@ -392,6 +392,17 @@ pub enum Op {
     Patch,
     /// Mark the entity deleted (a tombstone).
     Delete,
+}
+
+impl Op {
+    /// The operation's name, as the protocol spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Put => "put",
+            Op::Patch => "patch",
+            Op::Delete => "delete",
+        }
+    }
 }
 
 /// One queued change, as a client pushes it.

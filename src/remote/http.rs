@@ -121,10 +121,11 @@ impl HttpRemote {
     }
 }
 
-/// `Retry-After` as milliseconds: delay-seconds or an HTTP date.
+/// `Retry-After` as milliseconds: delay-seconds (a whole number, RFC 9110) or
+/// an HTTP date.
 fn retry_after_ms(value: &str) -> Option<f64> {
-    if let Ok(seconds) = value.trim().parse::<f64>() {
-        return Some(seconds.max(0.0) * 1000.0);
+    if let Ok(seconds) = value.trim().parse::<u32>() {
+        return Some(f64::from(seconds) * 1000.0);
     }
     let date = js_sys::Date::parse(value);
     (!date.is_nan()).then(|| (date - js_sys::Date::now()).max(0.0))

@@ -45,6 +45,25 @@ const HARNESS = `<!doctype html><meta charset="utf-8"><title>Tideway chaos harne
   import init, { Tideway } from "/pkg/tideway.js";
   await init();
   window.Tideway = Tideway;
+  // What IndexedDB itself stores of some notes, for the report of a tab whose memory disagrees.
+  window.storedMeta = (name, ids) =>
+    new Promise((resolve, reject) => {
+      const open = indexedDB.open(name);
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const store = open.result.transaction("e:notes").objectStore("e:notes");
+        const found = ids.map((id) => store.get(id));
+        store.transaction.oncomplete = () => {
+          open.result.close();
+          resolve(found.map((request) => {
+            const doc = request.result?.doc;
+            if (doc === undefined) return "nothing";
+            const { version, syncStatus, deleted, pending } = JSON.parse(doc);
+            return JSON.stringify({ version, syncStatus, deleted, pending });
+          }));
+        };
+      };
+    });
   document.documentElement.dataset.ready = "true";
 </script>`;
 
@@ -73,6 +92,26 @@ export function seededRandom(seed) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long one write, open or sync in a page may take before the run calls it stuck. */
+const STUCK_MS = 30_000;
+
+class Stuck extends Error {}
+
+/** `promise`, or a `Stuck` rejection naming `what` if it has not settled within `ms`. */
+function within(ms, what, promise) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Stuck(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+/** What a stuck page's database says of itself, for the problem that reports it. */
+async function statusOf(tab) {
+  const status = await within(5_000, "status()", tab.page.evaluate(() => db.status())).catch((error) => `unknown (${error.message})`);
+  return typeof status === "string" ? status : JSON.stringify(status);
+}
 
 /** How each kind of fault is weighted among the faulty exchanges. */
 const FAULT_WEIGHTS = { dropRequest: 3, dropResponse: 3, delay: 3, status: 3, html: 1, truncate: 1 };
@@ -228,7 +267,7 @@ async function openTab(device, url, existing) {
       await sleep(250);
     }
   }
-  await page.evaluate(
+  const opened = page.evaluate(
     async ({ name, token }) => {
       window.db = await Tideway.open({
         name,
@@ -239,6 +278,7 @@ async function openTab(device, url, existing) {
     },
     { name: device.name, token: TOKEN },
   );
+  await within(STUCK_MS, `device ${device.index}: Tideway.open`, opened);
   return tab;
 }
 
@@ -293,8 +333,10 @@ async function deviceStorm(device, random, { end, entities, writes, report, url,
           : null;
     const write = { device: device.index, op: action, id, data, token, outcome: null };
     writes.push(write);
-    const outcome = await tab.page
-      .evaluate(
+    const outcome = await within(
+      STUCK_MS,
+      `device ${device.index}: ${action} ${id} (${token})`,
+      tab.page.evaluate(
         async ({ op, id, data }) => {
           try {
             if (op === "put") await notes.put(data, { id });
@@ -306,8 +348,11 @@ async function deviceStorm(device, random, { end, entities, writes, report, url,
           }
         },
         { op: action, id, data },
-      )
-      .catch(() => ({ ok: false, code: "CUT" }));
+      ),
+    ).catch(async (error) => {
+      if (error instanceof Stuck) problem(`${error.message}; status: ${await statusOf(tab)}`);
+      return { ok: false, code: "CUT" };
+    });
     if (outcome.ok) {
       write.outcome = "acknowledged";
       report.writes.acknowledged += 1;
@@ -347,8 +392,12 @@ async function heal(fleet, server, report, limitMs, problem) {
     report.healRounds += 1;
     let pending = 0;
     for (const device of fleet) {
-      for (const tab of device.tabs) {
-        await tab.page.evaluate(() => db.sync().catch(() => {}));
+      for (const [t, tab] of device.tabs.entries()) {
+        try {
+          await within(STUCK_MS, `device ${device.index} tab ${t}: sync()`, tab.page.evaluate(() => db.sync().catch(() => {})));
+        } catch (error) {
+          return problem(`${error.message} while healing; status: ${await statusOf(tab)}`);
+        }
         pending += await tab.page.evaluate(() => db.pendingCount());
       }
     }
@@ -379,6 +428,14 @@ async function checkClientsEqualServer(fleet, server, problem) {
       }
       for (const field of ["pending", "failed", "conflicts"]) {
         if (status[field] !== 0) problem(`device ${device.index} tab ${t}: status().${field} is ${status[field]}`);
+      }
+      if (status.pending + status.failed + status.conflicts > 0) {
+        // Which entities this tab's memory holds as unsynced, beside the server's versions.
+        const unsynced = (await tab.page.evaluate(() => db.unsynced())).slice(0, 5);
+        const stored = await tab.page.evaluate(({ name, ids }) => storedMeta(name, ids), { name: device.name, ids: unsynced.map((e) => e.id) });
+        const elsewhere = await Promise.all(device.tabs.map((other) => other.page.evaluate((ids) => ids.map((id) => notes.get(id, { includeDeleted: true })?.meta.syncStatus), unsynced.map((e) => e.id))));
+        const shown = unsynced.map((e, i) => `${e.id} ${e.syncStatus}${e.deleted ? " deleted" : ""} at version ${e.version} (the server's ${versions.get(e.id) ?? "none"}; stored ${stored[i]}; each tab holds it ${elsewhere.map((held) => held[i]).join("/")})`);
+        problem(`device ${device.index} tab ${t} holds as unsynced: ${shown.join(", ")}; the database's outbox holds ${await tab.page.evaluate(() => db.pendingCount())}`);
       }
     }
   }

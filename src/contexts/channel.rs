@@ -1,9 +1,20 @@
 //! The BroadcastChannel every context of one database joins, and what travels
 //! on it: JSON text of [`Message`], so both ends agree on one shape.
 
+use std::cell::Cell;
+use std::future::Future;
+
+use futures::channel::oneshot;
+use futures::future::{self, Either};
 use gloo_events::EventListener;
+use gloo_timers::future::TimeoutFuture;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
+
+/// How long a new channel waits to hear its probe before posting another.
+const PROBE_EVERY_MS: u32 = 50;
+/// How many probes a new channel posts before it stops waiting for one.
+const PROBES: u32 = 20;
 
 /// One message between the contexts of a database.
 ///
@@ -94,16 +105,50 @@ pub struct Channel {
 impl Channel {
     /// Joins the channel `name`; `receive` gets every message other contexts
     /// post (not this one's own). `None` where BroadcastChannel is missing.
-    pub fn join(name: &str, receive: impl Fn(Message) + 'static) -> Option<Channel> {
+    ///
+    /// Browsers register a new BroadcastChannel with the other processes
+    /// asynchronously, and a message posted elsewhere before that is never
+    /// delivered to it (whatwg/html#7267). So the returned future resolves
+    /// once this end is known to hear the others: when it has heard a probe
+    /// posted from a second end of the same name, which the browser routes
+    /// only to ends it has registered. A commit whose message this end missed
+    /// was made before then, so a read begun after it sees that commit. Should
+    /// no probe be heard within a second, it resolves all the same.
+    pub fn join(name: &str, receive: impl Fn(Message) + 'static) -> Option<(Channel, impl Future<Output = ()>)> {
         let channel = web_sys::BroadcastChannel::new(name).ok()?;
-        let listener = EventListener::new(&channel, "message", move |event| {
-            let text = event.dyn_ref::<web_sys::MessageEvent>().and_then(|event| event.data().as_string());
-            // A message this version cannot read (another version of the library) is ignored.
-            if let Some(message) = text.and_then(|text| serde_json::from_str(&text).ok()) {
-                receive(message);
+        // Other contexts ignore a probe as a message of an unknown type.
+        let probe = format!(r#"{{"type":"probe","id":"{}"}}"#, uuid::Uuid::new_v4());
+        let (heard, hear) = oneshot::channel();
+        let heard = Cell::new(Some(heard));
+        let listener = {
+            let probe = probe.clone();
+            EventListener::new(&channel, "message", move |event| {
+                let text = event.dyn_ref::<web_sys::MessageEvent>().and_then(|event| event.data().as_string());
+                if text.as_deref() == Some(probe.as_str()) {
+                    if let Some(heard) = heard.take() {
+                        let _ = heard.send(());
+                    }
+                    return;
+                }
+                // A message this version cannot read (another version of the library) is ignored.
+                if let Some(message) = text.and_then(|text| serde_json::from_str(&text).ok()) {
+                    receive(message);
+                }
+            })
+        };
+        let prober = web_sys::BroadcastChannel::new(name).ok();
+        let joined = async move {
+            let Some(prober) = prober else { return };
+            let mut hear = hear;
+            for _ in 0..PROBES {
+                let _ = prober.post_message(&probe.as_str().into());
+                if let Either::Left(_) = future::select(&mut hear, TimeoutFuture::new(PROBE_EVERY_MS)).await {
+                    break;
+                }
             }
-        });
-        Some(Channel { channel, _listener: listener })
+            prober.close();
+        };
+        Some((Channel { channel, _listener: listener }, joined))
     }
 
     pub fn post(&self, message: &Message) {

@@ -62,10 +62,10 @@ impl Tideway {
             }
         }
         let events = DatabaseEvents::watch(repository.clone());
-        let peers = Peers::join(&name, repository.clone());
         // Another context may have committed after the load read the stores
-        // and before this one joined the channel, telling nobody listening.
-        peers.take_in_unheard().await;
+        // and before this one heard the channel, telling nobody listening:
+        // joining takes that in.
+        let peers = Peers::join(&name, repository.clone()).await;
         let syncer = match sync {
             Some(options) => Some(Syncer::start(&name, repository.clone(), events.clone(), peers.clone(), options).await?),
             None => None,

@@ -2,12 +2,14 @@
 //! announces each of its commits on the database's channel, takes theirs into
 //! its mirror (from the message while what it carries is still what is stored,
 //! else read back from IndexedDB), and hands sync messages to its syncer.
-//! A page back from the back/forward cache or from being frozen heard nothing
-//! meanwhile: it catches up by reading what changed from IndexedDB. A page
-//! leaves the channel while it is in the back/forward cache, since a message
-//! arriving there would make the browser evict it.
+//! What was committed before it could hear of it (while it loaded, until the
+//! browser registered its end of the channel, while it was frozen or in the
+//! back/forward cache) it reads from IndexedDB: what changed since it last
+//! read. A page leaves the channel while it is in the back/forward cache,
+//! since a message arriving there would make the browser evict it.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
@@ -30,9 +32,11 @@ pub struct Peers {
 
 impl Peers {
     /// Joins the channel of the database `name`; from now on the
-    /// repository's commits are announced on it. A database kept in memory
-    /// shares nothing with other contexts, and joins no channel.
-    pub fn join(name: &str, repository: Repo) -> Rc<Peers> {
+    /// repository's commits are announced on it. Once the channel hears the
+    /// other contexts, takes in what they committed since the repository was
+    /// loaded. A database kept in memory shares nothing with other contexts,
+    /// and joins no channel.
+    pub async fn join(name: &str, repository: Repo) -> Rc<Peers> {
         let peers = Rc::new(Peers {
             name: contexts::lock_name(name),
             repository,
@@ -43,7 +47,7 @@ impl Peers {
         if peers.repository.store().indexed_db().is_none() {
             return peers;
         }
-        peers.join_channel();
+        let joined = peers.join_channel();
         let weak = Rc::downgrade(&peers);
         peers.repository.on_commit(Box::new(move |committed: &Committed| {
             if let Some(peers) = weak.upgrade() {
@@ -54,16 +58,27 @@ impl Peers {
             }
         }));
         peers.watch_lifecycle();
+        joined.await;
+        peers.take_in_unheard().await;
         peers
     }
 
-    fn join_channel(self: &Rc<Self>) {
+    /// Joins the channel; the future resolves once it hears the other
+    /// contexts (see [`Channel::join`]).
+    fn join_channel(self: &Rc<Self>) -> impl Future<Output = ()> + 'static {
         let weak = Rc::downgrade(self);
-        *self.channel.borrow_mut() = Channel::join(&self.name, move |message| {
+        let joined = Channel::join(&self.name, move |message| {
             if let Some(peers) = weak.upgrade() {
                 peers.receive(message);
             }
         });
+        let (channel, joined) = joined.unzip();
+        *self.channel.borrow_mut() = channel;
+        async move {
+            if let Some(joined) = joined {
+                joined.await;
+            }
+        }
     }
 
     /// In a page: leaves the channel when the page enters the back/forward
@@ -90,27 +105,36 @@ impl Peers {
                 window,
                 "pageshow",
                 on(self, |peers| {
-                    peers.join_channel();
-                    peers.catch_up();
+                    let joined = peers.join_channel();
+                    peers.catch_up(joined);
                 }),
             ));
         }
-        listeners.push(EventListener::new(document.unchecked_ref::<web_sys::EventTarget>(), "resume", on(self, |peers| peers.catch_up())));
+        listeners.push(EventListener::new(
+            document.unchecked_ref::<web_sys::EventTarget>(),
+            "resume",
+            on(self, |peers| peers.catch_up(async {})),
+        ));
         *self.lifecycle.borrow_mut() = listeners;
     }
 
     /// Takes in what other contexts committed while this one heard nothing,
-    /// and asks whoever syncs to say so again.
-    pub fn catch_up(self: &Rc<Self>) {
+    /// once the channel hears them (`joined`), and asks whoever syncs to say
+    /// so again.
+    fn catch_up(self: &Rc<Self>, joined: impl Future<Output = ()> + 'static) {
         self.post(&Message::Hello);
         let peers = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { peers.take_in_unheard().await });
+        wasm_bindgen_futures::spawn_local(async move {
+            joined.await;
+            peers.take_in_unheard().await;
+        });
     }
 
     /// Takes in the commits of other contexts that this one has not heard of:
-    /// those made while it was frozen, or after its load and before it joined
-    /// the channel. One read of the last commit mark when there were none.
-    pub async fn take_in_unheard(&self) {
+    /// those made while it was frozen, or after its load and before its
+    /// channel heard the others. One read of the last commit mark when there
+    /// were none.
+    async fn take_in_unheard(&self) {
         let Some(store) = self.repository.store().indexed_db() else { return };
         // On an error the database is closed or gone: this context's own calls say so.
         if let Ok(changed) = store.read_changed().await {

@@ -120,6 +120,32 @@ export function holdNextLoadedChunk() {
   return hold;
 }
 
+/**
+ * Holds back the probes a handle joining a database's channel posts to learn
+ * when its end hears the others (see `Channel::join`), as a browser still
+ * registering that end would not deliver them: `held` resolves once the first
+ * was posted, `release()` sends them all.
+ */
+export function holdProbes() {
+  const post = BroadcastChannel.prototype.postMessage;
+  const probes = [];
+  let reached;
+  BroadcastChannel.prototype.postMessage = function (message) {
+    if (typeof message !== "string" || !message.startsWith('{"type":"probe"')) return post.call(this, message);
+    probes.push([this, message]);
+    reached();
+  };
+  return {
+    held: new Promise((resolve) => { reached = resolve; }),
+    release() {
+      BroadcastChannel.prototype.postMessage = post;
+      for (const [channel, message] of probes) {
+        try { post.call(channel, message); } catch { /* a prober that stopped waiting is closed */ }
+      }
+    },
+  };
+}
+
 export function comeBackFromTheBackForwardCache() {
   globalThis.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
 }
@@ -149,6 +175,8 @@ extern "C" {
     fn held(this: &Hold) -> js_sys::Promise;
     #[wasm_bindgen(method)]
     fn release(this: &Hold);
+    #[wasm_bindgen(js_name = holdProbes)]
+    fn hold_probes() -> Hold;
     #[wasm_bindgen(js_name = comeBackFromTheBackForwardCache)]
     fn come_back_from_the_back_forward_cache();
     #[wasm_bindgen(js_name = hideWebLocks)]
@@ -412,6 +440,26 @@ pub async fn a_commit_made_while_a_handle_loads_is_in_its_mirror() {
     settle(c.close()).await.unwrap();
     settle(a.close()).await.unwrap();
     settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A commit made once a handle has joined the channel but before the browser
+/// delivers it the others' messages, whose message the handle so never gets,
+/// is in the handle's mirror once it is open: it reads what changed once its
+/// end of the channel hears the others, not as soon as it has joined.
+pub async fn a_commit_told_before_a_handle_hears_the_channel_is_in_its_mirror() {
+    let name = format!("contexts-joining-{}", uuid::Uuid::new_v4());
+    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let hold = hold_probes();
+    let commit_meanwhile = async {
+        JsFuture::from(hold.held()).await.unwrap();
+        commit_unheard(&name, "n1", "told too early").await;
+        hold.release();
+    };
+    let (a, ()) = futures::join!(Tideway::open(options()), commit_meanwhile);
+    let a = a.expect("open a");
+    assert_eq!(title(&a, "n1").as_deref(), Some("told too early"));
+    settle(a.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 

@@ -180,10 +180,21 @@ impl Peers {
                 });
             }
             other => {
+                if other == Message::Leading {
+                    self.take_in_unheard_after_handover();
+                }
                 if let Some(syncer) = syncer {
                     syncer.receive(other);
                 }
             }
         }
+    }
+
+    /// A context has just taken the sync lock, maybe from a syncer that
+    /// stopped (its page closed) between a commit and that commit's message:
+    /// takes in, in the background, what was committed and never told.
+    pub fn take_in_unheard_after_handover(self: &Rc<Self>) {
+        let peers = self.clone();
+        wasm_bindgen_futures::spawn_local(async move { peers.take_in_unheard().await });
     }
 }

@@ -289,6 +289,7 @@ impl Syncer {
         self.log(&ContextStep::Leadership { leading: true, context: &self.context });
         self.events.set_syncer(SyncerSeen::Here(self.context.clone()));
         self.peers.post(&Message::Leading);
+        self.peers.take_in_unheard_after_handover();
         self.announce_status();
         self.answer_own_forwarded();
         self.run_due();

@@ -197,6 +197,19 @@ async fn commit_unheard(name: &str, id: &str, title: &str) {
     store.close();
 }
 
+/// Records a change of the note `id` pulled from the server, through the
+/// store alone, as a syncer does: a commit that leaves its mark and no outbox
+/// entry, and posts nothing on the channel.
+async fn pull_unheard(name: &str, id: &str, title: &str) {
+    use tideway::core::reconcile::{Policies, ServerAnswer};
+    let store = IdbStore::open(name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
+    store.load().await.expect("load");
+    let data = serde_json::json!({ "title": title }).as_object().cloned().unwrap();
+    let change = tideway_protocol::ServerEntity { collection: "notes".into(), id: id.into(), data, version: 1, server_updated_at: 1, deleted: false };
+    store.settle(&[ServerAnswer::Pulled { id: id.into(), change }], &Policies::default(), 1.0, None).await.expect("record the pull");
+    store.close();
+}
+
 fn title(db: &Tideway, id: &str) -> Option<String> {
     let record = db.collection("notes".into()).ok()?.get(id.into(), JsValue::UNDEFINED).ok()?;
     field(&record, "data.title").as_string()
@@ -517,6 +530,33 @@ pub async fn without_web_locks_every_handle_syncs_on_its_own() {
     assert_eq!(pushed.to_vec().iter().filter_map(|id| id.as_string()).collect::<Vec<_>>(), ["n1"]);
     settle(first.close()).await.unwrap();
     settle(second.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A syncer that stopped between a commit and its message (its page closed)
+/// leaves a commit no other handle heard of: once another handle takes over
+/// the sync lock, it and the handles that hear it lead take that commit in.
+pub async fn a_commit_its_syncer_never_told_is_taken_in_when_another_takes_over() {
+    let name = format!("contexts-handover-{}", uuid::Uuid::new_v4());
+    let pushed = js_sys::Array::new();
+    let first = Tideway::open(synced_options(&name, &pushed)).await.expect("open the first");
+    let second = std::rc::Rc::new(Tideway::open(synced_options(&name, &pushed)).await.expect("open the second"));
+    let third = std::rc::Rc::new(
+        Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open the third"),
+    );
+    let here = |db: &Tideway| field(&db.status(), "syncer.here").as_bool();
+    let s = second.clone();
+    assert!(until(move || here(&s) == Some(false), 5_000).await, "the first to open syncs");
+    pull_unheard(&name, "n1", "never told").await;
+    settle(first.close()).await.unwrap();
+    let s = second.clone();
+    assert!(until(move || here(&s) == Some(true), 5_000).await, "the second takes over");
+    for (db, which) in [(&second, "the new syncer"), (&third, "a handle that does not sync")] {
+        let db = db.clone();
+        assert!(until(move || title(&db, "n1").as_deref() == Some("never told"), 5_000).await, "{which} holds the commit");
+    }
+    settle(second.close()).await.unwrap();
+    settle(third.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 

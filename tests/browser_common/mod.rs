@@ -47,6 +47,7 @@ macro_rules! browser_tests {
         browser_tests!(a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them a_commit_made_while_a_handle_loads_is_in_its_mirror);
         browser_tests!(a_handle_takes_in_another_handles_commit_without_reading_it a_commit_told_before_a_handle_hears_the_channel_is_in_its_mirror);
         browser_tests!(without_web_locks_every_handle_syncs_on_its_own an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes);
+        browser_tests!(a_commit_its_syncer_never_told_is_taken_in_when_another_takes_over);
         browser_tests!(outbox_and_collections_tell_what_the_database_holds the_log_tells_leadership_and_forwarded_syncs);
         browser_tests!(syncs_called_at_once_without_auto_sync_take_turns a_database_is_kept_in_memory_where_indexeddb_is_refused);
     };

@@ -4,13 +4,13 @@
 //! as two tabs do, so these checks run on every engine.
 
 use js_sys::Reflect;
-use tideway::core::{Data, Op, Schema, Store, Write};
+use tideway::core::{Schema, Store};
 use tideway::js::Tideway;
 use tideway::store::indexeddb::{CommitMarks, IdbStore};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{field, js, settle};
+use super::{field, js, notes_options, settle};
 
 #[wasm_bindgen(inline_js = r#"
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -188,12 +188,16 @@ async fn until(condition: impl Fn() -> bool + 'static, ms: u32) -> bool {
     eventually(condition.as_ref().unchecked_ref(), ms).await.as_bool() == Some(true)
 }
 
+/// The store of the database `name` alone, with the schema `notes_options` declares.
+async fn store_of(name: &str) -> IdbStore {
+    IdbStore::open(name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store")
+}
+
 /// Puts the note `id` titled `title` through the store alone: a commit that
 /// leaves its mark, as every commit does, and posts nothing on the channel.
 async fn commit_unheard(name: &str, id: &str, title: &str) {
-    let store = IdbStore::open(name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
-    let data: Data = serde_json::from_value(serde_json::json!({ "title": title })).unwrap();
-    store.apply(&[Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data), at: 1.0 }]).await.expect("write through the store");
+    let store = store_of(name).await;
+    store.apply(&[super::put(id, title)]).await.expect("write through the store");
     store.close();
 }
 
@@ -202,7 +206,7 @@ async fn commit_unheard(name: &str, id: &str, title: &str) {
 /// entry, and posts nothing on the channel.
 async fn pull_unheard(name: &str, id: &str, title: &str) {
     use tideway::core::reconcile::{Policies, ServerAnswer};
-    let store = IdbStore::open(name, Schema::new([("notes", vec![])]).unwrap()).await.expect("open the store");
+    let store = store_of(name).await;
     store.load().await.expect("load");
     let data = serde_json::json!({ "title": title }).as_object().cloned().unwrap();
     let change = tideway_protocol::ServerEntity { collection: "notes".into(), id: id.into(), data, version: 1, server_updated_at: 1, deleted: false };
@@ -220,7 +224,7 @@ fn title(db: &Tideway, id: &str) -> Option<String> {
 /// other handle stay on top.
 pub async fn a_commit_reaches_every_handle_of_the_database() {
     let name = format!("contexts-coherence-{}", uuid::Uuid::new_v4());
-    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let options = || notes_options(&name);
     let (a, b) = (Tideway::open(options()).await.expect("open a"), Tideway::open(options()).await.expect("open b"));
     let heard = js_sys::Array::new();
     let _off = b.on("change".into(), recorder(&heard)).expect("listen");
@@ -370,7 +374,7 @@ pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
 /// reading no entity, and then holds the docs it stored.
 pub async fn a_handle_takes_in_another_handles_commit_without_reading_it() {
     let name = format!("contexts-told-{}", uuid::Uuid::new_v4());
-    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let options = || notes_options(&name);
     let a = std::rc::Rc::new(Tideway::open(options()).await.expect("open a"));
     let b = Tideway::open(options()).await.expect("open b");
     let entries = (0..20).map(|i| format!(r#"{{"id": "n{i}", "data": {{"title": "from b"}}}}"#)).collect::<Vec<_>>().join(",");
@@ -393,7 +397,7 @@ pub async fn a_handle_takes_in_another_handles_commit_without_reading_it() {
 /// it read them, until it has read them again.
 pub async fn a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them() {
     let name = format!("contexts-known-{}", uuid::Uuid::new_v4());
-    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let options = || notes_options(&name);
     let a = std::rc::Rc::new(Tideway::open(options()).await.expect("open a"));
     let b = std::rc::Rc::new(Tideway::open(options()).await.expect("open b"));
     let entries = |title: &str| js(&format!("[{}]", (0..20).map(|i| format!(r#"{{"id": "n{i}", "data": {{"title": "{title}"}}}}"#)).collect::<Vec<_>>().join(",")));
@@ -430,7 +434,7 @@ pub async fn a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them(
 /// handle's mirror once it is open.
 pub async fn a_commit_made_while_a_handle_loads_is_in_its_mirror() {
     let name = format!("contexts-loading-{}", uuid::Uuid::new_v4());
-    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let options = || notes_options(&name);
     let b = Tideway::open(options()).await.expect("open b");
     let notes = b.collection("notes".into()).unwrap();
     settle(notes.put(js(r#"{"title": "loaded"}"#), js(r#"{"id": "n1"}"#))).await.expect("put in b");
@@ -462,7 +466,7 @@ pub async fn a_commit_made_while_a_handle_loads_is_in_its_mirror() {
 /// end of the channel hears the others, not as soon as it has joined.
 pub async fn a_commit_told_before_a_handle_hears_the_channel_is_in_its_mirror() {
     let name = format!("contexts-joining-{}", uuid::Uuid::new_v4());
-    let options = || js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let options = || notes_options(&name);
     let hold = hold_probes();
     let commit_meanwhile = async {
         JsFuture::from(hold.held()).await.unwrap();
@@ -542,7 +546,7 @@ pub async fn a_commit_its_syncer_never_told_is_taken_in_when_another_takes_over(
     let first = Tideway::open(synced_options(&name, &pushed)).await.expect("open the first");
     let second = std::rc::Rc::new(Tideway::open(synced_options(&name, &pushed)).await.expect("open the second"));
     let third = std::rc::Rc::new(
-        Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open the third"),
+        Tideway::open(notes_options(&name)).await.expect("open the third"),
     );
     let here = |db: &Tideway| field(&db.status(), "syncer.here").as_bool();
     let s = second.clone();
@@ -566,7 +570,7 @@ pub async fn a_commit_its_syncer_never_told_is_taken_in_when_another_takes_over(
 /// goes on without a reload.
 pub async fn an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes() {
     let name = format!("contexts-upgrade-{}", uuid::Uuid::new_v4());
-    let old = Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open");
+    let old = Tideway::open(notes_options(&name)).await.expect("open");
     let heard = js_sys::Array::new();
     let sink = heard.clone();
     let listener = Closure::<dyn Fn(JsValue)>::new(move |detail: JsValue| {
@@ -597,7 +601,7 @@ pub async fn an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes() {
 #[allow(dead_code)]
 pub async fn a_page_catches_up_with_what_it_missed_when_it_comes_back() {
     let name = format!("contexts-resume-{}", uuid::Uuid::new_v4());
-    let db = std::rc::Rc::new(Tideway::open(js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))).await.expect("open"));
+    let db = std::rc::Rc::new(Tideway::open(notes_options(&name)).await.expect("open"));
     let notes = db.collection("notes".into()).unwrap();
     settle(notes.put(js(r#"{"title": "before"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
     // As a commit made while this page was away reaches it: not at all.

@@ -483,7 +483,7 @@ pub async fn early_commit_only_where_it_keeps_a_transaction_atomic() {
 /// in an array of its own that the caller may change.
 pub async fn bulk_put_answers_the_records_get_gives() {
     let name = format!("bulk-put-records-{}", uuid::Uuid::new_v4());
-    let options = js_sys::JSON::parse(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#)).unwrap();
+    let options = notes_options(&name);
     let db = Tideway::open(options).await.expect("open");
     let notes = db.collection("notes".into()).unwrap();
     let entries = js_sys::JSON::parse(
@@ -677,7 +677,7 @@ pub async fn a_database_of_a_newer_format_is_refused_at_open() {
         newer = tideway::store::layout::FORMAT_VERSION + 1
     );
     settle(js_sys::eval(&bump).unwrap().unchecked_into()).await.expect("write a newer format");
-    let options = js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#));
+    let options = notes_options(&name);
     let refused = Tideway::open(options).await.err().expect("refused");
     assert_eq!(code(&refused), "SCHEMA_ERROR");
     let message = Reflect::get(&refused, &"message".into()).unwrap().as_string().unwrap_or_default();
@@ -765,6 +765,11 @@ pub async fn a_failed_write_on_the_early_commit_path_stores_nothing() {
 
 fn js(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("test JSON parses")
+}
+
+/// Open options for the database `name` with one collection, `notes`, and no sync.
+fn notes_options(name: &str) -> JsValue {
+    js(&format!(r#"{{"name": "{name}", "collections": {{"notes": {{}}}}}}"#))
 }
 
 async fn settle(promise: Promise) -> Result<JsValue, JsValue> {

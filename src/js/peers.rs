@@ -123,9 +123,14 @@ impl Peers {
     /// so again.
     fn catch_up(self: &Rc<Self>, joined: impl Future<Output = ()> + 'static) {
         self.post(&Message::Hello);
+        self.take_in_unheard_after(joined);
+    }
+
+    /// [`Peers::take_in_unheard`] in the background, once `first` resolves.
+    pub fn take_in_unheard_after(self: &Rc<Self>, first: impl Future<Output = ()> + 'static) {
         let peers = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            joined.await;
+            first.await;
             peers.take_in_unheard().await;
         });
     }
@@ -181,20 +186,14 @@ impl Peers {
             }
             other => {
                 if other == Message::Leading {
-                    self.take_in_unheard_after_handover();
+                    // The context before it may have stopped (its page closed)
+                    // between a commit and that commit's message.
+                    self.take_in_unheard_after(async {});
                 }
                 if let Some(syncer) = syncer {
                     syncer.receive(other);
                 }
             }
         }
-    }
-
-    /// A context has just taken the sync lock, maybe from a syncer that
-    /// stopped (its page closed) between a commit and that commit's message:
-    /// takes in, in the background, what was committed and never told.
-    pub fn take_in_unheard_after_handover(self: &Rc<Self>) {
-        let peers = self.clone();
-        wasm_bindgen_futures::spawn_local(async move { peers.take_in_unheard().await });
     }
 }

@@ -289,7 +289,9 @@ impl Syncer {
         self.log(&ContextStep::Leadership { leading: true, context: &self.context });
         self.events.set_syncer(SyncerSeen::Here(self.context.clone()));
         self.peers.post(&Message::Leading);
-        self.peers.take_in_unheard_after_handover();
+        // The syncer before this one may have stopped (its page closed)
+        // between a commit and that commit's message.
+        self.peers.take_in_unheard_after(async {});
         self.announce_status();
         self.answer_own_forwarded();
         self.run_due();

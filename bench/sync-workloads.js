@@ -111,13 +111,23 @@ export async function pushRaw(token, count) {
 
 export async function pullTideway(token) {
   await loaded();
+  performance.setResourceTimingBufferSize(100_000);
   const started = performance.now();
   const db = await Tideway.open({ name: `pull-${token}`, collections: { notes: {} }, sync: sync(token) });
   const report = await db.sync();
   const ms = performance.now() - started;
   const rows = db.collection("notes").all().length;
   await db.close();
-  return { ms, rows, pulled: report.pulled };
+  return { ms, rows, pulled: report.pulled, wire: pulledBytes(started) };
+}
+
+/** The bodies of the pull answers since `since`: as they travelled, and as JSON. */
+function pulledBytes(since) {
+  const pages = performance
+    .getEntriesByType("resource")
+    .filter((entry) => entry.startTime >= since && new URL(entry.name).pathname === "/v1/pull");
+  const sum = (key) => pages.reduce((total, page) => total + page[key], 0);
+  return { pages: pages.length, encoded: sum("encodedBodySize"), decoded: sum("decodedBodySize") };
 }
 
 export async function reopenTideway(token) {

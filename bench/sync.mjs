@@ -20,7 +20,7 @@
 // alternate which goes first, and the figures are medians. Reported, never asserted.
 
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,16 +35,15 @@ const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
 /** Runs the sync benchmark and returns its figures; `log` receives progress lines. */
 export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100_000, log = () => {} } = {}) {
+  // Built each time (cargo does nothing when it is up to date), so that the figures are
+  // never those of an older server, and passed to the harness, whose default is the debug build.
   const serverBin = join(process.env.CARGO_TARGET_DIR ?? here("../target"), "release/tideway-server");
-  if (!existsSync(serverBin) || process.env.TIDEWAY_BENCH_BUILD_SERVER) {
-    log("building the reference server (release)");
-    const built = spawnSync("cargo", ["build", "--release", "-q", "-p", "tideway-server", "--bin", "tideway-server"], {
-      stdio: "inherit",
-      env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: "false", CARGO_PROFILE_RELEASE_CODEGEN_UNITS: "16" },
-    });
-    if (built.status !== 0) throw new Error("building the reference server failed");
-  }
-  process.env.TIDEWAY_SERVER_BIN = serverBin;
+  log("building the reference server (release)");
+  const built = spawnSync("cargo", ["build", "--release", "-q", "-p", "tideway-server", "--bin", "tideway-server"], {
+    stdio: "inherit",
+    env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: "false", CARGO_PROFILE_RELEASE_CODEGEN_UNITS: "16" },
+  });
+  if (built.status !== 0) throw new Error("building the reference server failed");
 
   const dir = mkdtempSync(join(tmpdir(), "tideway-sync-bench-"));
   const site = join(dir, "site");
@@ -56,7 +55,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
 <script type="module">window.bench = await import("/bench/sync-workloads.js"); document.documentElement.dataset.ready = "true";</script>`,
   );
   const tokens = ["seed", ...Array.from({ length: reps + 1 }, (_, i) => [`push-t${i}`, `push-r${i}`, `push-e${i}`, `push-w${i}`]).flat()];
-  const server = await startReferenceServer({ dir, staticDir: site, tokens: tokens.map((t) => `${t}:${t}`) });
+  const server = await startReferenceServer({ dir, staticDir: site, tokens: tokens.map((t) => `${t}:${t}`), bin: serverBin });
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     args: [...CHROMIUM_ARGS, "--js-flags=--expose-gc", "--enable-precise-memory-info"],
@@ -173,6 +172,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
         const [result, ...opened] = await inFreshContext(["pullTideway", "seed"], ...reopens.map((call) => [call, "seed"]));
         check("pull (tideway)", result, pullRows);
         if (rep > 0) results.pull.tideway.push(result.ms);
+        results.pull.wire = result.wire;
         log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} pull tideway ${result.ms.toFixed(0)} ms (${rate(pullRows, result.ms)} rows/s)`);
         for (const [i, reopened] of opened.entries()) {
           const who = reopens[i] === "reopenRaw" ? "raw" : "tideway";
@@ -247,6 +247,14 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
   const text = rows.map((row) => row.map((cell, i) => (i === 0 || i >= 6 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd());
   text.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   text.push("", `Server alone (Node client, pushes of 1000, SQLite): ${rate(results.server.rows, results.server.ms)} rows/s.`);
+  const wire = results.pull.wire;
+  if (wire?.pages > 0) {
+    const mb = (bytes) => (bytes / 2 ** 20).toFixed(1);
+    text.push(
+      `The pull's ${wire.pages} pages: ${mb(wire.decoded)} MB of JSON, ${mb(wire.encoded)} MB as they travelled ` +
+        `(${(wire.decoded / wire.encoded).toFixed(1)}× smaller: the reference server compresses its answers).`,
+    );
+  }
   if (medians.otherTabMs !== undefined) {
     text.push(`With another tab open, that tab showed every pushed note synced ${medians.otherTabMs.toFixed(0)} ms after the push returned.`);
   }

@@ -16,7 +16,9 @@
 # vue.js).
 # www/pkg/files.json lists the package's JS and wasm files, which the demo's service
 # worker caches when it installs (wasm-bindgen names the directory of the library's
-# own JS after a hash of the build).
+# own JS after a hash of the build). Beside the wasm module go its brotli and gzip
+# forms, which the reference server sends in its place (`--static`) to browsers
+# that accept them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +44,20 @@ list_demo_files() {
   '
 }
 
+# The demo's wasm module compressed once at the best quality, as FILE.br and FILE.gz.
+precompress_demo_module() {
+  node -e '
+    const fs = require("fs");
+    const zlib = require("zlib");
+    const file = "www/pkg/tideway_bg.wasm";
+    const bytes = fs.readFileSync(file);
+    const { BROTLI_PARAM_QUALITY, BROTLI_MAX_QUALITY, BROTLI_PARAM_SIZE_HINT } = zlib.constants;
+    const params = { [BROTLI_PARAM_QUALITY]: BROTLI_MAX_QUALITY, [BROTLI_PARAM_SIZE_HINT]: bytes.length };
+    fs.writeFileSync(`${file}.br`, zlib.brotliCompressSync(bytes, { params }));
+    fs.writeFileSync(`${file}.gz`, zlib.gzipSync(bytes, { level: 9 }));
+  '
+}
+
 if [ "${1:-}" = demo ]; then
   cargo build --lib --release --target wasm32-unknown-unknown
   rm -rf www/pkg
@@ -51,6 +67,7 @@ if [ "${1:-}" = demo ]; then
   cp src/js/index.js src/js/index.d.ts src/contexts/service-worker.js src/contexts/service-worker.d.ts src/frameworks/* \
     src/inspector/* www/pkg/
   list_demo_files
+  precompress_demo_module
   exit 0
 fi
 
@@ -103,3 +120,4 @@ package pkg "${1:---release}"
 rm -rf www/pkg
 cp -r pkg www/pkg
 list_demo_files
+precompress_demo_module

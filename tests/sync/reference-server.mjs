@@ -17,17 +17,18 @@ export const SERVER_BIN =
 const STARTUP_LIMIT_MS = 30_000;
 
 /**
- * Starts a server. `tokens` are `TOKEN:USER` pairs, `staticDir` is served under `/`.
- * `restart()` keeps the database and the port; `close()` also deletes the database.
+ * Starts a server. `tokens` are `TOKEN:USER` pairs, `staticDir` is served under `/`,
+ * `bin` is the server binary (the debug build by default). `restart()` keeps the
+ * database and the port; `close()` also deletes the database.
  */
-export async function startReferenceServer({ tokens, staticDir, dir = mkdtempSync(join(tmpdir(), "tideway-server-")) }) {
-  if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: build the server first (cargo build -p tideway-server)`);
+export async function startReferenceServer({ tokens, staticDir, dir = mkdtempSync(join(tmpdir(), "tideway-server-")), bin = SERVER_BIN }) {
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build the server first (cargo build -p tideway-server)`);
   const args = ["--db", `sqlite://${join(dir, "server.db")}`, ...tokens.flatMap((token) => ["--token", token])];
   if (staticDir) args.push("--static", staticDir);
   const server = { dir, url: null, process: null };
 
   server.start = async (listen = "127.0.0.1:0") => {
-    const child = spawn(SERVER_BIN, ["--listen", listen, ...args], {
+    const child = spawn(bin, ["--listen", listen, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: "warn" },
     });

@@ -185,6 +185,15 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Every value of a header that may come on several lines (`Vary`), joined as one.
+    pub fn header_joined(&self, name: &str) -> String {
+        join_header(&self.headers, name)
+    }
+}
+
+pub fn join_header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ")
 }
 
 impl Api {

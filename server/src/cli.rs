@@ -61,6 +61,12 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", env = "TIDEWAY_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
 
+    /// Send answers uncompressed whatever the client accepts (when a proxy in front
+    /// compresses them, say). Compressing costs the server about as much CPU as
+    /// answering a pull page. A static file's precompressed sibling is still sent.
+    #[arg(long, env = "TIDEWAY_NO_COMPRESSION")]
+    pub no_compression: bool,
+
     /// A browser origin allowed to call the API, e.g. https://app.example.com.
     /// Repeatable. "localhost" stands for http(s)://localhost, 127.0.0.1 and [::1]
     /// on any port, "*" for any origin. Default: localhost only.

@@ -87,7 +87,7 @@ async fn serve(cli: Cli) -> Result<(), StartError> {
         Some(dir) => Some(Arc::new(Site::new(dir, cli.csp()?).map_err(|source| StartError::Static { dir: dir.clone(), source })?)),
         None => None,
     };
-    let app = routes::router(state, site, cors, cli.request_limits());
+    let app = routes::router(state, site, cors, cli.request_limits(), !cli.no_compression);
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.map_err(|source| StartError::Bind { addr: cli.listen, source })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;

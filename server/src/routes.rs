@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::BoxError;
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, MAX_BODY_BYTES};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -34,7 +35,7 @@ use crate::extract::{EntityData, EntityPath, IdempotencyKey, JsonBody, Precondit
 use crate::site::Site;
 use crate::store::{PullOutcome, RestAction, RestOutcome};
 
-pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, limits: RequestLimits) -> Router {
+pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, limits: RequestLimits, compress: bool) -> Router {
     let api = Router::new()
         .route("/v1/health", get(health).head(health))
         .route("/v1/push", post(push))
@@ -78,12 +79,15 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .timeout(limits.request_timeout)
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
     // Answers go out compressed (brotli or gzip) to clients that accept it, as
-    // every browser does: a pull page of notes shrinks about five times. At
-    // quality 1, since each answer is compressed as it is sent: a page of 1000
-    // generated notes (447 KB) took 2 ms to 81 KB at brotli's 1, 4 ms to 89 KB
-    // at its default 4, 11 ms to 73 KB at gzip's default 6. A static file with
-    // a precompressed sibling goes out as that instead (see `site`).
-    let compression = CompressionLayer::new().quality(CompressionLevel::Precise(1));
+    // every browser does, unless `compress` is off: a pull page of notes shrinks
+    // about five times. At quality 1, since each answer is compressed as it is
+    // sent: a page of 1000 generated notes (447 KB) took 2 ms to 81 KB at
+    // brotli's 1, 4 ms to 89 KB at its default 4, 11 ms to 73 KB at gzip's
+    // default 6 (in Node's zlib). A static file with a precompressed sibling
+    // goes out as that instead (see `site`).
+    let compression = CompressionLayer::new()
+        .quality(CompressionLevel::Precise(1))
+        .compress_when(DefaultPredicate::new().and(move |_: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| compress));
     // Browsers must take every answer, API or file, as the type it says it is.
     let nosniff = SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1002,6 +1002,17 @@ async fn answers_are_compressed_for_clients_that_accept_it() {
     let (bytes, [used, kind, _]) = get_encoded(&api, "/app.js", None, "gzip").await;
     assert_eq!((used.as_deref(), kind.as_deref()), (Some("gzip"), Some("text/javascript")));
     assert_eq!(decode("gzip", &bytes), script.as_bytes());
+
+    // With --no-compression, answers go out as they are; precompressed siblings still do.
+    let plain_server = Server::start_with(&db, &["--static", &site_arg, "--no-compression"]).await;
+    let plain_api = plain_server.api();
+    let (bytes, [used, _, vary]) = get_encoded(&plain_api, path, Some(ALICE), "gzip, deflate, br").await;
+    assert_eq!((used, bytes.len()), (None, plain.len()));
+    assert!(vary.is_some_and(|v| !v.contains("accept-encoding")));
+    let (bytes, [used, _, _]) = get_encoded(&plain_api, "/app.js", None, "gzip, deflate, br").await;
+    assert_eq!((used, bytes), (None, script.into_bytes()));
+    let (bytes, [used, _, _]) = get_encoded(&plain_api, "/app.wasm", None, "gzip, deflate, br").await;
+    assert_eq!((used.as_deref(), bytes), (Some("br"), module_br));
     let _ = std::fs::remove_dir_all(&site);
 }
 

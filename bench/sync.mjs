@@ -33,19 +33,23 @@ import { median } from "./stats.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
-/** Runs the sync benchmark and returns its figures; `log` receives progress lines. */
-export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100_000, log = () => {} } = {}) {
-  // Built each time (cargo does nothing when it is up to date), so that the figures are
-  // never those of an older server, and passed to the harness, whose default is the debug build.
-  const serverBin = join(process.env.CARGO_TARGET_DIR ?? here("../target"), "release/tideway-server");
+/**
+ * Builds the reference server in release mode and returns its path. Built each time
+ * (cargo does nothing when it is up to date), so that the figures are never those of
+ * an older server; the test harness it is passed to starts the debug build by default.
+ */
+export function buildReleaseServer(log) {
   log("building the reference server (release)");
   const built = spawnSync("cargo", ["build", "--release", "-q", "-p", "tideway-server", "--bin", "tideway-server"], {
     stdio: "inherit",
     env: { ...process.env, CARGO_PROFILE_RELEASE_LTO: "false", CARGO_PROFILE_RELEASE_CODEGEN_UNITS: "16" },
   });
   if (built.status !== 0) throw new Error("building the reference server failed");
+  return join(process.env.CARGO_TARGET_DIR ?? here("../target"), "release/tideway-server");
+}
 
-  const dir = mkdtempSync(join(tmpdir(), "tideway-sync-bench-"));
+/** The bench's page, the package and the dataset, in `dir`/site for the server to serve. */
+export function benchSite(dir) {
   const site = join(dir, "site");
   cpSync(here("../www/pkg/"), join(site, "pkg"), { recursive: true });
   for (const file of ["sync-workloads.js", "cold.js", "dataset.js"]) cpSync(here(file), join(site, "bench", file));
@@ -54,6 +58,14 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
     `<!doctype html><meta charset="utf-8"><title>Tideway sync bench</title>
 <script type="module">window.bench = await import("/bench/sync-workloads.js"); document.documentElement.dataset.ready = "true";</script>`,
   );
+  return site;
+}
+
+/** Runs the sync benchmark and returns its figures; `log` receives progress lines. */
+export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100_000, log = () => {} } = {}) {
+  const serverBin = buildReleaseServer(log);
+  const dir = mkdtempSync(join(tmpdir(), "tideway-sync-bench-"));
+  const site = benchSite(dir);
   const tokens = ["seed", ...Array.from({ length: reps + 1 }, (_, i) => [`push-t${i}`, `push-r${i}`, `push-e${i}`, `push-w${i}`]).flat()];
   const server = await startReferenceServer({ dir, staticDir: site, tokens: tokens.map((t) => `${t}:${t}`), bin: serverBin });
   const browser = await chromium.launch({
@@ -209,7 +221,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
 }
 
 /** Pushes `rows` notes as `token` from Node in pushes of the protocol's maximum, and times it. */
-async function seed(url, token, rows) {
+export async function seed(url, token, rows) {
   const notes = makeNotes(rows, { seed: 7 });
   const started = performance.now();
   for (const mutations of putBatches(notes)) {
@@ -251,7 +263,7 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
   if (wire?.pages > 0) {
     const mb = (bytes) => (bytes / 2 ** 20).toFixed(1);
     text.push(
-      `The pull's ${wire.pages} pages: ${mb(wire.decoded)} MB of JSON, ${mb(wire.encoded)} MB as they travelled ` +
+      `The pull's ${wire.pages} page${wire.pages === 1 ? "" : "s"}: ${mb(wire.decoded)} MB of JSON, ${mb(wire.encoded)} MB as they travelled ` +
         `(${(wire.decoded / wire.encoded).toFixed(1)}× smaller: the reference server compresses its answers).`,
     );
   }

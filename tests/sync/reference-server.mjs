@@ -18,12 +18,18 @@ const STARTUP_LIMIT_MS = 30_000;
 
 /**
  * Starts a server. `tokens` are `TOKEN:USER` pairs, `staticDir` is served under `/`,
- * `bin` is the server binary (the debug build by default). `restart()` keeps the
- * database and the port; `close()` also deletes the database.
+ * `bin` is the server binary (the debug build by default), `flags` more of its flags.
+ * `restart()` keeps the database and the port; `close()` also deletes the database.
  */
-export async function startReferenceServer({ tokens, staticDir, dir = mkdtempSync(join(tmpdir(), "tideway-server-")), bin = SERVER_BIN }) {
+export async function startReferenceServer({
+  tokens,
+  staticDir,
+  dir = mkdtempSync(join(tmpdir(), "tideway-server-")),
+  bin = SERVER_BIN,
+  flags = [],
+}) {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build the server first (cargo build -p tideway-server)`);
-  const args = ["--db", `sqlite://${join(dir, "server.db")}`, ...tokens.flatMap((token) => ["--token", token])];
+  const args = ["--db", `sqlite://${join(dir, "server.db")}`, ...tokens.flatMap((token) => ["--token", token]), ...flags];
   if (staticDir) args.push("--static", staticDir);
   const server = { dir, url: null, process: null };
 

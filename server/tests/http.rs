@@ -932,15 +932,10 @@ async fn static_files_stay_inside_their_folder() {
 /// The raw bytes of a GET of `path` that accepts `encoding` ("" for none), with
 /// the answer's `Content-Encoding`, `Content-Type` and `Vary`.
 async fn get_encoded(api: &Api, path: &str, token: Option<&str>, encoding: &str) -> (Vec<u8>, [Option<String>; 3]) {
-    let mut request = api.http.get(format!("{}{path}", api.base)).header("accept-encoding", encoding);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = request.send().await.expect("request sent");
-    assert_eq!(response.status(), StatusCode::OK, "{path} accepting {encoding:?}");
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let headers = [header("content-encoding"), header("content-type"), Some(join_header(response.headers(), "vary"))];
-    (response.bytes().await.expect("body read").to_vec(), headers)
+    let (status, headers, bytes) = api.send_raw(Method::GET, path, token, &[("accept-encoding", encoding)], None).await;
+    assert_eq!(status, StatusCode::OK, "{path} accepting {encoding:?}");
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (bytes, [header("content-encoding"), header("content-type"), Some(join_header(&headers, "vary"))])
 }
 
 fn decode(encoding: &str, bytes: &[u8]) -> Vec<u8> {

@@ -198,6 +198,20 @@ pub fn join_header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
 
 impl Api {
     pub async fn send(&self, method: Method, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let (status, headers, bytes) = self.send_raw(method, path, token, headers, body).await;
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
+        Reply { status, headers, body }
+    }
+
+    /// As `send`, with the body as the bytes that came (not decoded, not parsed).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -211,9 +225,7 @@ impl Api {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("body read");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
-        Reply { status, headers, body }
+        (status, headers, response.bytes().await.expect("body read").to_vec())
     }
 
     pub async fn json(&self, method: Method, path: &str, token: &str, headers: &[(&str, &str)], body: &Value) -> Reply {

@@ -23,4 +23,4 @@ pub use mutation::{apply_write, written_entity, Applied, Mutation, MutationId, O
 pub use query::{KeyRange, Query};
 pub use repository::{Change, CommitObserver, Committed, MirrorObserver, Origin, Repository, Subscriber};
 pub use schema::{CollectionSchema, IndexPath, IndexSpec, Schema};
-pub use store::{collections_of, Snapshot, Store, SyncMeta};
+pub use store::{collections_of, Meanwhile, Snapshot, Store, SyncMeta};

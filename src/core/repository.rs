@@ -581,7 +581,7 @@ mod tests {
 
     use super::*;
     use crate::core::reconcile::{Policies, ServerAnswer};
-    use crate::core::{Mutation, Query, Snapshot, SyncMeta};
+    use crate::core::{Meanwhile, Mutation, Query, Snapshot, SyncMeta};
     use crate::store::MemoryStore;
 
     /// A memory store whose `apply` first waits for the next gate the test
@@ -622,8 +622,15 @@ mod tests {
         async fn pending_count(&self) -> Result<usize> {
             self.inner.pending_count().await
         }
-        async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
-            self.inner.settle(answers, policies, now, cursor).await
+        async fn settle(
+            &self,
+            answers: &[ServerAnswer],
+            policies: &Policies,
+            now: f64,
+            cursor: Option<&str>,
+            meanwhile: Meanwhile<'_>,
+        ) -> Result<Vec<Settled>> {
+            self.inner.settle(answers, policies, now, cursor, meanwhile).await
         }
         async fn note_failed_push(&self, mutation_ids: &[crate::core::MutationId], error: &str) -> Result<()> {
             self.inner.note_failed_push(mutation_ids, error).await

@@ -54,7 +54,7 @@ pub async fn rescue_into<S: Store + 'static>(into: &Rc<Repository<S>>, entities:
         })
         .collect();
     if !acknowledged.is_empty() {
-        let settled = into.store().settle(&acknowledged, &Policies::default(), into.now(), None).await?;
+        let settled = into.store().settle(&acknowledged, &Policies::default(), into.now(), None, Box::new(|| ())).await?;
         into.absorb(&settled);
     }
     let mut written = 0;

@@ -37,6 +37,10 @@ pub struct SyncMeta {
     pub last_sync_at: Option<f64>,
 }
 
+/// Work for this thread while a commit completes elsewhere (see [`Store::settle`]).
+/// Boxed: a type parameter would copy each store's recording code once per caller.
+pub type Meanwhile<'a> = Box<dyn FnOnce() + 'a>;
+
 /// Durable storage for entities, the outbox and metadata.
 ///
 /// Futures are not `Send`: in a browser every handle is a JS object.
@@ -92,7 +96,19 @@ pub trait Store {
     /// appended it; entities the answers do not name are not touched; and if
     /// the transaction fails, nothing of it is stored. Returns what each
     /// answer did, in answer order.
-    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>>;
+    ///
+    /// `meanwhile` is called exactly once: when the writes are handed to
+    /// storage and only their commit is awaited, or else before the call
+    /// returns. Sync shows the answers recorded by the call before there, so
+    /// that this thread's work overlaps the commit, which takes place elsewhere.
+    async fn settle(
+        &self,
+        answers: &[ServerAnswer],
+        policies: &Policies,
+        now: f64,
+        cursor: Option<&str>,
+        meanwhile: Meanwhile<'_>,
+    ) -> Result<Vec<Settled>>;
 
     /// A push of these outbox entries failed without an answer: each one still
     /// queued counts one more attempt and keeps `error` as its last. For people

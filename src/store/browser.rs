@@ -5,7 +5,7 @@
 //! `status().storage` says `"memory"` so the app can tell its user.
 
 use crate::core::reconcile::{Policies, ServerAnswer, Settled};
-use crate::core::{Applied, Entity, Error, Mutation, MutationId, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
+use crate::core::{Applied, Entity, Error, Meanwhile, Mutation, MutationId, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
 use crate::store::indexeddb::IdbStore;
 use crate::store::MemoryStore;
 
@@ -99,8 +99,15 @@ impl Store for BrowserStore {
         each!(self, store => store.pending_count().await)
     }
 
-    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
-        each!(self, store => store.settle(answers, policies, now, cursor).await)
+    async fn settle(
+        &self,
+        answers: &[ServerAnswer],
+        policies: &Policies,
+        now: f64,
+        cursor: Option<&str>,
+        meanwhile: Meanwhile<'_>,
+    ) -> Result<Vec<Settled>> {
+        each!(self, store => store.settle(answers, policies, now, cursor, meanwhile).await)
     }
 
     async fn note_failed_push(&self, mutation_ids: &[MutationId], error: &str) -> Result<()> {

@@ -9,8 +9,8 @@ use futures::channel::oneshot;
 
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{
-    apply_write, Applied, Collection, Entity, Error, Mutation, MutationId, Query, Result, Schema, Snapshot, Store,
-    SyncMeta, Write,
+    apply_write, Applied, Collection, Entity, Error, Meanwhile, Mutation, MutationId, Query, Result, Schema, Snapshot,
+    Store, SyncMeta, Write,
 };
 
 #[derive(Debug)]
@@ -103,6 +103,47 @@ impl MemoryStore {
             Ok(())
         }
     }
+
+    /// [`Store::settle`], less its `meanwhile`.
+    async fn record_answers(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
+        let held = self.held_settle.borrow_mut().take();
+        if let Some(held) = held {
+            let _ = held.await;
+        }
+        self.check_open()?;
+        if self.fail_next_apply.replace(false) {
+            return Err(Error::Storage("injected failure: the transaction was aborted".into()));
+        }
+        let mut state = self.state.borrow_mut();
+        let State { collections, outbox, next_mutation_id, sync, .. } = &mut *state;
+        let reads = Reads::of(answers, |name| collections.contains_key(name));
+        let entities = reads.entities.into_iter().map(|(name, id)| {
+            let entity = collections[&name].get(&id).cloned();
+            ((name, id), entity)
+        });
+        let mut stored = Stored { entities: entities.collect(), ..Stored::default() };
+        // By insertion: collecting would sort first, a sort more in the module (see bench/README.md).
+        stored.queued.extend(reads.mutations.into_iter().filter(|id| outbox.contains_key(id)));
+        let plan = plan(answers, stored, policies, now, cursor);
+        for mutation_id in &plan.remove {
+            outbox.remove(mutation_id);
+        }
+        outbox.retain(|_, m| !plan.supersedes(&m.collection, &m.id));
+        for mut mutation in plan.append {
+            mutation.mutation_id = *next_mutation_id;
+            *next_mutation_id += 1;
+            outbox.insert(mutation.mutation_id, mutation);
+        }
+        for (name, entity) in plan.entities {
+            if let Some(collection) = collections.get_mut(&name) {
+                collection.set(&entity.id.clone(), Some(entity));
+            }
+        }
+        if let Some(cursor) = plan.cursor {
+            sync.cursor = Some(cursor);
+        }
+        Ok(plan.settled)
+    }
 }
 
 impl Store for MemoryStore {
@@ -192,44 +233,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
-        let held = self.held_settle.borrow_mut().take();
-        if let Some(held) = held {
-            let _ = held.await;
-        }
-        self.check_open()?;
-        if self.fail_next_apply.replace(false) {
-            return Err(Error::Storage("injected failure: the transaction was aborted".into()));
-        }
-        let mut state = self.state.borrow_mut();
-        let State { collections, outbox, next_mutation_id, sync, .. } = &mut *state;
-        let reads = Reads::of(answers, |name| collections.contains_key(name));
-        let entities = reads.entities.into_iter().map(|(name, id)| {
-            let entity = collections[&name].get(&id).cloned();
-            ((name, id), entity)
-        });
-        let mut stored = Stored { entities: entities.collect(), ..Stored::default() };
-        // By insertion: collecting would sort first, a sort more in the module (see bench/README.md).
-        stored.queued.extend(reads.mutations.into_iter().filter(|id| outbox.contains_key(id)));
-        let plan = plan(answers, stored, policies, now, cursor);
-        for mutation_id in &plan.remove {
-            outbox.remove(mutation_id);
-        }
-        outbox.retain(|_, m| !plan.supersedes(&m.collection, &m.id));
-        for mut mutation in plan.append {
-            mutation.mutation_id = *next_mutation_id;
-            *next_mutation_id += 1;
-            outbox.insert(mutation.mutation_id, mutation);
-        }
-        for (name, entity) in plan.entities {
-            if let Some(collection) = collections.get_mut(&name) {
-                collection.set(&entity.id.clone(), Some(entity));
-            }
-        }
-        if let Some(cursor) = plan.cursor {
-            sync.cursor = Some(cursor);
-        }
-        Ok(plan.settled)
+    async fn settle(
+        &self,
+        answers: &[ServerAnswer],
+        policies: &Policies,
+        now: f64,
+        cursor: Option<&str>,
+        meanwhile: Meanwhile<'_>,
+    ) -> Result<Vec<Settled>> {
+        // Nothing here commits elsewhere: the work waits for the writes.
+        let settled = self.record_answers(answers, policies, now, cursor).await;
+        meanwhile();
+        settled
     }
 
     async fn sync_meta(&self) -> Result<SyncMeta> {

@@ -285,7 +285,7 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
     // A write that leaves no mark, as no Tideway of this format makes: unseen.
     settle(contexts::retitle_behind_its_back(&name, "a", "unmarked")).await.expect("write without a mark");
     assert_eq!(title_of(mine.get("notes", "a").await.unwrap()), Some("unmarked".into()));
-    mine.settle(&[acknowledgement(&outbox[0])], &Policies::default(), 9_000.0, None).await.expect("record");
+    mine.settle(&[acknowledgement(&outbox[0])], &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
     let a = mine.get("notes", "a").await.unwrap().expect("a");
     assert_eq!((title_of(Some(a.clone())), a.sync_status), (Some("first".into()), SyncStatus::Synced), "computed on the known doc");
 
@@ -293,7 +293,7 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
     let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
     theirs.load().await.expect("load");
     theirs.apply(&[patch("b", serde_json::json!({ "body": "theirs" }))]).await.expect("write");
-    mine.settle(&[acknowledgement(&outbox[1])], &Policies::default(), 9_001.0, None).await.expect("record");
+    mine.settle(&[acknowledgement(&outbox[1])], &Policies::default(), 9_001.0, None, Box::new(|| ())).await.expect("record");
     let b = mine.get("notes", "b").await.unwrap().expect("b");
     assert_eq!(b.data().get("body").and_then(|body| body.as_str()), Some("theirs"), "the other connection's change is kept");
     assert_eq!((b.version, b.pending, b.sync_status), (1, 1, SyncStatus::Dirty), "acknowledged, with their write still queued");
@@ -340,7 +340,7 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
         let (name, mine, answer) = (&name, &mine, acknowledge(id));
         async move {
             settle(contexts::retitle_behind_its_back(name, id, "unmarked")).await.expect("write without a mark");
-            mine.settle(&[answer], &Policies::default(), at, None).await.expect("record");
+            mine.settle(&[answer], &Policies::default(), at, None, Box::new(|| ())).await.expect("record");
             title_of(mine.get("notes", id).await.unwrap())
         }
     };

@@ -438,8 +438,11 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
         ServerAnswer::Pushed { mutation: outbox[0].clone(), result: applied },
         ServerAnswer::Pulled { id: "n3".into(), change: server("n3", json!({"title": "three"}), 4) },
     ];
-    let settled = store.settle(&answers, &policies, 9_000.0, Some("cursor-1")).await.unwrap();
+    let calls = std::cell::Cell::new(0);
+    let meanwhile = || calls.set(calls.get() + 1);
+    let settled = store.settle(&answers, &policies, 9_000.0, Some("cursor-1"), Box::new(meanwhile)).await.unwrap();
     assert_eq!(settled.iter().map(|s| s.outcome.clone()).collect::<Vec<_>>(), [Outcome::Pushed, Outcome::Pulled]);
+    assert_eq!(calls.get(), 1, "`meanwhile` runs once");
     repo.absorb(&settled);
     let n1 = store.get("notes", "n1").await.unwrap().unwrap();
     assert_eq!((n1.version, n1.sync_status, n1.pending), (1, SyncStatus::Synced, 0));
@@ -449,7 +452,7 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     assert_eq!(ids_of(&store.outbox(10).await.unwrap()), [outbox[1].mutation_id]);
     assert_eq!(store.sync_meta().await.unwrap().cursor.as_deref(), Some("cursor-1"));
     // The same answer again (another tab's syncer got it too) changes nothing.
-    let again = store.settle(&answers[..1], &policies, 9_000.5, None).await.unwrap();
+    let again = store.settle(&answers[..1], &policies, 9_000.5, None, Box::new(|| ())).await.unwrap();
     assert_eq!((again[0].outcome.clone(), again[0].entity.clone()), (Outcome::Unchanged, None));
     assert_eq!(store.get("notes", "n1").await.unwrap().unwrap(), n1);
 
@@ -464,7 +467,7 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
         error: None,
     };
     let answer = [ServerAnswer::Pushed { mutation: outbox[1].clone(), result: conflict }];
-    let settled = store.settle(&answer, &policies, 9_001.0, None).await.unwrap();
+    let settled = store.settle(&answer, &policies, 9_001.0, None, Box::new(|| ())).await.unwrap();
     assert_eq!(settled[0].outcome, Outcome::Resolved(Resolution::Queued));
     let queued = store.outbox(10).await.unwrap();
     assert_eq!(queued.len(), 1);
@@ -477,7 +480,8 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     // A failed transaction: nothing of the page, not even its cursor.
     H::fail_next_apply(store);
     let page = [ServerAnswer::Pulled { id: "n4".into(), change: server("n4", json!({"title": "four"}), 1) }];
-    assert!(store.settle(&page, &policies, 9_002.0, Some("cursor-2")).await.is_err());
+    assert!(store.settle(&page, &policies, 9_002.0, Some("cursor-2"), Box::new(meanwhile)).await.is_err());
+    assert_eq!(calls.get(), 2, "`meanwhile` runs once when the transaction fails too");
     assert!(store.get("notes", "n4").await.unwrap().is_none());
     assert_eq!(store.sync_meta().await.unwrap().cursor.as_deref(), Some("cursor-1"));
     assert_eq!(store.outbox(10).await.unwrap().len(), 1);
@@ -534,12 +538,12 @@ pub async fn answers_of_one_batch_take_effect_in_order<H: Harness>(h: &H) {
     let answers = [conflict(&outbox[0]), conflict(&outbox[1])];
 
     H::fail_next_apply(store);
-    assert!(store.settle(&answers, &policies, 9_000.0, None).await.is_err());
+    assert!(store.settle(&answers, &policies, 9_000.0, None, Box::new(|| ())).await.is_err());
     assert_eq!(ids_of(&store.outbox(10).await.unwrap()), ids_of(&outbox), "a failed transaction removes no entry");
     let n1 = store.get("notes", "n1").await.unwrap().unwrap();
     assert_eq!((n1.version, n1.pending), (0, 2), "nor changes the entity");
 
-    let settled = store.settle(&answers, &policies, 9_000.0, None).await.unwrap();
+    let settled = store.settle(&answers, &policies, 9_000.0, None, Box::new(|| ())).await.unwrap();
     let outcomes: Vec<Outcome> = settled.iter().map(|s| s.outcome.clone()).collect();
     assert_eq!(outcomes, [Outcome::Resolved(Resolution::Queued), Outcome::Unchanged]);
     let queued = store.outbox(10).await.unwrap();

@@ -25,7 +25,7 @@ use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settle
 use crate::core::error::Error;
 use crate::core::mutation::Mutation;
 use crate::core::repository::Repository;
-use crate::core::store::{Store, SyncMeta};
+use crate::core::store::{Meanwhile, Store, SyncMeta};
 
 /// How the engine pushes and pulls.
 #[derive(Debug, Clone)]
@@ -382,7 +382,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             // The request goes out first: recording and reading do work on this
             // thread before they wait, and the server need not wait for it.
             let both = async { futures::join!(self.send_push(&batch, &request, refreshed), meanwhile) };
-            let (sent, meanwhile) = match recording.alongside(both).await {
+            let (sent, meanwhile) = match recording.alongside(self, both).await {
                 Ok((sent, Ok(meanwhile))) => (sent, meanwhile),
                 Ok((_, Err(error))) | Err(error) => {
                     self.repository.unmark_syncing(&keys);
@@ -427,24 +427,27 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
 
     /// Adds the answers to a batch the server applied in full to `recording`,
     /// to be recorded after those already there.
+    /// Each batch is shown while the next one commits.
     fn record_later<'a>(&'a self, recording: &mut Recording<'a>, answered: Answered) {
         recording.keys.extend(answered.keys.iter().cloned());
         let before = recording.pending.take();
         recording.pending = Some(Box::pin(async move {
-            let mut settled = match before {
+            let Chained { mut shown, last } = match before {
                 Some(before) => before.await?,
-                None => Vec::new(),
+                None => Chained::default(),
             };
-            settled.extend(self.record_answers(answered).await?);
-            Ok(settled)
+            let show_last = || shown.extend(last.map(|last| self.show_push(last)).unwrap_or_default());
+            let recorded = self.record_answers(answered, Box::new(show_last)).await?;
+            Ok(Chained { shown, last: Some(recorded) })
         }));
     }
 
-    /// Waits until everything in `recording` is recorded, and counts it.
+    /// Waits until everything in `recording` is recorded, shows it and counts it.
     async fn finish(&self, recording: &mut Recording<'_>, report: &mut SyncReport) -> Result<(), Failure> {
         if let Some(pending) = recording.pending.take() {
             recording.keys.clear();
-            recording.settled.extend(pending.await?);
+            let recorded = pending.await?;
+            recording.take_in(self, recorded);
         }
         self.count(report, &std::mem::take(&mut recording.settled));
         Ok(())
@@ -490,24 +493,30 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         }
     }
 
-    /// Records the answers to one push; whether one of them withheld the
-    /// server's data (see [`Pushed::UntilWithheld`]).
+    /// Records the answers to one push and shows them; whether one of them
+    /// withheld the server's data (see [`Pushed::UntilWithheld`]).
     async fn record_push(&self, answered: Answered, report: &mut SyncReport) -> Result<bool, Failure> {
-        let settled = self.record_answers(answered).await?;
+        let recorded = self.record_answers(answered, Box::new(|| ())).await?;
+        let settled = self.show_push(recorded);
         self.count(report, &settled);
         Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
     }
 
-    /// Records the answers to one push, and shows them.
-    async fn record_answers(&self, answered: Answered) -> Result<Vec<Settled>, Failure> {
-        let Answered { keys, answers, .. } = answered;
-        let settled = match self.settle(&answers, None).await {
-            Ok(settled) => settled,
+    /// Records the answers to one push; `meanwhile` as [`Store::settle`] has it.
+    async fn record_answers(&self, answered: Answered, meanwhile: Meanwhile<'_>) -> Result<Recorded, Failure> {
+        match self.record(&answered.answers, None, meanwhile).await {
+            Ok(settled) => Ok(Recorded { answered, settled }),
             Err(error) => {
-                self.repository.unmark_syncing(&keys);
-                return Err(error);
+                self.repository.unmark_syncing(&answered.keys);
+                Err(error)
             }
-        };
+        }
+    }
+
+    /// Shows the recorded answers to one push; what they did.
+    fn show_push(&self, Recorded { answered, settled }: Recorded) -> Vec<Settled> {
+        let Answered { keys, answers, .. } = answered;
+        self.show(&answers, &settled);
         self.repository.unmark_syncing(&keys);
         let (mut applied, mut conflicts, mut rejected) = (0, 0, 0);
         for answer in &answers {
@@ -522,7 +531,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             }
         }
         self.log(Step::Pushed { applied, conflicts, rejected });
-        Ok(settled)
+        settled
     }
 
     /// The client id that asks the server to leave out this client's own pushes:
@@ -535,6 +544,24 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// Pulls every page from the cursor on; `full`, on a pull from the start, is
     /// what the sync found synced before it pushed.
     async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool, full: Option<FullPull>) -> Result<(), Failure> {
+        let mut unshown = None;
+        let pulled = self.pull_pages(report, refreshed, full, &mut unshown).await;
+        // The last page recorded is shown whatever stopped the pull.
+        if let Some((answers, settled)) = unshown {
+            self.show(&answers, &settled);
+        }
+        pulled
+    }
+
+    /// `pull_all`, each page shown while the next one commits: `unshown` is
+    /// the last page recorded and not shown yet.
+    async fn pull_pages(
+        &self,
+        report: &mut SyncReport,
+        refreshed: &mut bool,
+        full: Option<FullPull>,
+        unshown: &mut Option<(Vec<ServerAnswer>, Vec<Settled>)>,
+    ) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
         let mut reset = false;
         let mut full = match (&cursor, full) {
@@ -583,7 +610,12 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     answers.extend(full.deletes(&self.repository));
                 }
             }
-            let recording = self.settle(&answers, Some(&next));
+            let show_previous = || {
+                if let Some((answers, settled)) = unshown.take() {
+                    self.show(&answers, &settled);
+                }
+            };
+            let recording = self.record(&answers, Some(&next), Box::new(show_previous));
             let settled = if has_more {
                 self.log(Step::Pull { has_cursor: true });
                 let own = self.own_writes_skipped(full.as_ref());
@@ -599,6 +631,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             self.meta.borrow_mut().cursor = Some(next.clone());
             self.log(Step::Pulled { changes: count, has_more });
             self.count(report, &settled);
+            *unshown = Some((answers, settled));
             cursor = Some(next);
             if !has_more {
                 return Ok(());
@@ -696,14 +729,20 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             .collect()
     }
 
-    async fn settle(&self, answers: &[ServerAnswer], cursor: Option<&str>) -> Result<Vec<Settled>, Failure> {
+    /// Records `answers` in the store; `meanwhile` as [`Store::settle`] has it.
+    async fn record(&self, answers: &[ServerAnswer], cursor: Option<&str>, meanwhile: Meanwhile<'_>) -> Result<Vec<Settled>, Failure> {
         let now = self.repository.now();
-        let settled = self.repository.store().settle(answers, &self.config.policies, now, cursor).await?;
-        self.repository.absorb(&settled);
-        for step in steps_of(answers, &settled, &self.config.policies) {
+        Ok(self.repository.store().settle(answers, &self.config.policies, now, cursor, meanwhile).await?)
+    }
+
+    /// Shows what recording `answers` did: in the mirror (and so to the other
+    /// contexts), in the sync log and as events.
+    fn show(&self, answers: &[ServerAnswer], settled: &[Settled]) {
+        self.repository.absorb(settled);
+        for step in steps_of(answers, settled, &self.config.policies) {
             self.log(step);
         }
-        for item in &settled {
+        for item in settled {
             match &item.outcome {
                 Outcome::Conflict => {
                     self.emit(SyncEvent::Conflict { collection: item.collection.clone(), id: item.id.clone() })
@@ -716,7 +755,6 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 _ => {}
             }
         }
-        Ok(settled)
     }
 
     fn count(&self, report: &mut SyncReport, settled: &[Settled]) {
@@ -830,6 +868,20 @@ struct Answered {
     answers: Vec<ServerAnswer>,
 }
 
+/// Answers to a push, recorded and not shown yet.
+struct Recorded {
+    answered: Answered,
+    settled: Vec<Settled>,
+}
+
+/// What recording batches one after the other came to: each batch is shown
+/// while the next one commits, so the last one is left to show.
+#[derive(Default)]
+struct Chained {
+    shown: Vec<Settled>,
+    last: Option<Recorded>,
+}
+
 impl Answered {
     /// Whether the server applied every mutation of the batch.
     fn all_applied(&self) -> bool {
@@ -846,12 +898,20 @@ struct Recording<'a> {
     /// The entities of the batches not recorded yet.
     keys: HashSet<(String, String)>,
     /// Recording them, each batch after the one before.
-    pending: Option<LocalBoxFuture<'a, Result<Vec<Settled>, Failure>>>,
-    /// What was recorded and is not counted yet.
+    pending: Option<LocalBoxFuture<'a, Result<Chained, Failure>>>,
+    /// What was recorded and shown, and is not counted yet.
     settled: Vec<Settled>,
 }
 
 impl Recording<'_> {
+    /// What the recording resolved to: shows its last batch.
+    fn take_in<S: Store + 'static, R: Remote>(&mut self, engine: &SyncEngine<S, R>, Chained { shown, last }: Chained) {
+        self.settled.extend(shown);
+        if let Some(last) = last {
+            self.settled.extend(engine.show_push(last));
+        }
+    }
+
     /// Whether `batch` holds an entity whose answers are not recorded yet.
     fn touches(&self, batch: &[Mutation]) -> bool {
         self.pending.is_some() && batch.iter().any(|m| self.keys.contains(&(m.collection.clone(), m.id.clone())))
@@ -859,7 +919,11 @@ impl Recording<'_> {
 
     /// Runs `work` while the recording goes on: returns once `work` is done,
     /// the recording left to go on if it has not finished.
-    async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Failure> {
+    async fn alongside<T, S: Store + 'static, R: Remote>(
+        &mut self,
+        engine: &SyncEngine<S, R>,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Failure> {
         let Some(pending) = self.pending.take() else { return Ok(work.await) };
         match future::select(pin!(work), pending).await {
             Either::Left((done, pending)) => {
@@ -868,7 +932,7 @@ impl Recording<'_> {
             }
             Either::Right((recorded, work)) => {
                 self.keys.clear();
-                self.settled.extend(recorded?);
+                self.take_in(engine, recorded?);
                 Ok(work.await)
             }
         }

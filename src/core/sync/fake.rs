@@ -16,6 +16,8 @@ use super::remote::{Remote, RemoteError};
 /// A scripted misbehaviour for the next push or pull.
 #[derive(Debug, Clone)]
 pub enum Fault {
+    /// Answer as usual: a fault for a later call goes after it.
+    Pass,
     /// Fail without doing anything.
     Before(RemoteError),
     /// Do the work, then lose the response.

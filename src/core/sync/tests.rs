@@ -363,6 +363,39 @@ fn pulls_page_by_page_and_saves_the_cursor_only_after_applying() {
     assert_eq!(block_on(a.store.sync_meta()).unwrap().cursor.as_deref(), Some("c1201"));
 }
 
+/// Each page is shown while the next one is recorded: a pull that stops
+/// shows the pages it recorded all the same.
+#[test]
+fn a_pull_that_stops_shows_the_pages_it_recorded() {
+    let remote = FakeRemote::default();
+    for i in 0..1_200 {
+        remote.server().write("notes", &format!("s{i:04}"), json!({"title": i}), false);
+    }
+    remote.server().pull_faults.extend([Fault::Pass, Fault::Before(RemoteError::Timeout)]);
+    let a = device(&remote, ConflictPolicy::Merge);
+    assert!(matches!(a.sync(), Err(SyncError::Remote { .. })));
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().cursor.as_deref(), Some("c1000"));
+    assert_eq!(a.engine.repository().read("notes", |c| c.len()).unwrap(), 1_000);
+    assert_eq!(a.get("s0999").unwrap().sync_status, SyncStatus::Synced);
+}
+
+/// Each batch is shown while the next one is recorded: a push that stops
+/// shows the batches it recorded all the same, and leaves the rest queued.
+#[test]
+fn a_push_that_stops_shows_the_batches_it_recorded() {
+    let remote = FakeRemote::default();
+    let a = device(&remote, ConflictPolicy::Merge);
+    for i in 0..2_500 {
+        a.put(&format!("n{i:04}"), json!({"title": i}));
+    }
+    remote.server().push_faults.extend([Fault::Pass, Fault::Pass, Fault::Before(RemoteError::Timeout)]);
+    assert!(matches!(a.sync(), Err(SyncError::Remote { .. })));
+    let synced = |ids: std::ops::Range<usize>| ids.filter(|i| a.get(&format!("n{i:04}")).unwrap().sync_status == SyncStatus::Synced).count();
+    assert_eq!(synced(0..2_000), 2_000);
+    assert_eq!(synced(2_000..2_500), 0);
+    assert_eq!(a.pending(), 500);
+}
+
 #[test]
 fn an_expired_cursor_pulls_again_from_the_start() {
     let remote = FakeRemote::default();

@@ -84,7 +84,7 @@ use crate::browser;
 #[cfg(feature = "fault-injection")]
 use crate::browser::{Fault, WriteBatch};
 use crate::core::reconcile::{Policies, ServerAnswer, Settled};
-use crate::core::{Applied, Entity, Error, IndexSpec, Mutation, MutationId, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
+use crate::core::{Applied, Entity, Error, IndexSpec, Meanwhile, Mutation, MutationId, Query, Result, Schema, Snapshot, Store, SyncMeta, Write};
 
 /// A [`Store`] on one IndexedDB database.
 pub struct IdbStore {
@@ -318,8 +318,20 @@ impl Store for IdbStore {
         self.count_failed_push(mutation_ids, error).await
     }
 
-    async fn settle(&self, answers: &[ServerAnswer], policies: &Policies, now: f64, cursor: Option<&str>) -> Result<Vec<Settled>> {
-        self.record_answers(answers, policies, now, cursor).await
+    async fn settle(
+        &self,
+        answers: &[ServerAnswer],
+        policies: &Policies,
+        now: f64,
+        cursor: Option<&str>,
+        meanwhile: Meanwhile<'_>,
+    ) -> Result<Vec<Settled>> {
+        let mut meanwhile = Some(meanwhile);
+        let settled = self.record_answers(answers, policies, now, cursor, &mut meanwhile).await;
+        if let Some(meanwhile) = meanwhile {
+            meanwhile();
+        }
+        settled
     }
 
     async fn sync_meta(&self) -> Result<SyncMeta> {

@@ -18,7 +18,7 @@ use super::read::all;
 use super::IdbStore;
 use crate::browser::{self, StoredRecord, WriteBatch};
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
-use crate::core::{Error, Mutation, MutationId, Result, SyncMeta};
+use crate::core::{Error, Meanwhile, Mutation, MutationId, Result, SyncMeta};
 use crate::store::layout::{entity_store, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
 
 impl IdbStore {
@@ -28,16 +28,18 @@ impl IdbStore {
     /// out: it meets the same answers again, and they are idempotent (an
     /// answer to a push counts only while its mutation is queued; a pull
     /// starts again from the cursor stored with the changes it covers).
+    /// `meanwhile` is taken and called once the writes are sent.
     pub(super) async fn record_answers(
         &self,
         answers: &[ServerAnswer],
         policies: &Policies,
         now: f64,
         cursor: Option<&str>,
+        meanwhile: &mut Option<Meanwhile<'_>>,
     ) -> Result<Vec<Settled>> {
         self.check_open()?;
         let connection = self.connection();
-        match self.record(&connection, answers, policies, now, cursor).await {
+        match self.record(&connection, answers, policies, now, cursor, meanwhile).await {
             Err(error) => {
                 self.recover(&connection, error.clone()).await?;
                 Err(error)
@@ -54,6 +56,7 @@ impl IdbStore {
         policies: &Policies,
         now: f64,
         cursor: Option<&str>,
+        meanwhile: &mut Option<Meanwhile<'_>>,
     ) -> Result<Vec<Settled>> {
         let reads = Reads::of(answers, |name| self.collections.contains_key(name));
         let mut names: Vec<String> = reads.entities.iter().map(|(collection, _)| entity_store(collection)).collect();
@@ -136,7 +139,12 @@ impl IdbStore {
             batch.abandon();
             return Err(error);
         }
-        JsFuture::from(batch.run()).await.map_err(js_error)?;
+        let committed = JsFuture::from(batch.run());
+        // The commit takes place in the browser: this thread is free meanwhile.
+        if let Some(meanwhile) = meanwhile.take() {
+            meanwhile();
+        }
+        committed.await.map_err(js_error)?;
         Ok(plan.settled)
     }
 

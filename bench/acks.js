@@ -1,0 +1,69 @@
+// What recording the server's acknowledgements of a push costs raw IndexedDB, in two
+// layouts (driven by acks.mjs). Each run fills a database as a push leaves it before
+// its answers come: `count` notes laid out as Tideway stores them (`{id, doc, ix}`),
+// each with one outbox entry. Then it records the answers in batches of `batch`, one
+// readwrite transaction per batch, each begun once the one before committed, as the
+// sync engine records them:
+//
+//   rewrite   the batch's outbox entries deleted (one key range), each note's record
+//             put again with its new version and sync status: today's layout
+//   log       the same deletion, and one record naming each note's new version
+
+import { makeNotes } from "./dataset.js";
+
+const request = (req) =>
+  new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+
+const committed = (tx) =>
+  new Promise((resolve, reject) => {
+    tx.oncomplete = resolve;
+    tx.onabort = () => reject(tx.error ?? new Error("aborted"));
+  });
+
+const doc = (note, meta) => JSON.stringify({ id: note.id, data: note.data, updatedAt: 1, ...meta });
+
+/** Records `count` acknowledgements in batches of `batch` with `layout`: the time in all, and in `put` calls. */
+export async function record(layout, count, batch) {
+  const open = indexedDB.open(`acks-${layout}-${crypto.randomUUID()}`, 1);
+  open.onupgradeneeded = () => {
+    open.result.createObjectStore("e:notes", { keyPath: "id" });
+    open.result.createObjectStore("outbox", { keyPath: "mutationId", autoIncrement: true });
+    open.result.createObjectStore("acks", { autoIncrement: true });
+  };
+  const db = await request(open);
+  const notes = makeNotes(count);
+  const fill = db.transaction(["e:notes", "outbox"], "readwrite");
+  for (const note of notes) {
+    fill.objectStore("e:notes").put({ id: note.id, doc: doc(note, { version: 0, syncStatus: "dirty", pending: 1 }), ix: {} });
+    fill.objectStore("outbox").put({ doc: JSON.stringify({ collection: "notes", id: note.id, op: "put", data: note.data }) });
+  }
+  await committed(fill);
+  const acked = notes.map((note) =>
+    doc(note, { version: 1, serverUpdatedAt: 5, syncStatus: "synced", remoteId: note.id, baseIsData: true }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+
+  let putMs = 0;
+  const started = performance.now();
+  for (let first = 0; first < count; first += batch) {
+    const last = Math.min(first + batch, count);
+    const stores = layout === "rewrite" ? ["e:notes", "outbox"] : ["acks", "outbox"];
+    const tx = db.transaction(stores, "readwrite");
+    tx.objectStore("outbox").delete(IDBKeyRange.bound(first + 1, last));
+    const putting = performance.now();
+    if (layout === "rewrite") {
+      const entities = tx.objectStore("e:notes");
+      for (let i = first; i < last; i++) entities.put({ id: notes[i].id, doc: acked[i], ix: {} });
+    } else {
+      tx.objectStore("acks").put(JSON.stringify(notes.slice(first, last).map((note) => [note.id, 1, 5])));
+    }
+    putMs += performance.now() - putting;
+    await committed(tx);
+  }
+  const ms = performance.now() - started;
+  db.close();
+  return { ms, putMs };
+}

@@ -426,8 +426,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 
     /// Adds the answers to a batch the server applied in full to `recording`,
-    /// to be recorded after those already there.
-    /// Each batch is shown while the next one commits.
+    /// to be recorded after those already there; each batch is shown while the
+    /// next one commits.
     fn record_later<'a>(&'a self, recording: &mut Recording<'a>, answered: Answered) {
         recording.keys.extend(answered.keys.iter().cloned());
         let before = recording.pending.take();

@@ -432,12 +432,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         recording.keys.extend(answered.keys.iter().cloned());
         let before = recording.pending.take();
         recording.pending = Some(Box::pin(async move {
-            let Chained { mut shown, last } = match before {
+            let before = match before {
                 Some(before) => before.await?,
                 None => Chained::default(),
             };
-            let show_last = || shown.extend(last.map(|last| self.show_push(last)).unwrap_or_default());
-            let recorded = self.record_answers(answered, Box::new(show_last)).await?;
+            let mut shown = Vec::new();
+            let show_before = || shown = before.show_last(self);
+            let recorded = self.record_answers(answered, Box::new(show_before)).await?;
             Ok(Chained { shown, last: Some(recorded) })
         }));
     }
@@ -446,8 +447,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn finish(&self, recording: &mut Recording<'_>, report: &mut SyncReport) -> Result<(), Failure> {
         if let Some(pending) = recording.pending.take() {
             recording.keys.clear();
-            let recorded = pending.await?;
-            recording.take_in(self, recorded);
+            let chained = pending.await?;
+            recording.settled.extend(chained.show_last(self));
         }
         self.count(report, &std::mem::take(&mut recording.settled));
         Ok(())
@@ -882,6 +883,17 @@ struct Chained {
     last: Option<Recorded>,
 }
 
+impl Chained {
+    /// Shows the last batch: what every batch did, all shown now.
+    fn show_last<S: Store + 'static, R: Remote>(self, engine: &SyncEngine<S, R>) -> Vec<Settled> {
+        let Chained { mut shown, last } = self;
+        if let Some(last) = last {
+            shown.extend(engine.show_push(last));
+        }
+        shown
+    }
+}
+
 impl Answered {
     /// Whether the server applied every mutation of the batch.
     fn all_applied(&self) -> bool {
@@ -904,14 +916,6 @@ struct Recording<'a> {
 }
 
 impl Recording<'_> {
-    /// What the recording resolved to: shows its last batch.
-    fn take_in<S: Store + 'static, R: Remote>(&mut self, engine: &SyncEngine<S, R>, Chained { shown, last }: Chained) {
-        self.settled.extend(shown);
-        if let Some(last) = last {
-            self.settled.extend(engine.show_push(last));
-        }
-    }
-
     /// Whether `batch` holds an entity whose answers are not recorded yet.
     fn touches(&self, batch: &[Mutation]) -> bool {
         self.pending.is_some() && batch.iter().any(|m| self.keys.contains(&(m.collection.clone(), m.id.clone())))
@@ -932,7 +936,7 @@ impl Recording<'_> {
             }
             Either::Right((recorded, work)) => {
                 self.keys.clear();
-                self.take_in(engine, recorded?);
+                self.settled.extend(recorded?.show_last(engine));
                 Ok(work.await)
             }
         }

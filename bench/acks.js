@@ -10,18 +10,7 @@
 //   log       the same deletion, and one record naming each note's new version
 
 import { makeNotes } from "./dataset.js";
-
-const request = (req) =>
-  new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-
-const committed = (tx) =>
-  new Promise((resolve, reject) => {
-    tx.oncomplete = resolve;
-    tx.onabort = () => reject(tx.error ?? new Error("aborted"));
-  });
+import { committed, request } from "./idb.js";
 
 const doc = (note, meta) => JSON.stringify({ id: note.id, data: note.data, updatedAt: 1, ...meta });
 

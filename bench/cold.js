@@ -10,6 +10,8 @@
 //   tideway(name, ids)        import + init the module, Tideway.open (loads the mirror),
 //                             then a `get` of each of `ids` (1000), the first reads
 
+import { request } from "./idb.js";
+
 /** The indexes every engine declares (as in engines.js, which this page must not load). */
 const INDEXES = ["updatedAt", "title", "editedAt"];
 
@@ -25,16 +27,8 @@ export async function fill(engine, name) {
 
 export async function raw(name) {
   const started = performance.now();
-  const db = await new Promise((resolve, reject) => {
-    const open = indexedDB.open(name);
-    open.onsuccess = () => resolve(open.result);
-    open.onerror = () => reject(open.error);
-  });
-  const records = await new Promise((resolve, reject) => {
-    const request = db.transaction("e:notes").objectStore("e:notes").getAll();
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
+  const db = await request(indexedDB.open(name));
+  const records = await request(db.transaction("e:notes").objectStore("e:notes").getAll());
   const notes = records.map((record) => JSON.parse(record.doc));
   const openLoadMs = performance.now() - started;
   db.close();

@@ -17,6 +17,7 @@
 
 import init, { Tideway } from "../pkg/index.js";
 import Dexie from "../vendor/dexie.mjs";
+import { committed, request } from "./idb.js";
 
 /** The same secondary indexes everywhere: two the demo app uses, one the range query uses. */
 export const INDEXES = ["updatedAt", "title", "editedAt"];
@@ -32,21 +33,6 @@ let mutationSeq = 0;
 
 // ---------------------------------------------------------------------------------------
 // Raw IndexedDB, laid out the way Tideway stores entities: { id, doc: JSON, ix: {...} }.
-
-function request(req) {
-  return new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-}
-
-function committed(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"));
-  });
-}
 
 /** The sync metadata of a note just written locally, as both baselines store it. */
 function newMeta() {

@@ -30,6 +30,7 @@
 import init, { Tideway } from "/pkg/index.js";
 import { raw as rawOpenAndLoad } from "./cold.js";
 import { makeNotes, putBatches } from "./dataset.js";
+import { committed, request } from "./idb.js";
 
 const MAX_PULL = 1000;
 
@@ -148,16 +149,13 @@ export async function reopenRaw(token) {
 
 export async function pullRaw(token) {
   const started = performance.now();
-  const db = await new Promise((resolve, reject) => {
-    const open = indexedDB.open(`raw-pull-${token}`, 1);
-    open.onupgradeneeded = () => {
-      const store = open.result.createObjectStore("e:notes", { keyPath: "id" });
-      store.createIndex("updatedAt", "ix.updatedAt");
-      open.result.createObjectStore("meta");
-    };
-    open.onsuccess = () => resolve(open.result);
-    open.onerror = () => reject(open.error);
-  });
+  const open = indexedDB.open(`raw-pull-${token}`, 1);
+  open.onupgradeneeded = () => {
+    const store = open.result.createObjectStore("e:notes", { keyPath: "id" });
+    store.createIndex("updatedAt", "ix.updatedAt");
+    open.result.createObjectStore("meta");
+  };
+  const db = await request(open);
   let cursor = "";
   let rows = 0;
   for (;;) {
@@ -173,10 +171,7 @@ export async function pullRaw(token) {
       store.put({ id: change.id, doc, ix: { updatedAt: change.serverUpdatedAt } });
     }
     tx.objectStore("meta").put(page.cursor, "cursor");
-    await new Promise((resolve, reject) => {
-      tx.oncomplete = resolve;
-      tx.onerror = () => reject(tx.error);
-    });
+    await committed(tx);
     rows += page.changes.length;
     cursor = page.cursor;
     if (!page.hasMore) break;

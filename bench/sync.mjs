@@ -52,7 +52,7 @@ export function buildReleaseServer(log) {
 export function benchSite(dir) {
   const site = join(dir, "site");
   cpSync(here("../www/pkg/"), join(site, "pkg"), { recursive: true });
-  for (const file of ["sync-workloads.js", "cold.js", "dataset.js"]) cpSync(here(file), join(site, "bench", file));
+  for (const file of ["sync-workloads.js", "cold.js", "dataset.js", "idb.js"]) cpSync(here(file), join(site, "bench", file));
   writeFileSync(
     join(site, "index.html"),
     `<!doctype html><meta charset="utf-8"><title>Tideway sync bench</title>

@@ -99,6 +99,10 @@ pub mod codes {
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 415: the body is not sent as `application/json`.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    /// 415: the body comes in a `Content-Encoding` the server does not take.
+    /// The answer's `Accept-Encoding` lists those it does (RFC 7694); send
+    /// the body again plain.
+    pub const UNSUPPORTED_ENCODING: &str = "unsupported_encoding";
     /// 422: an `Idempotency-Key` was reused for a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
     /// `rejected` only: a `mutationId` at or below the highest this client
@@ -137,6 +141,16 @@ pub fn echo(input: &str) -> String {
         end -= 1;
     }
     format!("{:?}… ({} bytes)", &input[..end], input.len())
+}
+
+/// Whether a server's `Accept-Encoding`, which in an answer lists the encodings
+/// it takes a request body in (RFC 7694), names gzip with a weight above zero.
+pub fn takes_gzip_bodies(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let zero_weight = |param: &str| param.strip_prefix("q=").is_some_and(|weight| weight.bytes().all(|b| b == b'0' || b == b'.'));
+        parts.next().is_some_and(|name| name.eq_ignore_ascii_case("gzip")) && !parts.any(zero_weight)
+    })
 }
 
 /// A collection name: 1 to 64 ASCII letters, digits, `_` or `-`, starting with a letter.
@@ -503,6 +517,16 @@ pub struct PullResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_bodies_taken() {
+        for yes in ["gzip", "GZip", "identity, gzip", "br;q=1, gzip ; q=0.5", "gzip;q=1.0"] {
+            assert!(takes_gzip_bodies(yes), "{yes}");
+        }
+        for no in ["", "identity", "br", "gzip;q=0", "gzip; q=0.000", "x-gzip", "gzipped"] {
+            assert!(!takes_gzip_bodies(no), "{no}");
+        }
+    }
 
     #[test]
     fn collection_names() {

@@ -62,8 +62,9 @@ pub struct Cli {
     pub tokens_file: Option<PathBuf>,
 
     /// Send answers uncompressed whatever the client accepts (when a proxy in front
-    /// compresses them, say). Compressing costs the server about as much CPU as
-    /// answering a pull page. A static file's precompressed sibling is still sent.
+    /// compresses them, say), and take request bodies only plain. Compressing costs
+    /// the server about as much CPU as answering a pull page. A static file's
+    /// precompressed sibling is still sent.
     #[arg(long, env = "TIDEWAY_NO_COMPRESSION")]
     pub no_compression: bool,
 

@@ -36,6 +36,9 @@ pub enum ApiError {
     TooLarge { code: &'static str, message: String, mutation_id: Option<u64> },
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// A body in a `Content-Encoding` this server does not take (the value sent).
+    #[error("a body encoded as {0:?} is not accepted here: send it plain, or in an encoding the answer's Accept-Encoding lists")]
+    UnsupportedEncoding(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
     #[error("the request was not received and answered in time")]
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, codes::PRECONDITION_FAILED),
             ApiError::TooLarge { code, .. } => (StatusCode::PAYLOAD_TOO_LARGE, code),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_MEDIA_TYPE),
+            ApiError::UnsupportedEncoding(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_ENCODING),
             ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, codes::IDEMPOTENCY_KEY_REUSED),
             ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, codes::REQUEST_TIMEOUT),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE),

@@ -1,6 +1,6 @@
 //! The HTTP surface: one short handler per endpoint over the extractors in
 //! `extract` and the shared state in `app`, and the cross-cutting layers (CORS,
-//! request logs, body limit, compression).
+//! request logs, body limit, compression both ways).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,11 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::BoxError;
 use axum::body::Body;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -21,6 +24,7 @@ use tower::ServiceBuilder;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -36,6 +40,7 @@ use crate::site::Site;
 use crate::store::{PullOutcome, RestAction, RestOutcome};
 
 pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, limits: RequestLimits, compress: bool) -> Router {
+    let body_encodings = accepted_body_encodings(compress);
     let api = Router::new()
         .route("/v1/health", get(health).head(health))
         .route("/v1/push", post(push))
@@ -45,7 +50,10 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .route("/v1/{*rest}", any(no_route))
         .method_not_allowed_fallback(method_not_allowed)
         // API answers carry one user's data: no browser or proxy cache may keep them.
-        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // Which encodings a request body may come in, as RFC 7694 has a server say
+        // it: clients learn from any answer that they may compress their pushes.
+        .layer(SetResponseHeaderLayer::overriding(ACCEPT_ENCODING, body_encodings.clone()));
     let app = match site {
         Some(site) => api.fallback(move |request: Request<Body>| {
             let site = site.clone();
@@ -56,8 +64,8 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, _| cors.allows(origin)))
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([AUTHORIZATION, CONTENT_TYPE, IF_MATCH, HeaderName::from_static("idempotency-key")])
-        .expose_headers([ETAG, HeaderName::from_static("idempotent-replayed")])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE, CONTENT_ENCODING, IF_MATCH, HeaderName::from_static("idempotency-key")])
+        .expose_headers([ETAG, ACCEPT_ENCODING, HeaderName::from_static("idempotent-replayed")])
         .max_age(Duration::from_secs(600));
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {
@@ -88,15 +96,40 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
     let compression = CompressionLayer::new()
         .quality(CompressionLevel::Precise(1))
         .compress_when(DefaultPredicate::new().and(move |_: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| compress));
+    // Request bodies may come gzipped (a push of 1000 notes shrinks about five
+    // times, which counts on a slow uplink), unless `compress` is off. Bodies in
+    // other encodings are refused before anything reads them. The body limit
+    // counts the bytes as decompressed, so a small bomb is cut off like a large body.
+    let decompression = RequestDecompressionLayer::new();
+    let refuse_other_encodings = middleware::from_fn_with_state(body_encodings, refuse_other_encodings);
     // Browsers must take every answer, API or file, as the type it says it is.
     let nosniff = SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(decompression)
+        .layer(refuse_other_encodings)
         .layer(compression)
         .layer(bounds)
         .layer(trace)
         .layer(cors)
         .layer(nosniff)
         .with_state(state)
+}
+
+/// `Accept-Encoding` as a server's answer states it (RFC 7694): the encodings
+/// it takes a request body in besides plain.
+fn accepted_body_encodings(compress: bool) -> HeaderValue {
+    HeaderValue::from_static(if compress { "gzip" } else { "identity" })
+}
+
+/// Answers 415, naming the encodings taken, to a body in any other.
+async fn refuse_other_encodings(State(accepted): State<HeaderValue>, request: Request<Body>, next: Next) -> Response {
+    let refused = match request.headers().get(CONTENT_ENCODING) {
+        Some(encoding) if encoding != "identity" && *encoding != accepted => encoding,
+        _ => return next.run(request).await,
+    };
+    let mut response = ApiError::UnsupportedEncoding(String::from_utf8_lossy(refused.as_bytes()).into_owned()).into_response();
+    response.headers_mut().insert(ACCEPT_ENCODING, accepted);
+    response
 }
 
 async fn overload_or_timeout(error: BoxError) -> ApiError {

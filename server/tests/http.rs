@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tideway_protocol::MAX_BODY_BYTES;
 
 /// Runs a scenario against both databases, as two tests.
 macro_rules! on_both_databases {
@@ -563,7 +564,7 @@ async fn cors_and_health(db: TestDb) {
             api.send(Method::OPTIONS, "/v1/push", None, &[
                 ("origin", origin),
                 ("access-control-request-method", "POST"),
-                ("access-control-request-headers", "authorization,content-type,idempotency-key,if-match"),
+                ("access-control-request-headers", "authorization,content-encoding,content-type,idempotency-key,if-match"),
             ], None)
             .await
         }
@@ -571,7 +572,7 @@ async fn cors_and_health(db: TestDb) {
     let ok = preflight("http://127.0.0.1:39113").await;
     assert_eq!(ok.header("access-control-allow-origin"), Some("http://127.0.0.1:39113"));
     let allowed = ok.header("access-control-allow-headers").unwrap_or("").to_string();
-    for h in ["authorization", "content-type", "if-match", "idempotency-key"] {
+    for h in ["authorization", "content-encoding", "content-type", "if-match", "idempotency-key"] {
         assert!(allowed.contains(h), "{allowed}");
     }
     assert!(preflight("http://localhost:5173").await.header("access-control-allow-origin").is_some());
@@ -580,7 +581,8 @@ async fn cors_and_health(db: TestDb) {
     let denied = api.send(Method::GET, "/v1/pull", None, &[("origin", "http://localhost:8080")], None).await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
     assert_eq!(denied.header("access-control-allow-origin"), Some("http://localhost:8080"));
-    assert!(denied.header("access-control-expose-headers").unwrap_or("").contains("etag"));
+    let exposed = denied.header("access-control-expose-headers").unwrap_or("").to_string();
+    assert!(exposed.contains("etag") && exposed.contains("accept-encoding"), "{exposed}");
 }
 
 async fn conflicts_carry_bounded_data_and_records_keep_none(db: TestDb) {
@@ -1009,6 +1011,75 @@ async fn answers_are_compressed_for_clients_that_accept_it() {
     let (bytes, [used, _, _]) = get_encoded(&plain_api, "/app.wasm", None, "gzip, deflate, br").await;
     assert_eq!((used.as_deref(), bytes), (Some("br"), module_br));
     let _ = std::fs::remove_dir_all(&site);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("compress");
+    encoder.finish().expect("compress")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_may_come_gzipped() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let push_encoded = |api: &Api, encoding: &'static str, body: Vec<u8>| {
+        let api = api.clone();
+        async move {
+            let headers = [("content-type", "application/json"), ("content-encoding", encoding)];
+            api.send(Method::POST, "/v1/push", Some(ALICE), &headers, Some(body)).await
+        }
+    };
+    let notes: Vec<Value> =
+        (1..=50).map(|i| put(i, "notes", &format!("n{i}"), json!({"title": format!("note {i}"), "body": "words ".repeat(40)}), 0)).collect();
+    let push = serde_json::to_vec(&json!({"clientId": "c1", "mutations": notes})).expect("json");
+
+    // Every API answer says which encodings a body may come in (RFC 7694).
+    let health = api.send(Method::GET, "/v1/health", None, &[], None).await;
+    assert_eq!(health.header("accept-encoding"), Some("gzip"));
+
+    // A gzipped push is taken as the plain one would be.
+    let packed = gzip(&push);
+    assert!(packed.len() * 5 < push.len(), "{} bytes of {}", packed.len(), push.len());
+    let reply = push_encoded(&api, "gzip", packed).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("accept-encoding"), Some("gzip"));
+    assert!(reply.body["results"].as_array().expect("results").iter().all(|r| r["status"] == "applied"), "{}", reply.body);
+    let (changes, _) = api.pull_all(ALICE, "", 100).await;
+    assert_eq!(changes.len(), 50);
+    assert_eq!(changes[49]["data"]["body"], json!("words ".repeat(40)));
+
+    // A body that does not decompress is a bad request, and changes nothing.
+    let mut cut = gzip(&serde_json::to_vec(&json!({"clientId": "c1", "mutations": [put(51, "notes", "n51", json!({}), 0)]})).expect("json"));
+    cut.truncate(cut.len() / 2);
+    let reply = push_encoded(&api, "gzip", cut).await;
+    assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{}", reply.body);
+    // Other encodings are refused before the body is read, naming those taken.
+    let reply = push_encoded(&api, "br", push.clone()).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(reply.body["error"]["code"], "unsupported_encoding");
+    assert_eq!(reply.header("accept-encoding"), Some("gzip"));
+    // The body limit counts decompressed bytes: a few KB that inflate past it are too large.
+    let mut bomb = b"{\"clientId\": \"c1\", \"mutations\": []".to_vec();
+    bomb.resize(MAX_BODY_BYTES + 1, b' ');
+    bomb.push(b'}');
+    let bomb = gzip(&bomb);
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+    let reply = push_encoded(&api, "gzip", bomb).await;
+    assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    assert_eq!(api.pull_all(ALICE, "", 100).await.0.len(), 50, "nothing else was stored");
+
+    // With --no-compression, bodies come plain only, and answers say so.
+    let plain_server = Server::start_with(&db, &["--no-compression"]).await;
+    let plain_api = plain_server.api();
+    let reply = push_encoded(&plain_api, "gzip", gzip(&push)).await;
+    assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_encoding")));
+    assert_eq!(reply.header("accept-encoding"), Some("identity"));
+    let reply = push_encoded(&plain_api, "identity", push).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.header("accept-encoding"), Some("identity"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1180,6 +1180,16 @@ export async function storageState(persist) {
   return { usage, quota, persisted };
 }
 
+/**
+ * `text` gzipped, as the bytes of a request body; `undefined` where the engine has
+ * no `CompressionStream`. The browser's own zlib does the work, on this thread.
+ */
+export async function gzip(text) {
+  if (typeof CompressionStream !== "function") return undefined;
+  const packed = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(packed).arrayBuffer());
+}
+
 /** What kind of context this is: "window", "service-worker", "worker" (dedicated or shared). */
 export function contextKind() {
   if (typeof ServiceWorkerGlobalScope === "function" && globalThis instanceof ServiceWorkerGlobalScope) return "service-worker";

@@ -1,6 +1,6 @@
 //! The JS half of the browser code (`browser.js`, beside this file: the
-//! IndexedDB store's transactions, and the Web Locks and Background Sync
-//! calls of `crate::contexts`) and what Rust and it agree on: how several strings travel as one text, what a
+//! IndexedDB store's transactions, the Web Locks and Background Sync
+//! calls of `crate::contexts`, and the compression of request bodies) and what Rust and it agree on: how several strings travel as one text, what a
 //! write's op code says, which faults a test may inject, and the shape of the
 //! records in each object store. Both sides spell the contract out once (here,
 //! and at the top of `browser.js`); a browser test compares them.
@@ -255,6 +255,10 @@ extern "C" {
     pub fn entries_json(entries: &JsValue, max_depth: usize) -> Option<String>;
     #[wasm_bindgen(js_name = dataJson)]
     pub fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
+
+    /// `text` gzipped (a `Uint8Array`), or `undefined` where the engine cannot
+    /// compress (`src/remote/http.rs`).
+    pub fn gzip(text: &str) -> js_sys::Promise;
 }
 
 #[cfg(feature = "fault-injection")]

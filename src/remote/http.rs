@@ -1,12 +1,15 @@
 //! HTTP to a Tideway sync server: `POST /v1/push`, `GET /v1/pull`, bearer
-//! tokens from the app's `getToken`, and a timeout on every request.
+//! tokens from the app's `getToken`, a timeout on every request, and push
+//! bodies gzipped for a server that says it takes them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use js_sys::{Function, Object, Reflect};
+use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde::de::DeserializeOwned;
-use tideway_protocol::{ErrorBody, PullResponse, PushRequest, PushResponse};
+use tideway_protocol::{takes_gzip_bodies, ErrorBody, PullResponse, PushRequest, PushResponse};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 use super::{call_app, describe};
 use crate::core::sync::RemoteError;
@@ -17,16 +20,58 @@ pub struct HttpRemote {
     get_token: Option<Function>,
     token: RefCell<Option<String>>,
     timeout_ms: u32,
+    /// Whether the server's last answer said it takes gzipped bodies (its
+    /// `Accept-Encoding`, RFC 7694); `None` until it has answered once.
+    gzip_bodies: Cell<Option<bool>>,
+    /// A gzipped body was refused (415) on the way, by the server or by
+    /// something before it: from then on bodies go plain, whatever answers say.
+    gzip_refused: Cell<bool>,
+}
+
+/// Push bodies shorter than this go plain: a push of one note gains a few
+/// hundred bytes at most from compression.
+const MIN_GZIP_BYTES: usize = 2048;
+/// A first push this large asks the server whether it takes gzip before it is
+/// sent: on a slow uplink, a round trip costs less than the bytes it saves.
+const ASK_FIRST_BYTES: usize = 16 * 1024;
+
+/// A request body, as JSON text or its gzipped bytes.
+enum Body {
+    Plain(String),
+    Gzip(Uint8Array),
 }
 
 impl HttpRemote {
     pub fn new(url: &str, get_token: Option<Function>, timeout_ms: u32) -> Self {
-        HttpRemote { url: url.trim_end_matches('/').to_string(), get_token, token: RefCell::new(None), timeout_ms }
+        HttpRemote {
+            url: url.trim_end_matches('/').to_string(),
+            get_token,
+            token: RefCell::new(None),
+            timeout_ms,
+            gzip_bodies: Cell::new(None),
+            gzip_refused: Cell::new(false),
+        }
     }
 
+    /// Sends a push, gzipped where the server takes it. A compressed push
+    /// refused with 415 is sent again plain, and so are later ones.
     pub async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+        let json = serde_json::to_string(request).map_err(|e| RemoteError::Malformed(format!("cannot encode the push: {e}")))?;
+        if self.gzip_bodies.get().is_none() && json.len() >= ASK_FIRST_BYTES {
+            // Any answer says. A server that cannot be reached would not take the push either.
+            self.send(Request::get(&format!("{}/v1/health", self.url)), None).await?;
+        }
+        if self.gzip_bodies.get() == Some(true) && !self.gzip_refused.get() && json.len() >= MIN_GZIP_BYTES {
+            if let Some(packed) = gzip(&json).await {
+                let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
+                match self.exchange(builder, Some(Body::Gzip(packed))).await {
+                    Err(RemoteError::Status { status: 415, .. }) => self.gzip_refused.set(true),
+                    answer => return answer,
+                }
+            }
+        }
         let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
-        self.exchange(builder, Some(request)).await
+        self.exchange(builder, Some(Body::Plain(json))).await
     }
 
     pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
@@ -81,7 +126,7 @@ impl HttpRemote {
 
     /// Sends a request and reads a protocol answer: the body on 2xx, the
     /// error body, status and `Retry-After` otherwise.
-    async fn exchange<T: DeserializeOwned>(&self, builder: RequestBuilder, body: Option<&PushRequest>) -> Result<T, RemoteError> {
+    async fn exchange<T: DeserializeOwned>(&self, builder: RequestBuilder, body: Option<Body>) -> Result<T, RemoteError> {
         let response = self.send(builder, body).await?;
         let status = response.status();
         if (200..300).contains(&status) {
@@ -104,21 +149,32 @@ impl HttpRemote {
 
     /// Sends with a timeout: `AbortSignal.timeout` aborts the request, and
     /// the reading of its body, once it is due. The browser owns that timer,
-    /// so nothing is left to clear whichever way the request ends.
-    async fn send(&self, builder: RequestBuilder, body: Option<&PushRequest>) -> Result<Response, RemoteError> {
+    /// so nothing is left to clear whichever way the request ends. Every
+    /// answer says again whether the server takes gzipped bodies.
+    async fn send(&self, builder: RequestBuilder, body: Option<Body>) -> Result<Response, RemoteError> {
         let builder = builder.abort_signal(Some(&web_sys::AbortSignal::timeout_with_u32(self.timeout_ms)));
         let request = match body {
-            Some(body) => builder.json(body),
+            Some(Body::Plain(json)) => builder.header("Content-Type", "application/json").body(json),
+            Some(Body::Gzip(bytes)) => {
+                builder.header("Content-Type", "application/json").header("Content-Encoding", "gzip").body(bytes)
+            }
             None => builder.build(),
         }
         .map_err(|e| RemoteError::Malformed(format!("cannot build the request: {e}")))?;
-        request.send().await.map_err(|error| match error {
+        let response = request.send().await.map_err(|error| match error {
             // A timeout signal rejects with a `TimeoutError`; engines that
             // predate it in fetch reject with an `AbortError`.
             gloo_net::Error::JsError(error) if error.name == "TimeoutError" || error.name == "AbortError" => RemoteError::Timeout,
             other => RemoteError::Network(other.to_string()),
-        })
+        })?;
+        self.gzip_bodies.set(Some(response.headers().get("Accept-Encoding").is_some_and(|accepted| takes_gzip_bodies(&accepted))));
+        Ok(response)
     }
+}
+
+/// `text` gzipped, or `None` where the engine cannot compress.
+async fn gzip(text: &str) -> Option<Uint8Array> {
+    JsFuture::from(crate::browser::gzip(text)).await.ok()?.dyn_into::<Uint8Array>().ok()
 }
 
 /// `Retry-After` as milliseconds: delay-seconds (a whole number, RFC 9110) or

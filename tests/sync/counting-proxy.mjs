@@ -7,10 +7,11 @@
 // show each exchange the server answered, bodies included (`proxy.observe`).
 
 import { createServer, request as forward } from "node:http";
+import { gunzipSync } from "node:zlib";
 
 /**
- * What `proxy.fault(request)` may return for an API request (`{ method, path }`), or
- * null to pass it on untouched:
+ * What `proxy.fault(request)` may return for an API request (`{ method, path, encoding }`,
+ * `encoding` being its body's `Content-Encoding` or null), or null to pass it on untouched:
  * - `{ kind: "dropRequest" }`: the connection is cut before the server sees the request;
  * - `{ kind: "dropResponse" }`: the server answers (and applies the request), then the
  *   connection is cut before the client reads the answer;
@@ -19,15 +20,18 @@ import { createServer, request as forward } from "node:http";
  *   status and a protocol error body, without reaching the server;
  * - `{ kind: "html" }`: answered 502 with an HTML error page, as a gateway would;
  * - `{ kind: "truncate" }`: the server answers, the client gets its status and half its body;
- * - `{ kind: "answer", status, contentType, body, afterServer }`: the client gets this
- *   answer instead of the server's; with `afterServer`, the server got (and applied) the request.
+ * - `{ kind: "answer", status, contentType, headers, body, afterServer }`: the client gets
+ *   this answer instead of the server's; with `afterServer`, the server got (and applied) the request.
  */
 export const FAULT_KINDS = ["dropRequest", "dropResponse", "delay", "status", "html", "truncate", "answer"];
 
 /**
  * Starts a proxy to `targetUrl`. Set `proxy.unavailable = { retryAfterSeconds }` to refuse
  * the API, `proxy.fault` to break some exchanges (see FAULT_KINDS), `proxy.observe` to see
- * `{ method, path, requestBody, status, responseBody }` of each exchange the server answered.
+ * `{ method, path, requestBody, status, responseBody }` of each exchange the server answered
+ * (a gzipped request body decompressed). `proxy.requests` lists the API requests received:
+ * `{ method, path, at, refused, encoding, bytes }`, `bytes` being the body's size as sent
+ * where the request was read whole (with `fault` or `observe` set).
  */
 export async function startCountingProxy(targetUrl) {
   const target = new URL(targetUrl);
@@ -54,7 +58,7 @@ export async function startCountingProxy(targetUrl) {
           proxy.observe?.({
             method: request.method,
             path: request.url.split("?")[0],
-            requestBody: body.toString("utf8"),
+            requestBody: (request.headers["content-encoding"] === "gzip" ? gunzipSync(body) : body).toString("utf8"),
             status: answer.statusCode,
             responseBody: answerBody.toString("utf8"),
           });
@@ -77,15 +81,17 @@ export async function startCountingProxy(targetUrl) {
     else request.pipe(upstream);
   };
 
-  const answerWith = (response, { status, contentType = "application/json", body }) => {
-    response.writeHead(status, { "content-type": contentType });
+  const answerWith = (response, { status, contentType = "application/json", headers = {}, body }) => {
+    response.writeHead(status, { "content-type": contentType, ...headers });
     response.end(body);
   };
 
   const server = createServer((request, response) => {
     const path = request.url.split("?")[0];
     const api = path.startsWith("/v1/");
-    if (api) proxy.requests.push({ method: request.method, path, at: Date.now(), refused: Boolean(proxy.unavailable) });
+    const encoding = request.headers["content-encoding"] ?? null;
+    const received = { method: request.method, path, at: Date.now(), refused: Boolean(proxy.unavailable), encoding, bytes: null };
+    if (api) proxy.requests.push(received);
     if (api && proxy.unavailable) {
       request.resume();
       response.writeHead(503, {
@@ -101,7 +107,8 @@ export async function startCountingProxy(targetUrl) {
     request.on("data", (chunk) => chunks.push(chunk));
     request.on("end", () => {
       const body = Buffer.concat(chunks);
-      const fault = proxy.fault?.({ method: request.method, path }) ?? null;
+      received.bytes = body.length;
+      const fault = proxy.fault?.({ method: request.method, path, encoding }) ?? null;
       switch (fault?.kind) {
         case undefined:
         case "dropResponse":

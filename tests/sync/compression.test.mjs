@@ -1,0 +1,122 @@
+// Push bodies travel gzipped once the server has said it takes them (its answers'
+// `Accept-Encoding`, RFC 7694), and plain again where something refuses them. A proxy
+// in front of the reference server sees each push as it is sent (docs/protocol.md,
+// "Compression").
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { startCountingProxy } from "./counting-proxy.mjs";
+import { READY_LIMIT_MS, serverAndBrowser } from "./helpers.mjs";
+
+let server;
+let browser;
+serverAndBrowser((started) => ({ server, browser } = started));
+
+/** A page loaded through `proxy`, in a browser context of its own, with `window.db` open as `user`. */
+async function openThrough(proxy, user) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  await page.goto(proxy.url, { timeout: READY_LIMIT_MS });
+  await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
+  await openDb(page, user);
+  return { context, page, errors };
+}
+
+/** Opens a new database as `window.db`, syncing by hand as `user`. */
+const openDb = (page, user) =>
+  page.evaluate(async (user) => {
+    window.db = await Tideway.open({
+      name: `${user}-${crypto.randomUUID()}`,
+      collections: { notes: {} },
+      sync: { url: location.origin, getToken: () => `${user}-token`, auto: false },
+    });
+  }, user);
+
+/** Writes `count` notes numbered from `first`, in one transaction, and syncs. */
+const writeAndSync = (page, first, count) =>
+  page.evaluate(
+    async ({ first, count }) => {
+      const words = "the tide goes out and the notes wait in the queue until the network comes back".split(" ");
+      const entries = Array.from({ length: count }, (_, i) => ({
+        id: `n${first + i}`,
+        data: { title: `Note ${first + i}`, body: Array.from({ length: 40 }, (_, w) => words[(w * 7 + i) % words.length]).join(" ") },
+      }));
+      await db.collection("notes").bulkPut(entries);
+      await db.sync();
+      return db.status();
+    },
+    { first, count },
+  );
+
+const pushes = (proxy) => proxy.requests.filter((request) => request.path === "/v1/push");
+
+describe("compressed pushes", () => {
+  test("a large push travels gzipped, at a fraction of its size, and arrives whole", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const plainSizes = [];
+    proxy.observe = ({ path, requestBody }) => path === "/v1/push" && plainSizes.push(Buffer.byteLength(requestBody));
+    const { context, page, errors } = await openThrough(proxy, "gzip");
+    try {
+      await writeAndSync(page, 0, 1);
+      const status = await writeAndSync(page, 1, 300);
+      assert.equal(status.pending, 0);
+      assert.equal(status.lastError, null);
+
+      // The first push goes before the server has answered anything, so plain.
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip"]);
+      const [, packed] = pushes(proxy);
+      assert.ok(packed.bytes * 4 < plainSizes[1], `${packed.bytes} bytes sent for ${plainSizes[1]} of JSON`);
+      const held = await server.pullAll("gzip");
+      assert.equal(held.length, 301);
+      const local = await page.evaluate(() => db.collection("notes").get("n300").data);
+      assert.deepEqual(held.find((entity) => entity.id === "n300").data, local);
+
+      // A new database whose first push is large asks the server first, so that
+      // push already goes gzipped.
+      await openDb(page, "gzip");
+      const asked = proxy.requests.length;
+      assert.equal((await writeAndSync(page, 1000, 300)).pending, 0);
+      const sent = proxy.requests.slice(asked, asked + 2).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
+      assert.deepEqual(sent, ["GET /v1/health null", "POST /v1/push gzip"]);
+      assert.equal((await server.pullAll("gzip")).length, 601);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
+  test("a gzipped push refused with 415 is sent again plain, and later pushes go plain", async () => {
+    const proxy = await startCountingProxy(server.url);
+    // Something before the server that takes no compressed bodies, though the server's
+    // answers, which it passes on, say gzip.
+    proxy.fault = ({ path, encoding }) =>
+      path === "/v1/push" && encoding === "gzip"
+        ? {
+            kind: "answer",
+            status: 415,
+            headers: { "accept-encoding": "identity" },
+            body: JSON.stringify({ error: { code: "unsupported_encoding", message: "the proxy takes plain bodies only" } }),
+          }
+        : null;
+    const { context, page, errors } = await openThrough(proxy, "refused");
+    try {
+      await writeAndSync(page, 0, 1);
+      const refused = await writeAndSync(page, 1, 100);
+      const after = await writeAndSync(page, 101, 100);
+      for (const status of [refused, after]) {
+        assert.equal(status.pending, 0);
+        assert.equal(status.lastError, null);
+      }
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", null, null]);
+      const held = (await server.pullAll("refused")).map((entity) => entity.id);
+      assert.equal(new Set(held).size, 201);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+});

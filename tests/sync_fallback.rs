@@ -9,6 +9,9 @@
 //! Being on every engine, the suite also checks that each compresses large pushes.
 #![cfg(all(target_arch = "wasm32", feature = "server-tests"))]
 
+mod sync_common;
+
+use sync_common::PushEncodings;
 use tideway::js::Tideway;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -112,20 +115,6 @@ export function statusEventProblems(events, writtenAt) {
 
 export function syncNow(db) { return db.sync(); }
 
-/**
- * The `Content-Encoding` of each push this page sends from now on (null for a plain
- * body), until `stop()`. The sync's requests are `Request` objects given to `fetch`.
- */
-export function watchPushEncodings() {
-  const sent = [];
-  const fetch = globalThis.fetch;
-  globalThis.fetch = function (input, init) {
-    if (input instanceof Request && new URL(input.url).pathname === "/v1/push") sent.push(input.headers.get("content-encoding"));
-    return fetch.call(this, input, init);
-  };
-  return { sent, stop: () => { globalThis.fetch = fetch; } };
-}
-
 /** The ids the server holds under `notes` for this token. */
 export async function serverIds(url, token) {
   const ids = [];
@@ -166,8 +155,6 @@ extern "C" {
     fn status_event_problems(events: &js_sys::Array, written_at: f64) -> js_sys::Array;
     #[wasm_bindgen(js_name = syncNow)]
     fn sync_now(db: &JsValue) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = watchPushEncodings)]
-    fn watch_push_encodings() -> JsValue;
     #[wasm_bindgen(js_name = serverIds)]
     fn server_ids(url: &str, token: &str) -> js_sys::Promise;
 }
@@ -329,8 +316,7 @@ async fn another_devices_write_arrives_when_the_page_becomes_visible() {
 
 #[wasm_bindgen_test]
 async fn large_pushes_go_gzipped_once_the_server_says_it_takes_them() {
-    let watch = watch_push_encodings();
-    let field = |name: &str| js_sys::Reflect::get(&watch, &name.into()).expect("a field of the watch");
+    let watch = PushEncodings::watch();
     let db = open(&unique("gzip"), false).await;
     let (first, array) = ids("gzip", 1);
     JsFuture::from(put_notes(&db, &array)).await.expect("write");
@@ -339,9 +325,7 @@ async fn large_pushes_go_gzipped_once_the_server_says_it_takes_them() {
     let (many, array) = ids("gzip", 40);
     JsFuture::from(put_notes(&db, &array)).await.expect("write");
     JsFuture::from(sync_now(&db)).await.expect("the second sync");
-    let stop: js_sys::Function = field("stop").unchecked_into();
-    stop.call0(&watch).expect("stop watching");
-    let sent: Vec<Option<String>> = js_sys::Array::from(&field("sent")).iter().map(|encoding| encoding.as_string()).collect();
+    let sent = watch.stop();
     // The first push goes before the server has said anything; the second after.
     assert_eq!(sent, [None, Some("gzip".to_owned())]);
     assert!(on_server(&[first, many].concat()).await, "the server holds every note");

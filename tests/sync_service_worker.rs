@@ -4,7 +4,10 @@
 //! entry point does on a Background Sync, with the same JS API a page uses.
 #![cfg(all(target_arch = "wasm32", feature = "server-tests"))]
 
+mod sync_common;
+
 use js_sys::Reflect;
+use sync_common::PushEncodings;
 use tideway::js::Tideway;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -23,28 +26,12 @@ export function workerOptions(name, url, token) {
 export function isServiceWorker() {
   return typeof ServiceWorkerGlobalScope === "function" && globalThis instanceof ServiceWorkerGlobalScope;
 }
-
-/**
- * The `Content-Encoding` of each push this worker sends from now on (null for a plain
- * body), until `stop()`. The sync's requests are `Request` objects given to `fetch`.
- */
-export function watchPushEncodings() {
-  const sent = [];
-  const fetch = globalThis.fetch;
-  globalThis.fetch = function (input, init) {
-    if (input instanceof Request && new URL(input.url).pathname === "/v1/push") sent.push(input.headers.get("content-encoding"));
-    return fetch.call(this, input, init);
-  };
-  return { sent, stop: () => { globalThis.fetch = fetch; } };
-}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = workerOptions)]
     fn worker_options(name: &str, url: &str, token: &str) -> JsValue;
     #[wasm_bindgen(js_name = isServiceWorker)]
     fn is_service_worker() -> bool;
-    #[wasm_bindgen(js_name = watchPushEncodings)]
-    fn watch_push_encodings() -> JsValue;
 }
 
 fn js(json: &str) -> JsValue {
@@ -94,8 +81,7 @@ async fn a_service_worker_pushes_and_pulls_with_the_reference_server() {
 async fn a_service_workers_backlog_is_pushed_gzipped() {
     let run = uuid::Uuid::new_v4();
     let name = format!("sw-gzip-{run}");
-    let watch = watch_push_encodings();
-    let field = |name: &str| Reflect::get(&watch, &name.into()).expect("a field of the watch");
+    let watch = PushEncodings::watch();
     let db = Tideway::open(worker_options(&name, SERVER, TOKEN)).await.expect("open");
     // 200 notes: a push of about 40 KB.
     let entries: Vec<String> = (0..200)
@@ -104,10 +90,8 @@ async fn a_service_workers_backlog_is_pushed_gzipped() {
     let notes = db.collection("notes".into()).unwrap();
     JsFuture::from(notes.bulk_put(js(&format!("[{}]", entries.join(","))))).await.expect("bulkPut");
     let report = JsFuture::from(db.sync()).await.expect("sync from the worker");
-    let stop: js_sys::Function = field("stop").unchecked_into();
-    stop.call0(&watch).expect("stop watching");
+    let sent = watch.stop();
     assert_eq!(number(&report, "pushed"), Some(200.0), "{report:?}");
-    let sent: Vec<Option<String>> = js_sys::Array::from(&field("sent")).iter().map(|encoding| encoding.as_string()).collect();
     assert_eq!(sent, [Some("gzip".to_owned())]);
     JsFuture::from(db.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete");

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { startCountingProxy } from "./counting-proxy.mjs";
-import { READY_LIMIT_MS, serverAndBrowser } from "./helpers.mjs";
+import { openDb, openDevice, serverAndBrowser } from "./helpers.mjs";
 
 let server;
 let browser;
@@ -14,25 +14,10 @@ serverAndBrowser((started) => ({ server, browser } = started));
 
 /** A page loaded through `proxy`, in a browser context of its own, with `window.db` open as `user`. */
 async function openThrough(proxy, user) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(error.message));
-  await page.goto(proxy.url, { timeout: READY_LIMIT_MS });
-  await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
-  await openDb(page, user);
-  return { context, page, errors };
+  const device = await openDevice(browser, proxy);
+  await openDb(device, `${user}-${crypto.randomUUID()}`, user, { auto: false });
+  return device;
 }
-
-/** Opens a new database as `window.db`, syncing by hand as `user`. */
-const openDb = (page, user) =>
-  page.evaluate(async (user) => {
-    window.db = await Tideway.open({
-      name: `${user}-${crypto.randomUUID()}`,
-      collections: { notes: {} },
-      sync: { url: location.origin, getToken: () => `${user}-token`, auto: false },
-    });
-  }, user);
 
 /** Writes `count` notes numbered from `first`, in one transaction, and syncs. */
 const writeAndSync = (page, first, count) =>
@@ -75,7 +60,7 @@ describe("compressed pushes", () => {
 
       // A new database whose first push is large asks the server first, so that
       // push already goes gzipped.
-      await openDb(page, "gzip");
+      await openDb({ page }, `gzip-${crypto.randomUUID()}`, "gzip", { auto: false });
       const asked = proxy.requests.length;
       assert.equal((await writeAndSync(page, 1000, 300)).pending, 0);
       const sent = proxy.requests.slice(asked, asked + 2).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);

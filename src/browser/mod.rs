@@ -1,8 +1,9 @@
 //! The JS half of the browser code (`browser.js`, beside this file: the
-//! IndexedDB store's transactions, the Web Locks and Background Sync
-//! calls of `crate::contexts`, and the compression of request bodies) and what Rust and it agree on: how several strings travel as one text, what a
-//! write's op code says, which faults a test may inject, and the shape of the
-//! records in each object store. Both sides spell the contract out once (here,
+//! IndexedDB store's transactions, the Web Locks and Background Sync calls of
+//! `crate::contexts`, and the compression of request bodies) and what Rust and
+//! it agree on: how several strings travel as one text, what a write's op code
+//! says, which faults a test may inject, and the shape of the records in each
+//! object store. Both sides spell the contract out once (here,
 //! and at the top of `browser.js`); a browser test compares them.
 //!
 //! `browser.js` is one module on purpose: a page or worker fetches each JS

@@ -1,13 +1,16 @@
 // What recording the server's acknowledgements of a push costs raw IndexedDB, in two
-// layouts (driven by acks.mjs). Each run fills a database as a push leaves it before
+// layouts (driven by acks.mjs), Tideway's being the second. Each run fills a database as a push leaves it before
 // its answers come: `count` notes laid out as Tideway stores them (`{id, doc, ix}`),
 // each with one outbox entry. Then it records the answers in batches of `batch`, one
 // readwrite transaction per batch, each begun once the one before committed, as the
 // sync engine records them:
 //
 //   rewrite   the batch's outbox entries deleted (one key range), each note's record
-//             put again with its new version and sync status: today's layout
-//   log       the same deletion, and one record naming each note's new version
+//             put again with its new version and sync status: the layout before
+//             storage format 4, and today's for batches of fewer than 100
+//   log       the same deletion, and one record of the acknowledgement log holding,
+//             per note, the doc the acknowledgement was made on and the doc it
+//             leaves (see src/store/layout.rs); folded into the records later
 
 import { makeNotes } from "./dataset.js";
 import { committed, request } from "./idb.js";
@@ -25,8 +28,9 @@ export async function record(layout, count, batch) {
   const db = await request(open);
   const notes = makeNotes(count);
   const fill = db.transaction(["e:notes", "outbox"], "readwrite");
-  for (const note of notes) {
-    fill.objectStore("e:notes").put({ id: note.id, doc: doc(note, { version: 0, syncStatus: "dirty", pending: 1 }), ix: {} });
+  const dirty = notes.map((note) => doc(note, { version: 0, syncStatus: "dirty", pending: 1 }));
+  for (const [i, note] of notes.entries()) {
+    fill.objectStore("e:notes").put({ id: note.id, doc: dirty[i], ix: {} });
     fill.objectStore("outbox").put({ doc: JSON.stringify({ collection: "notes", id: note.id, op: "put", data: note.data }) });
   }
   await committed(fill);
@@ -47,7 +51,9 @@ export async function record(layout, count, batch) {
       const entities = tx.objectStore("e:notes");
       for (let i = first; i < last; i++) entities.put({ id: notes[i].id, doc: acked[i], ix: {} });
     } else {
-      tx.objectStore("acks").put(JSON.stringify(notes.slice(first, last).map((note) => [note.id, 1, 5])));
+      const entries = [];
+      for (let i = first; i < last; i++) entries.push("e:notes", notes[i].id, dirty[i], acked[i]);
+      tx.objectStore("acks").add({ entries });
     }
     putMs += performance.now() - putting;
     await committed(tx);

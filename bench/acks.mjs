@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // What recording 10k acknowledgements of a push costs raw IndexedDB, by layout: each
-// entity's record rewritten (as Tideway stores them today), or one record per batch
-// naming the versions it brought. The floor under any push that records its answers
-// in that layout, whatever runs around it (see bench/README.md, "Where the time goes").
+// entity's record rewritten (as Tideway stored them before storage format 4), or one
+// record of the acknowledgement log per batch (as it stores a large batch now). The
+// floor under any push that records its answers in that layout, whatever runs around
+// it (see bench/README.md, "Where the time goes").
 //
 //   node bench/acks.mjs [--reps 5] [--count 10000] [--batch 1000]
 //
@@ -50,7 +51,7 @@ try {
 console.log(`Recording ${count.toLocaleString("en-US")} acknowledgements in batches of ${batch}, raw IndexedDB, medians of ${reps}:`);
 for (const layout of layouts) {
   const { ms, putMs } = samples[layout];
-  const what = layout === "rewrite" ? "each entity's record rewritten" : "one record per batch";
+  const what = layout === "rewrite" ? "each entity's record rewritten" : "one log record per batch";
   console.log(
     `  ${what.padEnd(31)} ${median(ms).toFixed(0).padStart(6)} ms  (${((median(ms) * 1000) / count).toFixed(0)} µs an acknowledgement; put calls ${median(putMs).toFixed(0)} ms)`,
   );

@@ -30,6 +30,14 @@ const WRITE = 0;
 const CHECKED_WRITE = 1;
 /** Checks, without writing, that `known` is right about one entity. */
 const CHECK = 2;
+/**
+ * Acknowledges an entity: its new doc, which changes nothing but sync
+ * metadata, goes to the log in `ACKS` (made on the doc `known` holds) instead
+ * of into its record. It carries no `ix`: its index keys are as stored.
+ */
+const ACK = 3;
+/** The object store of the acknowledgement log (see `src/store/layout.rs`). */
+const ACKS = "acks";
 
 /** The failures a test can make a write meet (`WriteBatch.inject`). */
 const FAULTS = ["constraint", "lost-before-commit", "lost-after-commit"];
@@ -45,7 +53,8 @@ export function contract() {
   return {
     separator: SEPARATOR,
     opShift: OP_SHIFT,
-    kinds: { write: WRITE, checkedWrite: CHECKED_WRITE, check: CHECK },
+    kinds: { write: WRITE, checkedWrite: CHECKED_WRITE, check: CHECK, ack: ACK },
+    acksStore: ACKS,
     faults: FAULTS,
     entityRecord: Object.keys(entityRecord("", "", {})),
     outboxRecord: Object.keys(outboxRecord("")),
@@ -253,6 +262,129 @@ function abortError(tx) {
   return tx.error ?? new DOMException("the transaction was aborted", "AbortError");
 }
 
+// The acknowledgement log: each batch `{ entries }`, `entries` a flat array of
+// `store, id, before, after` (see `src/store/layout.rs`).
+
+/** Each transaction's read of the log (`readAcks`), and what it holds by entity (`ackChains`). */
+const ackReads = new WeakMap();
+const ackIndexes = new WeakMap();
+
+/**
+ * Asks, in `tx` (with `ACKS` in its scope), for the whole log, once. Every
+ * reader of entities asks before its first read of one: requests answer in
+ * the order they were made, so the log is there when a record arrives.
+ */
+export function readAcks(tx) {
+  let read = ackReads.get(tx);
+  if (read === undefined) {
+    read = tx.objectStore(ACKS).getAll();
+    ackReads.set(tx, read);
+  }
+  return read;
+}
+
+/** `entityKey` -> `[before, after, ...]` in log order, from the log `tx` read; null when it is empty. */
+function ackChains(tx) {
+  let chains = ackIndexes.get(tx);
+  if (chains === undefined) {
+    chains = null;
+    for (const { entries } of readAcks(tx).result) {
+      chains ??= new Map();
+      for (let j = 0; j < entries.length; j += 4) {
+        const key = entityKey(entries[j], entries[j + 1]);
+        const chain = chains.get(key);
+        if (chain === undefined) chains.set(key, [entries[j + 2], entries[j + 3]]);
+        else chain.push(entries[j + 2], entries[j + 3]);
+      }
+    }
+    ackIndexes.set(tx, chains);
+  }
+  return chains;
+}
+
+/**
+ * The doc of entity `id` of `store` as it stands, `record` being what `tx`
+ * read of it (undefined where absent): the record's doc, then each logged
+ * acknowledgement made on the doc so far, in log order. One made on a doc
+ * that was written over since matches nothing.
+ */
+export function settledDoc(tx, store, id, record) {
+  let doc = docText(record);
+  const chain = doc === undefined ? undefined : ackChains(tx)?.get(entityKey(store, id));
+  if (chain !== undefined) {
+    for (let j = 0; j < chain.length; j += 2) if (chain[j] === doc) doc = chain[j + 1];
+  }
+  return doc;
+}
+
+/** How long after the last batch of acknowledgements the log is folded. */
+const FOLD_DELAY_MS = 1000;
+/** Each connection's timer for `foldAcksSoon`. */
+const folds = new WeakMap();
+
+/**
+ * Folds the log into the entities' records once no batch was added to it for
+ * `FOLD_DELAY_MS`: after a sync, not during one, whose recording it would
+ * slow down. One batch per transaction, so that a write waits for one at
+ * most. A failure (the connection closed) leaves the log as it is, for the
+ * next fold.
+ */
+export function foldAcksSoon(db) {
+  clearTimeout(folds.get(db));
+  folds.set(db, setTimeout(async () => {
+    folds.delete(db);
+    try {
+      while (await foldAcks(db));
+    } catch {
+      // Folded by the next sync, or the next open.
+    }
+  }, FOLD_DELAY_MS));
+}
+
+/**
+ * Folds the log's oldest batch into the records in one transaction on `db`:
+ * each entity it names whose doc it changes is written back as it stands.
+ * Doing so changes no entity's doc as it stands, so it leaves no commit mark.
+ * Resolves with whether more batches are left.
+ */
+export function foldAcks(db) {
+  const stores = Array.from(db.objectStoreNames).filter((name) => name.startsWith("e:"));
+  const tx = db.transaction([...stores, ACKS], "readwrite");
+  const acks = tx.objectStore(ACKS);
+  return new Promise((resolve, reject) => {
+    let left = 0;
+    const oldest = acks.openCursor();
+    oldest.onsuccess = () => {
+      const batch = oldest.result;
+      if (batch === null) return;
+      const { entries } = batch.value;
+      const named = new Map();
+      for (let j = 0; j < entries.length; j += 4) {
+        const key = entityKey(entries[j], entries[j + 1]);
+        if (named.has(key)) named.get(key).chain.push(entries[j + 2], entries[j + 3]);
+        else named.set(key, { store: entries[j], id: entries[j + 1], chain: [entries[j + 2], entries[j + 3]] });
+      }
+      for (const { store, id, chain } of named.values()) {
+        const objectStore = tx.objectStore(store);
+        const read = objectStore.get(id);
+        read.onsuccess = () => {
+          const stored = docText(read.result);
+          let doc = stored;
+          for (let j = 0; j < chain.length; j += 2) if (chain[j] === doc) doc = chain[j + 1];
+          if (doc !== stored) objectStore.put(entityRecord(id, doc, read.result.ix));
+        };
+      }
+      acks.delete(batch.primaryKey);
+      const count = acks.count();
+      count.onsuccess = () => {
+        left = count.result;
+      };
+    };
+    tx.oncomplete = () => resolve(left > 0);
+    tx.onabort = () => reject(abortError(tx));
+  });
+}
+
 /** For each of `ids` (one text), the doc the `known` map at the same place in `positions` holds. */
 export function knownDocs(knowns, positions, ids) {
   return ids.split(SEPARATOR).map((id, i) => knowns[positions[i]].get(id));
@@ -312,7 +444,7 @@ const LOAD_TAIL = 250;
  */
 export class Loader {
   constructor(db, stores, known, records, commits) {
-    this.tx = db.transaction([...Array.from(stores), "meta"], "readonly");
+    this.tx = db.transaction([...Array.from(stores), "meta", ACKS], "readonly");
     this.stores = stores;
     this.known = known;
     this.records = records;
@@ -320,6 +452,11 @@ export class Loader {
     this.read = commits.fullRead(this.tx);
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
+    // Applied to the docs as they are read; then folded in the background.
+    const acks = readAcks(this.tx);
+    acks.onsuccess = () => {
+      if (acks.result.length > 0) foldAcksSoon(db);
+    };
     this.request(0, null, 0);
   }
 
@@ -378,8 +515,9 @@ export class Loader {
     const docs = new Array(records.length);
     const known = this.known[store];
     const built = this.records[store];
+    const name = this.stores[store];
     for (let j = 0; j < records.length; j++) {
-      docs[j] = docText(records[j]);
+      docs[j] = settledDoc(this.tx, name, records[j].id, records[j]);
       known.set(records[j].id, docs[j]);
       if (build) built.set(records[j].id, recordOfDoc(docs[j]));
     }
@@ -399,12 +537,13 @@ function chunkSize(left) {
 }
 
 /**
- * Begins a write on the entity stores at `positions` in `stores`, the outbox
- * and the meta store (which holds the last commit's mark, see `Commits`).
+ * Begins a write on the entity stores at `positions` in `stores`, the outbox,
+ * the meta store (which holds the last commit's mark, see `Commits`) and the
+ * acknowledgement log.
  */
 export function beginWrite(db, stores, positions) {
   const scope = Array.from(positions, (position) => stores[position]);
-  scope.push("outbox", "meta");
+  scope.push("outbox", "meta", ACKS);
   return db.transaction(scope, "readwrite");
 }
 
@@ -464,9 +603,10 @@ export function commitsEarly() {
  * `Commits`), that mark is all it reads.
  */
 export function changedDocs(db, stores, knowns, commits) {
-  const tx = db.transaction([...Array.from(stores), "meta"], "readonly");
+  const tx = db.transaction([...Array.from(stores), "meta", ACKS], "readonly");
   const trusted = commits.seen;
   const read = commits.fullRead(tx);
+  readAcks(tx);
   return new Promise((resolve, reject) => {
     const changed = [];
     const compare = (store, position) => {
@@ -474,7 +614,7 @@ export function changedDocs(db, stores, knowns, commits) {
       request.onsuccess = () => {
         const known = knowns[position];
         for (const record of request.result) {
-          const doc = docText(record);
+          const doc = settledDoc(tx, store, record.id, record);
           if (known.get(record.id) !== doc) {
             known.set(record.id, doc);
             changed.push([position, record.id, doc]);
@@ -715,18 +855,20 @@ export function currentDocs(tx, stores, known, ids, commits) {
 }
 
 /**
- * Reads `ids[i]` from `stores[i]` in `tx`, records what it found in `known[i]`
- * and resolves with the docs (undefined where absent) once all are read, while
- * `tx` is still active for the writes computed on them.
+ * Reads `ids[i]` from `stores[i]` in `tx` (with the log in its scope), as
+ * they stand (`settledDoc`), records what it found in `known[i]` and resolves
+ * with the docs (undefined where absent) once all are read, while `tx` is
+ * still active for the writes computed on them.
  */
 export function readDocs(tx, stores, known, ids) {
   return new Promise((resolve, reject) => {
     const docs = new Array(ids.length);
     let left = ids.length;
+    if (left > 0) readAcks(tx);
     ids.forEach((id, i) => {
       const request = tx.objectStore(stores[i]).get(id);
       request.onsuccess = () => {
-        docs[i] = docText(request.result);
+        docs[i] = settledDoc(tx, stores[i], id, request.result);
         if (docs[i] === undefined) known[i].delete(id);
         else known[i].set(id, docs[i]);
         if (--left === 0) resolve(docs);
@@ -795,8 +937,10 @@ export class WriteBatch {
     this.fault = undefined;
     this.stores = stores;
     this.knowns = knowns;
-    /** The entity records written, each `{ store, known, record }`. */
+    /** The entity records written, each `{ store, known, record }`, acknowledgements (`ACK`) included. */
     this.entities = [];
+    /** The acknowledgements, as the log's `entries` (see `ACK`). */
+    this.acks = [];
     this.mutations = [];
     /** The outbox requests, whose results are the mutations' keys. */
     this.appends = [];
@@ -836,7 +980,7 @@ export class WriteBatch {
    * index into `stores` and `knowns`) and `ops[i] & KIND` what it does.
    * `entities` holds, separated by NUL, each write's id and, unless it is a
    * CHECK, the entity's doc; `mutations` each entity write's mutation doc,
-   * then the `ix` of every entity write as one JSON array.
+   * then the `ix` of every entity write but an ACK as one JSON array.
    *
    * The docs are slices of `entities`, which the `known` maps keep once the
    * batch is stored; it holds little else (the ids are the maps' keys).
@@ -853,8 +997,9 @@ export class WriteBatch {
     // While the maps hold every entity (see `Commits`), one check of the last
     // mark stands for every entity's: no other context has written since.
     const expect = (store, id, expected) => {
-      if (this.seen === null) this.expect(tx.objectStore(store).get(id), docText, expected);
-      else this.gate();
+      if (this.seen !== null) return this.gate();
+      readAcks(tx);
+      this.expect(tx.objectStore(store).get(id), (record) => settledDoc(tx, store, id, record), expected);
     };
     const writes = [];
     let t = 0;
@@ -864,6 +1009,12 @@ export class WriteBatch {
       const id = texts[t++];
       if ((op & KIND) === CHECK) {
         expect(store, id, known.get(id));
+        continue;
+      }
+      if ((op & KIND) === ACK) {
+        const record = { id, doc: texts[t++] };
+        this.acks.push(store, id, known.get(id), record.doc);
+        this.entities.push({ store, known, record });
         continue;
       }
       const entity = { store, known, record: { id, doc: texts[t++], ix: ixs[writes.length] } };
@@ -936,6 +1087,7 @@ export class WriteBatch {
   run() {
     const { tx, fault } = this;
     this.sealed = true;
+    if (this.acks.length > 0) tx.objectStore(ACKS).add({ entries: this.acks });
     if (this.entities.length > 0) this.stamp.leave();
     // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
     if (fault === "constraint") tx.objectStore("meta").add("duplicate", "clientId");
@@ -945,6 +1097,7 @@ export class WriteBatch {
         if (fault === "lost-after-commit") return reject(loseConnection(tx));
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
         this.stamp.done(this.entities);
+        if (this.acks.length > 0) foldAcksSoon(tx.db);
         resolve(this.appends.map((append) => append.result));
       };
       tx.onabort = () => {
@@ -967,10 +1120,11 @@ export class WriteBatch {
     for (const entity of this.entities) written.set(`${entity.store}\u0000${entity.record.id}`, entity);
     let stored = 0;
     let untouched = 0;
+    readAcks(tx);
     for (const { store, known, record } of written.values()) {
       const read = tx.objectStore(store).get(record.id);
       read.onsuccess = () => {
-        const doc = docText(read.result);
+        const doc = settledDoc(tx, store, record.id, read.result);
         if (doc === record.doc) stored++;
         else if (doc === known.get(record.id)) untouched++;
       };

@@ -28,6 +28,10 @@ pub const WRITE: u32 = 0;
 pub const CHECKED_WRITE: u32 = 1;
 /// Checks, without writing, that the store's belief about one entity holds.
 pub const CHECK: u32 = 2;
+/// Acknowledges an entity: its new doc, which changes only sync metadata,
+/// goes to the acknowledgement log instead of into its record (see
+/// `crate::store::layout`).
+pub const ACK: u32 = 3;
 
 /// The op code of a write of `kind` to the collection at `position`.
 pub fn op(position: u32, kind: u32) -> u32 {
@@ -101,6 +105,18 @@ extern "C" {
     /// `stores`, the outbox and the meta store.
     #[wasm_bindgen(js_name = beginWrite, catch)]
     pub fn begin_write(db: &web_sys::IdbDatabase, stores: &Array, positions: &[u32]) -> Result<JsValue, JsValue>;
+    /// Asks, in `tx` (with the acknowledgement log in its scope), for the log:
+    /// before the first read of an entity whose doc `settled_doc` then gives.
+    #[wasm_bindgen(js_name = readAcks)]
+    pub fn read_acks(tx: &web_sys::IdbTransaction) -> JsValue;
+    /// The doc of entity `id` of `store` as it stands, `record` being what
+    /// `tx` read of it: its doc with the log `read_acks` read applied.
+    #[wasm_bindgen(js_name = settledDoc)]
+    pub fn settled_doc(tx: &web_sys::IdbTransaction, store: &str, id: &str, record: &JsValue) -> Option<String>;
+    /// Folds the oldest batch of the acknowledgement log into the records;
+    /// resolves with whether batches are left.
+    #[wasm_bindgen(js_name = foldAcks)]
+    pub fn fold_acks(db: &web_sys::IdbDatabase) -> js_sys::Promise;
     /// Finds out, once per realm and in the background, whether write
     /// transactions may commit before their requests have settled.
     #[wasm_bindgen(js_name = probeEarlyCommit)]
@@ -174,6 +190,8 @@ extern "C" {
 
     /// A stored record, read through direct property access.
     pub type StoredRecord;
+    #[wasm_bindgen(method, getter)]
+    pub fn id(this: &StoredRecord) -> JsValue;
     #[wasm_bindgen(method, getter)]
     pub fn doc(this: &StoredRecord) -> JsValue;
     #[wasm_bindgen(method, getter, js_name = mutationId)]

@@ -12,6 +12,17 @@
 //!   keys of the declared indexes, each IndexedDB index reading `ix.<field>`.
 //!   A `doc` may also be UTF-8 JSON bytes in a `Uint8Array`, as an earlier
 //!   version wrote them; both forms are read.
+//! * `acks` (out-of-line keys, autoIncrement): acknowledgements of pushes
+//!   kept as a log rather than written into each entity's record, one record
+//!   per batch: `{ entries }`, a flat array of `store, id, before, after`
+//!   (object store name, entity id, the doc the acknowledgement was made on,
+//!   the doc it leaves). An entity's doc as it stands is its record's doc
+//!   with each entry of the log, in order, whose `before` is the doc so far
+//!   replacing it with its `after`: an entry made on a doc that was since
+//!   written over matches nothing. Only acknowledgements go there (they change
+//!   no data, so no index key), and only in batches large enough that one
+//!   record beats rewriting each entity's; the log is folded into the
+//!   records in the background (see `foldAcks` in `src/browser/browser.js`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +30,8 @@ use crate::core::{Error, Result, Schema};
 
 pub const META_STORE: &str = "meta";
 pub const OUTBOX_STORE: &str = "outbox";
+/// The log of acknowledgements not yet folded into the entities' records.
+pub const ACKS_STORE: &str = "acks";
 /// The key path of the outbox, filled in by its key generator.
 pub const OUTBOX_KEY_PATH: &str = "mutationId";
 /// The key path of every entity store.
@@ -37,7 +50,10 @@ pub const ENTITY_KEY_PATH: &str = "id";
 ///   wrote since (see `Commits` in `src/browser/browser.js`). Nothing is
 ///   rewritten; raising the format closes the connections of contexts that
 ///   would write without leaving a mark.
-pub const FORMAT_VERSION: u32 = 3;
+/// * 4: acknowledgements may wait in `acks` before they reach the entities'
+///   records; every reader of an entity applies them. Raising the format
+///   closes the connections of contexts that would read records without them.
+pub const FORMAT_VERSION: u32 = 4;
 /// Meta key listing collections whose `ix` fields must be recomputed because
 /// an index was added to them.
 pub const BACKFILL_KEY: &str = "backfill";
@@ -76,6 +92,7 @@ pub struct StoreChange {
 pub struct UpgradePlan {
     pub create_meta: bool,
     pub create_outbox: bool,
+    pub create_acks: bool,
     pub stores: Vec<StoreChange>,
     /// Existing collections that gained an index and need their `ix` recomputed.
     pub backfill: Vec<String>,
@@ -90,6 +107,7 @@ impl UpgradePlan {
         let mut plan = UpgradePlan {
             create_meta: !layout.contains_key(META_STORE),
             create_outbox: !layout.contains_key(OUTBOX_STORE),
+            create_acks: !layout.contains_key(ACKS_STORE),
             ..UpgradePlan::default()
         };
         for (name, collection) in &schema.collections {
@@ -124,7 +142,7 @@ impl UpgradePlan {
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.create_meta && !self.create_outbox && self.stores.is_empty() && !self.raise_format
+        !self.create_meta && !self.create_outbox && !self.create_acks && self.stores.is_empty() && !self.raise_format
     }
 }
 
@@ -157,7 +175,7 @@ mod tests {
     fn new_database_gets_everything() {
         let schema = Schema::new([("notes", vec!["title"])]).unwrap();
         let plan = UpgradePlan::new(&Layout::new(), &schema);
-        assert!(plan.create_meta && plan.create_outbox);
+        assert!(plan.create_meta && plan.create_outbox && plan.create_acks);
         assert_eq!(plan.stores[0].store, "e:notes");
         assert!(plan.stores[0].create);
         assert_eq!(plan.stores[0].add_indexes, vec![("title".into(), format!("ix.{}", index_field("title")))]);
@@ -167,7 +185,7 @@ mod tests {
     #[test]
     fn fitting_database_needs_nothing() {
         let schema = Schema::new([("notes", vec!["title"])]).unwrap();
-        let plan = UpgradePlan::new(&layout(&[("meta", &[]), ("outbox", &[]), ("e:notes", &["title"])]), &schema);
+        let plan = UpgradePlan::new(&layout(&[("meta", &[]), ("outbox", &[]), ("acks", &[]), ("e:notes", &["title"])]), &schema);
         assert!(plan.is_empty(), "{plan:?}");
     }
 
@@ -183,6 +201,7 @@ mod tests {
         assert!(plan.stores.iter().any(|s| s.store == "e:tags" && s.create));
         assert!(!plan.stores.iter().any(|s| s.store == "e:gone"), "undeclared collections are kept");
         assert_eq!(plan.backfill, vec!["notes".to_string()]);
+        assert!(plan.create_acks, "a database of format 3 gains the log");
     }
 
     #[test]
@@ -198,7 +217,7 @@ mod tests {
         assert!(!needs_raising(Some(FORMAT_VERSION)));
         assert!(!UpgradePlan::raise_format().is_empty());
         let schema = Schema::new([("notes", vec![])]).unwrap();
-        let fitting = layout(&[("meta", &[]), ("outbox", &[]), ("e:notes", &[])]);
+        let fitting = layout(&[("meta", &[]), ("outbox", &[]), ("acks", &[]), ("e:notes", &[])]);
         assert!(!UpgradePlan::new(&fitting, &schema).raise_format, "a schema's plan leaves the format alone");
     }
 

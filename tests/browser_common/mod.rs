@@ -13,8 +13,10 @@ use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+mod acks;
 mod contexts;
 mod js_api;
+pub use acks::*;
 pub use contexts::*;
 pub use js_api::*;
 
@@ -39,6 +41,7 @@ macro_rules! browser_tests {
             marks_travel_only_with_the_one_commit_whose_entities_a_message_names
             a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored
             a_commit_raced_by_another_is_filled_in_from_its_message);
+        browser_tests!(acknowledgements_wait_in_a_log_that_every_reader_applies the_log_is_folded_in_the_background);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);
@@ -105,22 +108,22 @@ pub async fn upgrade_from_another_connection_closes_this_one() {
     IdbStore::delete(&name).await.expect("delete the database");
 }
 
-fn put(id: &str, title: &str) -> Write {
+pub(crate) fn put(id: &str, title: &str) -> Write {
     let data: Data = serde_json::from_value(serde_json::json!({ "title": title })).unwrap();
     Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data), at: 1.0 }
 }
 
-fn patch(id: &str, fields: serde_json::Value) -> Write {
+pub(crate) fn patch(id: &str, fields: serde_json::Value) -> Write {
     let data: Data = serde_json::from_value(fields).unwrap();
     Write { collection: "notes".into(), id: id.into(), op: Op::Patch, data: Some(data), at: 1.0 }
 }
 
 /// The schema of the store checks: one `notes` collection, indexed by title.
-fn notes_schema() -> Schema {
+pub(crate) fn notes_schema() -> Schema {
     Schema::new([("notes", vec!["title"])]).unwrap()
 }
 
-async fn open_store(test: &str) -> (String, IdbStore) {
+pub(crate) async fn open_store(test: &str) -> (String, IdbStore) {
     let name = format!("{test}-{}", uuid::Uuid::new_v4());
     let store = IdbStore::open(&name, notes_schema()).await.expect("open");
     (name, store)
@@ -131,7 +134,7 @@ async fn outbox_of(store: &IdbStore) -> Vec<(String, u64)> {
     store.outbox(100).await.expect("read the outbox").into_iter().map(|m| (m.id, m.mutation_id)).collect()
 }
 
-fn title_of(entity: Option<tideway::core::Entity>) -> Option<String> {
+pub(crate) fn title_of(entity: Option<tideway::core::Entity>) -> Option<String> {
     entity.and_then(|e| e.data().get("title").and_then(|t| t.as_str()).map(str::to_owned))
 }
 
@@ -303,7 +306,7 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
 }
 
 /// The pushed answer acknowledging `mutation` at version 1.
-fn acknowledgement(mutation: &tideway::core::Mutation) -> tideway::core::reconcile::ServerAnswer {
+pub(crate) fn acknowledgement(mutation: &tideway::core::Mutation) -> tideway::core::reconcile::ServerAnswer {
     use tideway_protocol::{MutationResult, PushStatus};
     tideway::core::reconcile::ServerAnswer::Pushed {
         mutation: mutation.clone(),
@@ -628,14 +631,18 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
 /// the fields of the records each object store holds.
 pub async fn the_js_half_keeps_the_same_contract() {
     use tideway::store::layout;
-    use tideway::browser::{CHECK, CHECKED_WRITE, ENTITY_RECORD, OP_SHIFT, OUTBOX_RECORD, SEPARATOR, WRITE};
+    use tideway::browser::{ACK, CHECK, CHECKED_WRITE, ENTITY_RECORD, OP_SHIFT, OUTBOX_RECORD, SEPARATOR, WRITE};
 
     let js = tideway::browser::js_contract();
     let strings = |path: &str| -> Vec<String> { js_sys::Array::from(&field(&js, path)).iter().filter_map(|v| v.as_string()).collect() };
     let number = |path: &str| field(&js, path).as_f64().map(|n| n as u32);
     assert_eq!(field(&js, "separator").as_string().as_deref(), Some(SEPARATOR));
     assert_eq!(number("opShift"), Some(OP_SHIFT));
-    assert_eq!([number("kinds.write"), number("kinds.checkedWrite"), number("kinds.check")], [Some(WRITE), Some(CHECKED_WRITE), Some(CHECK)]);
+    assert_eq!(
+        [number("kinds.write"), number("kinds.checkedWrite"), number("kinds.check"), number("kinds.ack")],
+        [Some(WRITE), Some(CHECKED_WRITE), Some(CHECK), Some(ACK)]
+    );
+    assert_eq!(field(&js, "acksStore").as_string().as_deref(), Some(layout::ACKS_STORE));
     assert_eq!(strings("faults"), Fault::ALL.map(|fault| fault.name().to_owned()));
     assert_eq!(strings("entityRecord"), ENTITY_RECORD);
     assert_eq!(strings("outboxRecord"), OUTBOX_RECORD);

@@ -78,6 +78,10 @@ pub struct SettlementPlan {
     pub append: Vec<Mutation>,
     /// Each entity the answers changed, once, as the last of them left it.
     pub entities: Vec<(String, Entity)>,
+    /// For each of `entities`, whether every answer that changed it
+    /// acknowledged a push of it: only its sync metadata changed, so its
+    /// data, and every index key made from it, are as stored.
+    pub acknowledged: Vec<bool>,
     pub cursor: Option<String>,
     /// What each answer did, in answer order.
     pub settled: Vec<Settled>,
@@ -107,6 +111,8 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
     // The entities changed, in the order first changed, and the same as a set.
     let mut changed: Vec<EntityKey> = Vec::new();
     let mut changed_set: HashSet<EntityKey> = HashSet::new();
+    // Those of them that only acknowledgements changed.
+    let mut acknowledged: HashSet<EntityKey> = HashSet::new();
     let mut settled = Vec::with_capacity(answers.len());
     for answer in answers {
         let key = (answer.collection().to_owned(), answer.id().to_owned());
@@ -131,25 +137,33 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
             append.push((key.clone(), mutation));
         }
         if let Some(entity) = &decision.entity {
+            let only_acknowledged = decision.outcome == Outcome::Pushed;
             if changed_set.insert(key.clone()) {
                 changed.push(key.clone());
+                if only_acknowledged {
+                    acknowledged.insert(key.clone());
+                }
+            } else if !only_acknowledged {
+                acknowledged.remove(&key);
             }
             stored.entities.insert(key.clone(), Some(entity.clone()));
         }
         settled.push(Settled { collection: key.0, id: key.1, entity: decision.entity, outcome: decision.outcome });
     }
-    let entities = changed
-        .into_iter()
-        .filter_map(|key| {
-            let entity = stored.entities.remove(&key).flatten()?;
-            Some((key.0, entity))
-        })
-        .collect();
+    let mut entities = Vec::with_capacity(changed.len());
+    let mut only_acknowledged = Vec::with_capacity(changed.len());
+    for key in changed {
+        if let Some(entity) = stored.entities.remove(&key).flatten() {
+            only_acknowledged.push(acknowledged.contains(&key));
+            entities.push((key.0, entity));
+        }
+    }
     SettlementPlan {
         remove: removed.into_iter().collect(),
         superseded,
         append: append.into_iter().map(|(_, mutation)| mutation).collect(),
         entities,
+        acknowledged: only_acknowledged,
         cursor: cursor.map(str::to_owned),
         settled,
     }
@@ -305,5 +319,23 @@ mod tests {
     fn answers_about_entities_not_read_are_left_out() {
         let plan = plan(&[applied(mutation(1, "a", "x"), 2)], Stored::default(), &Policies::default(), 1.0, None);
         assert_eq!(plan, SettlementPlan::default());
+    }
+
+    /// Acknowledgements change only an entity's sync metadata; any other
+    /// answer about it in the same batch (a pulled change, a conflict) may
+    /// change its data, and with it the index keys a store keeps.
+    #[test]
+    fn entities_only_acknowledged_are_told_apart() {
+        let answers = [
+            applied(mutation(1, "a", "a"), 2),
+            applied(mutation(2, "b", "b"), 2),
+            ServerAnswer::Pulled { id: "b".into(), change: server("b", "theirs", 3) },
+            ServerAnswer::Pulled { id: "c".into(), change: server("c", "new", 1) },
+        ];
+        let stored = stored(&[dirty("a", "a", 1), dirty("b", "b", 1)], &[1, 2]);
+        let plan = plan(&answers, stored, &Policies::default(), 1.0, None);
+        let ids: Vec<&str> = plan.entities.iter().map(|(_, entity)| entity.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(plan.acknowledged, [true, false]);
     }
 }

@@ -7,7 +7,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::{CollectionInfo, IndexField};
-use crate::browser::{self, StoredRecord, WriteBatch, CHECK, CHECKED_WRITE, SEPARATOR, WRITE};
+use crate::browser::{self, StoredRecord, WriteBatch, ACK, CHECK, CHECKED_WRITE, SEPARATOR, WRITE};
 use crate::core::{Applied, Entity, Error, IndexKey, Mutation, Result};
 
 /// A batch's writes computed since it last sent, packed for one call to
@@ -19,10 +19,10 @@ pub(super) struct Outgoing {
     entities: Vec<u8>,
     /// The mutation docs, separated by NUL.
     mutations: Vec<u8>,
-    /// The `ix` of each entity written, as a JSON array.
+    /// The `ix` of each entity written but acknowledged, as a JSON array.
     ix: Vec<u8>,
     /// Per op, its code: [`browser::op`] of its collection's `position` and
-    /// its kind ([`WRITE`], [`CHECKED_WRITE`] or [`CHECK`]).
+    /// its kind ([`WRITE`], [`CHECKED_WRITE`], [`CHECK`] or [`ACK`]).
     ops: Vec<u32>,
 }
 
@@ -36,6 +36,15 @@ impl Outgoing {
     /// read in the same transaction.
     pub(super) fn store(&mut self, info: &CollectionInfo, entity: &Entity) -> Result<()> {
         self.entity(info, entity, WRITE)
+    }
+
+    /// Logs `entity`, as sync settled it on the doc the batch's `known` map
+    /// holds, which it differs from only in sync metadata: the record stays
+    /// as it is, its index keys too.
+    pub(super) fn acknowledge(&mut self, info: &CollectionInfo, entity: &Entity) -> Result<()> {
+        self.op(info, ACK, &entity.id);
+        self.entities.extend_from_slice(SEPARATOR.as_bytes());
+        json_into(&mut self.entities, entity, "an entity")
     }
 
     /// Adds `mutation` to the outbox, after every entry already there.

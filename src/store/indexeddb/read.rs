@@ -11,11 +11,11 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::error::js_error;
-use super::pack::{append_entities, key_to_js, parse_doc, parse_text};
+use super::pack::{append_entities, key_to_js, parse_doc, parse_text, unreadable};
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
-use crate::store::layout::{entity_store, META_STORE, OUTBOX_STORE};
+use crate::store::layout::{entity_store, ACKS_STORE, META_STORE, OUTBOX_STORE};
 
 /// What a commit's message tells the other contexts of it, beside the keys
 /// it stored (see [`IdbStore::take_commit_marks`]).
@@ -104,6 +104,7 @@ impl IdbStore {
             None => JsValue::NULL,
         };
         let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
+        scope.push(ACKS_STORE.to_owned());
         if !told.is_null() {
             scope.push(META_STORE.to_owned());
         }
@@ -160,13 +161,16 @@ impl IdbStore {
     pub(super) async fn read_entity(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
         self.schema.collection(collection)?;
         let store_name = &entity_store(collection);
-        self.idempotent(|connection| async move {
-            let tx = connection.db.transaction(store_name.as_str()).build()?;
-            let store = tx.object_store(store_name)?;
-            let record: Option<JsValue> = store.get(id).primitive()?.await?;
-            record.map(|record| parse_doc(&record, collection)).transpose()
-        })
-        .await
+        let doc = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction([store_name.as_str(), ACKS_STORE]).build()?;
+                browser::read_acks(tx.as_sys());
+                let store = tx.object_store(store_name)?;
+                let record: Option<JsValue> = store.get(id).primitive()?.await?;
+                record.map(|record| settled_doc(tx.as_sys(), store_name, &record, collection)).transpose()
+            })
+            .await?;
+        doc.map(|doc| parse_text(&doc, collection)).transpose()
     }
 
     pub(super) async fn read_query(&self, collection: &str, query: &Query) -> Result<Vec<Entity>> {
@@ -179,12 +183,13 @@ impl IdbStore {
             }
         }
         let store_name = &entity_store(collection);
-        let records = self
+        let docs = self
             .idempotent(|connection| async move {
-                let tx = connection.db.transaction(store_name.as_str()).build()?;
+                let tx = connection.db.transaction([store_name.as_str(), ACKS_STORE]).build()?;
+                browser::read_acks(tx.as_sys());
                 let store = tx.object_store(store_name)?;
                 let js_range = key_range(range);
-                match &query.index {
+                let records = match &query.index {
                     None => all(match js_range {
                         Some(r) => store.get_all().with_query::<JsValue, _>(r).primitive()?.await,
                         None => store.get_all().primitive()?.await,
@@ -196,10 +201,11 @@ impl IdbStore {
                             None => index.get_all().primitive()?.await,
                         })
                     }
-                }
+                }?;
+                records.iter().map(|record| settled_doc(tx.as_sys(), store_name, record, collection)).collect::<Result<Vec<_>>>()
             })
             .await?;
-        let mut entities = records.iter().map(|record| parse_doc(record, collection)).collect::<Result<Vec<_>>>()?;
+        let mut entities = docs.iter().map(|doc| parse_text(doc, collection)).collect::<Result<Vec<_>>>()?;
         if query.reverse {
             entities.reverse();
         }
@@ -235,6 +241,15 @@ impl IdbStore {
         })
         .await
     }
+}
+
+/// The doc of `record`, read from `store` in `tx`, as it stands: with the
+/// acknowledgement log `tx` read first applied (see `settledDoc` in
+/// `src/browser/browser.js`).
+pub(super) fn settled_doc(tx: &web_sys::IdbTransaction, store: &str, record: &JsValue, place: &str) -> Result<String> {
+    let id = record.unchecked_ref::<StoredRecord>().id();
+    let id = id.as_string().ok_or_else(|| unreadable(place, "its key is not a string"))?;
+    browser::settled_doc(tx, store, &id, record).ok_or_else(|| unreadable(place, "it has no readable `doc`"))
 }
 
 /// Collects the records of a `getAll` request.

@@ -19,7 +19,14 @@ use super::IdbStore;
 use crate::browser::{self, StoredRecord, WriteBatch};
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{Error, Meanwhile, Mutation, MutationId, Result, SyncMeta};
-use crate::store::layout::{entity_store, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
+use crate::store::layout::{entity_store, ACKS_STORE, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
+
+/// The fewest acknowledgements a batch logs rather than writes into each
+/// entity's record (see `crate::store::layout`): one record in place of many
+/// `put`s pays for the fold that follows only when there are many. Pushes of
+/// a few writes, as an app makes them while its user works, write the
+/// records as before.
+const LOG_ACKS_FROM: usize = 100;
 
 impl IdbStore {
     /// Records the answers in one transaction. If the connection was lost
@@ -60,7 +67,7 @@ impl IdbStore {
     ) -> Result<Vec<Settled>> {
         let reads = Reads::of(answers, |name| self.collections.contains_key(name));
         let mut names: Vec<String> = reads.entities.iter().map(|(collection, _)| entity_store(collection)).collect();
-        names.extend([OUTBOX_STORE.to_owned(), META_STORE.to_owned()]);
+        names.extend([OUTBOX_STORE.to_owned(), META_STORE.to_owned(), ACKS_STORE.to_owned()]);
         names.sort_unstable();
         names.dedup();
         let tx = connection.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build()?;
@@ -131,8 +138,16 @@ impl IdbStore {
         for mutation in &plan.append {
             outgoing.append(mutation)?;
         }
-        for (collection, entity) in &plan.entities {
-            outgoing.store(self.collection_info(collection)?, entity)?;
+        // Acknowledgements are made on the docs the `known` maps hold: read
+        // in this transaction, or checked by its mark.
+        let log_acks = plan.acknowledged.iter().filter(|only| **only).count() >= LOG_ACKS_FROM;
+        for ((collection, entity), acknowledged) in plan.entities.iter().zip(&plan.acknowledged) {
+            let info = self.collection_info(collection)?;
+            if log_acks && *acknowledged {
+                outgoing.acknowledge(info, entity)?;
+            } else {
+                outgoing.store(info, entity)?;
+            }
         }
         let batch = WriteBatch::new(tx.as_sys(), &self.stores, &self.knowns, &self.commits);
         if let Err(error) = outgoing.send(&batch) {
@@ -146,6 +161,15 @@ impl IdbStore {
         }
         committed.await.map_err(js_error)?;
         Ok(plan.settled)
+    }
+
+    /// Folds the whole acknowledgement log into the entities' records now, one
+    /// batch per transaction, as happens in the background a moment after
+    /// the last batch was logged. No entity changes as it stands.
+    pub async fn fold_acks(&self) -> Result<()> {
+        self.check_open()?;
+        while JsFuture::from(browser::fold_acks(self.connection().sys())).await.map_err(js_error)?.as_bool() == Some(true) {}
+        Ok(())
     }
 
     /// [`crate::core::Store::note_failed_push`]: each entry still queued is read,

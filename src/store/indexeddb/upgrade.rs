@@ -19,13 +19,13 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::connection::open_existing;
 use super::error::describe_js_error;
-use super::pack::{encode, index_keys, parse_doc};
-use super::read::all;
+use super::pack::{encode, index_keys, parse_text};
+use super::read::{all, settled_doc};
 use super::IdbStore;
 use crate::browser;
 use crate::core::{Entity, Error, Result};
 use crate::store::layout::{
-    entity_store, Layout, UpgradePlan, BACKFILL_KEY, ENTITY_KEY_PATH, FORMAT_VERSION, META_STORE, OUTBOX_KEY_PATH, OUTBOX_STORE,
+    entity_store, Layout, UpgradePlan, ACKS_STORE, BACKFILL_KEY, ENTITY_KEY_PATH, FORMAT_VERSION, META_STORE, OUTBOX_KEY_PATH, OUTBOX_STORE,
 };
 
 impl IdbStore {
@@ -34,15 +34,19 @@ impl IdbStore {
     pub(super) async fn backfill(&self, pending: &JsValue) -> Result<()> {
         let collections: Vec<String> = Array::from(pending).iter().filter_map(|v| v.as_string()).collect();
         let mut stores: Vec<String> = collections.iter().map(|c| entity_store(c)).collect();
-        stores.push(META_STORE.to_owned());
+        stores.extend([META_STORE.to_owned(), ACKS_STORE.to_owned()]);
         let connection = self.connection();
         let tx = connection.db.transaction(stores.as_slice()).with_mode(TransactionMode::Readwrite).build()?;
+        // Each record is written back as it stands: acknowledgements logged
+        // for it are then in it, and their entries match it no more.
+        browser::read_acks(tx.as_sys());
         for collection in &collections {
             let Ok(info) = self.collection_info(collection) else { continue };
-            let store = tx.object_store(&entity_store(collection))?;
+            let store_name = entity_store(collection);
+            let store = tx.object_store(&store_name)?;
             let records = all(store.get_all().primitive()?.await)?;
             for record in records {
-                let entity: Entity = parse_doc(&record, collection)?;
+                let entity: Entity = parse_text(&settled_doc(tx.as_sys(), &store_name, &record, collection)?, collection)?;
                 let doc = encode(&entity, "entity")?;
                 let record = browser::entity_record(&entity.id, &doc, &index_keys(&entity, &info.index_fields));
                 store.put(record).primitive()?;
@@ -140,6 +144,11 @@ fn apply_plan(request: &web_sys::IdbOpenDbRequest, plan: &UpgradePlan) -> std::r
         params.set_key_path(&OUTBOX_KEY_PATH.into());
         params.set_auto_increment(true);
         db.create_object_store_with_optional_parameters(OUTBOX_STORE, &params).map_err(describe)?;
+    }
+    if plan.create_acks {
+        let params = web_sys::IdbObjectStoreParameters::new();
+        params.set_auto_increment(true);
+        db.create_object_store_with_optional_parameters(ACKS_STORE, &params).map_err(describe)?;
     }
     for change in &plan.stores {
         let store = if change.create {

@@ -4,7 +4,9 @@
 //
 //   pushTideway(token, count, elsewhere)
 //                                `count` notes written with one bulkPut (not timed), then
-//                                the time of the `db.sync()` that pushes them; with
+//                                the time of the `db.sync()` that pushes them, and how
+//                                long after it the log of its acknowledgements was folded
+//                                into the records in the background (`foldMs`); with
 //                                `elsewhere`, another handle on the database (as another
 //                                tab) first writes one note of its own, which is pushed too
 //   watchTideway(token)          another tab: opens the database pushTideway writes and keeps
@@ -65,8 +67,25 @@ export async function pushTideway(token, count, elsewhere = false) {
   const started = performance.now();
   const report = await db.sync();
   const ms = performance.now() - started;
+  const foldMs = await untilFolded(options.name);
   await db.close();
-  return { ms, rows: report.pushed };
+  return { ms, rows: report.pushed, foldMs };
+}
+
+/** How long until the acknowledgement log of the database `name` is empty, polled by a connection of its own. */
+async function untilFolded(name) {
+  const started = performance.now();
+  const db = await request(indexedDB.open(name));
+  try {
+    for (;;) {
+      const left = await request(db.transaction("acks").objectStore("acks").count());
+      if (left === 0) return performance.now() - started;
+      if (performance.now() - started > 60_000) throw new Error("the acknowledgement log was not folded within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    db.close();
+  }
 }
 
 let watcher;

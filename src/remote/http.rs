@@ -26,6 +26,8 @@ pub struct HttpRemote {
     /// A gzipped body was refused (415) on the way, by the server or by
     /// something before it: from then on bodies go plain, whatever answers say.
     gzip_refused: Cell<bool>,
+    /// The next push, gzipped ahead (`prepare`): its JSON, and those bytes.
+    prepared: RefCell<Option<(String, Uint8Array)>>,
 }
 
 /// Push bodies shorter than this go plain: a push of one note gains a few
@@ -50,6 +52,26 @@ impl HttpRemote {
             timeout_ms,
             gzip_bodies: Cell::new(None),
             gzip_refused: Cell::new(false),
+            prepared: RefCell::new(None),
+        }
+    }
+
+    /// Whether a push body of `bytes` goes gzipped, as the server's last answer said.
+    fn gzips(&self, bytes: usize) -> bool {
+        self.gzip_bodies.get() == Some(true) && !self.gzip_refused.get() && bytes >= MIN_GZIP_BYTES
+    }
+
+    /// Gzips `request`'s body ahead, where it would go gzipped: compressing
+    /// it takes this thread a few milliseconds, and when the answer to the
+    /// push before comes, the thread has the recording of that answer to do
+    /// as well. The push it is for checks that its JSON is the same.
+    pub async fn prepare(&self, request: &PushRequest) {
+        let Ok(json) = serde_json::to_string(request) else { return };
+        if !self.gzips(json.len()) {
+            return;
+        }
+        if let Some(packed) = gzip(&json).await {
+            *self.prepared.borrow_mut() = Some((json, packed));
         }
     }
 
@@ -61,8 +83,13 @@ impl HttpRemote {
             // Any answer says. A server that cannot be reached would not take the push either.
             self.send(Request::get(&format!("{}/v1/health", self.url)), None).await?;
         }
-        if self.gzip_bodies.get() == Some(true) && !self.gzip_refused.get() && json.len() >= MIN_GZIP_BYTES {
-            if let Some(packed) = gzip(&json).await {
+        if self.gzips(json.len()) {
+            let ready = self.prepared.take().filter(|(prepared, _)| *prepared == json).map(|(_, packed)| packed);
+            let packed = match ready {
+                Some(packed) => Some(packed),
+                None => gzip(&json).await,
+            };
+            if let Some(packed) = packed {
                 let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
                 match self.exchange(builder, Some(Body::Gzip(packed))).await {
                     Err(RemoteError::Status { status: 415, .. }) => self.gzip_refused.set(true),

@@ -28,6 +28,12 @@ impl Remote for JsRemote {
         }
     }
 
+    async fn prepare(&self, request: &PushRequest) {
+        if let JsRemote::Http(remote) = self {
+            remote.prepare(request).await;
+        }
+    }
+
     async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
         match self {
             JsRemote::Http(remote) => remote.pull(cursor, limit, client_id).await,

@@ -367,6 +367,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
             marked.extend(keys.iter().cloned());
+            // The entities whose answers may still change what the next request carries.
+            let unrecorded = if recording.pending.is_some() { recording.keys.clone() } else { HashSet::new() };
             let meanwhile = async {
                 let withheld = match previous {
                     Some(previous) => self.record_push(previous, report).await?,
@@ -377,6 +379,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     return Ok((withheld, None));
                 }
                 let next = self.next_batch(batch_size, &batch).await?;
+                // Ready to go the moment this batch is answered (see `Remote::prepare`).
+                let (mutations, _) = &next;
+                if !mutations.is_empty() && !mutations.iter().any(|m| unrecorded.contains(&(m.collection.clone(), m.id.clone()))) {
+                    self.remote.prepare(&self.push_request(mutations)).await;
+                }
                 Ok((withheld, Some(next)))
             };
             // The request goes out first: recording and reading do work on this

@@ -101,6 +101,11 @@ pub trait Remote {
     /// Sends one batch of mutations; the answer has one result per mutation, in order.
     async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError>;
 
+    /// Gets `request` ready to go (encoded, compressed) while the push before
+    /// it is in flight, so that a `push` of an equal request then goes out at
+    /// once. The default has nothing to get ready.
+    async fn prepare(&self, _request: &PushRequest) {}
+
     /// Fetches the changes after `cursor` (`None`: from the beginning). With
     /// `client_id`, the server may leave out the changes whose latest write was
     /// that client's own push: the client has them from its push answers.

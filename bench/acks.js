@@ -8,9 +8,10 @@
 //   rewrite   the batch's outbox entries deleted (one key range), each note's record
 //             put again with its new version and sync status: the layout before
 //             storage format 4, and today's for batches of fewer than 100
-//   log       the same deletion, and one record of the acknowledgement log holding,
+//   log       the same deletion, and records of the acknowledgement log holding,
 //             per note, the doc the acknowledgement was made on and the doc it
-//             leaves (see src/store/layout.rs); folded into the records later
+//             leaves, up to 250 to a record (see src/store/layout.rs); folded
+//             into the records later
 
 import { makeNotes } from "./dataset.js";
 import { committed, request } from "./idb.js";
@@ -51,9 +52,12 @@ export async function record(layout, count, batch) {
       const entities = tx.objectStore("e:notes");
       for (let i = first; i < last; i++) entities.put({ id: notes[i].id, doc: acked[i], ix: {} });
     } else {
-      const entries = [];
-      for (let i = first; i < last; i++) entries.push("e:notes", notes[i].id, dirty[i], acked[i]);
-      tx.objectStore("acks").add({ entries });
+      // Up to 250 acknowledgements to a record, as Tideway writes them.
+      for (let at = first; at < last; at += 250) {
+        const entries = [];
+        for (let i = at; i < Math.min(at + 250, last); i++) entries.push("e:notes", notes[i].id, dirty[i], acked[i]);
+        tx.objectStore("acks").add({ entries });
+      }
     }
     putMs += performance.now() - putting;
     await committed(tx);

@@ -51,7 +51,7 @@ try {
 console.log(`Recording ${count.toLocaleString("en-US")} acknowledgements in batches of ${batch}, raw IndexedDB, medians of ${reps}:`);
 for (const layout of layouts) {
   const { ms, putMs } = samples[layout];
-  const what = layout === "rewrite" ? "each entity's record rewritten" : "one log record per batch";
+  const what = layout === "rewrite" ? "each entity's record rewritten" : "log records, 250 to a record";
   console.log(
     `  ${what.padEnd(31)} ${median(ms).toFixed(0).padStart(6)} ms  (${((median(ms) * 1000) / count).toFixed(0)} µs an acknowledgement; put calls ${median(putMs).toFixed(0)} ms)`,
   );

@@ -273,7 +273,7 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
   if (medians.foldMs !== undefined) {
     text.push(
       `The push's acknowledgements were folded into the records in the background ${medians.foldMs.toFixed(0)} ms after it returned ` +
-        `(the fold waits a second after the last batch logged, then takes one batch per transaction).`,
+        `(the fold waits a second after the last batch logged, then takes one record of the log, up to 250 acknowledgements, per transaction).`,
     );
   }
   if (medians.otherTabMs !== undefined) {

@@ -317,6 +317,13 @@ export function settledDoc(tx, store, id, record) {
   return doc;
 }
 
+/**
+ * The most acknowledgements one record of the log holds: a batch's are split
+ * into records of this many, each folded in a transaction of its own, so that
+ * a write made meanwhile waits for a short one at most.
+ */
+const ACKS_PER_RECORD = 250;
+
 /** How long after the last batch of acknowledgements the log is folded. */
 const FOLD_DELAY_MS = 1000;
 /** Each connection's timer for `foldAcksSoon`. */
@@ -325,9 +332,9 @@ const folds = new WeakMap();
 /**
  * Folds the log into the entities' records once no batch was added to it for
  * `FOLD_DELAY_MS`: after a sync, not during one, whose recording it would
- * slow down. One batch per transaction, so that a write waits for one at
- * most. A failure (the connection closed) leaves the log as it is, for the
- * next fold.
+ * slow down. One record of the log per transaction (`ACKS_PER_RECORD`), so
+ * that a write waits for a short one at most. A failure (the connection
+ * closed) leaves the log as it is, for the next fold.
  */
 export function foldAcksSoon(db) {
   clearTimeout(folds.get(db));
@@ -342,10 +349,10 @@ export function foldAcksSoon(db) {
 }
 
 /**
- * Folds the log's oldest batch into the records in one transaction on `db`:
- * each entity it names whose doc it changes is written back as it stands.
- * Doing so changes no entity's doc as it stands, so it leaves no commit mark.
- * Resolves with whether more batches are left.
+ * Folds the log's oldest record into the entities' records in one
+ * transaction on `db`: each entity it names whose doc it changes is written
+ * back as it stands. Doing so changes no entity's doc as it stands, so it
+ * leaves no commit mark. Resolves with whether more of the log is left.
  */
 export function foldAcks(db) {
   const stores = Array.from(db.objectStoreNames).filter((name) => name.startsWith("e:"));
@@ -1087,7 +1094,9 @@ export class WriteBatch {
   run() {
     const { tx, fault } = this;
     this.sealed = true;
-    if (this.acks.length > 0) tx.objectStore(ACKS).add({ entries: this.acks });
+    for (let at = 0; at < this.acks.length; at += 4 * ACKS_PER_RECORD) {
+      tx.objectStore(ACKS).add({ entries: this.acks.slice(at, at + 4 * ACKS_PER_RECORD) });
+    }
     if (this.entities.length > 0) this.stamp.leave();
     // `clientId` exists: this add fails with ConstraintError and aborts the transaction.
     if (fault === "constraint") tx.objectStore("meta").add("duplicate", "clientId");

@@ -113,8 +113,8 @@ extern "C" {
     /// `tx` read of it: its doc with the log `read_acks` read applied.
     #[wasm_bindgen(js_name = settledDoc)]
     pub fn settled_doc(tx: &web_sys::IdbTransaction, store: &str, id: &str, record: &JsValue) -> Option<String>;
-    /// Folds the oldest batch of the acknowledgement log into the records;
-    /// resolves with whether batches are left.
+    /// Folds the oldest record of the acknowledgement log into the entities'
+    /// records; resolves with whether more of the log is left.
     #[wasm_bindgen(js_name = foldAcks)]
     pub fn fold_acks(db: &web_sys::IdbDatabase) -> js_sys::Promise;
     /// Finds out, once per realm and in the background, whether write

@@ -13,8 +13,8 @@
 //!   A `doc` may also be UTF-8 JSON bytes in a `Uint8Array`, as an earlier
 //!   version wrote them; both forms are read.
 //! * `acks` (out-of-line keys, autoIncrement): acknowledgements of pushes
-//!   kept as a log rather than written into each entity's record, one record
-//!   per batch: `{ entries }`, a flat array of `store, id, before, after`
+//!   kept as a log rather than written into each entity's record, a batch's
+//!   in records of up to 250: `{ entries }`, a flat array of `store, id, before, after`
 //!   (object store name, entity id, the doc the acknowledgement was made on,
 //!   the doc it leaves). An entity's doc as it stands is its record's doc
 //!   with each entry of the log, in order, whose `before` is the doc so far

@@ -164,8 +164,8 @@ impl IdbStore {
     }
 
     /// Folds the whole acknowledgement log into the entities' records now, one
-    /// batch per transaction, as happens in the background a moment after
-    /// the last batch was logged. No entity changes as it stands.
+    /// record of the log per transaction, as happens in the background a
+    /// moment after the last batch was logged. No entity changes as it stands.
     pub async fn fold_acks(&self) -> Result<()> {
         self.check_open()?;
         while JsFuture::from(browser::fold_acks(self.connection().sys())).await.map_err(js_error)?.as_bool() == Some(true) {}

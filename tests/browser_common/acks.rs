@@ -136,3 +136,32 @@ pub async fn the_log_is_folded_in_the_background() {
     store.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }
+
+/// A store closed before its log was folded leaves the log; the next open
+/// applies it as it loads, and folds it.
+pub async fn an_open_that_finds_a_log_folds_it() {
+    let (name, store) = open_store("acks-reopen").await;
+    let ids: Vec<String> = (0..120).map(|i| format!("n{i:03}")).collect();
+    store.apply(&ids.iter().map(|id| put(id, "first")).collect::<Vec<_>>()).await.expect("write");
+    let answers: Vec<_> = store.outbox(1000).await.expect("outbox").iter().map(acknowledgement).collect();
+    store.settle(&answers, &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
+    store.close();
+    assert_eq!(log_length(&raw(&name, "acks").await), 1, "closed before the fold");
+
+    let reopened = IdbStore::open(&name, notes_schema()).await.expect("open again");
+    let loaded = reopened.load().await.expect("load");
+    assert!(loaded.collections[0].1.iter().all(|e| e.sync_status == SyncStatus::Synced && e.version == 1));
+    let mut folded = false;
+    for _ in 0..100 {
+        gloo_timers::future::TimeoutFuture::new(100).await;
+        if log_length(&raw(&name, "acks").await) == 0 {
+            folded = true;
+            break;
+        }
+    }
+    assert!(folded, "the log was folded within 10 s of the open");
+    let records = raw(&name, "e:notes").await;
+    assert!(ids.iter().all(|id| raw_status(&records, id).as_deref() == Some("synced")));
+    reopened.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}

@@ -262,7 +262,7 @@ function abortError(tx) {
   return tx.error ?? new DOMException("the transaction was aborted", "AbortError");
 }
 
-// The acknowledgement log: each batch `{ entries }`, `entries` a flat array of
+// The acknowledgement log: each record `{ entries }`, `entries` a flat array of
 // `store, id, before, after` (see `src/store/layout.rs`).
 
 /** Each transaction's read of the log (`readAcks`), and what it holds by entity (`ackChains`). */

@@ -307,15 +307,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         // The previous batch, answered in full, its answers not recorded yet.
         let mut answered: Option<Answered> = None;
         // The batch after it, read while it was in flight (and whether that
-        // read reached the end of the outbox).
-        let mut read_ahead: Option<(Vec<Mutation>, bool)> = None;
+        // read reached the end of the outbox), with its request if it was
+        // made ready to go then.
+        let mut read_ahead: Option<(Vec<Mutation>, bool, Option<PushRequest>)> = None;
         // Whether the last read reached the end of the outbox: then the answers
         // are recorded before it is read again, as nothing waits to be sent
         // meanwhile, and the entries answered leave the outbox without delay
         // (another context that syncs on its own may be about to read it).
         let mut reached_end = false;
         loop {
-            let (batch, end) = match read_ahead.take() {
+            let (batch, end, prepared) = match read_ahead.take() {
                 Some(next) => next,
                 None => {
                     if reached_end {
@@ -327,7 +328,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                         }
                     }
                     let previous = answered.as_ref().map_or(&[][..], |answered| answered.batch.as_slice());
-                    self.next_batch(batch_size, previous).await?
+                    let (batch, end) = self.next_batch(batch_size, previous).await?;
+                    (batch, end, None)
                 }
             };
             reached_end = end;
@@ -358,11 +360,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     previous
                 }
             };
-            // The request carries the versions the answers recorded brought.
-            if recording.touches(&batch) {
+            // The request carries the versions the answers recorded brought: one
+            // made ready before they were recorded is made again.
+            let touched = recording.touches(&batch);
+            if touched {
                 self.finish(recording, report).await?;
             }
-            let request = self.push_request(&batch);
+            let request = match prepared.filter(|_| !touched) {
+                Some(request) => request,
+                None => self.push_request(&batch),
+            };
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
@@ -378,13 +385,15 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 if end || withheld {
                     return Ok((withheld, None));
                 }
-                let next = self.next_batch(batch_size, &batch).await?;
+                let (next, next_end) = self.next_batch(batch_size, &batch).await?;
                 // Ready to go the moment this batch is answered (see `Remote::prepare`).
-                let (mutations, _) = &next;
-                if !mutations.is_empty() && !mutations.iter().any(|m| unrecorded.contains(&(m.collection.clone(), m.id.clone()))) {
-                    self.remote.prepare(&self.push_request(mutations)).await;
+                let mut prepared = None;
+                if !next.is_empty() && !next.iter().any(|m| unrecorded.contains(&(m.collection.clone(), m.id.clone()))) {
+                    let request = self.push_request(&next);
+                    self.remote.prepare(&request).await;
+                    prepared = Some(request);
                 }
-                Ok((withheld, Some(next)))
+                Ok((withheld, Some((next, next_end, prepared))))
             };
             // The request goes out first: recording and reading do work on this
             // thread before they wait, and the server need not wait for it.

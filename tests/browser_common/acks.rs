@@ -51,6 +51,26 @@ fn log_length(log: &JsValue) -> u32 {
     js_sys::Array::from(log).length()
 }
 
+/// Writes 120 notes to `store` and records the acknowledgement of each, in one batch: logged.
+async fn acknowledge_120(store: &IdbStore) -> Vec<String> {
+    let ids: Vec<String> = (0..120).map(|i| format!("n{i:03}")).collect();
+    store.apply(&ids.iter().map(|id| put(id, "first")).collect::<Vec<_>>()).await.expect("write");
+    let answers: Vec<_> = store.outbox(1000).await.expect("outbox").iter().map(acknowledgement).collect();
+    store.settle(&answers, &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
+    ids
+}
+
+/// Whether the log of the database `name` is empty within 10 s, looked at every 100 ms.
+async fn folded_within_10_s(name: &str) -> bool {
+    for _ in 0..100 {
+        gloo_timers::future::TimeoutFuture::new(100).await;
+        if log_length(&raw(name, "acks").await) == 0 {
+            return true;
+        }
+    }
+    false
+}
+
 /// 300 acknowledgements in one batch: the log holds them, in two records,
 /// and the entities' records do not, yet every way of reading an entity sees them; an entity written
 /// after them keeps its write through the fold, which empties the log.
@@ -117,20 +137,9 @@ pub async fn acknowledgements_wait_in_a_log_that_every_reader_applies() {
 /// The log is folded on its own a moment after the last batch was logged.
 pub async fn the_log_is_folded_in_the_background() {
     let (name, store) = open_store("acks-fold").await;
-    let ids: Vec<String> = (0..120).map(|i| format!("n{i:03}")).collect();
-    store.apply(&ids.iter().map(|id| put(id, "first")).collect::<Vec<_>>()).await.expect("write");
-    let answers: Vec<_> = store.outbox(1000).await.expect("outbox").iter().map(acknowledgement).collect();
-    store.settle(&answers, &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
+    let ids = acknowledge_120(&store).await;
     assert_eq!(log_length(&raw(&name, "acks").await), 1);
-    let mut folded = false;
-    for _ in 0..100 {
-        gloo_timers::future::TimeoutFuture::new(100).await;
-        if log_length(&raw(&name, "acks").await) == 0 {
-            folded = true;
-            break;
-        }
-    }
-    assert!(folded, "the log was folded within 10 s");
+    assert!(folded_within_10_s(&name).await, "the log was folded within 10 s");
     let records = raw(&name, "e:notes").await;
     assert!(ids.iter().all(|id| raw_status(&records, id).as_deref() == Some("synced")));
     store.close();
@@ -141,25 +150,14 @@ pub async fn the_log_is_folded_in_the_background() {
 /// applies it as it loads, and folds it.
 pub async fn an_open_that_finds_a_log_folds_it() {
     let (name, store) = open_store("acks-reopen").await;
-    let ids: Vec<String> = (0..120).map(|i| format!("n{i:03}")).collect();
-    store.apply(&ids.iter().map(|id| put(id, "first")).collect::<Vec<_>>()).await.expect("write");
-    let answers: Vec<_> = store.outbox(1000).await.expect("outbox").iter().map(acknowledgement).collect();
-    store.settle(&answers, &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
+    let ids = acknowledge_120(&store).await;
     store.close();
     assert_eq!(log_length(&raw(&name, "acks").await), 1, "closed before the fold");
 
     let reopened = IdbStore::open(&name, notes_schema()).await.expect("open again");
     let loaded = reopened.load().await.expect("load");
     assert!(loaded.collections[0].1.iter().all(|e| e.sync_status == SyncStatus::Synced && e.version == 1));
-    let mut folded = false;
-    for _ in 0..100 {
-        gloo_timers::future::TimeoutFuture::new(100).await;
-        if log_length(&raw(&name, "acks").await) == 0 {
-            folded = true;
-            break;
-        }
-    }
-    assert!(folded, "the log was folded within 10 s of the open");
+    assert!(folded_within_10_s(&name).await, "the log was folded within 10 s of the open");
     let records = raw(&name, "e:notes").await;
     assert!(ids.iter().all(|id| raw_status(&records, id).as_deref() == Some("synced")));
     reopened.close();

@@ -283,20 +283,33 @@ export function readAcks(tx) {
   return read;
 }
 
-/** `entityKey` -> `[before, after, ...]` in log order, from the log `tx` read; null when it is empty. */
+/**
+ * Adds the `entries` of one record of the log to `chains`: `entityKey` ->
+ * `{ store, id, steps }`, `steps` that entity's `[before, after, ...]` in log
+ * order.
+ */
+function chainEntries(chains, entries) {
+  for (let j = 0; j < entries.length; j += 4) {
+    const key = entityKey(entries[j], entries[j + 1]);
+    const chain = chains.get(key);
+    if (chain === undefined) chains.set(key, { store: entries[j], id: entries[j + 1], steps: [entries[j + 2], entries[j + 3]] });
+    else chain.steps.push(entries[j + 2], entries[j + 3]);
+  }
+  return chains;
+}
+
+/** `doc` with each step of a chain made on the doc so far applied, in order. */
+function applySteps(doc, steps) {
+  for (let j = 0; j < steps.length; j += 2) if (steps[j] === doc) doc = steps[j + 1];
+  return doc;
+}
+
+/** The chains (`chainEntries`) of the whole log `tx` read; null when it is empty. */
 function ackChains(tx) {
   let chains = ackIndexes.get(tx);
   if (chains === undefined) {
-    chains = null;
-    for (const { entries } of readAcks(tx).result) {
-      chains ??= new Map();
-      for (let j = 0; j < entries.length; j += 4) {
-        const key = entityKey(entries[j], entries[j + 1]);
-        const chain = chains.get(key);
-        if (chain === undefined) chains.set(key, [entries[j + 2], entries[j + 3]]);
-        else chain.push(entries[j + 2], entries[j + 3]);
-      }
-    }
+    const log = readAcks(tx).result;
+    chains = log.length === 0 ? null : log.reduce((chains, { entries }) => chainEntries(chains, entries), new Map());
     ackIndexes.set(tx, chains);
   }
   return chains;
@@ -309,12 +322,9 @@ function ackChains(tx) {
  * that was written over since matches nothing.
  */
 export function settledDoc(tx, store, id, record) {
-  let doc = docText(record);
+  const doc = docText(record);
   const chain = doc === undefined ? undefined : ackChains(tx)?.get(entityKey(store, id));
-  if (chain !== undefined) {
-    for (let j = 0; j < chain.length; j += 2) if (chain[j] === doc) doc = chain[j + 1];
-  }
-  return doc;
+  return chain === undefined ? doc : applySteps(doc, chain.steps);
 }
 
 /**
@@ -364,20 +374,12 @@ export function foldAcks(db) {
     oldest.onsuccess = () => {
       const batch = oldest.result;
       if (batch === null) return;
-      const { entries } = batch.value;
-      const named = new Map();
-      for (let j = 0; j < entries.length; j += 4) {
-        const key = entityKey(entries[j], entries[j + 1]);
-        if (named.has(key)) named.get(key).chain.push(entries[j + 2], entries[j + 3]);
-        else named.set(key, { store: entries[j], id: entries[j + 1], chain: [entries[j + 2], entries[j + 3]] });
-      }
-      for (const { store, id, chain } of named.values()) {
+      for (const { store, id, steps } of chainEntries(new Map(), batch.value.entries).values()) {
         const objectStore = tx.objectStore(store);
         const read = objectStore.get(id);
         read.onsuccess = () => {
           const stored = docText(read.result);
-          let doc = stored;
-          for (let j = 0; j < chain.length; j += 2) if (chain[j] === doc) doc = chain[j + 1];
+          const doc = applySteps(stored, steps);
           if (doc !== stored) objectStore.put(entityRecord(id, doc, read.result.ix));
         };
       }

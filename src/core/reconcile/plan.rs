@@ -112,7 +112,7 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
     let mut changed: Vec<EntityKey> = Vec::new();
     let mut changed_set: HashSet<EntityKey> = HashSet::new();
     // Those of them that only acknowledgements changed.
-    let mut acknowledged: HashSet<EntityKey> = HashSet::new();
+    let mut only_acknowledged: HashSet<EntityKey> = HashSet::new();
     let mut settled = Vec::with_capacity(answers.len());
     for answer in answers {
         let key = (answer.collection().to_owned(), answer.id().to_owned());
@@ -137,24 +137,24 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
             append.push((key.clone(), mutation));
         }
         if let Some(entity) = &decision.entity {
-            let only_acknowledged = decision.outcome == Outcome::Pushed;
+            let acknowledges = decision.outcome == Outcome::Pushed;
             if changed_set.insert(key.clone()) {
                 changed.push(key.clone());
-                if only_acknowledged {
-                    acknowledged.insert(key.clone());
+                if acknowledges {
+                    only_acknowledged.insert(key.clone());
                 }
-            } else if !only_acknowledged {
-                acknowledged.remove(&key);
+            } else if !acknowledges {
+                only_acknowledged.remove(&key);
             }
             stored.entities.insert(key.clone(), Some(entity.clone()));
         }
         settled.push(Settled { collection: key.0, id: key.1, entity: decision.entity, outcome: decision.outcome });
     }
     let mut entities = Vec::with_capacity(changed.len());
-    let mut only_acknowledged = Vec::with_capacity(changed.len());
+    let mut acknowledged = Vec::with_capacity(changed.len());
     for key in changed {
         if let Some(entity) = stored.entities.remove(&key).flatten() {
-            only_acknowledged.push(acknowledged.contains(&key));
+            acknowledged.push(only_acknowledged.contains(&key));
             entities.push((key.0, entity));
         }
     }
@@ -163,7 +163,7 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
         superseded,
         append: append.into_iter().map(|(_, mutation)| mutation).collect(),
         entities,
-        acknowledged: only_acknowledged,
+        acknowledged,
         cursor: cursor.map(str::to_owned),
         settled,
     }

@@ -388,7 +388,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 let (next, next_end) = self.next_batch(batch_size, &batch).await?;
                 // Ready to go the moment this batch is answered (see `Remote::prepare`).
                 let mut prepared = None;
-                if !next.is_empty() && !next.iter().any(|m| unrecorded.contains(&(m.collection.clone(), m.id.clone()))) {
+                if !next.is_empty() && !holds_any(&next, &unrecorded) {
                     let request = self.push_request(&next);
                     self.remote.prepare(&request).await;
                     prepared = Some(request);
@@ -934,7 +934,7 @@ struct Recording<'a> {
 impl Recording<'_> {
     /// Whether `batch` holds an entity whose answers are not recorded yet.
     fn touches(&self, batch: &[Mutation]) -> bool {
-        self.pending.is_some() && batch.iter().any(|m| self.keys.contains(&(m.collection.clone(), m.id.clone())))
+        self.pending.is_some() && holds_any(batch, &self.keys)
     }
 
     /// Runs `work` while the recording goes on: returns once `work` is done,
@@ -957,6 +957,11 @@ impl Recording<'_> {
             }
         }
     }
+}
+
+/// Whether `batch` holds a mutation of one of the entities `keys` names.
+fn holds_any(batch: &[Mutation], keys: &HashSet<(String, String)>) -> bool {
+    batch.iter().any(|m| keys.contains(&(m.collection.clone(), m.id.clone())))
 }
 
 /// What came of sending one push.

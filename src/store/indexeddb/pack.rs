@@ -42,9 +42,7 @@ impl Outgoing {
     /// holds, which it differs from only in sync metadata: the record stays
     /// as it is, its index keys too.
     pub(super) fn acknowledge(&mut self, info: &CollectionInfo, entity: &Entity) -> Result<()> {
-        self.op(info, ACK, &entity.id);
-        self.entities.extend_from_slice(SEPARATOR.as_bytes());
-        json_into(&mut self.entities, entity, "an entity")
+        self.doc(info, ACK, entity)
     }
 
     /// Adds `mutation` to the outbox, after every entry already there.
@@ -55,10 +53,15 @@ impl Outgoing {
         json_into(&mut self.mutations, mutation, "a mutation")
     }
 
-    fn entity(&mut self, info: &CollectionInfo, entity: &Entity, kind: u32) -> Result<()> {
+    /// An op of `kind` carrying `entity`'s doc.
+    fn doc(&mut self, info: &CollectionInfo, kind: u32, entity: &Entity) -> Result<()> {
         self.op(info, kind, &entity.id);
         self.entities.extend_from_slice(SEPARATOR.as_bytes());
-        json_into(&mut self.entities, entity, "an entity")?;
+        json_into(&mut self.entities, entity, "an entity")
+    }
+
+    fn entity(&mut self, info: &CollectionInfo, entity: &Entity, kind: u32) -> Result<()> {
+        self.doc(info, kind, entity)?;
         self.ix.push(if self.ix.is_empty() { b'[' } else { b',' });
         self.ix.push(b'{');
         let mut first = true;

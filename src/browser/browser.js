@@ -270,17 +270,72 @@ const ackReads = new WeakMap();
 const ackIndexes = new WeakMap();
 
 /**
- * Asks, in `tx` (with `ACKS` in its scope), for the whole log, once. Every
- * reader of entities asks before its first read of one: requests answer in
- * the order they were made, so the log is there when a record arrives.
+ * What a connection has read of the log (see `readAcks`): `entries` of each
+ * record by key, in key order; `last`, the highest key read; and `chains`
+ * (see `chainEntries`) of all those entries, null while there are none.
+ */
+class SeenLog {
+  constructor() {
+    this.entries = new Map();
+    this.last = null;
+    this.chains = null;
+  }
+
+  /**
+   * Brings the log up to what a transaction read: `keys`, every key of the
+   * log, and `added`, the records after `after` (this log's `last` when the
+   * transaction asked), in key order. Records up to those it read that the
+   * log no longer holds (folded) leave, and their entries with them.
+   */
+  update(keys, added, after) {
+    const newest = Math.max(after ?? -Infinity, keys.length > 0 ? keys[keys.length - 1] : -Infinity);
+    const held = new Set(keys);
+    let folded = false;
+    for (const key of this.entries.keys()) {
+      if (key <= newest && !held.has(key)) {
+        this.entries.delete(key);
+        folded = true;
+      }
+    }
+    const start = keys.length - added.length;
+    for (let i = 0; i < added.length; i++) {
+      // Another transaction of this connection may have read it already.
+      if (this.entries.has(keys[start + i])) continue;
+      this.entries.set(keys[start + i], added[i].entries);
+      if (!folded) this.chains = chainEntries(this.chains ?? new Map(), added[i].entries);
+    }
+    if (newest > (this.last ?? -Infinity)) this.last = newest;
+    if (folded) this.chains = [...this.entries.values()].reduce(chainEntries, new Map());
+    if (this.entries.size === 0) this.chains = null;
+    return this.chains;
+  }
+}
+
+/** Each connection's `SeenLog`. */
+const seenLogs = new WeakMap();
+
+/**
+ * Asks, in `tx` (with `ACKS` in its scope), for the log, once: its keys, and
+ * the records its connection has not read yet. Records of the log never
+ * change (a batch adds them, a fold deletes the oldest) and their keys only
+ * grow, so a connection reads each record once, however many transactions
+ * apply the log. A transaction that could miss a record another one read
+ * has finished before that record was added: one that adds to the log, or
+ * folds it, waits for every earlier transaction on it to finish.
+ *
+ * Every reader of entities asks before its first read of one: requests answer
+ * in the order they were made, so the log is there when a record arrives.
+ * Resolves (`onsuccess`) once both requests have.
  */
 export function readAcks(tx) {
   let read = ackReads.get(tx);
   if (read === undefined) {
-    read = tx.objectStore(ACKS).getAll();
+    const acks = tx.objectStore(ACKS);
+    const last = seenLogs.get(tx.db)?.last ?? null;
+    read = { keys: acks.getAllKeys(), added: acks.getAll(last === null ? undefined : IDBKeyRange.lowerBound(last, true)), after: last };
     ackReads.set(tx, read);
   }
-  return read;
+  return read.added;
 }
 
 /**
@@ -304,12 +359,14 @@ function applySteps(doc, steps) {
   return doc;
 }
 
-/** The chains (`chainEntries`) of the whole log `tx` read; null when it is empty. */
+/** The chains (`chainEntries`) of the whole log as `tx` read it; null when it is empty. */
 function ackChains(tx) {
   let chains = ackIndexes.get(tx);
   if (chains === undefined) {
-    const log = readAcks(tx).result;
-    chains = log.length === 0 ? null : log.reduce((chains, { entries }) => chainEntries(chains, entries), new Map());
+    const { keys, added, after } = ackReads.get(tx);
+    let seen = seenLogs.get(tx.db);
+    if (seen === undefined) seenLogs.set(tx.db, (seen = new SeenLog()));
+    chains = seen.update(keys.result, added.result, after);
     ackIndexes.set(tx, chains);
   }
   return chains;
@@ -462,9 +519,8 @@ export class Loader {
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
     // Applied to the docs as they are read; then folded in the background.
-    const acks = readAcks(this.tx);
-    acks.onsuccess = () => {
-      if (acks.result.length > 0) foldAcksSoon(db);
+    readAcks(this.tx).onsuccess = () => {
+      if (ackChains(this.tx) !== null) foldAcksSoon(db);
     };
     this.request(0, null, 0);
   }
@@ -647,9 +703,9 @@ export function changedDocs(db, stores, knowns, commits) {
 /**
  * The most characters of docs a commit's message carries (see `Commits.take`):
  * past it, the contexts that hear of the commit read its entities back instead.
- * Room for a push's answers (1000 entities of a note's size), while the copies
- * a message takes on its way through each context's wasm memory, which never
- * shrinks, stay a few MB.
+ * Room for a push's answers (1000 entities of a note's size), while each
+ * message, which every other context parses, and the docs that a context takes
+ * from it into its wasm memory, which never shrinks, stay a few MB.
  */
 const TOLD_DOCS_MAX = 1024 * 1024;
 
@@ -1272,6 +1328,37 @@ export async function withLockIfFree(name, task) {
   });
   // A stopped module is not called back.
   return outcome === STOPPED ? new Promise(() => {}) : outcome;
+}
+
+/**
+ * Posts the message `text` (JSON of an object) on `channel`, `docs` (an array
+ * of strings and nulls, or null) written into it as its field `docs`: the
+ * docs a commit's message carries (see `Commits.take`) go from the commit
+ * that wrote them to the channel without being copied into the module.
+ */
+export function postWithDocs(channel, text, docs) {
+  channel.postMessage(docs === null ? text : `${text.slice(0, -1)},"docs":${JSON.stringify(docs)}}`);
+}
+
+/**
+ * A message as heard on the channel, its field `docs` taken out: `[its text
+ * without them, the docs]` (see `postWithDocs`). Docs that are not an array
+ * of strings and nulls are left where they are and `null` given, and so is
+ * anything that is not JSON text of an object: the module ignores what it
+ * cannot read.
+ */
+export function takeDocs(data) {
+  if (typeof data !== "string" || !data.includes('"docs":')) return [data, null];
+  let message;
+  try {
+    message = JSON.parse(data);
+  } catch {
+    return [data, null];
+  }
+  const docs = message?.docs;
+  if (!Array.isArray(docs) || !docs.every((doc) => doc === null || typeof doc === "string")) return [data, null];
+  delete message.docs;
+  return [JSON.stringify(message), docs];
 }
 
 /**

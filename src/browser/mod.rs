@@ -278,6 +278,16 @@ extern "C" {
     /// `text` gzipped (a `Uint8Array`), or `undefined` where the engine cannot
     /// compress (`src/remote/http.rs`).
     pub fn gzip(text: &str) -> js_sys::Promise;
+
+    // The docs of a commit's message (`src/contexts/channel.rs`).
+    /// Posts the message `text` on `channel`, with `docs` (an array, or null)
+    /// written into it as its field `docs`; fails once the channel is closed.
+    #[wasm_bindgen(catch, js_name = postWithDocs)]
+    pub fn post_with_docs(channel: &web_sys::BroadcastChannel, text: &str, docs: &JsValue) -> Result<(), JsValue>;
+    /// A message as heard, `[its text without its field docs, the docs]`;
+    /// the docs are null where it has none that are strings or null.
+    #[wasm_bindgen(js_name = takeDocs)]
+    pub fn take_docs(data: &JsValue) -> Array;
 }
 
 #[cfg(feature = "fault-injection")]

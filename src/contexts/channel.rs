@@ -8,8 +8,11 @@ use futures::channel::oneshot;
 use futures::future::{self, Either};
 use gloo_events::EventListener;
 use gloo_timers::future::TimeoutFuture;
+use js_sys::Array;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::browser;
 
 /// How long a new channel waits to hear its probe before posting another.
 const PROBE_EVERY_MS: u32 = 50;
@@ -28,14 +31,17 @@ pub enum Message {
     /// local writes (so the outbox grew), not by sync. `marks`: the commit
     /// mark it found and the one it left (see `Commits` in
     /// `src/browser/browser.js`), when the context that made it knows them;
-    /// `docs`, with them: the doc it stored for each key (`None` where it
-    /// wrote none), unless they were too large to send.
+    /// `docs`, with them: the doc it stored for each key (null where it
+    /// wrote none), unless they were too large to send. They travel in the
+    /// message's JSON as its field `docs`, but as JS strings from the commit
+    /// that wrote them to the context that reads them: JS writes them into
+    /// the text and takes them out of it (see [`Channel::post`]).
     Committed {
         keys: Vec<(String, String)>,
         local: bool,
         marks: Option<(String, String)>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        docs: Option<Vec<Option<String>>>,
+        #[serde(skip)]
+        docs: Option<Array>,
     },
     /// A context without the lock asks the syncer to sync now.
     SyncRequest { request: String },
@@ -59,7 +65,6 @@ struct Wire {
     keys: Option<Vec<(String, String)>>,
     local: Option<bool>,
     marks: Option<(String, String)>,
-    docs: Option<Vec<Option<String>>>,
     request: Option<String>,
     report: Option<serde_json::Value>,
     error: Option<serde_json::Value>,
@@ -80,7 +85,7 @@ impl TryFrom<Wire> for Message {
                 keys: field(wire.keys, kind, "keys")?,
                 local: field(wire.local, kind, "local")?,
                 marks: wire.marks,
-                docs: wire.docs,
+                docs: None,
             },
             "syncRequest" => Message::SyncRequest { request: field(wire.request, kind, "request")? },
             "syncAnswer" => {
@@ -123,7 +128,9 @@ impl Channel {
         let listener = {
             let probe = probe.clone();
             EventListener::new(&channel, "message", move |event| {
-                let text = event.dyn_ref::<web_sys::MessageEvent>().and_then(|event| event.data().as_string());
+                let Some(event) = event.dyn_ref::<web_sys::MessageEvent>() else { return };
+                let taken = browser::take_docs(&event.data());
+                let (text, docs) = (taken.get(0).as_string(), taken.get(1));
                 if text.as_deref() == Some(probe.as_str()) {
                     if let Some(heard) = heard.take() {
                         let _ = heard.send(());
@@ -131,7 +138,10 @@ impl Channel {
                     return;
                 }
                 // A message this version cannot read (another version of the library) is ignored.
-                if let Some(message) = text.and_then(|text| serde_json::from_str(&text).ok()) {
+                if let Some(mut message) = text.and_then(|text| serde_json::from_str::<Message>(&text).ok()) {
+                    if let Message::Committed { docs: told, .. } = &mut message {
+                        *told = docs.dyn_into().ok();
+                    }
                     receive(message);
                 }
             })
@@ -153,8 +163,12 @@ impl Channel {
 
     pub fn post(&self, message: &Message) {
         if let Ok(text) = serde_json::to_string(message) {
+            let docs = match message {
+                Message::Committed { docs: Some(docs), .. } => docs.into(),
+                _ => JsValue::NULL,
+            };
             // Posting fails only once the channel is closed: nobody is left to tell.
-            let _ = self.channel.post_message(&text.into());
+            let _ = browser::post_with_docs(&self.channel, &text, &docs);
         }
     }
 }

@@ -139,6 +139,19 @@ impl LazyData {
         let (a, b) = (self.get(), other.get());
         a.iter().eq(b.iter()) || a == b
     }
+
+    /// Whether this is `data`. Data still held as text is compared with
+    /// `data` written out, which in the usual case is the text it was read
+    /// from, rather than parsed; text that differs is compared parsed.
+    fn holds(&self, data: &Data) -> bool {
+        if let LazyData::Text(text, parsed) = self {
+            if parsed.get().is_none() && serde_json::to_string(data).is_ok_and(|written| written == text.get()) {
+                return true;
+            }
+        }
+        let own = self.get();
+        own.iter().eq(data.iter()) || own == data
+    }
 }
 
 /// The data in `text`, which `LazyData::text` checked.
@@ -367,6 +380,13 @@ impl Entity {
     /// Gives the entity a base of its own (`None`: not acknowledged yet).
     pub fn set_base(&mut self, base: Option<Data>) {
         self.base = base.map_or(Base::None, |base| Base::Own(LazyData::Parsed(base)));
+    }
+
+    /// Makes `base` the entity's base. Where it is the entity's data, as
+    /// when the server acknowledges the last local write, the base is that
+    /// data, without a copy, and data still held as text stays unparsed.
+    pub fn set_base_to(&mut self, base: &Data) {
+        self.base = if self.data.holds(base) { Base::Data } else { Base::Own(LazyData::Parsed(base.clone())) };
     }
 
     /// Makes `data` the entity's data and its base, without a copy: what the
@@ -613,6 +633,25 @@ mod tests {
         assert_eq!(read, built, "the same fields in another order");
         let other: Entity = serde_json::from_str(r#"{"id":"n1","data":{"a":2,"b":[2.5]},"baseIsData":true,"version":0,"updatedAt":5,"syncStatus":"dirty"}"#).unwrap();
         assert_ne!(read, other);
+    }
+
+    #[test]
+    fn a_base_set_to_the_data_still_held_as_text_is_the_data_and_leaves_it_unparsed() {
+        let unparsed = |entity: &Entity| matches!(&entity.data, LazyData::Text(_, parsed) if parsed.get().is_none());
+        let read: Entity = serde_json::from_str(r#"{"id":"n1","data":{"b":[2.5],"a":"é"},"version":0,"updatedAt":5,"syncStatus":"dirty"}"#).unwrap();
+
+        let mut same = read.clone();
+        same.set_base_to(&object(json!({"b": [2.5], "a": "é"})));
+        assert!(matches!(same.base, Base::Data) && unparsed(&same), "the same text: {same:?}");
+
+        let mut reordered = read.clone();
+        reordered.set_base_to(&object(json!({"a": "é", "b": [2.5]})));
+        assert!(matches!(reordered.base, Base::Data), "the same data in another order: {reordered:?}");
+
+        let mut other = read.clone();
+        other.set_base_to(&object(json!({"a": "é"})));
+        assert_eq!(other.base(), Some(&object(json!({"a": "é"}))));
+        assert_eq!(serde_json::to_value(&other).unwrap()["base"], json!({"a": "é"}));
     }
 
     #[test]

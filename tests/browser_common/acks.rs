@@ -51,10 +51,10 @@ fn log_length(log: &JsValue) -> u32 {
     js_sys::Array::from(log).length()
 }
 
-/// Writes 120 notes to `store` and records the acknowledgement of each, in one batch: logged.
-async fn acknowledge_120(store: &IdbStore) -> Vec<String> {
+/// Writes 120 notes titled `title` to `store` and records the acknowledgement of each, in one batch: logged.
+async fn acknowledge_120(store: &IdbStore, title: &str) -> Vec<String> {
     let ids: Vec<String> = (0..120).map(|i| format!("n{i:03}")).collect();
-    store.apply(&ids.iter().map(|id| put(id, "first")).collect::<Vec<_>>()).await.expect("write");
+    store.apply(&ids.iter().map(|id| put(id, title)).collect::<Vec<_>>()).await.expect("write");
     let answers: Vec<_> = store.outbox(1000).await.expect("outbox").iter().map(acknowledgement).collect();
     store.settle(&answers, &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
     ids
@@ -134,10 +134,40 @@ pub async fn acknowledgements_wait_in_a_log_that_every_reader_applies() {
     IdbStore::delete(&name).await.expect("delete the database");
 }
 
+/// A connection reads each record of the log once, and keeps it while the
+/// log holds it: a later transaction asks only for the records added since,
+/// and lets those folded meanwhile go. Every read sees every acknowledgement.
+pub async fn a_connection_reads_each_record_of_the_log_once() {
+    let (name, mine) = open_store("acks-seen").await;
+    let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
+    theirs.load().await.expect("load");
+    let synced_as = |title: &'static str| {
+        let theirs = &theirs;
+        async move {
+            let n0 = theirs.get("notes", "n000").await.unwrap().expect("n000");
+            n0.sync_status == SyncStatus::Synced && title_of(Some(n0)).as_deref() == Some(title)
+        }
+    };
+    acknowledge_120(&mine, "first").await;
+    assert!(synced_as("first").await, "the first record of the log read");
+    acknowledge_120(&mine, "second").await;
+    assert_eq!(log_length(&raw(&name, "acks").await), 2);
+    assert!(synced_as("second").await, "the record added since read");
+    mine.fold_acks().await.expect("fold");
+    assert!(synced_as("second").await, "from the record, once folded");
+    acknowledge_120(&mine, "third").await;
+    assert!(synced_as("third").await, "a record added after a fold read");
+    let loaded = theirs.load().await.expect("load again");
+    assert!(loaded.collections[0].1.iter().all(|e| e.sync_status == SyncStatus::Synced && title_of(Some(e.clone())).as_deref() == Some("third")));
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
 /// The log is folded on its own a moment after the last batch was logged.
 pub async fn the_log_is_folded_in_the_background() {
     let (name, store) = open_store("acks-fold").await;
-    let ids = acknowledge_120(&store).await;
+    let ids = acknowledge_120(&store, "first").await;
     assert_eq!(log_length(&raw(&name, "acks").await), 1);
     assert!(folded_within_10_s(&name).await, "the log was folded within 10 s");
     let records = raw(&name, "e:notes").await;
@@ -150,7 +180,7 @@ pub async fn the_log_is_folded_in_the_background() {
 /// applies it as it loads, and folds it.
 pub async fn an_open_that_finds_a_log_folds_it() {
     let (name, store) = open_store("acks-reopen").await;
-    let ids = acknowledge_120(&store).await;
+    let ids = acknowledge_120(&store, "first").await;
     store.close();
     assert_eq!(log_length(&raw(&name, "acks").await), 1, "closed before the fold");
 

@@ -42,7 +42,7 @@ macro_rules! browser_tests {
             a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored
             a_commit_raced_by_another_is_filled_in_from_its_message);
         browser_tests!(acknowledgements_wait_in_a_log_that_every_reader_applies the_log_is_folded_in_the_background
-            an_open_that_finds_a_log_folds_it);
+            an_open_that_finds_a_log_folds_it a_connection_reads_each_record_of_the_log_once);
         browser_tests!(closing_drops_every_timer_and_listener);
         browser_tests!(a_database_without_sync_reports_changes_and_status);
         browser_tests!(a_request_past_its_timeout_is_aborted);

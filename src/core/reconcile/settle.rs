@@ -114,18 +114,17 @@ fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -
     }
     // The server now holds the base with this mutation applied, exactly as
     // the protocol defines the operation.
-    let base = match mutation.op {
-        Op::Put => mutation.data.clone().unwrap_or_default(),
+    match mutation.op {
+        Op::Put => next.set_base_to(mutation.data.as_ref().unwrap_or(&Data::new())),
         Op::Patch => {
             let mut base = next.take_base().unwrap_or_default();
             if let Some(fields) = &mutation.data {
                 tideway_protocol::apply_patch(&mut base, fields);
             }
-            base
+            next.set_base(Some(base));
         }
-        Op::Delete => Data::new(),
-    };
-    next.set_base(Some(base));
+        Op::Delete => next.set_base(Some(Data::new())),
+    }
     if next.pending == 0 {
         next.sync_status = SyncStatus::Synced;
         next.last_error = None;

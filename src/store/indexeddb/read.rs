@@ -23,9 +23,10 @@ use crate::store::layout::{entity_store, ACKS_STORE, META_STORE, OUTBOX_STORE};
 pub struct CommitMarks {
     /// The commit mark it found, and the one it left.
     pub marks: (String, String),
-    /// The doc it stored for each key (`None` where it wrote none); `None`
-    /// past the size a message carries.
-    pub docs: Option<Vec<Option<String>>>,
+    /// The doc it stored for each key (null where it wrote none), as JS
+    /// strings, which need not enter the module on their way to the other
+    /// contexts; `None` past the size a message carries.
+    pub docs: Option<Array>,
 }
 
 impl IdbStore {
@@ -67,7 +68,7 @@ impl IdbStore {
         let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
         let taken = self.commits.take(&stores, &ids);
         let taken = taken.dyn_ref::<Array>()?;
-        let docs = taken.get(2).dyn_ref::<Array>().map(|docs| docs.iter().map(|doc| doc.as_string()).collect());
+        let docs = taken.get(2).dyn_into::<Array>().ok();
         Some(CommitMarks { marks: (taken.get(0).as_string()?, taken.get(1).as_string()?), docs })
     }
 
@@ -83,16 +84,15 @@ impl IdbStore {
         &self,
         keys: &[(String, String)],
         marks: Option<&(String, String)>,
-        docs: Option<&[Option<String>]>,
+        docs: Option<&Array>,
     ) -> Result<Vec<(String, String, Entity)>> {
         let wanted: Vec<usize> = (0..keys.len()).filter(|&i| self.collections.contains_key(&keys[i].0)).collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let told: JsValue = match (marks, docs.filter(|docs| docs.len() == keys.len())) {
-            (Some(_), Some(docs)) => {
-                wanted.iter().map(|&i| docs[i].as_deref().map_or(JsValue::NULL, JsValue::from_str)).collect::<Array>().into()
-            }
+        let told: JsValue = match (marks, docs.filter(|docs| docs.length() as usize == keys.len())) {
+            (Some(_), Some(docs)) if wanted.len() == keys.len() => docs.into(),
+            (Some(_), Some(docs)) => wanted.iter().map(|&i| docs.get(i as u32)).collect::<Array>().into(),
             _ => JsValue::NULL,
         };
         let keys: Vec<&(String, String)> = wanted.into_iter().map(|i| &keys[i]).collect();

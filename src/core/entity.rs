@@ -126,18 +126,15 @@ impl LazyData {
         }
     }
 
-    /// Equal data. The same text is the same data; otherwise the fields are
-    /// compared in order first, which is cheaper in the usual case (both
-    /// sides computed from the same write, their fields in the same order)
-    /// than comparing maps, which looks each field up by hash.
+    /// Equal data. The same text is the same data; otherwise they are
+    /// compared parsed ([`equal_data`]).
     fn same(&self, other: &LazyData) -> bool {
         if let (LazyData::Text(a, _), LazyData::Text(b, _)) = (self, other) {
             if a.get() == b.get() {
                 return true;
             }
         }
-        let (a, b) = (self.get(), other.get());
-        a.iter().eq(b.iter()) || a == b
+        equal_data(self.get(), other.get())
     }
 
     /// Whether this is `data`. Data still held as text is compared with
@@ -149,9 +146,15 @@ impl LazyData {
                 return true;
             }
         }
-        let own = self.get();
-        own.iter().eq(data.iter()) || own == data
+        equal_data(self.get(), data)
     }
+}
+
+/// Equal data: the fields compared in order first, which is cheaper in the
+/// usual case (both sides computed from the same write, their fields in the
+/// same order) than comparing maps, which looks each field up by hash.
+fn equal_data(a: &Data, b: &Data) -> bool {
+    a.iter().eq(b.iter()) || a == b
 }
 
 /// The data in `text`, which `LazyData::text` checked.

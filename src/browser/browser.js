@@ -725,12 +725,14 @@ let marks = 0;
  * moved on by each of this store's own commits that found it still there,
  * and by each commit of another tab or worker that found it there too, once
  * this store has heard of that commit and read back what it wrote
- * (`readCommitted`). A commit this store did not hear of leaves a mark it
- * cannot place: from then on no mark it finds is `seen`, and every doc is
- * read, until the next full read. Most often such a commit is one another
- * context made just before one of this store's own, which found its mark:
- * this store then keeps that `gap`, and fills it when that commit's message
- * arrives with its docs (`readCommitted`).
+ * (`readCommitted`) or taken it from the message (`toldDocs`). `seen` may
+ * then lag behind the last mark, while the messages of later commits are on
+ * their way: until they are taken in, no mark found is `seen`. A commit this
+ * store did not hear of leaves a mark it cannot place: from then on no mark
+ * it finds is `seen`, and every doc is read, until the next full read. Most
+ * often such a commit is one another context made just before one of this
+ * store's own, which found its mark: this store then keeps that `gap`, and
+ * fills it when that commit's message arrives with its docs (`toldDocs`).
  * Entities are never removed from their stores (a delete leaves a tombstone),
  * so a map that saw every entity once stays complete with each commit it sees.
  */
@@ -750,6 +752,16 @@ export class Commits {
     this.reads = new WeakMap();
     /** This store's commits of entities since `take` last told one: how many, the last one's marks and what it wrote. */
     this.untold = { count: 0, marks: null, written: null };
+    /**
+     * Whether a commit later than the one that would complete the maps may
+     * have been taken in already: read back as it is now, it came before
+     * that one's message, which must then be read too rather than taken from
+     * the message (see `toldDocs`), lest it bring back older docs for good.
+     * Set by each read-back of a commit that does not follow on from the
+     * maps; cleared once nothing can be later than what the maps hold (the
+     * start of a full read, or the last mark found to be `seen`).
+     */
+    this.ahead = false;
   }
 
   /** The request reading, in `tx`, the mark the last commit before it left; `markOf` gives its result. */
@@ -770,6 +782,7 @@ export class Commits {
   fullRead(tx) {
     this.seen = null;
     this.gap = null;
+    this.ahead = false;
     const last = this.last(tx);
     return () => {
       this.seen = markOf(last);
@@ -857,9 +870,9 @@ export class Commits {
    * it wrote: the contexts that read those back may then trust their maps
    * again, so marks must never travel with another commit's entities.
    * `docs[i]` is the doc the commit stored for `ids[i]` (null where it wrote
-   * none): a context whose maps held every entity at the first mark, and that
-   * finds the second still the last, has them as stored without reading them
-   * (see `readCommitted`). `docs` is null past `TOLD_DOCS_MAX` characters.
+   * none): a context whose maps held every entity at the first mark takes
+   * them as stored without reading them (see `toldDocs`). `docs` is null past
+   * `TOLD_DOCS_MAX` characters.
    */
   take(stores, ids) {
     const { count, marks, written } = this.untold;
@@ -912,8 +925,10 @@ export function currentDocs(tx, stores, known, ids, commits) {
   const last = commits.last(tx);
   return new Promise((resolve, reject) => {
     last.onsuccess = () => {
-      if (markOf(last) === commits.seen) resolve(ids.map((id, i) => known[i].get(id)));
-      else readDocs(tx, stores, known, ids).then(resolve, reject);
+      if (markOf(last) === commits.seen) {
+        commits.ahead = false;
+        resolve(ids.map((id, i) => known[i].get(id)));
+      } else readDocs(tx, stores, known, ids).then(resolve, reject);
     };
     last.onerror = () => reject(last.error);
   });
@@ -944,39 +959,43 @@ export function readDocs(tx, stores, known, ids) {
 }
 
 /**
- * `readDocs` of the entities another context's commit wrote. With that
- * commit's `marks` (see `Commits.take`; null if it sent none), the maps may
- * then hold every entity again (see `Commits.advance`). With its `docs` too
- * (null if it sent none; `tx` then has `meta` in its scope), when that commit
- * is all the maps miss (`Commits.completedBy`) and no commit came after the
- * one that completes them, each entity is as that commit stored it, or as the
- * maps hold it where it wrote none or this store's own commits wrote it since
- * (see `Commits.gap`): one read of the mark, not one per id, and the maps
- * hold every entity again.
+ * `readDocs` of the entities another context's commit wrote, with that
+ * commit's `marks` (see `Commits.take`; null if it sent none): the maps may
+ * then hold every entity again (see `Commits.advance`). What is read is as
+ * stored now, later commits included: when the commit does not follow on from
+ * what the maps hold, one of those may be the commit whose message comes
+ * next, taken in before its turn (see `Commits.ahead`).
  */
-export function readCommitted(tx, stores, known, ids, commits, marks, docs) {
-  const read = () =>
-    readDocs(tx, stores, known, ids).then((read) => {
-      if (marks !== null) commits.advance(marks);
-      return read;
-    });
-  const completed = marks === null || docs === null ? null : commits.completedBy(marks);
-  if (completed === null) return read();
-  const last = commits.last(tx);
-  return new Promise((resolve, reject) => {
-    last.onsuccess = () => {
-      if (markOf(last) !== completed || commits.completedBy(marks) !== completed) return read().then(resolve, reject);
-      const own = commits.gap?.written;
-      const stored = ids.map((id, i) => {
-        if (docs[i] === null || own?.has(entityKey(stores[i], id))) return known[i].get(id);
-        known[i].set(id, docs[i]);
-        return docs[i];
-      });
-      commits.complete(completed);
-      resolve(stored);
-    };
-    last.onerror = () => reject(last.error);
+export function readCommitted(tx, stores, known, ids, commits, marks) {
+  if (marks === null || commits.completedBy(marks) === null) commits.ahead = true;
+  return readDocs(tx, stores, known, ids).then((read) => {
+    if (marks !== null) commits.advance(marks);
+    return read;
   });
+}
+
+/**
+ * The docs another context's commit stored for `ids[i]` of `stores[i]`, taken
+ * from its message (`docs[i]`, null where it wrote none, with its `marks`, see
+ * `Commits.take`) instead of read: null unless that commit is all the maps
+ * miss (`Commits.completedBy`) and no later commit was taken in before it
+ * (`Commits.ahead`). The maps then hold every entity at the mark it left: each
+ * entity as that commit stored it, or as the maps hold it where it wrote none
+ * or this store's own commits wrote it since (see `Commits.gap`). Commits
+ * made after it may have changed some of them already; their messages, which
+ * come after this one, bring those changes in their turn.
+ */
+export function toldDocs(stores, known, ids, commits, marks, docs) {
+  const completed = commits.completedBy(marks);
+  if (completed === null || commits.ahead) return null;
+  const own = commits.gap?.written;
+  const stored = ids.map((id, i) => {
+    if (docs[i] === null || own?.has(entityKey(stores[i], id))) return known[i].get(id);
+    known[i].set(id, docs[i]);
+    return docs[i];
+  });
+  commits.complete(completed);
+  return stored;
 }
 
 /**

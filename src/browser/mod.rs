@@ -127,18 +127,15 @@ extern "C" {
     pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
     /// `read_docs` of what another context committed; with that commit's
     /// `marks` (or null), the maps may hold every entity again afterwards
-    /// (see `Commits.advance`); with its `docs` too (or null; `tx` then has
-    /// `meta` in its scope), they may be taken as stored without reading them.
+    /// (see `Commits.advance`).
     #[wasm_bindgen(js_name = readCommitted)]
-    pub fn read_committed(
-        tx: &JsValue,
-        stores: &Array,
-        known: &Array,
-        ids: &Array,
-        commits: &Commits,
-        marks: &JsValue,
-        docs: &JsValue,
-    ) -> js_sys::Promise;
+    pub fn read_committed(tx: &JsValue, stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue) -> js_sys::Promise;
+    /// What another context's commit stored for `ids[i]` of `stores[i]`,
+    /// taken from its message (its `marks` and `docs`) without reading it,
+    /// when the maps then hold every entity again; null otherwise (see
+    /// `toldDocs` in `browser.js`).
+    #[wasm_bindgen(js_name = toldDocs)]
+    pub fn told_docs(stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue, docs: &Array) -> JsValue;
     /// `read_docs`, answered from the `known` maps when `commits` says they
     /// hold every entity as stored in `tx`.
     #[wasm_bindgen(js_name = currentDocs)]

@@ -175,8 +175,9 @@ impl Peers {
                 }
                 let repository = self.repository.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    // As stored now (the message's docs only while they still are), so a
-                    // late message never brings back an older version.
+                    // From the message's docs when this commit is all this context
+                    // misses (later commits' messages follow), else as stored now, so
+                    // a late message never brings back an older version.
                     let Some(store) = repository.store().indexed_db() else { return };
                     // On an error the database is closed or gone: this context's own calls say so.
                     if let Ok(stored) = store.read_stored(&keys, marks.as_ref(), docs.as_ref()).await {

@@ -283,13 +283,15 @@ fn titled(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(id, title)| (id.to_string(), title.to_string())).collect()
 }
 
-/// A commit's message carries the docs it stored. A connection takes them as
-/// stored, reading no entity, only while they are: when its maps held every
-/// entity at the mark the commit found (it missed no commit before), and the
-/// mark the commit left is still the last (none came after). Otherwise it
-/// reads the entities, and has them as they are now, not as the message says.
-/// Docs too large to send stay behind.
-pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored() {
+/// A commit's message carries the docs it stored. A connection takes them
+/// without reading the entities when its maps held every entity at the mark
+/// the commit found (it missed no commit before), even when later commits
+/// have landed since: their messages follow and bring their changes in turn.
+/// Not when a later commit's message came first: it was read back as stored
+/// then, and taking the earlier docs after it would bring an older version
+/// back for good; both are read, until a full read. Nor after a missed
+/// commit. Docs too large to send stay behind.
+pub async fn a_commit_read_back_with_its_docs_takes_them_when_it_follows_on() {
     let (name, mine, theirs) = two_loaded_connections("told-docs").await;
 
     // Their commit of a, in a message that names b too, which it did not write.
@@ -300,13 +302,28 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
     assert!(docs.get(1).is_null(), "b was not written");
     assert_eq!(read_back(&mine, &["a", "b"], told).await, (0.0, titled(&[("a", "told"), ("b", "first")])), "taken from the message");
 
-    // Two commits, the first read back once both are made: its docs are no longer what is stored.
+    // Two commits, the first taken in once both are made: as it stored a, then as the second did.
     theirs.apply(&[super::put("a", "overwritten")]).await.expect("their write");
     let first = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
     theirs.apply(&[super::put("a", "current")]).await.expect("their write");
     let second = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
-    assert_eq!(read_back(&mine, &["a"], first).await, (1.0, titled(&[("a", "current")])), "read: a commit came after");
+    assert_eq!(read_back(&mine, &["a"], first).await, (0.0, titled(&[("a", "overwritten")])), "a later commit's message follows");
     assert_eq!(read_back(&mine, &["a"], second).await, (0.0, titled(&[("a", "current")])), "the second follows on from the first");
+
+    // Two messages heard in the wrong order: the later commit is read back, and so is the earlier.
+    theirs.apply(&[super::put("a", "older")]).await.expect("their write");
+    let earlier = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    theirs.apply(&[super::put("a", "newer")]).await.expect("their write");
+    let later = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    assert_eq!(read_back(&mine, &["a"], later).await, (1.0, titled(&[("a", "newer")])), "read: its commit does not follow on");
+    assert_eq!(read_back(&mine, &["a"], earlier).await, (1.0, titled(&[("a", "newer")])), "read, not taken back to the older");
+    theirs.apply(&[super::put("b", "after both")]).await.expect("their write");
+    let next = theirs.take_commit_marks(&note_keys(&["b"])).expect("marks");
+    assert_eq!(read_back(&mine, &["b"], next).await, (1.0, titled(&[("b", "after both")])), "read until a full read");
+    mine.load().await.expect("a full read");
+    theirs.apply(&[super::put("b", "after the full read")]).await.expect("their write");
+    let next = theirs.take_commit_marks(&note_keys(&["b"])).expect("marks");
+    assert_eq!(read_back(&mine, &["b"], next).await, (0.0, titled(&[("b", "after the full read")])), "taken again");
 
     // A commit missed: the next one's docs are not taken, as this connection's maps may be out of date.
     theirs.apply(&[super::put("b", "missed")]).await.expect("their write");
@@ -327,7 +344,8 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_only_while_they_are_sto
 /// commit, which it had not heard of, leaves its maps missing that one
 /// commit: they are trusted again, and it reads no entity to write, once that
 /// commit's message arrives with its docs. Where both wrote an entity, this
-/// connection's later doc is kept. Not when a further commit came in between.
+/// connection's later doc is kept. A further commit of theirs after this
+/// connection's is taken in from its own message in turn.
 pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
     let (name, mine, theirs) = two_loaded_connections("raced").await;
     // The entity reads one write of mine makes.
@@ -358,13 +376,17 @@ pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
     assert_eq!(title("a").await.as_deref(), Some("mine, after theirs"), "the patch was computed on mine's doc");
     assert_eq!(write("b", "trusted again").await, 0.0);
 
-    // A further commit between: nothing is filled in.
+    // A further commit after mine: the gap is filled in, and the maps are
+    // trusted again once that commit's message is taken in too.
     theirs.apply(&[super::put("a", "theirs, third")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let third = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
     assert_eq!(write("b", "raced again").await, 1.0);
     theirs.apply(&[super::put("a", "theirs, fourth")]).await.expect("their write");
-    assert_eq!(read_back(&mine, &["a"], told).await, (1.0, titled(&[("a", "theirs, fourth")])), "read: a commit came after");
-    assert_eq!(write("b", "still unsure").await, 1.0, "its maps may miss a commit");
+    let fourth = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    assert_eq!(read_back(&mine, &["a"], third).await, (0.0, titled(&[("a", "theirs, third")])), "the gap's commit");
+    assert_eq!(write("b", "still unsure").await, 1.0, "their fourth commit is not taken in yet");
+    assert_eq!(read_back(&mine, &["a"], fourth).await, (0.0, titled(&[("a", "theirs, fourth")])), "the gap before that write");
+    assert_eq!(write("b", "trusted once more").await, 0.0);
     mine.close();
     theirs.close();
     IdbStore::delete(&name).await.expect("delete the database");

@@ -39,7 +39,7 @@ macro_rules! browser_tests {
             answers_are_recorded_on_known_docs_until_another_connection_writes
             a_commit_read_back_with_its_marks_leaves_known_docs_trusted
             marks_travel_only_with_the_one_commit_whose_entities_a_message_names
-            a_commit_read_back_with_its_docs_takes_them_only_while_they_are_stored
+            a_commit_read_back_with_its_docs_takes_them_when_it_follows_on
             a_commit_raced_by_another_is_filled_in_from_its_message);
         browser_tests!(acknowledgements_wait_in_a_log_that_every_reader_applies the_log_is_folded_in_the_background
             an_open_that_finds_a_log_folds_it a_connection_reads_each_record_of_the_log_once);

@@ -15,7 +15,7 @@ use super::pack::{append_entities, key_to_js, parse_doc, parse_text, unreadable}
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
-use crate::store::layout::{entity_store, ACKS_STORE, META_STORE, OUTBOX_STORE};
+use crate::store::layout::{entity_store, ACKS_STORE, OUTBOX_STORE};
 
 /// What a commit's message tells the other contexts of it, beside the keys
 /// it stored (see [`IdbStore::take_commit_marks`]).
@@ -77,9 +77,11 @@ impl IdbStore {
     /// is how a context takes in what another one committed: with that
     /// commit's `marks` ([`IdbStore::take_commit_marks`] where it was made),
     /// this connection may then take every doc from what it knows again, as
-    /// before the commit (see `Commits.advance` in `src/browser/browser.js`);
-    /// with its `docs` too (one per key), it may take them as stored without
-    /// reading them, after one read of the last commit mark.
+    /// before the commit (see `Commits.advance` in `src/browser/browser.js`).
+    /// With its `docs` too (one per key), when that commit is all this
+    /// connection's maps miss, it takes them without reading them (see
+    /// `toldDocs`): as that commit stored them, which the messages of later
+    /// commits, if any, update in their turn.
     pub async fn read_stored(
         &self,
         keys: &[(String, String)],
@@ -90,10 +92,10 @@ impl IdbStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let told: JsValue = match (marks, docs.filter(|docs| docs.length() as usize == keys.len())) {
-            (Some(_), Some(docs)) if wanted.len() == keys.len() => docs.into(),
-            (Some(_), Some(docs)) => wanted.iter().map(|&i| docs.get(i as u32)).collect::<Array>().into(),
-            _ => JsValue::NULL,
+        let told: Option<Array> = match docs.filter(|docs| docs.length() as usize == keys.len()) {
+            Some(docs) if wanted.len() == keys.len() => Some(docs.clone()),
+            Some(docs) => Some(wanted.iter().map(|&i| docs.get(i as u32)).collect()),
+            None => None,
         };
         let keys: Vec<&(String, String)> = wanted.into_iter().map(|i| &keys[i]).collect();
         let stores: Array = keys.iter().map(|(c, _)| self.collections[c].store.clone()).collect();
@@ -103,22 +105,14 @@ impl IdbStore {
             Some((found, left)) => Array::of2(&found.into(), &left.into()).into(),
             None => JsValue::NULL,
         };
-        let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
-        scope.push(ACKS_STORE.to_owned());
-        if !told.is_null() {
-            scope.push(META_STORE.to_owned());
-        }
-        scope.sort_unstable();
-        scope.dedup();
-        let (stores, known, ids, marks, told, scope) = (&stores, &known, &ids, &marks, &told, &scope);
-        let docs = self
-            .idempotent(|connection| async move {
-                let tx = connection.db.transaction(scope.as_slice()).build()?;
-                let read = browser::read_committed(tx.as_sys(), stores, known, ids, &self.commits, marks, told);
-                let docs = JsFuture::from(read).await.map_err(js_error)?;
-                Ok(Array::from(&docs))
-            })
-            .await?;
+        let taken = match &told {
+            Some(told) if !marks.is_null() => browser::told_docs(&stores, &known, &ids, &self.commits, &marks, told).dyn_into::<Array>().ok(),
+            _ => None,
+        };
+        let docs = match taken {
+            Some(docs) => docs,
+            None => self.read_committed(&keys, &stores, &known, &ids, &marks).await?,
+        };
         let mut stored = Vec::with_capacity(keys.len());
         for ((collection, id), doc) in keys.into_iter().zip(docs.iter()) {
             if let Some(doc) = doc.as_string() {
@@ -126,6 +120,22 @@ impl IdbStore {
             }
         }
         Ok(stored)
+    }
+
+    /// [`IdbStore::read_stored`]'s read of the entities `keys`, in one transaction.
+    async fn read_committed(&self, keys: &[&(String, String)], stores: &Array, known: &Array, ids: &Array, marks: &JsValue) -> Result<Array> {
+        let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
+        scope.push(ACKS_STORE.to_owned());
+        scope.sort_unstable();
+        scope.dedup();
+        let scope = &scope;
+        self.idempotent(|connection| async move {
+            let tx = connection.db.transaction(scope.as_slice()).build()?;
+            let read = browser::read_committed(tx.as_sys(), stores, known, ids, &self.commits, marks);
+            let docs = JsFuture::from(read).await.map_err(js_error)?;
+            Ok(Array::from(&docs))
+        })
+        .await
     }
 
     /// Every entity of every declared collection, read chunk by chunk (see

@@ -67,6 +67,19 @@ pub fn entity_store(collection: &str) -> String {
     format!("e:{collection}")
 }
 
+/// The object stores of the collections named in `collections`, each once,
+/// as a transaction's scope: a batch names a few collections, each many
+/// times, so those met are searched before a name is made.
+pub fn entity_stores<'a>(collections: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut met: Vec<&str> = Vec::new();
+    for collection in collections {
+        if !met.contains(&collection) {
+            met.push(collection);
+        }
+    }
+    met.into_iter().map(entity_store).collect()
+}
+
 /// The field of `ix` that holds an index's key. Index names may contain dots,
 /// which a key path would read as nesting, so the name is hex-encoded.
 pub fn index_field(index_name: &str) -> String {

@@ -41,14 +41,13 @@ impl Reads {
     /// The reads `answers` need, leaving out collections `declared` refuses.
     pub fn of<'a>(answers: impl IntoIterator<Item = &'a ServerAnswer>, declared: impl Fn(&str) -> bool) -> Reads {
         let mut reads = Reads::default();
-        let mut seen = BTreeSet::new();
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
         for answer in answers {
             if !declared(answer.collection()) {
                 continue;
             }
-            let key = (answer.collection().to_owned(), answer.id().to_owned());
-            if seen.insert(key.clone()) {
-                reads.entities.push(key);
+            if seen.insert((answer.collection(), answer.id())) {
+                reads.entities.push((answer.collection().to_owned(), answer.id().to_owned()));
             }
             reads.mutations.extend(answer.mutation_id());
         }
@@ -110,9 +109,9 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
     let mut append: Vec<(EntityKey, Mutation)> = Vec::new();
     // The entities changed, in the order first changed, and the same as a set.
     let mut changed: Vec<EntityKey> = Vec::new();
-    let mut changed_set: HashSet<EntityKey> = HashSet::new();
+    let mut changed_set: HashSet<EntityKey> = HashSet::with_capacity(answers.len());
     // Those of them that only acknowledgements changed.
-    let mut only_acknowledged: HashSet<EntityKey> = HashSet::new();
+    let mut only_acknowledged: HashSet<EntityKey> = HashSet::with_capacity(answers.len());
     let mut settled = Vec::with_capacity(answers.len());
     for answer in answers {
         let key = (answer.collection().to_owned(), answer.id().to_owned());

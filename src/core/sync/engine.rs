@@ -281,14 +281,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// before the outbox is read again.
     async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
         let mut recording = Recording::default();
-        let mut marked = Vec::new();
+        let mut marked: Vec<Rc<[(String, String)]>> = Vec::new();
         let pushed = self.push_batches(&mut recording, &mut marked, report, refreshed).await;
         // Every answer that came is recorded, whatever stopped the push.
         let recorded = self.finish(&mut recording, report).await;
         let result = pushed.and_then(|pushed| recorded.map(|()| pushed));
         if result.is_err() {
             // The entities whose answers were not recorded wait to be pushed again.
-            self.repository.unmark_syncing(&marked);
+            for keys in &marked {
+                self.repository.unmark_syncing(keys);
+            }
         }
         result
     }
@@ -298,7 +300,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn push_batches<'a>(
         &'a self,
         recording: &mut Recording<'a>,
-        marked: &mut Vec<(String, String)>,
+        marked: &mut Vec<Rc<[(String, String)]>>,
         report: &mut SyncReport,
         refreshed: &mut bool,
     ) -> Result<Pushed, Failure> {
@@ -371,11 +373,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 None => self.push_request(&batch),
             };
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
-            let keys: Vec<(String, String)> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
+            let keys: Rc<[(String, String)]> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
             self.repository.mark_syncing(&keys);
-            marked.extend(keys.iter().cloned());
+            marked.push(keys.clone());
             // The entities whose answers may still change what the next request carries.
-            let unrecorded = if recording.pending.is_some() { recording.keys.clone() } else { HashSet::new() };
+            let unrecorded = if recording.pending.is_some() { recording.keys.clone() } else { Rc::default() };
             let meanwhile = async {
                 let withheld = match previous {
                     Some(previous) => self.record_push(previous, report).await?,
@@ -388,7 +390,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 let (next, next_end) = self.next_batch(batch_size, &batch).await?;
                 // Ready to go the moment this batch is answered (see `Remote::prepare`).
                 let mut prepared = None;
-                if !next.is_empty() && !holds_any(&next, &unrecorded) {
+                if !next.is_empty() && !unrecorded.holds_any(&next) {
                     let request = self.push_request(&next);
                     self.remote.prepare(&request).await;
                     prepared = Some(request);
@@ -445,7 +447,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// to be recorded after those already there; each batch is shown while the
     /// next one commits.
     fn record_later<'a>(&'a self, recording: &mut Recording<'a>, answered: Answered) {
-        recording.keys.extend(answered.keys.iter().cloned());
+        Rc::make_mut(&mut recording.keys).extend(&answered.keys);
         let before = recording.pending.take();
         recording.pending = Some(Box::pin(async move {
             let before = match before {
@@ -462,7 +464,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// Waits until everything in `recording` is recorded, shows it and counts it.
     async fn finish(&self, recording: &mut Recording<'_>, report: &mut SyncReport) -> Result<(), Failure> {
         if let Some(pending) = recording.pending.take() {
-            recording.keys.clear();
+            recording.keys = Rc::default();
             let chained = pending.await?;
             recording.settled.extend(chained.show_last(self));
         }
@@ -481,8 +483,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let last = previous.last().map_or(0, |m| m.mutation_id);
         let outbox = self.repository.store().outbox_after(last, batch_size).await?;
         let end = outbox.len() < batch_size;
-        let mut seen: HashSet<(String, String)> = previous.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
-        let batch = outbox.into_iter().take_while(|m| seen.insert((m.collection.clone(), m.id.clone()))).collect();
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(previous.len() + outbox.len());
+        seen.extend(previous.iter().map(|m| (m.collection.as_str(), m.id.as_str())));
+        let fits = outbox.iter().take_while(|m| seen.insert((m.collection.as_str(), m.id.as_str()))).count();
+        let mut batch = outbox;
+        batch.truncate(fits);
         Ok((within_body_limit(batch), end))
     }
 
@@ -881,7 +886,8 @@ type LocalIds = HashMap<String, HashMap<String, String>>;
 /// A pushed batch and the server's answers to it.
 struct Answered {
     batch: Vec<Mutation>,
-    keys: Vec<(String, String)>,
+    /// Each mutation's entity, marked syncing (see `push_all`'s `marked`).
+    keys: Rc<[(String, String)]>,
     answers: Vec<ServerAnswer>,
 }
 
@@ -923,8 +929,9 @@ impl Answered {
 /// while later batches go out (see [`SyncEngine::push_all`]).
 #[derive(Default)]
 struct Recording<'a> {
-    /// The entities of the batches not recorded yet.
-    keys: HashSet<(String, String)>,
+    /// The entities of the batches not recorded yet; shared with the read of
+    /// the next batch, which runs while the recording goes on.
+    keys: Rc<EntitySet>,
     /// Recording them, each batch after the one before.
     pending: Option<LocalBoxFuture<'a, Result<Chained, Failure>>>,
     /// What was recorded and shown, and is not counted yet.
@@ -934,7 +941,7 @@ struct Recording<'a> {
 impl Recording<'_> {
     /// Whether `batch` holds an entity whose answers are not recorded yet.
     fn touches(&self, batch: &[Mutation]) -> bool {
-        self.pending.is_some() && holds_any(batch, &self.keys)
+        self.pending.is_some() && self.keys.holds_any(batch)
     }
 
     /// Runs `work` while the recording goes on: returns once `work` is done,
@@ -951,7 +958,7 @@ impl Recording<'_> {
                 Ok(done)
             }
             Either::Right((recorded, work)) => {
-                self.keys.clear();
+                self.keys = Rc::default();
                 self.settled.extend(recorded?.show_last(engine));
                 Ok(work.await)
             }
@@ -959,9 +966,28 @@ impl Recording<'_> {
     }
 }
 
-/// Whether `batch` holds a mutation of one of the entities `keys` names.
-fn holds_any(batch: &[Mutation], keys: &HashSet<(String, String)>) -> bool {
-    batch.iter().any(|m| keys.contains(&(m.collection.clone(), m.id.clone())))
+/// Entities by collection and id, looked up without copying either.
+#[derive(Debug, Clone, Default)]
+struct EntitySet(HashMap<String, HashSet<String>>);
+
+impl EntitySet {
+    fn extend(&mut self, keys: &[(String, String)]) {
+        for (collection, id) in keys {
+            match self.0.get_mut(collection) {
+                Some(ids) => {
+                    ids.insert(id.clone());
+                }
+                None => {
+                    self.0.insert(collection.clone(), HashSet::from([id.clone()]));
+                }
+            }
+        }
+    }
+
+    /// Whether `batch` holds a mutation of one of these entities.
+    fn holds_any(&self, batch: &[Mutation]) -> bool {
+        batch.iter().any(|m| self.0.get(&m.collection).is_some_and(|ids| ids.contains(&m.id)))
+    }
 }
 
 /// What came of sending one push.

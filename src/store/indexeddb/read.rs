@@ -15,7 +15,7 @@ use super::pack::{append_entities, key_to_js, parse_doc, parse_text, unreadable}
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
-use crate::store::layout::{entity_store, ACKS_STORE, OUTBOX_STORE};
+use crate::store::layout::{entity_store, entity_stores, ACKS_STORE, OUTBOX_STORE};
 
 /// What a commit's message tells the other contexts of it, beside the keys
 /// it stored (see [`IdbStore::take_commit_marks`]).
@@ -124,10 +124,8 @@ impl IdbStore {
 
     /// [`IdbStore::read_stored`]'s read of the entities `keys`, in one transaction.
     async fn read_committed(&self, keys: &[&(String, String)], stores: &Array, known: &Array, ids: &Array, marks: &JsValue) -> Result<Array> {
-        let mut scope: Vec<String> = keys.iter().map(|(c, _)| entity_store(c)).collect();
+        let mut scope = entity_stores(keys.iter().map(|(c, _)| c.as_str()));
         scope.push(ACKS_STORE.to_owned());
-        scope.sort_unstable();
-        scope.dedup();
         let scope = &scope;
         self.idempotent(|connection| async move {
             let tx = connection.db.transaction(scope.as_slice()).build()?;

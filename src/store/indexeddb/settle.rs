@@ -19,7 +19,7 @@ use super::IdbStore;
 use crate::browser::{self, StoredRecord, WriteBatch};
 use crate::core::reconcile::{plan, Policies, Reads, ServerAnswer, Settled, Stored};
 use crate::core::{Error, Meanwhile, Mutation, MutationId, Result, SyncMeta};
-use crate::store::layout::{entity_store, ACKS_STORE, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
+use crate::store::layout::{entity_stores, ACKS_STORE, CURSOR_KEY, META_STORE, OUTBOX_STORE, SYNC_KEY};
 
 /// The fewest acknowledgements a batch logs rather than writes into each
 /// entity's record (see `crate::store::layout`): one record in place of many
@@ -66,10 +66,8 @@ impl IdbStore {
         meanwhile: &mut Option<Meanwhile<'_>>,
     ) -> Result<Vec<Settled>> {
         let reads = Reads::of(answers, |name| self.collections.contains_key(name));
-        let mut names: Vec<String> = reads.entities.iter().map(|(collection, _)| entity_store(collection)).collect();
+        let mut names = entity_stores(reads.entities.iter().map(|(collection, _)| collection.as_str()));
         names.extend([OUTBOX_STORE.to_owned(), META_STORE.to_owned(), ACKS_STORE.to_owned()]);
-        names.sort_unstable();
-        names.dedup();
         let tx = connection.db.transaction(names.as_slice()).with_mode(TransactionMode::Readwrite).build()?;
         let outbox = tx.object_store(OUTBOX_STORE)?;
         let meta = tx.object_store(META_STORE)?;
@@ -94,6 +92,7 @@ impl IdbStore {
             Array::from(&JsFuture::from(browser::current_docs(tx.as_sys(), &stores, &known, &ids, &self.commits)).await.map_err(js_error)?)
         };
         let mut stored = Stored::default();
+        stored.entities.reserve(reads.entities.len());
         for ((collection, id), doc) in reads.entities.into_iter().zip(docs.iter()) {
             let entity = doc.as_string().map(|doc| parse_text(&doc, &collection)).transpose()?;
             stored.entities.insert((collection, id), entity);

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -40,8 +41,10 @@ pub struct Entity {
     /// The server's id for this entity, once a server has acknowledged it.
     pub remote_id: Option<String>,
     /// Read through [`Entity::data`], changed through [`Entity::data_mut`]
-    /// or [`Entity::set_data`]: the base may be this very data.
-    data: LazyData,
+    /// or [`Entity::set_data`]: the base may be this very data. Shared by
+    /// the entity's copies (the mirror's, a plan's, a change event's) until
+    /// one of them changes it.
+    data: Rc<LazyData>,
     /// The server-acknowledged data: see [`Entity::base`].
     base: Base,
     /// The server's version; 0 means the server has never seen the entity.
@@ -69,7 +72,7 @@ enum Base {
     /// The entity's own data, without a copy: the base of every entity the
     /// server holds as this device does, most of a database.
     Data,
-    Own(LazyData),
+    Own(Rc<LazyData>),
 }
 
 /// Data as the JSON text of a stored doc until something looks into it.
@@ -124,6 +127,11 @@ impl LazyData {
             LazyData::Text(text, mut parsed) => parsed.take().unwrap_or_else(|| parse(&text)),
             LazyData::Parsed(data) => data,
         }
+    }
+
+    /// The data of `shared`, without a copy where nothing else holds it.
+    fn unshared(shared: Rc<LazyData>) -> Data {
+        Rc::try_unwrap(shared).map_or_else(|shared| shared.get().clone(), LazyData::into_inner)
     }
 
     /// Equal data. The same text is the same data; otherwise they are
@@ -286,7 +294,7 @@ impl Entity {
         Entity {
             id,
             remote_id: None,
-            data: LazyData::Parsed(data),
+            data: Rc::new(LazyData::Parsed(data)),
             base: Base::None,
             version: 0,
             updated_at: at,
@@ -308,7 +316,7 @@ impl Entity {
         Entity {
             id: id.clone(),
             remote_id: remote_id.clone(),
-            data: LazyData::Parsed(data),
+            data: Rc::new(LazyData::Parsed(data)),
             base: match &self.base {
                 Base::None => Base::None,
                 Base::Data => Base::Own(self.data.clone()),
@@ -333,20 +341,24 @@ impl Entity {
     /// The data to write as JSON: the text it was read from, as it was,
     /// while it has not changed (without parsing it).
     pub fn data_json(&self) -> impl Serialize + '_ {
-        &self.data
+        self.data.as_ref()
     }
 
-    /// The data, to change in place; a base that is this data keeps it as it was.
+    /// The data, to change in place; a base that is this data keeps it as
+    /// it was, and so do the entity's copies.
     pub fn data_mut(&mut self) -> &mut Data {
         if let Base::Data = self.base {
             self.base = Base::Own(self.data.clone());
         }
-        self.data.get_mut()
+        if Rc::get_mut(&mut self.data).is_none() {
+            self.data = Rc::new(LazyData::Parsed(self.data.get().clone()));
+        }
+        Rc::get_mut(&mut self.data).expect("the data is held by this entity alone").get_mut()
     }
 
     /// Replaces the data; a base that was this data keeps it.
     pub fn set_data(&mut self, data: Data) {
-        let data = std::mem::replace(&mut self.data, LazyData::Parsed(data));
+        let data = std::mem::replace(&mut self.data, Rc::new(LazyData::Parsed(data)));
         if let Base::Data = self.base {
             self.base = Base::Own(data);
         }
@@ -354,7 +366,7 @@ impl Entity {
 
     /// The data, taken out of the entity.
     pub fn into_data(self) -> Data {
-        self.data.into_inner()
+        LazyData::unshared(self.data)
     }
 
     /// The data the server last acknowledged, `None` until the first
@@ -367,7 +379,7 @@ impl Entity {
         match &self.base {
             Base::None => None,
             Base::Data => Some(&self.data),
-            Base::Own(base) => Some(base),
+            Base::Own(base) => Some(base.as_ref()),
         }
     }
 
@@ -376,26 +388,26 @@ impl Entity {
         match std::mem::replace(&mut self.base, Base::None) {
             Base::None => None,
             Base::Data => Some(self.data().clone()),
-            Base::Own(base) => Some(base.into_inner()),
+            Base::Own(base) => Some(LazyData::unshared(base)),
         }
     }
 
     /// Gives the entity a base of its own (`None`: not acknowledged yet).
     pub fn set_base(&mut self, base: Option<Data>) {
-        self.base = base.map_or(Base::None, |base| Base::Own(LazyData::Parsed(base)));
+        self.base = base.map_or(Base::None, |base| Base::Own(Rc::new(LazyData::Parsed(base))));
     }
 
     /// Makes `base` the entity's base. Where it is the entity's data, as
     /// when the server acknowledges the last local write, the base is that
     /// data, without a copy, and data still held as text stays unparsed.
     pub fn set_base_to(&mut self, base: &Data) {
-        self.base = if self.data.holds(base) { Base::Data } else { Base::Own(LazyData::Parsed(base.clone())) };
+        self.base = if self.data.holds(base) { Base::Data } else { Base::Own(Rc::new(LazyData::Parsed(base.clone()))) };
     }
 
     /// Makes `data` the entity's data and its base, without a copy: what the
     /// server holds, as the device now does.
     pub fn take_server_data(&mut self, data: Data) {
-        self.data = LazyData::Parsed(data);
+        self.data = Rc::new(LazyData::Parsed(data));
         self.base = Base::Data;
     }
 
@@ -403,7 +415,7 @@ impl Entity {
     /// held as text, by reading only that value (what building an index
     /// needs of every entity, which would otherwise parse them all).
     pub fn data_at(&self, path: &[String]) -> Option<Cow<'_, Value>> {
-        if let LazyData::Text(text, parsed) = &self.data {
+        if let LazyData::Text(text, parsed) = self.data.as_ref() {
             if parsed.get().is_none() {
                 let mut deserializer = serde_json::Deserializer::from_str(text.get());
                 return At(path).deserialize(&mut deserializer).ok().flatten().map(Cow::Owned);
@@ -458,7 +470,7 @@ impl Serialize for Entity {
             Base::Data => (None, true),
             // Equal, for an entity that took the server's answer as its own data.
             Base::Own(base) if base.same(data) => (None, true),
-            Base::Own(base) => (Some(base), false),
+            Base::Own(base) => (Some(base.as_ref()), false),
         };
         DocOut {
             id,
@@ -512,10 +524,10 @@ impl<'de> Deserialize<'de> for Entity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let DocIn { id, remote_id, data, base, base_is_data, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             DocIn::deserialize(deserializer)?;
-        let data = LazyData::text(data, "data")?;
+        let data = Rc::new(LazyData::text(data, "data")?);
         let base = match (base, base_is_data) {
             (None, false) => Base::None,
-            (Some(base), false) => Base::Own(LazyData::text(base, "base")?),
+            (Some(base), false) => Base::Own(Rc::new(LazyData::text(base, "base")?)),
             (None, true) => Base::Data,
             (Some(_), true) => return Err(de::Error::custom("a doc has both `base` and `baseIsData`")),
         };
@@ -640,7 +652,7 @@ mod tests {
 
     #[test]
     fn a_base_set_to_the_data_still_held_as_text_is_the_data_and_leaves_it_unparsed() {
-        let unparsed = |entity: &Entity| matches!(&entity.data, LazyData::Text(_, parsed) if parsed.get().is_none());
+        let unparsed = |entity: &Entity| matches!(entity.data.as_ref(), LazyData::Text(_, parsed) if parsed.get().is_none());
         let read: Entity = serde_json::from_str(r#"{"id":"n1","data":{"b":[2.5],"a":"é"},"version":0,"updatedAt":5,"syncStatus":"dirty"}"#).unwrap();
 
         let mut same = read.clone();
@@ -655,6 +667,26 @@ mod tests {
         other.set_base_to(&object(json!({"a": "é"})));
         assert_eq!(other.base(), Some(&object(json!({"a": "é"}))));
         assert_eq!(serde_json::to_value(&other).unwrap()["base"], json!({"a": "é"}));
+    }
+
+    /// Copies of an entity (the mirror's, a plan's, a change event's) share
+    /// its data, parsed once for all, until one of them changes it: the
+    /// change is that copy's alone, and a base that was the data keeps it.
+    #[test]
+    fn copies_share_the_data_until_one_changes_it() {
+        let read: Entity = serde_json::from_str(r#"{"id":"n1","data":{"a":1},"version":2,"updatedAt":5,"syncStatus":"synced","baseIsData":true}"#).unwrap();
+        let mut changed = read.clone();
+        assert!(Rc::ptr_eq(&read.data, &changed.data), "a copy shares the data");
+        assert_eq!(changed.data(), &object(json!({"a": 1})));
+        assert!(matches!(read.data.as_ref(), LazyData::Text(_, parsed) if parsed.get().is_some()), "parsed once, for both");
+
+        changed.data_mut().insert("a".into(), json!(2));
+        assert_eq!(changed.data(), &object(json!({"a": 2})));
+        assert_eq!(changed.base(), Some(&object(json!({"a": 1}))), "the base was the data");
+        assert_eq!(read.data(), &object(json!({"a": 1})), "the other copy keeps its data");
+        assert_eq!(read.base(), Some(&object(json!({"a": 1}))));
+        assert_eq!(read.clone().into_data(), object(json!({"a": 1})));
+        assert_eq!(changed.into_data(), object(json!({"a": 2})));
     }
 
     #[test]
@@ -736,7 +768,7 @@ mod tests {
         entity.conflict = Some(ConflictState { base: None, server_deleted: true, local_deleted: false });
 
         let data = json!({"b": 2}).as_object().cloned().unwrap();
-        assert_eq!(entity.with_data(data.clone()), Entity { data: LazyData::Parsed(data), ..entity.clone() });
+        assert_eq!(entity.with_data(data.clone()), Entity { data: Rc::new(LazyData::Parsed(data)), ..entity.clone() });
     }
 
     /// Stores keep entities as JSON text: every number must come back with

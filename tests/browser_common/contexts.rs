@@ -278,6 +278,13 @@ async fn read_back(mine: &IdbStore, ids: &[&str], told: CommitMarks) -> (f64, Ve
     (reads, titles)
 }
 
+/// Their commit of the note `id`, titled `title`, and what its message
+/// (naming that note) carries.
+async fn their_commit(theirs: &IdbStore, id: &str, title: &str) -> CommitMarks {
+    theirs.apply(&[super::put(id, title)]).await.expect("their write");
+    theirs.take_commit_marks(&note_keys(&[id])).expect("the marks of their one commit")
+}
+
 /// Each `(id, title)` pair as `read_back` gives it.
 fn titled(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(id, title)| (id.to_string(), title.to_string())).collect()
@@ -303,26 +310,20 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_when_it_follows_on() {
     assert_eq!(read_back(&mine, &["a", "b"], told).await, (0.0, titled(&[("a", "told"), ("b", "first")])), "taken from the message");
 
     // Two commits, the first taken in once both are made: as it stored a, then as the second did.
-    theirs.apply(&[super::put("a", "overwritten")]).await.expect("their write");
-    let first = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
-    theirs.apply(&[super::put("a", "current")]).await.expect("their write");
-    let second = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let first = their_commit(&theirs, "a", "overwritten").await;
+    let second = their_commit(&theirs, "a", "current").await;
     assert_eq!(read_back(&mine, &["a"], first).await, (0.0, titled(&[("a", "overwritten")])), "a later commit's message follows");
     assert_eq!(read_back(&mine, &["a"], second).await, (0.0, titled(&[("a", "current")])), "the second follows on from the first");
 
     // Two messages heard in the wrong order: the later commit is read back, and so is the earlier.
-    theirs.apply(&[super::put("a", "older")]).await.expect("their write");
-    let earlier = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
-    theirs.apply(&[super::put("a", "newer")]).await.expect("their write");
-    let later = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let earlier = their_commit(&theirs, "a", "older").await;
+    let later = their_commit(&theirs, "a", "newer").await;
     assert_eq!(read_back(&mine, &["a"], later).await, (1.0, titled(&[("a", "newer")])), "read: its commit does not follow on");
     assert_eq!(read_back(&mine, &["a"], earlier).await, (1.0, titled(&[("a", "newer")])), "read, not taken back to the older");
-    theirs.apply(&[super::put("b", "after both")]).await.expect("their write");
-    let next = theirs.take_commit_marks(&note_keys(&["b"])).expect("marks");
+    let next = their_commit(&theirs, "b", "after both").await;
     assert_eq!(read_back(&mine, &["b"], next).await, (1.0, titled(&[("b", "after both")])), "read until a full read");
     mine.load().await.expect("a full read");
-    theirs.apply(&[super::put("b", "after the full read")]).await.expect("their write");
-    let next = theirs.take_commit_marks(&note_keys(&["b"])).expect("marks");
+    let next = their_commit(&theirs, "b", "after the full read").await;
     assert_eq!(read_back(&mine, &["b"], next).await, (0.0, titled(&[("b", "after the full read")])), "taken again");
 
     // A commit missed: the next one's docs are not taken, as this connection's maps may be out of date.
@@ -360,16 +361,14 @@ pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
     assert_eq!(write("b", "trusted").await, 0.0, "no other commit yet");
 
     // Their commit of a; then two of mine of b, the first before mine heard of theirs.
-    theirs.apply(&[super::put("a", "theirs")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let told = their_commit(&theirs, "a", "theirs").await;
     assert_eq!(write("b", "raced").await, 1.0, "stale, so written again reading b");
     assert_eq!(write("b", "after the race").await, 1.0, "a mark it cannot place: b is read");
     assert_eq!(read_back(&mine, &["a"], told).await, (0.0, titled(&[("a", "theirs")])));
     assert_eq!(write("b", "filled in").await, 0.0, "their commit was all its maps missed");
 
     // Both write a: mine's later doc is the one kept.
-    theirs.apply(&[super::put("a", "theirs again")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let told = their_commit(&theirs, "a", "theirs again").await;
     assert_eq!(write("a", "mine, after theirs").await, 1.0, "stale, so written again reading a");
     assert_eq!(read_back(&mine, &["a"], told).await, (0.0, titled(&[("a", "mine, after theirs")])));
     mine.apply(&[super::patch("a", serde_json::json!({ "body": "patched" }))]).await.expect("patch");
@@ -378,11 +377,9 @@ pub async fn a_commit_raced_by_another_is_filled_in_from_its_message() {
 
     // A further commit after mine: the gap is filled in, and the maps are
     // trusted again once that commit's message is taken in too.
-    theirs.apply(&[super::put("a", "theirs, third")]).await.expect("their write");
-    let third = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let third = their_commit(&theirs, "a", "theirs, third").await;
     assert_eq!(write("b", "raced again").await, 1.0);
-    theirs.apply(&[super::put("a", "theirs, fourth")]).await.expect("their write");
-    let fourth = theirs.take_commit_marks(&note_keys(&["a"])).expect("marks");
+    let fourth = their_commit(&theirs, "a", "theirs, fourth").await;
     assert_eq!(read_back(&mine, &["a"], third).await, (0.0, titled(&[("a", "theirs, third")])), "the gap's commit");
     assert_eq!(write("b", "still unsure").await, 1.0, "their fourth commit is not taken in yet");
     assert_eq!(read_back(&mine, &["a"], fourth).await, (0.0, titled(&[("a", "theirs, fourth")])), "the gap before that write");

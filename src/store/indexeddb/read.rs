@@ -92,10 +92,11 @@ impl IdbStore {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let told: Option<Array> = match docs.filter(|docs| docs.length() as usize == keys.len()) {
-            Some(docs) if wanted.len() == keys.len() => Some(docs.clone()),
-            Some(docs) => Some(wanted.iter().map(|&i| docs.get(i as u32)).collect()),
-            None => None,
+        // The message's docs, for the keys kept: only with its marks, which say whether they may be taken.
+        let told: Option<Array> = match (marks, docs.filter(|docs| docs.length() as usize == keys.len())) {
+            (Some(_), Some(docs)) if wanted.len() == keys.len() => Some(docs.clone()),
+            (Some(_), Some(docs)) => Some(wanted.iter().map(|&i| docs.get(i as u32)).collect()),
+            _ => None,
         };
         let keys: Vec<&(String, String)> = wanted.into_iter().map(|i| &keys[i]).collect();
         let stores: Array = keys.iter().map(|(c, _)| self.collections[c].store.clone()).collect();
@@ -105,10 +106,7 @@ impl IdbStore {
             Some((found, left)) => Array::of2(&found.into(), &left.into()).into(),
             None => JsValue::NULL,
         };
-        let taken = match &told {
-            Some(told) if !marks.is_null() => browser::told_docs(&stores, &known, &ids, &self.commits, &marks, told).dyn_into::<Array>().ok(),
-            _ => None,
-        };
+        let taken = told.and_then(|told| browser::told_docs(&stores, &known, &ids, &self.commits, &marks, &told).dyn_into::<Array>().ok());
         let docs = match taken {
             Some(docs) => docs,
             None => self.read_committed(&keys, &stores, &known, &ids, &marks).await?,

@@ -872,14 +872,16 @@ export class Commits {
    * `docs[i]` is the doc the commit stored for `ids[i]` (null where it wrote
    * none): a context whose maps held every entity at the first mark takes
    * them as stored without reading them (see `toldDocs`). `docs` is null past
-   * `TOLD_DOCS_MAX` characters.
+   * `TOLD_DOCS_MAX` characters, and unless `withDocs` (no other context is
+   * known to listen).
    */
-  take(stores, ids) {
+  take(stores, ids, withDocs) {
     const { count, marks, written } = this.untold;
     this.untold = { count: 0, marks: null, written: null };
     if (count !== 1) return null;
     const named = new Set(ids.map((id, i) => entityKey(stores[i], id)));
     if (!written.every(({ store, record }) => named.has(entityKey(store, record.id)))) return null;
+    if (!withDocs) return [...marks, null];
     const docs = new Map(written.map(({ store, record }) => [entityKey(store, record.id), record.doc]));
     const told = ids.map((id, i) => docs.get(entityKey(stores[i], id)) ?? null);
     const size = told.reduce((sum, doc) => sum + (doc?.length ?? 0), 0);

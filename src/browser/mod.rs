@@ -161,9 +161,10 @@ extern "C" {
     /// message telling the other contexts that it wrote `ids[i]` of
     /// `stores[i]`; null unless exactly one commit of entities was made since
     /// the last call, and the message names every entity it wrote. `docs[i]`:
-    /// the doc it stored for `ids[i]`, or null; `docs` is null when too large.
+    /// the doc it stored for `ids[i]`, or null; `docs` is null when too large
+    /// or not `with_docs`.
     #[wasm_bindgen(method)]
-    pub fn take(this: &Commits, stores: &Array, ids: &Array) -> JsValue;
+    pub fn take(this: &Commits, stores: &Array, ids: &Array, with_docs: bool) -> JsValue;
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]

@@ -2,6 +2,7 @@
 //! on it: JSON text of [`Message`], so both ends agree on one shape.
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::future::Future;
 
 use futures::channel::oneshot;
@@ -18,6 +19,8 @@ use crate::browser;
 const PROBE_EVERY_MS: u32 = 50;
 /// How many probes a new channel posts before it stops waiting for one.
 const PROBES: u32 = 20;
+/// What a context posts on hearing another's probe: it is here too.
+const PRESENT: &str = r#"{"type":"present"}"#;
 
 /// One message between the contexts of a database.
 ///
@@ -105,6 +108,9 @@ impl TryFrom<Wire> for Message {
 pub struct Channel {
     channel: web_sys::BroadcastChannel,
     _listener: EventListener,
+    /// Whether this end has heard another context: a message, a probe, or
+    /// the answer to its own probe. Until then nobody is known to listen.
+    heard_others: Rc<Cell<bool>>,
 }
 
 impl Channel {
@@ -119,14 +125,19 @@ impl Channel {
     /// only to ends it has registered. A commit whose message this end missed
     /// was made before then, so a read begun after it sees that commit. Should
     /// no probe be heard within a second, it resolves all the same.
+    ///
+    /// The contexts already there answer each probe with [`PRESENT`], which
+    /// the browser routes after the probe: so a new end that hears its own
+    /// probe hears their answers too, and knows whether anybody listens to
+    /// what it posts (see [`Channel::heard_others`]).
     pub fn join(name: &str, receive: impl Fn(Message) + 'static) -> Option<(Channel, impl Future<Output = ()>)> {
         let channel = web_sys::BroadcastChannel::new(name).ok()?;
-        // Other contexts ignore a probe as a message of an unknown type.
         let probe = format!(r#"{{"type":"probe","id":"{}"}}"#, uuid::Uuid::new_v4());
         let (heard, hear) = oneshot::channel();
         let heard = Cell::new(Some(heard));
+        let heard_others = Rc::new(Cell::new(false));
         let listener = {
-            let probe = probe.clone();
+            let (probe, heard_others, answer) = (probe.clone(), heard_others.clone(), channel.clone());
             EventListener::new(&channel, "message", move |event| {
                 let Some(event) = event.dyn_ref::<web_sys::MessageEvent>() else { return };
                 let taken = browser::take_docs(&event.data());
@@ -135,6 +146,14 @@ impl Channel {
                     if let Some(heard) = heard.take() {
                         let _ = heard.send(());
                     }
+                    return;
+                }
+                heard_others.set(true);
+                if text.as_deref().is_some_and(|text| text.starts_with(r#"{"type":"probe","#)) {
+                    let _ = answer.post_message(&PRESENT.into());
+                    return;
+                }
+                if text.as_deref() == Some(PRESENT) {
                     return;
                 }
                 // A message this version cannot read (another version of the library) is ignored.
@@ -158,7 +177,16 @@ impl Channel {
             }
             prober.close();
         };
-        Some((Channel { channel, _listener: listener }, joined))
+        Some((Channel { channel, _listener: listener, heard_others }, joined))
+    }
+
+    /// Whether another context is known to listen: this end has heard one
+    /// since it joined. A context that joins later says so before it can
+    /// miss anything (its probe), and one that misses a commit's docs reads
+    /// that commit back, so a commit's docs need only travel once some
+    /// context has been heard (see `Commits.take` in `src/browser/browser.js`).
+    pub fn heard_others(&self) -> bool {
+        self.heard_others.get()
     }
 
     pub fn post(&self, message: &Message) {

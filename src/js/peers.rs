@@ -52,7 +52,8 @@ impl Peers {
         peers.repository.on_commit(Box::new(move |committed: &Committed| {
             if let Some(peers) = weak.upgrade() {
                 // Told right after the store's commit returns: the marks are that commit's.
-                let taken = peers.repository.store().indexed_db().and_then(|store| store.take_commit_marks(&committed.keys));
+                let with_docs = peers.channel.borrow().as_ref().is_some_and(Channel::heard_others);
+                let taken = peers.repository.store().indexed_db().and_then(|store| store.take_commit_marks(&committed.keys, with_docs));
                 let (marks, docs) = taken.map_or((None, None), |taken| (Some(taken.marks), taken.docs));
                 peers.post(&Message::Committed { keys: committed.keys.clone(), local: committed.local, marks, docs });
             }

@@ -85,6 +85,20 @@ export function countEntityReads(method = "get") {
   return counter;
 }
 
+/**
+ * Notes, of each commit message posted on any channel until `stop()`,
+ * whether it carries the docs its commit stored; `stop()` gives the list.
+ */
+export function watchCommitMessages() {
+  const post = BroadcastChannel.prototype.postMessage;
+  const carried = [];
+  BroadcastChannel.prototype.postMessage = function (message) {
+    if (typeof message === "string" && message.startsWith('{"type":"committed"')) carried.push(message.includes('"docs":'));
+    return post.call(this, message);
+  };
+  return { stop: () => { BroadcastChannel.prototype.postMessage = post; return carried; } };
+}
+
 /** `countEntityReads` of the reads of whole stores. */
 export function countEntityScans() {
   return countEntityReads("getAll");
@@ -168,6 +182,8 @@ extern "C" {
     fn count_entity_reads() -> JsValue;
     #[wasm_bindgen(js_name = countEntityScans)]
     fn count_entity_scans() -> JsValue;
+    #[wasm_bindgen(js_name = watchCommitMessages)]
+    fn watch_commit_messages() -> JsValue;
     type Hold;
     #[wasm_bindgen(js_name = holdNextLoadedChunk)]
     fn hold_next_loaded_chunk() -> Hold;
@@ -282,7 +298,7 @@ async fn read_back(mine: &IdbStore, ids: &[&str], told: CommitMarks) -> (f64, Ve
 /// (naming that note) carries.
 async fn their_commit(theirs: &IdbStore, id: &str, title: &str) -> CommitMarks {
     theirs.apply(&[super::put(id, title)]).await.expect("their write");
-    theirs.take_commit_marks(&note_keys(&[id])).expect("the marks of their one commit")
+    theirs.take_commit_marks(&note_keys(&[id]), true).expect("the marks of their one commit")
 }
 
 /// Each `(id, title)` pair as `read_back` gives it.
@@ -303,7 +319,7 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_when_it_follows_on() {
 
     // Their commit of a, in a message that names b too, which it did not write.
     theirs.apply(&[super::put("a", "told")]).await.expect("their write");
-    let told = theirs.take_commit_marks(&note_keys(&["a", "b"])).expect("the marks of their one commit");
+    let told = theirs.take_commit_marks(&note_keys(&["a", "b"]), true).expect("the marks of their one commit");
     let docs = told.docs.clone().expect("its docs travel with its marks");
     assert!(docs.get(0).as_string().is_some_and(|doc| doc.contains("told")), "{docs:?}");
     assert!(docs.get(1).is_null(), "b was not written");
@@ -328,14 +344,14 @@ pub async fn a_commit_read_back_with_its_docs_takes_them_when_it_follows_on() {
 
     // A commit missed: the next one's docs are not taken, as this connection's maps may be out of date.
     theirs.apply(&[super::put("b", "missed")]).await.expect("their write");
-    assert!(theirs.take_commit_marks(&note_keys(&["b"])).is_some(), "marks of a commit whose message is lost");
+    assert!(theirs.take_commit_marks(&note_keys(&["b"]), true).is_some(), "marks of a commit whose message is lost");
     theirs.apply(&[super::put("a", "after the missed one")]).await.expect("their write");
-    let after = theirs.take_commit_marks(&note_keys(&["a", "b"])).expect("marks");
+    let after = theirs.take_commit_marks(&note_keys(&["a", "b"]), true).expect("marks");
     assert_eq!(read_back(&mine, &["a", "b"], after).await, (2.0, titled(&[("a", "after the missed one"), ("b", "missed")])), "read");
 
     // Docs past the size a message carries: the marks travel alone.
     theirs.apply(&[super::put("a", &"x".repeat(1024 * 1024))]).await.expect("their write");
-    assert!(theirs.take_commit_marks(&note_keys(&["a"])).expect("marks").docs.is_none(), "too large to send");
+    assert!(theirs.take_commit_marks(&note_keys(&["a"]), true).expect("marks").docs.is_none(), "too large to send");
     mine.close();
     theirs.close();
     IdbStore::delete(&name).await.expect("delete the database");
@@ -404,6 +420,27 @@ pub async fn a_handle_takes_in_another_handles_commit_without_reading_it() {
     })
     .await;
     assert_eq!(reads, 0.0, "neither b's commit nor a's taking it in read an entity");
+    settle(a.close()).await.unwrap();
+    settle(b.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A commit's message carries the docs it stored only once another context
+/// is known to listen: a handle alone posts its commits without them; one
+/// that joins later is heard by its probe, and hears the others answer it.
+pub async fn a_commit_carries_its_docs_only_once_another_context_is_heard() {
+    let name = format!("contexts-alone-{}", uuid::Uuid::new_v4());
+    let options = || notes_options(&name);
+    let put = |db: &Tideway, id: &str| settle(db.collection("notes".into()).unwrap().put(js(r#"{"title": "t"}"#), js(&format!(r#"{{"id": "{id}"}}"#))));
+    let watch = watch_commit_messages();
+    let a = Tideway::open(options()).await.expect("open a");
+    put(&a, "n1").await.expect("put in a");
+    let b = Tideway::open(options()).await.expect("open b");
+    put(&b, "n2").await.expect("put in b");
+    put(&a, "n3").await.expect("put in a");
+    let stop: js_sys::Function = Reflect::get(&watch, &"stop".into()).unwrap().unchecked_into();
+    let carried: Vec<bool> = js_sys::Array::from(&stop.call0(&watch).unwrap()).iter().map(|c| c.as_bool().unwrap()).collect();
+    assert_eq!(carried, [false, true, true], "a alone; b, which heard a answer its probe; a, which heard b join");
     settle(a.close()).await.unwrap();
     settle(b.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");

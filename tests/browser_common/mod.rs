@@ -50,6 +50,7 @@ macro_rules! browser_tests {
         browser_tests!(a_commit_reaches_every_handle_of_the_database one_handle_syncs_and_the_other_hands_it_its_syncs);
         browser_tests!(a_handle_that_hears_of_every_commit_reads_no_entity_to_update_them a_commit_made_while_a_handle_loads_is_in_its_mirror);
         browser_tests!(a_handle_takes_in_another_handles_commit_without_reading_it a_commit_told_before_a_handle_hears_the_channel_is_in_its_mirror);
+        browser_tests!(a_commit_carries_its_docs_only_once_another_context_is_heard);
         browser_tests!(without_web_locks_every_handle_syncs_on_its_own an_upgrade_elsewhere_closes_this_handle_after_its_queued_writes);
         browser_tests!(a_commit_its_syncer_never_told_is_taken_in_when_another_takes_over);
         browser_tests!(outbox_and_collections_tell_what_the_database_holds the_log_tells_leadership_and_forwarded_syncs);
@@ -351,24 +352,24 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
 
     // Their commit, read back with its marks: the maps still hold everything.
     theirs.apply(&[their_patch("one")]).await.expect("their write");
-    let marks = theirs.take_commit_marks(&b).expect("the marks of their one commit").marks;
+    let marks = theirs.take_commit_marks(&b, true).expect("the marks of their one commit").marks;
     assert_eq!(mine.read_stored(&b, Some(&marks), None).await.expect("read back").len(), 1);
     assert_eq!(recorded("a", 9_000.0).await, Some("first".into()), "computed on the known doc");
 
     // Two commits, each read back once both are made: the second follows on from the first.
     theirs.apply(&[their_patch("two")]).await.expect("their write");
-    let first = theirs.take_commit_marks(&b).expect("marks").marks;
+    let first = theirs.take_commit_marks(&b, true).expect("marks").marks;
     theirs.apply(&[their_patch("three")]).await.expect("their write");
-    let second = theirs.take_commit_marks(&b).expect("marks").marks;
+    let second = theirs.take_commit_marks(&b, true).expect("marks").marks;
     mine.read_stored(&b, Some(&first), None).await.expect("read back");
     mine.read_stored(&b, Some(&second), None).await.expect("read back");
     assert_eq!(recorded("c", 9_001.0).await, Some("first".into()), "computed on the known doc");
 
     // A commit missed: the next one's marks do not follow on from what this connection trusted.
     theirs.apply(&[their_patch("four")]).await.expect("their write");
-    assert!(theirs.take_commit_marks(&b).is_some(), "marks of a commit whose message is lost");
+    assert!(theirs.take_commit_marks(&b, true).is_some(), "marks of a commit whose message is lost");
     theirs.apply(&[their_patch("five")]).await.expect("their write");
-    let after_the_missed_one = theirs.take_commit_marks(&b).expect("marks").marks;
+    let after_the_missed_one = theirs.take_commit_marks(&b, true).expect("marks").marks;
     mine.read_stored(&b, Some(&after_the_missed_one), None).await.expect("read back");
     assert_eq!(recorded("d", 9_002.0).await, Some("unmarked".into()), "read: the maps missed a commit");
 
@@ -390,23 +391,25 @@ pub async fn marks_travel_only_with_the_one_commit_whose_entities_a_message_name
     let (name, store) = open_store("marks").await;
     let key = |id: &str| ("notes".to_owned(), id.to_owned());
     store.apply(&[put("a", "one"), put("b", "one")]).await.expect("write");
-    assert_eq!(store.take_commit_marks(&[key("a")]), None, "b is not named");
+    assert_eq!(store.take_commit_marks(&[key("a")], true), None, "b is not named");
     store.apply(&[put("a", "two"), put("b", "two")]).await.expect("write");
-    let (found, left) = store.take_commit_marks(&[key("b"), key("a"), key("c")]).expect("every entity named, in any order").marks;
+    let taken = store.take_commit_marks(&[key("b"), key("a"), key("c")], false).expect("every entity named, in any order");
+    assert!(taken.docs.is_none(), "no docs unless asked for");
+    let (found, left) = taken.marks;
     assert_ne!(found, left);
-    assert_eq!(store.take_commit_marks(&[key("a"), key("b")]), None, "handed out once");
+    assert_eq!(store.take_commit_marks(&[key("a"), key("b")], true), None, "handed out once");
 
     // A write that cannot apply writes no entity: no marks, and the mark stays as it was.
     let results = store.apply(&[patch("missing", serde_json::json!({ "title": "x" }))]).await.expect("write");
     assert!(results[0].is_err());
-    assert_eq!(store.take_commit_marks(&[key("missing")]), None, "no commit of entities");
+    assert_eq!(store.take_commit_marks(&[key("missing")], true), None, "no commit of entities");
     store.apply(&[put("c", "one")]).await.expect("write");
-    let (after_nothing, _) = store.take_commit_marks(&[key("c")]).expect("one commit of entities").marks;
+    let (after_nothing, _) = store.take_commit_marks(&[key("c")], true).expect("one commit of entities").marks;
     assert_eq!(after_nothing, left, "it found the mark the last commit of entities left");
 
     store.apply(&[put("a", "three")]).await.expect("write");
     store.apply(&[put("b", "three")]).await.expect("write");
-    assert_eq!(store.take_commit_marks(&[key("a"), key("b")]), None, "two commits since the last call");
+    assert_eq!(store.take_commit_marks(&[key("a"), key("b")], true), None, "two commits since the last call");
     store.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }

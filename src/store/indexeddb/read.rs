@@ -25,7 +25,7 @@ pub struct CommitMarks {
     pub marks: (String, String),
     /// The doc it stored for each key (null where it wrote none), as JS
     /// strings, which need not enter the module on their way to the other
-    /// contexts; `None` past the size a message carries.
+    /// contexts; `None` past the size a message carries, or when not asked for.
     pub docs: Option<Array>,
 }
 
@@ -62,11 +62,12 @@ impl IdbStore {
     /// stored `keys` carries of it (see `Commits.take` in
     /// `src/browser/browser.js`): `None` unless exactly one commit of
     /// entities was made since the last call and `keys` name every entity
-    /// it wrote.
-    pub fn take_commit_marks(&self, keys: &[(String, String)]) -> Option<CommitMarks> {
+    /// it wrote. The docs it stored only `with_docs`: when another context
+    /// is known to listen.
+    pub fn take_commit_marks(&self, keys: &[(String, String)], with_docs: bool) -> Option<CommitMarks> {
         let stores: Array = keys.iter().map(|(c, _)| self.collections.get(c).map_or(JsValue::UNDEFINED, |info| info.store.clone())).collect();
         let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-        let taken = self.commits.take(&stores, &ids);
+        let taken = self.commits.take(&stores, &ids, with_docs);
         let taken = taken.dyn_ref::<Array>()?;
         let docs = taken.get(2).dyn_into::<Array>().ok();
         Some(CommitMarks { marks: (taken.get(0).as_string()?, taken.get(1).as_string()?), docs })

@@ -40,8 +40,10 @@ pub struct Reads {
 impl Reads {
     /// The reads `answers` need, leaving out collections `declared` refuses.
     pub fn of<'a>(answers: impl IntoIterator<Item = &'a ServerAnswer>, declared: impl Fn(&str) -> bool) -> Reads {
-        let mut reads = Reads::default();
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let answers = answers.into_iter();
+        let expected = answers.size_hint().0;
+        let mut reads = Reads { entities: Vec::with_capacity(expected), mutations: Vec::with_capacity(expected) };
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(expected);
         for answer in answers {
             if !declared(answer.collection()) {
                 continue;

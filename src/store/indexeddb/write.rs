@@ -137,7 +137,7 @@ impl IdbStore {
         // twice (a single write, a bulk put of new entities), every write is
         // the first and the last to its entity: nothing is kept between writes.
         let repeated = current.len() < writes.len();
-        let mut checked: HashSet<(&'w str, &'w str)> = HashSet::new();
+        let mut checked: HashSet<(&'w str, &'w str)> = HashSet::with_capacity(if repeated { current.len() } else { 0 });
         let mut results = Vec::with_capacity(writes.len());
         let mut outgoing = Outgoing::default();
         for write in writes {

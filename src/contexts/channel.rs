@@ -2,8 +2,8 @@
 //! on it: JSON text of [`Message`], so both ends agree on one shape.
 
 use std::cell::Cell;
-use std::rc::Rc;
 use std::future::Future;
+use std::rc::Rc;
 
 use futures::channel::oneshot;
 use futures::future::{self, Either};

@@ -1,8 +1,9 @@
 // Replies no server of the protocol sends, from a proxy in front of the real reference
 // server: invalid JSON, JSON of the wrong shape, an HTML error page, a body cut in half,
-// a huge body. Each must reach the app as a typed, transient `SYNC_FAILED` with a
-// message that says what was wrong, keep the write queued, schedule a retry, panic
-// nothing; and once the replies are sound again, the write reaches the server once.
+// a huge body, a pulled id holding U+0000. Each must reach the app as a typed, transient
+// `SYNC_FAILED` with a message that says what was wrong, keep the write queued, schedule
+// a retry, panic nothing; and once the replies are sound again, the write reaches the
+// server once.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -38,6 +39,13 @@ const CASES = [
   },
   { name: "pull: invalid JSON", path: "/v1/pull", fault: json(200, "{changes"), says: /malformed server reply/ },
   { name: "pull: changes of the wrong shape", path: "/v1/pull", fault: json(200, { changes: [{ id: 5 }], cursor: "", hasMore: false }), says: /malformed server reply/ },
+  {
+    // The IndexedDB store joins ids with U+0000 where one call carries many.
+    name: "pull: an id holding U+0000",
+    path: "/v1/pull",
+    fault: json(200, { changes: [{ collection: "notes", id: "a\u0000b", data: { title: "x" }, version: 1, serverUpdatedAt: 1 }], cursor: "c", hasMore: false }),
+    says: /malformed server reply: pull answered an id holding U\+0000/,
+  },
   { name: "pull: an HTML error page", path: "/v1/pull", fault: { kind: "answer", status: 500, contentType: "text/html", body: "<html>oops</html>" }, says: /HTTP 500/ },
 ];
 

@@ -625,6 +625,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     "pull answered hasMore with no changes and the same cursor".into(),
                 )));
             }
+            // A store may join ids with U+0000 where one call carries many
+            // (the IndexedDB store does); local ids cannot hold it.
+            if let Some(change) = changes.iter().find(|change| change.id.contains('\0')) {
+                return Err(Failure::Remote(RemoteError::Malformed(format!(
+                    "pull answered an id holding U+0000 in {:?}",
+                    change.collection
+                ))));
+            }
             let count = changes.len();
             let mut answers = self.pulled_answers(changes, &mut local_ids, full.as_mut());
             if let Some(full) = &full {

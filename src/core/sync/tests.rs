@@ -327,6 +327,22 @@ fn malformed_replies_lose_nothing() {
     assert_eq!(a.pending(), 0);
 }
 
+/// A pulled id holding U+0000, which the IndexedDB store cannot keep apart
+/// from its neighbours where it joins ids, fails the pull as a malformed
+/// reply: nothing of its page is recorded, and the cursor stays.
+#[test]
+fn a_pulled_id_holding_a_nul_is_a_malformed_reply() {
+    let remote = FakeRemote::default();
+    remote.server().write("notes", "s1", json!({"title": "one"}), false);
+    remote.server().write("notes", "bad\u{0}id", json!({"title": "two"}), false);
+    let a = device(&remote, ConflictPolicy::Merge);
+    let error = a.sync().unwrap_err();
+    assert!(matches!(error, SyncError::Remote { class: ErrorClass::Transient { .. }, .. }), "{error:?}");
+    assert!(error.to_string().contains("U+0000"), "{error}");
+    assert!(a.get("s1").is_none(), "nothing of the page is recorded");
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().cursor, None);
+}
+
 fn no_version_clone() -> MutationResult {
     MutationResult {
         mutation_id: 0,

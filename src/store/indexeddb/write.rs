@@ -173,12 +173,12 @@ impl IdbStore {
             let key = (write.collection.as_str(), write.id.as_str());
             if let Entry::Vacant(slot) = believed.entry(key) {
                 slot.insert(None);
-                keys.push(key);
-                positions.push(self.collection_info(&write.collection)?.position);
-                if !ids.is_empty() {
+                if !keys.is_empty() {
                     ids.push_str(SEPARATOR);
                 }
                 ids.push_str(&write.id);
+                keys.push(key);
+                positions.push(self.collection_info(&write.collection)?.position);
             }
         }
         if keys.is_empty() {

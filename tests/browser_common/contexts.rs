@@ -261,13 +261,19 @@ pub async fn a_commit_reaches_every_handle_of_the_database() {
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
+/// What a watch of the inline JS above (`countEntityReads`,
+/// `watchCommitMessages`) saw, once stopped.
+fn stop(watch: &JsValue) -> JsValue {
+    let stop: js_sys::Function = Reflect::get(watch, &"stop".into()).unwrap().unchecked_into();
+    stop.call0(watch).unwrap()
+}
+
 /// What `work` gives, and the reads of entities (`get`) it made, in every
 /// handle of this realm.
 async fn with_entity_reads<T>(work: impl std::future::Future<Output = T>) -> (T, f64) {
     let counter = count_entity_reads();
     let done = work.await;
-    let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
-    (done, stop.call0(&counter).unwrap().as_f64().unwrap())
+    (done, stop(&counter).as_f64().unwrap())
 }
 
 /// Two connections on a new database of notes `a` and `b` (titled "first"),
@@ -438,8 +444,7 @@ pub async fn a_commit_carries_its_docs_only_once_another_context_is_heard() {
     let b = Tideway::open(options()).await.expect("open b");
     put(&b, "n2").await.expect("put in b");
     put(&a, "n3").await.expect("put in a");
-    let stop: js_sys::Function = Reflect::get(&watch, &"stop".into()).unwrap().unchecked_into();
-    let carried: Vec<bool> = js_sys::Array::from(&stop.call0(&watch).unwrap()).iter().map(|c| c.as_bool().unwrap()).collect();
+    let carried: Vec<bool> = js_sys::Array::from(&stop(&watch)).iter().map(|c| c.as_bool().unwrap()).collect();
     assert_eq!(carried, [false, true, true], "a alone; b, which heard a answer its probe; a, which heard b join");
     settle(a.close()).await.unwrap();
     settle(b.close()).await.unwrap();
@@ -508,8 +513,7 @@ pub async fn a_commit_made_while_a_handle_loads_is_in_its_mirror() {
     // With no commit between its load and its joining, an open reads the stores once.
     let counter = count_entity_scans();
     let c = Tideway::open(options()).await.expect("open c");
-    let stop: js_sys::Function = Reflect::get(&counter, &"stop".into()).unwrap().unchecked_into();
-    assert_eq!(stop.call0(&counter).unwrap().as_f64(), Some(1.0), "the load's one chunk, and no second read");
+    assert_eq!(stop(&counter).as_f64(), Some(1.0), "the load's one chunk, and no second read");
     settle(c.close()).await.unwrap();
     settle(a.close()).await.unwrap();
     settle(b.close()).await.unwrap();

@@ -23,7 +23,7 @@ use super::log::{steps_of, AnswerStatus, ConflictOutcome};
 use super::remote::{ErrorClass, Remote, RemoteError};
 use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settled};
 use crate::core::error::Error;
-use crate::core::mutation::Mutation;
+use crate::core::mutation::{Mutation, MutationId};
 use crate::core::repository::Repository;
 use crate::core::store::{Meanwhile, Store, SyncMeta};
 
@@ -329,8 +329,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                             }
                         }
                     }
-                    let previous = answered.as_ref().map_or(&[][..], |answered| answered.batch.as_slice());
-                    let (batch, end) = self.next_batch(batch_size, previous).await?;
+                    let (after, in_flight) = answered.as_ref().map_or((0, &[][..]), |answered| (answered.last(), &answered.keys[..]));
+                    let (batch, end) = self.next_batch(batch_size, after, in_flight).await?;
                     (batch, end, None)
                 }
             };
@@ -374,6 +374,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             };
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Rc<[(String, String)]> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
+            let last = batch[batch.len() - 1].mutation_id;
             self.repository.mark_syncing(&keys);
             marked.push(keys.clone());
             // The entities whose answers may still change what the next request carries.
@@ -387,7 +388,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 if end || withheld {
                     return Ok((withheld, None));
                 }
-                let (next, next_end) = self.next_batch(batch_size, &batch).await?;
+                let (next, next_end) = self.next_batch(batch_size, last, &keys).await?;
                 // Ready to go the moment this batch is answered (see `Remote::prepare`).
                 let mut prepared = None;
                 if !next.is_empty() && !unrecorded.holds_any(&next) {
@@ -408,27 +409,26 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 }
             };
             let (withheld, next) = meanwhile;
-            let current = Answered { batch, keys, answers: Vec::new() };
             match sent {
-                Sent::Answered(answers) => {
-                    answered = Some(Answered { answers, ..current });
+                Sent::Answered(results) => {
+                    answered = Some(Answered { keys, answers: answers_of(batch, results) });
                     read_ahead = next;
                 }
                 // Answers about part of the batch: the rest is pushed again, so
                 // they are recorded before the outbox is read for the next batch.
                 Sent::Refused(answer) => {
                     self.finish(recording, report).await?;
-                    if self.record_push(Answered { answers: vec![*answer], ..current }, report).await? {
+                    if self.record_push(Answered { keys, answers: vec![*answer] }, report).await? {
                         return Ok(Pushed::UntilWithheld);
                     }
                 }
                 Sent::OneAtATime => {
-                    self.repository.unmark_syncing(&current.keys);
+                    self.repository.unmark_syncing(&keys);
                     batch_size = 1;
                 }
                 Sent::Failed(error) => {
-                    self.repository.unmark_syncing(&current.keys);
-                    self.note_failed_push(&current.batch, &error).await;
+                    self.repository.unmark_syncing(&keys);
+                    self.note_failed_push(&batch, &error).await;
                     return Err(Failure::Remote(error));
                 }
             }
@@ -472,19 +472,24 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         Ok(())
     }
 
-    /// The next batch: the oldest queued mutations after `previous` (still
-    /// queued: in flight, or its answers not recorded yet), up to the first of
-    /// an entity met before. A second mutation of an entity waits for the
-    /// first's answer, because its base version is the version that answer
-    /// brings: sent together, it would conflict with its own predecessor, or
-    /// apply over a change it never saw.
+    /// The next batch: the oldest queued mutations after key `after`, the
+    /// last of the batch before (still queued: in flight, or its answers not
+    /// recorded yet, its entities `in_flight`), up to the first of an entity
+    /// met before. A second mutation of an entity waits for the first's
+    /// answer, because its base version is the version that answer brings:
+    /// sent together, it would conflict with its own predecessor, or apply
+    /// over a change it never saw.
     /// Also whether the read reached the end of the outbox.
-    async fn next_batch(&self, batch_size: usize, previous: &[Mutation]) -> Result<(Vec<Mutation>, bool), Failure> {
-        let last = previous.last().map_or(0, |m| m.mutation_id);
-        let outbox = self.repository.store().outbox_after(last, batch_size).await?;
+    async fn next_batch(
+        &self,
+        batch_size: usize,
+        after: MutationId,
+        in_flight: &[(String, String)],
+    ) -> Result<(Vec<Mutation>, bool), Failure> {
+        let outbox = self.repository.store().outbox_after(after, batch_size).await?;
         let end = outbox.len() < batch_size;
-        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(previous.len() + outbox.len());
-        seen.extend(previous.iter().map(|m| (m.collection.as_str(), m.id.as_str())));
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(in_flight.len() + outbox.len());
+        seen.extend(in_flight.iter().map(|(collection, id)| (collection.as_str(), id.as_str())));
         let fits = outbox.iter().take_while(|m| seen.insert((m.collection.as_str(), m.id.as_str()))).count();
         let mut batch = outbox;
         batch.truncate(fits);
@@ -498,8 +503,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             return Sent::Refused(Box::new(self.refusal(batch, invalid.mutation_id, invalid.message)));
         }
         match self.call(refreshed, || self.remote.push(request)).await {
-            Ok(response) => match answers_of(batch, response) {
-                Ok(answers) => Sent::Answered(answers),
+            Ok(response) => match check_answers(batch, &response) {
+                Ok(()) => Sent::Answered(response),
                 Err(error) => Sent::Failed(error),
             },
             Err(error) => match error.class() {
@@ -891,9 +896,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
 /// Per collection, the local id of each entity the server knows under another id.
 type LocalIds = HashMap<String, HashMap<String, String>>;
 
-/// A pushed batch and the server's answers to it.
+/// The server's answers to a pushed batch, which hold its mutations.
 struct Answered {
-    batch: Vec<Mutation>,
     /// Each mutation's entity, marked syncing (see `push_all`'s `marked`).
     keys: Rc<[(String, String)]>,
     answers: Vec<ServerAnswer>,
@@ -925,6 +929,11 @@ impl Chained {
 }
 
 impl Answered {
+    /// The outbox key of the batch's last mutation.
+    fn last(&self) -> MutationId {
+        self.answers.last().and_then(ServerAnswer::mutation_id).unwrap_or(0)
+    }
+
     /// Whether the server applied every mutation of the batch.
     fn all_applied(&self) -> bool {
         self.answers.iter().all(|answer| {
@@ -1000,8 +1009,8 @@ impl EntitySet {
 
 /// What came of sending one push.
 enum Sent {
-    /// An answer for every mutation, in order.
-    Answered(Vec<ServerAnswer>),
+    /// A result for every mutation, in order (see `check_answers`).
+    Answered(PushResponse),
     /// One mutation refused for good; the rest of the batch stays queued.
     Refused(Box<ServerAnswer>),
     /// Refused whole, naming no mutation: push one at a time to find it.
@@ -1048,8 +1057,9 @@ fn within_body_limit(mut batch: Vec<Mutation>) -> Vec<Mutation> {
     batch
 }
 
-/// Pairs each pushed mutation with its result, checking the reply is the one the protocol promises.
-fn answers_of(batch: &[Mutation], response: PushResponse) -> Result<Vec<ServerAnswer>, RemoteError> {
+/// Checks that `response` is the reply the protocol promises to `batch`: a
+/// result for each mutation, in order.
+fn check_answers(batch: &[Mutation], response: &PushResponse) -> Result<(), RemoteError> {
     if response.results.len() != batch.len() {
         return Err(RemoteError::Malformed(format!(
             "push of {} mutations answered {} results",
@@ -1057,20 +1067,22 @@ fn answers_of(batch: &[Mutation], response: PushResponse) -> Result<Vec<ServerAn
             response.results.len()
         )));
     }
-    batch
-        .iter()
-        .zip(response.results)
-        .map(|(mutation, result)| {
-            if result.mutation_id != mutation.mutation_id {
-                return Err(RemoteError::Malformed(format!(
-                    "push result for mutation {} where {} was expected",
-                    result.mutation_id, mutation.mutation_id
-                )));
-            }
-            if result.status == tideway_protocol::PushStatus::Applied && result.version.is_none() {
-                return Err(RemoteError::Malformed(format!("mutation {} applied without a version", mutation.mutation_id)));
-            }
-            Ok(ServerAnswer::Pushed { mutation: mutation.clone(), result })
-        })
-        .collect()
+    for (mutation, result) in batch.iter().zip(&response.results) {
+        if result.mutation_id != mutation.mutation_id {
+            return Err(RemoteError::Malformed(format!(
+                "push result for mutation {} where {} was expected",
+                result.mutation_id, mutation.mutation_id
+            )));
+        }
+        if result.status == tideway_protocol::PushStatus::Applied && result.version.is_none() {
+            return Err(RemoteError::Malformed(format!("mutation {} applied without a version", mutation.mutation_id)));
+        }
+    }
+    Ok(())
+}
+
+/// Pairs each pushed mutation with its result, `response` having passed
+/// `check_answers`: the answers take the mutations, rather than copies.
+fn answers_of(batch: Vec<Mutation>, response: PushResponse) -> Vec<ServerAnswer> {
+    batch.into_iter().zip(response.results).map(|(mutation, result)| ServerAnswer::Pushed { mutation, result }).collect()
 }

@@ -865,25 +865,39 @@ export class Commits {
   /**
    * The marks of the commit just made, `[the one it found, the one it left,
    * docs]`, for the message that tells the other contexts of it, which names
-   * the entities `ids[i]` of `stores[i]`. Null unless exactly one commit of
-   * entities was made since the last call and the message names every entity
-   * it wrote: the contexts that read those back may then trust their maps
-   * again, so marks must never travel with another commit's entities.
-   * `docs[i]` is the doc the commit stored for `ids[i]` (null where it wrote
-   * none): a context whose maps held every entity at the first mark takes
-   * them as stored without reading them (see `toldDocs`). `docs` is null past
-   * `TOLD_DOCS_MAX` characters, and unless `withDocs` (no other context is
-   * known to listen).
+   * the entities of `ids` (one text, see `SEPARATOR`), each of the store at
+   * the same place in `positions` (`stores[p]`; none past its end). Null
+   * unless exactly one commit of entities was made since the last call and
+   * the message names every entity it wrote: the contexts that read those
+   * back may then trust their maps again, so marks must never travel with
+   * another commit's entities. `docs[i]` is the doc the commit stored for the
+   * i-th entity named (null where it wrote none): a context whose maps held
+   * every entity at the first mark takes them as stored without reading them
+   * (see `toldDocs`). `docs` is null past `TOLD_DOCS_MAX` characters, and
+   * unless `withDocs` (no other context is known to listen).
    */
-  take(stores, ids, withDocs) {
+  take(stores, positions, ids, withDocs) {
     const { count, marks, written } = this.untold;
     this.untold = { count: 0, marks: null, written: null };
     if (count !== 1) return null;
-    const named = new Set(ids.map((id, i) => entityKey(stores[i], id)));
-    if (!written.every(({ store, record }) => named.has(entityKey(store, record.id)))) return null;
+    // `positions` is a view of wasm memory, valid during this call only.
+    const named = positions.length === 0 ? [] : ids.split(SEPARATOR);
+    const storeOf = Array.from(positions, (position) => stores[position]);
+    // The ids named, by store: no key of store and id is built for each.
+    const byStore = new Map();
+    named.forEach((id, i) => {
+      if (storeOf[i] === undefined) return;
+      const ids = byStore.get(storeOf[i]) ?? new Set();
+      byStore.set(storeOf[i], ids.add(id));
+    });
+    if (!written.every(({ store, record }) => byStore.get(store)?.has(record.id))) return null;
     if (!withDocs) return [...marks, null];
-    const docs = new Map(written.map(({ store, record }) => [entityKey(store, record.id), record.doc]));
-    const told = ids.map((id, i) => docs.get(entityKey(stores[i], id)) ?? null);
+    const docs = new Map();
+    for (const { store, record } of written) {
+      const stored = docs.get(store) ?? new Map();
+      docs.set(store, stored.set(record.id, record.doc));
+    }
+    const told = named.map((id, i) => docs.get(storeOf[i])?.get(id) ?? null);
     const size = told.reduce((sum, doc) => sum + (doc?.length ?? 0), 0);
     return [...marks, size <= TOLD_DOCS_MAX ? told : null];
   }

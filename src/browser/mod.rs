@@ -15,9 +15,13 @@ use js_sys::{Array, Object, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 /// What separates the strings packed into one text (`WriteBatch.send`,
-/// `knownDocs`, `RecordCache.evict`): NUL, which neither an entity id nor JSON
-/// text holds.
+/// `knownDocs`, `Commits.take`, `RecordCache.evict`): NUL, which neither an
+/// entity id nor JSON text holds.
 pub const SEPARATOR: &str = "\0";
+
+/// A position of no object store, where a call takes positions in a list of
+/// stores.
+pub const NO_STORE: u32 = u32::MAX;
 
 /// A write's op code is its collection's position shifted left by this,
 /// ORed with one of the kinds below.
@@ -158,13 +162,14 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn leave(this: &Commits, tx: &JsValue);
     /// The marks of the commit just made, `[found, left, docs]`, for the
-    /// message telling the other contexts that it wrote `ids[i]` of
-    /// `stores[i]`; null unless exactly one commit of entities was made since
-    /// the last call, and the message names every entity it wrote. `docs[i]`:
-    /// the doc it stored for `ids[i]`, or null; `docs` is null when too large
-    /// or not `with_docs`.
+    /// message telling the other contexts that it wrote the entities `ids`
+    /// (joined by `SEPARATOR`), each of the store at the same place in
+    /// `positions` (of `stores`; [`NO_STORE`] for none); null unless exactly
+    /// one commit of entities was made since the last call, and the message
+    /// names every entity it wrote. `docs[i]`: the doc it stored for the i-th
+    /// id, or null; `docs` is null when too large or not `with_docs`.
     #[wasm_bindgen(method)]
-    pub fn take(this: &Commits, stores: &Array, ids: &Array, with_docs: bool) -> JsValue;
+    pub fn take(this: &Commits, stores: &Array, positions: &[u32], ids: &str, with_docs: bool) -> JsValue;
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]

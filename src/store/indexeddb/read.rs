@@ -65,9 +65,17 @@ impl IdbStore {
     /// it wrote. The docs it stored only `with_docs`: when another context
     /// is known to listen.
     pub fn take_commit_marks(&self, keys: &[(String, String)], with_docs: bool) -> Option<CommitMarks> {
-        let stores: Array = keys.iter().map(|(c, _)| self.collections.get(c).map_or(JsValue::UNDEFINED, |info| info.store.clone())).collect();
-        let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-        let taken = self.commits.take(&stores, &ids, with_docs);
+        // The ids cross as one text: a crossing per key cost more than the check.
+        let mut positions = Vec::with_capacity(keys.len());
+        let mut ids = String::new();
+        for (collection, id) in keys {
+            if !positions.is_empty() {
+                ids.push_str(browser::SEPARATOR);
+            }
+            ids.push_str(id);
+            positions.push(self.collections.get(collection).map_or(browser::NO_STORE, |info| info.position));
+        }
+        let taken = self.commits.take(&self.stores, &positions, &ids, with_docs);
         let taken = taken.dyn_ref::<Array>()?;
         let docs = taken.get(2).dyn_into::<Array>().ok();
         Some(CommitMarks { marks: (taken.get(0).as_string()?, taken.get(1).as_string()?), docs })

@@ -933,18 +933,24 @@ function markOf(read) {
 }
 
 /**
- * `readDocs`, answered from the `known` maps when they hold every entity as
- * stored (see `Commits`): then one read of the last mark, not one per id.
+ * `readDocs` of `ids` (one text, see `SEPARATOR`), each of the store at the
+ * same place in `positions` (`stores[p]`, its `known` map `knowns[p]`),
+ * answered from the `known` maps when they hold every entity as stored (see
+ * `Commits`): then one read of the last mark, not one per id.
  */
-export function currentDocs(tx, stores, known, ids, commits) {
-  if (commits.seen === null) return readDocs(tx, stores, known, ids);
+export function currentDocs(tx, stores, knowns, positions, ids, commits) {
+  // `positions` is a view of wasm memory, valid during this call only.
+  const list = ids.split(SEPARATOR);
+  const known = Array.from(positions, (position) => knowns[position]);
+  const store = Array.from(positions, (position) => stores[position]);
+  if (commits.seen === null) return readDocs(tx, store, known, list);
   const last = commits.last(tx);
   return new Promise((resolve, reject) => {
     last.onsuccess = () => {
       if (markOf(last) === commits.seen) {
         commits.ahead = false;
-        resolve(ids.map((id, i) => known[i].get(id)));
-      } else readDocs(tx, stores, known, ids).then(resolve, reject);
+        resolve(list.map((id, i) => known[i].get(id)));
+      } else readDocs(tx, store, known, list).then(resolve, reject);
     };
     last.onerror = () => reject(last.error);
   });

@@ -15,8 +15,8 @@ use js_sys::{Array, Object, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 /// What separates the strings packed into one text (`WriteBatch.send`,
-/// `knownDocs`, `Commits.take`, `RecordCache.evict`): NUL, which neither an
-/// entity id nor JSON text holds.
+/// `knownDocs`, `currentDocs`, `Commits.take`, `RecordCache.evict`): NUL,
+/// which neither an entity id nor JSON text holds.
 pub const SEPARATOR: &str = "\0";
 
 /// A position of no object store, where a call takes positions in a list of
@@ -140,10 +140,12 @@ extern "C" {
     /// `toldDocs` in `browser.js`).
     #[wasm_bindgen(js_name = toldDocs)]
     pub fn told_docs(stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue, docs: &Array) -> JsValue;
-    /// `read_docs`, answered from the `known` maps when `commits` says they
-    /// hold every entity as stored in `tx`.
+    /// `read_docs` of `ids` (joined by `SEPARATOR`), each in the store at
+    /// the same place in `positions` (of `stores`, with `knowns`), answered
+    /// from the `known` maps when `commits` says they hold every entity as
+    /// stored in `tx`.
     #[wasm_bindgen(js_name = currentDocs)]
-    pub fn current_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array, commits: &Commits) -> js_sys::Promise;
+    pub fn current_docs(tx: &JsValue, stores: &Array, knowns: &Array, positions: &[u32], ids: &str, commits: &Commits) -> js_sys::Promise;
     /// `[position, id, doc]` of each entity of `stores` stored otherwise than
     /// `knowns` say, the maps brought up to date (and then known to hold
     /// every entity, see `Commits`).

@@ -85,11 +85,19 @@ impl IdbStore {
         let docs = if reads.entities.is_empty() {
             Array::new()
         } else {
-            let stores: Array = reads.entities.iter().map(|(c, _)| self.collection_info(c).map(|info| info.store.clone())).collect::<Result<_>>()?;
-            let known: Array =
-                reads.entities.iter().map(|(c, _)| self.collection_info(c).map(|info| JsValue::from(&info.known))).collect::<Result<_>>()?;
-            let ids: Array = reads.entities.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-            Array::from(&JsFuture::from(browser::current_docs(tx.as_sys(), &stores, &known, &ids, &self.commits)).await.map_err(js_error)?)
+            // The ids cross as one text, each one's store by position: a
+            // crossing per entity cost more than the lookups.
+            let mut positions = Vec::with_capacity(reads.entities.len());
+            let mut ids = String::new();
+            for (collection, id) in &reads.entities {
+                if !positions.is_empty() {
+                    ids.push_str(browser::SEPARATOR);
+                }
+                ids.push_str(id);
+                positions.push(self.collection_info(collection)?.position);
+            }
+            let read = browser::current_docs(tx.as_sys(), &self.stores, &self.knowns, &positions, &ids, &self.commits);
+            Array::from(&JsFuture::from(read).await.map_err(js_error)?)
         };
         let mut stored = Stored::default();
         stored.entities.reserve(reads.entities.len());

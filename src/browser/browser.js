@@ -880,15 +880,13 @@ export class Commits {
     const { count, marks, written } = this.untold;
     this.untold = { count: 0, marks: null, written: null };
     if (count !== 1) return null;
-    // `positions` is a view of wasm memory, valid during this call only.
-    const named = positions.length === 0 ? [] : ids.split(SEPARATOR);
-    const storeOf = Array.from(positions, (position) => stores[position]);
+    const named = new Entities(stores, [], positions, ids);
     // The ids named, by store: no key of store and id is built for each.
     const byStore = new Map();
-    named.forEach((id, i) => {
-      if (storeOf[i] === undefined) return;
-      const ids = byStore.get(storeOf[i]) ?? new Set();
-      byStore.set(storeOf[i], ids.add(id));
+    named.ids.forEach((id, i) => {
+      const store = named.store(i);
+      if (store === undefined) return;
+      byStore.set(store, (byStore.get(store) ?? new Set()).add(id));
     });
     if (!written.every(({ store, record }) => byStore.get(store)?.has(record.id))) return null;
     if (!withDocs) return [...marks, null];
@@ -897,7 +895,7 @@ export class Commits {
       const stored = docs.get(store) ?? new Map();
       docs.set(store, stored.set(record.id, record.doc));
     }
-    const told = named.map((id, i) => docs.get(storeOf[i])?.get(id) ?? null);
+    const told = named.ids.map((id, i) => docs.get(named.store(i))?.get(id) ?? null);
     const size = told.reduce((sum, doc) => sum + (doc?.length ?? 0), 0);
     return [...marks, size <= TOLD_DOCS_MAX ? told : null];
   }
@@ -933,46 +931,73 @@ function markOf(read) {
 }
 
 /**
- * `readDocs` of `ids` (one text, see `SEPARATOR`), each of the store at the
- * same place in `positions` (`stores[p]`, its `known` map `knowns[p]`),
- * answered from the `known` maps when they hold every entity as stored (see
+ * The entities Rust names in one call: the ids of `ids` (one text, see
+ * `SEPARATOR`), each of the object store at the same place in `positions`
+ * (`stores[p]`, whose `known` map is `knowns[p]`).
+ */
+class Entities {
+  constructor(stores, knowns, positions, ids) {
+    this.ids = positions.length === 0 ? [] : ids.split(SEPARATOR);
+    // A copy: `positions` is a view of wasm memory, valid during that call only.
+    this.positions = positions.slice();
+    this.stores = stores;
+    this.knowns = knowns;
+  }
+
+  /** The object store of the `i`-th entity. */
+  store(i) {
+    return this.stores[this.positions[i]];
+  }
+
+  /** The `known` map of the `i`-th entity's store. */
+  known(i) {
+    return this.knowns[this.positions[i]];
+  }
+}
+
+/**
+ * `readEntities` of the entities at `positions` (see `Entities`), answered
+ * from the `known` maps when they hold every entity as stored (see
  * `Commits`): then one read of the last mark, not one per id.
  */
 export function currentDocs(tx, stores, knowns, positions, ids, commits) {
-  // `positions` is a view of wasm memory, valid during this call only.
-  const list = ids.split(SEPARATOR);
-  const known = Array.from(positions, (position) => knowns[position]);
-  const store = Array.from(positions, (position) => stores[position]);
-  if (commits.seen === null) return readDocs(tx, store, known, list);
+  const entities = new Entities(stores, knowns, positions, ids);
+  if (commits.seen === null) return readEntities(tx, entities);
   const last = commits.last(tx);
   return new Promise((resolve, reject) => {
     last.onsuccess = () => {
       if (markOf(last) === commits.seen) {
         commits.ahead = false;
-        resolve(list.map((id, i) => known[i].get(id)));
-      } else readDocs(tx, store, known, list).then(resolve, reject);
+        resolve(entities.ids.map((id, i) => entities.known(i).get(id)));
+      } else readEntities(tx, entities).then(resolve, reject);
     };
     last.onerror = () => reject(last.error);
   });
 }
 
 /**
- * Reads `ids[i]` from `stores[i]` in `tx` (with the log in its scope), as
- * they stand (`settledDoc`), records what it found in `known[i]` and resolves
- * with the docs (undefined where absent) once all are read, while `tx` is
- * still active for the writes computed on them.
+ * Reads the entities at `positions` (see `Entities`) in `tx` (with the log
+ * in its scope), as they stand (`settledDoc`), records what it found in their
+ * `known` maps and resolves with the docs (undefined where absent) once all
+ * are read, while `tx` is still active for the writes computed on them.
  */
-export function readDocs(tx, stores, known, ids) {
+export function readDocs(tx, stores, knowns, positions, ids) {
+  return readEntities(tx, new Entities(stores, knowns, positions, ids));
+}
+
+/** `readDocs` of `entities` (see `Entities`). */
+function readEntities(tx, entities) {
   return new Promise((resolve, reject) => {
-    const docs = new Array(ids.length);
-    let left = ids.length;
+    const docs = new Array(entities.ids.length);
+    let left = docs.length;
     if (left > 0) readAcks(tx);
-    ids.forEach((id, i) => {
-      const request = tx.objectStore(stores[i]).get(id);
+    entities.ids.forEach((id, i) => {
+      const store = entities.store(i);
+      const request = tx.objectStore(store).get(id);
       request.onsuccess = () => {
-        docs[i] = settledDoc(tx, stores[i], id, request.result);
-        if (docs[i] === undefined) known[i].delete(id);
-        else known[i].set(id, docs[i]);
+        docs[i] = settledDoc(tx, store, id, request.result);
+        if (docs[i] === undefined) entities.known(i).delete(id);
+        else entities.known(i).set(id, docs[i]);
         if (--left === 0) resolve(docs);
       };
       request.onerror = () => reject(request.error);
@@ -988,32 +1013,36 @@ export function readDocs(tx, stores, known, ids) {
  * what the maps hold, one of those may be the commit whose message comes
  * next, taken in before its turn (see `Commits.ahead`).
  */
-export function readCommitted(tx, stores, known, ids, commits, marks) {
+export function readCommitted(tx, stores, knowns, positions, ids, commits, marks) {
+  const entities = new Entities(stores, knowns, positions, ids);
   if (marks === null || commits.completedBy(marks) === null) commits.ahead = true;
-  return readDocs(tx, stores, known, ids).then((read) => {
+  return readEntities(tx, entities).then((read) => {
     if (marks !== null) commits.advance(marks);
     return read;
   });
 }
 
 /**
- * The docs another context's commit stored for `ids[i]` of `stores[i]`, taken
- * from its message (`docs[i]`, null where it wrote none, with its `marks`, see
- * `Commits.take`) instead of read: null unless that commit is all the maps
- * miss (`Commits.completedBy`) and no later commit was taken in before it
- * (`Commits.ahead`). The maps then hold every entity at the mark it left: each
- * entity as that commit stored it, or as the maps hold it where it wrote none
- * or this store's own commits wrote it since (see `Commits.gap`). Commits
- * made after it may have changed some of them already; their messages, which
- * come after this one, bring those changes in their turn.
+ * The docs another context's commit stored for the entities at `positions`
+ * (see `Entities`), taken from its message (`docs[i]` for the i-th entity,
+ * null where it wrote none, with its `marks`, see `Commits.take`) instead of
+ * read: null unless that commit is all the maps miss (`Commits.completedBy`)
+ * and no later commit was taken in before it (`Commits.ahead`). The maps then
+ * hold every entity at the mark it left: each entity as that commit stored
+ * it, or as the maps hold it where it wrote none or this store's own commits
+ * wrote it since (see `Commits.gap`). Commits made after it may have changed
+ * some of them already; their messages, which come after this one, bring
+ * those changes in their turn.
  */
-export function toldDocs(stores, known, ids, commits, marks, docs) {
+export function toldDocs(stores, knowns, positions, ids, commits, marks, docs) {
   const completed = commits.completedBy(marks);
   if (completed === null || commits.ahead) return null;
   const own = commits.gap?.written;
-  const stored = ids.map((id, i) => {
-    if (docs[i] === null || own?.has(entityKey(stores[i], id))) return known[i].get(id);
-    known[i].set(id, docs[i]);
+  const entities = new Entities(stores, knowns, positions, ids);
+  const stored = entities.ids.map((id, i) => {
+    const known = entities.known(i);
+    if (docs[i] === null || own?.has(entityKey(entities.store(i), id))) return known.get(id);
+    known.set(id, docs[i]);
     return docs[i];
   });
   commits.complete(completed);

@@ -125,25 +125,33 @@ extern "C" {
     /// transactions may commit before their requests have settled.
     #[wasm_bindgen(js_name = probeEarlyCommit)]
     pub fn probe_early_commit(db: &web_sys::IdbDatabase, store: &str, key: &str);
-    /// Reads `ids[i]` from `stores[i]` inside `tx`, refreshing `known[i]`;
-    /// resolves with the docs (undefined where absent).
+    /// Reads the entities `ids` (joined by `SEPARATOR`), each in the store at
+    /// the same place in `positions` (of `stores`, with `knowns`), inside
+    /// `tx`, refreshing the `known` maps; resolves with the docs (undefined
+    /// where absent). The calls below name entities the same way.
     #[wasm_bindgen(js_name = readDocs)]
-    pub fn read_docs(tx: &JsValue, stores: &Array, known: &Array, ids: &Array) -> js_sys::Promise;
+    pub fn read_docs(tx: &JsValue, stores: &Array, knowns: &Array, positions: &[u32], ids: &str) -> js_sys::Promise;
     /// `read_docs` of what another context committed; with that commit's
     /// `marks` (or null), the maps may hold every entity again afterwards
     /// (see `Commits.advance`).
     #[wasm_bindgen(js_name = readCommitted)]
-    pub fn read_committed(tx: &JsValue, stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue) -> js_sys::Promise;
-    /// What another context's commit stored for `ids[i]` of `stores[i]`,
-    /// taken from its message (its `marks` and `docs`) without reading it,
+    pub fn read_committed(
+        tx: &JsValue,
+        stores: &Array,
+        knowns: &Array,
+        positions: &[u32],
+        ids: &str,
+        commits: &Commits,
+        marks: &JsValue,
+    ) -> js_sys::Promise;
+    /// What another context's commit stored for the entities named, taken
+    /// from its message (its `marks` and `docs`) without reading it,
     /// when the maps then hold every entity again; null otherwise (see
     /// `toldDocs` in `browser.js`).
     #[wasm_bindgen(js_name = toldDocs)]
-    pub fn told_docs(stores: &Array, known: &Array, ids: &Array, commits: &Commits, marks: &JsValue, docs: &Array) -> JsValue;
-    /// `read_docs` of `ids` (joined by `SEPARATOR`), each in the store at
-    /// the same place in `positions` (of `stores`, with `knowns`), answered
-    /// from the `known` maps when `commits` says they hold every entity as
-    /// stored in `tx`.
+    pub fn told_docs(stores: &Array, knowns: &Array, positions: &[u32], ids: &str, commits: &Commits, marks: &JsValue, docs: &Array) -> JsValue;
+    /// `read_docs`, answered from the `known` maps when `commits` says they
+    /// hold every entity as stored in `tx`.
     #[wasm_bindgen(js_name = currentDocs)]
     pub fn current_docs(tx: &JsValue, stores: &Array, knowns: &Array, positions: &[u32], ids: &str, commits: &Commits) -> js_sys::Promise;
     /// `[position, id, doc]` of each entity of `stores` stored otherwise than

@@ -249,6 +249,25 @@ impl IdbStore {
         self.schema.collection(collection)?;
         Ok(&self.collections[collection])
     }
+
+    /// The entities `keys` name, as the JS half takes many in one call (see
+    /// `entitiesAt` in `src/browser/browser.js`): each one's store as its
+    /// position in `stores` ([`browser::NO_STORE`] for a collection not
+    /// declared), and the ids joined by [`browser::SEPARATOR`]. A crossing
+    /// per entity would cost more than the lookups the call makes.
+    fn entities_at<'k>(&self, keys: impl IntoIterator<Item = (&'k str, &'k str)>) -> (Vec<u32>, String) {
+        let keys = keys.into_iter();
+        let mut positions = Vec::with_capacity(keys.size_hint().0);
+        let mut ids = String::new();
+        for (collection, id) in keys {
+            if !positions.is_empty() {
+                ids.push_str(browser::SEPARATOR);
+            }
+            ids.push_str(id);
+            positions.push(self.collections.get(collection).map_or(browser::NO_STORE, |info| info.position));
+        }
+        (positions, ids)
+    }
 }
 
 /// Hooks that make the store fail on purpose, or report what it found out

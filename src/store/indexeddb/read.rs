@@ -65,16 +65,7 @@ impl IdbStore {
     /// it wrote. The docs it stored only `with_docs`: when another context
     /// is known to listen.
     pub fn take_commit_marks(&self, keys: &[(String, String)], with_docs: bool) -> Option<CommitMarks> {
-        // The ids cross as one text: a crossing per key cost more than the check.
-        let mut positions = Vec::with_capacity(keys.len());
-        let mut ids = String::new();
-        for (collection, id) in keys {
-            if !positions.is_empty() {
-                ids.push_str(browser::SEPARATOR);
-            }
-            ids.push_str(id);
-            positions.push(self.collections.get(collection).map_or(browser::NO_STORE, |info| info.position));
-        }
+        let (positions, ids) = self.entities_at(keys.iter().map(|(c, id)| (c.as_str(), id.as_str())));
         let taken = self.commits.take(&self.stores, &positions, &ids, with_docs);
         let taken = taken.dyn_ref::<Array>()?;
         let docs = taken.get(2).dyn_into::<Array>().ok();
@@ -108,17 +99,17 @@ impl IdbStore {
             _ => None,
         };
         let keys: Vec<&(String, String)> = wanted.into_iter().map(|i| &keys[i]).collect();
-        let stores: Array = keys.iter().map(|(c, _)| self.collections[c].store.clone()).collect();
-        let known: Array = keys.iter().map(|(c, _)| JsValue::from(&self.collections[c].known)).collect();
-        let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
+        let (positions, ids) = self.entities_at(keys.iter().map(|(c, id)| (c.as_str(), id.as_str())));
         let marks: JsValue = match marks {
             Some((found, left)) => Array::of2(&found.into(), &left.into()).into(),
             None => JsValue::NULL,
         };
-        let taken = told.and_then(|told| browser::told_docs(&stores, &known, &ids, &self.commits, &marks, &told).dyn_into::<Array>().ok());
+        let taken = told.and_then(|told| {
+            browser::told_docs(&self.stores, &self.knowns, &positions, &ids, &self.commits, &marks, &told).dyn_into::<Array>().ok()
+        });
         let docs = match taken {
             Some(docs) => docs,
-            None => self.read_committed(&keys, &stores, &known, &ids, &marks).await?,
+            None => self.read_committed(&keys, &positions, &ids, &marks).await?,
         };
         let mut stored = Vec::with_capacity(keys.len());
         for ((collection, id), doc) in keys.into_iter().zip(docs.iter()) {
@@ -130,13 +121,13 @@ impl IdbStore {
     }
 
     /// [`IdbStore::read_stored`]'s read of the entities `keys`, in one transaction.
-    async fn read_committed(&self, keys: &[&(String, String)], stores: &Array, known: &Array, ids: &Array, marks: &JsValue) -> Result<Array> {
+    async fn read_committed(&self, keys: &[&(String, String)], positions: &[u32], ids: &str, marks: &JsValue) -> Result<Array> {
         let mut scope = entity_stores(keys.iter().map(|(c, _)| c.as_str()));
         scope.push(ACKS_STORE.to_owned());
         let scope = &scope;
         self.idempotent(|connection| async move {
             let tx = connection.db.transaction(scope.as_slice()).build()?;
-            let read = browser::read_committed(tx.as_sys(), stores, known, ids, &self.commits, marks);
+            let read = browser::read_committed(tx.as_sys(), &self.stores, &self.knowns, positions, ids, &self.commits, marks);
             let docs = JsFuture::from(read).await.map_err(js_error)?;
             Ok(Array::from(&docs))
         })

@@ -85,17 +85,7 @@ impl IdbStore {
         let docs = if reads.entities.is_empty() {
             Array::new()
         } else {
-            // The ids cross as one text, each one's store by position: a
-            // crossing per entity cost more than the lookups.
-            let mut positions = Vec::with_capacity(reads.entities.len());
-            let mut ids = String::new();
-            for (collection, id) in &reads.entities {
-                if !positions.is_empty() {
-                    ids.push_str(browser::SEPARATOR);
-                }
-                ids.push_str(id);
-                positions.push(self.collection_info(collection)?.position);
-            }
+            let (positions, ids) = self.entities_at(reads.entities.iter().map(|(c, id)| (c.as_str(), id.as_str())));
             let read = browser::current_docs(tx.as_sys(), &self.stores, &self.knowns, &positions, &ids, &self.commits);
             Array::from(&JsFuture::from(read).await.map_err(js_error)?)
         };

@@ -233,10 +233,8 @@ impl IdbStore {
         let mut keys: Vec<(&str, &str)> = writes.iter().map(|w| (w.collection.as_str(), w.id.as_str())).collect();
         keys.sort_unstable();
         keys.dedup();
-        let stores: Array = keys.iter().map(|(c, _)| self.collections[*c].store.clone()).collect();
-        let known: Array = keys.iter().map(|(c, _)| self.collections[*c].known.clone()).collect();
-        let ids: Array = keys.iter().map(|(_, id)| JsValue::from_str(id)).collect();
-        let docs = JsFuture::from(browser::read_docs(&tx, &stores, &known, &ids)).await.map_err(js_error)?;
+        let (positions, ids) = self.entities_at(keys.iter().copied());
+        let docs = JsFuture::from(browser::read_docs(&tx, &self.stores, &self.knowns, &positions, &ids)).await.map_err(js_error)?;
         let mut stored = HashMap::with_capacity(keys.len());
         for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
             stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);

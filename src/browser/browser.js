@@ -880,6 +880,7 @@ export class Commits {
     const { count, marks, written } = this.untold;
     this.untold = { count: 0, marks: null, written: null };
     if (count !== 1) return null;
+    // Only the entities' stores are looked up here, not their `known` maps.
     const named = new Entities(stores, [], positions, ids);
     // The ids named, by store: no key of store and id is built for each.
     const byStore = new Map();

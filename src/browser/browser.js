@@ -451,9 +451,9 @@ export function foldAcks(db) {
   });
 }
 
-/** For each of `ids` (one text), the doc the `known` map at the same place in `positions` holds. */
+/** For each of the entities at `positions` (see `Entities`), the doc its store's `known` map holds. */
 export function knownDocs(knowns, positions, ids) {
-  return ids.split(SEPARATOR).map((id, i) => knowns[positions[i]].get(id));
+  return new Entities([], knowns, positions, ids).knownDocs();
 }
 
 /**
@@ -954,6 +954,11 @@ class Entities {
   known(i) {
     return this.knowns[this.positions[i]];
   }
+
+  /** For each entity, the doc its store's `known` map holds, or undefined. */
+  knownDocs() {
+    return this.ids.map((id, i) => this.known(i).get(id));
+  }
 }
 
 /**
@@ -969,7 +974,7 @@ export function currentDocs(tx, stores, knowns, positions, ids, commits) {
     last.onsuccess = () => {
       if (markOf(last) === commits.seen) {
         commits.ahead = false;
-        resolve(entities.ids.map((id, i) => entities.known(i).get(id)));
+        resolve(entities.knownDocs());
       } else readEntities(tx, entities).then(resolve, reject);
     };
     last.onerror = () => reject(last.error);

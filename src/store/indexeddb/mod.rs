@@ -251,7 +251,7 @@ impl IdbStore {
     }
 
     /// The entities `keys` name, as the JS half takes many in one call (see
-    /// `entitiesAt` in `src/browser/browser.js`): each one's store as its
+    /// `Entities` in `src/browser/browser.js`): each one's store as its
     /// position in `stores` ([`browser::NO_STORE`] for a collection not
     /// declared), and the ids joined by [`browser::SEPARATOR`]. A crossing
     /// per entity would cost more than the lookups the call makes.

@@ -15,7 +15,7 @@ use super::connection::Connection;
 use super::error::js_error;
 use super::pack::{parse_text, Outgoing};
 use super::IdbStore;
-use crate::browser::{self, WriteBatch, SEPARATOR};
+use crate::browser::{self, WriteBatch};
 #[cfg(feature = "fault-injection")]
 use crate::browser::Fault;
 use crate::core::{apply_write, Applied, Entity, Error, Result, Write};
@@ -167,24 +167,19 @@ impl IdbStore {
     pub(super) fn believed<'w>(&self, writes: &'w [Write]) -> Result<HashMap<(&'w str, &'w str), Option<Entity>>> {
         let mut believed = HashMap::with_capacity(writes.len());
         let mut keys = Vec::with_capacity(writes.len());
-        let mut positions = Vec::with_capacity(writes.len());
-        let mut ids = String::new();
         for write in writes {
             let key = (write.collection.as_str(), write.id.as_str());
             if let Entry::Vacant(slot) = believed.entry(key) {
+                self.collection_info(&write.collection)?;
                 slot.insert(None);
-                if !keys.is_empty() {
-                    ids.push_str(SEPARATOR);
-                }
-                ids.push_str(&write.id);
                 keys.push(key);
-                positions.push(self.collection_info(&write.collection)?.position);
             }
         }
         if keys.is_empty() {
             return Ok(believed);
         }
         // One call for all: a call per write would cost more than the lookups.
+        let (positions, ids) = self.entities_at(keys.iter().copied());
         let docs = browser::known_docs(&self.knowns, &positions, &ids);
         for (i, key) in keys.into_iter().enumerate() {
             if let Some(doc) = docs.get(i as u32).as_string() {

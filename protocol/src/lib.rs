@@ -262,6 +262,63 @@ pub fn validate_data(data: &Map<String, Value>) -> Result<(), (&'static str, Inv
     Ok(())
 }
 
+/// Checks an entity's data held as the compact JSON text of an object (as
+/// `serde_json` writes it) against the same limits as [`validate_data`]
+/// without parsing it: its size is the text's length, its depth is counted
+/// on the text, strings skipped.
+pub fn validate_data_text(json: &str) -> Result<(), (&'static str, Invalid)> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut bytes = json.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'"' => {
+                while let Some(byte) = bytes.next() {
+                    match byte {
+                        b'\\' => {
+                            bytes.next();
+                        }
+                        b'"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_DATA_DEPTH {
+        return Err((
+            codes::INVALID_DATA,
+            Invalid(format!("data nests {deepest} levels deep; at most {MAX_DATA_DEPTH} are allowed")),
+        ));
+    }
+    if json.len() > MAX_DATA_BYTES {
+        return Err((
+            codes::DATA_TOO_LARGE,
+            Invalid(format!("data is {} bytes serialized; at most {MAX_DATA_BYTES} are allowed", json.len())),
+        ));
+    }
+    Ok(())
+}
+
+/// A mutation's data in the form a push holds it: parsed, as a server reads
+/// a push, or as the JSON text a client keeps it in. Both serialize to the
+/// same JSON object.
+pub trait PushData {
+    /// Checks the data against the depth and size limits ([`validate_data`]).
+    fn validate(&self) -> Result<(), (&'static str, Invalid)>;
+}
+
+impl PushData for Map<String, Value> {
+    fn validate(&self) -> Result<(), (&'static str, Invalid)> {
+        validate_data(self)
+    }
+}
+
 /// What a `patch` does to an entity's data: each given top-level field
 /// replaces the stored one, and a field set to `null` is removed. Client and
 /// server apply patches with this one function, so they cannot disagree.
@@ -353,7 +410,7 @@ pub struct PushRequestError {
 /// mutation's collection, id, base version and data. A server refuses the whole
 /// batch on the first failure, so a client that runs this before enqueuing a
 /// mutation never has its queue refused.
-pub fn validate_push_request(request: &PushRequest) -> Result<(), PushRequestError> {
+pub fn validate_push_request<D: PushData>(request: &PushRequest<D>) -> Result<(), PushRequestError> {
     let whole = |code: &'static str, message: String| PushRequestError { code, message, mutation_id: None };
     if request.mutations.len() > MAX_PUSH_MUTATIONS {
         return Err(whole(
@@ -388,7 +445,7 @@ pub fn validate_push_request(request: &PushRequest) -> Result<(), PushRequestErr
             (Op::Put | Op::Patch, None) => {
                 return Err(fail(codes::INVALID_DATA, format!("{} needs a data object", m.op.name())));
             }
-            (Op::Put | Op::Patch, Some(data)) => validate_data(data).map_err(|(code, e)| fail(code, e.0))?,
+            (Op::Put | Op::Patch, Some(data)) => data.validate().map_err(|(code, e)| fail(code, e.0))?,
             // A delete's data, if any, is ignored.
             (Op::Delete, _) => {}
         }
@@ -419,26 +476,27 @@ impl Op {
     }
 }
 
-/// One queued change, as a client pushes it.
+/// One queued change, as a client pushes it. Its `data` is parsed where a
+/// server reads it, and may be any [`PushData`] where a client writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PushMutation {
+#[serde(rename_all = "camelCase", bound(serialize = "D: Serialize", deserialize = "D: From<Map<String, Value>>"))]
+pub struct PushMutation<D = Map<String, Value>> {
     pub mutation_id: u64,
     pub collection: String,
     pub id: String,
     pub op: Op,
     /// Read strictly: see [`strict`].
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "strict::optional_data")]
-    pub data: Option<Map<String, Value>>,
+    pub data: Option<D>,
     pub base_version: u64,
 }
 
 /// `POST /v1/push` request body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PushRequest {
+#[serde(rename_all = "camelCase", bound(serialize = "D: Serialize", deserialize = "D: From<Map<String, Value>>"))]
+pub struct PushRequest<D = Map<String, Value>> {
     pub client_id: String,
-    pub mutations: Vec<PushMutation>,
+    pub mutations: Vec<PushMutation<D>>,
 }
 
 /// The outcome of one pushed mutation.
@@ -573,6 +631,30 @@ mod tests {
         assert!(validate_data_depth(&data).is_ok());
         data.insert("x".into(), Value::Array(vec![value]));
         assert!(validate_data_depth(&data).is_err());
+    }
+
+    /// The text check answers what the parsed one does, brackets inside strings
+    /// (escaped quotes included) not counting.
+    #[test]
+    fn data_text_is_checked_as_its_parsed_data() {
+        let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        let texts = [
+            r#"{}"#.to_string(),
+            r#"{"a":"[[[{{{\"[[[","b":{"c":[1,{"d":null}]}}"#.to_string(),
+            format!(r#"{{"x":{}}}"#, nested(MAX_DATA_DEPTH - 1)),
+            format!(r#"{{"x":{}}}"#, nested(MAX_DATA_DEPTH)),
+            format!(r#"{{"x":"{}"}}"#, "[".repeat(MAX_DATA_DEPTH + 5)),
+            format!(r#"{{"blob":"{}"}}"#, "x".repeat(MAX_DATA_BYTES - 11)),
+            format!(r#"{{"blob":"{}"}}"#, "x".repeat(MAX_DATA_BYTES - 10)),
+        ];
+        for text in texts {
+            let parsed: Map<String, Value> = serde_json::from_str(&text).unwrap();
+            let code = |result: Result<(), (&'static str, Invalid)>| result.err().map(|(code, _)| code);
+            assert_eq!(code(validate_data_text(&text)), code(validate_data(&parsed)), "{}", &text[..text.len().min(80)]);
+        }
+        assert_eq!(validate_data_text(&format!(r#"{{"x":{}}}"#, nested(MAX_DATA_DEPTH))).unwrap_err().0, codes::INVALID_DATA);
+        let too_large = format!(r#"{{"blob":"{}"}}"#, "x".repeat(MAX_DATA_BYTES));
+        assert_eq!(validate_data_text(&too_large).unwrap_err().0, codes::DATA_TOO_LARGE);
     }
 
     fn mutation(mutation_id: u64) -> PushMutation {

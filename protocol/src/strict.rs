@@ -21,10 +21,14 @@ pub fn strict_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value,
 }
 
 /// `data` of a mutation, read strictly; `null` or absent is `None`.
-pub fn optional_data<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Map<String, Value>>, D::Error> {
+pub fn optional_data<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<Map<String, Value>>,
+{
     match strict_value(deserializer)? {
         Value::Null => Ok(None),
-        Value::Object(map) => Ok(Some(map)),
+        Value::Object(map) => Ok(Some(map.into())),
         other => Err(de::Error::invalid_type(unexpected(&other), &"a JSON object")),
     }
 }

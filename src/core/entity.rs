@@ -85,7 +85,7 @@ enum Base {
 #[derive(Debug, Clone)]
 enum LazyData {
     /// The text, and the data parsed from it once looked into.
-    Text(Box<RawValue>, OnceCell<Data>),
+    Text(DataText, OnceCell<Data>),
     Parsed(Data),
 }
 
@@ -93,20 +93,13 @@ impl LazyData {
     /// Checks that `text`, a doc's `field`, holds an object; its fields are
     /// parsed when first looked into, or at once where they might not parse.
     fn text<E: de::Error>(text: Box<RawValue>, field: &str) -> Result<Self, E> {
-        if !text.get().starts_with('{') {
-            return Err(E::custom(format_args!("a doc's `{field}` is not a JSON object")));
-        }
-        let parsed = OnceCell::new();
-        if might_not_parse(text.get()) {
-            let data = serde_json::from_str(text.get()).map_err(|error| E::custom(format_args!("a doc's `{field}`: {error}")))?;
-            let _ = parsed.set(data);
-        }
-        Ok(LazyData::Text(text, parsed))
+        let (text, parsed) = DataText::checked(text, field)?;
+        Ok(LazyData::Text(text, parsed.map_or_else(OnceCell::new, OnceCell::from)))
     }
 
     fn get(&self) -> &Data {
         match self {
-            LazyData::Text(text, parsed) => parsed.get_or_init(|| parse(text)),
+            LazyData::Text(text, parsed) => parsed.get_or_init(|| text.parse()),
             LazyData::Parsed(data) => data,
         }
     }
@@ -114,7 +107,7 @@ impl LazyData {
     /// The data, to change: the text no longer holds it.
     fn get_mut(&mut self) -> &mut Data {
         if let LazyData::Text(text, parsed) = self {
-            *self = LazyData::Parsed(parsed.take().unwrap_or_else(|| parse(text)));
+            *self = LazyData::Parsed(parsed.take().unwrap_or_else(|| text.parse()));
         }
         match self {
             LazyData::Parsed(data) => data,
@@ -124,7 +117,7 @@ impl LazyData {
 
     fn into_inner(self) -> Data {
         match self {
-            LazyData::Text(text, mut parsed) => parsed.take().unwrap_or_else(|| parse(&text)),
+            LazyData::Text(text, mut parsed) => parsed.take().unwrap_or_else(|| text.parse()),
             LazyData::Parsed(data) => data,
         }
     }
@@ -138,23 +131,101 @@ impl LazyData {
     /// compared parsed ([`equal_data`]).
     fn same(&self, other: &LazyData) -> bool {
         if let (LazyData::Text(a, _), LazyData::Text(b, _)) = (self, other) {
-            if a.get() == b.get() {
+            if a.as_str() == b.as_str() {
                 return true;
             }
         }
         equal_data(self.get(), other.get())
     }
 
-    /// Whether this is `data`. Data still held as text is compared with
-    /// `data` written out, which in the usual case is the text it was read
-    /// from, rather than parsed; text that differs is compared parsed.
-    fn holds(&self, data: &Data) -> bool {
-        if let LazyData::Text(text, parsed) = self {
-            if parsed.get().is_none() && serde_json::to_string(data).is_ok_and(|written| written == text.get()) {
-                return true;
-            }
+    /// Whether this is the data `text` holds. The texts are compared first,
+    /// which in the usual case (the data of the write being acknowledged, as
+    /// the doc holds it) settles it without parsing either; data parsed
+    /// already is written out to be compared; texts that differ are compared
+    /// parsed.
+    fn holds(&self, text: &DataText) -> bool {
+        let same_text = match self {
+            LazyData::Text(own, _) => own.as_str() == text.as_str(),
+            LazyData::Parsed(data) => serde_json::to_string(data).is_ok_and(|written| written == text.as_str()),
+        };
+        same_text || equal_data(self.get(), &text.parse())
+    }
+}
+
+impl From<&DataText> for LazyData {
+    fn from(text: &DataText) -> LazyData {
+        LazyData::Text(text.clone(), OnceCell::new())
+    }
+}
+
+/// A JSON object kept as its text: an outbox entry's data, which is stored,
+/// read back and pushed as it was written, and parsed only where its fields
+/// are looked into (a patch acknowledged, the outbox shown to the app).
+/// Always an object that parses into [`Data`]: made from data, or read with
+/// the checks a doc's data gets.
+#[derive(Clone)]
+pub struct DataText(Box<RawValue>);
+
+impl DataText {
+    /// `data` written out.
+    pub fn of(data: &Data) -> DataText {
+        DataText(serde_json::value::to_raw_value(data).expect("a JSON object always serializes"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn parse(&self) -> Data {
+        serde_json::from_str(self.as_str()).expect("JSON that `might_not_parse` lets through parses")
+    }
+
+    /// Checks that `text`, a doc's `field`, holds an object that parses into
+    /// data; with the data where it had to be parsed to tell.
+    fn checked<E: de::Error>(text: Box<RawValue>, field: &str) -> Result<(DataText, Option<Data>), E> {
+        if !text.get().starts_with('{') {
+            return Err(E::custom(format_args!("a doc's `{field}` is not a JSON object")));
         }
-        equal_data(self.get(), data)
+        let mut parsed = None;
+        if might_not_parse(text.get()) {
+            let data = serde_json::from_str(text.get()).map_err(|error| E::custom(format_args!("a doc's `{field}`: {error}")))?;
+            parsed = Some(data);
+        }
+        Ok((DataText(text), parsed))
+    }
+}
+
+/// The same data: the same text, or the same fields parsed (in any order).
+impl PartialEq for DataText {
+    fn eq(&self, other: &DataText) -> bool {
+        self.as_str() == other.as_str() || self.parse() == other.parse()
+    }
+}
+
+impl fmt::Debug for DataText {
+    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// The text as it is, for JSON (an outbox entry and a push are written with
+/// serde_json only).
+impl Serialize for DataText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for DataText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Box::<RawValue>::deserialize(deserializer)?;
+        DataText::checked(text, "data").map(|(text, _)| text)
+    }
+}
+
+impl tideway_protocol::PushData for DataText {
+    fn validate(&self) -> Result<(), (&'static str, tideway_protocol::Invalid)> {
+        tideway_protocol::validate_data_text(self.as_str())
     }
 }
 
@@ -165,10 +236,6 @@ fn equal_data(a: &Data, b: &Data) -> bool {
     a.iter().eq(b.iter()) || a == b
 }
 
-/// The data in `text`, which `LazyData::text` checked.
-fn parse(text: &RawValue) -> Data {
-    serde_json::from_str(text.get()).expect("JSON that `might_not_parse` lets through parses")
-}
 
 /// Whether `text`, valid JSON, might still not parse into data: JSON that
 /// holds a number out of a double's range (an exponent, or a long run of
@@ -397,11 +464,12 @@ impl Entity {
         self.base = base.map_or(Base::None, |base| Base::Own(Rc::new(LazyData::Parsed(base))));
     }
 
-    /// Makes `base` the entity's base. Where it is the entity's data, as
-    /// when the server acknowledges the last local write, the base is that
-    /// data, without a copy, and data still held as text stays unparsed.
-    pub fn set_base_to(&mut self, base: &Data) {
-        self.base = if self.data.holds(base) { Base::Data } else { Base::Own(Rc::new(LazyData::Parsed(base.clone()))) };
+    /// Makes the data `base` holds the entity's base. Where it is the
+    /// entity's data, as when the server acknowledges the last local write,
+    /// the base is that data, without a copy; either stays unparsed where it
+    /// is still held as text.
+    pub fn set_base_to(&mut self, base: &DataText) {
+        self.base = if self.data.holds(base) { Base::Data } else { Base::Own(Rc::new(LazyData::from(base))) };
     }
 
     /// Makes `data` the entity's data and its base, without a copy: what the
@@ -417,7 +485,7 @@ impl Entity {
     pub fn data_at(&self, path: &[String]) -> Option<Cow<'_, Value>> {
         if let LazyData::Text(text, parsed) = self.data.as_ref() {
             if parsed.get().is_none() {
-                let mut deserializer = serde_json::Deserializer::from_str(text.get());
+                let mut deserializer = serde_json::Deserializer::from_str(text.as_str());
                 return At(path).deserialize(&mut deserializer).ok().flatten().map(Cow::Owned);
             }
         }
@@ -655,16 +723,18 @@ mod tests {
         let unparsed = |entity: &Entity| matches!(entity.data.as_ref(), LazyData::Text(_, parsed) if parsed.get().is_none());
         let read: Entity = serde_json::from_str(r#"{"id":"n1","data":{"b":[2.5],"a":"é"},"version":0,"updatedAt":5,"syncStatus":"dirty"}"#).unwrap();
 
+        let text = |value: Value| DataText::of(&object(value));
         let mut same = read.clone();
-        same.set_base_to(&object(json!({"b": [2.5], "a": "é"})));
+        same.set_base_to(&text(json!({"b": [2.5], "a": "é"})));
         assert!(matches!(same.base, Base::Data) && unparsed(&same), "the same text: {same:?}");
 
         let mut reordered = read.clone();
-        reordered.set_base_to(&object(json!({"a": "é", "b": [2.5]})));
+        reordered.set_base_to(&text(json!({"a": "é", "b": [2.5]})));
         assert!(matches!(reordered.base, Base::Data), "the same data in another order: {reordered:?}");
 
         let mut other = read.clone();
-        other.set_base_to(&object(json!({"a": "é"})));
+        other.set_base_to(&text(json!({"a": "é"})));
+        assert!(matches!(other.base, Base::Own(ref base) if matches!(base.as_ref(), LazyData::Text(..))), "kept as text: {other:?}");
         assert_eq!(other.base(), Some(&object(json!({"a": "é"}))));
         assert_eq!(serde_json::to_value(&other).unwrap()["base"], json!({"a": "é"}));
     }

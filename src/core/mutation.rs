@@ -7,7 +7,7 @@
 //! calls its entity step, [`written_entity`], so the rules live here once.
 
 use serde::{Deserialize, Serialize};
-use super::entity::{Data, Entity, SyncStatus};
+use super::entity::{Data, DataText, Entity, SyncStatus};
 use super::error::{Error, Result};
 pub use tideway_protocol::Op;
 
@@ -39,8 +39,10 @@ pub struct Mutation {
     /// The entity's local id.
     pub id: String,
     pub op: Op,
+    /// As JSON text: written once when the change is made, then stored,
+    /// read back and pushed as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Data>,
+    pub data: Option<DataText>,
     /// The server version the change was made on (0: the server has not seen the entity).
     pub base_version: u64,
     pub created_at: f64,
@@ -128,7 +130,7 @@ impl Mutation {
             op: write.op,
             data: match write.op {
                 Op::Delete => None,
-                _ => write.data.clone(),
+                _ => write.data.as_ref().map(DataText::of),
             },
             base_version,
             created_at: write.at,
@@ -147,6 +149,10 @@ mod tests {
         value.as_object().cloned().unwrap()
     }
 
+    fn text(value: Value) -> DataText {
+        DataText::of(&data(value))
+    }
+
     fn write(op: Op, value: Option<Value>, at: f64) -> Write {
         Write { collection: "notes".into(), id: "n1".into(), op, data: value.map(data), at }
     }
@@ -158,7 +164,7 @@ mod tests {
         assert_eq!(applied.entity.sync_status, SyncStatus::Dirty);
         assert_eq!(applied.entity.updated_at, 5.0);
         assert_eq!(applied.mutation.base_version, 0);
-        assert_eq!(applied.mutation.data, Some(data(json!({"title": "a"}))));
+        assert_eq!(applied.mutation.data, Some(text(json!({"title": "a"}))));
     }
 
     #[test]
@@ -170,7 +176,7 @@ mod tests {
         let patched = apply_write(Some(&synced), &write(Op::Patch, Some(json!({"b": {"y": 2}, "c": null})), 2.0)).unwrap();
         assert_eq!(Value::Object(patched.entity.data().clone()), json!({"a": 1, "b": {"y": 2}}));
         assert_eq!(patched.mutation.base_version, 4);
-        assert_eq!(patched.mutation.data, Some(data(json!({"b": {"y": 2}, "c": null}))));
+        assert_eq!(patched.mutation.data, Some(text(json!({"b": {"y": 2}, "c": null}))));
         assert_eq!(patched.entity.sync_status, SyncStatus::Dirty);
     }
 
@@ -203,11 +209,11 @@ mod tests {
 
         let put = apply_write(Some(&synced), &write(Op::Put, Some(json!({"c": 3})), 2.0)).unwrap();
         assert_eq!(Value::Object(put.entity.data().clone()), json!({"c": 3}));
-        assert_eq!((put.mutation.op, put.mutation.data.clone(), put.mutation.base_version), (Op::Put, Some(data(json!({"c": 3}))), 3));
+        assert_eq!((put.mutation.op, put.mutation.data.clone(), put.mutation.base_version), (Op::Put, Some(text(json!({"c": 3}))), 3));
 
         let patch = apply_write(Some(&synced), &write(Op::Patch, Some(json!({"a": null, "c": 3})), 2.0)).unwrap();
         assert_eq!(Value::Object(patch.entity.data().clone()), json!({"b": 1, "c": 3}));
-        assert_eq!(patch.mutation.data, Some(data(json!({"a": null, "c": 3}))), "the patch, not the patched data");
+        assert_eq!(patch.mutation.data, Some(text(json!({"a": null, "c": 3}))), "the patch, not the patched data");
         assert_eq!(patch.mutation.base_version, 3);
 
         let delete = apply_write(Some(&synced), &write(Op::Delete, None, 2.0)).unwrap();
@@ -234,7 +240,7 @@ mod tests {
                 collection: "notes".into(),
                 id: "n1".into(),
                 op: Op::Put,
-                data: Some(data(json!({"a": 1}))),
+                data: Some(text(json!({"a": 1}))),
                 base_version: 4,
                 created_at: 7.0,
                 attempts: 0,

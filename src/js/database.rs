@@ -16,7 +16,7 @@ use super::handles::Repo;
 use super::peers::Peers;
 use super::sync::{policy_from_js, SyncOptions, Syncer};
 use crate::core::reconcile::Policies;
-use crate::core::{rescue, Data, Mutation, Op, Repository, Schema, Store, SyncStatus, Tally};
+use crate::core::{rescue, Data, DataText, Mutation, Op, Repository, Schema, Store, SyncStatus, Tally};
 use crate::browser::{RecordCache, SEPARATOR};
 use crate::store::browser::BrowserStore;
 use crate::store::indexeddb::IdbStore;
@@ -348,7 +348,7 @@ struct OutboxEntry<'a> {
     id: &'a str,
     op: Op,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Data>,
+    data: Option<Data>,
     base_version: u64,
     created_at: f64,
     attempts: u32,
@@ -363,7 +363,8 @@ impl<'a> OutboxEntry<'a> {
             collection: &mutation.collection,
             id: &mutation.id,
             op: mutation.op,
-            data: mutation.data.as_ref(),
+            // Parsed: the text is JSON, and this is a JS object.
+            data: mutation.data.as_ref().map(DataText::parse),
             base_version: mutation.base_version,
             created_at: mutation.created_at,
             attempts: mutation.attempts,

@@ -9,11 +9,11 @@
 use js_sys::{Function, Reflect};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tideway_protocol::{PullResponse, PushRequest, PushResponse};
+use tideway_protocol::{PullResponse, PushResponse};
 use wasm_bindgen::JsValue;
 
 use super::{call_app, describe, from_js_json};
-use crate::core::sync::RemoteError;
+use crate::core::sync::{Push, RemoteError};
 
 pub struct HandlerRemote {
     push: Function,
@@ -26,8 +26,13 @@ impl HandlerRemote {
     }
 
     /// Calls `push({ clientId, mutations })`, expecting `{ results }`.
-    pub async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
-        self.call(&self.push, request, "push").await
+    pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+        // The mutations' data is JSON text, so the request goes over as JSON.
+        let argument = serde_json::to_string(request)
+            .ok()
+            .and_then(|json| js_sys::JSON::parse(&json).ok())
+            .ok_or_else(|| RemoteError::Malformed("cannot pass the push request".to_string()))?;
+        self.call(&self.push, &argument, "push").await
     }
 
     /// Calls `pull({ cursor, limit })`, expecting `{ changes, cursor, hasMore }`.
@@ -40,15 +45,14 @@ impl HandlerRemote {
             #[serde(skip_serializing_if = "Option::is_none")]
             client_id: Option<&'a str>,
         }
-        self.call(&self.pull, &PullRequest { cursor, limit, client_id }, "pull").await
+        let argument = PullRequest { cursor, limit, client_id }
+            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(|e| RemoteError::Malformed(format!("cannot pass the pull request: {e}")))?;
+        self.call(&self.pull, &argument, "pull").await
     }
 
-    async fn call<A: Serialize, T: DeserializeOwned>(&self, function: &Function, argument: &A, name: &str) -> Result<T, RemoteError> {
-        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-        let argument = argument
-            .serialize(&serializer)
-            .map_err(|e| RemoteError::Malformed(format!("cannot pass the {name} request: {e}")))?;
-        let answer = call_app(function, &argument).await.map_err(|thrown| thrown_error(&thrown))?;
+    async fn call<T: DeserializeOwned>(&self, function: &Function, argument: &JsValue, name: &str) -> Result<T, RemoteError> {
+        let answer = call_app(function, argument).await.map_err(|thrown| thrown_error(&thrown))?;
         from_js_json(&answer)
             .map_err(|e| RemoteError::Malformed(format!("the app's {name} function answered an unexpected shape: {e}")))
     }

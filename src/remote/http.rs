@@ -7,12 +7,12 @@ use std::cell::{Cell, RefCell};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde::de::DeserializeOwned;
-use tideway_protocol::{takes_gzip_bodies, ErrorBody, PullResponse, PushRequest, PushResponse};
+use tideway_protocol::{takes_gzip_bodies, ErrorBody, PullResponse, PushResponse};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::{call_app, describe};
-use crate::core::sync::RemoteError;
+use crate::core::sync::{Push, RemoteError};
 
 pub struct HttpRemote {
     /// The server's base URL, without a trailing slash.
@@ -65,7 +65,7 @@ impl HttpRemote {
     /// it takes this thread a few milliseconds, and when the answer to the
     /// push before comes, the thread has the recording of that answer to do
     /// as well. The push it is for checks that its JSON is the same.
-    pub async fn prepare(&self, request: &PushRequest) {
+    pub async fn prepare(&self, request: &Push) {
         let Ok(json) = serde_json::to_string(request) else { return };
         if !self.gzips(json.len()) {
             return;
@@ -77,7 +77,7 @@ impl HttpRemote {
 
     /// Sends a push, gzipped where the server takes it. A compressed push
     /// refused with 415 is sent again plain, and so are later ones.
-    pub async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+    pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
         let json = serde_json::to_string(request).map_err(|e| RemoteError::Malformed(format!("cannot encode the push: {e}")))?;
         if self.gzip_bodies.get().is_none() && json.len() >= ASK_FIRST_BYTES {
             // Any answer says. A server that cannot be reached would not take the push either.

@@ -8,11 +8,11 @@ pub use handlers::HandlerRemote;
 pub use http::HttpRemote;
 
 use js_sys::{Function, Promise};
-use tideway_protocol::{PullResponse, PushRequest, PushResponse};
+use tideway_protocol::{PullResponse, PushResponse};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::core::sync::{Remote, RemoteError};
+use crate::core::sync::{Push, Remote, RemoteError};
 
 /// The remote a database syncs with.
 pub enum JsRemote {
@@ -21,14 +21,14 @@ pub enum JsRemote {
 }
 
 impl Remote for JsRemote {
-    async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+    async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
         match self {
             JsRemote::Http(remote) => remote.push(request).await,
             JsRemote::Handlers(remote) => remote.push(request).await,
         }
     }
 
-    async fn prepare(&self, request: &PushRequest) {
+    async fn prepare(&self, request: &Push) {
         if let JsRemote::Http(remote) = self {
             remote.prepare(request).await;
         }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 use tideway::core::{
-    Change, Data, Entity, Error, IndexKey, Op, Origin, Query, Repository, Schema, Store, SyncStatus, Write,
+    Change, Data, DataText, Entity, Error, IndexKey, Op, Origin, Query, Repository, Schema, Store, SyncStatus, Write,
 };
 
 /// How a suite run opens stores of its kind.
@@ -86,7 +86,7 @@ pub async fn writes_reach_store_and_outbox_in_order<H: Harness>(h: &H) {
     assert_eq!(ops, vec![("notes", "a", Op::Put), ("tags", "t", Op::Put), ("notes", "a", Op::Patch)]);
     assert!(outbox.windows(2).all(|w| w[0].mutation_id < w[1].mutation_id), "ids increase: {outbox:?}");
     assert!(outbox[0].mutation_id >= 1);
-    assert_eq!(outbox[2].data, Some(data(json!({"body": "b"}))));
+    assert_eq!(outbox[2].data, Some(DataText::of(&data(json!({"body": "b"})))));
     assert_eq!(store.outbox(2).await.unwrap().len(), 2, "limit is honoured");
     // Past a mutation id: the entries after it, from the next one on, limit honoured.
     let ids = ids_of(&outbox);
@@ -550,7 +550,7 @@ pub async fn answers_of_one_batch_take_effect_in_order<H: Harness>(h: &H) {
     let of_n1: Vec<_> = queued.iter().filter(|m| m.id == "n1").collect();
     assert_eq!(of_n1.len(), 1, "one resolution replaces both writes: {queued:?}");
     assert_eq!((of_n1[0].op, of_n1[0].base_version), (Op::Put, 2));
-    assert_eq!(of_n1[0].data, Some(data(json!({"title": "second"}))));
+    assert_eq!(of_n1[0].data, Some(DataText::of(&data(json!({"title": "second"})))));
     assert!(of_n1[0].mutation_id > outbox[2].mutation_id, "appended after every queued entry");
     assert_eq!(queued.iter().filter(|m| m.id == "other").count(), 1);
     let n1 = store.get("notes", "n1").await.unwrap().unwrap();

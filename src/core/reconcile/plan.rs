@@ -176,12 +176,16 @@ mod tests {
     use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
 
     use super::*;
-    use crate::core::entity::{Data, SyncStatus};
+    use crate::core::entity::{Data, DataText, SyncStatus};
     use crate::core::mutation::Op;
     use crate::core::reconcile::{ConflictPolicy, Resolution};
 
     fn data(value: serde_json::Value) -> Data {
         value.as_object().cloned().expect("an object")
+    }
+
+    fn text(value: serde_json::Value) -> DataText {
+        DataText::of(&data(value))
     }
 
     fn dirty(id: &str, title: &str, pending: u32) -> Entity {
@@ -199,7 +203,7 @@ mod tests {
             collection: "notes".into(),
             id: id.into(),
             op: Op::Put,
-            data: Some(data(json!({ "title": title }))),
+            data: Some(text(json!({ "title": title }))),
             base_version: 1,
             created_at: 5.0,
             attempts: 0,
@@ -274,7 +278,7 @@ mod tests {
         let plan = plan(&answers, stored(&[dirty("a", "two", 2)], &[1, 2]), &policies(ConflictPolicy::ClientWins), 100.0, None);
         assert_eq!(plan.superseded, vec![("notes".to_owned(), "a".to_owned())]);
         assert_eq!(plan.append.len(), 1, "{:?}", plan.append);
-        assert_eq!(plan.append[0].data, Some(data(json!({ "title": "two" }))));
+        assert_eq!(plan.append[0].data, Some(text(json!({ "title": "two" }))));
         assert_eq!(plan.append[0].base_version, 2);
         assert_eq!(plan.settled[0].outcome, Outcome::Resolved(Resolution::Queued));
         assert_eq!(plan.settled[1].outcome, Outcome::Unchanged);

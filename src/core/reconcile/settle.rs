@@ -7,7 +7,7 @@ use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
 use super::answer::{Outcome, Resolution, ServerAnswer};
 use super::merge::{three_way, Side};
 use super::policy::{ConflictPolicy, ConflictSides};
-use crate::core::entity::{ConflictState, Data, Entity, SyncStatus};
+use crate::core::entity::{ConflictState, Data, DataText, Entity, SyncStatus};
 use crate::core::mutation::{Mutation, MutationId, Op};
 
 /// The writes that record one answer.
@@ -115,11 +115,14 @@ fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -
     // The server now holds the base with this mutation applied, exactly as
     // the protocol defines the operation.
     match mutation.op {
-        Op::Put => next.set_base_to(mutation.data.as_ref().unwrap_or(&Data::new())),
+        Op::Put => match &mutation.data {
+            Some(data) => next.set_base_to(data),
+            None => next.set_base(Some(Data::new())),
+        },
         Op::Patch => {
             let mut base = next.take_base().unwrap_or_default();
             if let Some(fields) = &mutation.data {
-                tideway_protocol::apply_patch(&mut base, fields);
+                tideway_protocol::apply_patch(&mut base, &fields.parse());
             }
             next.set_base(Some(base));
         }
@@ -251,7 +254,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
         collection: collection.to_string(),
         id: entity.id.clone(),
         op,
-        data: resolved,
+        data: resolved.as_ref().map(DataText::of),
         base_version: next.version,
         created_at: now,
         attempts: 0,

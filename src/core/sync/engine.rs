@@ -15,12 +15,12 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use futures::future::{self, Either, LocalBoxFuture};
 use serde::Serialize;
-use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushRequest, PushResponse};
+use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushResponse};
 
 use super::backoff::Backoff;
 use super::full_pull::FullPull;
 use super::log::{steps_of, AnswerStatus, ConflictOutcome};
-use super::remote::{ErrorClass, Remote, RemoteError};
+use super::remote::{ErrorClass, Push, Remote, RemoteError};
 use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settled};
 use crate::core::error::Error;
 use crate::core::mutation::{Mutation, MutationId};
@@ -311,7 +311,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         // The batch after it, read while it was in flight (and whether that
         // read reached the end of the outbox), with its request if it was
         // made ready to go then.
-        let mut read_ahead: Option<(Vec<Mutation>, bool, Option<PushRequest>)> = None;
+        let mut read_ahead: Option<(Vec<Mutation>, bool, Option<Push>)> = None;
         // Whether the last read reached the end of the outbox: then the answers
         // are recorded before it is read again, as nothing waits to be sent
         // meanwhile, and the entries answered leave the outbox without delay
@@ -497,7 +497,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 
     /// Sends one push and sorts out what came back.
-    async fn send_push(&self, batch: &[Mutation], request: &PushRequest, refreshed: &mut bool) -> Sent {
+    async fn send_push(&self, batch: &[Mutation], request: &Push, refreshed: &mut bool) -> Sent {
         // A stored mutation the server would refuse: never send it.
         if let Err(invalid) = validate_push_request(request) {
             return Sent::Refused(Box::new(self.refusal(batch, invalid.mutation_id, invalid.message)));
@@ -691,7 +691,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         }
     }
 
-    fn push_request(&self, batch: &[Mutation]) -> PushRequest {
+    fn push_request(&self, batch: &[Mutation]) -> Push {
         let mutations = batch
             .iter()
             .map(|mutation| {
@@ -714,7 +714,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 }
             })
             .collect();
-        PushRequest { client_id: self.repository.client_id().to_string(), mutations }
+        Push { client_id: self.repository.client_id().to_string(), mutations }
     }
 
     fn refusal(&self, batch: &[Mutation], mutation_id: Option<u64>, error: String) -> ServerAnswer {
@@ -1049,7 +1049,7 @@ fn within_body_limit(mut batch: Vec<Mutation>) -> Vec<Mutation> {
     let fits = batch
         .iter()
         .take_while(|m| {
-            bytes += PUSH_OVERHEAD_BYTES + m.data.as_ref().map_or(0, tideway_protocol::data_size);
+            bytes += PUSH_OVERHEAD_BYTES + m.data.as_ref().map_or(0, |data| data.as_str().len());
             bytes <= tideway_protocol::MAX_BODY_BYTES
         })
         .count();

@@ -11,7 +11,7 @@ use tideway_protocol::{
     codes, decide, Decision, ErrorDetail, MutationResult, Op, PullResponse, PushRequest, PushResponse, PushStatus, ServerEntity,
 };
 
-use super::remote::{Remote, RemoteError};
+use super::remote::{Push, Remote, RemoteError};
 
 /// A scripted misbehaviour for the next push or pull.
 #[derive(Debug, Clone)]
@@ -180,7 +180,10 @@ impl FakeRemote {
 }
 
 impl Remote for FakeRemote {
-    async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError> {
+    async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+        // Read as a server reads it, from the JSON that goes over the wire.
+        let json = serde_json::to_string(request).expect("a push serializes");
+        let request: PushRequest = serde_json::from_str(&json).expect("a push reads back as the protocol's request");
         self.0.borrow_mut().pushes += 1;
         self.authorized()?;
         let fault = self.0.borrow_mut().push_faults.pop_front();

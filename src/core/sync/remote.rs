@@ -9,6 +9,12 @@ use std::fmt;
 
 use tideway_protocol::{PullResponse, PushRequest, PushResponse};
 
+use crate::core::DataText;
+
+/// A push as a client sends it: each mutation's data is the JSON text it was
+/// queued as, sent as it is.
+pub type Push = PushRequest<DataText>;
+
 /// A failed call to the remote.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RemoteError {
@@ -99,12 +105,12 @@ impl RemoteError {
 #[allow(async_fn_in_trait)]
 pub trait Remote {
     /// Sends one batch of mutations; the answer has one result per mutation, in order.
-    async fn push(&self, request: &PushRequest) -> Result<PushResponse, RemoteError>;
+    async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError>;
 
     /// Gets `request` ready to go (encoded, compressed) while the push before
     /// it is in flight, so that a `push` of an equal request then goes out at
     /// once. The default has nothing to get ready.
-    async fn prepare(&self, _request: &PushRequest) {}
+    async fn prepare(&self, _request: &Push) {}
 
     /// Fetches the changes after `cursor` (`None`: from the beginning). With
     /// `client_id`, the server may leave out the changes whose latest write was

@@ -23,8 +23,11 @@ use crate::error::ApiError;
 /// server is used with do (the sync tests' harness has an inline module, the
 /// demo's end-to-end checks call the API through `new Function`); an app that
 /// does neither should pass a `--csp` without 'unsafe-inline' and 'unsafe-eval'.
+/// Workers may come from the origin (a service worker) and from `blob:` URLs:
+/// the package compresses push bodies in a worker it starts from one.
 pub const DEFAULT_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
+     worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; \
+     frame-ancestors 'none'";
 
 pub struct Site {
     /// The folder, with symbolic links resolved.

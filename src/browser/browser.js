@@ -1509,14 +1509,106 @@ export async function storageState(persist) {
 }
 
 /**
- * `text` gzipped, as the bytes of a request body; `undefined` where the engine has
- * no `CompressionStream`. The browser's own zlib does the work, on this thread.
+ * `bytes` (JSON text in UTF-8, a view of wasm memory) gzipped, as the bytes of a
+ * request body; `undefined` where the engine has no `CompressionStream`. The
+ * browser's own zlib does the work, which takes a thread about 10 ms per 400 KB:
+ * in a worker of its own where one can be started, so that the page's thread
+ * records answers and sends pushes meanwhile, and on this thread where not (a
+ * service worker cannot start workers; a Content-Security-Policy may refuse
+ * workers from `blob:` URLs).
  */
-export async function gzip(text) {
+export async function gzip(bytes) {
   if (typeof CompressionStream !== "function") return undefined;
-  const packed = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(packed).arrayBuffer());
+  // Copied at once: wasm memory may grow, which detaches the view, before it is read.
+  const copy = bytes.slice();
+  return (await compressor.gzip(copy)) ?? new Uint8Array(await compress(copy));
 }
+
+/** `bytes` gzipped, in an `ArrayBuffer`. (`COMPRESSOR` does the same in its worker.) */
+function compress(bytes) {
+  return new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+}
+
+/**
+ * The script of the compressing worker: `[id, bytes]` in, `[id, gzipped]` out
+ * (`[id, null]` where it failed). Text rather than a function's source, which a
+ * minifier may rename.
+ */
+const COMPRESSOR = `onmessage = async ({ data: [id, bytes] }) => {
+  try {
+    const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
+    const packed = await new Response(stream).arrayBuffer();
+    postMessage([id, packed], [packed]);
+  } catch {
+    postMessage([id, null]);
+  }
+};`;
+
+/** How long the compressing worker is kept after its last job. */
+const COMPRESSOR_IDLE_MS = 30_000;
+
+/**
+ * The worker that gzips request bodies: started on first use, stopped once idle.
+ * Its script comes from a `blob:` URL, so that the package needs no file of its
+ * own for it (which bundlers would have to be told of).
+ */
+const compressor = {
+  worker: null,
+  /** Set once a worker could not be started here: bodies are then compressed on this thread. */
+  unavailable: typeof Worker !== "function",
+  jobs: new Map(),
+  next: 0,
+  idle: undefined,
+
+  /** Resolves with `bytes` gzipped, or with `undefined` where the worker cannot do it. */
+  gzip(bytes) {
+    const worker = this.start();
+    if (!worker) return Promise.resolve(undefined);
+    clearTimeout(this.idle);
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.jobs.set(id, resolve);
+      worker.postMessage([id, bytes]);
+    });
+  },
+
+  start() {
+    if (this.worker || this.unavailable) return this.worker;
+    const url = URL.createObjectURL(new Blob([COMPRESSOR], { type: "text/javascript" }));
+    try {
+      this.worker = new Worker(url);
+    } catch {
+      // Refused at once (some engines do so under a Content-Security-Policy).
+      URL.revokeObjectURL(url);
+      this.unavailable = true;
+      return null;
+    }
+    this.worker.onmessage = ({ data: [id, packed] }) => {
+      URL.revokeObjectURL(url);
+      const resolve = this.jobs.get(id);
+      this.jobs.delete(id);
+      resolve(packed ? new Uint8Array(packed) : undefined);
+      if (this.jobs.size === 0) this.idle = setTimeout(() => this.stop(), COMPRESSOR_IDLE_MS);
+    };
+    // The script could not be loaded or run (refused by a Content-Security-Policy
+    // after all): the jobs waiting are done on this thread, and all later ones.
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      URL.revokeObjectURL(url);
+      this.unavailable = true;
+      this.stop();
+    };
+    return this.worker;
+  },
+
+  stop() {
+    clearTimeout(this.idle);
+    this.worker?.terminate();
+    this.worker = null;
+    for (const resolve of this.jobs.values()) resolve(undefined);
+    this.jobs.clear();
+  },
+};
 
 /** What kind of context this is: "window", "service-worker", "worker" (dedicated or shared). */
 export function contextKind() {

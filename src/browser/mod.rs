@@ -288,9 +288,9 @@ extern "C" {
     #[wasm_bindgen(js_name = dataJson)]
     pub fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
 
-    /// `text` gzipped (a `Uint8Array`), or `undefined` where the engine cannot
-    /// compress (`src/remote/http.rs`).
-    pub fn gzip(text: &str) -> js_sys::Promise;
+    /// `json` gzipped (a `Uint8Array`), or `undefined` where the engine cannot
+    /// compress (`src/remote/http.rs`); in a worker where one can be started.
+    pub fn gzip(json: &[u8]) -> js_sys::Promise;
 
     // The docs of a commit's message (`src/contexts/channel.rs`).
     /// Posts the message `text` on `channel`, with `docs` (an array, or null)

@@ -61,10 +61,9 @@ impl HttpRemote {
         self.gzip_bodies.get() == Some(true) && !self.gzip_refused.get() && bytes >= MIN_GZIP_BYTES
     }
 
-    /// Gzips `request`'s body ahead, where it would go gzipped: compressing
-    /// it takes this thread a few milliseconds, and when the answer to the
-    /// push before comes, the thread has the recording of that answer to do
-    /// as well. The push it is for checks that its JSON is the same.
+    /// Gzips `request`'s body ahead, where it would go gzipped, so that the
+    /// push goes out as soon as the answer to the one before has come. The
+    /// push it is for checks that its JSON is the same.
     pub async fn prepare(&self, request: &Push) {
         let Ok(json) = serde_json::to_string(request) else { return };
         if !self.gzips(json.len()) {
@@ -199,9 +198,9 @@ impl HttpRemote {
     }
 }
 
-/// `text` gzipped, or `None` where the engine cannot compress.
-async fn gzip(text: &str) -> Option<Uint8Array> {
-    JsFuture::from(crate::browser::gzip(text)).await.ok()?.dyn_into::<Uint8Array>().ok()
+/// `json` gzipped, or `None` where the engine cannot compress.
+async fn gzip(json: &str) -> Option<Uint8Array> {
+    JsFuture::from(crate::browser::gzip(json.as_bytes())).await.ok()?.dyn_into::<Uint8Array>().ok()
 }
 
 /// `Retry-After` as milliseconds: delay-seconds (a whole number, RFC 9110) or

@@ -73,6 +73,68 @@ describe("compressed pushes", () => {
     }
   });
 
+  test("bodies are compressed in a worker, not on the page's thread", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const { context, page, errors } = await openThrough(proxy, "offthread");
+    const workers = [];
+    page.on("worker", (worker) => workers.push(worker.url()));
+    try {
+      await writeAndSync(page, 0, 1);
+      assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip"]);
+      assert.equal(workers.length, 1, `workers started: ${workers}`);
+      assert.match(workers[0], /^blob:/);
+      assert.equal((await server.pullAll("offthread")).length, 301);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
+  test("where the page's Content-Security-Policy refuses the worker, bodies are compressed on the page's thread", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const context = await browser.newContext();
+    // No worker-src: script-src applies to workers, and it has no blob:.
+    const policy = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'";
+    await context.route(
+      (url) => url.pathname === "/",
+      async (route) => {
+        const response = await route.fetch();
+        await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": policy } });
+      },
+    );
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    const refusals = [];
+    page.on("console", (message) => /Content Security Policy/.test(message.text()) && refusals.push(message.text()));
+    const workers = [];
+    page.on("worker", (worker) => workers.push(worker.url()));
+    try {
+      await page.goto(proxy.url);
+      await page.waitForSelector('html[data-ready="true"]');
+      await openDb({ page }, `onthread-${crypto.randomUUID()}`, "onthread", { auto: false });
+      await writeAndSync(page, 0, 1);
+      for (const first of [1, 301]) {
+        const status = await writeAndSync(page, first, 300);
+        assert.equal(status.pending, 0);
+        assert.equal(status.lastError, null);
+      }
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
+      assert.ok(refusals.length > 0, "the policy refused the worker");
+      assert.deepEqual(workers, []);
+      const held = await server.pullAll("onthread");
+      assert.equal(held.length, 601);
+      const local = await page.evaluate(() => db.collection("notes").get("n600").data);
+      assert.deepEqual(held.find((entity) => entity.id === "n600").data, local);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
   test("a gzipped push refused with 415 is sent again plain, and later pushes go plain", async () => {
     const proxy = await startCountingProxy(server.url);
     // Something before the server that takes no compressed bodies, though the server's

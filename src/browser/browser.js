@@ -1546,6 +1546,13 @@ const COMPRESSOR = `onmessage = async ({ data: [id, bytes] }) => {
 
 /** How long the compressing worker is kept after its last job. */
 const COMPRESSOR_IDLE_MS = 30_000;
+/**
+ * How long a job may wait for the worker: past it, the worker is given up
+ * (one that died without an error event would otherwise hold the push
+ * forever) and bodies are compressed on this thread. A body of the
+ * protocol's largest size takes well under a second.
+ */
+const COMPRESSOR_JOB_LIMIT_MS = 10_000;
 
 /**
  * The worker that gzips request bodies: started on first use, stopped once idle.
@@ -1567,9 +1574,25 @@ const compressor = {
     clearTimeout(this.idle);
     const id = this.next++;
     return new Promise((resolve) => {
-      this.jobs.set(id, resolve);
+      const limit = setTimeout(() => {
+        this.unavailable = true;
+        this.stop();
+      }, COMPRESSOR_JOB_LIMIT_MS);
+      this.jobs.set(id, (packed) => {
+        clearTimeout(limit);
+        resolve(packed);
+      });
       worker.postMessage([id, bytes]);
     });
+  },
+
+  /** Hands job `id` its result. */
+  settle(id, packed) {
+    const resolve = this.jobs.get(id);
+    this.jobs.delete(id);
+    resolve?.(packed);
+    clearTimeout(this.idle);
+    if (this.jobs.size === 0) this.idle = setTimeout(() => this.stop(), COMPRESSOR_IDLE_MS);
   },
 
   start() {
@@ -1585,10 +1608,7 @@ const compressor = {
     }
     this.worker.onmessage = ({ data: [id, packed] }) => {
       URL.revokeObjectURL(url);
-      const resolve = this.jobs.get(id);
-      this.jobs.delete(id);
-      resolve(packed ? new Uint8Array(packed) : undefined);
-      if (this.jobs.size === 0) this.idle = setTimeout(() => this.stop(), COMPRESSOR_IDLE_MS);
+      this.settle(id, packed ? new Uint8Array(packed) : undefined);
     };
     // The script could not be loaded or run (refused by a Content-Security-Policy
     // after all): the jobs waiting are done on this thread, and all later ones.

@@ -172,10 +172,12 @@ impl DataText {
         DataText(serde_json::value::to_raw_value(data).expect("a JSON object always serializes"))
     }
 
+    /// The JSON text.
     pub fn as_str(&self) -> &str {
         self.0.get()
     }
 
+    /// The data, parsed: it was made from data, or checked to parse.
     pub fn parse(&self) -> Data {
         serde_json::from_str(self.as_str()).expect("JSON that `might_not_parse` lets through parses")
     }
@@ -235,7 +237,6 @@ impl tideway_protocol::PushData for DataText {
 fn equal_data(a: &Data, b: &Data) -> bool {
     a.iter().eq(b.iter()) || a == b
 }
-
 
 /// Whether `text`, valid JSON, might still not parse into data: JSON that
 /// holds a number out of a double's range (an exponent, or a long run of

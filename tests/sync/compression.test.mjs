@@ -135,6 +135,42 @@ describe("compressed pushes", () => {
     }
   });
 
+  test("a compressing worker that never answers is given up, and pushes still go compressed", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const context = await browser.newContext();
+    // Workers that take messages and never answer, as one that died without an error event would.
+    await context.addInitScript(() => {
+      globalThis.Worker = class extends Worker {
+        postMessage() {}
+      };
+    });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    const workers = [];
+    page.on("worker", (worker) => workers.push(worker.url()));
+    try {
+      await page.goto(proxy.url);
+      await page.waitForSelector('html[data-ready="true"]');
+      await openDb({ page }, `silent-${crypto.randomUUID()}`, "silent", { auto: false });
+      await writeAndSync(page, 0, 1);
+      // The first compressed push waits out the worker's limit, then compresses on
+      // the page's thread; the next one does so at once, starting no other worker.
+      for (const first of [1, 301]) {
+        const status = await writeAndSync(page, first, 300);
+        assert.equal(status.pending, 0);
+        assert.equal(status.lastError, null);
+      }
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
+      assert.equal(workers.length, 1, `workers started: ${workers}`);
+      assert.equal((await server.pullAll("silent")).length, 601);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
   test("a gzipped push refused with 415 is sent again plain, and later pushes go plain", async () => {
     const proxy = await startCountingProxy(server.url);
     // Something before the server that takes no compressed bodies, though the server's

@@ -181,7 +181,7 @@ impl Peers {
                     // a late message never brings back an older version.
                     let Some(store) = repository.store().indexed_db() else { return };
                     // On an error the database is closed or gone: this context's own calls say so.
-                    if let Ok(stored) = store.read_stored(&keys, marks.as_ref(), docs.as_ref()).await {
+                    if let Ok(stored) = store.read_stored(keys, marks.as_ref(), docs.as_ref()).await {
                         repository.absorb_elsewhere(&stored);
                     }
                 });

@@ -295,7 +295,7 @@ fn note_keys(ids: &[&str]) -> Vec<(String, String)> {
 /// Reads back the notes `ids` into `mine` with what the message of their
 /// commit carried (`told`): the entity reads it made, and each note's id and title.
 async fn read_back(mine: &IdbStore, ids: &[&str], told: CommitMarks) -> (f64, Vec<(String, String)>) {
-    let (read, reads) = with_entity_reads(mine.read_stored(&note_keys(ids), Some(&told.marks), told.docs.as_ref())).await;
+    let (read, reads) = with_entity_reads(mine.read_stored(note_keys(ids), Some(&told.marks), told.docs.as_ref())).await;
     let titles = read.expect("read back").into_iter().map(|(_, id, entity)| (id, super::title_of(Some(entity)).unwrap_or_default())).collect();
     (reads, titles)
 }

@@ -353,7 +353,7 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
     // Their commit, read back with its marks: the maps still hold everything.
     theirs.apply(&[their_patch("one")]).await.expect("their write");
     let marks = theirs.take_commit_marks(&b, true).expect("the marks of their one commit").marks;
-    assert_eq!(mine.read_stored(&b, Some(&marks), None).await.expect("read back").len(), 1);
+    assert_eq!(mine.read_stored(b.clone(), Some(&marks), None).await.expect("read back").len(), 1);
     assert_eq!(recorded("a", 9_000.0).await, Some("first".into()), "computed on the known doc");
 
     // Two commits, each read back once both are made: the second follows on from the first.
@@ -361,8 +361,8 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
     let first = theirs.take_commit_marks(&b, true).expect("marks").marks;
     theirs.apply(&[their_patch("three")]).await.expect("their write");
     let second = theirs.take_commit_marks(&b, true).expect("marks").marks;
-    mine.read_stored(&b, Some(&first), None).await.expect("read back");
-    mine.read_stored(&b, Some(&second), None).await.expect("read back");
+    mine.read_stored(b.clone(), Some(&first), None).await.expect("read back");
+    mine.read_stored(b.clone(), Some(&second), None).await.expect("read back");
     assert_eq!(recorded("c", 9_001.0).await, Some("first".into()), "computed on the known doc");
 
     // A commit missed: the next one's marks do not follow on from what this connection trusted.
@@ -370,13 +370,13 @@ pub async fn a_commit_read_back_with_its_marks_leaves_known_docs_trusted() {
     assert!(theirs.take_commit_marks(&b, true).is_some(), "marks of a commit whose message is lost");
     theirs.apply(&[their_patch("five")]).await.expect("their write");
     let after_the_missed_one = theirs.take_commit_marks(&b, true).expect("marks").marks;
-    mine.read_stored(&b, Some(&after_the_missed_one), None).await.expect("read back");
+    mine.read_stored(b.clone(), Some(&after_the_missed_one), None).await.expect("read back");
     assert_eq!(recorded("d", 9_002.0).await, Some("unmarked".into()), "read: the maps missed a commit");
 
     // After a full read, a commit read back without marks.
     mine.load().await.expect("load");
     theirs.apply(&[their_patch("six")]).await.expect("their write");
-    mine.read_stored(&b, None, None).await.expect("read back");
+    mine.read_stored(b.clone(), None, None).await.expect("read back");
     assert_eq!(recorded("e", 9_003.0).await, Some("unmarked".into()), "read: no marks");
     mine.close();
     theirs.close();

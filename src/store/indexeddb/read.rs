@@ -84,22 +84,23 @@ impl IdbStore {
     /// commits, if any, update in their turn.
     pub async fn read_stored(
         &self,
-        keys: &[(String, String)],
+        keys: Vec<(String, String)>,
         marks: Option<&(String, String)>,
         docs: Option<&Array>,
     ) -> Result<Vec<(String, String, Entity)>> {
-        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| self.collections.contains_key(&keys[i].0)).collect();
-        if wanted.is_empty() {
+        let all = keys.len();
+        let keys: Vec<(usize, (String, String))> =
+            keys.into_iter().enumerate().filter(|(_, (collection, _))| self.collections.contains_key(collection)).collect();
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
         // The message's docs, for the keys kept: only with its marks, which say whether they may be taken.
-        let told: Option<Array> = match (marks, docs.filter(|docs| docs.length() as usize == keys.len())) {
-            (Some(_), Some(docs)) if wanted.len() == keys.len() => Some(docs.clone()),
-            (Some(_), Some(docs)) => Some(wanted.iter().map(|&i| docs.get(i as u32)).collect()),
+        let told: Option<Array> = match (marks, docs.filter(|docs| docs.length() as usize == all)) {
+            (Some(_), Some(docs)) if keys.len() == all => Some(docs.clone()),
+            (Some(_), Some(docs)) => Some(keys.iter().map(|&(i, _)| docs.get(i as u32)).collect()),
             _ => None,
         };
-        let keys: Vec<&(String, String)> = wanted.into_iter().map(|i| &keys[i]).collect();
-        let (positions, ids) = self.entities_at(keys.iter().map(|(c, id)| (c.as_str(), id.as_str())));
+        let (positions, ids) = self.entities_at(keys.iter().map(|(_, (c, id))| (c.as_str(), id.as_str())));
         let marks: JsValue = match marks {
             Some((found, left)) => Array::of2(&found.into(), &left.into()).into(),
             None => JsValue::NULL,
@@ -109,20 +110,28 @@ impl IdbStore {
         });
         let docs = match taken {
             Some(docs) => docs,
-            None => self.read_committed(&keys, &positions, &ids, &marks).await?,
+            None => self.read_committed(keys.iter().map(|(_, (c, _))| c.as_str()), &positions, &ids, &marks).await?,
         };
         let mut stored = Vec::with_capacity(keys.len());
-        for ((collection, id), doc) in keys.into_iter().zip(docs.iter()) {
+        for ((_, (collection, id)), doc) in keys.into_iter().zip(docs.iter()) {
             if let Some(doc) = doc.as_string() {
-                stored.push((collection.clone(), id.clone(), parse_text(&doc, collection)?));
+                let entity = parse_text(&doc, &collection)?;
+                stored.push((collection, id, entity));
             }
         }
         Ok(stored)
     }
 
-    /// [`IdbStore::read_stored`]'s read of the entities `keys`, in one transaction.
-    async fn read_committed(&self, keys: &[&(String, String)], positions: &[u32], ids: &str, marks: &JsValue) -> Result<Array> {
-        let mut scope = entity_stores(keys.iter().map(|(c, _)| c.as_str()));
+    /// [`IdbStore::read_stored`]'s read, in one transaction, of the entities
+    /// at `positions`, of the collections `collections`.
+    async fn read_committed(
+        &self,
+        collections: impl Iterator<Item = &str>,
+        positions: &[u32],
+        ids: &str,
+        marks: &JsValue,
+    ) -> Result<Array> {
+        let mut scope = entity_stores(collections);
         scope.push(ACKS_STORE.to_owned());
         let scope = &scope;
         self.idempotent(|connection| async move {

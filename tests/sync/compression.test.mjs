@@ -12,11 +12,17 @@ let server;
 let browser;
 serverAndBrowser((started) => ({ server, browser } = started));
 
-/** A page loaded through `proxy`, in a browser context of its own, with `window.db` open as `user`. */
-async function openThrough(proxy, user) {
-  const device = await openDevice(browser, proxy);
+/**
+ * A page loaded through `proxy`, in a browser context of its own (made ready by
+ * `prepare`, see `openDevice`), with `window.db` open as `user`; `workers` lists
+ * the URL of each worker the page starts.
+ */
+async function openThrough(proxy, user, prepare) {
+  const device = await openDevice(browser, proxy, prepare);
+  const workers = [];
+  device.page.on("worker", (worker) => workers.push(worker.url()));
   await openDb(device, `${user}-${crypto.randomUUID()}`, user, { auto: false });
-  return device;
+  return { ...device, workers };
 }
 
 /** Writes `count` notes numbered from `first`, in one transaction, and syncs. */
@@ -36,6 +42,16 @@ const writeAndSync = (page, first, count) =>
   );
 
 const pushes = (proxy) => proxy.requests.filter((request) => request.path === "/v1/push");
+
+/** Syncs one note, then two batches of 300 (the two large pushes), each leaving nothing queued and no error. */
+async function syncOneThenTwoLarge(page) {
+  await writeAndSync(page, 0, 1);
+  for (const first of [1, 301]) {
+    const status = await writeAndSync(page, first, 300);
+    assert.equal(status.pending, 0);
+    assert.equal(status.lastError, null);
+  }
+}
 
 describe("compressed pushes", () => {
   test("a large push travels gzipped, at a fraction of its size, and arrives whole", async () => {
@@ -75,9 +91,7 @@ describe("compressed pushes", () => {
 
   test("bodies are compressed in a worker, not on the page's thread", async () => {
     const proxy = await startCountingProxy(server.url);
-    const { context, page, errors } = await openThrough(proxy, "offthread");
-    const workers = [];
-    page.on("worker", (worker) => workers.push(worker.url()));
+    const { context, page, errors, workers } = await openThrough(proxy, "offthread");
     try {
       await writeAndSync(page, 0, 1);
       assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
@@ -94,33 +108,21 @@ describe("compressed pushes", () => {
 
   test("where the page's Content-Security-Policy refuses the worker, bodies are compressed on the page's thread", async () => {
     const proxy = await startCountingProxy(server.url);
-    const context = await browser.newContext();
     // No worker-src: script-src applies to workers, and it has no blob:.
     const policy = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval' 'wasm-unsafe-eval'";
-    await context.route(
-      (url) => url.pathname === "/",
-      async (route) => {
-        const response = await route.fetch();
-        await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": policy } });
-      },
-    );
-    const page = await context.newPage();
-    const errors = [];
-    page.on("pageerror", (error) => errors.push(error.message));
+    const withPolicy = (context) =>
+      context.route(
+        (url) => url.pathname === "/",
+        async (route) => {
+          const response = await route.fetch();
+          await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": policy } });
+        },
+      );
+    const { context, page, errors, workers } = await openThrough(proxy, "onthread", withPolicy);
     const refusals = [];
     page.on("console", (message) => /Content Security Policy/.test(message.text()) && refusals.push(message.text()));
-    const workers = [];
-    page.on("worker", (worker) => workers.push(worker.url()));
     try {
-      await page.goto(proxy.url);
-      await page.waitForSelector('html[data-ready="true"]');
-      await openDb({ page }, `onthread-${crypto.randomUUID()}`, "onthread", { auto: false });
-      await writeAndSync(page, 0, 1);
-      for (const first of [1, 301]) {
-        const status = await writeAndSync(page, first, 300);
-        assert.equal(status.pending, 0);
-        assert.equal(status.lastError, null);
-      }
+      await syncOneThenTwoLarge(page);
       assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
       assert.ok(refusals.length > 0, "the policy refused the worker");
       assert.deepEqual(workers, []);
@@ -137,30 +139,18 @@ describe("compressed pushes", () => {
 
   test("a compressing worker that never answers is given up, and pushes still go compressed", async () => {
     const proxy = await startCountingProxy(server.url);
-    const context = await browser.newContext();
     // Workers that take messages and never answer, as one that died without an error event would.
-    await context.addInitScript(() => {
-      globalThis.Worker = class extends Worker {
-        postMessage() {}
-      };
-    });
-    const page = await context.newPage();
-    const errors = [];
-    page.on("pageerror", (error) => errors.push(error.message));
-    const workers = [];
-    page.on("worker", (worker) => workers.push(worker.url()));
+    const silentWorkers = (context) =>
+      context.addInitScript(() => {
+        globalThis.Worker = class extends Worker {
+          postMessage() {}
+        };
+      });
+    const { context, page, errors, workers } = await openThrough(proxy, "silent", silentWorkers);
     try {
-      await page.goto(proxy.url);
-      await page.waitForSelector('html[data-ready="true"]');
-      await openDb({ page }, `silent-${crypto.randomUUID()}`, "silent", { auto: false });
-      await writeAndSync(page, 0, 1);
       // The first compressed push waits out the worker's limit, then compresses on
       // the page's thread; the next one does so at once, starting no other worker.
-      for (const first of [1, 301]) {
-        const status = await writeAndSync(page, first, 300);
-        assert.equal(status.pending, 0);
-        assert.equal(status.lastError, null);
-      }
+      await syncOneThenTwoLarge(page);
       assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
       assert.equal(workers.length, 1, `workers started: ${workers}`);
       assert.equal((await server.pullAll("silent")).length, 601);

@@ -74,10 +74,13 @@ export function launchBrowser() {
 
 /**
  * A device: its own browser context (its own IndexedDB), on the harness page.
- * Page errors are collected so a test can check none happened.
+ * Page errors are collected so a test can check none happened. `prepare`, if
+ * given, is called with the context before its page opens (to route requests,
+ * add an init script).
  */
-export async function openDevice(browser, server) {
+export async function openDevice(browser, server, prepare) {
   const context = await browser.newContext();
+  await prepare?.(context);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));

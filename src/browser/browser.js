@@ -1531,17 +1531,23 @@ function compress(bytes) {
 
 /**
  * The script of the compressing worker: `[id, bytes]` in, `[id, gzipped]` out
- * (`[id, null]` where it failed). Text rather than a function's source, which a
- * minifier may rename.
+ * (`[id, null]` where it failed), one job at a time in the order they came:
+ * compressions run in turns, so a job sent later would otherwise hold up the
+ * answer to one sent first (the push waiting to go out, behind the next one
+ * compressed ahead). Text rather than a function's source, which a minifier
+ * may rename.
  */
-const COMPRESSOR = `onmessage = async ({ data: [id, bytes] }) => {
-  try {
-    const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
-    const packed = await new Response(stream).arrayBuffer();
-    postMessage([id, packed], [packed]);
-  } catch {
-    postMessage([id, null]);
-  }
+const COMPRESSOR = `let done = Promise.resolve();
+onmessage = ({ data: [id, bytes] }) => {
+  done = done.then(async () => {
+    try {
+      const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
+      const packed = await new Response(stream).arrayBuffer();
+      postMessage([id, packed], [packed]);
+    } catch {
+      postMessage([id, null]);
+    }
+  });
 };`;
 
 /** How long the compressing worker is kept after its last job. */

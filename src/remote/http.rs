@@ -78,13 +78,18 @@ impl HttpRemote {
     /// refused with 415 is sent again plain, and so are later ones.
     pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
         let json = serde_json::to_string(request).map_err(|e| RemoteError::Malformed(format!("cannot encode the push: {e}")))?;
+        let mut packed_meanwhile = None;
         if self.gzip_bodies.get().is_none() && json.len() >= ASK_FIRST_BYTES {
-            // Any answer says. A server that cannot be reached would not take the push either.
-            self.send(Request::get(&format!("{}/v1/health", self.url)), None).await?;
+            // Any answer says. A server that cannot be reached would not take
+            // the push either. The body is gzipped during the round trip, in
+            // case the server takes it so (thrown away if not).
+            let (asked, packed) = futures::join!(self.send(Request::get(&format!("{}/v1/health", self.url)), None), gzip(&json));
+            asked?;
+            packed_meanwhile = packed;
         }
         if self.gzips(json.len()) {
             let ready = self.prepared.take().filter(|(prepared, _)| *prepared == json).map(|(_, packed)| packed);
-            let packed = match ready {
+            let packed = match ready.or(packed_meanwhile) {
                 Some(packed) => Some(packed),
                 None => gzip(&json).await,
             };

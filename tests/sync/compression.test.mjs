@@ -89,6 +89,29 @@ describe("compressed pushes", () => {
     }
   });
 
+  test("a first large push to a server that takes no gzip asks first, and goes plain", async () => {
+    const proxy = await startCountingProxy(server.url);
+    // The health answer of a server that takes plain bodies only. The body is
+    // gzipped while the client waits for it, and must then be thrown away.
+    proxy.fault = ({ path }) =>
+      path === "/v1/health" ? { kind: "answer", status: 200, headers: { "accept-encoding": "identity" }, body: "{}" } : null;
+    const { context, page, errors } = await openThrough(proxy, "plainfirst");
+    try {
+      const asked = proxy.requests.length;
+      assert.equal((await writeAndSync(page, 0, 300)).pending, 0);
+      const sent = proxy.requests.slice(asked, asked + 2).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
+      assert.deepEqual(sent, ["GET /v1/health null", "POST /v1/push null"]);
+      const held = await server.pullAll("plainfirst");
+      assert.equal(held.length, 300);
+      const local = await page.evaluate(() => db.collection("notes").get("n299").data);
+      assert.deepEqual(held.find((entity) => entity.id === "n299").data, local);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
   test("bodies are compressed in a worker, not on the page's thread", async () => {
     const proxy = await startCountingProxy(server.url);
     const { context, page, errors, workers } = await openThrough(proxy, "offthread");

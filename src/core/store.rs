@@ -35,6 +35,10 @@ pub struct SyncMeta {
     /// When a sync last completed (ms since the epoch).
     #[serde(default)]
     pub last_sync_at: Option<f64>,
+    /// What the remote learned about the server and keeps for the next
+    /// session (see [`crate::core::sync::Remote::learned`]).
+    #[serde(default)]
+    pub remote: Option<String>,
 }
 
 /// Work for this thread while a commit completes elsewhere (see [`Store::settle`]).

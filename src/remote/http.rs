@@ -118,6 +118,28 @@ impl HttpRemote {
         self.exchange(builder, None).await
     }
 
+    /// What the server's answers said about gzipped bodies, for the next
+    /// session (`gzip URL` or `identity URL`): its first large push then goes
+    /// without asking first. A server that stops taking gzip at that URL
+    /// refuses the push with 415, and it is sent again plain.
+    pub fn learned(&self) -> Option<String> {
+        let takes = !self.gzip_refused.get() && self.gzip_bodies.get()?;
+        Some(format!("{} {}", if takes { "gzip" } else { "identity" }, self.url))
+    }
+
+    /// Starts from what [`HttpRemote::learned`] said, if it was about this
+    /// server and no answer has said anything yet.
+    pub fn recall(&self, learned: &str) {
+        let said = match learned.split_once(' ') {
+            Some(("gzip", url)) if url == self.url => true,
+            Some(("identity", url)) if url == self.url => false,
+            _ => return,
+        };
+        if self.gzip_bodies.get().is_none() {
+            self.gzip_bodies.set(Some(said));
+        }
+    }
+
     /// Asks `getToken({ refresh: true })` for a new token after a 401.
     pub async fn refresh_auth(&self) -> Result<(), RemoteError> {
         let token = self.fetch_token(true).await?;

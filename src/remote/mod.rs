@@ -47,6 +47,19 @@ impl Remote for JsRemote {
             JsRemote::Handlers(_) => Ok(()),
         }
     }
+
+    fn learned(&self) -> Option<String> {
+        match self {
+            JsRemote::Http(remote) => remote.learned(),
+            JsRemote::Handlers(_) => None,
+        }
+    }
+
+    fn recall(&self, learned: &str) {
+        if let JsRemote::Http(remote) = self {
+            remote.recall(learned);
+        }
+    }
 }
 
 /// Calls an app function and waits for its answer, whether it returns a

@@ -2,7 +2,8 @@
 //! brought to the layout a schema asks for. Pure, so it is tested natively.
 //!
 //! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`, the
-//!   pull `cursor` and the `sync` retry state (JSON).
+//!   pull `cursor` and the `sync` state (JSON: the retry schedule, and what
+//!   the remote learned about the server).
 //! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as JSON text.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
 //!   entity as JSON text, a `base` equal to its `data` left out for

@@ -486,13 +486,15 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     assert_eq!(store.sync_meta().await.unwrap().cursor.as_deref(), Some("cursor-1"));
     assert_eq!(store.outbox(10).await.unwrap().len(), 1);
 
-    // The retry schedule survives a reopen; saving it keeps the cursor.
-    let meta = tideway::core::SyncMeta { cursor: None, failures: 2, retry_at: Some(12_345.0), last_sync_at: Some(11.0) };
+    // The retry schedule and what the remote learned survive a reopen; saving them keeps the cursor.
+    let learned = Some("gzip https://sync.example".to_string());
+    let meta = tideway::core::SyncMeta { cursor: None, failures: 2, retry_at: Some(12_345.0), last_sync_at: Some(11.0), remote: learned.clone() };
     store.save_sync_meta(&meta).await.unwrap();
     repo.close().await.unwrap();
     let reopened = h.open(&name, notes_schema()).await;
     let saved = reopened.sync_meta().await.unwrap();
     assert_eq!((saved.failures, saved.retry_at, saved.last_sync_at), (2, Some(12_345.0), Some(11.0)));
+    assert_eq!(saved.remote, learned);
     assert_eq!(saved.cursor.as_deref(), Some("cursor-1"));
 }
 

@@ -112,6 +112,46 @@ describe("compressed pushes", () => {
     }
   });
 
+  test("a database that synced before gzips its first large push without asking, on the same server only", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const { context, page, errors } = await openDevice(browser, proxy);
+    const name = `remembered-${crypto.randomUUID()}`;
+    const sentSince = (asked, count) =>
+      proxy.requests.slice(asked, asked + count).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
+    const reload = async () => {
+      await page.reload();
+      await page.waitForSelector('html[data-ready="true"]');
+    };
+    try {
+      await openDb({ page }, name, "remembered", { auto: false });
+      // A small push goes plain without asking; the server's answer says it takes gzip.
+      await writeAndSync(page, 0, 1);
+
+      // The next session starts from what that answer said.
+      await reload();
+      await openDb({ page }, name, "remembered", { auto: false });
+      let asked = proxy.requests.length;
+      assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
+      assert.deepEqual(sentSince(asked, 1), ["POST /v1/push gzip"]);
+
+      // Syncing under another URL (a path here), the client asks again.
+      await reload();
+      await page.evaluate(async (name) => {
+        const sync = { url: "/", getToken: () => "remembered-token", interval: 0, debounce: 20, auto: false };
+        window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, sync });
+      }, name);
+      asked = proxy.requests.length;
+      assert.equal((await writeAndSync(page, 301, 300)).pending, 0);
+      assert.deepEqual(sentSince(asked, 2), ["GET /v1/health null", "POST /v1/push gzip"]);
+
+      assert.equal((await server.pullAll("remembered")).length, 601);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
   test("bodies are compressed in a worker, not on the page's thread", async () => {
     const proxy = await startCountingProxy(server.url);
     const { context, page, errors, workers } = await openThrough(proxy, "offthread");

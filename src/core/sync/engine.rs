@@ -166,6 +166,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// Reads the saved cursor and retry schedule. `random` is uniform in [0, 1), for jitter.
     pub async fn open(repository: Rc<Repository<S>>, remote: R, config: SyncConfig, random: Box<dyn Fn() -> f64>) -> Result<Rc<Self>, Error> {
         let meta = repository.store().sync_meta().await?;
+        if let Some(learned) = &meta.remote {
+            remote.recall(learned);
+        }
         let state = SyncState { last_sync_at: meta.last_sync_at, next_retry_at: meta.retry_at, ..SyncState::default() };
         Ok(Rc::new(SyncEngine {
             repository,
@@ -829,6 +832,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             meta.failures = 0;
             meta.retry_at = None;
             meta.last_sync_at = Some(now);
+            meta.remote = self.remote.learned().or(meta.remote.take());
             meta.clone()
         };
         self.repository.store().save_sync_meta(&meta).await?;
@@ -854,6 +858,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             meta.failures = meta.failures.saturating_add(1);
             let delay = self.config.backoff.delay(meta.failures, (self.random)(), retry_after);
             meta.retry_at = Some(now + delay);
+            meta.remote = self.remote.learned().or(meta.remote.take());
             meta.clone()
         };
         let retry_at = meta.retry_at.unwrap_or(now);

@@ -64,6 +64,10 @@ pub struct Server {
     pub withholds_current: bool,
     next_server_id: u64,
     pub clock: i64,
+    /// What the server's answers say about it, for [`Remote::learned`].
+    pub says: Option<String>,
+    /// Each [`Remote::recall`], in order.
+    pub recalled: Vec<String>,
 }
 
 impl Server {
@@ -241,5 +245,13 @@ impl Remote for FakeRemote {
         server.refreshes += 1;
         server.expired_tokens = server.expired_tokens.saturating_sub(1);
         Ok(())
+    }
+
+    fn learned(&self) -> Option<String> {
+        self.0.borrow().says.clone()
+    }
+
+    fn recall(&self, learned: &str) {
+        self.0.borrow_mut().recalled.push(learned.to_owned());
     }
 }

@@ -121,6 +121,18 @@ pub trait Remote {
     async fn refresh_auth(&self) -> Result<(), RemoteError> {
         Ok(())
     }
+
+    /// What this remote has learned about the server that the next session
+    /// may start from (that it takes compressed bodies, say), as text that
+    /// [`Remote::recall`] reads back. The engine keeps it with the sync state.
+    /// The default learns nothing.
+    fn learned(&self) -> Option<String> {
+        None
+    }
+
+    /// Starts from what [`Remote::learned`] said in an earlier session,
+    /// until the server says otherwise.
+    fn recall(&self, _learned: &str) {}
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -163,6 +163,31 @@ fn transient_failures_back_off_and_persist_the_retry_time() {
     assert!(meta.last_sync_at.is_some());
 }
 
+/// What the remote learned about the server is kept with the sync state, by
+/// a sync that failed as by one that succeeded, and a later session's remote
+/// starts from it.
+#[test]
+fn what_the_remote_learned_is_kept_for_the_next_session() {
+    let remote = FakeRemote::default();
+    remote.server().says = Some("takes gzip".into());
+    let a = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "one"}));
+    a.sync().unwrap();
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().remote.as_deref(), Some("takes gzip"));
+    assert!(remote.server().recalled.is_empty(), "nothing was kept before");
+
+    // A sync that learns nothing keeps what was learned before.
+    remote.server().says = None;
+    remote.server().push_faults.push_back(Fault::Before(RemoteError::Timeout));
+    a.put("n2", json!({"title": "two"}));
+    a.sync().unwrap_err();
+    assert_eq!(block_on(a.store.sync_meta()).unwrap().remote.as_deref(), Some("takes gzip"));
+
+    let schema = a.engine.repository().schema().clone();
+    let _reopened = open_device(&remote, a.store.reopen(schema.clone()), schema, ConflictPolicy::Merge);
+    assert_eq!(remote.server().recalled, vec!["takes gzip".to_string()]);
+}
+
 /// The engine draws each delay's jitter from its random source: two devices
 /// failing at the same moment retry at different times.
 #[test]

@@ -43,6 +43,19 @@ const writeAndSync = (page, first, count) =>
 
 const pushes = (proxy) => proxy.requests.filter((request) => request.path === "/v1/push");
 
+/** The `count` requests `proxy` saw from the `from`-th on, as `METHOD PATH ENCODING`. */
+const requestsFrom = (proxy, from, count) =>
+  proxy.requests.slice(from, from + count).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
+
+/** The server holds `count` notes of `user`, the note `n${count - 1}` with the data the page has. */
+async function assertArrivedWhole(page, user, count) {
+  const held = await server.pullAll(user);
+  assert.equal(held.length, count);
+  const id = `n${count - 1}`;
+  const local = await page.evaluate((id) => db.collection("notes").get(id).data, id);
+  assert.deepEqual(held.find((entity) => entity.id === id).data, local);
+}
+
 /** Syncs one note, then two batches of 300 (the two large pushes), each leaving nothing queued and no error. */
 async function syncOneThenTwoLarge(page) {
   await writeAndSync(page, 0, 1);
@@ -69,18 +82,14 @@ describe("compressed pushes", () => {
       assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip"]);
       const [, packed] = pushes(proxy);
       assert.ok(packed.bytes * 4 < plainSizes[1], `${packed.bytes} bytes sent for ${plainSizes[1]} of JSON`);
-      const held = await server.pullAll("gzip");
-      assert.equal(held.length, 301);
-      const local = await page.evaluate(() => db.collection("notes").get("n300").data);
-      assert.deepEqual(held.find((entity) => entity.id === "n300").data, local);
+      await assertArrivedWhole(page, "gzip", 301);
 
       // A new database whose first push is large asks the server first, so that
       // push already goes gzipped.
       await openDb({ page }, `gzip-${crypto.randomUUID()}`, "gzip", { auto: false });
       const asked = proxy.requests.length;
       assert.equal((await writeAndSync(page, 1000, 300)).pending, 0);
-      const sent = proxy.requests.slice(asked, asked + 2).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
-      assert.deepEqual(sent, ["GET /v1/health null", "POST /v1/push gzip"]);
+      assert.deepEqual(requestsFrom(proxy, asked, 2), ["GET /v1/health null", "POST /v1/push gzip"]);
       assert.equal((await server.pullAll("gzip")).length, 601);
       assert.deepEqual(errors, []);
     } finally {
@@ -99,12 +108,8 @@ describe("compressed pushes", () => {
     try {
       const asked = proxy.requests.length;
       assert.equal((await writeAndSync(page, 0, 300)).pending, 0);
-      const sent = proxy.requests.slice(asked, asked + 2).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
-      assert.deepEqual(sent, ["GET /v1/health null", "POST /v1/push null"]);
-      const held = await server.pullAll("plainfirst");
-      assert.equal(held.length, 300);
-      const local = await page.evaluate(() => db.collection("notes").get("n299").data);
-      assert.deepEqual(held.find((entity) => entity.id === "n299").data, local);
+      assert.deepEqual(requestsFrom(proxy, asked, 2), ["GET /v1/health null", "POST /v1/push null"]);
+      await assertArrivedWhole(page, "plainfirst", 300);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();
@@ -116,8 +121,6 @@ describe("compressed pushes", () => {
     const proxy = await startCountingProxy(server.url);
     const { context, page, errors } = await openDevice(browser, proxy);
     const name = `remembered-${crypto.randomUUID()}`;
-    const sentSince = (asked, count) =>
-      proxy.requests.slice(asked, asked + count).map(({ method, path, encoding }) => `${method} ${path} ${encoding}`);
     const reload = async () => {
       await page.reload();
       await page.waitForSelector('html[data-ready="true"]');
@@ -132,17 +135,14 @@ describe("compressed pushes", () => {
       await openDb({ page }, name, "remembered", { auto: false });
       let asked = proxy.requests.length;
       assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
-      assert.deepEqual(sentSince(asked, 1), ["POST /v1/push gzip"]);
+      assert.deepEqual(requestsFrom(proxy, asked, 1), ["POST /v1/push gzip"]);
 
       // Syncing under another URL (a path here), the client asks again.
       await reload();
-      await page.evaluate(async (name) => {
-        const sync = { url: "/", getToken: () => "remembered-token", interval: 0, debounce: 20, auto: false };
-        window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, sync });
-      }, name);
+      await openDb({ page }, name, "remembered", { auto: false, url: "/" });
       asked = proxy.requests.length;
       assert.equal((await writeAndSync(page, 301, 300)).pending, 0);
-      assert.deepEqual(sentSince(asked, 2), ["GET /v1/health null", "POST /v1/push gzip"]);
+      assert.deepEqual(requestsFrom(proxy, asked, 2), ["GET /v1/health null", "POST /v1/push gzip"]);
 
       assert.equal((await server.pullAll("remembered")).length, 601);
       assert.deepEqual(errors, []);
@@ -189,10 +189,7 @@ describe("compressed pushes", () => {
       assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
       assert.ok(refusals.length > 0, "the policy refused the worker");
       assert.deepEqual(workers, []);
-      const held = await server.pullAll("onthread");
-      assert.equal(held.length, 601);
-      const local = await page.evaluate(() => db.collection("notes").get("n600").data);
-      assert.deepEqual(held.find((entity) => entity.id === "n600").data, local);
+      await assertArrivedWhole(page, "onthread", 601);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

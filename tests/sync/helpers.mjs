@@ -92,16 +92,16 @@ export async function openDevice(browser, server, prepare) {
 /**
  * Opens `window.db` (notes, indexed by title) and `window.notes` in a tab's page: the
  * database `name`, syncing with the server as `user` unless `user` is null
- * (automatically unless `auto` is false).
+ * (automatically unless `auto` is false), at `url` (the page's origin unless given).
  */
-export async function openDb({ page }, name, user, { auto = true } = {}) {
+export async function openDb({ page }, name, user, { auto = true, url = null } = {}) {
   await page.evaluate(
-    async ({ name, user, auto }) => {
-      const sync = user && { url: location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20, auto };
+    async ({ name, user, auto, url }) => {
+      const sync = user && { url: url ?? location.origin, getToken: () => `${user}-token`, interval: 0, debounce: 20, auto };
       window.db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, ...(sync ? { sync } : {}) });
       window.notes = window.db.collection("notes");
     },
-    { name, user, auto },
+    { name, user, auto, url },
   );
 }
 

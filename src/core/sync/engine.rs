@@ -250,12 +250,15 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let mut refreshed = false;
         // Before the push: what the push acknowledges is on the server.
         let full = self.meta.borrow().cursor.is_none().then(|| FullPull::begin(&self.repository));
-        let outcome = match self.push_all(&mut report, &mut refreshed).await {
-            Ok(Pushed::All) => self.pull_all(&mut report, &mut refreshed, full).await,
+        let mut ahead = PullAhead { full: full.as_ref(), page: None };
+        let pushed = self.push_all(&mut report, &mut refreshed, Some(&mut ahead)).await;
+        let ahead = ahead.page;
+        let outcome = match pushed {
+            Ok(Pushed::All) => self.pull_all(&mut report, &mut refreshed, full, ahead).await,
             // The pull brings the versions the server withheld, which settles
             // those conflicts and requeues what is left to push.
-            Ok(Pushed::UntilWithheld) => match self.pull_all(&mut report, &mut refreshed, full).await {
-                Ok(()) => self.push_all(&mut report, &mut refreshed).await.map(drop),
+            Ok(Pushed::UntilWithheld) => match self.pull_all(&mut report, &mut refreshed, full, ahead).await {
+                Ok(()) => self.push_all(&mut report, &mut refreshed, None).await.map(drop),
                 Err(error) => Err(error),
             },
             Err(error) => Err(error),
@@ -282,10 +285,20 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// after them go out: a batch waits for them only if it holds one of
     /// their entities, whose version it must carry. Other answers are recorded
     /// before the outbox is read again.
-    async fn push_all(&self, report: &mut SyncReport, refreshed: &mut bool) -> Result<Pushed, Failure> {
+    ///
+    /// Once a batch has emptied the outbox, the first page of the pull that
+    /// ends the sync is asked for while the last answers are recorded, into
+    /// `ahead`: the server has applied every push by then. It is dropped if
+    /// more writes are pushed after all.
+    async fn push_all(
+        &self,
+        report: &mut SyncReport,
+        refreshed: &mut bool,
+        ahead: Option<&mut PullAhead<'_>>,
+    ) -> Result<Pushed, Failure> {
         let mut recording = Recording::default();
         let mut marked: Vec<Rc<[(String, String)]>> = Vec::new();
-        let pushed = self.push_batches(&mut recording, &mut marked, report, refreshed).await;
+        let pushed = self.push_batches(&mut recording, &mut marked, report, refreshed, ahead).await;
         // Every answer that came is recorded, whatever stopped the push.
         let recorded = self.finish(&mut recording, report).await;
         let result = pushed.and_then(|pushed| recorded.map(|()| pushed));
@@ -306,50 +319,54 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         marked: &mut Vec<Rc<[(String, String)]>>,
         report: &mut SyncReport,
         refreshed: &mut bool,
+        mut ahead: Option<&mut PullAhead<'_>>,
     ) -> Result<Pushed, Failure> {
         // After a refusal that names no mutation, push one at a time to find it.
         let mut batch_size = self.config.push_batch.max(1);
         // The previous batch, answered in full, its answers not recorded yet.
         let mut answered: Option<Answered> = None;
-        // The batch after it, read while it was in flight (and whether that
-        // read reached the end of the outbox), with its request if it was
-        // made ready to go then.
-        let mut read_ahead: Option<(Vec<Mutation>, bool, Option<Push>)> = None;
+        // The batch after it, read while it was in flight, with its request
+        // if it was made ready to go then.
+        let mut read_ahead: Option<(Read, Option<Push>)> = None;
         // Whether the last read reached the end of the outbox: then the answers
         // are recorded before it is read again, as nothing waits to be sent
         // meanwhile, and the entries answered leave the outbox without delay
         // (another context that syncs on its own may be about to read it).
         let mut reached_end = false;
+        // Whether the last read took every entry the outbox held.
+        let mut emptied = false;
         loop {
-            let (batch, end, prepared) = match read_ahead.take() {
+            let (Read { batch, end, whole }, prepared) = match read_ahead.take() {
                 Some(next) => next,
                 None => {
                     if reached_end {
-                        self.finish(recording, report).await?;
-                        if let Some(previous) = answered.take() {
-                            if self.record_push(previous, report).await? {
-                                return Ok(Pushed::UntilWithheld);
-                            }
+                        let pull_ahead = ahead.as_deref_mut().filter(|_| emptied);
+                        if self.record_rest(recording, answered.take(), report, refreshed, pull_ahead).await? {
+                            return Ok(Pushed::UntilWithheld);
                         }
                     }
                     let (after, in_flight) = answered.as_ref().map_or((0, &[][..]), |answered| (answered.last(), &answered.keys[..]));
-                    let (batch, end) = self.next_batch(batch_size, after, in_flight).await?;
-                    (batch, end, None)
+                    (self.next_batch(batch_size, after, in_flight).await?, None)
                 }
             };
-            reached_end = end;
+            (reached_end, emptied) = (end, end && whole);
             if batch.is_empty() {
                 match answered.take() {
                     None => return Ok(Pushed::All),
                     Some(previous) => {
-                        self.finish(recording, report).await?;
-                        if self.record_push(previous, report).await? {
+                        let pull_ahead = ahead.as_deref_mut().filter(|_| emptied);
+                        if self.record_rest(recording, Some(previous), report, refreshed, pull_ahead).await? {
                             return Ok(Pushed::UntilWithheld);
                         }
                         // What is left (if anything) waited for those answers.
                         continue;
                     }
                 }
+            }
+            // A batch after the pull was asked for ahead (of a write made while
+            // the last answers were recorded): that page may miss what it brings.
+            if let Some(ahead) = ahead.as_deref_mut() {
+                ahead.page = None;
             }
             // Answers that applied everything touch nothing but their own
             // entities and outbox entries, all before this batch: they join
@@ -391,15 +408,15 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 if end || withheld {
                     return Ok((withheld, None));
                 }
-                let (next, next_end) = self.next_batch(batch_size, last, &keys).await?;
+                let next = self.next_batch(batch_size, last, &keys).await?;
                 // Ready to go the moment this batch is answered (see `Remote::prepare`).
                 let mut prepared = None;
-                if !next.is_empty() && !unrecorded.holds_any(&next) {
-                    let request = self.push_request(&next);
+                if !next.batch.is_empty() && !unrecorded.holds_any(&next.batch) {
+                    let request = self.push_request(&next.batch);
                     self.remote.prepare(&request).await;
                     prepared = Some(request);
                 }
-                Ok((withheld, Some((next, next_end, prepared))))
+                Ok((withheld, Some((next, prepared))))
             };
             // The request goes out first: recording and reading do work on this
             // thread before they wait, and the server need not wait for it.
@@ -464,6 +481,40 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         }));
     }
 
+    /// Records everything not recorded yet: `recording`, then `answered`;
+    /// with `ahead`, asks for the first page of the pull meanwhile (see
+    /// [`SyncEngine::push_all`]), unless it was asked for already or
+    /// `answered` holds other answers than acknowledgements (a conflict may
+    /// queue a write to push). Whether an answer withheld the server's data
+    /// (see [`Pushed::UntilWithheld`]).
+    async fn record_rest(
+        &self,
+        recording: &mut Recording<'_>,
+        answered: Option<Answered>,
+        report: &mut SyncReport,
+        refreshed: &mut bool,
+        ahead: Option<&mut PullAhead<'_>>,
+    ) -> Result<bool, Failure> {
+        let acknowledged = answered.as_ref().is_none_or(Answered::all_applied);
+        let recorded = async {
+            self.finish(recording, report).await?;
+            match answered {
+                Some(answered) => self.record_push(answered, report).await,
+                None => Ok(false),
+            }
+        };
+        match ahead.filter(|ahead| ahead.page.is_none() && acknowledged) {
+            Some(ahead) => {
+                let cursor = self.meta.borrow().cursor.clone();
+                // The request first: the server answers it while this thread records.
+                let (page, recorded) = futures::join!(self.pull_page(refreshed, cursor.as_deref(), ahead.full), recorded);
+                ahead.page = Some(page);
+                recorded
+            }
+            None => recorded.await,
+        }
+    }
+
     /// Waits until everything in `recording` is recorded, shows it and counts it.
     async fn finish(&self, recording: &mut Recording<'_>, report: &mut SyncReport) -> Result<(), Failure> {
         if let Some(pending) = recording.pending.take() {
@@ -482,21 +533,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// answer, because its base version is the version that answer brings:
     /// sent together, it would conflict with its own predecessor, or apply
     /// over a change it never saw.
-    /// Also whether the read reached the end of the outbox.
-    async fn next_batch(
-        &self,
-        batch_size: usize,
-        after: MutationId,
-        in_flight: &[(String, String)],
-    ) -> Result<(Vec<Mutation>, bool), Failure> {
+    async fn next_batch(&self, batch_size: usize, after: MutationId, in_flight: &[(String, String)]) -> Result<Read, Failure> {
         let outbox = self.repository.store().outbox_after(after, batch_size).await?;
-        let end = outbox.len() < batch_size;
+        let (read, end) = (outbox.len(), outbox.len() < batch_size);
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(in_flight.len() + outbox.len());
         seen.extend(in_flight.iter().map(|(collection, id)| (collection.as_str(), id.as_str())));
         let fits = outbox.iter().take_while(|m| seen.insert((m.collection.as_str(), m.id.as_str()))).count();
         let mut batch = outbox;
         batch.truncate(fits);
-        Ok((within_body_limit(batch), end))
+        let batch = within_body_limit(batch);
+        Ok(Read { whole: batch.len() == read, batch, end })
     }
 
     /// Sends one push and sorts out what came back.
@@ -573,9 +619,16 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
 
     /// Pulls every page from the cursor on; `full`, on a pull from the start, is
     /// what the sync found synced before it pushed.
-    async fn pull_all(&self, report: &mut SyncReport, refreshed: &mut bool, full: Option<FullPull>) -> Result<(), Failure> {
+    /// `ahead` is its first page if it was asked for already.
+    async fn pull_all(
+        &self,
+        report: &mut SyncReport,
+        refreshed: &mut bool,
+        full: Option<FullPull>,
+        ahead: Option<Result<PullResponse, RemoteError>>,
+    ) -> Result<(), Failure> {
         let mut unshown = None;
-        let pulled = self.pull_pages(report, refreshed, full, &mut unshown).await;
+        let pulled = self.pull_pages(report, refreshed, full, ahead, &mut unshown).await;
         // The last page recorded is shown whatever stopped the pull.
         if let Some((answers, settled)) = unshown {
             self.show(&answers, &settled);
@@ -590,6 +643,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         report: &mut SyncReport,
         refreshed: &mut bool,
         full: Option<FullPull>,
+        ahead: Option<Result<PullResponse, RemoteError>>,
         unshown: &mut Option<(Vec<ServerAnswer>, Vec<Settled>)>,
     ) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
@@ -602,15 +656,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         // other than its own, so the pages of one pull leave this map as it is.
         let mut local_ids = LocalIds::default();
         // The next page, fetched while the one before was recorded.
-        let mut fetched = None;
+        let mut fetched = ahead;
         loop {
             let page = match fetched.take() {
                 Some(page) => page,
-                None => {
-                    self.log(Step::Pull { has_cursor: cursor.is_some() });
-                    let own = self.own_writes_skipped(full.as_ref());
-                    self.call(refreshed, || self.remote.pull(cursor.as_deref(), self.config.pull_limit, own)).await
-                }
+                None => self.pull_page(refreshed, cursor.as_deref(), full.as_ref()).await,
             };
             let page = match page {
                 Ok(page) => page,
@@ -655,9 +705,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             };
             let recording = self.record(&answers, Some(&next), Box::new(show_previous));
             let settled = if has_more {
-                self.log(Step::Pull { has_cursor: true });
-                let own = self.own_writes_skipped(full.as_ref());
-                let following = self.call(refreshed, || self.remote.pull(Some(next.as_str()), self.config.pull_limit, own));
+                let following = self.pull_page(refreshed, Some(next.as_str()), full.as_ref());
                 // The request first, so the server prepares the next page while
                 // this one is recorded.
                 let (following, settled) = futures::join!(following, recording);
@@ -675,6 +723,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 return Ok(());
             }
         }
+    }
+
+    /// Asks for the page of changes after `cursor`; `full` as in `pull_pages`.
+    async fn pull_page(&self, refreshed: &mut bool, cursor: Option<&str>, full: Option<&FullPull>) -> Result<PullResponse, RemoteError> {
+        self.log(Step::Pull { has_cursor: cursor.is_some() });
+        let own = self.own_writes_skipped(full);
+        self.call(refreshed, || self.remote.pull(cursor, self.config.pull_limit, own)).await
     }
 
     /// Calls the remote, answering one 401 per sync with a credentials refresh.
@@ -1010,6 +1065,23 @@ impl EntitySet {
     fn holds_any(&self, batch: &[Mutation]) -> bool {
         batch.iter().any(|m| self.0.get(&m.collection).is_some_and(|ids| ids.contains(&m.id)))
     }
+}
+
+/// A batch read from the outbox (see [`SyncEngine::next_batch`]).
+struct Read {
+    batch: Vec<Mutation>,
+    /// Whether the read reached the end of the outbox.
+    end: bool,
+    /// Whether the batch holds every entry the read found.
+    whole: bool,
+}
+
+/// The first page of the pull that ends a sync, asked for while the push's
+/// last answers are recorded (see [`SyncEngine::push_all`]).
+struct PullAhead<'a> {
+    /// As the pull will have it (see `pull_pages`).
+    full: Option<&'a FullPull>,
+    page: Option<Result<PullResponse, RemoteError>>,
 }
 
 /// What came of sending one push.

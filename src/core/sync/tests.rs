@@ -1006,3 +1006,85 @@ fn a_batch_read_while_the_one_before_is_in_flight_carries_the_answers_before_tha
     }
     assert_eq!(device.pending(), 0);
 }
+
+#[test]
+fn the_pull_is_asked_for_while_the_last_answers_are_recorded() {
+    // In batches of two: one batch; a full batch the outbox ends with; a batch after a full one.
+    for ids in [&["a"][..], &["a", "b"], &["a", "b", "c"]] {
+        let remote = FakeRemote::default();
+        remote.server().write("notes", "elsewhere", json!({ "title": "another client's" }), false);
+        let (device, release) = device_with_a_slow_first_recording(&remote);
+        for id in ids {
+            device.put(id, json!({ "title": id }));
+        }
+        let report = sync_until(
+            &device,
+            || remote.server().pulls == 1,
+            || {
+                assert_eq!(at_once(device.store.get("notes", "a")).unwrap().sync_status, SyncStatus::Dirty, "{ids:?}");
+                release.send(()).unwrap();
+            },
+        )
+        .unwrap();
+        assert_eq!((report.pushed, report.pulled), (ids.len(), 1), "{ids:?}");
+        assert_eq!(remote.server().pulls, 1, "{ids:?}: the page asked for meanwhile is the one taken");
+        assert_eq!(device.get("elsewhere").map(|e| e.sync_status), Some(SyncStatus::Synced), "{ids:?}");
+        for id in ids {
+            assert_eq!(device.stored(id).unwrap().sync_status, SyncStatus::Synced, "{ids:?}");
+        }
+        assert_eq!(device.pending(), 0);
+    }
+}
+
+#[test]
+fn a_write_made_while_the_last_answers_are_recorded_goes_before_the_pull() {
+    let remote = FakeRemote::default();
+    let (device, release) = device_with_a_slow_first_recording(&remote);
+    device.put("a", json!({ "title": "a" }));
+    let report = sync_until(
+        &device,
+        || remote.server().pulls == 1,
+        || {
+            at_once(device.engine.repository().put("notes", Some("late".into()), data(json!({ "title": "late" }))).unwrap());
+            release.send(()).unwrap();
+        },
+    )
+    .unwrap();
+    assert_eq!(report.pushed, 2);
+    assert_eq!(remote.server().pushes, 2);
+    // The page asked for before the late write went out is dropped, and asked for again after it.
+    assert_eq!(remote.server().pulls, 2);
+    assert_eq!(device.stored("late").unwrap().sync_status, SyncStatus::Synced);
+    assert_eq!(device.pending(), 0);
+}
+
+#[test]
+fn no_pull_is_asked_for_ahead_of_a_conflict_being_recorded() {
+    let remote = FakeRemote::default();
+    let (a, b) = (device(&remote, ConflictPolicy::Merge), device(&remote, ConflictPolicy::Merge));
+    a.put("n1", json!({ "title": "t", "done": false }));
+    a.sync().unwrap();
+    b.sync().unwrap();
+    b.patch("n1", json!({ "done": true }));
+    b.sync().unwrap();
+    a.patch("n1", json!({ "title": "here" }));
+    let pushes = remote.server().pushes;
+    let pulls = remote.server().pulls;
+    let logged = a.log.borrow().len();
+    let report = a.sync().unwrap();
+    assert_eq!(report.merged, 1);
+    // The merge queues a write, pushed before the one pull that ends the sync.
+    let server = remote.server();
+    assert_eq!((server.pushes - pushes, server.pulls - pulls), (2, 1));
+    drop(server);
+    let steps: Vec<&str> = a.log.borrow()[logged..]
+        .iter()
+        .filter_map(|event| match event {
+            SyncEvent::Log(Step::Push { .. }) => Some("push"),
+            SyncEvent::Log(Step::Pull { .. }) => Some("pull"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, ["push", "push", "pull"]);
+    assert_eq!(server_data(&remote, "n1"), json!({ "title": "here", "done": true }));
+}

@@ -497,6 +497,24 @@ pub struct PushMutation<D = Map<String, Value>> {
 pub struct PushRequest<D = Map<String, Value>> {
     pub client_id: String,
     pub mutations: Vec<PushMutation<D>>,
+    /// The pull to answer once the push is applied, in the same answer
+    /// ([`PushResponse::pull`]): a client that has nothing more to push saves
+    /// the round trip of a `GET /v1/pull`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullRequest>,
+}
+
+/// A `GET /v1/pull`'s parameters, carried by a push ([`PushRequest::pull`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    /// Absent: from the beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    pub limit: usize,
+    /// Present: leave out the changes whose latest write was this client's own push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// The outcome of one pushed mutation.
@@ -561,6 +579,11 @@ pub struct MutationResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushResponse {
     pub results: Vec<MutationResult>,
+    /// The page the push's `pull` asked for, served after the push was
+    /// applied; absent where the server left it out (it need not serve it),
+    /// and then the client asks `GET /v1/pull`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullResponse>,
 }
 
 /// `GET /v1/pull` response body.
@@ -665,22 +688,22 @@ mod tests {
 
     #[test]
     fn push_requests() {
-        let ok = PushRequest { client_id: "c1".into(), mutations: vec![mutation(1), mutation(5)] };
+        let ok = PushRequest { client_id: "c1".into(), mutations: vec![mutation(1), mutation(5)], pull: None };
         assert_eq!(validate_push_request(&ok), Ok(()));
         let code = |r: PushRequest| validate_push_request(&r).unwrap_err().code;
-        assert_eq!(code(PushRequest { client_id: "".into(), mutations: vec![] }), codes::INVALID_CLIENT_ID);
-        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![mutation(2), mutation(2)] }), codes::INVALID_MUTATION_ID);
-        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![mutation(0)] }), codes::INVALID_MUTATION_ID);
+        assert_eq!(code(PushRequest { client_id: "".into(), mutations: vec![], pull: None }), codes::INVALID_CLIENT_ID);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![mutation(2), mutation(2)], pull: None }), codes::INVALID_MUTATION_ID);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![mutation(0)], pull: None }), codes::INVALID_MUTATION_ID);
         let mut no_data = mutation(1);
         no_data.data = None;
-        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![no_data.clone()] }), codes::INVALID_DATA);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![no_data.clone()], pull: None }), codes::INVALID_DATA);
         no_data.op = Op::Delete;
-        assert_eq!(validate_push_request(&PushRequest { client_id: "c".into(), mutations: vec![no_data] }), Ok(()));
+        assert_eq!(validate_push_request(&PushRequest { client_id: "c".into(), mutations: vec![no_data], pull: None }), Ok(()));
         let mut big = mutation(1);
         big.data.as_mut().unwrap().insert("blob".into(), Value::from("x".repeat(MAX_DATA_BYTES)));
-        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![big] }), codes::DATA_TOO_LARGE);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: vec![big], pull: None }), codes::DATA_TOO_LARGE);
         let many = (1..=MAX_PUSH_MUTATIONS as u64 + 1).map(mutation).collect();
-        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: many }), codes::BATCH_TOO_LARGE);
+        assert_eq!(code(PushRequest { client_id: "c".into(), mutations: many, pull: None }), codes::BATCH_TOO_LARGE);
     }
 
     fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {

@@ -13,7 +13,7 @@ use tideway_protocol::strict::{find_underflowing_number, strict_value, DATA_ERRO
 use tideway_protocol::{
     codes, validate_client_id, validate_collection_name, validate_data, validate_entity_id, validate_idempotency_key,
     DEFAULT_PULL_LIMIT,
-    MAX_BODY_BYTES, MAX_PULL_LIMIT,
+    MAX_BODY_BYTES, MAX_PULL_LIMIT, PullRequest,
 };
 
 use crate::error::ApiError;
@@ -160,22 +160,25 @@ impl<S: Send + Sync> FromRequestParts<S> for PullQuery {
             .map_err(|e| ApiError::bad_request(codes::INVALID_REQUEST, format!("invalid query string: {e}")))?;
         let limit = match raw.limit.as_deref() {
             None | Some("") => DEFAULT_PULL_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_PULL_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(codes::INVALID_LIMIT, format!("limit must be an integer from 1 to {MAX_PULL_LIMIT}"))
-                })?,
+            Some(text) => text.parse::<usize>().unwrap_or(0),
         };
-        let client_id = match raw.client_id {
-            None => None,
-            Some(id) => {
-                validate_client_id(&id).map_err(|e| ApiError::bad_request(codes::INVALID_CLIENT_ID, e.0))?;
-                Some(id)
-            }
-        };
-        Ok(PullQuery { cursor: raw.cursor, limit, client_id })
+        PullQuery::of(PullRequest { cursor: raw.cursor, limit, client_id: raw.client_id })
+            .map_err(|(code, message)| ApiError::bad_request(code, message))
+    }
+}
+
+impl PullQuery {
+    /// The pull `request` asks for, checked as a query string is; the
+    /// error's code and message otherwise.
+    pub fn of(request: PullRequest) -> Result<Self, (&'static str, String)> {
+        let PullRequest { cursor, limit, client_id } = request;
+        if !(1..=MAX_PULL_LIMIT).contains(&limit) {
+            return Err((codes::INVALID_LIMIT, format!("limit must be an integer from 1 to {MAX_PULL_LIMIT}")));
+        }
+        if let Some(id) = &client_id {
+            validate_client_id(id).map_err(|e| (codes::INVALID_CLIENT_ID, e.0))?;
+        }
+        Ok(PullQuery { cursor, limit, client_id })
     }
 }
 

@@ -164,10 +164,20 @@ async fn push(
     // refuses the request, never half of it.
     validate_push_request(&request)?;
     let results = state.store.push(&user, &request.client_id, &request.mutations).await?;
-    Ok(Json(PushResponse { results }))
+    // The pull it carries, once the push is applied. One that cannot be served
+    // as asked is left out: the client's `GET /v1/pull` then meets the error.
+    let pull = match request.pull.and_then(|pull| PullQuery::of(pull).ok()) {
+        Some(query) => serve_pull(&state, &user, query).await.ok(),
+        None => None,
+    };
+    Ok(Json(PushResponse { results, pull }))
 }
 
 async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQuery) -> Result<Json<PullResponse>, ApiError> {
+    serve_pull(&state, &user, query).await.map(Json)
+}
+
+async fn serve_pull(state: &AppState, user: &str, query: PullQuery) -> Result<PullResponse, ApiError> {
     let epoch = state.store.epoch().await?;
     let after = cursor::decode(&epoch, query.cursor.as_deref()).map_err(|e| match e {
         CursorError::Malformed => ApiError::bad_request(tideway_protocol::codes::INVALID_CURSOR, "the cursor is not one this server issued"),
@@ -175,10 +185,8 @@ async fn pull(State(state): State<Arc<AppState>>, User(user): User, query: PullQ
             "the cursor belongs to another database (was the server's database replaced?); pull again from the start".into(),
         ),
     })?;
-    match state.store.pull(&user, after, query.limit, query.client_id.as_deref()).await? {
-        PullOutcome::Page { changes, last_seq, has_more } => {
-            Ok(Json(PullResponse { changes, cursor: cursor::encode(&epoch, last_seq), has_more }))
-        }
+    match state.store.pull(user, after, query.limit, query.client_id.as_deref()).await? {
+        PullOutcome::Page { changes, last_seq, has_more } => Ok(PullResponse { changes, cursor: cursor::encode(&epoch, last_seq), has_more }),
         PullOutcome::Expired(message) => Err(ApiError::CursorExpired(message)),
     }
 }

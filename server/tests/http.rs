@@ -51,6 +51,7 @@ on_both_databases!(
     data_that_would_be_stored_changed_is_refused,
     a_push_decides_each_mutation_as_if_pushed_alone,
     a_client_pulls_what_others_wrote_and_moves_past_its_own,
+    a_push_carries_the_pull_that_follows_it,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -1357,4 +1358,56 @@ async fn a_client_pulls_what_others_wrote_and_moves_past_its_own(db: TestDb) {
     assert_eq!(ids(&changes), ["m1", "m2"]);
     assert_eq!((changes[0]["version"].as_u64(), changes[1]["deleted"].as_bool()), (Some(2), Some(true)));
     assert_eq!(last, api.pull_all(ALICE, &head, 1000).await.1, "both pulls end at the same head");
+}
+
+/// A push may carry the pull that follows it: the page comes in the push's
+/// answer, served once the push is applied, exactly as `GET /v1/pull` would
+/// serve it then. One that cannot be served as asked is left out, and the push
+/// is applied as if it came alone.
+async fn a_push_carries_the_pull_that_follows_it(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let push_pulling = |client: &str, mutations: Value, pull: Value| json!({"clientId": client, "mutations": mutations, "pull": pull});
+    api.push_ok(ALICE, "other", json!([put(1, "notes", "o1", json!({"n": 1}), 0)])).await;
+
+    let reply = api
+        .json(Method::POST, "/v1/push", ALICE, &[], &push_pulling("me", json!([put(1, "notes", "m1", json!({"n": 2}), 0)]), json!({"limit": 1000, "clientId": "me"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!((reply.body["results"][0]["status"].as_str(), reply.body["results"][0]["version"].as_u64()), (Some("applied"), Some(1)));
+    let page = &reply.body["pull"];
+    let (changes, head) = api.pull_all_as(ALICE, Some("me"), "", 1000).await;
+    assert_eq!((page["changes"].as_array().expect("changes"), page["cursor"].as_str()), (&changes, Some(head.as_str())));
+    assert_eq!((changes.len(), changes[0]["id"].as_str(), page["hasMore"].as_bool()), (1, Some("o1"), Some(false)));
+
+    // From a cursor, past this push's own change; in pages as a pull's limit says.
+    api.push_ok(ALICE, "other", json!([put(2, "notes", "o2", json!({"n": 3}), 0), put(3, "notes", "o3", json!({"n": 4}), 0)])).await;
+    let pulling = json!({"cursor": head, "limit": 1, "clientId": "me"});
+    let reply = api.json(Method::POST, "/v1/push", ALICE, &[], &push_pulling("me", json!([put(2, "notes", "m2", json!({"n": 5}), 0)]), pulling.clone())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let page = &reply.body["pull"];
+    assert_eq!((page["changes"][0]["id"].as_str(), page["changes"].as_array().map(Vec::len), page["hasMore"].as_bool()), (Some("o2"), Some(1), Some(true)));
+    // Sent again (a lost answer): the push is answered from its record, and the pull served as it stands.
+    let again = api.json(Method::POST, "/v1/push", ALICE, &[], &push_pulling("me", json!([put(2, "notes", "m2", json!({"n": 5}), 0)]), pulling)).await;
+    assert_eq!((again.body["results"].clone(), again.body["pull"].clone()), (reply.body["results"].clone(), reply.body["pull"].clone()));
+
+    // Pulls that cannot be served as asked: the pushes are applied, the pages left out.
+    for (n, pull) in [
+        json!({"cursor": "not-a-cursor", "limit": 10}),
+        json!({"limit": 0}),
+        json!({"limit": 1001}),
+        json!({"limit": 10, "clientId": "not an id"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("x{n}");
+        let reply = api.json(Method::POST, "/v1/push", ALICE, &[], &push_pulling("me", json!([put(3 + n as u64, "notes", &id, json!({}), 0)]), pull.clone())).await;
+        assert_eq!(reply.status, StatusCode::OK, "{pull}: {}", reply.body);
+        assert_eq!(reply.body["results"][0]["status"], "applied", "{pull}");
+        assert!(reply.body.get("pull").is_none(), "{pull}: {}", reply.body);
+    }
+    // And a push that carries no pull gets no page.
+    let reply = api.push(ALICE, "me", json!([put(7, "notes", "m3", json!({}), 0)])).await;
+    assert!(reply.body.get("pull").is_none(), "{}", reply.body);
 }

@@ -21,9 +21,11 @@ import { gunzipSync } from "node:zlib";
  * - `{ kind: "html" }`: answered 502 with an HTML error page, as a gateway would;
  * - `{ kind: "truncate" }`: the server answers, the client gets its status and half its body;
  * - `{ kind: "answer", status, contentType, headers, body, afterServer }`: the client gets
- *   this answer instead of the server's; with `afterServer`, the server got (and applied) the request.
+ *   this answer instead of the server's; with `afterServer`, the server got (and applied) the request;
+ * - `{ kind: "rewrite", rewrite }`: the server answers, the client gets `rewrite(answer)` of
+ *   the answer's JSON instead, as JSON.
  */
-export const FAULT_KINDS = ["dropRequest", "dropResponse", "delay", "status", "html", "truncate", "answer"];
+export const FAULT_KINDS = ["dropRequest", "dropResponse", "delay", "status", "html", "truncate", "answer", "rewrite"];
 
 /**
  * Starts a proxy to `targetUrl`. Set `proxy.unavailable = { retryAfterSeconds }` to refuse
@@ -64,6 +66,10 @@ export async function startCountingProxy(targetUrl) {
           });
           if (fault?.kind === "dropResponse") return request.socket.destroy();
           if (fault?.kind === "answer") return answerWith(response, fault);
+          if (fault?.kind === "rewrite") {
+            const body = JSON.stringify(fault.rewrite(JSON.parse(answerBody.toString("utf8"))));
+            return answerWith(response, { status: answer.statusCode, body });
+          }
           const headers = { ...answer.headers };
           delete headers["content-length"];
           delete headers["transfer-encoding"];
@@ -113,6 +119,7 @@ export async function startCountingProxy(targetUrl) {
         case undefined:
         case "dropResponse":
         case "truncate":
+        case "rewrite":
           return passOn(request, response, body, fault);
         case "answer":
           return fault.afterServer ? passOn(request, response, body, fault) : answerWith(response, fault);

@@ -1,9 +1,9 @@
 // Replies no server of the protocol sends, from a proxy in front of the real reference
 // server: invalid JSON, JSON of the wrong shape, an HTML error page, a body cut in half,
-// a huge body, a pulled id holding U+0000. Each must reach the app as a typed, transient
-// `SYNC_FAILED` with a message that says what was wrong, keep the write queued, schedule
-// a retry, panic nothing; and once the replies are sound again, the write reaches the
-// server once.
+// a huge body, a pulled id holding U+0000, in a pull's answer or in the page a push's
+// answer carries. Each must reach the app as a typed, transient `SYNC_FAILED` with a
+// message that says what was wrong, keep the write, schedule a retry, panic nothing; and
+// once the replies are sound again, the write reaches the server once.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -18,6 +18,9 @@ serverAndBrowser((started) => ({ server, browser } = started));
 
 const json = (status, body) => ({ kind: "answer", status, body: typeof body === "string" ? body : JSON.stringify(body) });
 const HUGE = 24 << 20;
+/** The server's answer to a push, with `page` as the page of the pull it carried. */
+const carrying = (page) => ({ kind: "rewrite", rewrite: (answer) => ({ ...answer, pull: page }) });
+const NUL_PAGE = { changes: [{ collection: "notes", id: "a\u0000b", data: { title: "x" }, version: 1, serverUpdatedAt: 1 }], cursor: "c", hasMore: false };
 
 /** Each case: the path whose reply is broken, the reply, and what the error message must say. */
 const CASES = [
@@ -37,13 +40,23 @@ const CASES = [
     fault: json(200, `{"results": [], "padding": "${"x".repeat(HUGE)}"}`),
     says: /malformed server reply/,
   },
+  { name: "push: the page it carried, of the wrong shape", path: "/v1/push", fault: carrying({ changes: "none" }), says: /malformed server reply/ },
+  {
+    // The push's answers are recorded: the write is on the server, the page refused.
+    name: "push: the page it carried, an id holding U+0000",
+    path: "/v1/push",
+    fault: carrying(NUL_PAGE),
+    says: /malformed server reply: pull answered an id holding U\+0000/,
+    recorded: true,
+  },
+  // A database with nothing to push pulls on its own.
   { name: "pull: invalid JSON", path: "/v1/pull", fault: json(200, "{changes"), says: /malformed server reply/ },
   { name: "pull: changes of the wrong shape", path: "/v1/pull", fault: json(200, { changes: [{ id: 5 }], cursor: "", hasMore: false }), says: /malformed server reply/ },
   {
     // The IndexedDB store joins ids with U+0000 where one call carries many.
     name: "pull: an id holding U+0000",
     path: "/v1/pull",
-    fault: json(200, { changes: [{ collection: "notes", id: "a\u0000b", data: { title: "x" }, version: 1, serverUpdatedAt: 1 }], cursor: "c", hasMore: false }),
+    fault: json(200, NUL_PAGE),
     says: /malformed server reply: pull answered an id holding U\+0000/,
   },
   { name: "pull: an HTML error page", path: "/v1/pull", fault: { kind: "answer", status: 500, contentType: "text/html", body: "<html>oops</html>" }, says: /HTTP 500/ },
@@ -64,19 +77,22 @@ describe("malformed server replies", () => {
     await page.waitForSelector('html[data-ready="true"]', { timeout: READY_LIMIT_MS });
   });
 
-  for (const [index, { name, path, fault, says }] of CASES.entries()) {
+  for (const [index, { name, path, fault, says, recorded = false }] of CASES.entries()) {
     test(`${name}: a transient SYNC_FAILED, the write kept and then pushed once`, async () => {
       const id = `m${index}`;
       let broken = false;
       proxy.fault = (request) => (request.path === path && !broken ? ((broken = true), fault) : null);
+      // A pull's case writes after the sync that fails: a write queued before would carry the pull.
       const failed = await page.evaluate(
-        async ({ id, name, token }) => {
+        async ({ id, name, token, writeFirst }) => {
           window.db = await Tideway.open({ name, collections: { notes: {} }, sync: { url: location.origin, getToken: () => token, auto: false } });
-          await db.collection("notes").put({ title: id }, { id });
+          const write = () => db.collection("notes").put({ title: id }, { id });
+          if (writeFirst) await write();
           const error = await db.sync().then(() => null, (e) => ({ name: e.name, code: e.code, kind: e.kind, message: e.message }));
+          if (!writeFirst) await write();
           return { error, pending: await db.pendingCount(), nextRetryAt: db.status().nextRetryAt, held: db.collection("notes").get(id)?.data };
         },
-        { id, name: `malformed-${index}-${Date.now()}`, token: `${USER}-token` },
+        { id, name: `malformed-${index}-${Date.now()}`, token: `${USER}-token`, writeFirst: path === "/v1/push" },
       );
       assert.ok(broken, "the broken reply was sent");
       assert.equal(failed.error?.code, "SYNC_FAILED", JSON.stringify(failed.error));
@@ -85,7 +101,7 @@ describe("malformed server replies", () => {
       assert.ok(failed.nextRetryAt > 0, "a retry is scheduled");
       assert.deepEqual(failed.held, { title: id }, "the local write stands");
       // A push the server applied before its answer broke stays queued until an answer is read.
-      if (path === "/v1/push") assert.equal(failed.pending, 1, "the write is still queued");
+      assert.equal(failed.pending, recorded ? 0 : 1, recorded ? "the push's answers were recorded" : "the write is still queued");
 
       proxy.fault = null;
       const healed = await page.evaluate(async () => {

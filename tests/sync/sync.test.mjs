@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { startCountingProxy } from "./counting-proxy.mjs";
 import { openDevice, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
@@ -73,6 +74,40 @@ describe("sync with the reference server", () => {
     assert.equal(await device.page.evaluate(() => db.status().reachable), true);
     assert.deepEqual(device.errors, []);
     await device.context.close();
+  });
+
+  test("a sync that pushes takes one round trip: the push that empties the outbox carries the pull", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const [a, b] = [await openDevice(browser, proxy), await openDevice(browser, server)];
+    try {
+      await openDb(a, { user: "onetrip" });
+      await openDb(b, { user: "onetrip" });
+      await b.page.evaluate(() => notes.put({ title: "from b" }, { id: "b1" }));
+      await sync(b);
+      const requests = (from) => proxy.requests.slice(from).map(({ method, path }) => `${method} ${path}`);
+
+      await a.page.evaluate(() => notes.put({ title: "from a" }, { id: "a1" }));
+      let from = proxy.requests.length;
+      const report = await sync(a);
+      assert.deepEqual(requests(from), ["POST /v1/push"]);
+      assert.deepEqual([report.pushed, report.pulled], [1, 1]);
+      assert.deepEqual(await data(a, "b1"), { title: "from b" });
+      assert.equal((await meta(a, "a1")).syncStatus, "synced");
+
+      // From the cursor that page brought: only what changed since.
+      await b.page.evaluate(() => notes.patch("b1", { done: true }));
+      await sync(b);
+      from = proxy.requests.length;
+      assert.deepEqual([(await sync(a)).pulled, requests(from)], [1, ["GET /v1/pull"]], "nothing to push: a pull alone");
+      assert.deepEqual(await data(a, "b1"), { title: "from b", done: true });
+      await sync(b);
+      assert.deepEqual(await data(b, "a1"), { title: "from a" });
+      assert.deepEqual([...a.errors, ...b.errors], []);
+    } finally {
+      await a.context.close();
+      await b.context.close();
+      await proxy.close();
+    }
   });
 
   // Two devices edit the same note: different fields, then the same field.

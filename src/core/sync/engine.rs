@@ -15,7 +15,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use futures::future::{self, Either, LocalBoxFuture};
 use serde::Serialize;
-use tideway_protocol::{validate_push_request, PullResponse, PushMutation, PushResponse};
+use tideway_protocol::{validate_push_request, PullRequest, PullResponse, PushMutation, PushResponse};
 
 use super::backoff::Backoff;
 use super::full_pull::FullPull;
@@ -286,10 +286,12 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// their entities, whose version it must carry. Other answers are recorded
     /// before the outbox is read again.
     ///
-    /// Once a batch has emptied the outbox, the first page of the pull that
-    /// ends the sync is asked for while the last answers are recorded, into
-    /// `ahead`: the server has applied every push by then. It is dropped if
-    /// more writes are pushed after all.
+    /// The first page of the pull that ends the sync comes into `ahead`
+    /// without waiting for the last answers to be recorded: the push that
+    /// empties the outbox carries the pull, where the remote takes it, and
+    /// its answer brings the page; otherwise the page is asked for while
+    /// those answers are recorded. Either way the server has applied every
+    /// push first. The page is dropped if more writes are pushed after all.
     async fn push_all(
         &self,
         report: &mut SyncReport,
@@ -335,8 +337,19 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let mut reached_end = false;
         // Whether the last read took every entry the outbox held.
         let mut emptied = false;
+        // The pull that ends the sync, for the push that empties the outbox
+        // to carry where the remote takes it (see `Remote::pulls_with_push`).
+        let carried = match &ahead {
+            Some(ahead) if self.remote.pulls_with_push() => Some(PullRequest {
+                cursor: self.meta.borrow().cursor.clone(),
+                limit: self.config.pull_limit,
+                client_id: self.own_writes_skipped(ahead.full).map(str::to_owned),
+            }),
+            _ => None,
+        };
+        let carry = |read: &Read| carried.clone().filter(|_| read.end && read.whole);
         loop {
-            let (Read { batch, end, whole }, prepared) = match read_ahead.take() {
+            let (read, prepared) = match read_ahead.take() {
                 Some(next) => next,
                 None => {
                     if reached_end {
@@ -349,6 +362,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     (self.next_batch(batch_size, after, in_flight).await?, None)
                 }
             };
+            let pull = carry(&read);
+            let Read { batch, end, whole } = read;
             (reached_end, emptied) = (end, end && whole);
             if batch.is_empty() {
                 match answered.take() {
@@ -390,7 +405,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             }
             let request = match prepared.filter(|_| !touched) {
                 Some(request) => request,
-                None => self.push_request(&batch),
+                None => self.push_request(&batch, pull),
             };
             self.log(Step::Push { mutations: batch.len(), first_mutation_id: batch[0].mutation_id });
             let keys: Rc<[(String, String)]> = batch.iter().map(|m| (m.collection.clone(), m.id.clone())).collect();
@@ -412,7 +427,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 // Ready to go the moment this batch is answered (see `Remote::prepare`).
                 let mut prepared = None;
                 if !next.batch.is_empty() && !unrecorded.holds_any(&next.batch) {
-                    let request = self.push_request(&next.batch);
+                    let request = self.push_request(&next.batch, carry(&next));
                     self.remote.prepare(&request).await;
                     prepared = Some(request);
                 }
@@ -430,8 +445,14 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             };
             let (withheld, next) = meanwhile;
             match sent {
-                Sent::Answered(results) => {
-                    answered = Some(Answered { keys, answers: answers_of(batch, results) });
+                Sent::Answered(mut response) => {
+                    // The page of the pull it carried, if it carried one.
+                    let page = response.pull.take().filter(|_| request.pull.is_some());
+                    if let (Some(page), Some(ahead)) = (page, ahead.as_deref_mut()) {
+                        self.log(Step::Pull { has_cursor: request.pull.as_ref().is_some_and(|pull| pull.cursor.is_some()) });
+                        ahead.page = Some(Ok(page));
+                    }
+                    answered = Some(Answered { keys, answers: answers_of(batch, response) });
                     read_ahead = next;
                 }
                 // Answers about part of the batch: the rest is pushed again, so
@@ -534,8 +555,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// sent together, it would conflict with its own predecessor, or apply
     /// over a change it never saw.
     async fn next_batch(&self, batch_size: usize, after: MutationId, in_flight: &[(String, String)]) -> Result<Read, Failure> {
-        let outbox = self.repository.store().outbox_after(after, batch_size).await?;
-        let (read, end) = (outbox.len(), outbox.len() < batch_size);
+        // One entry more than a batch holds tells whether a full batch ends the outbox.
+        let mut outbox = self.repository.store().outbox_after(after, batch_size + 1).await?;
+        let end = outbox.len() <= batch_size;
+        outbox.truncate(batch_size);
+        let read = outbox.len();
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(in_flight.len() + outbox.len());
         seen.extend(in_flight.iter().map(|(collection, id)| (collection.as_str(), id.as_str())));
         let fits = outbox.iter().take_while(|m| seen.insert((m.collection.as_str(), m.id.as_str()))).count();
@@ -749,7 +773,8 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         }
     }
 
-    fn push_request(&self, batch: &[Mutation]) -> Push {
+    /// The push of `batch`, carrying `pull` if given.
+    fn push_request(&self, batch: &[Mutation], pull: Option<PullRequest>) -> Push {
         let mutations = batch
             .iter()
             .map(|mutation| {
@@ -772,7 +797,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 }
             })
             .collect();
-        Push { client_id: self.repository.client_id().to_string(), mutations }
+        Push { client_id: self.repository.client_id().to_string(), mutations, pull }
     }
 
     fn refusal(&self, batch: &[Mutation], mutation_id: Option<u64>, error: String) -> ServerAnswer {

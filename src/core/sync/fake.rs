@@ -55,7 +55,12 @@ pub struct Server {
     pub expired_tokens: u32,
     pub refreshes: u32,
     pub pushes: u32,
+    /// `pull` calls, as `GET /v1/pull`.
     pub pulls: u32,
+    /// Pulls carried by a push and served in its answer.
+    pub pulls_with_push: u32,
+    /// Leave out the pulls pushes carry, as a server that does not serve them.
+    pub ignores_pulls_with_push: bool,
     /// Changes listed by every pull so far.
     pub served: usize,
     /// Assign server ids `srv-N` instead of keeping the client's (a custom backend).
@@ -87,6 +92,32 @@ impl Server {
         };
         self.pushed_by.remove(&key);
         self.entities.insert(key, (entity, self.seq));
+    }
+
+    /// The page of changes after `cursor`, as `GET /v1/pull` serves it.
+    fn page(&mut self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
+        let after: u64 = match cursor {
+            None => 0,
+            Some(text) => text
+                .strip_prefix("c")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| RemoteError::status(400, codes::INVALID_CURSOR, "not a cursor of this server"))?,
+        };
+        // As the reference server: a client's own pushes are left out of its pulls.
+        let own = |key: &(String, String)| client_id.is_some_and(|client| self.pushed_by.get(key).is_some_and(|w| w == client));
+        let mut newer: Vec<&(ServerEntity, u64)> =
+            self.entities.iter().filter(|(key, (_, seq))| *seq > after && !own(key)).map(|(_, change)| change).collect();
+        newer.sort_by_key(|(_, seq)| *seq);
+        let page: Vec<_> = newer.iter().take(limit).collect();
+        let has_more = newer.len() > limit;
+        let mut last = page.last().map_or(after, |(_, seq)| *seq);
+        if client_id.is_some() && !has_more {
+            // Past the client's own changes up to the head.
+            last = last.max(self.seq);
+        }
+        let response = PullResponse { changes: page.iter().map(|(e, _)| e.clone()).collect(), cursor: format!("c{last}"), has_more };
+        self.served += response.changes.len();
+        Ok(response)
     }
 
     pub fn get(&self, collection: &str, id: &str) -> Option<&ServerEntity> {
@@ -198,10 +229,23 @@ impl Remote for FakeRemote {
         }
         let mut server = self.0.borrow_mut();
         let results = request.mutations.iter().map(|m| server.apply(&request.client_id, m)).collect();
+        // Served after the push, as the reference server does; left out where
+        // a scripted pull fault waits for the next pull.
+        let pull = match &request.pull {
+            Some(pull) if !server.ignores_pulls_with_push && server.pull_faults.is_empty() => {
+                server.pulls_with_push += 1;
+                server.page(pull.cursor.as_deref(), pull.limit, pull.client_id.as_deref()).ok()
+            }
+            _ => None,
+        };
         match fault {
             Some(Fault::After(error)) => Err(error),
-            _ => Ok(PushResponse { results }),
+            _ => Ok(PushResponse { results, pull }),
         }
+    }
+
+    fn pulls_with_push(&self) -> bool {
+        true
     }
 
     async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
@@ -211,29 +255,7 @@ impl Remote for FakeRemote {
         if let Some(Fault::Before(error)) = fault {
             return Err(error);
         }
-        let after: u64 = match cursor {
-            None => 0,
-            Some(text) => text
-                .strip_prefix("c")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| RemoteError::status(400, codes::INVALID_CURSOR, "not a cursor of this server"))?,
-        };
-        let server = self.0.borrow();
-        // As the reference server: a client's own pushes are left out of its pulls.
-        let own = |key: &(String, String)| client_id.is_some_and(|client| server.pushed_by.get(key).is_some_and(|w| w == client));
-        let mut newer: Vec<&(ServerEntity, u64)> =
-            server.entities.iter().filter(|(key, (_, seq))| *seq > after && !own(key)).map(|(_, change)| change).collect();
-        newer.sort_by_key(|(_, seq)| *seq);
-        let page: Vec<_> = newer.iter().take(limit).collect();
-        let has_more = newer.len() > limit;
-        let mut last = page.last().map_or(after, |(_, seq)| *seq);
-        if client_id.is_some() && !has_more {
-            // Past the client's own changes up to the head.
-            last = last.max(server.seq);
-        }
-        let response = PullResponse { changes: page.iter().map(|(e, _)| e.clone()).collect(), cursor: format!("c{last}"), has_more };
-        drop(server);
-        self.0.borrow_mut().served += response.changes.len();
+        let response = self.0.borrow_mut().page(cursor, limit, client_id)?;
         match fault {
             Some(Fault::After(error)) => Err(error),
             _ => Ok(response),

@@ -112,6 +112,13 @@ pub trait Remote {
     /// once. The default has nothing to get ready.
     async fn prepare(&self, _request: &Push) {}
 
+    /// Whether a push may carry the pull that follows it (`Push::pull`): the
+    /// answer then brings its first page (`PushResponse::pull`), unless the
+    /// server left it out. The default sends every push alone.
+    fn pulls_with_push(&self) -> bool {
+        false
+    }
+
     /// Fetches the changes after `cursor` (`None`: from the beginning). With
     /// `client_id`, the server may leave out the changes whose latest write was
     /// that client's own push: the client has them from its push answers.

@@ -327,7 +327,7 @@ fn malformed_replies_lose_nothing() {
     let a = device(&remote, ConflictPolicy::Merge);
     a.put("n1", json!({"title": "one"}));
     a.put("n2", json!({"title": "two"}));
-    remote.server().push_faults.push_back(Fault::Reply(PushResponse { results: vec![] }));
+    remote.server().push_faults.push_back(Fault::Reply(PushResponse { results: vec![], pull: None }));
     let error = a.sync().unwrap_err();
     assert!(error.to_string().contains("answered 0 results"), "{error}");
     let wrong_id = MutationResult {
@@ -340,10 +340,11 @@ fn malformed_replies_lose_nothing() {
         error: None,
     };
     let no_version = MutationResult { mutation_id: 1, version: None, ..wrong_id.clone() };
-    remote.server().push_faults.push_back(Fault::Reply(PushResponse { results: vec![wrong_id, no_version.clone()] }));
+    remote.server().push_faults.push_back(Fault::Reply(PushResponse { results: vec![wrong_id, no_version.clone()], pull: None }));
     assert!(a.sync().is_err());
     remote.server().push_faults.push_back(Fault::Reply(PushResponse {
         results: vec![no_version, MutationResult { mutation_id: 2, ..no_version_clone() }],
+        pull: None,
     }));
     assert!(a.sync().is_err());
     assert_eq!(a.pending(), 2);
@@ -747,7 +748,9 @@ fn one_sync_at_a_time() {
     let (first, second) = block_on(futures::future::join(a.engine.sync(), a.engine.sync()));
     assert!(first.is_ok() && second.is_ok());
     assert_eq!(remote.server().pushes, 1, "the second call ran after the first, with nothing left to push");
-    assert_eq!(remote.server().pulls, 2);
+    // The first pulled with its push, the second on its own.
+    let server = remote.server();
+    assert_eq!((server.pulls_with_push, server.pulls), (1, 1));
 }
 
 #[test]
@@ -1009,9 +1012,10 @@ fn a_batch_read_while_the_one_before_is_in_flight_carries_the_answers_before_tha
 
 #[test]
 fn the_pull_is_asked_for_while_the_last_answers_are_recorded() {
-    // In batches of two: one batch; a full batch the outbox ends with; a batch after a full one.
+    // From a server that leaves out the pulls pushes carry. In batches of two: one batch; a full batch the outbox ends with; a batch after a full one.
     for ids in [&["a"][..], &["a", "b"], &["a", "b", "c"]] {
         let remote = FakeRemote::default();
+        remote.server().ignores_pulls_with_push = true;
         remote.server().write("notes", "elsewhere", json!({ "title": "another client's" }), false);
         let (device, release) = device_with_a_slow_first_recording(&remote);
         for id in ids {
@@ -1039,6 +1043,7 @@ fn the_pull_is_asked_for_while_the_last_answers_are_recorded() {
 #[test]
 fn a_write_made_while_the_last_answers_are_recorded_goes_before_the_pull() {
     let remote = FakeRemote::default();
+    remote.server().ignores_pulls_with_push = true;
     let (device, release) = device_with_a_slow_first_recording(&remote);
     device.put("a", json!({ "title": "a" }));
     let report = sync_until(
@@ -1058,33 +1063,94 @@ fn a_write_made_while_the_last_answers_are_recorded_goes_before_the_pull() {
     assert_eq!(device.pending(), 0);
 }
 
-#[test]
-fn no_pull_is_asked_for_ahead_of_a_conflict_being_recorded() {
-    let remote = FakeRemote::default();
-    let (a, b) = (device(&remote, ConflictPolicy::Merge), device(&remote, ConflictPolicy::Merge));
+/// Two devices' edits of one note, the first device's not pushed yet; its
+/// merge queues a write when the server answers with a conflict.
+fn a_conflict_to_merge(remote: &FakeRemote) -> Device {
+    let (a, b) = (device(remote, ConflictPolicy::Merge), device(remote, ConflictPolicy::Merge));
     a.put("n1", json!({ "title": "t", "done": false }));
     a.sync().unwrap();
     b.sync().unwrap();
     b.patch("n1", json!({ "done": true }));
     b.sync().unwrap();
     a.patch("n1", json!({ "title": "here" }));
-    let pushes = remote.server().pushes;
-    let pulls = remote.server().pulls;
-    let logged = a.log.borrow().len();
-    let report = a.sync().unwrap();
-    assert_eq!(report.merged, 1);
-    // The merge queues a write, pushed before the one pull that ends the sync.
-    let server = remote.server();
-    assert_eq!((server.pushes - pushes, server.pulls - pulls), (2, 1));
-    drop(server);
-    let steps: Vec<&str> = a.log.borrow()[logged..]
+    a
+}
+
+/// The pushes and pulls of `device`'s log from entry `from` on.
+fn requests_logged(device: &Device, from: usize) -> Vec<&'static str> {
+    device.log.borrow()[from..]
         .iter()
         .filter_map(|event| match event {
             SyncEvent::Log(Step::Push { .. }) => Some("push"),
             SyncEvent::Log(Step::Pull { .. }) => Some("pull"),
             _ => None,
         })
-        .collect();
-    assert_eq!(steps, ["push", "push", "pull"]);
+        .collect()
+}
+
+#[test]
+fn no_pull_is_asked_for_ahead_of_a_conflict_being_recorded() {
+    let remote = FakeRemote::default();
+    let a = a_conflict_to_merge(&remote);
+    remote.server().ignores_pulls_with_push = true;
+    let pushes = remote.server().pushes;
+    let pulls = remote.server().pulls;
+    let logged = a.log.borrow().len();
+    assert_eq!(a.sync().unwrap().merged, 1);
+    // The merge queues a write, pushed before the one pull that ends the sync.
+    let server = remote.server();
+    assert_eq!((server.pushes - pushes, server.pulls - pulls), (2, 1));
+    drop(server);
+    assert_eq!(requests_logged(&a, logged), ["push", "push", "pull"]);
     assert_eq!(server_data(&remote, "n1"), json!({ "title": "here", "done": true }));
+}
+
+#[test]
+fn the_push_that_empties_the_outbox_carries_the_pull() {
+    // In batches of two: [a b] then [c] with the pull; [a b], a full batch, with it.
+    for (ids, requests) in [(&["a", "b", "c"][..], &["push", "push", "pull"][..]), (&["a", "b"], &["push", "pull"])] {
+        let remote = FakeRemote::default();
+        let schema = Schema::new([("notes", vec!["title"])]).unwrap();
+        let config = SyncConfig { push_batch: 2, ..SyncConfig::default() };
+        let device = open_configured(&remote, MemoryStore::new(schema.clone()), schema, config);
+        remote.server().write("notes", "elsewhere", json!({ "title": "another client's" }), false);
+        for id in ids {
+            device.put(id, json!({ "title": id }));
+        }
+        let report = device.sync().unwrap();
+        assert_eq!((report.pushed, report.pulled), (ids.len(), 1), "{ids:?}");
+        let pushes = requests.len() - 1;
+        let server = remote.server();
+        assert_eq!((server.pushes as usize, server.pulls_with_push, server.pulls), (pushes, 1, 0), "{ids:?}");
+        drop(server);
+        assert_eq!(requests_logged(&device, 0), requests, "{ids:?}");
+        assert_eq!(device.get("elsewhere").map(|e| e.sync_status), Some(SyncStatus::Synced));
+        assert_eq!(device.pending(), 0);
+        // The next sync, from the cursor that page brought: nothing new.
+        device.put("d", json!({ "title": "d" }));
+        assert_eq!(device.sync().unwrap().pulled, 0);
+        let server = remote.server();
+        assert_eq!((server.pushes as usize, server.pulls_with_push, server.pulls, server.served), (pushes + 1, 2, 0, 1), "{ids:?}");
+    }
+}
+
+#[test]
+fn a_page_carried_by_a_push_whose_conflict_queues_a_write_is_dropped() {
+    let remote = FakeRemote::default();
+    let a = a_conflict_to_merge(&remote);
+    let (pushes, carried, pulls) = {
+        let server = remote.server();
+        (server.pushes, server.pulls_with_push, server.pulls)
+    };
+    let logged = a.log.borrow().len();
+    assert_eq!(a.sync().unwrap().merged, 1);
+    // Both pushes emptied the outbox, so both carried the pull; the page the
+    // first one brought came before the merged write went out.
+    let server = remote.server();
+    assert_eq!((server.pushes - pushes, server.pulls_with_push - carried, server.pulls - pulls), (2, 2, 0));
+    drop(server);
+    assert_eq!(requests_logged(&a, logged), ["push", "pull", "push", "pull"]);
+    assert_eq!(server_data(&remote, "n1"), json!({ "title": "here", "done": true }));
+    assert_eq!(a.data("n1"), json!({ "title": "here", "done": true }));
+    assert_eq!(a.pending(), 0);
 }

@@ -1097,7 +1097,8 @@ struct Read {
     batch: Vec<Mutation>,
     /// Whether the read reached the end of the outbox.
     end: bool,
-    /// Whether the batch holds every entry the read found.
+    /// Whether the batch holds every entry read for it: none held back for
+    /// an entity met before or for the body limit.
     whole: bool,
 }
 

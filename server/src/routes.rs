@@ -166,8 +166,18 @@ async fn push(
     let results = state.store.push(&user, &request.client_id, &request.mutations).await?;
     // The pull it carries, once the push is applied. One that cannot be served
     // as asked is left out: the client's `GET /v1/pull` then meets the error.
-    let pull = match request.pull.and_then(|pull| PullQuery::of(pull).ok()) {
-        Some(query) => serve_pull(&state, &user, query).await.ok(),
+    let pull = match request.pull.map(PullQuery::of) {
+        Some(Ok(query)) => match serve_pull(&state, &user, query).await {
+            Ok(page) => Some(page),
+            Err(error) => {
+                tracing::info!(%error, "the pull a push carried is left out");
+                None
+            }
+        },
+        Some(Err((code, message))) => {
+            tracing::info!(code, message, "the pull a push carried is left out");
+            None
+        }
         None => None,
     };
     Ok(Json(PushResponse { results, pull }))

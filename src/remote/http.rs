@@ -28,6 +28,10 @@ pub struct HttpRemote {
     gzip_refused: Cell<bool>,
     /// The next push, gzipped ahead (`prepare`): its JSON, and those bytes.
     prepared: RefCell<Option<(String, Uint8Array)>>,
+    /// A push that carried its pull was refused (400 or 422, naming no
+    /// mutation) and then taken without it, as by a server that refuses the
+    /// fields it does not know: later pushes carry none.
+    pull_refused: Cell<bool>,
 }
 
 /// Push bodies shorter than this go plain: a push of one note gains a few
@@ -53,7 +57,13 @@ impl HttpRemote {
             gzip_bodies: Cell::new(None),
             gzip_refused: Cell::new(false),
             prepared: RefCell::new(None),
+            pull_refused: Cell::new(false),
         }
+    }
+
+    /// Whether a push may carry the pull that follows it (see `pull_refused`).
+    pub fn pulls_with_push(&self) -> bool {
+        !self.pull_refused.get()
     }
 
     /// Whether a push body of `bytes` goes gzipped, as the server's last answer said.
@@ -74,9 +84,24 @@ impl HttpRemote {
         }
     }
 
+    /// Sends a push. One that carried its pull and was refused as a request
+    /// of the wrong shape is sent again without it (see `pull_refused`).
+    pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+        match self.send_push(request).await {
+            Err(RemoteError::Status { status: 400 | 422, mutation_id: None, .. }) if request.pull.is_some() => {
+                let answer = self.send_push(&Push { pull: None, ..request.clone() }).await;
+                if answer.is_ok() {
+                    self.pull_refused.set(true);
+                }
+                answer
+            }
+            answer => answer,
+        }
+    }
+
     /// Sends a push, gzipped where the server takes it. A compressed push
     /// refused with 415 is sent again plain, and so are later ones.
-    pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+    async fn send_push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
         let json = serde_json::to_string(request).map_err(|e| RemoteError::Malformed(format!("cannot encode the push: {e}")))?;
         let mut packed_meanwhile = None;
         if self.gzip_bodies.get().is_none() && json.len() >= ASK_FIRST_BYTES {

@@ -37,7 +37,10 @@ impl Remote for JsRemote {
     /// A server speaking the protocol serves it, or leaves it out; an app's
     /// own functions push and pull as they are told.
     fn pulls_with_push(&self) -> bool {
-        matches!(self, JsRemote::Http(_))
+        match self {
+            JsRemote::Http(remote) => remote.pulls_with_push(),
+            JsRemote::Handlers(_) => false,
+        }
     }
 
     async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {

@@ -10,8 +10,9 @@ import { createServer, request as forward } from "node:http";
 import { gunzipSync } from "node:zlib";
 
 /**
- * What `proxy.fault(request)` may return for an API request (`{ method, path, encoding }`,
- * `encoding` being its body's `Content-Encoding` or null), or null to pass it on untouched:
+ * What `proxy.fault(request)` may return for an API request (`{ method, path, encoding, body }`,
+ * `encoding` being its body's `Content-Encoding` or null, `body` its text, decompressed), or
+ * null to pass it on untouched:
  * - `{ kind: "dropRequest" }`: the connection is cut before the server sees the request;
  * - `{ kind: "dropResponse" }`: the server answers (and applies the request), then the
  *   connection is cut before the client reads the answer;
@@ -87,6 +88,14 @@ export async function startCountingProxy(targetUrl) {
     else request.pipe(upstream);
   };
 
+  const bodyText = (body, encoding) => {
+    try {
+      return (encoding === "gzip" ? gunzipSync(body) : body).toString("utf8");
+    } catch {
+      return null;
+    }
+  };
+
   const answerWith = (response, { status, contentType = "application/json", headers = {}, body }) => {
     response.writeHead(status, { "content-type": contentType, ...headers });
     response.end(body);
@@ -114,7 +123,7 @@ export async function startCountingProxy(targetUrl) {
     request.on("end", () => {
       const body = Buffer.concat(chunks);
       received.bytes = body.length;
-      const fault = proxy.fault?.({ method: request.method, path, encoding }) ?? null;
+      const fault = proxy.fault?.({ method: request.method, path, encoding, body: bodyText(body, encoding) }) ?? null;
       switch (fault?.kind) {
         case undefined:
         case "dropResponse":

@@ -42,6 +42,8 @@ const data = (device, id) => device.page.evaluate((id) => notes.get(id)?.data, i
 const meta = (device, id) => device.page.evaluate((id) => notes.get(id)?.meta, id);
 const sync = (device) => device.page.evaluate(() => db.sync());
 const byId = (entities) => Object.fromEntries(entities.map((e) => [`${e.collection}/${e.id}`, e]));
+/** The API requests `proxy` saw from the `from`-th on, as `METHOD PATH`. */
+const requestsFrom = (proxy, from) => proxy.requests.slice(from).map(({ method, path }) => `${method} ${path}`);
 
 describe("sync with the reference server", () => {
   test("writes made offline are pushed when the network comes back", async () => {
@@ -84,7 +86,7 @@ describe("sync with the reference server", () => {
       await openDb(b, { user: "onetrip" });
       await b.page.evaluate(() => notes.put({ title: "from b" }, { id: "b1" }));
       await sync(b);
-      const requests = (from) => proxy.requests.slice(from).map(({ method, path }) => `${method} ${path}`);
+      const requests = (from) => requestsFrom(proxy, from);
 
       await a.page.evaluate(() => notes.put({ title: "from a" }, { id: "a1" }));
       let from = proxy.requests.length;
@@ -106,6 +108,35 @@ describe("sync with the reference server", () => {
     } finally {
       await a.context.close();
       await b.context.close();
+      await proxy.close();
+    }
+  });
+
+  test("a server that refuses the pull a push carries gets the push again without it, and no pull with later pushes", async () => {
+    const proxy = await startCountingProxy(server.url);
+    // A server that refuses the fields it does not know.
+    const refusal = { error: { code: "invalid_request", message: "unknown field `pull`" } };
+    proxy.fault = ({ path, body }) =>
+      path === "/v1/push" && JSON.parse(body).pull !== undefined ? { kind: "answer", status: 400, body: JSON.stringify(refusal) } : null;
+    const device = await openDevice(browser, proxy);
+    try {
+      await openDb(device, { user: "strict" });
+      await device.page.evaluate(() => notes.put({ title: "one" }, { id: "s1" }));
+      let from = proxy.requests.length;
+      assert.equal((await sync(device)).pushed, 1);
+      assert.deepEqual(requestsFrom(proxy, from), ["POST /v1/push", "POST /v1/push", "GET /v1/pull"]);
+      assert.equal((await meta(device, "s1")).syncStatus, "synced");
+
+      await device.page.evaluate(() => notes.put({ title: "two" }, { id: "s2" }));
+      from = proxy.requests.length;
+      assert.equal((await sync(device)).pushed, 1);
+      assert.deepEqual(requestsFrom(proxy, from), ["POST /v1/push", "GET /v1/pull"]);
+      const held = byId(await server.pullAll("strict"));
+      assert.deepEqual([held["notes/s1"]?.version, held["notes/s2"]?.version], [1, 1]);
+      assert.deepEqual(await device.page.evaluate(() => events.error), []);
+      assert.deepEqual(device.errors, []);
+    } finally {
+      await device.context.close();
       await proxy.close();
     }
   });

@@ -1012,7 +1012,8 @@ fn a_batch_read_while_the_one_before_is_in_flight_carries_the_answers_before_tha
 
 #[test]
 fn the_pull_is_asked_for_while_the_last_answers_are_recorded() {
-    // From a server that leaves out the pulls pushes carry. In batches of two: one batch; a full batch the outbox ends with; a batch after a full one.
+    // From a server that leaves out the pulls pushes carry. In batches of two:
+    // one batch; a full batch the outbox ends with; a batch after a full one.
     for ids in [&["a"][..], &["a", "b"], &["a", "b", "c"]] {
         let remote = FakeRemote::default();
         remote.server().ignores_pulls_with_push = true;

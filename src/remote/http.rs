@@ -28,10 +28,12 @@ pub struct HttpRemote {
     gzip_refused: Cell<bool>,
     /// The next push, gzipped ahead (`prepare`): its JSON, and those bytes.
     prepared: RefCell<Option<(String, Uint8Array)>>,
-    /// A push that carried its pull was refused (400 or 422, naming no
-    /// mutation) and then taken without it, as by a server that refuses the
-    /// fields it does not know: later pushes carry none.
-    pull_refused: Cell<bool>,
+    /// Later pushes carry no pull: one that carried its pull was refused (400
+    /// or 422, naming no mutation) and then taken without it, as by a server
+    /// that refuses the fields it does not know; or it timed out, which the
+    /// page may have caused, where a push and a pull alone would each have
+    /// come within the timeout.
+    pulls_alone: Cell<bool>,
 }
 
 /// Push bodies shorter than this go plain: a push of one note gains a few
@@ -57,13 +59,13 @@ impl HttpRemote {
             gzip_bodies: Cell::new(None),
             gzip_refused: Cell::new(false),
             prepared: RefCell::new(None),
-            pull_refused: Cell::new(false),
+            pulls_alone: Cell::new(false),
         }
     }
 
-    /// Whether a push may carry the pull that follows it (see `pull_refused`).
+    /// Whether a push may carry the pull that follows it (see `pulls_alone`).
     pub fn pulls_with_push(&self) -> bool {
-        !self.pull_refused.get()
+        !self.pulls_alone.get()
     }
 
     /// Whether a push body of `bytes` goes gzipped, as the server's last answer said.
@@ -85,15 +87,19 @@ impl HttpRemote {
     }
 
     /// Sends a push. One that carried its pull and was refused as a request
-    /// of the wrong shape is sent again without it (see `pull_refused`).
+    /// of the wrong shape is sent again without it (see `pulls_alone`).
     pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
         match self.send_push(request).await {
             Err(RemoteError::Status { status: 400 | 422, mutation_id: None, .. }) if request.pull.is_some() => {
                 let answer = self.send_push(&Push { pull: None, ..request.clone() }).await;
                 if answer.is_ok() {
-                    self.pull_refused.set(true);
+                    self.pulls_alone.set(true);
                 }
                 answer
+            }
+            Err(RemoteError::Timeout) if request.pull.is_some() => {
+                self.pulls_alone.set(true);
+                Err(RemoteError::Timeout)
             }
             answer => answer,
         }

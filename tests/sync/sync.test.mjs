@@ -11,9 +11,9 @@ let browser;
 serverAndBrowser((started) => ({ server, browser } = started));
 
 /** Opens `window.db` on a device: one collection, syncing with the server as `user`. */
-async function openDb(device, { user, collection = "notes", policy = "merge", auto = false, batchSize }) {
+async function openDb(device, { user, collection = "notes", policy = "merge", auto = false, batchSize, timeout }) {
   await device.page.evaluate(
-    async ({ user, collection, policy, auto, batchSize }) => {
+    async ({ user, collection, policy, auto, batchSize, timeout }) => {
       const policies = {
         concat: (local, server) => ({ ...server, title: `${server?.title}+${local?.title}` }),
         notData: () => 42,
@@ -29,12 +29,13 @@ async function openDb(device, { user, collection = "notes", policy = "merge", au
           interval: 0,
           debounce: 20,
           ...(batchSize ? { batchSize } : {}),
+          ...(timeout ? { timeout } : {}),
         },
       });
       for (const event of ["conflict", "error", "log"]) db.on(event, (detail) => window.events[event].push(detail));
       window.notes = db.collection(collection);
     },
-    { user, collection, policy, auto, batchSize },
+    { user, collection, policy, auto, batchSize, timeout },
   );
 }
 
@@ -134,6 +135,32 @@ describe("sync with the reference server", () => {
       const held = byId(await server.pullAll("strict"));
       assert.deepEqual([held["notes/s1"]?.version, held["notes/s2"]?.version], [1, 1]);
       assert.deepEqual(await device.page.evaluate(() => events.error), []);
+      assert.deepEqual(device.errors, []);
+    } finally {
+      await device.context.close();
+      await proxy.close();
+    }
+  });
+
+  test("a push that carried its pull and timed out goes alone from then on, the pull on its own", async () => {
+    const proxy = await startCountingProxy(server.url);
+    // A push and its page together slower than the timeout, though each alone is quick.
+    proxy.fault = ({ path, body }) => (path === "/v1/push" && JSON.parse(body).pull !== undefined ? { kind: "delay", ms: 1500 } : null);
+    const device = await openDevice(browser, proxy);
+    try {
+      await openDb(device, { user: "slowpage", timeout: 1000 });
+      await device.page.evaluate(() => notes.put({ title: "one" }, { id: "t1" }));
+      const failure = await device.page.evaluate(() => db.sync().then(() => null, (e) => ({ code: e.code, kind: e.kind, message: e.message })));
+      assert.deepEqual([failure?.code, failure?.kind], ["SYNC_FAILED", "transient"], JSON.stringify(failure));
+      assert.match(failure.message, /timed out/);
+
+      const from = proxy.requests.length;
+      await sync(device);
+      assert.deepEqual(requestsFrom(proxy, from), ["POST /v1/push", "GET /v1/pull"]);
+      assert.equal((await meta(device, "t1")).syncStatus, "synced");
+      assert.equal(await device.page.evaluate(() => db.pendingCount()), 0);
+      // The push the proxy passed on late was answered from the server's record: applied once.
+      assert.equal(byId(await server.pullAll("slowpage"))["notes/t1"].version, 1);
       assert.deepEqual(device.errors, []);
     } finally {
       await device.context.close();

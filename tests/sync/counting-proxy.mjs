@@ -40,6 +40,15 @@ export async function startCountingProxy(targetUrl) {
   const target = new URL(targetUrl);
   const proxy = { url: null, requests: [], unavailable: null, fault: null, observe: null };
 
+  /** A request body's text, decompressed where it came gzipped (null where it does not decompress). */
+  const bodyText = (body, encoding) => {
+    try {
+      return (encoding === "gzip" ? gunzipSync(body) : body).toString("utf8");
+    } catch {
+      return null;
+    }
+  };
+
   const passOn = (request, response, body, fault) => {
     const reads = Boolean(fault) || Boolean(proxy.observe && body);
     const asked = { ...request.headers, host: target.host };
@@ -61,7 +70,7 @@ export async function startCountingProxy(targetUrl) {
           proxy.observe?.({
             method: request.method,
             path: request.url.split("?")[0],
-            requestBody: (request.headers["content-encoding"] === "gzip" ? gunzipSync(body) : body).toString("utf8"),
+            requestBody: bodyText(body, request.headers["content-encoding"]),
             status: answer.statusCode,
             responseBody: answerBody.toString("utf8"),
           });
@@ -86,14 +95,6 @@ export async function startCountingProxy(targetUrl) {
     });
     if (body) upstream.end(body);
     else request.pipe(upstream);
-  };
-
-  const bodyText = (body, encoding) => {
-    try {
-      return (encoding === "gzip" ? gunzipSync(body) : body).toString("utf8");
-    } catch {
-      return null;
-    }
   };
 
   const answerWith = (response, { status, contentType = "application/json", headers = {}, body }) => {

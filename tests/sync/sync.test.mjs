@@ -87,12 +87,11 @@ describe("sync with the reference server", () => {
       await openDb(b, { user: "onetrip" });
       await b.page.evaluate(() => notes.put({ title: "from b" }, { id: "b1" }));
       await sync(b);
-      const requests = (from) => requestsFrom(proxy, from);
 
       await a.page.evaluate(() => notes.put({ title: "from a" }, { id: "a1" }));
       let from = proxy.requests.length;
       const report = await sync(a);
-      assert.deepEqual(requests(from), ["POST /v1/push"]);
+      assert.deepEqual(requestsFrom(proxy, from), ["POST /v1/push"]);
       assert.deepEqual([report.pushed, report.pulled], [1, 1]);
       assert.deepEqual(await data(a, "b1"), { title: "from b" });
       assert.equal((await meta(a, "a1")).syncStatus, "synced");
@@ -101,7 +100,7 @@ describe("sync with the reference server", () => {
       await b.page.evaluate(() => notes.patch("b1", { done: true }));
       await sync(b);
       from = proxy.requests.length;
-      assert.deepEqual([(await sync(a)).pulled, requests(from)], [1, ["GET /v1/pull"]], "nothing to push: a pull alone");
+      assert.deepEqual([(await sync(a)).pulled, requestsFrom(proxy, from)], [1, ["GET /v1/pull"]], "nothing to push: a pull alone");
       assert.deepEqual(await data(a, "b1"), { title: "from b", done: true });
       await sync(b);
       assert.deepEqual(await data(b, "a1"), { title: "from a" });

@@ -26,11 +26,11 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The entity exists and the request did not name the version it replaces.
     #[error("{message}")]
-    Conflict { message: String, current: Option<ServerEntity> },
+    Conflict { message: String, current: Option<Box<ServerEntity>> },
     #[error("{0}")]
     CursorExpired(String),
     #[error("{message}")]
-    PreconditionFailed { message: String, current: Option<ServerEntity> },
+    PreconditionFailed { message: String, current: Option<Box<ServerEntity>> },
     /// A 413 (`PAYLOAD_TOO_LARGE`, `BATCH_TOO_LARGE` or `DATA_TOO_LARGE`).
     #[error("{message}")]
     TooLarge { code: &'static str, message: String, mutation_id: Option<u64> },
@@ -142,7 +142,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let current = match &self {
-            ApiError::Conflict { current, .. } | ApiError::PreconditionFailed { current, .. } => current.as_ref(),
+            ApiError::Conflict { current, .. } | ApiError::PreconditionFailed { current, .. } => current.as_deref(),
             _ => None,
         };
         let body = Body { error: Detail { code, message, mutation_id }, current };

@@ -276,7 +276,7 @@ fn rest_response(outcome: RestOutcome, replayed: bool) -> Result<Response, ApiEr
         RestOutcome::NotFound => ApiError::NotFound("no such entity".into()).into_response(),
         RestOutcome::Conflict(current) => ApiError::Conflict {
             message: "the entity exists: send If-Match with its ETag (or *) to replace it".into(),
-            current: Some(current),
+            current: Some(Box::new(current)),
         }
         .into_response(),
         RestOutcome::PreconditionFailed(current) => ApiError::PreconditionFailed {
@@ -284,7 +284,7 @@ fn rest_response(outcome: RestOutcome, replayed: bool) -> Result<Response, ApiEr
                 Some(_) => "If-Match does not match the entity's current version".into(),
                 None => "If-Match was sent but the entity does not exist".into(),
             },
-            current,
+            current: current.map(Box::new),
         }
         .into_response(),
         RestOutcome::KeyReused => return Err(ApiError::IdempotencyKeyReused),

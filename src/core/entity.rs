@@ -437,6 +437,14 @@ impl Entity {
         LazyData::unshared(self.data)
     }
 
+    /// Whether `other` holds this very data, as told without parsing either:
+    /// the same data shared, or the same text. Data that is the same but held
+    /// otherwise (one side parsed, say) gives false.
+    pub fn shares_data_with(&self, other: &Entity) -> bool {
+        Rc::ptr_eq(&self.data, &other.data)
+            || matches!((self.data.as_ref(), other.data.as_ref()), (LazyData::Text(a, _), LazyData::Text(b, _)) if a.as_str() == b.as_str())
+    }
+
     /// The data the server last acknowledged, `None` until the first
     /// acknowledgement.
     pub fn base(&self) -> Option<&Data> {

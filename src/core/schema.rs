@@ -56,6 +56,11 @@ impl IndexSpec {
         Ok(IndexSpec { name: name.to_owned(), path })
     }
 
+    /// Whether this index's keys come from an entity's data.
+    pub fn reads_data(&self) -> bool {
+        matches!(self.path, IndexPath::Data(_))
+    }
+
     /// The entity's key in this index, or `None` when it is not indexed
     /// (the field is missing or holds a value IndexedDB cannot use as a key).
     pub fn key_of(&self, entity: &Entity) -> Option<IndexKey> {

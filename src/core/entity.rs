@@ -521,8 +521,9 @@ struct DocOut<'a> {
     #[serde(skip_serializing_if = "is_false")]
     base_is_data: bool,
     version: u64,
+    #[serde(serialize_with = "whole_ms")]
     updated_at: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "some_whole_ms")]
     server_updated_at: Option<f64>,
     sync_status: SyncStatus,
     deleted: bool,
@@ -535,6 +536,29 @@ struct DocOut<'a> {
 
 fn is_false(value: &bool) -> bool {
     !value
+}
+
+/// Writes a time (ms since the epoch) as an integer where it is a whole one, as
+/// the device's `Date.now()` and the server's times are. serde_json writes every
+/// `f64` with a fraction (`1733380000000.0`), which reads back through the exact
+/// float parser, the slowest path of a parse, once per doc at every load (and in
+/// a cold page, one of the largest functions the engine then has to optimise);
+/// an integer reads back as the same `f64` on the integer path. Times past 2^53,
+/// fractional ones and -0 are written as before.
+pub(super) fn whole_ms<S: Serializer>(at: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is a distinct f64
+    if at.fract() == 0.0 && at.abs() < EXACT && !(*at == 0.0 && at.is_sign_negative()) {
+        serializer.serialize_i64(*at as i64)
+    } else {
+        serializer.serialize_f64(*at)
+    }
+}
+
+fn some_whole_ms<S: Serializer>(at: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => whole_ms(at, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Serialize for Entity {
@@ -848,6 +872,27 @@ mod tests {
 
         let data = json!({"b": 2}).as_object().cloned().unwrap();
         assert_eq!(entity.with_data(data.clone()), Entity { data: Rc::new(LazyData::Parsed(data)), ..entity.clone() });
+    }
+
+    #[test]
+    fn times_are_written_as_integers_where_whole_and_read_back_to_the_bit() {
+        let doc = |updated_at: f64, server_updated_at: Option<f64>| {
+            let mut entity = Entity::new("n1".into(), Map::new(), updated_at);
+            entity.server_updated_at = server_updated_at;
+            let text = serde_json::to_string(&entity).unwrap();
+            let back: Entity = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.updated_at.to_bits(), updated_at.to_bits(), "{text}");
+            assert_eq!(back.server_updated_at.map(f64::to_bits), server_updated_at.map(f64::to_bits), "{text}");
+            text
+        };
+        let text = doc(1_733_380_000_000.0, Some(1_733_380_000_123.0));
+        assert!(text.contains(r#""updatedAt":1733380000000,"#) && text.contains(r#""serverUpdatedAt":1733380000123,"#), "{text}");
+        for odd in [1_733_380_000_000.25, -0.0, 9_007_199_254_740_992.0, -9_007_199_254_740_994.0, 1e300, 5e-324] {
+            doc(odd, Some(odd));
+        }
+        // Docs written with a fraction, as earlier versions wrote every time, read the same.
+        let old: Entity = serde_json::from_str(r#"{"id":"n1","data":{},"version":0,"updatedAt":7.0,"syncStatus":"dirty","pending":1}"#).unwrap();
+        assert_eq!(old.updated_at, 7.0);
     }
 
     /// Stores keep entities as JSON text: every number must come back with

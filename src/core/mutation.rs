@@ -45,6 +45,7 @@ pub struct Mutation {
     pub data: Option<DataText>,
     /// The server version the change was made on (0: the server has not seen the entity).
     pub base_version: u64,
+    #[serde(serialize_with = "super::entity::whole_ms")]
     pub created_at: f64,
     /// How many pushes carrying this mutation failed without an answer (the
     /// network, the server, a refusal of the whole push); an answered one
@@ -248,6 +249,9 @@ mod tests {
             }
         );
         assert_eq!(Mutation::of(&write(Op::Delete, Some(json!({"a": 1})), 7.0), 4).data, None, "a delete carries no data");
+        let stored = serde_json::to_string(&mutation).unwrap();
+        assert!(stored.contains(r#""createdAt":7,"#), "a whole time is stored as an integer: {stored}");
+        assert_eq!(serde_json::from_str::<Mutation>(&stored).unwrap(), mutation);
     }
 
     #[test]

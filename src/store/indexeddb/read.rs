@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::error::js_error;
-use super::pack::{append_entities, key_to_js, parse_doc, parse_text, unreadable};
+use super::pack::{append_entities, key_to_js, make_room, parse_doc, parse_text, unreadable};
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
@@ -161,11 +161,14 @@ impl IdbStore {
                         break Ok(loaded);
                     }
                     let chunk: LoadedChunk = chunk.unchecked_into();
-                    let (index, json) = (chunk.store() as usize, chunk.json().to_vec());
+                    let (index, json) = (chunk.store() as usize, chunk.json());
                     // Room for the rest of the store at once (a no-op after its first chunk).
                     loaded[index].reserve(chunk.left() as usize);
+                    // The chunk's copy and the entities parsed out of it, somewhat
+                    // smaller, fit in twice its length.
+                    make_room(json.length() as usize * 2);
                     // One copy into wasm memory and one parse per chunk, while IndexedDB reads the next.
-                    append_entities(&json, names[index], &mut loaded[index])?;
+                    append_entities(&json.to_vec(), names[index], &mut loaded[index])?;
                 }
             })
             .await?;

@@ -546,12 +546,18 @@ fn is_false(value: &bool) -> bool {
 /// an integer reads back as the same `f64` on the integer path. Times past 2^53,
 /// fractional ones and -0 are written as before.
 pub(super) fn whole_ms<S: Serializer>(at: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is a distinct f64
-    if at.fract() == 0.0 && at.abs() < EXACT && !(*at == 0.0 && at.is_sign_negative()) {
-        serializer.serialize_i64(*at as i64)
-    } else {
-        serializer.serialize_f64(*at)
+    match exact_integer(*at) {
+        Some(whole) if !at.is_sign_negative() || whole != 0 => serializer.serialize_i64(whole),
+        _ => serializer.serialize_f64(*at),
     }
+}
+
+/// `number` as an integer, where it is a whole number below 2^53 in size,
+/// where every integer is a distinct f64: written as that integer, JSON
+/// carries it exactly. (-0 gives 0.)
+pub fn exact_integer(number: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (number.fract() == 0.0 && number.abs() < EXACT).then_some(number as i64)
 }
 
 fn some_whole_ms<S: Serializer>(at: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {

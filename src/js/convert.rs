@@ -9,7 +9,7 @@ use wasm_bindgen::JsCast;
 
 use super::error::{error_to_js, invalid, JsResult};
 use crate::browser::{data_json, deep_freeze, deep_freeze_each, entries_json, is_plain_object, type_name};
-use crate::core::{Change, Data, Entity, IndexKey, Origin, Query, SyncStatus};
+use crate::core::{exact_integer, Change, Data, Entity, IndexKey, Origin, Query, SyncStatus};
 
 
 /// How deep a JS value is walked before it is refused (cycles end here too).
@@ -125,10 +125,9 @@ fn json_from_js(value: &JsValue, path: &str, depth: usize) -> JsResult<Value> {
 }
 
 fn json_number(number: f64) -> Option<Value> {
-    if number.fract() == 0.0 && number.abs() < 9_007_199_254_740_992.0 {
-        Some(Value::Number(Number::from(number as i64)))
-    } else {
-        Number::from_f64(number).map(Value::Number)
+    match exact_integer(number) {
+        Some(whole) => Some(Value::Number(Number::from(whole))),
+        None => Number::from_f64(number).map(Value::Number),
     }
 }
 

@@ -67,12 +67,23 @@ else
 fi
 record_cargo native $((SECONDS - start)) "$work/server.log"
 
+# WebKit visits the runner's server on 127.0.0.2 (see the WebKit run below), at a
+# port given in advance: the runner visits the port it is told (it cannot be 0), and
+# the reference server must allow that origin. Its server can bind it again for
+# each suite.
+webkit_runner_port=$(node -e '
+  const probe = require("net").createServer().listen(0, "127.0.0.2", () => {
+    console.log(probe.address().port);
+    probe.close();
+  });')
+
 # The sync fallback suite talks to a reference server on a throwaway database; its
 # URL is compiled into the suite (TIDEWAY_TEST_SERVER), so it starts before the build.
 echo; echo "==> starting a reference server for the wasm suites"
 if cargo build -p tideway-server; then
   "$target_dir/debug/tideway-server" --listen 127.0.0.1:0 --db "sqlite://$work/server.db" \
-    --token engines-token:engines >"$work/server.out" 2>"$work/server.err" &
+    --token engines-token:engines --cors-origin localhost --cors-origin "http://127.0.0.2:$webkit_runner_port" \
+    >"$work/server.out" 2>"$work/server.err" &
   server_pid=$!
   for _ in $(seq 100); do
     grep -q "listening on" "$work/server.out" && break
@@ -135,10 +146,10 @@ run_wasm_suites() {
 
 only_driver=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER -u MSEDGEDRIVER -u WASM_BINDGEN_TEST_WEBDRIVER_JSON)
 gecko=$(command -v geckodriver || echo "$HOME/.cargo/bin/geckodriver")
-# Chromium reaches the runner's server through a proxy that gives each request a
-# connection of its own (scripts/lib/one-request-per-connection.mjs and
+# Chromium and WebKit reach the runner's server through a proxy that gives each
+# request a connection of its own (scripts/lib/one-request-per-connection.mjs and
 # docs/compatibility.md); the reference server is reached directly, as apps do.
-# Its capabilities are webdriver.json's with the proxy added.
+# Chromium's capabilities are webdriver.json's with the proxy added.
 node scripts/lib/one-request-per-connection.mjs >"$work/proxy.port" &
 proxy_pid=$!
 for _ in $(seq 50); do
@@ -156,18 +167,25 @@ node -e '
   );
   require("fs").writeFileSync(file, JSON.stringify(capabilities));
 ' "$chromium_json" "$(cat "$work/proxy.port")" "$TIDEWAY_TEST_SERVER" ||
-  echo "starting the proxy for Chromium's wasm suites failed" >>"$PROBLEMS"
+  echo "starting the proxy for the wasm suites failed" >>"$PROBLEMS"
 run_wasm_suites chromium "${only_driver[@]}" CHROMEDRIVER=/usr/bin/chromedriver \
   WASM_BINDGEN_TEST_WEBDRIVER_JSON="$chromium_json"
-kill "$proxy_pid" 2>/dev/null
-proxy_pid=
 # The Firefox profile opens one connection at a time to the runner's server: see
 # scripts/lib/webdriver-firefox.json and docs/compatibility.md.
 run_wasm_suites firefox "${only_driver[@]}" GECKODRIVER="$gecko" \
   WASM_BINDGEN_TEST_WEBDRIVER_JSON=scripts/lib/webdriver-firefox.json
 # WebKitGTK's driver speaks W3C WebDriver, which the runner drives as Safari;
-# WebKitGTK needs a display, which xvfb-run provides.
-run_wasm_suites webkit "${only_driver[@]}" SAFARIDRIVER=/usr/bin/WebKitWebDriver xvfb-run -a
+# WebKitGTK needs a display, which xvfb-run provides. WebKit reaches the runner's
+# server through the same proxy as Chromium. The runner gives Safari no
+# capabilities, so the proxy is set where WebKitGTK also reads it, the environment
+# (http_proxy, no_proxy). The driver talks to the browser on 127.0.0.1, which must
+# stay direct, as must the reference server; so 127.0.0.1 is on no_proxy and the
+# runner serves on 127.0.0.2, which goes through the proxy.
+run_wasm_suites webkit "${only_driver[@]}" SAFARIDRIVER=/usr/bin/WebKitWebDriver \
+  http_proxy="http://127.0.0.1:$(cat "$work/proxy.port")" no_proxy=127.0.0.1,localhost \
+  WASM_BINDGEN_TEST_ADDRESS="127.0.0.2:$webkit_runner_port" xvfb-run -a
+kill "$proxy_pid" 2>/dev/null
+proxy_pid=
 
 kill "$server_pid" 2>/dev/null
 server_pid=

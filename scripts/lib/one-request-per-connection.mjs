@@ -11,7 +11,9 @@
 // Usage: node one-request-per-connection.mjs   (prints the port it listens on)
 import http from "node:http";
 
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+// Loopback hosts: localhost, ::1 and all of 127.0.0.0/8 (WebKit visits the runner
+// on 127.0.0.2, see scripts/test.sh).
+const isLoopback = (host) => host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection"]);
 
 const proxy = http.createServer((request, response) => {
@@ -23,7 +25,7 @@ const proxy = http.createServer((request, response) => {
   }
   // Only the test servers on this machine are reached: the browser's own
   // background requests go nowhere, as they would offline.
-  if (!target || target.protocol !== "http:" || !LOOPBACK.has(target.hostname)) {
+  if (!target || target.protocol !== "http:" || !isLoopback(target.hostname)) {
     response.destroy();
     return;
   }

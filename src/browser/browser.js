@@ -65,6 +65,8 @@ export function contract() {
       return sizes;
     },
     loadLimits: { chunk: LOAD_CHUNK, tail: LOAD_TAIL },
+    // The one UTF-8 JSON array a chunk's docs reach Rust as.
+    jsonArray,
   };
 }
 
@@ -462,13 +464,16 @@ export function knownDocs(knowns, positions, ids) {
  * joining the docs first.
  */
 function jsonArray(docs) {
-  // One byte per UTF-16 code unit, as for ASCII; grown when a doc needs more.
+  // One byte per UTF-16 code unit, as for ASCII, and one for each "[", "," and
+  // "]"; grown when a doc needs more.
   let bytes = new Uint8Array(docs.reduce((size, doc) => size + doc.length + 1, 2));
   let at = 0;
   for (let j = 0; j < docs.length; j++) {
     bytes[at++] = j === 0 ? 0x5b : 0x2c; // "[" then ","
     let { read, written } = encoder.encodeInto(docs[j], bytes.subarray(at));
-    while (read < docs[j].length) {
+    // Until the doc fits with a byte to spare for the "," or "]" after it: a
+    // typed array drops a write past its end without a word.
+    while (read < docs[j].length || at + written === bytes.length) {
       const grown = new Uint8Array(bytes.length * 2 + docs[j].length * 3);
       grown.set(bytes.subarray(0, at));
       bytes = grown;

@@ -33,6 +33,7 @@ macro_rules! browser_tests {
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
             the_js_half_keeps_the_same_contract a_load_reads_a_store_of_any_size_in_few_chunks
+            a_chunk_of_any_text_reaches_rust_whole
             a_database_of_a_newer_format_is_refused_at_open
             a_database_of_an_older_format_is_raised_and_closes_older_connections
             a_failed_write_on_the_early_commit_path_stores_nothing
@@ -672,6 +673,42 @@ pub async fn a_load_reads_a_store_of_any_size_in_few_chunks() {
         assert!(sizes.last().is_some_and(|&last| last <= tail), "{sizes:?}");
         assert!(sizes.len() <= count / limit + 12, "{count} records in {} chunks", sizes.len());
     }
+}
+
+/// A chunk's docs reach Rust as one UTF-8 JSON array, sized first for ASCII
+/// and grown when a doc needs more: whatever the docs hold, every byte of each
+/// doc and every "[", "," and "]" between them is there, including when a doc
+/// ends exactly where the array was sized to end. And a note whose text sized
+/// the array so opens again.
+pub async fn a_chunk_of_any_text_reaches_rust_whole() {
+    let json_array: Function = field(&tideway::browser::js_contract(), "jsonArray").unchecked_into();
+    let docs_of = |texts: &[String]| -> Vec<String> { texts.iter().map(|t| serde_json::json!({ "t": t }).to_string()).collect() };
+    let mut cases: Vec<Vec<String>> = vec![vec![], docs_of(&["中".into()]), docs_of(&["éé".into()]), docs_of(&["😀".into()])];
+    // Every pair of docs of up to 8 of one character, ASCII or not: among them,
+    // docs that fill the array exactly before a "," and before the "]".
+    for a in ["a", "é", "中", "😀"] {
+        for b in ["a", "é", "中", "😀"] {
+            for (i, j) in (0..9).flat_map(|i| (0..9).map(move |j| (i, j))) {
+                cases.push(docs_of(&[a.repeat(i), b.repeat(j)]));
+            }
+        }
+    }
+    for docs in &cases {
+        let array: js_sys::Array = docs.iter().map(|doc| JsValue::from_str(doc)).collect();
+        let bytes = js_sys::Uint8Array::new(&json_array.call1(&JsValue::NULL, &array).unwrap()).to_vec();
+        assert_eq!(String::from_utf8(bytes).unwrap(), format!("[{}]", docs.join(",")), "{docs:?}");
+    }
+
+    let name = format!("any-text-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "中"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
+    settle(db.close()).await.unwrap();
+    let db = open(&name).await;
+    let note = db.collection("notes".into()).unwrap().get("n1".into(), JsValue::UNDEFINED).unwrap();
+    assert_eq!(field(&note, "data.title").as_string().as_deref(), Some("中"));
+    settle(db.close()).await.unwrap();
+    Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
 /// A database written by a newer Tideway (a higher storage format in `meta`)

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { startCountingProxy } from "./counting-proxy.mjs";
-import { openDevice, serverAndBrowser, waitInPage } from "./helpers.mjs";
+import { openDb as openNamedDb, openDevice, serverAndBrowser, waitInPage } from "./helpers.mjs";
 
 let server;
 let browser;
@@ -77,6 +77,35 @@ describe("sync with the reference server", () => {
     assert.equal(await device.page.evaluate(() => db.status().reachable), true);
     assert.deepEqual(device.errors, []);
     await device.context.close();
+  });
+
+  test("text of any script, in keys and values, survives the push, the pull and an open", async () => {
+    // Two- to four-byte UTF-8, a joined emoji, right to left, a combining mark, the
+    // last code point, JSON's escapes, and lengths that land docs on every offset.
+    const texts = ["plain", "é", "éé", "中", "中文笔记", "😀", "👩‍👩‍👧", "مرحبا", "e\u0301", "\u{10FFFF}", "tab\tquote\"back\\"];
+    for (let n = 1; n <= 12; n++) texts.push("中".repeat(n), "é".repeat(n), "😀".repeat(n));
+    const expected = texts.map((text, i) => ({ id: `n${i}`, data: { title: text, list: [text, { [text]: i }] } }));
+    const writer = await openDevice(browser, server);
+    await openNamedDb(writer, `scripts-a-${crypto.randomUUID()}`, "scripts", { auto: false });
+    await writer.page.evaluate(async (expected) => {
+      await Promise.all(expected.map(({ id, data }) => notes.put(data, { id })));
+      await db.sync();
+    }, expected);
+
+    const reader = await openDevice(browser, server);
+    const name = `scripts-b-${crypto.randomUUID()}`;
+    const read = () => reader.page.evaluate((ids) => ids.map((id) => ({ id, data: notes.get(id)?.data })), expected.map((e) => e.id));
+    await openNamedDb(reader, name, "scripts", { auto: false });
+    await sync(reader);
+    assert.deepEqual(await read(), expected, "as pulled");
+    await reader.page.evaluate(() => db.close());
+    await openNamedDb(reader, name, "scripts", { auto: false });
+    assert.deepEqual(await read(), expected, "as opened again");
+    const held = byId(await server.pullAll("scripts"));
+    for (const { id, data } of expected) assert.deepEqual(held[`notes/${id}`].data, data, id);
+    assert.deepEqual([...writer.errors, ...reader.errors], []);
+    await writer.context.close();
+    await reader.context.close();
   });
 
   test("a sync that pushes takes one round trip: the push that empties the outbox carries the pull", async () => {

@@ -112,9 +112,9 @@ fi
 
 # run_wasm_suites ENGINE [COMMAND PREFIX...]: runs each wasm suite on one engine.
 # A suite is run a second time only when its first run provably started no test
-# (the runner never saw the harness start), or, on WebKit, when it failed with the
-# engine's own wasm trap (see webkit_trapped); either is printed as a WARNING at the
-# end. A run that started and then failed, stalled or was cut short otherwise is a
+# (the runner never saw the harness start), or, on WebKit, when it failed with
+# memory out of bounds or overwritten inside the engine's wasm (see webkit_trapped);
+# either is printed as a WARNING at the end. A run that started and then failed, stalled or was cut short otherwise is a
 # failure.
 run_wasm_suites() {
   local engine=$1 suite attempt start status log
@@ -131,7 +131,7 @@ run_wasm_suites() {
         continue
       fi
       if [ "$status" -ne 0 ] && [ "$attempt" -eq 1 ] && [ "$engine" = webkit ] && webkit_trapped "$log"; then
-        echo "$engine $suite: WebKit's wasm trapped on the first run (\"RuntimeError: Out of bounds memory access\", docs/compatibility.md); it was run again" >>"$WARNINGS"
+        echo "$engine $suite: WebKit's wasm met memory out of bounds or overwritten on the first run (\"A wasm trap inside the engine\" in docs/compatibility.md); it was run again" >>"$WARNINGS"
         continue
       fi
       break

@@ -114,8 +114,8 @@ fi
 # A suite is run a second time only when its first run provably started no test
 # (the runner never saw the harness start), or, on WebKit, when it failed with
 # memory out of bounds or overwritten inside the engine's wasm (see webkit_trapped);
-# either is printed as a WARNING at the end. A run that started and then failed, stalled or was cut short otherwise is a
-# failure.
+# either is printed as a WARNING at the end. A run that started and then failed,
+# stalled or was cut short otherwise is a failure.
 run_wasm_suites() {
   local engine=$1 suite attempt start status log
   shift

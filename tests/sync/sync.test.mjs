@@ -81,7 +81,8 @@ describe("sync with the reference server", () => {
 
   test("text of any script, in keys and values, survives the push, the pull and an open", async () => {
     // Two- to four-byte UTF-8, a joined emoji, right to left, a combining mark, the
-    // last code point, JSON's escapes, and lengths that land docs on every offset.
+    // last code point, JSON's escapes, and runs of 1 to 12 of several widths. (The
+    // exact fill of a load's array is checked in the browser suites.)
     const texts = ["plain", "é", "éé", "中", "中文笔记", "😀", "👩‍👩‍👧", "مرحبا", "e\u0301", "\u{10FFFF}", "tab\tquote\"back\\"];
     for (let n = 1; n <= 12; n++) texts.push("中".repeat(n), "é".repeat(n), "😀".repeat(n));
     const expected = texts.map((text, i) => ({ id: `n${i}`, data: { title: text, list: [text, { [text]: i }] } }));

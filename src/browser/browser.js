@@ -381,7 +381,11 @@ function ackChains(tx) {
  * that was written over since matches nothing.
  */
 export function settledDoc(tx, store, id, record) {
-  const doc = docText(record);
+  return settledText(tx, store, id, docText(record));
+}
+
+/** `settledDoc` of a record whose doc is `doc` (undefined: absent). */
+function settledText(tx, store, id, doc) {
   const chain = doc === undefined ? undefined : ackChains(tx)?.get(entityKey(store, id));
   return chain === undefined ? doc : applySteps(doc, chain.steps);
 }
@@ -505,13 +509,15 @@ const LOAD_TAIL = 250;
 
 /**
  * Reads every record of `stores` in one transaction, chunk by chunk, and hands
- * each chunk's docs over as one JSON array in UTF-8. The request for the next
- * chunk is made before a chunk is handed over, so IndexedDB reads it while Rust
- * parses this one and the records reads will give are built (`records` maps, id
- * -> record): most first reads after open then find their record built. Chunks
- * shrink towards a store's end (each store is counted first), so that little
- * is left to do once the last one arrives. Refills each `known` map (id -> doc
- * text) on the way.
+ * each chunk's docs over as one JSON array in UTF-8. When the database's
+ * image (see `saveImage`) was left at the last commit mark, the docs come from
+ * it, in one read; otherwise from the stores: the request for the next chunk
+ * is made before a chunk is handed over, so IndexedDB reads it while Rust
+ * parses this one and the records reads will give are built (`records` maps,
+ * id -> record): most first reads after open then find their record built.
+ * Chunks shrink towards a store's end (each store is counted first), so that
+ * little is left to do once the last one arrives. Refills each `known` map
+ * (id -> doc text) on the way.
  */
 export class Loader {
   constructor(db, stores, known, records, commits) {
@@ -523,11 +529,44 @@ export class Loader {
     this.read = commits.fullRead(this.tx);
     /** The chunks asked for and not yet taken: one at a time is in flight. */
     this.chunks = [];
+    /** The image being handed over (see `imageOf`), or null when the stores are read. */
+    this.image = null;
     // Applied to the docs as they are read; then folded in the background.
     readAcks(this.tx).onsuccess = () => {
       if (ackChains(this.tx) !== null) foldAcksSoon(db);
     };
-    this.request(0, null, 0);
+    // Requests answer in the order they were made: the mark is read when the image's is.
+    const last = commits.last(this.tx);
+    const meta = this.tx.objectStore("meta");
+    /** Settles once it is known where the docs come from. */
+    this.started = new Promise((resolve, reject) => {
+      const fail = (request) => () => reject(request.error ?? abortError(this.tx));
+      const fromStores = () => {
+        // Once every doc is read, the next open can be given an image.
+        const read = this.read;
+        this.read = () => {
+          read();
+          saveImageSoon(db, stores, known, commits);
+        };
+        this.request(0, null, 0);
+        resolve();
+      };
+      const imageMark = meta.get(IMAGE_MARK_KEY);
+      imageMark.onerror = fail(imageMark);
+      imageMark.onsuccess = () => {
+        const mark = markOf(last);
+        if (mark === "" || imageMark.result !== mark) return fromStores();
+        const image = meta.get(IMAGE_KEY);
+        image.onerror = fail(image);
+        image.onsuccess = () => {
+          this.image = imageOf(image.result, mark, stores);
+          if (this.image === null) return fromStores();
+          commits.imaged = mark;
+          resolve();
+        };
+      };
+    });
+    this.started.catch(() => {}); // reported by `next`
   }
 
   /**
@@ -535,8 +574,10 @@ export class Loader {
    * `store` an index into `stores`, `left` how many records of that store this
    * chunk and the ones after it hold, as counted when its read began.
    */
-  next() {
-    return this.chunks.shift() ?? Promise.resolve(null);
+  async next() {
+    await this.started;
+    if (this.image !== null) return this.fromImage();
+    return this.chunks.shift() ?? null;
   }
 
   /**
@@ -557,7 +598,7 @@ export class Loader {
           const more = records.length === size && left > 0;
           if (more) this.request(store, records[records.length - 1].id, left);
           else this.request(store + 1, null, 0);
-          resolve(this.take(store, records, more, unread));
+          resolve(this.take(store, records.map((record) => record.id), records.map(docText), more, unread));
         };
         request.onerror = fail(request);
       };
@@ -577,22 +618,151 @@ export class Loader {
     this.chunks.push(chunk);
   }
 
+  /** The image's next chunk, cut as `request` would read the stores; null after the last. */
+  fromImage() {
+    const image = this.image;
+    const store = image.store;
+    if (store === this.stores.length) return null;
+    const { ids, docs } = image.entries[store];
+    const at = image.at;
+    if (at === 0) {
+      this.known[store].clear();
+      this.records[store].clear();
+    }
+    const left = ids.length - at;
+    const end = at + chunkSize(left);
+    const more = end < ids.length;
+    if (more) image.at = end;
+    else {
+      image.store++;
+      image.at = 0;
+      if (image.store === this.stores.length) this.read();
+    }
+    return this.take(store, ids.slice(at, end), docs.slice(at, end), more, left);
+  }
+
   /**
-   * Keeps the docs of `records` and, if IndexedDB is reading more meanwhile
-   * (`build`), builds their records; the chunk for Rust (`left`: see `next`).
+   * Keeps the docs (`texts`, each record's as stored, undefined where absent)
+   * of the entities `ids` and, if more of the store is on its way (`build`),
+   * builds their records; the chunk for Rust (`left`: see `next`).
    */
-  take(store, records, build, left) {
-    const docs = new Array(records.length);
+  take(store, ids, texts, build, left) {
     const known = this.known[store];
     const built = this.records[store];
     const name = this.stores[store];
-    for (let j = 0; j < records.length; j++) {
-      docs[j] = settledDoc(this.tx, name, records[j].id, records[j]);
-      known.set(records[j].id, docs[j]);
-      if (build) built.set(records[j].id, recordOfDoc(docs[j]));
+    for (let j = 0; j < ids.length; j++) {
+      const doc = (texts[j] = settledText(this.tx, name, ids[j], texts[j]));
+      known.set(ids[j], doc);
+      if (build) built.set(ids[j], recordOfDoc(doc));
     }
-    return { store, json: jsonArray(docs), left };
+    return { store, json: jsonArray(texts), left };
   }
+}
+
+/** The meta key of the database's image: every entity's doc as stored at one commit mark (see `saveImage`). */
+const IMAGE_KEY = "image";
+/** The meta key of the mark the image was left at, read before the image itself. */
+const IMAGE_MARK_KEY = "imageMark";
+/** How long after the last commit a context saves the image. */
+const IMAGE_DELAY_MS = 2000;
+/** Each connection's pending image, `{ timer, save }` (see `saveImageSoon`). */
+const pendingImages = new Map();
+
+/**
+ * The image `value` (as `saveImage` left it) for `stores`, in their order, if
+ * it was left at `mark` and holds every one of them: `{ entries, store, at }`,
+ * `entries` each store's `{ ids, docs }`, `store` and `at` where `Loader`
+ * hands it over from. Null otherwise: the stores are read instead.
+ */
+function imageOf(value, mark, stores) {
+  if (value?.mark !== mark || !Array.isArray(value.stores)) return null;
+  const entries = [];
+  for (const name of stores) {
+    const at = value.stores.indexOf(name);
+    const ids = value.ids?.[at];
+    const docs = value.docs?.[at];
+    if (at < 0 || !Array.isArray(ids) || !Array.isArray(docs) || ids.length !== docs.length) return null;
+    entries.push({ ids, docs });
+  }
+  return { entries, store: 0, at: 0 };
+}
+
+/**
+ * Saves the database's image (`saveImage`) once `IMAGE_DELAY_MS` went by
+ * without another call for `db`: after a burst of commits, not during one.
+ */
+export function saveImageSoon(db, stores, knowns, commits) {
+  clearTimeout(pendingImages.get(db)?.timer);
+  const save = () => {
+    pendingImages.delete(db);
+    // The connection closed, or the quota is reached: the next open reads the stores.
+    return saveImage(db, stores, knowns, commits).catch(() => false);
+  };
+  pendingImages.set(db, { timer: setTimeout(save, IMAGE_DELAY_MS), save });
+}
+
+/**
+ * Saves `db`'s pending image now, if there is one: before its connection
+ * closes, whose transactions still complete. Resolves with whether it saved one.
+ */
+export function saveImageNow(db) {
+  const pending = pendingImages.get(db);
+  if (pending === undefined) return Promise.resolve(false);
+  clearTimeout(pending.timer);
+  return pending.save();
+}
+
+/** Saves every pending image now (tests). */
+export function saveImagesNow() {
+  return Promise.all(Array.from(pendingImages.keys(), saveImageNow));
+}
+
+/**
+ * Saves the image of the database: every entity's doc as the `knowns` maps
+ * hold it now, each store's in the order of its keys, with the commit mark at
+ * which they do (`Commits.seen`). An open whose transaction finds the same
+ * mark last (`Loader`) reads it in one request instead of reading every
+ * record: no commit of entities was made since, as each one leaves a new mark
+ * (`Commits.stamp`).
+ *
+ * The docs are taken at once, and saved in one readwrite transaction on
+ * `meta`, which every transaction that writes entities also holds
+ * (`beginWrite`), so none runs between its read of the last mark and its
+ * writes: it saves them only if that mark is still the one they were taken
+ * at. Resolves with whether it saved them.
+ */
+function saveImage(db, stores, knowns, commits) {
+  const mark = commits.seen;
+  if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
+  const ids = [];
+  const docs = [];
+  for (const known of knowns) {
+    // IndexedDB orders string keys by UTF-16 code units, as `sort` does.
+    const keys = Array.from(known.keys()).filter((id) => typeof known.get(id) === "string").sort();
+    ids.push(keys);
+    docs.push(keys.map((id) => known.get(id)));
+  }
+  let tx;
+  try {
+    tx = db.transaction("meta", "readwrite", { durability: "relaxed" });
+  } catch (error) {
+    return Promise.reject(error); // the connection closed
+  }
+  const meta = tx.objectStore("meta");
+  const last = meta.get(COMMIT_KEY);
+  last.onsuccess = () => {
+    if (markOf(last) !== mark) return;
+    meta.put({ mark, stores: Array.from(stores), ids, docs }, IMAGE_KEY);
+    meta.put(mark, IMAGE_MARK_KEY);
+  };
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => {
+      const saved = markOf(last) === mark;
+      if (saved) commits.imaged = mark;
+      resolve(saved);
+    };
+    tx.onabort = () => reject(abortError(tx));
+  });
 }
 
 /**
@@ -767,6 +937,8 @@ export class Commits {
      * start of a full read, or the last mark found to be `seen`).
      */
     this.ahead = false;
+    /** The mark the database's image is known to have been saved at (see `saveImage`), if any. */
+    this.imaged = null;
   }
 
   /** The request reading, in `tx`, the mark the last commit before it left; `markOf` gives its result. */
@@ -1073,6 +1245,7 @@ export class WriteBatch {
    */
   constructor(tx, stores, knowns, commits) {
     this.tx = tx;
+    this.commits = commits;
     /** The read of the mark this batch finds, the new mark it leaves if it writes entities, and what to call once committed (see `Commits.stamp`). */
     this.stamp = commits.stamp(tx);
     /** The mark at which the maps held every entity as this batch is computed on them, if any. */
@@ -1246,6 +1419,7 @@ export class WriteBatch {
         for (const { known, record } of this.entities) known.set(record.id, record.doc);
         this.stamp.done(this.entities);
         if (this.acks.length > 0) foldAcksSoon(tx.db);
+        if (this.entities.length > 0) saveImageSoon(tx.db, this.stores, this.knowns, this.commits);
         resolve(this.appends.map((append) => append.result));
       };
       tx.onabort = () => {

@@ -94,6 +94,12 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn next(this: &Loader) -> js_sys::Promise;
 
+    /// Saves the database's image (see `saveImage` in `browser.js`) now if
+    /// one is pending on `db`: its transaction still completes once `db` is
+    /// closed.
+    #[wasm_bindgen(js_name = saveImageNow)]
+    pub fn save_image_now(db: &web_sys::IdbDatabase) -> js_sys::Promise;
+
     /// One chunk a `Loader` read: the docs of some records of one store.
     pub type LoadedChunk;
     #[wasm_bindgen(method, getter)]
@@ -312,6 +318,9 @@ extern "C" {
     /// Resolves with what `probeEarlyCommit` found (false if never asked).
     #[wasm_bindgen(js_name = commitsEarly)]
     pub fn commits_early() -> js_sys::Promise;
+    /// Saves every pending image now; resolves with whether each was saved.
+    #[wasm_bindgen(js_name = saveImagesNow)]
+    pub fn save_images_now() -> js_sys::Promise;
     /// The JS side of the contract, for the test that compares it with this module.
     #[wasm_bindgen(js_name = contract)]
     pub fn js_contract() -> JsValue;

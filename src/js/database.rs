@@ -247,6 +247,9 @@ impl Closing {
         for cache in self.caches.values() {
             cache.clear();
         }
+        if let Some(store) = self.repository.store().indexed_db() {
+            store.closed().await;
+        }
         Ok(())
     }
 }

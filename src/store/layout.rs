@@ -2,8 +2,15 @@
 //! brought to the layout a schema asks for. Pure, so it is tested natively.
 //!
 //! * `meta` (out-of-line keys): `clientId`, `formatVersion`, `backfill`, the
-//!   pull `cursor` and the `sync` state (JSON: the retry schedule, and what
-//!   the remote learned about the server).
+//!   pull `cursor`, the `sync` state (JSON: the retry schedule, and what
+//!   the remote learned about the server), the `commit` mark the last
+//!   transaction that wrote entities left, and the database's `image` with
+//!   the mark it was saved at (`imageMark`): `{ mark, stores, ids, docs }`,
+//!   every entity's doc as it stood at that mark, which an open reads instead
+//!   of the records while the mark is still the last one (see `saveImage` in
+//!   `src/browser/browser.js`). A Tideway that does not know the image leaves
+//!   it alone, and its writes, which leave marks of their own (format 3),
+//!   make it out of date.
 //! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as JSON text.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
 //!   entity as JSON text, a `base` equal to its `data` left out for

@@ -74,7 +74,6 @@ use indexed_db_futures::prelude::*;
 use js_sys::{Array, Map};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-#[cfg(feature = "fault-injection")]
 use wasm_bindgen_futures::JsFuture;
 
 use self::connection::{open_existing, Connection, UpgradeHandler, UPGRADED_ELSEWHERE};
@@ -106,6 +105,9 @@ pub struct IdbStore {
     upgrade: UpgradeHandler,
     /// Whether another context upgraded the database: the reason `close` gives.
     upgraded_elsewhere: Rc<Cell<bool>>,
+    /// The saving of the database's image that `close` began, if any (see
+    /// [`IdbStore::closed`]).
+    image_at_close: RefCell<Option<js_sys::Promise>>,
     /// A failure the next write is made to meet, for tests.
     #[cfg(feature = "fault-injection")]
     fault: Cell<Option<Fault>>,
@@ -201,6 +203,7 @@ impl IdbStore {
             connection: RefCell::new(Connection::new(db, &closed, &upgrade)),
             upgrade,
             upgraded_elsewhere: Rc::default(),
+            image_at_close: RefCell::default(),
             schema,
             collections: infos.into_iter().collect(),
             stores,
@@ -215,6 +218,18 @@ impl IdbStore {
             store.backfill(&pending).await?;
         }
         Ok(store)
+    }
+
+    /// Resolves once the image of the database that `close` began to save
+    /// (see `saveImage` in `src/browser/browser.js`) is stored or passed
+    /// over: a page closed before would leave the next open to read every
+    /// record.
+    pub async fn closed(&self) {
+        let saving = self.image_at_close.take();
+        if let Some(saving) = saving {
+            // A failure (the quota, say) leaves the next open to read every record.
+            let _ = JsFuture::from(saving).await;
+        }
     }
 
     /// Entity id → doc (JSON text) as this connection last saw it stored;
@@ -292,6 +307,13 @@ impl IdbStore {
         JsFuture::from(browser::commits_early()).await.ok().and_then(|answer| answer.as_bool()).unwrap_or(false)
     }
 
+    /// Saves every pending image of the database now (see `saveImage` in
+    /// `src/browser/browser.js`) rather than once the page has been quiet for
+    /// a while.
+    pub async fn save_images_now() {
+        JsFuture::from(browser::save_images_now()).await.expect("images are saved or passed over");
+    }
+
     /// Closes the connection as the browser does when it takes it away: the
     /// store has not closed it and is not told.
     pub fn lose_connection(&self) {
@@ -365,6 +387,8 @@ impl Store for IdbStore {
         let mut closed = self.closed.borrow_mut();
         if closed.is_none() {
             *closed = Some(if self.upgraded_elsewhere.get() { UPGRADED_ELSEWHERE } else { "the database was closed with close()" }.to_owned());
+            // The next open reads the image of this one's docs, if one is pending.
+            self.image_at_close.replace(Some(browser::save_image_now(self.connection().sys())));
             self.connection().sys().close();
             // No write will be checked against them any more.
             for info in self.collections.values() {

@@ -1,0 +1,150 @@
+//! The database's image: every entity's doc as stored at one commit mark,
+//! saved in one record once a context has been quiet for a while (or closes),
+//! which an open reads in one request instead of every record while no
+//! commit of entities was made since.
+
+use tideway::core::Store;
+use tideway::store::indexeddb::IdbStore;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::{notes_schema, put, title_of};
+
+#[wasm_bindgen(inline_js = r#"
+function withMeta(name, mode, work) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(name);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction("meta", mode);
+      let result;
+      work(tx.objectStore("meta"), (value) => { result = value; });
+      tx.oncomplete = () => { db.close(); resolve(result); };
+      tx.onabort = () => { db.close(); reject(tx.error); };
+    };
+  });
+}
+
+/** `[the last commit mark, the mark the image was saved at, the ids of the image's first store]`. */
+export function imageState(name) {
+  return withMeta(name, "readonly", (meta, done) => {
+    const commit = meta.get("commit");
+    const imageMark = meta.get("imageMark");
+    const image = meta.get("image");
+    image.onsuccess = () => done([commit.result ?? null, imageMark.result ?? null, image.result?.ids?.[0] ?? []]);
+  });
+}
+
+/** Replaces `from` with `to` in the image's doc of `id` (first store), its mark left as it is. */
+export function editImage(name, id, from, to) {
+  return withMeta(name, "readwrite", (meta, done) => {
+    const read = meta.get("image");
+    read.onsuccess = () => {
+      const image = read.result;
+      const at = image.ids[0].indexOf(id);
+      image.docs[0][at] = image.docs[0][at].replace(from, to);
+      meta.put(image, "image");
+      done(true);
+    };
+  });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = imageState)]
+    fn image_state(name: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = editImage)]
+    fn edit_image(name: &str, id: &str, from: &str, to: &str) -> js_sys::Promise;
+}
+
+/// The last commit mark, the image's mark and the ids it holds of `notes`.
+async fn image_of(name: &str) -> (Option<String>, Option<String>, Vec<String>) {
+    let state = js_sys::Array::from(&JsFuture::from(image_state(name)).await.expect("read the meta store"));
+    let ids = js_sys::Array::from(&state.get(2)).iter().filter_map(|id| id.as_string()).collect();
+    (state.get(0).as_string(), state.get(1).as_string(), ids)
+}
+
+/// Opens the database and loads it, as a `Tideway` handle does.
+async fn open_loaded(name: &str) -> IdbStore {
+    let store = IdbStore::open(name, notes_schema()).await.expect("open");
+    store.load().await.expect("load");
+    store
+}
+
+/// The title of note `id` as an open loads it.
+async fn loaded_title(store: &IdbStore, id: &str) -> Option<String> {
+    let loaded = store.load().await.expect("load");
+    title_of(loaded.collections[0].1.iter().find(|entity| entity.id == id).cloned())
+}
+
+/// Closing saves the image at the last mark; the next open reads the notes
+/// from it (a doc changed in the image alone shows), each once, in id order.
+pub async fn an_open_reads_the_image_the_last_commit_left() {
+    let name = format!("image-{}", uuid::Uuid::new_v4());
+    let store = open_loaded(&name).await;
+    // Written in an order other than the ids'.
+    let ids: Vec<String> = (0..300).rev().map(|i| format!("n{i:03}")).collect();
+    store.apply(&ids.iter().map(|id| put(id, &format!("note {id}"))).collect::<Vec<_>>()).await.expect("write");
+    store.close();
+
+    let (commit, image_mark, image_ids) = image_of(&name).await;
+    assert!(commit.is_some() && image_mark == commit, "the image is at the last mark: {image_mark:?}, {commit:?}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(image_ids, sorted, "every note once, in id order");
+
+    JsFuture::from(edit_image(&name, "n007", "note n007", "from the image")).await.expect("edit the image");
+    let again = IdbStore::open(&name, notes_schema()).await.expect("reopen");
+    let loaded = again.load().await.expect("load");
+    let loaded_ids: Vec<String> = loaded.collections[0].1.iter().map(|entity| entity.id.clone()).collect();
+    assert_eq!(loaded_ids, sorted, "every note once, in id order");
+    assert_eq!(loaded_title(&again, "n007").await.as_deref(), Some("from the image"), "the open read the image");
+    assert_eq!(loaded_title(&again, "n299").await.as_deref(), Some("note n299"));
+    again.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// An image left before a commit is not read, and a handle whose docs are
+/// behind the last commit, which it did not hear of, saves none; a handle
+/// that read every record saves one that the next open reads.
+pub async fn an_image_older_than_the_last_commit_is_not_read() {
+    let name = format!("image-stale-{}", uuid::Uuid::new_v4());
+    let first = open_loaded(&name).await;
+    first.apply(&(0..50).map(|i| put(&format!("n{i:02}"), "first")).collect::<Vec<_>>()).await.expect("write");
+    // Gone without closing, so without saving an image.
+    first.lose_connection();
+
+    // Both read every record: both then have an image to save.
+    let behind = open_loaded(&name).await;
+    let elsewhere = open_loaded(&name).await;
+    elsewhere.apply(&[put("n07", "written elsewhere")]).await.expect("write");
+    // Gone without closing, so without saving its image; `behind` does not hear of its commit.
+    elsewhere.lose_connection();
+    IdbStore::save_images_now().await;
+    let (commit, image_mark, _) = image_of(&name).await;
+    assert!(commit.is_some() && image_mark.is_none(), "the handle whose docs are behind saved no image: {image_mark:?}");
+
+    behind.apply(&[put("n08", "written behind")]).await.expect("write");
+    behind.close();
+    let (commit, image_mark, _) = image_of(&name).await;
+    assert_ne!(image_mark, commit, "the image is older than the last commit");
+
+    let reader = open_loaded(&name).await;
+    assert_eq!(loaded_title(&reader, "n07").await.as_deref(), Some("written elsewhere"));
+    assert_eq!(loaded_title(&reader, "n08").await.as_deref(), Some("written behind"));
+    assert_eq!(loaded_title(&reader, "n09").await.as_deref(), Some("first"));
+    // Having read every record, it saves the image.
+    IdbStore::save_images_now().await;
+    let (commit, image_mark, ids) = image_of(&name).await;
+    assert_eq!(image_mark, commit, "saved after a full read");
+    assert_eq!(ids.len(), 50);
+    reader.close();
+
+    JsFuture::from(edit_image(&name, "n09", "first", "from the image")).await.expect("edit the image");
+    let last = IdbStore::open(&name, notes_schema()).await.expect("open");
+    assert_eq!(loaded_title(&last, "n09").await.as_deref(), Some("from the image"), "the open read the image");
+    assert_eq!(loaded_title(&last, "n07").await.as_deref(), Some("written elsewhere"));
+    assert_eq!(loaded_title(&last, "n08").await.as_deref(), Some("written behind"));
+    last.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}

@@ -25,8 +25,9 @@ pub struct Peers {
     repository: Repo,
     channel: RefCell<Option<Channel>>,
     syncer: RefCell<Weak<Syncer>>,
-    /// `pagehide`, `pageshow` and `resume` in a page: when it leaves for the
-    /// back/forward cache, and when it may have missed messages.
+    /// `pagehide`, `pageshow`, `resume` and `visibilitychange` in a page:
+    /// when it leaves for the back/forward cache, when it may have missed
+    /// messages, and when it is hidden.
     lifecycle: RefCell<Vec<EventListener>>,
 }
 
@@ -84,7 +85,10 @@ impl Peers {
 
     /// In a page: leaves the channel when the page enters the back/forward
     /// cache (`pagehide` with `persisted`), and catches up when it comes back
-    /// (`pageshow` with `persisted`, joining again) or from being frozen (`resume`).
+    /// (`pageshow` with `persisted`, joining again) or from being frozen
+    /// (`resume`). Once the page is hidden, which is the last the page may
+    /// hear before it is closed, saves the database's image of what it wrote
+    /// rather than when the database has been quiet for a while.
     fn watch_lifecycle(self: &Rc<Self>) {
         let global = js_sys::global();
         let Some(document) = js_sys::Reflect::get(&global, &"document".into()).ok().filter(|d| d.is_object()) else { return };
@@ -116,6 +120,16 @@ impl Peers {
             "resume",
             on(self, |peers| peers.catch_up(async {})),
         ));
+        let weak = Rc::downgrade(self);
+        let hidden = document.clone();
+        listeners.push(EventListener::new(document.unchecked_ref::<web_sys::EventTarget>(), "visibilitychange", move |_| {
+            let state = js_sys::Reflect::get(&hidden, &"visibilityState".into()).ok().and_then(|state| state.as_string());
+            if let (Some("hidden"), Some(peers)) = (state.as_deref(), weak.upgrade()) {
+                if let Some(store) = peers.repository.store().indexed_db() {
+                    store.save_image_now();
+                }
+            }
+        }));
         *self.lifecycle.borrow_mut() = listeners;
     }
 

@@ -4,11 +4,12 @@
 //! commit of entities was made since.
 
 use tideway::core::Store;
+use tideway::js::Tideway;
 use tideway::store::indexeddb::IdbStore;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{notes_schema, put, title_of};
+use super::{js, notes_schema, open, put, settle, title_of};
 
 #[wasm_bindgen(inline_js = r#"
 function withMeta(name, mode, work) {
@@ -49,8 +50,25 @@ export function editImage(name, id, from, to) {
     };
   });
 }
+
+/**
+ * Makes the page hidden (or visible again) as far as its scripts can tell, and
+ * tells them so; false where there is no document.
+ */
+export function setHidden(hidden) {
+  if (typeof document === "undefined") return false;
+  if (hidden) Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  else delete document.visibilityState;
+  document.dispatchEvent(new Event("visibilitychange"));
+  return true;
+}
+
+export function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 "#)]
 extern "C" {
+    #[wasm_bindgen(js_name = setHidden)]
+    fn set_hidden(hidden: bool) -> bool;
+    fn sleep(ms: u32) -> js_sys::Promise;
     #[wasm_bindgen(js_name = imageState)]
     fn image_state(name: &str) -> js_sys::Promise;
     #[wasm_bindgen(js_name = editImage)]
@@ -147,4 +165,34 @@ pub async fn an_image_older_than_the_last_commit_is_not_read() {
     assert_eq!(loaded_title(&last, "n08").await.as_deref(), Some("written behind"));
     last.close();
     IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// Once the page is hidden, which may be the last it hears before it is
+/// closed, a handle saves the image of what it wrote at once, rather than once
+/// the database has been quiet for a while.
+pub async fn a_hidden_page_saves_the_image_at_once() {
+    let name = format!("image-hidden-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    settle(notes.put(js(r#"{"title": "written"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
+    let (commit, image_mark, _) = image_of(&name).await;
+    assert!(commit.is_some() && image_mark.is_none(), "not saved yet, the database has not been quiet for long");
+    if set_hidden(true) {
+        let mut saved = false;
+        // Well before the two quiet seconds after which it is saved anyway.
+        for _ in 0..50 {
+            let (commit, image_mark, _) = image_of(&name).await;
+            saved = image_mark == commit;
+            if saved {
+                break;
+            }
+            JsFuture::from(sleep(20)).await.unwrap();
+        }
+        set_hidden(false);
+        assert!(saved, "saved once the page was hidden");
+    }
+    settle(db.close()).await.expect("close");
+    let (commit, image_mark, ids) = image_of(&name).await;
+    assert_eq!((image_mark, ids), (commit, vec!["n1".to_owned()]), "saved, at the latest, at close");
+    Tideway::delete_database(name.into()).await.expect("delete the database");
 }

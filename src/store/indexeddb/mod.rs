@@ -220,6 +220,15 @@ impl IdbStore {
         Ok(store)
     }
 
+    /// Saves the database's image now if one is pending (see `saveImage` in
+    /// `src/browser/browser.js`) rather than once the database has been quiet
+    /// for a while: the page is hidden, and may be closed next.
+    pub fn save_image_now(&self) {
+        if self.closed.borrow().is_none() {
+            let _ = browser::save_image_now(self.connection().sys());
+        }
+    }
+
     /// Resolves once the image of the database that `close` began to save
     /// (see `saveImage` in `src/browser/browser.js`) is stored or passed
     /// over: a page closed before would leave the next open to read every

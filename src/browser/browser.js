@@ -682,6 +682,8 @@ function imageOf(value, mark, stores) {
     const ids = value.ids?.[at];
     const docs = value.docs?.[at];
     if (at < 0 || !Array.isArray(ids) || !Array.isArray(docs) || ids.length !== docs.length) return null;
+    // As saved, every one is a string; anything else is not read as a doc.
+    for (let j = 0; j < ids.length; j++) if (typeof ids[j] !== "string" || typeof docs[j] !== "string") return null;
     entries.push({ ids, docs });
   }
   return { entries, store: 0, at: 0 };

@@ -51,6 +51,19 @@ export function editImage(name, id, from, to) {
   });
 }
 
+/** Makes the image's doc of `id` (first store) something other than a doc, its mark left as it is. */
+export function breakImage(name, id) {
+  return withMeta(name, "readwrite", (meta, done) => {
+    const read = meta.get("image");
+    read.onsuccess = () => {
+      const image = read.result;
+      image.docs[0][image.ids[0].indexOf(id)] = 42;
+      meta.put(image, "image");
+      done(true);
+    };
+  });
+}
+
 /**
  * Makes the page hidden (or visible again) as far as its scripts can tell, and
  * tells them so; false where there is no document.
@@ -73,6 +86,8 @@ extern "C" {
     fn image_state(name: &str) -> js_sys::Promise;
     #[wasm_bindgen(js_name = editImage)]
     fn edit_image(name: &str, id: &str, from: &str, to: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = breakImage)]
+    fn break_image(name: &str, id: &str) -> js_sys::Promise;
 }
 
 /// The last commit mark, the image's mark and the ids it holds of `notes`.
@@ -97,6 +112,7 @@ async fn loaded_title(store: &IdbStore, id: &str) -> Option<String> {
 
 /// Closing saves the image at the last mark; the next open reads the notes
 /// from it (a doc changed in the image alone shows), each once, in id order.
+/// An image that holds something other than docs is not read.
 pub async fn an_open_reads_the_image_the_last_commit_left() {
     let name = format!("image-{}", uuid::Uuid::new_v4());
     let store = open_loaded(&name).await;
@@ -119,6 +135,15 @@ pub async fn an_open_reads_the_image_the_last_commit_left() {
     assert_eq!(loaded_title(&again, "n007").await.as_deref(), Some("from the image"), "the open read the image");
     assert_eq!(loaded_title(&again, "n299").await.as_deref(), Some("note n299"));
     again.close();
+
+    // An image that holds something other than docs is not read: the records are.
+    JsFuture::from(break_image(&name, "n007")).await.expect("break the image");
+    let (commit, image_mark, _) = image_of(&name).await;
+    assert_eq!(image_mark, commit, "still at the last mark");
+    let last = IdbStore::open(&name, notes_schema()).await.expect("reopen");
+    assert_eq!(loaded_title(&last, "n007").await.as_deref(), Some("note n007"), "read from the records");
+    assert_eq!(last.load().await.expect("load").collections[0].1.len(), 300);
+    last.close();
     IdbStore::delete(&name).await.expect("delete the database");
 }
 

@@ -318,7 +318,7 @@ extern "C" {
     /// Resolves with what `probeEarlyCommit` found (false if never asked).
     #[wasm_bindgen(js_name = commitsEarly)]
     pub fn commits_early() -> js_sys::Promise;
-    /// Saves every pending image now; resolves with whether each was saved.
+    /// Saves every pending image now; resolves once each is saved or passed over.
     #[wasm_bindgen(js_name = saveImagesNow)]
     pub fn save_images_now() -> js_sys::Promise;
     /// The JS side of the contract, for the test that compares it with this module.

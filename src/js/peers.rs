@@ -121,13 +121,13 @@ impl Peers {
             on(self, |peers| peers.catch_up(async {})),
         ));
         let weak = Rc::downgrade(self);
-        let hidden = document.clone();
+        let page: web_sys::Document = document.clone().unchecked_into();
         listeners.push(EventListener::new(document.unchecked_ref::<web_sys::EventTarget>(), "visibilitychange", move |_| {
-            let state = js_sys::Reflect::get(&hidden, &"visibilityState".into()).ok().and_then(|state| state.as_string());
-            if let (Some("hidden"), Some(peers)) = (state.as_deref(), weak.upgrade()) {
-                if let Some(store) = peers.repository.store().indexed_db() {
-                    store.save_image_now();
-                }
+            if page.visibility_state() != web_sys::VisibilityState::Hidden {
+                return;
+            }
+            if let Some(store) = weak.upgrade().as_ref().and_then(|peers| peers.repository.store().indexed_db()) {
+                store.save_image_now();
             }
         }));
         *self.lifecycle.borrow_mut() = listeners;

@@ -316,9 +316,9 @@ impl IdbStore {
         JsFuture::from(browser::commits_early()).await.ok().and_then(|answer| answer.as_bool()).unwrap_or(false)
     }
 
-    /// Saves every pending image of the database now (see `saveImage` in
-    /// `src/browser/browser.js`) rather than once the page has been quiet for
-    /// a while.
+    /// Saves the pending image of every database open in this context now
+    /// (see `saveImage` in `src/browser/browser.js`) rather than once the
+    /// database has been quiet for a while.
     pub async fn save_images_now() {
         JsFuture::from(browser::save_images_now()).await.expect("images are saved or passed over");
     }

@@ -663,8 +663,14 @@ export class Loader {
 const IMAGE_KEY = "image";
 /** The meta key of the mark the image was left at, read before the image itself. */
 const IMAGE_MARK_KEY = "imageMark";
-/** How long after the last commit a context saves the image. */
-const IMAGE_DELAY_MS = 2000;
+/**
+ * When a context saves the image by itself: `delayMs` after the last commit,
+ * if its docs come to at most `largest` UTF-16 code units. Saving takes the
+ * thread about 17 ms for 10k notes of 455 characters (4.5M), growing with the
+ * size (about 110 ms for 100k, a long task): a larger image waits for the page
+ * to be hidden or the database to close.
+ */
+const imageTiming = { delayMs: 2000, largest: 8_000_000 };
 /** Each connection's pending image, `{ timer, save }` (see `saveImageSoon`). */
 const pendingImages = new Map();
 
@@ -690,8 +696,9 @@ function imageOf(value, mark, stores) {
 }
 
 /**
- * Saves the database's image (`saveImage`) once `IMAGE_DELAY_MS` went by
- * without another call for `db`: after a burst of commits, not during one.
+ * Saves the database's image (`saveImage`) once `imageTiming.delayMs` went
+ * by without another call for `db` (after a burst of commits, not during one)
+ * if it is small enough; otherwise it stays pending, for `saveImageNow`.
  */
 export function saveImageSoon(db, stores, knowns, commits) {
   clearTimeout(pendingImages.get(db)?.timer);
@@ -700,7 +707,26 @@ export function saveImageSoon(db, stores, knowns, commits) {
     // The connection closed, or the quota is reached: the next open reads the stores.
     return saveImage(db, stores, knowns, commits).catch(() => false);
   };
-  pendingImages.set(db, { timer: setTimeout(save, IMAGE_DELAY_MS), save });
+  const timer = setTimeout(() => docsFitIn(knowns, imageTiming.largest) && save(), imageTiming.delayMs);
+  pendingImages.set(db, { timer, save });
+}
+
+/** Whether the docs of the `knowns` maps come to at most `largest` UTF-16 code units. */
+function docsFitIn(knowns, largest) {
+  let length = 0;
+  for (const known of knowns) {
+    for (const doc of known.values()) {
+      if (typeof doc === "string" && (length += doc.length) > largest) return false;
+    }
+  }
+  return true;
+}
+
+/** Sets `imageTiming` (tests); returns what it was, as `[delayMs, largest]`. */
+export function setImageTiming(delayMs, largest) {
+  const before = [imageTiming.delayMs, imageTiming.largest];
+  Object.assign(imageTiming, { delayMs, largest });
+  return before;
 }
 
 /**

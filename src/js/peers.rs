@@ -86,9 +86,10 @@ impl Peers {
     /// In a page: leaves the channel when the page enters the back/forward
     /// cache (`pagehide` with `persisted`), and catches up when it comes back
     /// (`pageshow` with `persisted`, joining again) or from being frozen
-    /// (`resume`). Once the page is hidden, which is the last the page may
-    /// hear before it is closed, saves the database's image of what it wrote
-    /// rather than when the database has been quiet for a while.
+    /// (`resume`). Once the page is hidden (switched away from, and perhaps
+    /// never shown again), saves the database's image of what it wrote rather
+    /// than when the database has been quiet for a while, as it does at any
+    /// size.
     fn watch_lifecycle(self: &Rc<Self>) {
         let global = js_sys::global();
         let Some(document) = js_sys::Reflect::get(&global, &"document".into()).ok().filter(|d| d.is_object()) else { return };

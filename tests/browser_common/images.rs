@@ -192,8 +192,50 @@ pub async fn an_image_older_than_the_last_commit_is_not_read() {
     IdbStore::delete(&name).await.expect("delete the database");
 }
 
-/// Once the page is hidden, which may be the last it hears before it is
-/// closed, a handle saves the image of what it wrote at once, rather than once
+/// Saved by itself once the database has been quiet for a while, an image
+/// larger than a set size is not: saving it would hold the thread too long.
+/// It waits for the page to be hidden, or for the database to close.
+pub async fn a_large_image_waits_for_the_page_to_be_hidden_or_the_database_to_close() {
+    let name = format!("image-large-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let defaults = IdbStore::set_image_timing(20, 1e12);
+    settle(notes.put(js(r#"{"title": "small"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
+    assert!(image_saved_within(&name, 1000).await, "a small image is saved once the database is quiet");
+
+    IdbStore::set_image_timing(20, 10.0);
+    settle(notes.put(js(r#"{"title": "larger than ten characters"}"#), js(r#"{"id": "n2"}"#))).await.expect("put");
+    assert!(!image_saved_within(&name, 300).await, "a large image is not saved once the database is quiet");
+    let in_page = set_hidden(true);
+    if in_page {
+        let saved = image_saved_within(&name, 1000).await;
+        set_hidden(false);
+        assert!(saved, "saved once the page was hidden");
+        settle(notes.put(js(r#"{"title": "written again"}"#), js(r#"{"id": "n3"}"#))).await.expect("put");
+        assert!(!image_saved_within(&name, 300).await, "not saved once the database is quiet again");
+    }
+    settle(db.close()).await.expect("close");
+    IdbStore::set_image_timing(defaults.0, defaults.1);
+    let (commit, image_mark, ids) = image_of(&name).await;
+    assert!(commit.is_some() && image_mark == commit, "saved at close");
+    assert_eq!(ids.len(), if in_page { 3 } else { 2 });
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// Whether the image of database `name` is at its last mark within `ms`.
+async fn image_saved_within(name: &str, ms: u32) -> bool {
+    for _ in 0..ms / 20 {
+        let (commit, image_mark, _) = image_of(name).await;
+        if commit.is_some() && image_mark == commit {
+            return true;
+        }
+        JsFuture::from(sleep(20)).await.unwrap();
+    }
+    false
+}
+
+/// Once the page is hidden (switched away from, and perhaps never shown
+/// again), a handle saves the image of what it wrote at once, rather than once
 /// the database has been quiet for a while.
 pub async fn a_hidden_page_saves_the_image_at_once() {
     let name = format!("image-hidden-{}", uuid::Uuid::new_v4());

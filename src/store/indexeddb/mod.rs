@@ -222,7 +222,8 @@ impl IdbStore {
 
     /// Saves the database's image now if one is pending (see `saveImage` in
     /// `src/browser/browser.js`) rather than once the database has been quiet
-    /// for a while: the page is hidden, and may be closed next.
+    /// for a while, whatever its size: the page is hidden, and may never be
+    /// shown again.
     pub fn save_image_now(&self) {
         if self.closed.borrow().is_none() {
             let _ = browser::save_image_now(self.connection().sys());
@@ -321,6 +322,14 @@ impl IdbStore {
     /// database has been quiet for a while.
     pub async fn save_images_now() {
         JsFuture::from(browser::save_images_now()).await.expect("images are saved or passed over");
+    }
+
+    /// Makes a context save the image by itself `delay_ms` after the last
+    /// commit, if its docs come to at most `largest` UTF-16 code units;
+    /// returns the settings before.
+    pub fn set_image_timing(delay_ms: u32, largest: f64) -> (u32, f64) {
+        let before = browser::set_image_timing(delay_ms, largest);
+        (before.get(0).as_f64().unwrap_or_default() as u32, before.get(1).as_f64().unwrap_or_default())
     }
 
     /// Closes the connection as the browser does when it takes it away: the

@@ -671,8 +671,18 @@ const IMAGE_MARK_KEY = "imageMark";
  * to be hidden or the database to close.
  */
 const imageTiming = { delayMs: 2000, largest: 8_000_000 };
+/**
+ * The share of the origin's quota past which no image is kept: the image is
+ * a second copy of the docs, and must not take room the app's writes need.
+ */
+const IMAGE_ROOM = 0.5;
 /** Each connection's pending image, `{ timer, save }` (see `saveImageSoon`). */
 const pendingImages = new Map();
+/**
+ * The origin's storage as last estimated, `{ usage, quota, at }` (see
+ * `estimateStorage`); null until known, or where the engine does not say.
+ */
+let storageEstimate = null;
 
 /**
  * The image `value` (as `saveImage` left it) for `stores`, in their order, if
@@ -701,6 +711,7 @@ function imageOf(value, mark, stores) {
  * if it is small enough; otherwise it stays pending, for `saveImageNow`.
  */
 export function saveImageSoon(db, stores, knowns, commits) {
+  estimateStorage();
   clearTimeout(pendingImages.get(db)?.timer);
   const save = () => {
     pendingImages.delete(db);
@@ -711,15 +722,43 @@ export function saveImageSoon(db, stores, knowns, commits) {
   pendingImages.set(db, { timer, save });
 }
 
+/**
+ * Estimates the origin's storage, for `saveImage`, unless it was less than a
+ * second ago: after a commit, so that the estimate counts what it stored.
+ */
+function estimateStorage() {
+  const now = Date.now();
+  if (now - (storageEstimate?.at ?? -Infinity) < 1000) return;
+  storageEstimate = { usage: storageEstimate?.usage, quota: storageEstimate?.quota, at: now };
+  globalThis.navigator?.storage?.estimate?.().then(
+    ({ usage, quota }) => (storageEstimate = { usage, quota, at: now }),
+    () => {},
+  );
+}
+
+/**
+ * Whether an image of `length` UTF-16 code units leaves the origin within
+ * `IMAGE_ROOM` of its quota, as last estimated (yes while not known).
+ */
+function roomForImage(length) {
+  const { usage, quota } = storageEstimate ?? {};
+  return !(quota > 0 && usage >= 0) || usage + length <= quota * IMAGE_ROOM;
+}
+
 /** Whether the docs of the `knowns` maps come to at most `largest` UTF-16 code units. */
 function docsFitIn(knowns, largest) {
+  return docsLength(knowns, largest) <= largest;
+}
+
+/** How many UTF-16 code units the docs of the `knowns` maps come to (counted up to past `largest`). */
+function docsLength(knowns, largest = Infinity) {
   let length = 0;
   for (const known of knowns) {
     for (const doc of known.values()) {
-      if (typeof doc === "string" && (length += doc.length) > largest) return false;
+      if (typeof doc === "string" && (length += doc.length) > largest) return length;
     }
   }
-  return true;
+  return length;
 }
 
 /** Sets `imageTiming` (tests); returns what it was, as `[delayMs, largest]`. */
@@ -757,18 +796,25 @@ export function saveImagesNow() {
  * `meta`, which every transaction that writes entities also holds
  * (`beginWrite`), so none runs between its read of the last mark and its
  * writes: it saves them only if that mark is still the one they were taken
- * at. Resolves with whether it saved them.
+ * at. Where the origin's storage, as last estimated, would then be past
+ * `IMAGE_ROOM` of its quota, it deletes the image instead. Resolves with
+ * whether it saved them.
  */
 function saveImage(db, stores, knowns, commits) {
   const mark = commits.seen;
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
+  // Where the image would take room the app's writes may need, the one there
+  // is deleted instead, giving its room back.
+  const roomy = roomForImage(docsLength(knowns));
   const ids = [];
   const docs = [];
-  for (const known of knowns) {
-    // IndexedDB orders string keys by UTF-16 code units, as `sort` does.
-    const keys = Array.from(known.keys()).filter((id) => typeof known.get(id) === "string").sort();
-    ids.push(keys);
-    docs.push(keys.map((id) => known.get(id)));
+  if (roomy) {
+    for (const known of knowns) {
+      // IndexedDB orders string keys by UTF-16 code units, as `sort` does.
+      const keys = Array.from(known.keys()).filter((id) => typeof known.get(id) === "string").sort();
+      ids.push(keys);
+      docs.push(keys.map((id) => known.get(id)));
+    }
   }
   let tx;
   try {
@@ -777,15 +823,19 @@ function saveImage(db, stores, knowns, commits) {
     return Promise.reject(error); // the connection closed
   }
   const meta = tx.objectStore("meta");
+  if (!roomy) {
+    meta.delete(IMAGE_KEY);
+    meta.delete(IMAGE_MARK_KEY);
+  }
   const last = meta.get(COMMIT_KEY);
   last.onsuccess = () => {
-    if (markOf(last) !== mark) return;
+    if (!roomy || markOf(last) !== mark) return;
     meta.put({ mark, stores: Array.from(stores), ids, docs }, IMAGE_KEY);
     meta.put(mark, IMAGE_MARK_KEY);
   };
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => {
-      const saved = markOf(last) === mark;
+      const saved = roomy && markOf(last) === mark;
       if (saved) commits.imaged = mark;
       resolve(saved);
     };

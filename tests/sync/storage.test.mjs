@@ -71,3 +71,61 @@ test("a write past the quota rejects QUOTA_EXCEEDED, is rolled back whole, and w
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("the database's image is kept only while it leaves half the quota free", async () => {
+  const { context, page, errors } = await openDevice(browser, server);
+  const name = `image-room-${crypto.randomUUID()}`;
+  /**
+   * In a fresh load of the page: opens the database, writes `count` notes of
+   * random text and closes it, the origin's storage estimated to have a quota of
+   * `quota` bytes if given; then what its `meta` store holds of the image.
+   */
+  const session = async (count, quota) => {
+    await page.reload();
+    await page.waitForSelector('html[data-ready="true"]');
+    return page.evaluate(
+      async ([name, count, quota]) => {
+        if (quota) {
+          const estimate = StorageManager.prototype.estimate;
+          StorageManager.prototype.estimate = async function () {
+            return { ...(await estimate.call(this)), quota };
+          };
+        }
+        const db = await window.Tideway.open({ name, collections: { notes: {} } });
+        const random = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(30_000))));
+        const entries = Array.from({ length: count }, () => ({ id: crypto.randomUUID(), data: { body: random() } }));
+        await db.collection("notes").bulkPut(entries);
+        // The storage estimate the commit asks for comes back.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await db.close();
+        const raw = await new Promise((resolve, reject) => {
+          const open = indexedDB.open(name);
+          open.onsuccess = () => resolve(open.result);
+          open.onerror = () => reject(open.error);
+        });
+        const meta = raw.transaction("meta").objectStore("meta");
+        const read = (key) => new Promise((resolve) => (meta.get(key).onsuccess = (event) => resolve(event.target.result)));
+        const [commit, imageMark, image] = await Promise.all([read("commit"), read("imageMark"), read("image")]);
+        raw.close();
+        return { commit: commit ?? null, imageMark: imageMark ?? null, image: image !== undefined };
+      },
+      [name, count, quota],
+    );
+  };
+
+  // With room: the close saves the image.
+  let state = await session(3);
+  assert.ok(state.image && state.imageMark === state.commit, JSON.stringify(state));
+
+  // Short of room (160 KB of notes and the 120 KB image, another 160 KB for a new
+  // one, against a quota of 512 KB): the image, out of date after the write, is
+  // deleted, and no new one saved.
+  state = await session(1, 512 * 1024);
+  assert.deepEqual([state.image, state.imageMark], [false, null], JSON.stringify(state));
+
+  // With room again, the next close saves one.
+  state = await session(1);
+  assert.ok(state.image && state.imageMark === state.commit, JSON.stringify(state));
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -557,9 +557,11 @@ export class Loader {
         const mark = markOf(last);
         if (mark === "" || imageMark.result !== mark) return fromStores();
         const image = meta.get(IMAGE_KEY);
+        const parts = meta.getAll(partKeys(0));
         image.onerror = fail(image);
-        image.onsuccess = () => {
-          this.image = imageOf(image.result, mark, stores);
+        parts.onerror = fail(parts);
+        parts.onsuccess = () => {
+          this.image = imageOf(image.result, parts.result, mark, stores);
           if (this.image === null) return fromStores();
           commits.imaged = mark;
           resolve();
@@ -659,18 +661,23 @@ export class Loader {
   }
 }
 
-/** The meta key of the database's image: every entity's doc as stored at one commit mark (see `saveImage`). */
+/**
+ * The meta key of the database's image: every entity's doc as stored at one
+ * commit mark (see `saveImage`). It holds `{ mark, stores, parts }`, and the
+ * docs are in `parts` records under the keys `[IMAGE_KEY, 0]`, `[IMAGE_KEY, 1]`…
+ */
 const IMAGE_KEY = "image";
 /** The meta key of the mark the image was left at, read before the image itself. */
 const IMAGE_MARK_KEY = "imageMark";
 /**
- * When a context saves the image by itself: `delayMs` after the last commit,
- * if its docs come to at most `largest` UTF-16 code units. Saving takes the
- * thread about 17 ms for 10k notes of 455 characters (4.5M), growing with the
- * size (about 110 ms for 100k, a long task): a larger image waits for the page
- * to be hidden or the database to close.
+ * How a context saves the image: in parts of about `partLength` UTF-16 code
+ * units of docs (a few ms of the thread to store each); by itself `delayMs`
+ * after the last commit, if its docs come to at most `largest`. Taking the
+ * docs, before the parts, holds the thread about 50 ms for 100k notes of 455
+ * characters (45.5M) here: a larger image waits for the page to be hidden or
+ * the database to close.
  */
-const imageTiming = { delayMs: 2000, largest: 8_000_000 };
+const imageTiming = { delayMs: 2000, largest: 50_000_000, partLength: 1_000_000 };
 /**
  * The share of the origin's quota past which no image is kept: the image is
  * a second copy of the docs, and must not take room the app's writes need.
@@ -684,23 +691,40 @@ const pendingImages = new Map();
  */
 let storageEstimate = null;
 
+/** The keys of the image's parts from the `from`th on. */
+function partKeys(from) {
+  return IDBKeyRange.bound([IMAGE_KEY, from], [IMAGE_KEY, Infinity]);
+}
+
 /**
- * The image `value` (as `saveImage` left it) for `stores`, in their order, if
- * it was left at `mark` and holds every one of them: `{ entries, store, at }`,
- * `entries` each store's `{ ids, docs }`, `store` and `at` where `Loader`
- * hands it over from. Null otherwise: the stores are read instead.
+ * The image `value` and its `parts` (as `saveImage` left them) for `stores`,
+ * in their order, if they were left at `mark` and hold every one of them:
+ * `{ entries, store, at }`, `entries` each store's `{ ids, docs }`, `store`
+ * and `at` where `Loader` hands it over from. Null otherwise: the stores are
+ * read instead.
  */
-function imageOf(value, mark, stores) {
-  if (value?.mark !== mark || !Array.isArray(value.stores)) return null;
+function imageOf(value, parts, mark, stores) {
+  if (value?.mark !== mark || !Array.isArray(value.stores) || value.parts !== parts.length) return null;
+  const held = value.stores.map(() => ({ ids: [], docs: [] }));
+  let store = 0;
+  for (const part of parts) {
+    const into = held[part?.store];
+    if (into === undefined || part.mark !== mark || part.store < store) return null;
+    const { ids, docs } = part;
+    if (!Array.isArray(ids) || !Array.isArray(docs) || ids.length !== docs.length) return null;
+    store = part.store;
+    for (let j = 0; j < ids.length; j++) {
+      // As saved, every one is a string; anything else is not read as a doc.
+      if (typeof ids[j] !== "string" || typeof docs[j] !== "string") return null;
+      into.ids.push(ids[j]);
+      into.docs.push(docs[j]);
+    }
+  }
   const entries = [];
   for (const name of stores) {
     const at = value.stores.indexOf(name);
-    const ids = value.ids?.[at];
-    const docs = value.docs?.[at];
-    if (at < 0 || !Array.isArray(ids) || !Array.isArray(docs) || ids.length !== docs.length) return null;
-    // As saved, every one is a string; anything else is not read as a doc.
-    for (let j = 0; j < ids.length; j++) if (typeof ids[j] !== "string" || typeof docs[j] !== "string") return null;
-    entries.push({ ids, docs });
+    if (at < 0) return null;
+    entries.push(held[at]);
   }
   return { entries, store: 0, at: 0 };
 }
@@ -713,12 +737,12 @@ function imageOf(value, mark, stores) {
 export function saveImageSoon(db, stores, knowns, commits) {
   estimateStorage();
   clearTimeout(pendingImages.get(db)?.timer);
-  const save = () => {
+  const save = (partByPart) => {
     pendingImages.delete(db);
     // The connection closed, or the quota is reached: the next open reads the stores.
-    return saveImage(db, stores, knowns, commits).catch(() => false);
+    return saveImage(db, stores, knowns, commits, partByPart).catch(() => false);
   };
-  const timer = setTimeout(() => docsFitIn(knowns, imageTiming.largest) && save(), imageTiming.delayMs);
+  const timer = setTimeout(() => docsFitIn(knowns, imageTiming.largest) && save(true), imageTiming.delayMs);
   pendingImages.set(db, { timer, save });
 }
 
@@ -761,10 +785,10 @@ function docsLength(knowns, largest = Infinity) {
   return length;
 }
 
-/** Sets `imageTiming` (tests); returns what it was, as `[delayMs, largest]`. */
-export function setImageTiming(delayMs, largest) {
-  const before = [imageTiming.delayMs, imageTiming.largest];
-  Object.assign(imageTiming, { delayMs, largest });
+/** Sets `imageTiming` (tests); returns what it was, as `[delayMs, largest, partLength]`. */
+export function setImageTiming(delayMs, largest, partLength) {
+  const before = [imageTiming.delayMs, imageTiming.largest, imageTiming.partLength];
+  Object.assign(imageTiming, { delayMs, largest, partLength });
   return before;
 }
 
@@ -776,7 +800,7 @@ export function saveImageNow(db) {
   const pending = pendingImages.get(db);
   if (pending === undefined) return Promise.resolve(false);
   clearTimeout(pending.timer);
-  return pending.save();
+  return pending.save(false);
 }
 
 /** Saves every pending image now (tests). */
@@ -792,55 +816,126 @@ export function saveImagesNow() {
  * record: no commit of entities was made since, as each one leaves a new mark
  * (`Commits.stamp`).
  *
- * The docs are taken at once, and saved in one readwrite transaction on
- * `meta`, which every transaction that writes entities also holds
- * (`beginWrite`), so none runs between its read of the last mark and its
- * writes: it saves them only if that mark is still the one they were taken
- * at. Where the origin's storage, as last estimated, would then be past
- * `IMAGE_ROOM` of its quota, it deletes the image instead. Resolves with
- * whether it saved them.
+ * The docs are taken at once, and stored in parts (`imageParts`), each once
+ * the one before it is, in a task of its own: the thread is free in between.
+ * With `partByPart`, each part goes in a readwrite transaction on `meta` of
+ * its own, so that a write (which holds `meta` too, see `beginWrite`) waits
+ * for one part at most; otherwise all go in one, which a connection about to
+ * close can still finish. Either way, the parts only count once the image's
+ * record names them, which is written, with `IMAGE_MARK_KEY`, in a
+ * transaction that finds the mark the docs were taken at still the last one:
+ * no writer ran between its read of that mark and its writes. Where the
+ * origin's storage, as last estimated, would be past `IMAGE_ROOM` of its
+ * quota, the image is deleted instead. Resolves with whether it was saved.
  */
-function saveImage(db, stores, knowns, commits) {
+function saveImage(db, stores, knowns, commits, partByPart) {
   const mark = commits.seen;
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
   // Where the image would take room the app's writes may need, the one there
   // is deleted instead, giving its room back.
   const roomy = roomForImage(docsLength(knowns));
-  const ids = [];
-  const docs = [];
-  if (roomy) {
-    for (const known of knowns) {
-      // IndexedDB orders string keys by UTF-16 code units, as `sort` does.
-      const keys = Array.from(known.keys()).filter((id) => typeof known.get(id) === "string").sort();
-      ids.push(keys);
-      docs.push(keys.map((id) => known.get(id)));
-    }
-  }
-  let tx;
-  try {
-    tx = db.transaction("meta", "readwrite", { durability: "relaxed" });
-  } catch (error) {
-    return Promise.reject(error); // the connection closed
-  }
-  const meta = tx.objectStore("meta");
-  if (!roomy) {
-    meta.delete(IMAGE_KEY);
-    meta.delete(IMAGE_MARK_KEY);
-  }
-  const last = meta.get(COMMIT_KEY);
-  last.onsuccess = () => {
-    if (!roomy || markOf(last) !== mark) return;
-    meta.put({ mark, stores: Array.from(stores), ids, docs }, IMAGE_KEY);
-    meta.put(mark, IMAGE_MARK_KEY);
-  };
+  const parts = roomy ? imageParts(knowns, mark) : [];
   return new Promise((resolve, reject) => {
-    tx.oncomplete = () => {
-      const saved = roomy && markOf(last) === mark;
+    let saved = false;
+    const finish = () => {
       if (saved) commits.imaged = mark;
       resolve(saved);
     };
-    tx.onabort = () => reject(abortError(tx));
+    let shared = null;
+    /**
+     * The `meta` store in a readwrite transaction: the one shared, or part by
+     * part one of its own. Throws if the connection closed.
+     */
+    const meta = () => {
+      const tx = shared ?? db.transaction("meta", "readwrite", { durability: "relaxed" });
+      if (tx !== shared) tx.onabort = () => reject(abortError(tx));
+      if (!partByPart) shared = tx;
+      return tx.objectStore("meta");
+    };
+    /** Ends without saving, once what was asked for is done. */
+    const end = () => (partByPart ? finish() : (shared.oncomplete = finish));
+    /** Calls `next` once `request` succeeded (part by part, once its transaction committed). */
+    const then = (request, next) => {
+      if (partByPart) request.transaction.oncomplete = next;
+      else request.onsuccess = next;
+    };
+    /** Ends with the image's record, if the mark is still the last one. */
+    const name = (store) => {
+      const last = store.get(COMMIT_KEY);
+      last.onsuccess = () => {
+        if (markOf(last) !== mark) return;
+        store.delete(partKeys(parts.length)); // left by a larger image
+        store.put({ mark, stores: Array.from(stores), parts: parts.length }, IMAGE_KEY);
+        store.put(mark, IMAGE_MARK_KEY);
+        saved = true;
+      };
+      store.transaction.oncomplete = finish;
+    };
+    const put = (part) => {
+      try {
+        if (part === parts.length) return name(meta());
+        // A handle that took in a commit since stops: the image would not be read.
+        if (partByPart && commits.seen !== mark) return finish();
+        then(meta().put(parts[part], [IMAGE_KEY, part]), () => put(part + 1));
+      } catch (error) {
+        reject(error); // the connection closed
+      }
+    };
+    try {
+      const store = meta();
+      if (!roomy) {
+        store.delete(IMAGE_KEY);
+        store.delete(IMAGE_MARK_KEY);
+        store.delete(partKeys(0));
+        store.transaction.oncomplete = finish;
+        return;
+      }
+      // Nothing is stored where the mark moved on before the first part.
+      const last = store.get(COMMIT_KEY);
+      then(last, () => (markOf(last) === mark ? put(0) : end()));
+    } catch (error) {
+      reject(error); // the connection closed
+    }
   });
+}
+
+/**
+ * The parts of the image of the `knowns` maps at `mark`: `{ mark, store, ids,
+ * docs }`, `store` an index into them, each store's docs in the order of their
+ * ids, cut into parts of about `imageTiming.partLength`.
+ */
+function imageParts(knowns, mark) {
+  const parts = [];
+  for (let store = 0; store < knowns.length; store++) {
+    let part = null;
+    let length = 0;
+    for (const [id, doc] of inIdOrder(knowns[store])) {
+      if (part === null || length >= imageTiming.partLength) {
+        part = { mark, store, ids: [], docs: [] };
+        parts.push(part);
+        length = 0;
+      }
+      part.ids.push(id);
+      part.docs.push(doc);
+      length += doc.length;
+    }
+  }
+  return parts;
+}
+
+/** The `[id, doc]` entries of the map `known` that hold a doc, in the order of their ids. */
+function inIdOrder(known) {
+  const entries = [];
+  let sorted = true;
+  for (const entry of known) {
+    if (typeof entry[1] !== "string") continue;
+    if (sorted && entries.length > 0 && entry[0] < entries[entries.length - 1][0]) sorted = false;
+    entries.push(entry);
+  }
+  // IndexedDB orders string keys by UTF-16 code units, as `<` does. A map a
+  // load filled is in that order, with the ids written since at its end.
+  if (!sorted) entries.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return entries;
 }
 
 /**

@@ -5,7 +5,7 @@
 
 use tideway::core::Store;
 use tideway::js::Tideway;
-use tideway::store::indexeddb::IdbStore;
+use tideway::store::indexeddb::{IdbStore, ImageTiming};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -27,41 +27,47 @@ function withMeta(name, mode, work) {
   });
 }
 
-/** `[the last commit mark, the mark the image was saved at, the ids of the image's first store]`. */
+const PARTS = () => IDBKeyRange.bound(["image", 0], ["image", Infinity]);
+
+/**
+ * `[the last commit mark, the mark the image was saved at, the ids of the
+ * image's first store, how many parts hold them]`.
+ */
 export function imageState(name) {
   return withMeta(name, "readonly", (meta, done) => {
     const commit = meta.get("commit");
     const imageMark = meta.get("imageMark");
-    const image = meta.get("image");
-    image.onsuccess = () => done([commit.result ?? null, imageMark.result ?? null, image.result?.ids?.[0] ?? []]);
+    const parts = meta.getAll(PARTS());
+    parts.onsuccess = () => {
+      const first = parts.result.filter((part) => part.store === 0);
+      done([commit.result ?? null, imageMark.result ?? null, first.flatMap((part) => part.ids), first.length]);
+    };
+  });
+}
+
+/** Sets the image's doc of `id` (first store) to `change(doc)`, its mark left as it is. */
+function changeImage(name, id, change) {
+  return withMeta(name, "readwrite", (meta, done) => {
+    const cursor = meta.openCursor(PARTS());
+    cursor.onsuccess = () => {
+      const part = cursor.result.value;
+      const at = part.store === 0 ? part.ids.indexOf(id) : -1;
+      if (at < 0) return cursor.result.continue();
+      part.docs[at] = change(part.docs[at]);
+      cursor.result.update(part);
+      done(true);
+    };
   });
 }
 
 /** Replaces `from` with `to` in the image's doc of `id` (first store), its mark left as it is. */
 export function editImage(name, id, from, to) {
-  return withMeta(name, "readwrite", (meta, done) => {
-    const read = meta.get("image");
-    read.onsuccess = () => {
-      const image = read.result;
-      const at = image.ids[0].indexOf(id);
-      image.docs[0][at] = image.docs[0][at].replace(from, to);
-      meta.put(image, "image");
-      done(true);
-    };
-  });
+  return changeImage(name, id, (doc) => doc.replace(from, to));
 }
 
 /** Makes the image's doc of `id` (first store) something other than a doc, its mark left as it is. */
 export function breakImage(name, id) {
-  return withMeta(name, "readwrite", (meta, done) => {
-    const read = meta.get("image");
-    read.onsuccess = () => {
-      const image = read.result;
-      image.docs[0][image.ids[0].indexOf(id)] = 42;
-      meta.put(image, "image");
-      done(true);
-    };
-  });
+  return changeImage(name, id, () => 42);
 }
 
 /**
@@ -92,9 +98,23 @@ extern "C" {
 
 /// The last commit mark, the image's mark and the ids it holds of `notes`.
 async fn image_of(name: &str) -> (Option<String>, Option<String>, Vec<String>) {
+    let (commit, image_mark, ids, _) = image_parts_of(name).await;
+    (commit, image_mark, ids)
+}
+
+/// As `image_of`, with how many parts hold the ids.
+async fn image_parts_of(name: &str) -> (Option<String>, Option<String>, Vec<String>, u32) {
     let state = js_sys::Array::from(&JsFuture::from(image_state(name)).await.expect("read the meta store"));
     let ids = js_sys::Array::from(&state.get(2)).iter().filter_map(|id| id.as_string()).collect();
-    (state.get(0).as_string(), state.get(1).as_string(), ids)
+    (state.get(0).as_string(), state.get(1).as_string(), ids, state.get(3).as_f64().unwrap_or_default() as u32)
+}
+
+/// Makes images be saved in parts of about `part_length` code units of docs;
+/// returns the timing before.
+fn set_part_length(part_length: f64) -> ImageTiming {
+    let before = IdbStore::set_image_timing(ImageTiming { delay_ms: 0, largest: 0.0, part_length });
+    IdbStore::set_image_timing(ImageTiming { part_length, ..before });
+    before
 }
 
 /// Opens the database and loads it, as a `Tideway` handle does.
@@ -119,13 +139,18 @@ pub async fn an_open_reads_the_image_the_last_commit_left() {
     // Written in an order other than the ids'.
     let ids: Vec<String> = (0..300).rev().map(|i| format!("n{i:03}")).collect();
     store.apply(&ids.iter().map(|id| put(id, &format!("note {id}"))).collect::<Vec<_>>()).await.expect("write");
+    // In parts of about 30 notes.
+    let timing = set_part_length(3000.0);
     store.close();
+    store.closed().await;
+    IdbStore::set_image_timing(timing);
 
-    let (commit, image_mark, image_ids) = image_of(&name).await;
+    let (commit, image_mark, image_ids, parts) = image_parts_of(&name).await;
     assert!(commit.is_some() && image_mark == commit, "the image is at the last mark: {image_mark:?}, {commit:?}");
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(image_ids, sorted, "every note once, in id order");
+    assert!(parts > 5, "in parts: {parts}");
 
     JsFuture::from(edit_image(&name, "n007", "note n007", "from the image")).await.expect("edit the image");
     let again = IdbStore::open(&name, notes_schema()).await.expect("reopen");
@@ -143,7 +168,13 @@ pub async fn an_open_reads_the_image_the_last_commit_left() {
     let last = IdbStore::open(&name, notes_schema()).await.expect("reopen");
     assert_eq!(loaded_title(&last, "n007").await.as_deref(), Some("note n007"), "read from the records");
     assert_eq!(last.load().await.expect("load").collections[0].1.len(), 300);
+    // Having read the records, it saves an image at close, in one part: none
+    // of the larger image's parts is left.
     last.close();
+    last.closed().await;
+    let (commit, image_mark, image_ids, parts) = image_parts_of(&name).await;
+    assert!(commit.is_some() && image_mark == commit);
+    assert_eq!((image_ids, parts), (sorted, 1));
     IdbStore::delete(&name).await.expect("delete the database");
 }
 
@@ -199,11 +230,12 @@ pub async fn a_large_image_waits_for_the_page_to_be_hidden_or_the_database_to_cl
     let name = format!("image-large-{}", uuid::Uuid::new_v4());
     let db = open(&name).await;
     let notes = db.collection("notes".into()).unwrap();
-    let defaults = IdbStore::set_image_timing(20, 1e12);
+    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 1e12, part_length: 1e6 });
     settle(notes.put(js(r#"{"title": "small"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
     assert!(image_saved_within(&name, 1000).await, "a small image is saved once the database is quiet");
 
-    IdbStore::set_image_timing(20, 10.0);
+    IdbStore::set_image_timing(ImageTiming { largest: 10.0, ..defaults });
+    IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 10.0, ..defaults });
     settle(notes.put(js(r#"{"title": "larger than ten characters"}"#), js(r#"{"id": "n2"}"#))).await.expect("put");
     assert!(!image_saved_within(&name, 300).await, "a large image is not saved once the database is quiet");
     let in_page = set_hidden(true);
@@ -215,10 +247,37 @@ pub async fn a_large_image_waits_for_the_page_to_be_hidden_or_the_database_to_cl
         assert!(!image_saved_within(&name, 300).await, "not saved once the database is quiet again");
     }
     settle(db.close()).await.expect("close");
-    IdbStore::set_image_timing(defaults.0, defaults.1);
+    IdbStore::set_image_timing(defaults);
     let (commit, image_mark, ids) = image_of(&name).await;
     assert!(commit.is_some() && image_mark == commit, "saved at close");
     assert_eq!(ids.len(), if in_page { 3 } else { 2 });
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// Saved by itself, the image is stored a part at a time, each in a
+/// transaction of its own: a write made meanwhile goes in between, and the
+/// image saved in the end holds it.
+pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
+    let name = format!("image-parts-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    // A part for each note.
+    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 1e12, part_length: 10.0 });
+    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
+    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    // The save begins once the database has been quiet for 20 ms.
+    JsFuture::from(sleep(40)).await.unwrap();
+    settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
+    // Had the write waited for the image, it would find it saved.
+    let (_, image_mark, _) = image_of(&name).await;
+    let saved = image_saved_within(&name, 5000).await;
+    IdbStore::set_image_timing(defaults);
+    assert_eq!(image_mark, None, "the write went in while the image was saved");
+    assert!(saved, "saved at the last mark");
+    let (_, _, ids, parts) = image_parts_of(&name).await;
+    assert_eq!((ids.len(), parts), (201, 201));
+    assert_eq!(ids.last().map(String::as_str), Some("n999"));
+    settle(db.close()).await.expect("close");
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 

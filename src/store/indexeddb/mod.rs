@@ -297,6 +297,19 @@ impl IdbStore {
 
 /// Hooks that make the store fail on purpose, or report what it found out
 /// about the engine, for the test suites.
+/// How a context saves the database's image (see `saveImage` in
+/// `src/browser/browser.js`), for tests that change it.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy)]
+pub struct ImageTiming {
+    /// How long after the last commit a context saves it by itself.
+    pub delay_ms: u32,
+    /// The most UTF-16 code units of docs it then saves.
+    pub largest: f64,
+    /// About how many UTF-16 code units of docs each part holds.
+    pub part_length: f64,
+}
+
 #[cfg(feature = "fault-injection")]
 impl IdbStore {
     /// Makes the next `apply` (or `settle`) fail inside its transaction,
@@ -324,12 +337,13 @@ impl IdbStore {
         JsFuture::from(browser::save_images_now()).await.expect("images are saved or passed over");
     }
 
-    /// Makes a context save the image by itself `delay_ms` after the last
-    /// commit, if its docs come to at most `largest` UTF-16 code units;
-    /// returns the settings before.
-    pub fn set_image_timing(delay_ms: u32, largest: f64) -> (u32, f64) {
-        let before = browser::set_image_timing(delay_ms, largest);
-        (before.get(0).as_f64().unwrap_or_default() as u32, before.get(1).as_f64().unwrap_or_default())
+    /// Makes a context save the image by itself `timing.delay_ms` after the
+    /// last commit, if its docs come to at most `timing.largest` UTF-16 code
+    /// units, in parts of about `timing.part_length`; returns the timing before.
+    pub fn set_image_timing(timing: ImageTiming) -> ImageTiming {
+        let before = browser::set_image_timing(timing.delay_ms, timing.largest, timing.part_length);
+        let at = |i| before.get(i).as_f64().unwrap_or_default();
+        ImageTiming { delay_ms: at(0) as u32, largest: at(1), part_length: at(2) }
     }
 
     /// Closes the connection as the browser does when it takes it away: the

@@ -234,7 +234,6 @@ pub async fn a_large_image_waits_for_the_page_to_be_hidden_or_the_database_to_cl
     settle(notes.put(js(r#"{"title": "small"}"#), js(r#"{"id": "n1"}"#))).await.expect("put");
     assert!(image_saved_within(&name, 1000).await, "a small image is saved once the database is quiet");
 
-    IdbStore::set_image_timing(ImageTiming { largest: 10.0, ..defaults });
     IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 10.0, ..defaults });
     settle(notes.put(js(r#"{"title": "larger than ten characters"}"#), js(r#"{"id": "n2"}"#))).await.expect("put");
     assert!(!image_saved_within(&name, 300).await, "a large image is not saved once the database is quiet");

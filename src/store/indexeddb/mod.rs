@@ -295,8 +295,6 @@ impl IdbStore {
     }
 }
 
-/// Hooks that make the store fail on purpose, or report what it found out
-/// about the engine, for the test suites.
 /// How a context saves the database's image (see `saveImage` in
 /// `src/browser/browser.js`), for tests that change it.
 #[cfg(feature = "fault-injection")]
@@ -310,6 +308,8 @@ pub struct ImageTiming {
     pub part_length: f64,
 }
 
+/// Hooks that make the store fail on purpose, or report what it found out
+/// about the engine, for the test suites.
 #[cfg(feature = "fault-injection")]
 impl IdbStore {
     /// Makes the next `apply` (or `settle`) fail inside its transaction,

@@ -812,7 +812,7 @@ export function saveImagesNow() {
  * Saves the image of the database: every entity's doc as the `knowns` maps
  * hold it now, each store's in the order of its keys, with the commit mark at
  * which they do (`Commits.seen`). An open whose transaction finds the same
- * mark last (`Loader`) reads it in one request instead of reading every
+ * mark last (`Loader`) reads it in two requests instead of reading every
  * record: no commit of entities was made since, as each one leaves a new mark
  * (`Commits.stamp`).
  *

@@ -737,13 +737,23 @@ function imageOf(value, parts, mark, stores) {
 export function saveImageSoon(db, stores, knowns, commits) {
   estimateStorage();
   clearTimeout(pendingImages.get(db)?.timer);
-  const save = (partByPart) => {
-    pendingImages.delete(db);
+  const pending = { timer: undefined, save: undefined, superseded: false };
+  // Saved part by part, the image stays pending until it is saved: a
+  // `saveImageNow` (a close, say) then saves it again in one transaction, which
+  // a closing connection still finishes, and the save part by part stops.
+  pending.save = (partByPart) => {
+    if (!partByPart) {
+      pending.superseded = true;
+      pendingImages.delete(db);
+    }
+    const stopped = partByPart ? () => pending.superseded : null;
     // The connection closed, or the quota is reached: the next open reads the stores.
-    return saveImage(db, stores, knowns, commits, partByPart).catch(() => false);
+    const saving = saveImage(db, stores, knowns, commits, stopped).catch(() => false);
+    if (partByPart) saving.then(() => pendingImages.get(db) === pending && pendingImages.delete(db));
+    return saving;
   };
-  const timer = setTimeout(() => docsFitIn(knowns, imageTiming.largest) && save(true), imageTiming.delayMs);
-  pendingImages.set(db, { timer, save });
+  pending.timer = setTimeout(() => docsFitIn(knowns, imageTiming.largest) && pending.save(true), imageTiming.delayMs);
+  pendingImages.set(db, pending);
 }
 
 /**
@@ -818,17 +828,19 @@ export function saveImagesNow() {
  *
  * The docs are taken at once, and stored in parts (`imageParts`), each once
  * the one before it is, in a task of its own: the thread is free in between.
- * With `partByPart`, each part goes in a readwrite transaction on `meta` of
+ * Given `stopped`, each part goes in a readwrite transaction on `meta` of
  * its own, so that a write (which holds `meta` too, see `beginWrite`) waits
- * for one part at most; otherwise all go in one, which a connection about to
- * close can still finish. Either way, the parts only count once the image's
- * record names them, which is written, with `IMAGE_MARK_KEY`, in a
- * transaction that finds the mark the docs were taken at still the last one:
- * no writer ran between its read of that mark and its writes. Where the
- * origin's storage, as last estimated, would be past `IMAGE_ROOM` of its
- * quota, the image is deleted instead. Resolves with whether it was saved.
+ * for one part at most, and the save stops once `stopped()`; otherwise all go
+ * in one, which a connection about to close can still finish. Either way, the
+ * parts only count once the image's record names them, which is written, with
+ * `IMAGE_MARK_KEY`, in a transaction that finds the mark the docs were taken
+ * at still the last one: no writer ran between its read of that mark and its
+ * writes. Where the origin's storage, as last estimated, would be past
+ * `IMAGE_ROOM` of its quota, the image is deleted instead. Resolves with
+ * whether it was saved.
  */
-function saveImage(db, stores, knowns, commits, partByPart) {
+function saveImage(db, stores, knowns, commits, stopped = null) {
+  const partByPart = stopped !== null;
   const mark = commits.seen;
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
   // Where the image would take room the app's writes may need, the one there
@@ -873,9 +885,10 @@ function saveImage(db, stores, knowns, commits, partByPart) {
     };
     const put = (part) => {
       try {
+        // A handle that took in a commit since stops (the image would not be
+        // read), as does a save another took over.
+        if (partByPart && (commits.seen !== mark || stopped())) return finish();
         if (part === parts.length) return name(meta());
-        // A handle that took in a commit since stops: the image would not be read.
-        if (partByPart && commits.seen !== mark) return finish();
         then(meta().put(parts[part], [IMAGE_KEY, part]), () => put(part + 1));
       } catch (error) {
         reject(error); // the connection closed

@@ -280,6 +280,28 @@ pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
     Tideway::delete_database(name.into()).await.expect("delete the database");
 }
 
+/// A close while the image is saved part by part saves it at once, in one
+/// transaction that the closing connection still finishes.
+pub async fn a_close_takes_over_an_image_saved_part_by_part() {
+    let name = format!("image-close-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    // A part for each note.
+    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 1e12, part_length: 10.0 });
+    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
+    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    // The save begins once the database has been quiet for 20 ms.
+    JsFuture::from(sleep(40)).await.unwrap();
+    let (_, image_mark, _) = image_of(&name).await;
+    settle(db.close()).await.expect("close");
+    IdbStore::set_image_timing(defaults);
+    assert_eq!(image_mark, None, "closed while the image was being saved");
+    let (commit, image_mark, ids, parts) = image_parts_of(&name).await;
+    assert!(commit.is_some() && image_mark == commit, "saved at close");
+    assert_eq!((ids.len(), parts), (200, 200));
+    Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
 /// Whether the image of database `name` is at its last mark within `ms`.
 async fn image_saved_within(name: &str, ms: u32) -> bool {
     for _ in 0..ms / 20 {

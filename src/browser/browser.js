@@ -781,18 +781,13 @@ function roomForImage(length) {
 
 /** Whether the docs of the `knowns` maps come to at most `largest` UTF-16 code units. */
 function docsFitIn(knowns, largest) {
-  return docsLength(knowns, largest) <= largest;
-}
-
-/** How many UTF-16 code units the docs of the `knowns` maps come to (counted up to past `largest`). */
-function docsLength(knowns, largest = Infinity) {
   let length = 0;
   for (const known of knowns) {
     for (const doc of known.values()) {
-      if (typeof doc === "string" && (length += doc.length) > largest) return length;
+      if (typeof doc === "string" && (length += doc.length) > largest) return false;
     }
   }
-  return length;
+  return true;
 }
 
 /** Sets `imageTiming` (tests); returns what it was, as `[delayMs, largest, partLength]`. */
@@ -845,8 +840,8 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
   // Where the image would take room the app's writes may need, the one there
   // is deleted instead, giving its room back.
-  const roomy = roomForImage(docsLength(knowns));
-  const parts = roomy ? imageParts(knowns, mark) : [];
+  const { parts, length } = imageParts(knowns, mark);
+  const roomy = roomForImage(length);
   return new Promise((resolve, reject) => {
     let saved = false;
     const finish = () => {
@@ -913,27 +908,30 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
 }
 
 /**
- * The parts of the image of the `knowns` maps at `mark`: `{ mark, store, ids,
- * docs }`, `store` an index into them, each store's docs in the order of their
- * ids, cut into parts of about `imageTiming.partLength`.
+ * The image of the `knowns` maps at `mark`: `{ parts, length }`, `length` how
+ * many UTF-16 code units its docs come to, and `parts` each `{ mark, store,
+ * ids, docs }`, `store` an index into the maps, each store's docs in the order
+ * of their ids, cut into parts of about `imageTiming.partLength`.
  */
 function imageParts(knowns, mark) {
   const parts = [];
+  let length = 0;
   for (let store = 0; store < knowns.length; store++) {
     let part = null;
-    let length = 0;
+    let held = 0;
     for (const [id, doc] of inIdOrder(knowns[store])) {
-      if (part === null || length >= imageTiming.partLength) {
+      if (part === null || held >= imageTiming.partLength) {
         part = { mark, store, ids: [], docs: [] };
         parts.push(part);
-        length = 0;
+        held = 0;
       }
       part.ids.push(id);
       part.docs.push(doc);
+      held += doc.length;
       length += doc.length;
     }
   }
-  return parts;
+  return { parts, length };
 }
 
 /** The `[id, doc]` entries of the map `known` that hold a doc, in the order of their ids. */

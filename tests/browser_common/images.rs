@@ -4,7 +4,7 @@
 //! commit of entities was made since.
 
 use tideway::core::Store;
-use tideway::js::Tideway;
+use tideway::js::{Collection, Tideway};
 use tideway::store::indexeddb::{IdbStore, ImageTiming};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -258,14 +258,7 @@ pub async fn a_large_image_waits_for_the_page_to_be_hidden_or_the_database_to_cl
 /// image saved in the end holds it.
 pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
     let name = format!("image-parts-{}", uuid::Uuid::new_v4());
-    let db = open(&name).await;
-    let notes = db.collection("notes".into()).unwrap();
-    // A part for each note.
-    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 1e12, part_length: 10.0 });
-    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
-    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
-    // The save begins once the database has been quiet for 20 ms.
-    JsFuture::from(sleep(40)).await.unwrap();
+    let (db, notes, defaults) = saving_part_by_part(&name).await;
     settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
     // Had the write waited for the image, it would find it saved.
     let (_, image_mark, _) = image_of(&name).await;
@@ -284,14 +277,7 @@ pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
 /// transaction that the closing connection still finishes.
 pub async fn a_close_takes_over_an_image_saved_part_by_part() {
     let name = format!("image-close-{}", uuid::Uuid::new_v4());
-    let db = open(&name).await;
-    let notes = db.collection("notes".into()).unwrap();
-    // A part for each note.
-    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 1e12, part_length: 10.0 });
-    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
-    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
-    // The save begins once the database has been quiet for 20 ms.
-    JsFuture::from(sleep(40)).await.unwrap();
+    let (db, _, defaults) = saving_part_by_part(&name).await;
     let (_, image_mark, _) = image_of(&name).await;
     settle(db.close()).await.expect("close");
     IdbStore::set_image_timing(defaults);
@@ -300,6 +286,19 @@ pub async fn a_close_takes_over_an_image_saved_part_by_part() {
     assert!(commit.is_some() && image_mark == commit, "saved at close");
     assert_eq!((ids.len(), parts), (200, 200));
     Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// Opens the database `name`, makes its image be saved 20 ms after the last
+/// commit in a part for each note, writes 200 notes and waits until that save
+/// has begun; returns the database, its notes and the image's timing before.
+async fn saving_part_by_part(name: &str) -> (Tideway, Collection, ImageTiming) {
+    let db = open(name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, largest: 1e12, part_length: 10.0 });
+    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
+    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    JsFuture::from(sleep(40)).await.unwrap();
+    (db, notes, defaults)
 }
 
 /// Whether the image of database `name` is at its last mark within `ms`.

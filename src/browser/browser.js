@@ -557,13 +557,15 @@ export class Loader {
         const mark = markOf(last);
         if (mark === "" || imageMark.result !== mark) return fromStores();
         const image = meta.get(IMAGE_KEY);
-        const parts = meta.getAll(partKeys(0));
-        image.onerror = fail(image);
-        parts.onerror = fail(parts);
+        const keys = meta.getAllKeys(IMAGE_PARTS);
+        const parts = meta.getAll(IMAGE_PARTS);
+        for (const request of [image, keys, parts]) request.onerror = fail(request);
         parts.onsuccess = () => {
-          this.image = imageOf(image.result, parts.result, mark, stores);
+          this.image = imageOf(image.result, keys.result, parts.result, mark, stores);
           if (this.image === null) return fromStores();
           commits.imaged = mark;
+          // The next save keeps the parts whose docs it finds the same.
+          savedImages.set(db, this.image.parts);
           resolve();
         };
       };
@@ -663,10 +665,15 @@ export class Loader {
 
 /**
  * The meta key of the database's image: every entity's doc as stored at one
- * commit mark (see `saveImage`). It holds `{ mark, stores, parts }`, and the
- * docs are in `parts` records under the keys `[IMAGE_KEY, 0]`, `[IMAGE_KEY, 1]`…
+ * commit mark (see `saveImage`). It holds `{ mark, stores, parts }`, `parts`
+ * the names of the records that hold the docs, in order: each `{ store, ids,
+ * docs }` under the key `[IMAGE_KEY, name]`. A part is never changed once
+ * stored, and its name (the mark it was stored at, and a number) is never
+ * given to another, so an image whose parts are all there is the one named.
  */
 const IMAGE_KEY = "image";
+/** The keys of every part, those of an image and any left by a save that did not end. */
+const IMAGE_PARTS = IDBKeyRange.bound([IMAGE_KEY], [IMAGE_KEY, []]);
 /** The meta key of the mark the image was left at, read before the image itself. */
 const IMAGE_MARK_KEY = "imageMark";
 /**
@@ -686,47 +693,58 @@ const IMAGE_ROOM = 0.5;
 /** Each connection's pending image, `{ timer, save }` (see `saveImageSoon`). */
 const pendingImages = new Map();
 /**
+ * The parts of the image each connection last saved or read (see
+ * `imageParts`), each `{ key, store, ids, docs, length }`: the next save keeps
+ * those whose docs it finds the same.
+ */
+const savedImages = new WeakMap();
+/** How many parts this realm has named (see `IMAGE_KEY`). */
+let partNames = 0;
+/**
  * The origin's storage as last estimated, `{ usage, quota, at }` (see
  * `estimateStorage`); null until known, or where the engine does not say.
  */
 let storageEstimate = null;
 
-/** The keys of the image's parts from the `from`th on. */
-function partKeys(from) {
-  return IDBKeyRange.bound([IMAGE_KEY, from], [IMAGE_KEY, Infinity]);
-}
-
 /**
- * The image `value` and its `parts` (as `saveImage` left them) for `stores`,
- * in their order, if they were left at `mark` and hold every one of them:
- * `{ entries, store, at }`, `entries` each store's `{ ids, docs }`, `store`
- * and `at` where `Loader` hands it over from. Null otherwise: the stores are
- * read instead.
+ * The image `value` for `stores`, in their order, if it was left at `mark`,
+ * every part it names is among `parts` (under `keys`, as `getAll` and
+ * `getAllKeys` read them) and they hold every one of `stores`: `{ entries,
+ * store, at, parts }`, `entries` each store's `{ ids, docs }`, `store` and
+ * `at` where `Loader` hands it over from, `parts` as `savedImages` keeps
+ * them. Null otherwise: the stores are read instead.
  */
-function imageOf(value, parts, mark, stores) {
-  if (value?.mark !== mark || !Array.isArray(value.stores) || value.parts !== parts.length) return null;
-  const held = value.stores.map(() => ({ ids: [], docs: [] }));
-  let store = 0;
-  for (const part of parts) {
-    const into = held[part?.store];
-    if (into === undefined || part.mark !== mark || part.store < store) return null;
+function imageOf(value, keys, parts, mark, stores) {
+  if (value?.mark !== mark || !Array.isArray(value.stores) || !Array.isArray(value.parts)) return null;
+  const stored = new Map(keys.map((key, i) => [key[1], parts[i]]));
+  const held = new Map(value.stores.map((store) => [store, { ids: [], docs: [] }]));
+  const named = [];
+  for (const name of value.parts) {
+    const part = stored.get(name);
+    const into = held.get(part?.store);
+    if (into === undefined) return null;
     const { ids, docs } = part;
-    if (!Array.isArray(ids) || !Array.isArray(docs) || ids.length !== docs.length) return null;
-    store = part.store;
+    if (!Array.isArray(ids) || !Array.isArray(docs) || ids.length === 0 || ids.length !== docs.length) return null;
+    // Each store's parts follow one another, in the order of their ids.
+    const previous = named[named.length - 1];
+    if (part.store === previous?.store ? !(previous.ids[previous.ids.length - 1] < ids[0]) : into.ids.length > 0) return null;
+    let length = 0;
     for (let j = 0; j < ids.length; j++) {
       // As saved, every one is a string; anything else is not read as a doc.
       if (typeof ids[j] !== "string" || typeof docs[j] !== "string") return null;
       into.ids.push(ids[j]);
       into.docs.push(docs[j]);
+      length += docs[j].length;
     }
+    named.push({ key: [IMAGE_KEY, name], store: part.store, ids, docs, length });
   }
   const entries = [];
-  for (const name of stores) {
-    const at = value.stores.indexOf(name);
-    if (at < 0) return null;
-    entries.push(held[at]);
+  for (const store of stores) {
+    const entry = held.get(store);
+    if (entry === undefined) return null;
+    entries.push(entry);
   }
-  return { entries, store: 0, at: 0 };
+  return { entries, store: 0, at: 0, parts: named };
 }
 
 /**
@@ -817,35 +835,40 @@ export function saveImagesNow() {
  * Saves the image of the database: every entity's doc as the `knowns` maps
  * hold it now, each store's in the order of its keys, with the commit mark at
  * which they do (`Commits.seen`). An open whose transaction finds the same
- * mark last (`Loader`) reads it in two requests instead of reading every
- * record: no commit of entities was made since, as each one leaves a new mark
+ * mark last (`Loader`) reads it in three requests instead of every record: no
+ * commit of entities was made since, as each one leaves a new mark
  * (`Commits.stamp`).
  *
- * The docs are taken at once, and stored in parts (`imageParts`), each once
- * the one before it is, in a task of its own: the thread is free in between.
- * Given `stopped`, each part goes in a readwrite transaction on `meta` of
- * its own, so that a write (which holds `meta` too, see `beginWrite`) waits
- * for one part at most, and the save stops once `stopped()`; otherwise all go
- * in one, which a connection about to close can still finish. Either way, the
- * parts only count once the image's record names them, which is written, with
- * `IMAGE_MARK_KEY`, in a transaction that finds the mark the docs were taken
- * at still the last one: no writer ran between its read of that mark and its
- * writes. Where the origin's storage, as last estimated, would be past
- * `IMAGE_ROOM` of its quota, the image is deleted instead. Resolves with
- * whether it was saved.
+ * The docs are taken at once (`imageParts`). The parts of the image this
+ * connection saved or read last that hold the same docs are kept; the others
+ * are stored, each once the one before it is, in a task of its own: the
+ * thread is free in between. Given `stopped`, each part goes in a readwrite
+ * transaction on `meta` of its own, so that a write (which holds `meta` too,
+ * see `beginWrite`) waits for one part at most, and the save stops once
+ * `stopped()`; otherwise all go in one, which a connection about to close can
+ * still finish. Either way, the parts only count once the image's record
+ * names them, which is written, with `IMAGE_MARK_KEY`, in a transaction that
+ * finds the mark the docs were taken at still the last one (no writer ran
+ * between its read of that mark and its writes) and every part it names
+ * stored; it deletes every other part. Where the origin's storage, as last
+ * estimated, would be past `IMAGE_ROOM` of its quota, the image is deleted
+ * instead. Resolves with whether it was saved.
  */
 function saveImage(db, stores, knowns, commits, stopped = null) {
   const partByPart = stopped !== null;
   const mark = commits.seen;
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
+  let { parts, length } = imageParts(stores, knowns, savedImages.get(db) ?? []);
   // Where the image would take room the app's writes may need, the one there
   // is deleted instead, giving its room back.
-  const { parts, length } = imageParts(knowns, mark);
   const roomy = roomForImage(length);
   return new Promise((resolve, reject) => {
     let saved = false;
     const finish = () => {
-      if (saved) commits.imaged = mark;
+      if (saved) {
+        commits.imaged = mark;
+        savedImages.set(db, parts);
+      }
       resolve(saved);
     };
     let shared = null;
@@ -866,25 +889,34 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
       if (partByPart) request.transaction.oncomplete = next;
       else request.onsuccess = next;
     };
-    /** Ends with the image's record, if the mark is still the last one. */
+    /** The names of the parts stored, as a read of their keys found them. */
+    const storedNames = (read) => new Set(read.result.map((key) => key[1]));
+    /** Ends with the image's record, if the mark is still the last one and every part it names is stored. */
     const name = (store) => {
       const last = store.get(COMMIT_KEY);
-      last.onsuccess = () => {
-        if (markOf(last) !== mark) return;
-        store.delete(partKeys(parts.length)); // left by a larger image
-        store.put({ mark, stores: Array.from(stores), parts: parts.length }, IMAGE_KEY);
+      const stored = store.getAllKeys(IMAGE_PARTS);
+      stored.onsuccess = () => {
+        const present = storedNames(stored);
+        const names = parts.map((part) => part.key[1]);
+        if (markOf(last) !== mark || !names.every((name) => present.has(name))) return;
+        const named = new Set(names);
+        for (const key of stored.result) if (!named.has(key[1])) store.delete(key);
+        store.put({ mark, stores: Array.from(stores), parts: names }, IMAGE_KEY);
         store.put(mark, IMAGE_MARK_KEY);
         saved = true;
       };
       store.transaction.oncomplete = finish;
     };
-    const put = (part) => {
+    /** The parts to store, once named. */
+    const writes = [];
+    const put = (next) => {
       try {
         // A handle that took in a commit since stops (the image would not be
         // read), as does a save another took over.
         if (partByPart && (commits.seen !== mark || stopped())) return finish();
-        if (part === parts.length) return name(meta());
-        then(meta().put(parts[part], [IMAGE_KEY, part]), () => put(part + 1));
+        if (next === writes.length) return name(meta());
+        const { key, store, ids, docs } = writes[next];
+        then(meta().put({ store, ids, docs }, key), () => put(next + 1));
       } catch (error) {
         reject(error); // the connection closed
       }
@@ -892,15 +924,30 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
     try {
       const store = meta();
       if (!roomy) {
+        savedImages.delete(db);
         store.delete(IMAGE_KEY);
         store.delete(IMAGE_MARK_KEY);
-        store.delete(partKeys(0));
+        store.delete(IMAGE_PARTS);
         store.transaction.oncomplete = finish;
         return;
       }
       // Nothing is stored where the mark moved on before the first part.
       const last = store.get(COMMIT_KEY);
-      then(last, () => (markOf(last) === mark ? put(0) : end()));
+      const stored = store.getAllKeys(IMAGE_PARTS);
+      then(stored, () => {
+        if (markOf(last) !== mark) return end();
+        // Where another context's image replaced this one's since, parts to
+        // keep may be gone with it: they are stored anew (the docs they hold
+        // are those of the maps at the mark).
+        const present = storedNames(stored);
+        parts = parts.map((part) => (part.key === null || present.has(part.key[1]) ? part : { ...part, key: null }));
+        for (const part of parts) {
+          if (part.key !== null) continue;
+          part.key = [IMAGE_KEY, `${mark}/${++partNames}`];
+          writes.push(part);
+        }
+        put(0);
+      });
     } catch (error) {
       reject(error); // the connection closed
     }
@@ -908,30 +955,61 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
 }
 
 /**
- * The image of the `knowns` maps at `mark`: `{ parts, length }`, `length` how
- * many UTF-16 code units its docs come to, and `parts` each `{ mark, store,
- * ids, docs }`, `store` an index into the maps, each store's docs in the order
- * of their ids, cut into parts of about `imageTiming.partLength`.
+ * The image of the `knowns` maps, each that of the store at the same place in
+ * `stores`: `{ parts, length }`, `length` how many UTF-16 code units its docs
+ * come to, and `parts` each `{ key, store, ids, docs, length }`, each store's
+ * docs in the order of their ids. The entities from one of the parts `before`
+ * (see `savedImages`) up to the next one make a run: where a run holds the
+ * same ids and docs as its part, the part is kept, key and all; otherwise the
+ * run is cut anew into parts of about `imageTiming.partLength`, whose key is
+ * null until `saveImage` names them. No entity leaves its store, so a save
+ * after a few writes stores the few parts they fell in.
  */
-function imageParts(knowns, mark) {
+function imageParts(stores, knowns, before) {
   const parts = [];
   let length = 0;
-  for (let store = 0; store < knowns.length; store++) {
-    let part = null;
-    let held = 0;
-    for (const [id, doc] of inIdOrder(knowns[store])) {
-      if (part === null || held >= imageTiming.partLength) {
-        part = { mark, store, ids: [], docs: [] };
-        parts.push(part);
-        held = 0;
+  for (let position = 0; position < knowns.length; position++) {
+    const store = stores[position];
+    const kept = before.filter((part) => part.store === store);
+    const entries = inIdOrder(knowns[position]);
+    let at = 0;
+    for (let i = 0; i < Math.max(kept.length, 1); i++) {
+      const part = kept[i];
+      const next = kept[i + 1]?.ids[0];
+      let end = at;
+      let same = part !== undefined;
+      let held = 0;
+      for (; end < entries.length && !(next !== undefined && entries[end][0] >= next); end++) {
+        const [id, doc] = entries[end];
+        if (same && (part.ids[end - at] !== id || part.docs[end - at] !== doc)) same = false;
+        held += doc.length;
       }
-      part.ids.push(id);
-      part.docs.push(doc);
-      held += doc.length;
-      length += doc.length;
+      if (same && end - at === part.ids.length) parts.push(part);
+      else cutParts(parts, store, entries, at, end, held);
+      length += held;
+      at = end;
     }
   }
   return { parts, length };
+}
+
+/**
+ * Cuts the `entries` from `at` to `end`, whose docs come to `held` code
+ * units, into parts of about `imageTiming.partLength` of `store`, onto `parts`.
+ */
+function cutParts(parts, store, entries, at, end, held) {
+  const share = held / Math.max(1, Math.round(held / imageTiming.partLength));
+  let part = null;
+  for (let k = at; k < end; k++) {
+    const [id, doc] = entries[k];
+    if (part === null || part.length >= share) {
+      part = { key: null, store, ids: [], docs: [], length: 0 };
+      parts.push(part);
+    }
+    part.ids.push(id);
+    part.docs.push(doc);
+    part.length += doc.length;
+  }
 }
 
 /** The `[id, doc]` entries of the map `known` that hold a doc, in the order of their ids. */

@@ -5,16 +5,19 @@
 //!   pull `cursor`, the `sync` state (JSON: the retry schedule, and what
 //!   the remote learned about the server), the `commit` mark the last
 //!   transaction that wrote entities left, and the database's `image` with
-//!   the mark it was saved at (`imageMark`): `{ mark, stores, parts }`, and
-//!   under the keys `["image", 0]` to `["image", parts - 1]` the parts
-//!   `{ mark, store, ids, docs }` that hold every entity's doc as it stood at
-//!   that mark (`store` an index into `stores`; each store's in id order),
+//!   the mark it was saved at (`imageMark`): `{ mark, stores, parts }`,
+//!   `parts` the names of the parts that hold every entity's doc as it stood
+//!   at that mark, in order, each `{ store, ids, docs }` under the key
+//!   `["image", name]` (`store` one of `stores`; each store's in id order),
 //!   which an open reads instead of the records while the mark is still the
-//!   last one (see `saveImage` in `src/browser/browser.js`). A Tideway that
-//!   does not know the image leaves it alone, and its writes, which leave
-//!   marks of their own (format 3), make it out of date. An image of one
-//!   record, `{ mark, stores, ids, docs }`, as the version before saved it,
-//!   is not read: the next save replaces it.
+//!   last one (see `saveImage` in `src/browser/browser.js`). A part never
+//!   changes once stored, and a save stores only the parts whose docs
+//!   changed; the transaction that names them deletes every other part. A
+//!   Tideway that does not know the image leaves it alone, and its writes,
+//!   which leave marks of their own (format 3), make it out of date. Images
+//!   as versions before saved them (one record; parts under `["image", 0]`,
+//!   `["image", 1]`…, named by their count) are not read: the next save
+//!   replaces them, and deletes those parts.
 //! * `outbox` (keyPath `mutationId`, autoIncrement): `{ mutationId, doc }`, `doc` being the mutation as JSON text.
 //! * `e:<collection>` (keyPath `id`): `{ id, doc, ix }` where `doc` is the
 //!   entity as JSON text, a `base` equal to its `data` left out for

@@ -1,6 +1,6 @@
 //! The database's image: every entity's doc as stored at one commit mark,
-//! saved in one record once a context has been quiet for a while (or closes),
-//! which an open reads in one request instead of every record while no
+//! saved in parts once a context has been quiet for a while (or closes),
+//! which an open reads in a few requests instead of every record while no
 //! commit of entities was made since.
 
 use tideway::core::Store;
@@ -27,31 +27,36 @@ function withMeta(name, mode, work) {
   });
 }
 
-const PARTS = () => IDBKeyRange.bound(["image", 0], ["image", Infinity]);
+const PARTS = () => IDBKeyRange.bound(["image"], ["image", []]);
 
 /**
  * `[the last commit mark, the mark the image was saved at, the ids of the
- * image's first store, how many parts hold them]`.
+ * image's first store, how many parts hold them, the names of the image's
+ * parts, how many parts are stored in all]`.
  */
 export function imageState(name) {
   return withMeta(name, "readonly", (meta, done) => {
     const commit = meta.get("commit");
     const imageMark = meta.get("imageMark");
+    const image = meta.get("image");
+    const keys = meta.getAllKeys(PARTS());
     const parts = meta.getAll(PARTS());
     parts.onsuccess = () => {
-      const first = parts.result.filter((part) => part.store === 0);
-      done([commit.result ?? null, imageMark.result ?? null, first.flatMap((part) => part.ids), first.length]);
+      const stored = new Map(keys.result.map((key, i) => [key[1], parts.result[i]]));
+      const names = image.result?.parts ?? [];
+      const first = names.map((name) => stored.get(name)).filter((part) => part?.store === image.result.stores[0]);
+      done([commit.result ?? null, imageMark.result ?? null, first.flatMap((part) => part.ids), first.length, names, keys.result.length]);
     };
   });
 }
 
-/** Sets the image's doc of `id` (first store) to `change(doc)`, its mark left as it is. */
+/** Sets the image's doc of `id` to `change(doc)`, its mark left as it is. */
 function changeImage(name, id, change) {
   return withMeta(name, "readwrite", (meta, done) => {
     const cursor = meta.openCursor(PARTS());
     cursor.onsuccess = () => {
       const part = cursor.result.value;
-      const at = part.store === 0 ? part.ids.indexOf(id) : -1;
+      const at = part.ids.indexOf(id);
       if (at < 0) return cursor.result.continue();
       part.docs[at] = change(part.docs[at]);
       cursor.result.update(part);
@@ -60,12 +65,12 @@ function changeImage(name, id, change) {
   });
 }
 
-/** Replaces `from` with `to` in the image's doc of `id` (first store), its mark left as it is. */
+/** Replaces `from` with `to` in the image's doc of `id`, its mark left as it is. */
 export function editImage(name, id, from, to) {
   return changeImage(name, id, (doc) => doc.replace(from, to));
 }
 
-/** Makes the image's doc of `id` (first store) something other than a doc, its mark left as it is. */
+/** Makes the image's doc of `id` something other than a doc, its mark left as it is. */
 export function breakImage(name, id) {
   return changeImage(name, id, () => 42);
 }
@@ -104,9 +109,28 @@ async fn image_of(name: &str) -> (Option<String>, Option<String>, Vec<String>) {
 
 /// As `image_of`, with how many parts hold the ids.
 async fn image_parts_of(name: &str) -> (Option<String>, Option<String>, Vec<String>, u32) {
-    let state = js_sys::Array::from(&JsFuture::from(image_state(name)).await.expect("read the meta store"));
-    let ids = js_sys::Array::from(&state.get(2)).iter().filter_map(|id| id.as_string()).collect();
+    let state = image_state_of(name).await;
+    let ids = strings(&state.get(2));
     (state.get(0).as_string(), state.get(1).as_string(), ids, state.get(3).as_f64().unwrap_or_default() as u32)
+}
+
+/// The names of the image's parts, in order, and how many parts are stored in all.
+async fn part_names_of(name: &str) -> (Vec<String>, u32) {
+    let state = image_state_of(name).await;
+    (strings(&state.get(4)), state.get(5).as_f64().unwrap_or_default() as u32)
+}
+
+async fn image_state_of(name: &str) -> js_sys::Array {
+    js_sys::Array::from(&JsFuture::from(image_state(name)).await.expect("read the meta store"))
+}
+
+fn strings(array: &JsValue) -> Vec<String> {
+    js_sys::Array::from(array).iter().filter_map(|value| value.as_string()).collect()
+}
+
+/// How many of `after` are not among `before`.
+fn stored_anew(before: &[String], after: &[String]) -> usize {
+    after.iter().filter(|name| !before.contains(name)).count()
 }
 
 /// Makes images be saved in parts of about `part_length` code units of docs;
@@ -286,6 +310,114 @@ pub async fn a_close_takes_over_an_image_saved_part_by_part() {
     assert!(commit.is_some() && image_mark == commit, "saved at close");
     assert_eq!((ids.len(), parts), (200, 200));
     Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// A save stores only the parts whose docs changed since the image the handle
+/// saved or read last, and deletes the parts they replace: a changed note
+/// stores the part it is in, a new one the part it falls in.
+pub async fn a_save_stores_only_the_parts_whose_docs_changed() {
+    let name = format!("image-kept-{}", uuid::Uuid::new_v4());
+    let store = open_loaded(&name).await;
+    let ids: Vec<String> = (0..300).map(|i| format!("n{i:03}")).collect();
+    store.apply(&ids.iter().map(|id| put(id, &format!("note {id}"))).collect::<Vec<_>>()).await.expect("write");
+    let timing = set_part_length(3000.0);
+    IdbStore::save_images_now().await;
+    let (first, stored) = part_names_of(&name).await;
+    assert!(first.len() > 5 && stored as usize == first.len(), "in parts: {first:?}, {stored} stored");
+
+    store.apply(&[put("n150", "changed")]).await.expect("write");
+    IdbStore::save_images_now().await;
+    let (second, stored) = part_names_of(&name).await;
+    assert_eq!((second.len(), stored_anew(&first, &second)), (first.len(), 1), "{first:?} then {second:?}");
+    assert_eq!(stored as usize, second.len(), "the part replaced is deleted");
+
+    store.apply(&[put("n150a", "new")]).await.expect("write");
+    IdbStore::save_images_now().await;
+    let (third, _) = part_names_of(&name).await;
+    assert_eq!((third.len(), stored_anew(&second, &third)), (second.len(), 1), "{second:?} then {third:?}");
+    store.close();
+    store.closed().await;
+
+    // A handle that read the image keeps its parts in the same way.
+    let again = open_loaded(&name).await;
+    again.apply(&[put("n010", "changed again")]).await.expect("write");
+    again.close();
+    again.closed().await;
+    IdbStore::set_image_timing(timing);
+    let (fourth, stored) = part_names_of(&name).await;
+    assert_eq!((stored_anew(&third, &fourth), stored as usize), (1, fourth.len()), "{third:?} then {fourth:?}");
+
+    JsFuture::from(edit_image(&name, "n007", "note n007", "from the image")).await.expect("edit the image");
+    let last = open_loaded(&name).await;
+    assert_eq!(loaded_title(&last, "n007").await.as_deref(), Some("from the image"), "the open read the image");
+    let loaded = last.load().await.expect("load");
+    let mut expected = ids.clone();
+    expected.push("n150a".into());
+    expected.sort();
+    assert_eq!(loaded.collections[0].1.iter().map(|entity| entity.id.clone()).collect::<Vec<_>>(), expected);
+    for (id, title) in [("n150", "changed"), ("n150a", "new"), ("n010", "changed again"), ("n299", "note n299")] {
+        assert_eq!(loaded_title(&last, id).await.as_deref(), Some(title), "{id}");
+    }
+    last.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// A handle keeps only parts still stored: where another handle's image
+/// replaced the one it saved, it stores anew what it would have kept.
+pub async fn a_save_stores_anew_the_parts_another_handles_image_replaced() {
+    let name = format!("image-others-{}", uuid::Uuid::new_v4());
+    let db = open(&name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let many: Vec<String> = (0..300).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
+    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    let timing = set_part_length(3000.0);
+    IdbStore::save_images_now().await;
+    let (first, _) = part_names_of(&name).await;
+
+    // The other handle cannot read that image: it reads the records, and its
+    // image replaces every part.
+    JsFuture::from(break_image(&name, "n007")).await.expect("break the image");
+    let other = open(&name).await;
+    settle(other.collection("notes".into()).unwrap().put(js(r#"{"title": "from the other"}"#), js(r#"{"id": "n100"}"#)))
+        .await
+        .expect("put");
+    IdbStore::save_images_now().await;
+    let (second, _) = part_names_of(&name).await;
+    assert_eq!(stored_anew(&first, &second), second.len(), "{first:?} then {second:?}");
+    for _ in 0..100 {
+        if title_in(&notes, "n100").as_deref() == Some("from the other") {
+            break;
+        }
+        JsFuture::from(sleep(10)).await.unwrap();
+    }
+    assert_eq!(title_in(&notes, "n100").as_deref(), Some("from the other"), "the first handle took in the other's write");
+
+    // The first handle's parts are gone: it stores every part anew.
+    settle(notes.put(js(r#"{"title": "from the first"}"#), js(r#"{"id": "n200"}"#))).await.expect("put");
+    IdbStore::save_images_now().await;
+    let (commit, image_mark, _) = image_of(&name).await;
+    let (third, stored) = part_names_of(&name).await;
+    assert!(commit.is_some() && image_mark == commit, "saved at the last mark");
+    assert_eq!((stored_anew(&second, &third), stored as usize), (third.len(), third.len()), "{second:?} then {third:?}");
+    settle(other.close()).await.expect("close");
+    settle(db.close()).await.expect("close");
+    IdbStore::set_image_timing(timing);
+
+    JsFuture::from(edit_image(&name, "n007", "note 7", "from the image")).await.expect("edit the image");
+    let last = open_loaded(&name).await;
+    for (id, title) in [("n007", "from the image"), ("n100", "from the other"), ("n200", "from the first"), ("n299", "note 299")] {
+        assert_eq!(loaded_title(&last, id).await.as_deref(), Some(title), "{id}");
+    }
+    assert_eq!(last.load().await.expect("load").collections[0].1.len(), 300);
+    last.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// The title of note `id` in the collection's mirror.
+fn title_in(notes: &Collection, id: &str) -> Option<String> {
+    let record = notes.get(id.into(), JsValue::UNDEFINED).ok()?;
+    let data = js_sys::Reflect::get(&record, &"data".into()).ok()?;
+    js_sys::Reflect::get(&data, &"title".into()).ok()?.as_string()
 }
 
 /// Opens the database `name`, makes its image be saved 20 ms after the last

@@ -789,12 +789,13 @@ function estimateStorage() {
 }
 
 /**
- * Whether an image of `length` UTF-16 code units leaves the origin within
- * `IMAGE_ROOM` of its quota, as last estimated (yes while not known).
+ * Whether an image of `length` UTF-16 code units, in place of one of
+ * `replaced` (counted in the usage), leaves the origin within `IMAGE_ROOM` of
+ * its quota, as last estimated (yes while not known).
  */
-function roomForImage(length) {
+function roomForImage(length, replaced) {
   const { usage, quota } = storageEstimate ?? {};
-  return !(quota > 0 && usage >= 0) || usage + length <= quota * IMAGE_ROOM;
+  return !(quota > 0 && usage >= 0) || usage - replaced + length <= quota * IMAGE_ROOM;
 }
 
 /** Whether the docs of the `knowns` maps come to at most `largest` UTF-16 code units. */
@@ -858,10 +859,11 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
   const partByPart = stopped !== null;
   const mark = commits.seen;
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
-  let { parts, length } = imageParts(stores, knowns, savedImages.get(db) ?? []);
+  const before = savedImages.get(db) ?? [];
+  let { parts, length } = imageParts(stores, knowns, before);
   // Where the image would take room the app's writes may need, the one there
   // is deleted instead, giving its room back.
-  const roomy = roomForImage(length);
+  const roomy = roomForImage(length, before.reduce((sum, part) => sum + part.length, 0));
   return new Promise((resolve, reject) => {
     let saved = false;
     const finish = () => {

@@ -77,18 +77,19 @@ test("the database's image is kept only while it leaves half the quota free", as
   const name = `image-room-${crypto.randomUUID()}`;
   /**
    * In a fresh load of the page: opens the database, writes `count` notes of
-   * random text and closes it, the origin's storage estimated to have a quota of
-   * `quota` bytes if given; then what its `meta` store holds of the image.
+   * random text (40,000 characters each) and closes it, the origin's storage
+   * estimated to be `{ quota, usage }` where `estimate` gives either; then what
+   * its `meta` store holds of the image.
    */
-  const session = async (count, quota) => {
+  const session = async (count, estimate = {}) => {
     await page.reload();
     await page.waitForSelector('html[data-ready="true"]');
     return page.evaluate(
-      async ([name, count, quota]) => {
-        if (quota) {
+      async ([name, count, given]) => {
+        if (Object.keys(given).length > 0) {
           const estimate = StorageManager.prototype.estimate;
           StorageManager.prototype.estimate = async function () {
-            return { ...(await estimate.call(this)), quota };
+            return { ...(await estimate.call(this)), ...given };
           };
         }
         const db = await window.Tideway.open({ name, collections: { notes: {} } });
@@ -109,7 +110,7 @@ test("the database's image is kept only while it leaves half the quota free", as
         raw.close();
         return { commit: commit ?? null, imageMark: imageMark ?? null, image: image !== undefined };
       },
-      [name, count, quota],
+      [name, count, estimate],
     );
   };
 
@@ -120,11 +121,17 @@ test("the database's image is kept only while it leaves half the quota free", as
   // Short of room (160 KB of notes and the 120 KB image, another 160 KB for a new
   // one, against a quota of 512 KB): the image, out of date after the write, is
   // deleted, and no new one saved.
-  state = await session(1, 512 * 1024);
+  state = await session(1, { quota: 512 * 1024 });
   assert.deepEqual([state.image, state.imageMark], [false, null], JSON.stringify(state));
 
   // With room again, the next close saves one.
   state = await session(1);
+  assert.ok(state.image && state.imageMark === state.commit, JSON.stringify(state));
+
+  // The image there is counted in the usage, and goes: a new one of 240k
+  // characters in place of one of 200k fits where 240k more would not (200k of
+  // usage, and half of a quota of 500k).
+  state = await session(1, { quota: 500_000, usage: 200_000 });
   assert.ok(state.image && state.imageMark === state.commit, JSON.stringify(state));
   assert.deepEqual(errors, []);
   await context.close();

@@ -677,14 +677,12 @@ const IMAGE_PARTS = IDBKeyRange.bound([IMAGE_KEY], [IMAGE_KEY, []]);
 /** The meta key of the mark the image was left at, read before the image itself. */
 const IMAGE_MARK_KEY = "imageMark";
 /**
- * How a context saves the image: in parts of about `partLength` UTF-16 code
- * units of docs (a few ms of the thread to store each); by itself `delayMs`
- * after the last commit, if its docs come to at most `largest`. Taking the
- * docs, before the parts, holds the thread about 50 ms for 100k notes of 455
- * characters (45.5M) here: a larger image waits for the page to be hidden or
- * the database to close.
+ * How a context saves the image: by itself `delayMs` after the last commit,
+ * taking the docs of `slice` entities per task (about 2 ms of the thread for
+ * 10k notes here, once its code is optimised), in parts of about `partLength`
+ * UTF-16 code units of docs (a few ms of the thread to store each).
  */
-const imageTiming = { delayMs: 2000, largest: 50_000_000, partLength: 1_000_000 };
+const imageTiming = { delayMs: 2000, slice: 10_000, partLength: 1_000_000 };
 /**
  * The share of the origin's quota past which no image is kept: the image is
  * a second copy of the docs, and must not take room the app's writes need.
@@ -749,8 +747,8 @@ function imageOf(value, keys, parts, mark, stores) {
 
 /**
  * Saves the database's image (`saveImage`) once `imageTiming.delayMs` went
- * by without another call for `db` (after a burst of commits, not during one)
- * if it is small enough; otherwise it stays pending, for `saveImageNow`.
+ * by without another call for `db` (after a burst of commits, not during
+ * one); until then it is pending, for `saveImageNow`.
  */
 export function saveImageSoon(db, stores, knowns, commits) {
   estimateStorage();
@@ -770,7 +768,7 @@ export function saveImageSoon(db, stores, knowns, commits) {
     if (partByPart) saving.then(() => pendingImages.get(db) === pending && pendingImages.delete(db));
     return saving;
   };
-  pending.timer = setTimeout(() => docsFitIn(knowns, imageTiming.largest) && pending.save(true), imageTiming.delayMs);
+  pending.timer = setTimeout(() => pending.save(true), imageTiming.delayMs);
   pendingImages.set(db, pending);
 }
 
@@ -798,21 +796,10 @@ function roomForImage(length, replaced) {
   return !(quota > 0 && usage >= 0) || usage - replaced + length <= quota * IMAGE_ROOM;
 }
 
-/** Whether the docs of the `knowns` maps come to at most `largest` UTF-16 code units. */
-function docsFitIn(knowns, largest) {
-  let length = 0;
-  for (const known of knowns) {
-    for (const doc of known.values()) {
-      if (typeof doc === "string" && (length += doc.length) > largest) return false;
-    }
-  }
-  return true;
-}
-
-/** Sets `imageTiming` (tests); returns what it was, as `[delayMs, largest, partLength]`. */
-export function setImageTiming(delayMs, largest, partLength) {
-  const before = [imageTiming.delayMs, imageTiming.largest, imageTiming.partLength];
-  Object.assign(imageTiming, { delayMs, largest, partLength });
+/** Sets `imageTiming` (tests); returns what it was, as `[delayMs, slice, partLength]`. */
+export function setImageTiming(delayMs, slice, partLength) {
+  const before = [imageTiming.delayMs, imageTiming.slice, imageTiming.partLength];
+  Object.assign(imageTiming, { delayMs, slice, partLength });
   return before;
 }
 
@@ -840,14 +827,16 @@ export function saveImagesNow() {
  * commit of entities was made since, as each one leaves a new mark
  * (`Commits.stamp`).
  *
- * The docs are taken at once (`imageParts`). The parts of the image this
- * connection saved or read last that hold the same docs are kept; the others
- * are stored, each once the one before it is, in a task of its own: the
- * thread is free in between. Given `stopped`, each part goes in a readwrite
- * transaction on `meta` of its own, so that a write (which holds `meta` too,
- * see `beginWrite`) waits for one part at most, and the save stops once
- * `stopped()`; otherwise all go in one, which a connection about to close can
- * still finish. Either way, the parts only count once the image's record
+ * The parts of the image this connection saved or read last that hold the
+ * same docs are kept (`imageParts`); the others are stored, each once the one
+ * before it is, in a task of its own: the thread is free in between. Given
+ * `stopped`, the docs are taken `imageTiming.slice` entities per task, each
+ * part goes in a readwrite transaction on `meta` of its own, so that a write
+ * (which holds `meta` too, see `beginWrite`) waits for one part at most, and
+ * the save stops once `stopped()` or a commit was taken in; otherwise the docs
+ * are taken at once (a close clears the maps) and all parts go in one
+ * transaction, which a connection about to close can still finish. Either
+ * way, the parts only count once the image's record
  * names them, which is written, with `IMAGE_MARK_KEY`, in a transaction that
  * finds the mark the docs were taken at still the last one (no writer ran
  * between its read of that mark and its writes) and every part it names
@@ -856,14 +845,25 @@ export function saveImagesNow() {
  * instead. Resolves with whether it was saved.
  */
 function saveImage(db, stores, knowns, commits, stopped = null) {
-  const partByPart = stopped !== null;
   const mark = commits.seen;
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
   const before = savedImages.get(db) ?? [];
-  let { parts, length } = imageParts(stores, knowns, before);
+  const taking = imageParts(stores, knowns, before);
+  if (stopped === null) return storeImage(db, stores, commits, mark, before, takeAll(taking), null);
+  const taken = takeInSlices(taking, () => commits.seen === mark && !stopped());
+  return taken.then((image) => image !== null && storeImage(db, stores, commits, mark, before, image, stopped));
+}
+
+/**
+ * Stores `image` (`{ parts, length }`, see `imageParts`), taken at `mark` from
+ * the maps whose image was `before`, as `saveImage` tells.
+ */
+function storeImage(db, stores, commits, mark, before, image, stopped) {
+  const partByPart = stopped !== null;
+  let { parts } = image;
   // Where the image would take room the app's writes may need, the one there
   // is deleted instead, giving its room back.
-  const roomy = roomForImage(length, before.reduce((sum, part) => sum + part.length, 0));
+  const roomy = roomForImage(image.length, before.reduce((sum, part) => sum + part.length, 0));
   return new Promise((resolve, reject) => {
     let saved = false;
     const finish = () => {
@@ -965,15 +965,17 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
  * same ids and docs as its part, the part is kept, key and all; otherwise the
  * run is cut anew into parts of about `imageTiming.partLength`, whose key is
  * null until `saveImage` names them. No entity leaves its store, so a save
- * after a few writes stores the few parts they fell in.
+ * after a few writes stores the few parts they fell in. A generator: it
+ * stops after every `imageTiming.slice` entities or so (`takeInSlices`), and
+ * returns the image once done.
  */
-function imageParts(stores, knowns, before) {
+function* imageParts(stores, knowns, before) {
   const parts = [];
   let length = 0;
   for (let position = 0; position < knowns.length; position++) {
     const store = stores[position];
     const kept = before.filter((part) => part.store === store);
-    const entries = inIdOrder(knowns[position]);
+    const entries = yield* inIdOrder(knowns[position]);
     let at = 0;
     for (let i = 0; i < Math.max(kept.length, 1); i++) {
       const part = kept[i];
@@ -985,9 +987,10 @@ function imageParts(stores, knowns, before) {
         const [id, doc] = entries[end];
         if (same && (part.ids[end - at] !== id || part.docs[end - at] !== doc)) same = false;
         held += doc.length;
+        if ((end + 1) % imageTiming.slice === 0) yield;
       }
       if (same && end - at === part.ids.length) parts.push(part);
-      else cutParts(parts, store, entries, at, end, held);
+      else yield* cutParts(parts, store, entries, at, end, held);
       length += held;
       at = end;
     }
@@ -995,11 +998,40 @@ function imageParts(stores, knowns, before) {
   return { parts, length };
 }
 
+/** What the generator `steps` returns, run at once. */
+function takeAll(steps) {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * Resolves with what the generator `steps` returns, run a step per task while
+ * `carryOn()`; with null once not.
+ */
+function takeInSlices(steps, carryOn) {
+  return new Promise((resolve, reject) => {
+    const next = () => {
+      try {
+        if (!carryOn()) return resolve(null);
+        const step = steps.next();
+        if (step.done) resolve(step.value);
+        else setTimeout(next);
+      } catch (error) {
+        reject(error);
+      }
+    };
+    next();
+  });
+}
+
 /**
  * Cuts the `entries` from `at` to `end`, whose docs come to `held` code
- * units, into parts of about `imageTiming.partLength` of `store`, onto `parts`.
+ * units, into parts of about `imageTiming.partLength` of `store`, onto
+ * `parts`; a step (see `imageParts`) after every `imageTiming.slice`.
  */
-function cutParts(parts, store, entries, at, end, held) {
+function* cutParts(parts, store, entries, at, end, held) {
   const share = held / Math.max(1, Math.round(held / imageTiming.partLength));
   let part = null;
   for (let k = at; k < end; k++) {
@@ -1011,17 +1043,22 @@ function cutParts(parts, store, entries, at, end, held) {
     part.ids.push(id);
     part.docs.push(doc);
     part.length += doc.length;
+    if ((k + 1) % imageTiming.slice === 0) yield;
   }
 }
 
-/** The `[id, doc]` entries of the map `known` that hold a doc, in the order of their ids. */
-function inIdOrder(known) {
+/**
+ * The `[id, doc]` entries of the map `known` that hold a doc, in the order of
+ * their ids; a step (see `imageParts`) after every `imageTiming.slice`.
+ */
+function* inIdOrder(known) {
   const entries = [];
   let sorted = true;
   for (const entry of known) {
     if (typeof entry[1] !== "string") continue;
     if (sorted && entries.length > 0 && entry[0] < entries[entries.length - 1][0]) sorted = false;
     entries.push(entry);
+    if (entries.length % imageTiming.slice === 0) yield;
   }
   // IndexedDB orders string keys by UTF-16 code units, as `<` does. A map a
   // load filled is in that order, with the ids written since at its end.

@@ -321,11 +321,11 @@ extern "C" {
     /// Saves every pending image now; resolves once each is saved or passed over.
     #[wasm_bindgen(js_name = saveImagesNow)]
     pub fn save_images_now() -> js_sys::Promise;
-    /// Sets how long after the last commit, and up to what size, a context
-    /// saves the image by itself, and the size of its parts; returns the
-    /// settings before, as `[delayMs, largest, partLength]`.
+    /// Sets how long after the last commit a context saves the image by
+    /// itself, how many entities' docs it takes per task, and the size of its
+    /// parts; returns the settings before, as `[delayMs, slice, partLength]`.
     #[wasm_bindgen(js_name = setImageTiming)]
-    pub fn set_image_timing(delay_ms: u32, largest: f64, part_length: f64) -> js_sys::Array;
+    pub fn set_image_timing(delay_ms: u32, slice: f64, part_length: f64) -> js_sys::Array;
     /// The JS side of the contract, for the test that compares it with this module.
     #[wasm_bindgen(js_name = contract)]
     pub fn js_contract() -> JsValue;

@@ -47,7 +47,7 @@ macro_rules! browser_tests {
         browser_tests!(acknowledgements_wait_in_a_log_that_every_reader_applies the_log_is_folded_in_the_background
             an_open_that_finds_a_log_folds_it a_connection_reads_each_record_of_the_log_once);
         browser_tests!(an_open_reads_the_image_the_last_commit_left an_image_older_than_the_last_commit_is_not_read
-            a_hidden_page_saves_the_image_at_once a_large_image_waits_for_the_page_to_be_hidden_or_the_database_to_close
+            a_hidden_page_saves_the_image_at_once an_image_saved_by_itself_takes_the_docs_a_slice_at_a_time
             an_image_saved_part_by_part_lets_writes_in_between a_close_takes_over_an_image_saved_part_by_part
             a_save_stores_only_the_parts_whose_docs_changed a_save_stores_anew_the_parts_another_handles_image_replaced);
         browser_tests!(closing_drops_every_timer_and_listener);

@@ -302,8 +302,8 @@ impl IdbStore {
 pub struct ImageTiming {
     /// How long after the last commit a context saves it by itself.
     pub delay_ms: u32,
-    /// The most UTF-16 code units of docs it then saves.
-    pub largest: f64,
+    /// How many entities' docs it takes per task.
+    pub slice: f64,
     /// About how many UTF-16 code units of docs each part holds.
     pub part_length: f64,
 }
@@ -338,12 +338,12 @@ impl IdbStore {
     }
 
     /// Makes a context save the image by itself `timing.delay_ms` after the
-    /// last commit, if its docs come to at most `timing.largest` UTF-16 code
-    /// units, in parts of about `timing.part_length`; returns the timing before.
+    /// last commit, taking the docs of `timing.slice` entities per task, in
+    /// parts of about `timing.part_length`; returns the timing before.
     pub fn set_image_timing(timing: ImageTiming) -> ImageTiming {
-        let before = browser::set_image_timing(timing.delay_ms, timing.largest, timing.part_length);
+        let before = browser::set_image_timing(timing.delay_ms, timing.slice, timing.part_length);
         let at = |i| before.get(i).as_f64().unwrap_or_default();
-        ImageTiming { delay_ms: at(0) as u32, largest: at(1), part_length: at(2) }
+        ImageTiming { delay_ms: at(0) as u32, slice: at(1), part_length: at(2) }
     }
 
     /// Closes the connection as the browser does when it takes it away: the

@@ -252,12 +252,9 @@ pub async fn an_image_older_than_the_last_commit_is_not_read() {
 /// saved in the end holds it.
 pub async fn an_image_saved_by_itself_takes_the_docs_a_slice_at_a_time() {
     let name = format!("image-slices-{}", uuid::Uuid::new_v4());
-    let db = open(&name).await;
-    let notes = db.collection("notes".into()).unwrap();
     // Two entities per task, every doc in one part.
     let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, slice: 2.0, part_length: 1e9 });
-    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
-    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    let (db, notes) = open_with_notes(&name, 200).await;
     JsFuture::from(sleep(40)).await.unwrap();
     settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
     // Had the docs been taken at once, the image would be saved by now.
@@ -362,10 +359,7 @@ pub async fn a_save_stores_only_the_parts_whose_docs_changed() {
 /// replaced the one it saved, it stores anew what it would have kept.
 pub async fn a_save_stores_anew_the_parts_another_handles_image_replaced() {
     let name = format!("image-others-{}", uuid::Uuid::new_v4());
-    let db = open(&name).await;
-    let notes = db.collection("notes".into()).unwrap();
-    let many: Vec<String> = (0..300).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
-    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    let (db, notes) = open_with_notes(&name, 300).await;
     let timing = set_part_length(3000.0);
     IdbStore::save_images_now().await;
     let (first, _) = part_names_of(&name).await;
@@ -420,13 +414,20 @@ fn title_in(notes: &Collection, id: &str) -> Option<String> {
 /// commit in a part for each note, writes 200 notes and waits until that save
 /// has begun; returns the database, its notes and the image's timing before.
 async fn saving_part_by_part(name: &str) -> (Tideway, Collection, ImageTiming) {
-    let db = open(name).await;
-    let notes = db.collection("notes".into()).unwrap();
     let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, slice: 1e9, part_length: 10.0 });
-    let many: Vec<String> = (0..200).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
-    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    let (db, notes) = open_with_notes(name, 200).await;
     JsFuture::from(sleep(40)).await.unwrap();
     (db, notes, defaults)
+}
+
+/// Opens the database `name` and writes `count` notes to it in one `bulkPut`:
+/// `n000` titled `note 0`, and so on.
+async fn open_with_notes(name: &str, count: usize) -> (Tideway, Collection) {
+    let db = open(name).await;
+    let notes = db.collection("notes".into()).unwrap();
+    let many: Vec<String> = (0..count).map(|i| format!(r#"{{"id": "n{i:03}", "data": {{"title": "note {i}"}}}}"#)).collect();
+    settle(notes.bulk_put(js(&format!("[{}]", many.join(","))))).await.expect("bulkPut");
+    (db, notes)
 }
 
 /// Whether the image of database `name` is at its last mark within `ms`.

@@ -849,21 +849,23 @@ function saveImage(db, stores, knowns, commits, stopped = null) {
   if (mark === null || mark === "" || mark === commits.imaged) return Promise.resolve(false);
   const before = savedImages.get(db) ?? [];
   const taking = imageParts(stores, knowns, before);
-  if (stopped === null) return storeImage(db, stores, commits, mark, before, takeAll(taking), null);
+  // The image there, as this connection saved or read it, which this one replaces.
+  const replaced = before.reduce((sum, part) => sum + part.length, 0);
+  if (stopped === null) return storeImage(db, stores, commits, mark, takeAll(taking), replaced, null);
   const taken = takeInSlices(taking, () => commits.seen === mark && !stopped());
-  return taken.then((image) => image !== null && storeImage(db, stores, commits, mark, before, image, stopped));
+  return taken.then((image) => image !== null && storeImage(db, stores, commits, mark, image, replaced, stopped));
 }
 
 /**
- * Stores `image` (`{ parts, length }`, see `imageParts`), taken at `mark` from
- * the maps whose image was `before`, as `saveImage` tells.
+ * Stores `image` (`{ parts, length }`, see `imageParts`), taken at `mark`, in
+ * place of an image of `replaced` UTF-16 code units, as `saveImage` tells.
  */
-function storeImage(db, stores, commits, mark, before, image, stopped) {
+function storeImage(db, stores, commits, mark, image, replaced, stopped) {
   const partByPart = stopped !== null;
   let { parts } = image;
   // Where the image would take room the app's writes may need, the one there
   // is deleted instead, giving its room back.
-  const roomy = roomForImage(image.length, before.reduce((sum, part) => sum + part.length, 0));
+  const roomy = roomForImage(image.length, replaced);
   return new Promise((resolve, reject) => {
     let saved = false;
     const finish = () => {

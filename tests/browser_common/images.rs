@@ -253,9 +253,7 @@ pub async fn an_image_older_than_the_last_commit_is_not_read() {
 pub async fn an_image_saved_by_itself_takes_the_docs_a_slice_at_a_time() {
     let name = format!("image-slices-{}", uuid::Uuid::new_v4());
     // Two entities per task, every doc in one part.
-    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, slice: 2.0, part_length: 1e9 });
-    let (db, notes) = open_with_notes(&name, 200).await;
-    JsFuture::from(sleep(40)).await.unwrap();
+    let (db, notes, defaults) = saving(&name, 2.0, 1e9).await;
     settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
     // Had the docs been taken at once, the image would be saved by now.
     let (_, image_mark, _) = image_of(&name).await;
@@ -275,7 +273,8 @@ pub async fn an_image_saved_by_itself_takes_the_docs_a_slice_at_a_time() {
 /// image saved in the end holds it.
 pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
     let name = format!("image-parts-{}", uuid::Uuid::new_v4());
-    let (db, notes, defaults) = saving_part_by_part(&name).await;
+    // The docs taken at once, a part for each note.
+    let (db, notes, defaults) = saving(&name, 1e9, 10.0).await;
     settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
     // Had the write waited for the image, it would find it saved.
     let (_, image_mark, _) = image_of(&name).await;
@@ -294,7 +293,8 @@ pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
 /// transaction that the closing connection still finishes.
 pub async fn a_close_takes_over_an_image_saved_part_by_part() {
     let name = format!("image-close-{}", uuid::Uuid::new_v4());
-    let (db, _, defaults) = saving_part_by_part(&name).await;
+    // The docs taken at once, a part for each note.
+    let (db, _, defaults) = saving(&name, 1e9, 10.0).await;
     let (_, image_mark, _) = image_of(&name).await;
     settle(db.close()).await.expect("close");
     IdbStore::set_image_timing(defaults);
@@ -411,10 +411,11 @@ fn title_in(notes: &Collection, id: &str) -> Option<String> {
 }
 
 /// Opens the database `name`, makes its image be saved 20 ms after the last
-/// commit in a part for each note, writes 200 notes and waits until that save
-/// has begun; returns the database, its notes and the image's timing before.
-async fn saving_part_by_part(name: &str) -> (Tideway, Collection, ImageTiming) {
-    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, slice: 1e9, part_length: 10.0 });
+/// commit, taking the docs of `slice` entities per task, in parts of about
+/// `part_length`, writes 200 notes and waits until that save has begun;
+/// returns the database, its notes and the image's timing before.
+async fn saving(name: &str, slice: f64, part_length: f64) -> (Tideway, Collection, ImageTiming) {
+    let defaults = IdbStore::set_image_timing(ImageTiming { delay_ms: 20, slice, part_length });
     let (db, notes) = open_with_notes(name, 200).await;
     JsFuture::from(sleep(40)).await.unwrap();
     (db, notes, defaults)

@@ -457,6 +457,54 @@ export function foldAcks(db) {
   });
 }
 
+/**
+ * `docs` (texts, or undefined where there is none) as one text, joined by
+ * `SEPARATOR`, an absent doc empty. Rust takes it with `encodeInto`: one
+ * native encoding, where handing it one string per doc copies each a
+ * character at a time in JS.
+ */
+export function joinDocs(docs) {
+  return docs.join(SEPARATOR);
+}
+
+/**
+ * Encodes `text` as UTF-8 into `into` (a view of wasm memory): the bytes
+ * written, or -1 if they did not fit.
+ */
+export function encodeInto(text, into) {
+  const { read, written } = encoder.encodeInto(text, into);
+  return read === text.length ? written : -1;
+}
+
+/** UTF-8 that is not, for the docs earlier versions stored as bytes. */
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Reads up to `limit` entries of the outbox after key `after` in `tx`:
+ * resolves with their keys (a `Float64Array`) and their docs (`joinDocs`,
+ * absent where unreadable).
+ */
+export function readOutbox(tx, after, limit) {
+  return new Promise((resolve, reject) => {
+    const request = tx.objectStore("outbox").getAll(IDBKeyRange.lowerBound(after, true), limit);
+    request.onsuccess = () => {
+      const records = request.result;
+      resolve([Float64Array.from(records, (record) => record.mutationId), joinDocs(records.map(outboxDoc))]);
+    };
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** An outbox record's doc as text, or undefined where it holds none. */
+function outboxDoc({ doc }) {
+  if (typeof doc === "string") return doc;
+  try {
+    return strictDecoder.decode(doc);
+  } catch {
+    return undefined;
+  }
+}
+
 /** For each of the entities at `positions` (see `Entities`), the doc its store's `known` map holds. */
 export function knownDocs(knowns, positions, ids) {
   return new Entities([], knowns, positions, ids).knownDocs();

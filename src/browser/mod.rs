@@ -11,12 +11,12 @@
 //! binding of it is here, in one `extern` block (and one for the test-only
 //! faults), so the rest of the crate calls JS through this module only.
 
-use js_sys::{Array, Object, Uint8Array};
+use js_sys::{Array, JsString, Object, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 /// What separates the strings packed into one text (`WriteBatch.send`,
-/// `knownDocs`, `currentDocs`, `Commits.take`, `RecordCache.evict`): NUL,
-/// which neither an entity id nor JSON text holds.
+/// `knownDocs`, `currentDocs`, `joinDocs`, `Commits.take`, `RecordCache.evict`):
+/// NUL, which neither an entity id nor JSON text holds.
 pub const SEPARATOR: &str = "\0";
 
 /// A position of no object store, where a call takes positions in a list of
@@ -186,6 +186,19 @@ extern "C" {
     /// id, or null; `docs` is null when too large or not `with_docs`.
     #[wasm_bindgen(method)]
     pub fn take(this: &Commits, stores: &Array, positions: &[u32], ids: &str, with_docs: bool) -> JsValue;
+    /// `docs` (texts, or undefined where absent) as one text, joined by
+    /// `SEPARATOR`, an absent doc empty (see `Packed`).
+    #[wasm_bindgen(js_name = joinDocs)]
+    pub fn join_docs(docs: &Array) -> JsString;
+    /// Encodes `text` as UTF-8 into `into`: the bytes written, or -1 if they
+    /// did not fit.
+    #[wasm_bindgen(js_name = encodeInto)]
+    pub fn encode_into(text: &JsString, into: &mut [u8]) -> i32;
+    /// Reads up to `limit` outbox entries after key `after` in `tx`; resolves
+    /// with `[keys, docs]`: a `Float64Array`, and their docs as `join_docs`
+    /// joins them (absent where unreadable).
+    #[wasm_bindgen(js_name = readOutbox)]
+    pub fn read_outbox(tx: &web_sys::IdbTransaction, after: f64, limit: u32) -> js_sys::Promise;
     /// For each id of `ids` (joined by `SEPARATOR`), the doc (JSON text) the
     /// `known` map at the same place in `positions` holds, or undefined.
     #[wasm_bindgen(js_name = knownDocs)]

@@ -35,7 +35,7 @@ macro_rules! browser_tests {
             records_built_while_loading_are_the_records_reads_give a_batch_sent_in_runs_is_checked_and_written_whole
             bulk_put_reads_entries_in_one_go_as_one_by_one a_batch_left_unfinished_writes_nothing
             the_js_half_keeps_the_same_contract a_load_reads_a_store_of_any_size_in_few_chunks
-            a_chunk_of_any_text_reaches_rust_whole
+            a_chunk_of_any_text_reaches_rust_whole docs_cross_to_rust_whole_and_each_in_its_place
             a_database_of_a_newer_format_is_refused_at_open
             a_database_of_an_older_format_is_raised_and_closes_older_connections
             a_failed_write_on_the_early_commit_path_stores_nothing
@@ -715,6 +715,87 @@ pub async fn a_chunk_of_any_text_reaches_rust_whole() {
     assert_eq!(field(&note, "data.title").as_string().as_deref(), Some("中"));
     settle(db.close()).await.unwrap();
     Tideway::delete_database(name.into()).await.expect("delete the database");
+}
+
+/// Docs cross to Rust joined in one text (see `joinDocs` in
+/// `src/browser/browser.js`): the outbox's entries, and the entities a write
+/// and a recording read, come back whole and each in its place, whatever
+/// their characters. An entry an earlier version stored as UTF-8 bytes reads
+/// as before; one whose doc is damaged fails the read with a storage error
+/// rather than shifting the others, and stays queued.
+pub async fn docs_cross_to_rust_whole_and_each_in_its_place() {
+    use tideway::core::reconcile::Policies;
+    let (name, store) = open_store("docs-cross").await;
+    let titles = ["a", "é", "", "中", "😀", "a\u{0}b", "plain"];
+    let ids: Vec<String> = (0..titles.len()).map(|i| format!("n{i}")).collect();
+    store.apply(&ids.iter().zip(titles).map(|(id, title)| put(id, title)).collect::<Vec<_>>()).await.expect("write");
+    // Patches compute on the docs the `known` maps hold.
+    store.apply(&ids.iter().map(|id| patch(id, serde_json::json!({ "n": 1 }))).collect::<Vec<_>>()).await.expect("patch");
+    let outbox = store.outbox(100).await.expect("read the outbox");
+    let queued = |outbox: &[tideway::core::Mutation]| -> Vec<(String, Option<String>)> {
+        outbox.iter().map(|m| (m.id.clone(), m.data.as_ref().map(|data| data.as_str().to_owned()))).collect()
+    };
+    let title_json = |title: &str| serde_json::json!({ "title": title }).to_string();
+    let expected: Vec<(String, Option<String>)> = ids
+        .iter()
+        .zip(titles)
+        .map(|(id, title)| (id.clone(), Some(title_json(title))))
+        .chain(ids.iter().map(|id| (id.clone(), Some(r#"{"n":1}"#.to_owned()))))
+        .collect();
+    assert_eq!(queued(&outbox), expected);
+
+    // A recording reads every entity it acknowledges.
+    let answers: Vec<_> = outbox[..titles.len()].iter().map(acknowledgement).collect();
+    let settled = store.settle(&answers, &Policies::default(), 9_000.0, None, Box::new(|| ())).await.expect("record");
+    for ((id, title), settled) in ids.iter().zip(titles).zip(&settled) {
+        let entity = settled.entity.as_ref().expect("acknowledged");
+        assert_eq!((&entity.id, entity.data().get("title").and_then(|t| t.as_str())), (id, Some(title)));
+        assert_eq!((entity.version, entity.pending), (1, 1), "{id}: acknowledged, its patch still queued");
+    }
+
+    // The first entry left, as an earlier version stored it: bytes.
+    settle(rewrite_outbox_doc(&name, 0, "bytes")).await.expect("store the doc as bytes");
+    assert_eq!(queued(&store.outbox(100).await.expect("read the outbox")), expected[titles.len()..]);
+    settle(rewrite_outbox_doc(&name, 1, "damaged")).await.expect("damage a doc");
+    match store.outbox(100).await {
+        Err(Error::Storage(message)) => assert!(message.contains("outbox"), "{message}"),
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    assert_eq!(store.pending_count().await.unwrap(), titles.len(), "every entry stays queued");
+    store.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+/**
+ * Rewrites the doc of the outbox entry at `position` (oldest first) of the
+ * database `name`: as UTF-8 bytes (`how` "bytes", as an earlier version
+ * stored it), or followed by a NUL and a copy of itself ("damaged"): two
+ * docs where the store holds one.
+ */
+export function rewriteOutboxDoc(name, position, how) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(name);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const outbox = db.transaction("outbox", "readwrite").objectStore("outbox");
+      const read = outbox.getAll();
+      read.onsuccess = () => {
+        const record = read.result[position];
+        const doc = record.doc;
+        record.doc = how === "bytes" ? new TextEncoder().encode(doc) : `${doc}\0${doc}`;
+        outbox.put(record);
+      };
+      outbox.transaction.oncomplete = () => { db.close(); resolve(); };
+      outbox.transaction.onabort = () => { db.close(); reject(outbox.transaction.error); };
+    };
+  });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = rewriteOutboxDoc)]
+    fn rewrite_outbox_doc(name: &str, position: u32, how: &str) -> Promise;
 }
 
 /// A database written by a newer Tideway (a higher storage format in `meta`)

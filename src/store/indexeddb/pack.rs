@@ -2,7 +2,7 @@
 //! per run (handing JS a few long strings costs far less than a few short ones
 //! per write), the `ix` of a record, and docs read back from storage.
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Array, JsString, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -194,6 +194,54 @@ pub(super) fn make_room(bytes: usize) {
 
 pub(super) fn unreadable(place: &str, error: impl std::fmt::Display) -> Error {
     Error::Storage(format!("a record in {place:?} is unreadable: {error}"))
+}
+
+/// [`SEPARATOR`] as a `char`, which a split finds with `memchr` (a `&str` it
+/// searches for with a general algorithm).
+const SEPARATOR_CHAR: char = '\0';
+
+/// Docs handed over from JS as one text (`browser::join_docs`), encoded
+/// natively into the module's memory and each taken as a slice of it: passing
+/// one string per doc copies each a character at a time in JS.
+pub(super) struct Packed {
+    text: String,
+    /// Where the docs were read, for errors.
+    place: &'static str,
+}
+
+impl Packed {
+    pub(super) fn of(joined: &JsString, place: &'static str) -> Result<Packed> {
+        let units = joined.length() as usize;
+        // Room for ASCII first, then for the most that UTF-16 can take in UTF-8.
+        let mut bytes = vec![0; units];
+        let mut written = browser::encode_into(joined, &mut bytes);
+        if written < 0 {
+            bytes = vec![0; units * 3];
+            written = browser::encode_into(joined, &mut bytes);
+        }
+        bytes.truncate(written.max(0) as usize);
+        let text = String::from_utf8(bytes).map_err(|e| unreadable(place, e))?;
+        Ok(Packed { text, place })
+    }
+
+    /// [`Packed::of`] the docs of `docs` (texts, or undefined where absent).
+    pub(super) fn docs_of(docs: &Array, place: &'static str) -> Result<Packed> {
+        Packed::of(&browser::join_docs(docs), place)
+    }
+
+    /// The docs of `count` entities or records, `None` for each that has none.
+    pub(super) fn docs(&self, count: usize) -> Result<Vec<Option<&str>>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut docs = Vec::with_capacity(count);
+        docs.extend(self.text.split(SEPARATOR_CHAR).map(|doc| (!doc.is_empty()).then_some(doc)));
+        if docs.len() != count {
+            // A doc that holds the separator: JSON never does, so the record is damaged.
+            return Err(unreadable(self.place, format_args!("{count} docs were read, {} came", docs.len())));
+        }
+        Ok(docs)
+    }
 }
 
 /// Decodes a record's `doc`: JSON text, or UTF-8 JSON bytes in records an

@@ -5,13 +5,13 @@
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::KeyRange as IdbKeyRange;
-use js_sys::Array;
+use js_sys::{Array, Float64Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::error::js_error;
-use super::pack::{append_entities, key_to_js, make_room, parse_doc, parse_text, unreadable};
+use super::pack::{append_entities, key_to_js, make_room, parse_text, unreadable, Packed};
 use super::IdbStore;
 use crate::browser::{self, LoadedChunk, Loader, StoredRecord};
 use crate::core::{Entity, Error, IndexKey, Mutation, MutationId, Query, Result, Snapshot};
@@ -113,9 +113,11 @@ impl IdbStore {
             None => self.read_committed(keys.iter().map(|(_, (c, _))| c.as_str()), &positions, &ids, &marks).await?,
         };
         let mut stored = Vec::with_capacity(keys.len());
-        for ((_, (collection, id)), doc) in keys.into_iter().zip(docs.iter()) {
-            if let Some(doc) = doc.as_string() {
-                let entity = parse_text(&doc, &collection)?;
+        let packed = Packed::docs_of(&docs, "entities")?;
+        let docs = packed.docs(keys.len())?;
+        for ((_, (collection, id)), doc) in keys.into_iter().zip(docs) {
+            if let Some(doc) = doc {
+                let entity = parse_text(doc, &collection)?;
                 stored.push((collection, id, entity));
             }
         }
@@ -232,19 +234,20 @@ impl IdbStore {
 
     pub(super) async fn read_outbox(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let records = self
+        let (keys, docs) = self
             .idempotent(|connection| async move {
                 let tx = connection.db.transaction(OUTBOX_STORE).build()?;
-                let store = tx.object_store(OUTBOX_STORE)?;
-                let past = IdbKeyRange::LowerBound(after as f64, true);
-                all(store.get_all().with_query::<f64, _>(past).with_limit(limit).primitive()?.await)
+                let read = JsFuture::from(browser::read_outbox(tx.as_sys(), after as f64, limit)).await.map_err(js_error)?;
+                let [keys, docs] = [0, 1].map(|i| Array::from(&read).get(i));
+                Ok((Float64Array::from(keys).to_vec(), Packed::of(docs.unchecked_ref(), "outbox")?))
             })
             .await?;
-        records
-            .iter()
-            .map(|record| {
-                let mut mutation: Mutation = parse_doc(record, "outbox")?;
-                mutation.mutation_id = record.unchecked_ref::<StoredRecord>().mutation_id().unwrap_or_default() as u64;
+        keys.iter()
+            .zip(docs.docs(keys.len())?)
+            .map(|(key, doc)| {
+                let doc = doc.ok_or_else(|| unreadable("outbox", "it has no readable `doc`"))?;
+                let mut mutation: Mutation = parse_text(doc, "outbox")?;
+                mutation.mutation_id = *key as MutationId;
                 Ok(mutation)
             })
             .collect()

@@ -13,7 +13,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::connection::Connection;
 use super::error::js_error;
-use super::pack::{encode, parse_doc, parse_text, Outgoing};
+use super::pack::{encode, parse_doc, parse_text, Outgoing, Packed};
 use super::read::all;
 use super::IdbStore;
 use crate::browser::{self, StoredRecord, WriteBatch};
@@ -87,12 +87,14 @@ impl IdbStore {
         } else {
             let (positions, ids) = self.entities_at(reads.entities.iter().map(|(c, id)| (c.as_str(), id.as_str())));
             let read = browser::current_docs(tx.as_sys(), &self.stores, &self.knowns, &positions, &ids, &self.commits);
-            Array::from(&JsFuture::from(read).await.map_err(js_error)?)
+            JsFuture::from(read).await.map_err(js_error)?.unchecked_into()
         };
+        let packed = Packed::docs_of(&docs, "entities")?;
+        let docs = packed.docs(reads.entities.len())?;
         let mut stored = Stored::default();
         stored.entities.reserve(reads.entities.len());
-        for ((collection, id), doc) in reads.entities.into_iter().zip(docs.iter()) {
-            let entity = doc.as_string().map(|doc| parse_text(&doc, &collection)).transpose()?;
+        for ((collection, id), doc) in reads.entities.into_iter().zip(docs) {
+            let entity = doc.map(|doc| parse_text(doc, &collection)).transpose()?;
             stored.entities.insert((collection, id), entity);
         }
         // Outbox keys in order, the queued among the answered mutations.

@@ -13,7 +13,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::connection::Connection;
 use super::error::js_error;
-use super::pack::{parse_text, Outgoing};
+use super::pack::{parse_text, Outgoing, Packed};
 use super::IdbStore;
 use crate::browser::{self, WriteBatch};
 #[cfg(feature = "fault-injection")]
@@ -180,10 +180,10 @@ impl IdbStore {
         }
         // One call for all: a call per write would cost more than the lookups.
         let (positions, ids) = self.entities_at(keys.iter().copied());
-        let docs = browser::known_docs(&self.knowns, &positions, &ids);
-        for (i, key) in keys.into_iter().enumerate() {
-            if let Some(doc) = docs.get(i as u32).as_string() {
-                believed.insert(key, Some(parse_text(&doc, key.0)?));
+        let packed = Packed::docs_of(&browser::known_docs(&self.knowns, &positions, &ids), "entities")?;
+        for (key, doc) in keys.iter().zip(packed.docs(keys.len())?) {
+            if let Some(doc) = doc {
+                believed.insert(*key, Some(parse_text(doc, key.0)?));
             }
         }
         Ok(believed)
@@ -230,9 +230,10 @@ impl IdbStore {
         keys.dedup();
         let (positions, ids) = self.entities_at(keys.iter().copied());
         let docs = JsFuture::from(browser::read_docs(&tx, &self.stores, &self.knowns, &positions, &ids)).await.map_err(js_error)?;
+        let packed = Packed::docs_of(docs.unchecked_ref(), "entities")?;
         let mut stored = HashMap::with_capacity(keys.len());
-        for (key, doc) in keys.into_iter().zip(Array::from(&docs).iter()) {
-            stored.insert(key, doc.as_string().map(|doc| parse_text(&doc, key.0)).transpose()?);
+        for (key, doc) in keys.iter().zip(packed.docs(keys.len())?) {
+            stored.insert(*key, doc.map(|doc| parse_text(doc, key.0)).transpose()?);
         }
         let batch = WriteBatch::new(&tx, &self.stores, &self.knowns, &self.commits);
         injected.apply_to(&batch);

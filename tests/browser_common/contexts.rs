@@ -99,6 +99,22 @@ export function watchCommitMessages() {
   return { stop: () => { BroadcastChannel.prototype.postMessage = post; return carried; } };
 }
 
+/**
+ * Resolves a moment after an end of the channel of the database `name`,
+ * opened now, hears a context answer a probe: the context that probed hears
+ * that answer about when this end does.
+ */
+export function answerToAProbe(name) {
+  const channel = new BroadcastChannel(`tideway-sync:${name}`);
+  return new Promise((resolve) => {
+    channel.onmessage = ({ data }) => {
+      if (data !== '{"type":"present"}') return;
+      channel.close();
+      setTimeout(resolve, 50);
+    };
+  });
+}
+
 /** `countEntityReads` of the reads of whole stores. */
 export function countEntityScans() {
   return countEntityReads("getAll");
@@ -184,6 +200,8 @@ extern "C" {
     fn count_entity_scans() -> JsValue;
     #[wasm_bindgen(js_name = watchCommitMessages)]
     fn watch_commit_messages() -> JsValue;
+    #[wasm_bindgen(js_name = answerToAProbe)]
+    fn answer_to_a_probe(name: &str) -> js_sys::Promise;
     type Hold;
     #[wasm_bindgen(js_name = holdNextLoadedChunk)]
     fn hold_next_loaded_chunk() -> Hold;
@@ -441,7 +459,10 @@ pub async fn a_commit_carries_its_docs_only_once_another_context_is_heard() {
     let watch = watch_commit_messages();
     let a = Tideway::open(options()).await.expect("open a");
     put(&a, "n1").await.expect("put in a");
+    // b's open waits for its own probe, not for a's answer to it.
+    let answered = answer_to_a_probe(&name);
     let b = Tideway::open(options()).await.expect("open b");
+    settle(answered).await.expect("a answers b's probe");
     put(&b, "n2").await.expect("put in b");
     put(&a, "n3").await.expect("put in a");
     let carried: Vec<bool> = js_sys::Array::from(&stop(&watch)).iter().map(|c| c.as_bool().unwrap()).collect();

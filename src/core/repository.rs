@@ -256,16 +256,23 @@ impl<S: Store + 'static> Repository<S> {
     }
 
     fn set_status(&self, keys: &[(String, String)], from: SyncStatus, to: SyncStatus) {
+        let mut changed = Vec::new();
         let mut changes = Vec::new();
         {
             let mut state = self.state.borrow_mut();
+            // Entities are copied for subscribers only.
+            let announce = !state.subscribers.is_empty();
             for (collection, id) in keys {
                 let Some(mirror) = state.mirror.get_mut(collection) else { continue };
                 let Some(entity) = mirror.restatus(id, from, to) else { continue };
-                changes.push(Change { collection: collection.clone(), id: id.clone(), entity: Some(entity.clone()), origin: Origin::Sync });
+                if announce {
+                    changes.push(Change { collection: collection.clone(), id: id.clone(), entity: Some(entity.clone()), origin: Origin::Sync });
+                }
+                changed.push((collection.as_str(), id.as_str()));
             }
         }
-        self.publish(&changes);
+        self.observe(changed.into_iter());
+        self.notify(&changes);
     }
 
     /// Tells `observer` of every commit from now on (the contexts sharing the
@@ -304,9 +311,12 @@ impl<S: Store + 'static> Repository<S> {
         if self.state.borrow().closed {
             return;
         }
+        let mut changed = Vec::new();
         let mut changes = Vec::new();
         {
             let mut state = self.state.borrow_mut();
+            // Entities are copied for subscribers only.
+            let announce = !state.subscribers.is_empty();
             for &(collection, id, stored) in items {
                 let key = (collection.to_owned(), id.to_owned());
                 let has_local_writes = state.durable.contains_key(&key);
@@ -317,12 +327,16 @@ impl<S: Store + 'static> Repository<S> {
                 let view = in_flight.chain(state.queue.touching(&key)).fold(Some(stored.clone()), replay);
                 let Some(mirror) = state.mirror.get_mut(&key.0) else { continue };
                 if mirror.get(&key.1) != view.as_ref() {
-                    mirror.set(&key.1, view.clone());
-                    changes.push(Change { collection: key.0, id: key.1, entity: view, origin: origin.clone() });
+                    if announce {
+                        changes.push(Change { collection: collection.to_owned(), id: id.to_owned(), entity: view.clone(), origin: origin.clone() });
+                    }
+                    mirror.set(&key.1, view);
+                    changed.push((collection, id));
                 }
             }
         }
-        self.publish(&changes);
+        self.observe(changed.into_iter());
+        self.notify(&changes);
     }
 
     fn check_open(&self) -> Result<()> {
@@ -504,12 +518,6 @@ impl<S: Store + 'static> Repository<S> {
             let _ = done.send(answer);
         }
         self.notify(&changes);
-    }
-
-    /// Tells the mirror observer, then the subscribers, of changes sync made to the mirror.
-    fn publish(&self, changes: &[Change]) {
-        self.observe(changes.iter().map(|change| (change.collection.as_str(), change.id.as_str())));
-        self.notify(changes);
     }
 
     fn observe<'k>(&self, changed: impl Iterator<Item = (&'k str, &'k str)>) {

@@ -476,7 +476,7 @@ export function encodeInto(text, into) {
   return read === text.length ? written : -1;
 }
 
-/** UTF-8 that is not, for the docs earlier versions stored as bytes. */
+/** Decodes the docs earlier versions stored as UTF-8 bytes; fails on bytes that are not UTF-8. */
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /**

@@ -238,8 +238,8 @@ impl IdbStore {
             .idempotent(|connection| async move {
                 let tx = connection.db.transaction(OUTBOX_STORE).build()?;
                 let read = JsFuture::from(browser::read_outbox(tx.as_sys(), after as f64, limit)).await.map_err(js_error)?;
-                let [keys, docs] = [0, 1].map(|i| Array::from(&read).get(i));
-                Ok((Float64Array::from(keys).to_vec(), Packed::of(docs.unchecked_ref(), "outbox")?))
+                let read = Array::from(&read);
+                Ok((Float64Array::from(read.get(0)).to_vec(), Packed::of(read.get(1).unchecked_ref(), "outbox")?))
             })
             .await?;
         keys.iter()

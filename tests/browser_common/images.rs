@@ -251,39 +251,34 @@ pub async fn an_image_older_than_the_last_commit_is_not_read() {
 /// a write made meanwhile goes in between (the save stops), and the image
 /// saved in the end holds it.
 pub async fn an_image_saved_by_itself_takes_the_docs_a_slice_at_a_time() {
-    let name = format!("image-slices-{}", uuid::Uuid::new_v4());
     // Two entities per task, every doc in one part.
-    let (db, notes, defaults) = saving(&name, 2.0, 1e9).await;
-    settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
-    // Had the docs been taken at once, the image would be saved by now.
-    let (_, image_mark, _) = image_of(&name).await;
-    let saved = image_saved_within(&name, 10_000).await;
-    IdbStore::set_image_timing(defaults);
-    assert_eq!(image_mark, None, "the write went in while the docs were taken");
-    assert!(saved, "saved at the last mark");
-    let (_, _, ids, parts) = image_parts_of(&name).await;
-    assert_eq!((ids.len(), parts), (201, 1));
-    assert_eq!(ids.last().map(String::as_str), Some("n999"));
-    settle(db.close()).await.expect("close");
-    Tideway::delete_database(name.into()).await.expect("delete the database");
+    check_a_write_goes_in_while_the_image_is_saved("image-slices", 2.0, 1e9, 10_000, 1).await;
 }
 
 /// Saved by itself, the image is stored a part at a time, each in a
 /// transaction of its own: a write made meanwhile goes in between, and the
 /// image saved in the end holds it.
 pub async fn an_image_saved_part_by_part_lets_writes_in_between() {
-    let name = format!("image-parts-{}", uuid::Uuid::new_v4());
     // The docs taken at once, a part for each note.
-    let (db, notes, defaults) = saving(&name, 1e9, 10.0).await;
+    check_a_write_goes_in_while_the_image_is_saved("image-parts", 1e9, 10.0, 5000, 201).await;
+}
+
+/// Writes a note while the image of 200 notes is saved by itself (see
+/// [`saving`]), then checks that the write did not wait for the image, and
+/// that the image saved in the end (within `within_ms`), in `parts` parts,
+/// holds it.
+async fn check_a_write_goes_in_while_the_image_is_saved(test: &str, slice: f64, part_length: f64, within_ms: u32, parts: u32) {
+    let name = format!("{test}-{}", uuid::Uuid::new_v4());
+    let (db, notes, defaults) = saving(&name, slice, part_length).await;
     settle(notes.put(js(r#"{"title": "written meanwhile"}"#), js(r#"{"id": "n999"}"#))).await.expect("put");
     // Had the write waited for the image, it would find it saved.
     let (_, image_mark, _) = image_of(&name).await;
-    let saved = image_saved_within(&name, 5000).await;
+    let saved = image_saved_within(&name, within_ms).await;
     IdbStore::set_image_timing(defaults);
-    assert_eq!(image_mark, None, "the write went in while the image was saved");
+    assert_eq!(image_mark, None, "the write went in while the image was being saved");
     assert!(saved, "saved at the last mark");
-    let (_, _, ids, parts) = image_parts_of(&name).await;
-    assert_eq!((ids.len(), parts), (201, 201));
+    let (_, _, ids, stored_parts) = image_parts_of(&name).await;
+    assert_eq!((ids.len(), stored_parts), (201, parts));
     assert_eq!(ids.last().map(String::as_str), Some("n999"));
     settle(db.close()).await.expect("close");
     Tideway::delete_database(name.into()).await.expect("delete the database");

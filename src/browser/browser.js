@@ -2039,8 +2039,8 @@ export async function storageState(persist) {
 }
 
 /**
- * `bytes` (JSON text in UTF-8, a view of wasm memory) gzipped, as the bytes of a
- * request body; `undefined` where the engine has no `CompressionStream`. The
+ * `bytes` (JSON text in UTF-8, a view of wasm memory) gzipped, as a `Blob` to
+ * send as a request body; `undefined` where the engine has no `CompressionStream`. The
  * browser's own zlib does the work, which takes a thread about 10 ms per 400 KB:
  * in a worker of its own where one can be started, so that the page's thread
  * records answers and sends pushes meanwhile, and on this thread where not (a
@@ -2051,17 +2051,21 @@ export async function gzip(bytes) {
   if (typeof CompressionStream !== "function") return undefined;
   // Copied at once: wasm memory may grow, which detaches the view, before it is read.
   const copy = bytes.slice();
-  return (await compressor.gzip(copy)) ?? new Uint8Array(await compress(copy));
+  return (await compressor.gzip(copy)) ?? compress(copy);
 }
 
-/** `bytes` gzipped, in an `ArrayBuffer`. (`COMPRESSOR` does the same in its worker.) */
+/**
+ * `bytes` gzipped, in a `Blob`. (`COMPRESSOR` does the same in its worker.) A
+ * `Blob` crosses from the worker as a handle, and `fetch` sends one without
+ * copying it on this thread, as it does the bytes of an `ArrayBuffer`.
+ */
 function compress(bytes) {
-  return new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+  return new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).blob();
 }
 
 /**
  * The script of the compressing worker: `[id, bytes]` in, `[id, gzipped]` out
- * (`[id, null]` where it failed), one job at a time in the order they came:
+ * (a `Blob`; `[id, null]` where it failed), one job at a time in the order they came:
  * compressions run in turns, so a job sent later would otherwise hold up the
  * answer to one sent first (the push waiting to go out, behind the next one
  * compressed ahead). Text rather than a function's source, which a minifier
@@ -2072,8 +2076,7 @@ onmessage = ({ data: [id, bytes] }) => {
   done = done.then(async () => {
     try {
       const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
-      const packed = await new Response(stream).arrayBuffer();
-      postMessage([id, packed], [packed]);
+      postMessage([id, await new Response(stream).blob()]);
     } catch {
       postMessage([id, null]);
     }
@@ -2144,7 +2147,7 @@ const compressor = {
     }
     this.worker.onmessage = ({ data: [id, packed] }) => {
       URL.revokeObjectURL(url);
-      this.settle(id, packed ? new Uint8Array(packed) : undefined);
+      this.settle(id, packed ?? undefined);
     };
     // The script could not be loaded or run (refused by a Content-Security-Policy
     // after all): the jobs waiting are done on this thread, and all later ones.

@@ -307,7 +307,7 @@ extern "C" {
     #[wasm_bindgen(js_name = dataJson)]
     pub fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
 
-    /// `json` gzipped (a `Uint8Array`), or `undefined` where the engine cannot
+    /// `json` gzipped (a `Blob`), or `undefined` where the engine cannot
     /// compress (`src/remote/http.rs`); in a worker where one can be started.
     pub fn gzip(json: &[u8]) -> js_sys::Promise;
 

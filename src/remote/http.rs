@@ -5,7 +5,8 @@
 use std::cell::{Cell, RefCell};
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use js_sys::{Function, Object, Reflect, Uint8Array};
+use js_sys::{Function, Object, Reflect};
+use web_sys::Blob;
 use serde::de::DeserializeOwned;
 use tideway_protocol::{takes_gzip_bodies, ErrorBody, PullResponse, PushResponse};
 use wasm_bindgen::JsCast;
@@ -27,7 +28,7 @@ pub struct HttpRemote {
     /// something before it: from then on bodies go plain, whatever answers say.
     gzip_refused: Cell<bool>,
     /// The next push, gzipped ahead (`prepare`): its JSON, and those bytes.
-    prepared: RefCell<Option<(String, Uint8Array)>>,
+    prepared: RefCell<Option<(String, Blob)>>,
     /// Later pushes carry no pull: one that carried its pull was refused (400
     /// or 422, naming no mutation) and then taken without it, as by a server
     /// that refuses the fields it does not know; or it timed out, which the
@@ -46,7 +47,7 @@ const ASK_FIRST_BYTES: usize = 16 * 1024;
 /// A request body, as JSON text or its gzipped bytes.
 enum Body {
     Plain(String),
-    Gzip(Uint8Array),
+    Gzip(Blob),
 }
 
 impl HttpRemote {
@@ -257,8 +258,8 @@ impl HttpRemote {
 }
 
 /// `json` gzipped, or `None` where the engine cannot compress.
-async fn gzip(json: &str) -> Option<Uint8Array> {
-    JsFuture::from(crate::browser::gzip(json.as_bytes())).await.ok()?.dyn_into::<Uint8Array>().ok()
+async fn gzip(json: &str) -> Option<Blob> {
+    JsFuture::from(crate::browser::gzip(json.as_bytes())).await.ok()?.dyn_into::<Blob>().ok()
 }
 
 /// `Retry-After` as milliseconds: delay-seconds (a whole number, RFC 9110) or

@@ -157,6 +157,7 @@ describe("compressed pushes", () => {
     const { context, page, errors, workers } = await openThrough(proxy, "offthread");
     try {
       await writeAndSync(page, 0, 1);
+      assert.deepEqual(workers, [], "a push too small to compress starts no worker");
       assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
       assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip"]);
       assert.equal(workers.length, 1, `workers started: ${workers}`);

@@ -87,6 +87,19 @@ impl HttpRemote {
         }
     }
 
+    /// The body gzipped ahead for a push of `json`, if that is the one
+    /// prepared. Another is left for its own push: the next push may be
+    /// prepared while this one waits for its body (see
+    /// `SyncEngine::push_batches`). One never sent (its request made again)
+    /// is replaced by the next one prepared.
+    fn take_prepared(&self, json: &str) -> Option<Blob> {
+        let mut prepared = self.prepared.borrow_mut();
+        match &*prepared {
+            Some((prepared_json, _)) if prepared_json == json => prepared.take().map(|(_, packed)| packed),
+            _ => None,
+        }
+    }
+
     /// Sends a push. One that carried its pull and was refused as a request
     /// of the wrong shape is sent again without it (see `pulls_alone`).
     pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
@@ -120,7 +133,7 @@ impl HttpRemote {
             packed_meanwhile = packed;
         }
         if self.gzips(json.len()) {
-            let ready = self.prepared.take().filter(|(prepared, _)| *prepared == json).map(|(_, packed)| packed);
+            let ready = self.take_prepared(&json);
             let packed = match ready.or(packed_meanwhile) {
                 Some(packed) => Some(packed),
                 None => gzip(&json).await,

@@ -152,6 +152,38 @@ describe("compressed pushes", () => {
     }
   });
 
+  test("a push gzipped ahead goes as it was gzipped, though the push before it was gzipped last", async () => {
+    const proxy = await startCountingProxy(server.url);
+    // Counts the bodies given to the worker, and holds back its first answer: the
+    // second push is then read and gzipped ahead before the first one goes.
+    const slowFirstCompression = (context) =>
+      context.addInitScript(() => {
+        window.compressions = 0;
+        globalThis.Worker = class extends Worker {
+          postMessage(...args) {
+            window.compressions++;
+            return super.postMessage(...args);
+          }
+
+          set onmessage(listener) {
+            super.onmessage = (event) => setTimeout(() => listener(event), event.data[0] === 0 ? 500 : 0);
+          }
+        };
+      });
+    const { context, page, errors } = await openThrough(proxy, "ahead", slowFirstCompression);
+    try {
+      const asked = proxy.requests.length;
+      assert.equal((await writeAndSync(page, 0, 1500)).pending, 0);
+      assert.deepEqual(requestsFrom(proxy, asked, 3), ["GET /v1/health null", "POST /v1/push gzip", "POST /v1/push gzip"]);
+      assert.equal(await page.evaluate(() => window.compressions), 2, "each push's body was compressed once");
+      await assertArrivedWhole(page, "ahead", 1500);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      await proxy.close();
+    }
+  });
+
   test("bodies are compressed in a worker, not on the page's thread", async () => {
     const proxy = await startCountingProxy(server.url);
     const { context, page, errors, workers } = await openThrough(proxy, "offthread");

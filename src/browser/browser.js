@@ -2039,8 +2039,8 @@ export async function storageState(persist) {
 }
 
 /**
- * `bytes` (JSON text in UTF-8, a view of wasm memory) gzipped, as a `Blob` to
- * send as a request body; `undefined` where the engine has no `CompressionStream`. The
+ * `bytes` (JSON text in UTF-8, a view of wasm memory) gzipped, as a `Blob` to send
+ * as a request body; `undefined` where the engine has no `CompressionStream`. The
  * browser's own zlib does the work, which takes a thread about 10 ms per 400 KB:
  * in a worker of its own where one can be started, so that the page's thread
  * records answers and sends pushes meanwhile, and on this thread where not (a
@@ -2056,8 +2056,8 @@ export async function gzip(bytes) {
 
 /**
  * `bytes` gzipped, in a `Blob`. (`COMPRESSOR` does the same in its worker.) A
- * `Blob` crosses from the worker as a handle, and `fetch` sends one without
- * copying it on this thread, as it does the bytes of an `ArrayBuffer`.
+ * `Blob` crosses from the worker as a handle, and `fetch` sends it from where
+ * it lies, where it copies an `ArrayBuffer`'s bytes on the calling thread.
  */
 function compress(bytes) {
   return new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).blob();

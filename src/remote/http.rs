@@ -6,11 +6,11 @@ use std::cell::{Cell, RefCell};
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Function, Object, Reflect};
-use web_sys::Blob;
 use serde::de::DeserializeOwned;
 use tideway_protocol::{takes_gzip_bodies, ErrorBody, PullResponse, PushResponse};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+use web_sys::Blob;
 
 use super::{call_app, describe};
 use crate::core::sync::{Push, RemoteError};
@@ -27,7 +27,7 @@ pub struct HttpRemote {
     /// A gzipped body was refused (415) on the way, by the server or by
     /// something before it: from then on bodies go plain, whatever answers say.
     gzip_refused: Cell<bool>,
-    /// The next push, gzipped ahead (`prepare`): its JSON, and those bytes.
+    /// The next push, gzipped ahead (`prepare`): its JSON, and that JSON gzipped.
     prepared: RefCell<Option<(String, Blob)>>,
     /// Later pushes carry no pull: one that carried its pull was refused (400
     /// or 422, naming no mutation) and then taken without it, as by a server

@@ -16,6 +16,16 @@ let browser;
 const SERVICE_WORKER = `
 import { syncInServiceWorker } from "/pkg/service-worker.js";
 const params = new URL(location.href).searchParams;
+// A slow uplink, where a test asks for one: each push waits this long before it goes.
+const pushDelay = Number(params.get("pushDelay") ?? 0);
+if (pushDelay > 0) {
+  const send = self.fetch.bind(self);
+  self.fetch = async (request, init) => {
+    const url = new URL(request instanceof Request ? request.url : request, location.href);
+    if (url.pathname === "/v1/push") await new Promise((resolve) => setTimeout(resolve, pushDelay));
+    return send(request, init);
+  };
+}
 syncInServiceWorker({
   open: {
     name: params.get("name"),
@@ -368,11 +378,11 @@ test("a syncing dedicated worker that is terminated: the tab takes over and push
  * as `user`: the module worker (pushing `batch` mutations at a time), or with
  * `classic` the classic one.
  */
-async function underServiceWorker(name, user, tabs, { classic = false, batch = 1000 } = {}) {
+async function underServiceWorker(name, user, tabs, { classic = false, batch = 1000, pushDelay = 0 } = {}) {
   const context = await browser.newContext();
   const opened = [];
   for (let i = 0; i < tabs; i++) opened.push(await openTab(context));
-  const script = classic ? `/classic-sw.js?name=${name}&user=${user}` : `/contexts-sw.js?name=${name}&user=${user}&batch=${batch}`;
+  const script = classic ? `/classic-sw.js?name=${name}&user=${user}` : `/contexts-sw.js?name=${name}&user=${user}&batch=${batch}&pushDelay=${pushDelay}`;
   await opened[0].page.evaluate(async ({ script, classic }) => {
     await navigator.serviceWorker.register(script, classic ? {} : { type: "module" });
     await navigator.serviceWorker.ready;
@@ -497,15 +507,15 @@ test("two tabs and the service worker on one database: the worker's Background S
 test("the worker's Periodic Background Sync pushes alone; a worker stopped mid-sync leaves nothing syncing, and the tab pushes the rest once", async () => {
   const user = "swstop";
   const name = `stopped-${crypto.randomUUID()}`;
-  const { context, tabs, cdp, dispatch } = await underServiceWorker(name, user, 1, { batch: 100 });
+  const { context, tabs, cdp, dispatch } = await underServiceWorker(name, user, 1, { batch: 100, pushDelay: 100 });
   const [tab] = tabs;
   await queuedForTheWorker(context, tab, name, user, { count: 5, prefix: "p", title: "periodic" });
   await dispatch("periodicsync");
   assert.equal((await serverNotes(user, 5)).length, 5, "the periodicsync event pushed the queue");
 
-  // 1000 writes are ten pushes of 100 (the worker's batch size here): it is
-  // stopped once the first is on the server, which leaves it several to go
-  // however fast the server is.
+  // 1000 writes are ten pushes of 100 (the worker's batch size here), each held
+  // 100 ms on its way out: the worker is stopped once the first is on the
+  // server, which leaves it several to go however fast the server is.
   await queuedForTheWorker(context, tab, name, user, { count: 1000, prefix: "s", title: "queued" });
   await dispatch("sync");
   await serverNotes(user, 6);

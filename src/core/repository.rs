@@ -327,11 +327,13 @@ impl<S: Store + 'static> Repository<S> {
                 let view = in_flight.chain(state.queue.touching(&key)).fold(Some(stored.clone()), replay);
                 let Some(mirror) = state.mirror.get_mut(&key.0) else { continue };
                 if mirror.get(&key.1) != view.as_ref() {
-                    if announce {
-                        changes.push(Change { collection: collection.to_owned(), id: id.to_owned(), entity: view.clone(), origin: origin.clone() });
-                    }
+                    let entity = announce.then(|| view.clone());
                     mirror.set(&key.1, view);
                     changed.push((collection, id));
+                    if let Some(entity) = entity {
+                        let (collection, id) = key;
+                        changes.push(Change { collection, id, entity, origin: origin.clone() });
+                    }
                 }
             }
         }

@@ -40,16 +40,16 @@ export default function init(input) {
 // module holds or waits for are let go, so that another tab or worker syncs.
 let stopped = null;
 const lockReleases = new Set();
-let rejectWaiting;
-const waitingCalls = new Promise((_, reject) => (rejectWaiting = reject));
-waitingCalls.catch(() => {});
+/** How each call still waiting would reject, were Tideway to stop (see `settledOrStopped`). */
+const waitingCalls = new Set();
 
 function stop(message) {
   if (!stopped) {
     stopped = new Error(`Tideway stopped after an internal error; reload the page to open the database again. ${message}`);
     stopped.name = "TidewayError";
     stopped.code = "INTERNAL_ERROR";
-    rejectWaiting(stopped);
+    for (const reject of waitingCalls) reject(stopped);
+    waitingCalls.clear();
     for (const release of [...lockReleases]) release();
     lockReleases.clear();
   }
@@ -117,8 +117,21 @@ function guarded(call, name) {
     } catch (error) {
       throw error instanceof WebAssembly.RuntimeError ? stopAfterTrap(error) : error;
     }
-    return result instanceof Promise ? Promise.race([result, waitingCalls]) : result;
+    return result instanceof Promise ? settledOrStopped(result) : result;
   };
+}
+
+/**
+ * `call`'s promise, rejected with INTERNAL_ERROR if Tideway stops first. Each
+ * waiting call is remembered until it settles, and no longer: racing every
+ * call against one promise that settles only on a stop would keep a reaction
+ * per call on that promise for the life of the page.
+ */
+function settledOrStopped(call) {
+  return new Promise((resolve, reject) => {
+    waitingCalls.add(reject);
+    call.then(resolve, reject).finally(() => waitingCalls.delete(reject));
+  });
 }
 
 /** Guards every method and getter of `target` (a prototype, or a class for its statics). */

@@ -427,6 +427,8 @@ impl Store for IdbStore {
                 info.known.clear();
             }
             self.commits.forget();
+            // The app's handler holds what holds this store: kept, it would keep both.
+            self.upgrade.borrow_mut().take();
         }
     }
 }

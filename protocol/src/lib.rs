@@ -46,6 +46,17 @@ pub const MAX_CONFLICT_CURRENT_BYTES: usize = 2 * 1024 * 1024;
 /// precision in JavaScript, so the protocol never lets them on the wire.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
+/// The header every answer of a server carries to list the optional parts
+/// of the protocol it serves, comma-separated (see [`serves_feature`]).
+pub const FEATURES_HEADER: &str = "Tideway-Features";
+/// The feature of a server that takes a mutation's `after` ([`PushMutation::after`]).
+pub const FEATURE_AFTER: &str = "after";
+
+/// Whether a server's [`FEATURES_HEADER`] lists `feature`.
+pub fn serves_feature(features: &str, feature: &str) -> bool {
+    features.split(',').any(|listed| listed.trim().eq_ignore_ascii_case(feature))
+}
+
 /// The stable `code` strings of error bodies and `rejected` results.
 /// Clients switch on these; the messages beside them are for people.
 pub mod codes {
@@ -59,6 +70,9 @@ pub mod codes {
     pub const INVALID_MUTATION_ID: &str = "invalid_mutation_id";
     /// 400: a `baseVersion` is above [`super::MAX_SAFE_INTEGER`].
     pub const INVALID_BASE_VERSION: &str = "invalid_base_version";
+    /// 400: an `after` names no mutation of the same push that is the one
+    /// before it for the same entity.
+    pub const INVALID_AFTER: &str = "invalid_after";
     /// 400: a collection name breaks its syntax.
     pub const INVALID_COLLECTION: &str = "invalid_collection";
     /// 400: an entity id breaks its syntax.
@@ -420,6 +434,8 @@ pub fn validate_push_request<D: PushData>(request: &PushRequest<D>) -> Result<()
     }
     validate_client_id(&request.client_id).map_err(|e| whole(codes::INVALID_CLIENT_ID, e.0))?;
     let mut previous = 0u64;
+    // The last mutation of each entity so far, for the `after`s to name.
+    let mut last_of: std::collections::HashMap<(&str, &str), u64> = std::collections::HashMap::new();
     for m in &request.mutations {
         let fail = |code: &'static str, message: String| PushRequestError {
             code,
@@ -441,6 +457,15 @@ pub fn validate_push_request<D: PushData>(request: &PushRequest<D>) -> Result<()
         }
         validate_collection_name(&m.collection).map_err(|e| fail(codes::INVALID_COLLECTION, e.0))?;
         validate_entity_id(&m.id).map_err(|e| fail(codes::INVALID_ID, e.0))?;
+        let before = last_of.insert((&m.collection, &m.id), m.mutation_id);
+        if let Some(after) = m.after {
+            if before != Some(after) {
+                return Err(fail(
+                    codes::INVALID_AFTER,
+                    format!("after must name the mutation before this one in the push for {}/{}", m.collection, m.id),
+                ));
+            }
+        }
         match (m.op, &m.data) {
             (Op::Put | Op::Patch, None) => {
                 return Err(fail(codes::INVALID_DATA, format!("{} needs a data object", m.op.name())));
@@ -489,6 +514,12 @@ pub struct PushMutation<D = Map<String, Value>> {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "strict::optional_data")]
     pub data: Option<D>,
     pub base_version: u64,
+    /// The mutation before this one in the same push for the same entity,
+    /// which this one builds on: it applies only if that one applied, on the
+    /// version that one made, and `base_version` is not used. A server takes
+    /// it only where it lists [`FEATURE_AFTER`] in its [`FEATURES_HEADER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
 }
 
 /// `POST /v1/push` request body.
@@ -683,7 +714,7 @@ mod tests {
     fn mutation(mutation_id: u64) -> PushMutation {
         let mut data = Map::new();
         data.insert("title".into(), Value::from("x"));
-        PushMutation { mutation_id, collection: "notes".into(), id: "n1".into(), op: Op::Put, data: Some(data), base_version: 0 }
+        PushMutation { mutation_id, collection: "notes".into(), id: "n1".into(), op: Op::Put, data: Some(data), base_version: 0, after: None }
     }
 
     #[test]
@@ -706,6 +737,35 @@ mod tests {
         assert_eq!(code(PushRequest { client_id: "c".into(), mutations: many, pull: None }), codes::BATCH_TOO_LARGE);
     }
 
+    #[test]
+    fn an_after_names_the_mutation_before_it_for_its_entity() {
+        let after = |mutation_id, after| PushMutation { after, ..mutation(mutation_id) };
+        let other = |mutation_id| PushMutation { id: "n2".into(), ..mutation(mutation_id) };
+        let push = |mutations| PushRequest { client_id: "c".into(), mutations, pull: None };
+        assert_eq!(validate_push_request(&push(vec![mutation(1), after(2, Some(1)), other(3), after(4, Some(2))])), Ok(()));
+        for wrong in [
+            vec![after(1, Some(1))],
+            vec![after(2, Some(1))],
+            vec![mutation(1), after(2, Some(3))],
+            vec![mutation(1), after(2, Some(1)), after(3, Some(1))],
+            vec![other(1), after(2, Some(1))],
+        ] {
+            let error = validate_push_request(&push(wrong.clone())).unwrap_err();
+            assert_eq!((error.code, error.mutation_id), (codes::INVALID_AFTER, wrong.last().map(|m| m.mutation_id)), "{wrong:?}");
+        }
+        let json = serde_json::to_value(after(2, Some(1))).unwrap();
+        assert_eq!(json["after"], 1);
+        assert!(serde_json::to_value(mutation(1)).unwrap().get("after").is_none(), "left out when absent");
+    }
+
+    #[test]
+    fn features_are_listed_by_name() {
+        assert!(serves_feature("after", FEATURE_AFTER));
+        assert!(serves_feature("attachments, After", FEATURE_AFTER));
+        assert!(!serves_feature("afterwards", FEATURE_AFTER));
+        assert!(!serves_feature("", FEATURE_AFTER));
+    }
+
     fn entity(version: u64, deleted: bool, data: Value) -> ServerEntity {
         ServerEntity {
             collection: "notes".into(),
@@ -725,6 +785,7 @@ mod tests {
             op,
             data: data.and_then(|d| d.as_object().cloned()),
             base_version,
+            after: None,
         }
     }
 

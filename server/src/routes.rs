@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
-use tideway_protocol::{validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, MAX_BODY_BYTES};
+use tideway_protocol::{
+    validate_push_request, PullResponse, PushRequest, PushResponse, ServerEntity, FEATURES_HEADER, FEATURE_AFTER, MAX_BODY_BYTES,
+};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
@@ -41,6 +43,7 @@ use crate::store::{PullOutcome, RestAction, RestOutcome};
 
 pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, limits: RequestLimits, compress: bool) -> Router {
     let body_encodings = accepted_body_encodings(compress);
+    let features = HeaderName::from_bytes(FEATURES_HEADER.as_bytes()).expect("a valid header name");
     let api = Router::new()
         .route("/v1/health", get(health).head(health))
         .route("/v1/push", post(push))
@@ -53,7 +56,9 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
         // Which encodings a request body may come in, as RFC 7694 has a server say
         // it: clients learn from any answer that they may compress their pushes.
-        .layer(SetResponseHeaderLayer::overriding(ACCEPT_ENCODING, body_encodings.clone()));
+        .layer(SetResponseHeaderLayer::overriding(ACCEPT_ENCODING, body_encodings.clone()))
+        // The optional parts of the protocol this server serves.
+        .layer(SetResponseHeaderLayer::overriding(features.clone(), HeaderValue::from_static(FEATURE_AFTER)));
     let app = match site {
         Some(site) => api.fallback(move |request: Request<Body>| {
             let site = site.clone();
@@ -65,7 +70,7 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .allow_origin(AllowOrigin::predicate(move |origin, _| cors.allows(origin)))
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([AUTHORIZATION, CONTENT_TYPE, CONTENT_ENCODING, IF_MATCH, HeaderName::from_static("idempotency-key")])
-        .expose_headers([ETAG, ACCEPT_ENCODING, HeaderName::from_static("idempotent-replayed")])
+        .expose_headers([ETAG, ACCEPT_ENCODING, HeaderName::from_static("idempotent-replayed"), features])
         .max_age(Duration::from_secs(600));
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {

@@ -443,9 +443,11 @@ impl Store {
     }
 
     /// Applies a validated batch in mutationId order and answers one result per
-    /// mutation. Each mutation is applied in the same transaction as its
-    /// idempotency record; a batch whose data passes [`MAX_TRANSACTION_BYTES`] is
-    /// applied in several transactions, one after the other.
+    /// mutation; a mutation with an `after` applies only if the one it names
+    /// did, on the version that one made. Each mutation is applied in the same
+    /// transaction as its idempotency record; a batch whose data passes
+    /// [`MAX_TRANSACTION_BYTES`] is applied in several transactions, one after
+    /// the other.
     pub async fn push(&self, user: &str, client_id: &str, mutations: &[PushMutation]) -> Result<Vec<MutationResult>> {
         // A user's pushes queue here, so parallel pushes of one user hold one
         // database connection between them, not one each.
@@ -500,7 +502,20 @@ impl Store {
                             m.mutation_id
                         ))
                     } else {
-                        w.apply(m).await?
+                        // A mutation built on an earlier one of this push (its `after`)
+                        // stands on the version that one made, applied now or before
+                        // (a replay), and on nothing if that one did not apply. The
+                        // results are in mutationId order.
+                        let base_version = match m.after {
+                            None => Some(m.base_version),
+                            Some(after) => results
+                                .binary_search_by_key(&after, |r| r.mutation_id)
+                                .ok()
+                                .map(|i| &results[i])
+                                .filter(|r| r.status == PushStatus::Applied)
+                                .and_then(|r| r.version),
+                        };
+                        w.apply(m, base_version).await?
                     };
                     // The record keeps the version a conflict met, never the entity's
                     // data: a replay reads the data again (see attach_current).
@@ -1023,13 +1038,27 @@ impl UserWrite {
         Ok(())
     }
 
-    async fn apply(&mut self, m: &PushMutation) -> Result<MutationResult> {
+    /// Applies `m` on `base_version`: its `baseVersion`, or the version the
+    /// mutation its `after` names made. `None` (that mutation did not apply):
+    /// `m` does not apply either, and is answered as a conflict.
+    async fn apply(&mut self, m: &PushMutation, base_version: Option<u64>) -> Result<MutationResult> {
         let mut current = self.head(&m.collection, &m.id).await?;
-        if m.op == Op::Patch && current.as_ref().is_some_and(|c| !c.deleted && c.version == m.base_version) {
-            current = self.load(&m.collection, &m.id).await?;
-        }
+        let decision = match base_version {
+            None => Decision::Conflict,
+            Some(base_version) => {
+                if m.op == Op::Patch && current.as_ref().is_some_and(|c| !c.deleted && c.version == base_version) {
+                    current = self.load(&m.collection, &m.id).await?;
+                }
+                // decide() reads the base version from the mutation.
+                if base_version == m.base_version {
+                    decide(current.as_ref(), m)
+                } else {
+                    decide(current.as_ref(), &PushMutation { base_version, ..m.clone() })
+                }
+            }
+        };
         let mut result = rejected(m.mutation_id, "", String::new());
-        match decide(current.as_ref(), m) {
+        match decision {
             Decision::Write { data, deleted } => {
                 let entity = self.write(current.as_ref(), &m.collection, &m.id, data, deleted).await?;
                 result.status = PushStatus::Applied;
@@ -1191,7 +1220,7 @@ mod tests {
     fn put(mutation_id: u64, bytes: usize) -> PushMutation {
         let mut data = Map::new();
         data.insert("blob".into(), Value::from("x".repeat(bytes)));
-        PushMutation { mutation_id, collection: "c".into(), id: format!("e{mutation_id}"), op: Op::Put, data: Some(data), base_version: 0 }
+        PushMutation { mutation_id, collection: "c".into(), id: format!("e{mutation_id}"), op: Op::Put, data: Some(data), base_version: 0, after: None }
     }
 
     #[test]

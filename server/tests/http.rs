@@ -52,6 +52,9 @@ on_both_databases!(
     a_push_decides_each_mutation_as_if_pushed_alone,
     a_client_pulls_what_others_wrote_and_moves_past_its_own,
     a_push_carries_the_pull_that_follows_it,
+    mutations_chained_with_after_apply_in_order,
+    a_chain_stops_at_its_first_mutation_not_applied,
+    an_after_naming_another_mutation_refuses_the_push,
 );
 
 async fn replay_after_lost_response_applies_once(db: TestDb) {
@@ -1410,4 +1413,176 @@ async fn a_push_carries_the_pull_that_follows_it(db: TestDb) {
     // And a push that carries no pull gets no page.
     let reply = api.push(ALICE, "me", json!([put(7, "notes", "m3", json!({}), 0)])).await;
     assert!(reply.body.get("pull").is_none(), "{}", reply.body);
+}
+
+/// Mutations of one entity chained with `after` apply in order, each on the
+/// version the one before made, whatever their `baseVersion` says: as the same
+/// mutations pushed one at a time with the versions they build on. The chain
+/// may span the push's transactions, and a push sent again continues a chain
+/// from the recorded results.
+async fn mutations_chained_with_after_apply_in_order(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let chained = json!([
+        put(1, "notes", "a", json!({"title": "one"}), 0),
+        after(patch(2, "notes", "a", json!({"done": true}), 0), 1),
+        after(put(3, "notes", "a", json!({"title": "three"}), 7), 2),
+        put(4, "notes", "b", json!({"b": 1}), 0),
+        after(patch(5, "notes", "a", json!({"tag": "x"}), 3), 3),
+    ]);
+    let alone = [
+        put(1, "notes", "a", json!({"title": "one"}), 0),
+        patch(2, "notes", "a", json!({"done": true}), 1),
+        put(3, "notes", "a", json!({"title": "three"}), 2),
+        put(4, "notes", "b", json!({"b": 1}), 0),
+        patch(5, "notes", "a", json!({"tag": "x"}), 3),
+    ];
+    let results = api.push_ok(ALICE, "c1", chained.clone()).await;
+    let mut one_at_a_time = Vec::new();
+    for m in &alone {
+        one_at_a_time.extend(api.push_ok(BOB, "c1", json!([m])).await);
+    }
+    assert_eq!(without_times(&json!(results)), without_times(&json!(one_at_a_time)));
+    assert_eq!(stored_state(&db, "alice").await, stored_state(&db, "bob").await);
+    assert!(results.iter().all(|r| r["status"] == "applied"), "{results:?}");
+    let versions: Vec<_> = results.iter().map(|r| r["version"].as_u64()).collect();
+    assert_eq!(versions, [Some(1), Some(2), Some(3), Some(1), Some(4)]);
+    let (changes, _) = api.pull_all(ALICE, "", 100).await;
+    let a = changes.iter().find(|c| c["id"] == "a").expect("a");
+    assert_eq!((a["version"].clone(), a["data"].clone()), (json!(4), json!({"title": "three", "tag": "x"})));
+    assert_eq!(changes.len(), 2, "each entity once, at its latest version");
+
+    // Sent again: the same answers, and nothing changes.
+    let stored = db.dump().await;
+    assert_eq!(api.push_ok(ALICE, "c1", chained).await, results);
+    assert_eq!(db.dump().await, stored);
+    // A push that replays the end of a chain (its head without the `after` that
+    // named a mutation of the earlier push) and continues it: the new mutation
+    // stands on the version the recorded one made.
+    let continued = api
+        .push_ok(ALICE, "c1", json!([alone[3], alone[4], after(delete(6, "notes", "a", 0), 5)]))
+        .await;
+    assert_eq!(continued[..2], results[3..]);
+    assert_eq!((continued[2]["status"].as_str(), continued[2]["version"].as_u64()), (Some("applied"), Some(5)));
+    let (changes, _) = api.pull_all(ALICE, "", 100).await;
+    let a = changes.iter().find(|c| c["id"] == "a").expect("a");
+    assert_eq!((a["version"].clone(), a["deleted"].clone()), (json!(5), json!(true)));
+
+    // 1.4 MiB of data: applied in two transactions, the chain across them.
+    let blob = "x".repeat(700 * 1024);
+    let big = api
+        .push_ok(ALICE, "c1", json!([put(7, "notes", "big", json!({"one": blob}), 0), after(put(8, "notes", "big", json!({"two": blob}), 0), 7)]))
+        .await;
+    let versions: Vec<_> = big.iter().map(|r| (r["status"].as_str(), r["version"].as_u64())).collect();
+    assert_eq!(versions, [(Some("applied"), Some(1)), (Some("applied"), Some(2))]);
+    let got = api.send(Method::GET, "/v1/collections/notes/big", Some(ALICE), &[], None).await;
+    assert_eq!(got.body["data"]["two"].as_str().map(str::len), Some(blob.len()));
+}
+
+/// A chain stops at its first mutation not applied (a conflict or a
+/// rejection): every later one of it is answered `conflict`, as a conflict is,
+/// and changes nothing, while the other entities of the push are applied.
+async fn a_chain_stops_at_its_first_mutation_not_applied(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({"s": 1}), 0)])).await;
+    let batch = json!([
+        // A stale head: its chain would apply on version 1 on its own.
+        put(2, "notes", "a", json!({"x": 1}), 5),
+        after(patch(3, "notes", "a", json!({"y": 1}), 1), 2),
+        put(4, "notes", "b", json!({"b": 1}), 0),
+        after(delete(5, "notes", "a", 1), 3),
+        // A rejected head: a patch of an entity that does not exist.
+        patch(6, "notes", "missing", json!({"z": 1}), 0),
+        after(put(7, "notes", "missing", json!({"z": 1}), 0), 6),
+        // A rejection inside a chain: a patch of the tombstone just written.
+        put(8, "notes", "c", json!({"c": 1}), 0),
+        after(delete(9, "notes", "c", 0), 8),
+        after(patch(10, "notes", "c", json!({"p": 1}), 0), 9),
+        after(put(11, "notes", "c", json!({"back": true}), 2), 10),
+    ]);
+    let results = api.push_ok(ALICE, "c1", batch.clone()).await;
+    let statuses: Vec<_> = results.iter().map(|r| r["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(statuses, ["conflict", "conflict", "applied", "conflict", "rejected", "conflict", "applied", "applied", "rejected", "conflict"]);
+    for r in [&results[0], &results[1], &results[3]] {
+        assert_eq!((r["version"].as_u64(), r["current"]["data"].clone()), (Some(1), json!({"s": 1})), "{r}");
+        assert!(r["serverUpdatedAt"].is_i64(), "{r}");
+    }
+    assert_eq!(results[4]["error"]["code"], "not_found");
+    assert!(results[5].get("version").is_none() && results[5].get("current").is_none(), "{}", results[5]);
+    assert_eq!(results[8]["error"]["code"], "not_found");
+    assert_eq!((results[9]["version"].as_u64(), results[9]["current"]["deleted"].as_bool()), (Some(2), Some(true)));
+    let get = |path: &'static str| api.send(Method::GET, path, Some(ALICE), &[], None);
+    let a = get("/v1/collections/notes/a").await;
+    assert_eq!((a.body["version"].clone(), a.body["data"].clone()), (json!(1), json!({"s": 1})));
+    assert_eq!(get("/v1/collections/notes/missing").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get("/v1/collections/notes/c").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get("/v1/collections/notes/b").await.body["version"], 1);
+
+    // Sent again: the same answers from the records, and nothing changes.
+    let stored = db.dump().await;
+    assert_eq!(api.push_ok(ALICE, "c1", batch.clone()).await, results);
+    assert_eq!(db.dump().await, stored);
+    // A chain continued from a recorded conflict does not apply either.
+    let continued = api.push_ok(ALICE, "c1", json!([batch[0].clone(), after(put(12, "notes", "a", json!({"x": 2}), 1), 2)])).await;
+    assert_eq!(continued[0], results[0]);
+    assert_eq!((continued[1]["status"].as_str(), continued[1]["version"].as_u64()), (Some("conflict"), Some(1)));
+    // Nor one continued from a recorded write the entity has moved past since.
+    let first = put(13, "notes", "d", json!({"d": 1}), 0);
+    api.push_ok(ALICE, "c1", json!([first.clone()])).await;
+    api.push_ok(ALICE, "c2", json!([patch(1, "notes", "d", json!({"other": true}), 1)])).await;
+    let late = api.push_ok(ALICE, "c1", json!([first, after(patch(14, "notes", "d", json!({"late": true}), 1), 13)])).await;
+    assert_eq!((late[0]["status"].as_str(), late[0]["version"].as_u64()), (Some("applied"), Some(1)));
+    assert_eq!((late[1]["status"].as_str(), late[1]["version"].as_u64()), (Some("conflict"), Some(2)));
+    assert_eq!(late[1]["current"]["data"], json!({"d": 1, "other": true}));
+}
+
+/// An `after` must name the mutation before it for the same entity in the same
+/// push: anything else refuses the whole push, naming the mutation.
+async fn an_after_naming_another_mutation_refuses_the_push(db: TestDb) {
+    let server = Server::start(&db).await;
+    let api = server.api();
+    api.push_ok(ALICE, "c1", json!([put(1, "notes", "a", json!({}), 0)])).await;
+    let before = db.dump().await;
+    for (name, mutations, culprit) in [
+        ("another entity's", json!([put(2, "notes", "a", json!({}), 1), put(3, "notes", "b", json!({}), 0), after(put(4, "notes", "a", json!({}), 0), 3)]), 4),
+        ("not the latest", json!([put(2, "notes", "a", json!({}), 1), after(put(3, "notes", "a", json!({}), 0), 2), after(put(4, "notes", "a", json!({}), 0), 2)]), 4),
+        ("itself", json!([put(2, "notes", "a", json!({}), 1), after(put(3, "notes", "a", json!({}), 0), 3)]), 3),
+        ("a later one", json!([put(2, "notes", "b", json!({}), 0), after(put(3, "notes", "b", json!({}), 0), 4), put(4, "notes", "b", json!({}), 0)]), 3),
+        ("one of an earlier push", json!([put(2, "notes", "b", json!({}), 0), after(patch(3, "notes", "a", json!({}), 0), 1)]), 3),
+    ] {
+        let reply = api.push(ALICE, "c1", mutations).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "invalid_after", "{name}: {}", reply.body);
+        assert_eq!(reply.body["error"]["mutationId"], culprit, "{name}: {}", reply.body);
+    }
+    assert_eq!(db.dump().await, before, "a refused push changed the database");
+}
+
+/// Every API answer lists the optional parts of the protocol the server
+/// serves, and CORS answers expose that header, so a page's `fetch` reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_list_the_features_served() {
+    let db = TestDb::new(Kind::Sqlite).await.expect("sqlite");
+    let server = Server::start(&db).await;
+    let api = server.api();
+    let origin = ("origin", "http://localhost:8080");
+    let answers = [
+        ("health", api.send(Method::GET, "/v1/health", None, &[origin], None).await),
+        ("push", api.json(Method::POST, "/v1/push", ALICE, &[origin], &json!({"clientId": "c1", "mutations": [put(1, "notes", "a", json!({}), 0)]})).await),
+        ("pull", api.send(Method::GET, "/v1/pull", Some(ALICE), &[origin], None).await),
+        ("entity", api.send(Method::GET, "/v1/collections/notes/a", Some(ALICE), &[origin], None).await),
+        ("refused push", api.push(ALICE, "c1", json!([put(2, "notes", "a", json!({}), 1), after(put(3, "notes", "b", json!({}), 0), 2)])).await),
+        ("unauthorized", api.send(Method::GET, "/v1/pull", None, &[origin], None).await),
+        ("no route", api.send(Method::GET, "/v1/nope", Some(ALICE), &[origin], None).await),
+    ];
+    for (name, reply) in answers {
+        let features = reply.header(tideway_protocol::FEATURES_HEADER).unwrap_or("");
+        assert!(tideway_protocol::serves_feature(features, tideway_protocol::FEATURE_AFTER), "{name}: {features:?}");
+        assert_eq!(features, "after", "{name}");
+        if name != "refused push" {
+            let exposed = reply.header_joined("access-control-expose-headers").to_ascii_lowercase();
+            assert!(exposed.split(',').any(|h| h.trim() == "tideway-features"), "{name}: {exposed}");
+        }
+    }
 }

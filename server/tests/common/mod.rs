@@ -290,3 +290,9 @@ pub fn patch(mutation_id: u64, collection: &str, id: &str, data: Value, base_ver
 pub fn delete(mutation_id: u64, collection: &str, id: &str, base_version: u64) -> Value {
     serde_json::json!({"mutationId": mutation_id, "collection": collection, "id": id, "op": "delete", "baseVersion": base_version})
 }
+
+/// `mutation` built on mutation `after`, the one before it for the same entity in the same push.
+pub fn after(mut mutation: Value, after: u64) -> Value {
+    mutation["after"] = Value::from(after);
+    mutation
+}

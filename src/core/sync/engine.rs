@@ -794,6 +794,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     op: mutation.op,
                     data: mutation.data.clone(),
                     base_version: version,
+                    after: None,
                 }
             })
             .collect();

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Function, Object, Reflect};
 use serde::de::DeserializeOwned;
-use tideway_protocol::{takes_gzip_bodies, ErrorBody, PullResponse, PushResponse};
+use tideway_protocol::{serves_feature, takes_gzip_bodies, ErrorBody, PullResponse, PushResponse, FEATURES_HEADER, FEATURE_AFTER};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
@@ -35,6 +35,9 @@ pub struct HttpRemote {
     /// page may have caused, where a push and a pull alone would each have
     /// come within the timeout.
     pulls_alone: Cell<bool>,
+    /// Whether the server's last answer listed the `after` feature (see
+    /// `Remote::chains`).
+    chains: Cell<bool>,
 }
 
 /// Push bodies shorter than this go plain: a push of one note gains a few
@@ -61,12 +64,18 @@ impl HttpRemote {
             gzip_refused: Cell::new(false),
             prepared: RefCell::new(None),
             pulls_alone: Cell::new(false),
+            chains: Cell::new(false),
         }
     }
 
     /// Whether a push may carry the pull that follows it (see `pulls_alone`).
     pub fn pulls_with_push(&self) -> bool {
         !self.pulls_alone.get()
+    }
+
+    /// Whether a push may chain mutations of one entity, as the server's last answer said.
+    pub fn chains(&self) -> bool {
+        self.chains.get()
     }
 
     /// Whether a push body of `bytes` goes gzipped, as the server's last answer said.
@@ -265,7 +274,9 @@ impl HttpRemote {
             gloo_net::Error::JsError(error) if error.name == "TimeoutError" || error.name == "AbortError" => RemoteError::Timeout,
             other => RemoteError::Network(other.to_string()),
         })?;
-        self.gzip_bodies.set(Some(response.headers().get("Accept-Encoding").is_some_and(|accepted| takes_gzip_bodies(&accepted))));
+        let headers = response.headers();
+        self.gzip_bodies.set(Some(headers.get("Accept-Encoding").is_some_and(|accepted| takes_gzip_bodies(&accepted))));
+        self.chains.set(headers.get(FEATURES_HEADER).is_some_and(|features| serves_feature(&features, FEATURE_AFTER)));
         Ok(response)
     }
 }

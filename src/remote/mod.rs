@@ -43,6 +43,14 @@ impl Remote for JsRemote {
         }
     }
 
+    /// As a server says; an app's own functions get one mutation of an entity per push.
+    fn chains(&self) -> bool {
+        match self {
+            JsRemote::Http(remote) => remote.chains(),
+            JsRemote::Handlers(_) => false,
+        }
+    }
+
     async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
         match self {
             JsRemote::Http(remote) => remote.pull(cursor, limit, client_id).await,

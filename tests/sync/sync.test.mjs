@@ -142,6 +142,35 @@ describe("sync with the reference server", () => {
     }
   });
 
+  test("edits of one note made offline go in one push once the server has said it chains them", async () => {
+    const proxy = await startCountingProxy(server.url);
+    const device = await openDevice(browser, proxy);
+    try {
+      await openDb(device, { user: "chained" });
+      await device.page.evaluate(() => notes.put({ title: "draft 0" }, { id: "n1" }));
+      await sync(device);
+      await device.page.evaluate(async () => {
+        for (let i = 1; i <= 50; i++) await notes.put({ title: `draft ${i}` }, { id: "n1" });
+        await notes.patch("n1", { done: true });
+        await notes.put({ title: "another" }, { id: "n2" });
+        await notes.delete("n2");
+      });
+      const from = proxy.requests.length;
+      const report = await sync(device);
+      assert.deepEqual(requestsFrom(proxy, from), ["POST /v1/push"]);
+      assert.equal(report.pushed, 53);
+      const n1 = await meta(device, "n1");
+      assert.deepEqual([n1.syncStatus, n1.version], ["synced", 52]);
+      const onServer = byId(await server.pullAll("chained"));
+      assert.deepEqual([onServer["notes/n1"].data, onServer["notes/n1"].version], [{ title: "draft 50", done: true }, 52]);
+      assert.equal(onServer["notes/n2"].deleted, true);
+      assert.deepEqual(device.errors, []);
+    } finally {
+      await device.context.close();
+      await proxy.close();
+    }
+  });
+
   test("a server that refuses the pull a push carries gets the push again without it, and no pull with later pushes", async () => {
     const proxy = await startCountingProxy(server.url);
     // A server that refuses the fields it does not know.

@@ -550,10 +550,13 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// The next batch: the oldest queued mutations after key `after`, the
     /// last of the batch before (still queued: in flight, or its answers not
     /// recorded yet, its entities `in_flight`), up to the first of an entity
-    /// met before. A second mutation of an entity waits for the first's
-    /// answer, because its base version is the version that answer brings:
-    /// sent together, it would conflict with its own predecessor, or apply
-    /// over a change it never saw.
+    /// in flight, or, unless the remote chains them, of an entity met before
+    /// in the batch. A mutation of an entity whose last one is in flight
+    /// waits for that one's answer, because its base version is the version
+    /// that answer brings: sent before, it would conflict with its own
+    /// predecessor, or apply over a change it never saw. Within one push, a
+    /// remote that chains mutations applies each on the one before it (see
+    /// [`SyncEngine::push_request`]).
     async fn next_batch(&self, batch_size: usize, after: MutationId, in_flight: &[(String, String)]) -> Result<Read, Failure> {
         // One entry more than a batch holds tells whether a full batch ends the outbox.
         let mut outbox = self.repository.store().outbox_after(after, batch_size + 1).await?;
@@ -562,7 +565,11 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let read = outbox.len();
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(in_flight.len() + outbox.len());
         seen.extend(in_flight.iter().map(|(collection, id)| (collection.as_str(), id.as_str())));
-        let fits = outbox.iter().take_while(|m| seen.insert((m.collection.as_str(), m.id.as_str()))).count();
+        let fits = if self.remote.chains() {
+            outbox.iter().take_while(|m| !seen.contains(&(m.collection.as_str(), m.id.as_str()))).count()
+        } else {
+            outbox.iter().take_while(|m| seen.insert((m.collection.as_str(), m.id.as_str()))).count()
+        };
         let mut batch = outbox;
         batch.truncate(fits);
         let batch = within_body_limit(batch);
@@ -775,26 +782,39 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
 
     /// The push of `batch`, carrying `pull` if given.
     fn push_request(&self, batch: &[Mutation], pull: Option<PullRequest>) -> Push {
+        // The mutation sent last for each entity of the batch, where the
+        // remote chains them: the next one is built on it.
+        let mut last_sent: HashMap<(&str, &str), (MutationId, String, u64)> = HashMap::new();
         let mutations = batch
             .iter()
             .map(|mutation| {
-                // The server's id and version as this device last saw them: a
-                // mutation queued behind one that was acknowledged since is
-                // based on the acknowledged version, as its local data is.
-                let (remote_id, version) = self
-                    .repository
-                    .read(&mutation.collection, |c| c.get(&mutation.id).map(|e| (e.remote_id.clone(), e.version)))
-                    .ok()
-                    .flatten()
-                    .unwrap_or((None, mutation.base_version));
+                let key = (mutation.collection.as_str(), mutation.id.as_str());
+                let (id, base_version, after) = match last_sent.get(&key) {
+                    // Applied only where that one applied, on the version it
+                    // made; the base version says which one that would be.
+                    Some((before, id, base_version)) => (id.clone(), base_version + 1, Some(*before)),
+                    None => {
+                        // The server's id and version as this device last saw them: a
+                        // mutation queued behind one that was acknowledged since is
+                        // based on the acknowledged version, as its local data is.
+                        let (remote_id, version) = self
+                            .repository
+                            .read(&mutation.collection, |c| c.get(&mutation.id).map(|e| (e.remote_id.clone(), e.version)))
+                            .ok()
+                            .flatten()
+                            .unwrap_or((None, mutation.base_version));
+                        (remote_id.unwrap_or_else(|| mutation.id.clone()), version, None)
+                    }
+                };
+                last_sent.insert(key, (mutation.mutation_id, id.clone(), base_version));
                 PushMutation {
                     mutation_id: mutation.mutation_id,
                     collection: mutation.collection.clone(),
-                    id: remote_id.unwrap_or_else(|| mutation.id.clone()),
+                    id,
                     op: mutation.op,
                     data: mutation.data.clone(),
-                    base_version: version,
-                    after: None,
+                    base_version,
+                    after,
                 }
             })
             .collect();

@@ -67,6 +67,9 @@ pub struct Server {
     pub assigns_ids: bool,
     /// Leave the entity's data out of conflict answers.
     pub withholds_current: bool,
+    /// Take mutations built on the one before them in a push (`after`), as
+    /// a server listing that feature does.
+    pub chains: bool,
     next_server_id: u64,
     pub clock: i64,
     /// What the server's answers say about it, for [`Remote::learned`].
@@ -134,6 +137,34 @@ impl Server {
             let application = Application { client_id: client_id.into(), mutation_id: m.mutation_id, id: m.id.clone(), op: m.op };
             self.applications.push(application);
         }
+        let highest = self.highest.entry(client_id.to_string()).or_default();
+        *highest = (*highest).max(m.mutation_id);
+        self.results.insert(key, result.clone());
+        result
+    }
+
+    /// `m`, built on `before` (the result of the mutation it names in its
+    /// `after`): applied on the version that one made if it applied, else a
+    /// conflict, as the reference server does.
+    fn apply_after(&mut self, client_id: &str, m: &tideway_protocol::PushMutation, before: &MutationResult) -> MutationResult {
+        assert!(self.chains, "a chained mutation pushed to a server that does not take them");
+        if before.status == PushStatus::Applied {
+            return self.apply(client_id, &tideway_protocol::PushMutation { base_version: before.version.unwrap_or(0), ..m.clone() });
+        }
+        let key = (client_id.to_string(), m.mutation_id);
+        if let Some(result) = self.results.get(&key) {
+            return result.clone();
+        }
+        let current = self.get(&m.collection, &m.id).cloned();
+        let result = MutationResult {
+            mutation_id: m.mutation_id,
+            status: PushStatus::Conflict,
+            version: Some(current.as_ref().map_or(0, |c| c.version)),
+            server_updated_at: current.as_ref().map(|c| c.server_updated_at),
+            remote_id: None,
+            current: if self.withholds_current { None } else { current },
+            error: None,
+        };
         let highest = self.highest.entry(client_id.to_string()).or_default();
         *highest = (*highest).max(m.mutation_id);
         self.results.insert(key, result.clone());
@@ -228,7 +259,15 @@ impl Remote for FakeRemote {
             _ => {}
         }
         let mut server = self.0.borrow_mut();
-        let results = request.mutations.iter().map(|m| server.apply(&request.client_id, m)).collect();
+        let mut results: Vec<MutationResult> = Vec::with_capacity(request.mutations.len());
+        for m in &request.mutations {
+            let before = m.after.and_then(|after| results.iter().find(|result| result.mutation_id == after));
+            let result = match before {
+                Some(before) => server.apply_after(&request.client_id, m, before),
+                None => server.apply(&request.client_id, m),
+            };
+            results.push(result);
+        }
         // Served after the push, as the reference server does; left out where
         // a scripted pull fault waits for the next pull.
         let pull = match &request.pull {
@@ -246,6 +285,10 @@ impl Remote for FakeRemote {
 
     fn pulls_with_push(&self) -> bool {
         true
+    }
+
+    fn chains(&self) -> bool {
+        self.0.borrow().chains
     }
 
     async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {

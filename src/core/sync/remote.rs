@@ -119,6 +119,13 @@ pub trait Remote {
         false
     }
 
+    /// Whether a push may carry several mutations of one entity, each built
+    /// on the one before it (`PushMutation::after`): the server's answers
+    /// listed the feature. The default sends one mutation of an entity per push.
+    fn chains(&self) -> bool {
+        false
+    }
+
     /// Fetches the changes after `cursor` (`None`: from the beginning). With
     /// `client_id`, the server may leave out the changes whose latest write was
     /// that client's own push: the client has them from its push answers.

@@ -721,6 +721,60 @@ fn writes_queued_behind_an_acknowledged_one_are_based_on_its_version() {
 }
 
 #[test]
+fn edits_of_one_entity_go_in_one_push_where_the_server_chains_them() {
+    let edits = |chains: bool| {
+        let remote = FakeRemote::default();
+        remote.server().chains = chains;
+        let a = device(&remote, ConflictPolicy::Manual);
+        a.put("n1", json!({"title": "1"}));
+        a.patch("n1", json!({"done": true}));
+        a.put("n2", json!({"title": "two"}));
+        a.put("n1", json!({"title": "3"}));
+        a.delete("n2");
+        a.sync().unwrap();
+        assert_eq!(a.pending(), 0);
+        assert_eq!(server_data(&remote, "n1"), json!({"title": "3"}));
+        assert!(remote.server().get("notes", "n2").unwrap().deleted);
+        let n1 = a.stored("n1").unwrap();
+        assert_eq!((n1.version, n1.sync_status, n1.pending), (3, SyncStatus::Synced, 0), "no conflict with its own writes");
+        assert_eq!(n1.base(), Some(&data(json!({"title": "3"}))));
+        let server = remote.server();
+        let applied: Vec<(u64, &str)> = server.applications.iter().map(|a| (a.mutation_id, a.id.as_str())).collect();
+        assert_eq!(applied, [(1, "n1"), (2, "n1"), (3, "n2"), (4, "n1"), (5, "n2")], "each once, in order");
+        server.pushes
+    };
+    assert_eq!(edits(true), 1, "one push where the server chains them");
+    assert_eq!(edits(false), 3, "one push per edit of an entity otherwise");
+}
+
+#[test]
+fn a_chain_stops_at_its_first_conflict_and_the_policy_settles_it() {
+    let remote = FakeRemote::default();
+    remote.server().chains = true;
+    let a = device(&remote, ConflictPolicy::Merge);
+    let b = device(&remote, ConflictPolicy::Merge);
+    a.put("n1", json!({"title": "t", "body": "b"}));
+    a.sync().unwrap();
+    b.sync().unwrap();
+    b.patch("n1", json!({"body": "B"}));
+    b.sync().unwrap();
+    for title in ["A1", "A2", "A3"] {
+        a.patch("n1", json!({ "title": title }));
+    }
+    a.put("n2", json!({"title": "other"}));
+    a.sync().unwrap();
+    let expected = json!({"title": "A3", "body": "B"});
+    assert_eq!(server_data(&remote, "n1"), expected);
+    assert_eq!(a.data("n1"), expected);
+    assert_eq!((a.pending(), a.get("n1").unwrap().sync_status), (0, SyncStatus::Synced));
+    assert_eq!(a.engine.state().counters.merged, 1, "one conflict, settled once");
+    // None of the chain after its conflict took effect: the merge that settled it did.
+    let server = remote.server();
+    let applied: Vec<(&str, Op)> = server.applications.iter().skip(2).map(|a| (a.id.as_str(), a.op)).collect();
+    assert_eq!(applied, [("n2", Op::Put), ("n1", Op::Put)]);
+}
+
+#[test]
 fn backends_that_assign_their_own_ids_are_mapped() {
     let remote = FakeRemote::default();
     remote.server().assigns_ids = true;

@@ -782,42 +782,42 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
 
     /// The push of `batch`, carrying `pull` if given.
     fn push_request(&self, batch: &[Mutation], pull: Option<PullRequest>) -> Push {
-        // The mutation sent last for each entity of the batch, where the
-        // remote chains them: the next one is built on it.
-        let mut last_sent: HashMap<(&str, &str), (MutationId, String, u64)> = HashMap::new();
-        let mutations = batch
-            .iter()
-            .map(|mutation| {
-                let key = (mutation.collection.as_str(), mutation.id.as_str());
-                let (id, base_version, after) = match last_sent.get(&key) {
-                    // Applied only where that one applied, on the version it
-                    // made; the base version says which one that would be.
-                    Some((before, id, base_version)) => (id.clone(), base_version + 1, Some(*before)),
-                    None => {
-                        // The server's id and version as this device last saw them: a
-                        // mutation queued behind one that was acknowledged since is
-                        // based on the acknowledged version, as its local data is.
-                        let (remote_id, version) = self
-                            .repository
-                            .read(&mutation.collection, |c| c.get(&mutation.id).map(|e| (e.remote_id.clone(), e.version)))
-                            .ok()
-                            .flatten()
-                            .unwrap_or((None, mutation.base_version));
-                        (remote_id.unwrap_or_else(|| mutation.id.clone()), version, None)
-                    }
-                };
-                last_sent.insert(key, (mutation.mutation_id, id.clone(), base_version));
-                PushMutation {
-                    mutation_id: mutation.mutation_id,
-                    collection: mutation.collection.clone(),
-                    id,
-                    op: mutation.op,
-                    data: mutation.data.clone(),
-                    base_version,
-                    after,
+        let mut mutations: Vec<PushMutation<_>> = Vec::with_capacity(batch.len());
+        // Where the mutation sent last for each entity of the batch is in
+        // `mutations`, where the remote chains them: the next one is built on it.
+        let mut last_sent: HashMap<(&str, &str), usize> = HashMap::new();
+        for mutation in batch {
+            let key = (mutation.collection.as_str(), mutation.id.as_str());
+            let (id, base_version, after) = match last_sent.insert(key, mutations.len()) {
+                // Applied only where that one applied, on the version it made;
+                // the base version says which one that would be.
+                Some(before) => {
+                    let before = &mutations[before];
+                    (before.id.clone(), before.base_version + 1, Some(before.mutation_id))
                 }
-            })
-            .collect();
+                None => {
+                    // The server's id and version as this device last saw them: a
+                    // mutation queued behind one that was acknowledged since is
+                    // based on the acknowledged version, as its local data is.
+                    let (remote_id, version) = self
+                        .repository
+                        .read(&mutation.collection, |c| c.get(&mutation.id).map(|e| (e.remote_id.clone(), e.version)))
+                        .ok()
+                        .flatten()
+                        .unwrap_or((None, mutation.base_version));
+                    (remote_id.unwrap_or_else(|| mutation.id.clone()), version, None)
+                }
+            };
+            mutations.push(PushMutation {
+                mutation_id: mutation.mutation_id,
+                collection: mutation.collection.clone(),
+                id,
+                op: mutation.op,
+                data: mutation.data.clone(),
+                base_version,
+                after,
+            });
+        }
         Push { client_id: self.repository.client_id().to_string(), mutations, pull }
     }
 

@@ -165,12 +165,23 @@ pub struct Syncer {
     log: Option<Function>,
     /// The one-shot timer of the next due sync, and when it fires.
     timer: RefCell<Option<(Timeout, f64)>>,
+    /// The due sync the timer started, while it runs or waits for the one
+    /// before it; `Again`: another became due meanwhile, to run after it.
+    due: Cell<Due>,
     interval: RefCell<Option<Interval>>,
     /// The browser events that trigger a sync (`online`, `visibilitychange`).
     triggers: RefCell<Vec<EventListener>>,
     /// The repository subscription that schedules a sync after local writes.
     writes: Cell<Option<u64>>,
     closed: Cell<bool>,
+}
+
+/// Where the due sync the timer started stands (see `Syncer::due`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Idle,
+    Running,
+    Again,
 }
 
 impl Syncer {
@@ -208,6 +219,7 @@ impl Syncer {
             debounce_ms,
             log,
             timer: RefCell::new(None),
+            due: Cell::new(Due::Idle),
             interval: RefCell::new(None),
             triggers: RefCell::default(),
             writes: Cell::new(None),
@@ -531,10 +543,21 @@ impl Syncer {
             self.schedule(retry_at - now);
             return;
         }
+        // One due sync at a time: a burst of writes, each scheduling one,
+        // would otherwise leave a waiting sync per write, each the size of
+        // a whole sync's state.
+        if self.due.get() != Due::Idle {
+            self.due.set(Due::Again);
+            return;
+        }
+        self.due.set(Due::Running);
         let syncer = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             // A failure reaches the app through the status and error events.
             let _ = syncer.sync_now().await;
+            if syncer.due.replace(Due::Idle) == Due::Again {
+                syncer.run_due();
+            }
         });
     }
 

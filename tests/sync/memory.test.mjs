@@ -1,6 +1,7 @@
-// What a page that runs for days lets go of: a call once it has settled, and a
-// database once it is closed. Measured through the DevTools protocol, after
-// garbage collections it asks for.
+// What a page that runs for days lets go of: a call once it has settled, a
+// database once it is closed, the syncs a burst of writes asks for. Measured
+// through the DevTools protocol, after garbage collections it asks for, and
+// from the size of the module's memory, which only grows.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -81,6 +82,31 @@ test("a closed database lets go of what it held: its getToken is collected, and 
     // Let go of by the module once the handle's wrapper was collected and finalised.
     return page.evaluate(() => new Promise((resolve) => setTimeout(() => resolve(window.heldToken.deref() === undefined), 50)));
   });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a burst of writes, each asking for a sync, keeps one sync waiting: 3000 writes grow wasm memory by under 8 MB", async () => {
+  const { context, page, errors } = await openMeasuredDevice();
+  const grown = await page.evaluate(async (name) => {
+    const { default: init } = await import("/pkg/index.js");
+    const memory = (await init()).memory;
+    const sync = { url: location.origin, getToken: () => "burst-token", debounce: 0 };
+    const db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, sync });
+    const notes = db.collection("notes");
+    await notes.put({ title: "first" }, { id: "n0" });
+    await db.sync();
+    const before = memory.buffer.byteLength;
+    // Each write schedules a sync at once; most come while one runs.
+    for (let i = 0; i < 3000; i++) await notes.put({ title: `edit ${i}`, body: "x".repeat(100) }, { id: `n${i % 50}` });
+    await db.sync();
+    const left = await db.pendingCount();
+    await db.close();
+    return { bytes: memory.buffer.byteLength - before, left };
+  }, `burst-${crypto.randomUUID()}`);
+  assert.equal(grown.left, 0);
+  // A waiting sync per write took it from 1.3 to 25 MB.
+  assert.ok(grown.bytes < 8 * 1024 * 1024, `wasm memory grew by ${grown.bytes} bytes`);
   assert.deepEqual(errors, []);
   await context.close();
 });

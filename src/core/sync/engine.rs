@@ -74,6 +74,32 @@ pub struct SyncReport {
     pub failed: usize,
 }
 
+impl SyncReport {
+    /// What the answers `settled` did, counted.
+    fn of(settled: &[Settled]) -> SyncReport {
+        let mut report = SyncReport::default();
+        for item in settled {
+            match item.outcome {
+                Outcome::Pushed => report.pushed += 1,
+                Outcome::Pulled => report.pulled += 1,
+                Outcome::Resolved(Resolution::Server | Resolution::Queued) => report.merged += 1,
+                Outcome::Conflict => report.conflicted += 1,
+                Outcome::Failed(_) => report.failed += 1,
+                Outcome::Unchanged | Outcome::Withheld => {}
+            }
+        }
+        report
+    }
+
+    fn add(&mut self, other: &SyncReport) {
+        self.pushed += other.pushed;
+        self.pulled += other.pulled;
+        self.merged += other.merged;
+        self.conflicted += other.conflicted;
+        self.failed += other.failed;
+    }
+}
+
 /// Totals since the engine started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -495,7 +521,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                 Some(before) => before.await?,
                 None => Chained::default(),
             };
-            let mut shown = Vec::new();
+            let mut shown = SyncReport::default();
             let show_before = || shown = before.show_last(self);
             let recorded = self.record_answers(answered, Box::new(show_before)).await?;
             Ok(Chained { shown, last: Some(recorded) })
@@ -541,9 +567,9 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         if let Some(pending) = recording.pending.take() {
             recording.keys = Rc::default();
             let chained = pending.await?;
-            recording.settled.extend(chained.show_last(self));
+            recording.shown.add(&chained.show_last(self));
         }
-        self.count(report, &std::mem::take(&mut recording.settled));
+        self.count(report, std::mem::take(&mut recording.shown));
         Ok(())
     }
 
@@ -605,7 +631,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     async fn record_push(&self, answered: Answered, report: &mut SyncReport) -> Result<bool, Failure> {
         let recorded = self.record_answers(answered, Box::new(|| ())).await?;
         let settled = self.show_push(recorded);
-        self.count(report, &settled);
+        self.count(report, SyncReport::of(&settled));
         Ok(settled.iter().any(|item| item.outcome == Outcome::Withheld))
     }
 
@@ -747,7 +773,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
             };
             self.meta.borrow_mut().cursor = Some(next.clone());
             self.log(Step::Pulled { changes: count, has_more });
-            self.count(report, &settled);
+            self.count(report, SyncReport::of(&settled));
             *unshown = Some((answers, settled));
             cursor = Some(next);
             if !has_more {
@@ -896,34 +922,15 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         }
     }
 
-    fn count(&self, report: &mut SyncReport, settled: &[Settled]) {
-        let mut state = self.state.borrow_mut();
-        let counters = &mut state.counters;
-        for item in settled {
-            match item.outcome {
-                Outcome::Pushed => {
-                    report.pushed += 1;
-                    counters.pushed += 1;
-                }
-                Outcome::Pulled => {
-                    report.pulled += 1;
-                    counters.pulled += 1;
-                }
-                Outcome::Resolved(Resolution::Server | Resolution::Queued) => {
-                    report.merged += 1;
-                    counters.merged += 1;
-                }
-                Outcome::Conflict => {
-                    report.conflicted += 1;
-                    counters.conflicted += 1;
-                }
-                Outcome::Failed(_) => {
-                    report.failed += 1;
-                    counters.failed += 1;
-                }
-                Outcome::Unchanged | Outcome::Withheld => {}
-            }
-        }
+    /// Adds what answers did (`done`) to `report` and to the engine's counters.
+    fn count(&self, report: &mut SyncReport, done: SyncReport) {
+        report.add(&done);
+        let counters = &mut self.state.borrow_mut().counters;
+        counters.pushed += done.pushed as u64;
+        counters.pulled += done.pulled as u64;
+        counters.merged += done.merged as u64;
+        counters.conflicted += done.conflicted as u64;
+        counters.failed += done.failed as u64;
     }
 
     async fn succeeded(&self, report: &SyncReport) -> Result<(), SyncError> {
@@ -1016,19 +1023,21 @@ struct Recorded {
 }
 
 /// What recording batches one after the other came to: each batch is shown
-/// while the next one commits, so the last one is left to show.
+/// while the next one commits, so the last one is left to show. What was
+/// shown is kept counted: a push that goes on for as long as writes come
+/// would otherwise keep every entity it recorded until it ends.
 #[derive(Default)]
 struct Chained {
-    shown: Vec<Settled>,
+    shown: SyncReport,
     last: Option<Recorded>,
 }
 
 impl Chained {
-    /// Shows the last batch: what every batch did, all shown now.
-    fn show_last<S: Store + 'static, R: Remote>(self, engine: &SyncEngine<S, R>) -> Vec<Settled> {
+    /// Shows the last batch: what every batch did, counted, all shown now.
+    fn show_last<S: Store + 'static, R: Remote>(self, engine: &SyncEngine<S, R>) -> SyncReport {
         let Chained { mut shown, last } = self;
         if let Some(last) = last {
-            shown.extend(engine.show_push(last));
+            shown.add(&SyncReport::of(&engine.show_push(last)));
         }
         shown
     }
@@ -1057,8 +1066,8 @@ struct Recording<'a> {
     keys: Rc<EntitySet>,
     /// Recording them, each batch after the one before.
     pending: Option<LocalBoxFuture<'a, Result<Chained, Failure>>>,
-    /// What was recorded and shown, and is not counted yet.
-    settled: Vec<Settled>,
+    /// What was recorded and shown, counted, and not added to the report yet.
+    shown: SyncReport,
 }
 
 impl Recording<'_> {
@@ -1082,7 +1091,7 @@ impl Recording<'_> {
             }
             Either::Right((recorded, work)) => {
                 self.keys = Rc::default();
-                self.settled.extend(recorded?.show_last(engine));
+                self.shown.add(&recorded?.show_last(engine));
                 Ok(work.await)
             }
         }

@@ -127,12 +127,15 @@ impl Server {
         self.entities.get(&(collection.to_string(), id.to_string())).map(|(e, _)| e)
     }
 
-    fn apply(&mut self, client_id: &str, m: &tideway_protocol::PushMutation) -> MutationResult {
+    /// Applies `m` on `base_version`: its `baseVersion`, or the version the
+    /// mutation its `after` names made; `None` (that one did not apply): a
+    /// conflict, as the reference server answers.
+    fn apply(&mut self, client_id: &str, m: &tideway_protocol::PushMutation, base_version: Option<u64>) -> MutationResult {
         let key = (client_id.to_string(), m.mutation_id);
         if let Some(result) = self.results.get(&key) {
             return result.clone();
         }
-        let result = self.decide(client_id, m);
+        let result = self.decide(client_id, m, base_version);
         if result.status == PushStatus::Applied {
             let application = Application { client_id: client_id.into(), mutation_id: m.mutation_id, id: m.id.clone(), op: m.op };
             self.applications.push(application);
@@ -143,35 +146,7 @@ impl Server {
         result
     }
 
-    /// `m`, built on `before` (the result of the mutation it names in its
-    /// `after`): applied on the version that one made if it applied, else a
-    /// conflict, as the reference server does.
-    fn apply_after(&mut self, client_id: &str, m: &tideway_protocol::PushMutation, before: &MutationResult) -> MutationResult {
-        assert!(self.chains, "a chained mutation pushed to a server that does not take them");
-        if before.status == PushStatus::Applied {
-            return self.apply(client_id, &tideway_protocol::PushMutation { base_version: before.version.unwrap_or(0), ..m.clone() });
-        }
-        let key = (client_id.to_string(), m.mutation_id);
-        if let Some(result) = self.results.get(&key) {
-            return result.clone();
-        }
-        let current = self.get(&m.collection, &m.id).cloned();
-        let result = MutationResult {
-            mutation_id: m.mutation_id,
-            status: PushStatus::Conflict,
-            version: Some(current.as_ref().map_or(0, |c| c.version)),
-            server_updated_at: current.as_ref().map(|c| c.server_updated_at),
-            remote_id: None,
-            current: if self.withholds_current { None } else { current },
-            error: None,
-        };
-        let highest = self.highest.entry(client_id.to_string()).or_default();
-        *highest = (*highest).max(m.mutation_id);
-        self.results.insert(key, result.clone());
-        result
-    }
-
-    fn decide(&mut self, client_id: &str, m: &tideway_protocol::PushMutation) -> MutationResult {
+    fn decide(&mut self, client_id: &str, m: &tideway_protocol::PushMutation, base_version: Option<u64>) -> MutationResult {
         let reject = |code: &str| MutationResult {
             mutation_id: m.mutation_id,
             status: PushStatus::Rejected,
@@ -195,7 +170,11 @@ impl Server {
         };
         // The reference server's own apply rule.
         let current = self.get(&m.collection, &id).cloned();
-        let (data, deleted) = match decide(current.as_ref(), m) {
+        let decision = match base_version {
+            Some(base_version) => decide(current.as_ref(), &tideway_protocol::PushMutation { base_version, ..m.clone() }),
+            None => Decision::Conflict,
+        };
+        let (data, deleted) = match decision {
             Decision::Write { data, deleted } => (Value::Object(data), deleted),
             Decision::Reject { code, .. } => return reject(code),
             Decision::Conflict => {
@@ -261,12 +240,16 @@ impl Remote for FakeRemote {
         let mut server = self.0.borrow_mut();
         let mut results: Vec<MutationResult> = Vec::with_capacity(request.mutations.len());
         for m in &request.mutations {
-            let before = m.after.and_then(|after| results.iter().find(|result| result.mutation_id == after));
-            let result = match before {
-                Some(before) => server.apply_after(&request.client_id, m, before),
-                None => server.apply(&request.client_id, m),
+            // Built on the one its `after` names: on the version that one made, if it applied.
+            let base_version = match m.after {
+                None => Some(m.base_version),
+                Some(after) => {
+                    assert!(server.chains, "a chained mutation pushed to a server that does not take them");
+                    let before = results.iter().find(|result| result.mutation_id == after);
+                    before.filter(|result| result.status == PushStatus::Applied).and_then(|result| result.version)
+                }
             };
-            results.push(result);
+            results.push(server.apply(&request.client_id, m, base_version));
         }
         // Served after the push, as the reference server does; left out where
         // a scripted pull fault waits for the next pull.

@@ -811,7 +811,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         let mut mutations: Vec<PushMutation<_>> = Vec::with_capacity(batch.len());
         // Where the mutation sent last for each entity of the batch is in
         // `mutations`, where the remote chains them: the next one is built on it.
-        let mut last_sent: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut last_sent: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
         for mutation in batch {
             let key = (mutation.collection.as_str(), mutation.id.as_str());
             let (id, base_version, after) = match last_sent.insert(key, mutations.len()) {

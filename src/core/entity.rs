@@ -130,6 +130,9 @@ impl LazyData {
     /// Equal data. The same text is the same data; otherwise they are
     /// compared parsed ([`equal_data`]).
     fn same(&self, other: &LazyData) -> bool {
+        if std::ptr::eq(self, other) {
+            return true;
+        }
         if let (LazyData::Text(a, _), LazyData::Text(b, _)) = (self, other) {
             if a.as_str() == b.as_str() {
                 return true;
@@ -149,6 +152,74 @@ impl LazyData {
             LazyData::Parsed(data) => serde_json::to_string(data).is_ok_and(|written| written == text.as_str()),
         };
         same_text || equal_data(self.get(), &text.parse())
+    }
+}
+
+/// Data a write brings (a put's data, a patch's fields), shared without a
+/// copy by the write and every entity a put makes of it: the mirror's, the
+/// one stored, a change event's. Data that came as JSON text (as the JS API
+/// hands it over) stays text until something looks into its fields, as a
+/// doc's data read from the store does: a bulk put holds each entity's data
+/// once, as its text, rather than parsed once per copy.
+#[derive(Debug, Clone)]
+pub struct SharedData(Rc<LazyData>);
+
+impl SharedData {
+    /// The data JSON text holds, or `None` if it is not a JSON object that
+    /// parses into data. Parsed at once only where it might not parse.
+    pub fn from_json(text: String) -> Option<SharedData> {
+        RawValue::from_string(text).ok().and_then(SharedData::from_raw)
+    }
+
+    /// [`SharedData::from_json`] of text read already.
+    pub fn from_raw(text: Box<RawValue>) -> Option<SharedData> {
+        LazyData::text::<serde_json::Error>(text, "data").ok().map(|data| SharedData(Rc::new(data)))
+    }
+
+    /// The data, parsed on the first look (once for every holder).
+    pub fn get(&self) -> &Data {
+        self.0.get()
+    }
+
+    /// The data, taken out; copied only where something else still holds it.
+    pub fn into_data(self) -> Data {
+        LazyData::unshared(self.0)
+    }
+
+    /// The JSON text: its own, or the data written out.
+    pub fn to_text(&self) -> DataText {
+        match self.0.as_ref() {
+            LazyData::Text(text, _) => text.clone(),
+            LazyData::Parsed(data) => DataText::of(data),
+        }
+    }
+
+    /// Checks the data against the protocol's limits, on its text where it
+    /// is held as text.
+    pub fn validate(&self) -> Result<(), (&'static str, tideway_protocol::Invalid)> {
+        match self.0.as_ref() {
+            LazyData::Text(text, _) => tideway_protocol::validate_data_text(text.as_str()),
+            LazyData::Parsed(data) => tideway_protocol::validate_data(data),
+        }
+    }
+}
+
+impl Default for SharedData {
+    fn default() -> SharedData {
+        SharedData::from(Data::new())
+    }
+}
+
+impl From<Data> for SharedData {
+    fn from(data: Data) -> SharedData {
+        SharedData(Rc::new(LazyData::Parsed(data)))
+    }
+}
+
+/// The same data, however each is held.
+impl PartialEq for SharedData {
+    fn eq(&self, other: &SharedData) -> bool {
+        self.0.same(&other.0)
     }
 }
 
@@ -358,11 +429,11 @@ pub struct ConflictState {
 
 impl Entity {
     /// A brand-new, never-synced entity.
-    pub fn new(id: String, data: Data, at: f64) -> Self {
+    pub fn new(id: String, data: impl Into<SharedData>, at: f64) -> Self {
         Entity {
             id,
             remote_id: None,
-            data: Rc::new(LazyData::Parsed(data)),
+            data: data.into().0,
             base: Base::None,
             version: 0,
             updated_at: at,
@@ -377,14 +448,14 @@ impl Entity {
 
     /// A copy of this entity holding `data` instead of its own, which is not
     /// copied (a `put` replaces it anyway) unless it is the base.
-    pub fn with_data(&self, data: Data) -> Self {
+    pub fn with_data(&self, data: impl Into<SharedData>) -> Self {
         // Every field is named, so that a field added to `Entity` must be added here.
         let Entity { id, remote_id, data: _, base: _, version, updated_at, server_updated_at, sync_status, deleted, last_error, pending, conflict } =
             self;
         Entity {
             id: id.clone(),
             remote_id: remote_id.clone(),
-            data: Rc::new(LazyData::Parsed(data)),
+            data: data.into().0,
             base: match &self.base {
                 Base::None => Base::None,
                 Base::Data => Base::Own(self.data.clone()),

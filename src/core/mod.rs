@@ -15,7 +15,7 @@ mod store;
 pub mod sync;
 
 pub use collection::{Collection, Tally};
-pub use entity::{exact_integer, ConflictState, Data, DataText, Entity, SyncStatus};
+pub use entity::{exact_integer, ConflictState, Data, DataText, Entity, SharedData, SyncStatus};
 pub use error::{Error, Result};
 pub use key::{cmp_utf16, IndexKey, PrimaryKey};
 pub use live::{LiveQuery, Target, Watches};

@@ -7,7 +7,7 @@
 //! calls its entity step, [`written_entity`], so the rules live here once.
 
 use serde::{Deserialize, Serialize};
-use super::entity::{Data, DataText, Entity, SyncStatus};
+use super::entity::{DataText, Entity, SharedData, SyncStatus};
 use super::error::{Error, Result};
 pub use tideway_protocol::Op;
 
@@ -24,7 +24,7 @@ pub struct Write {
     pub id: String,
     pub op: Op,
     /// Full data for `put`, the fields to change for `patch`, nothing for `delete`.
-    pub data: Option<Data>,
+    pub data: Option<SharedData>,
     /// Device time of the call, ms since the epoch.
     pub at: f64,
 }
@@ -101,7 +101,7 @@ pub fn written_entity(current: Option<&Entity>, write: &Write) -> Result<Entity>
         Op::Patch => {
             let mut entity = live.ok_or_else(not_found)?.clone();
             if let Some(fields) = &write.data {
-                tideway_protocol::apply_patch(entity.data_mut(), fields);
+                tideway_protocol::apply_patch(entity.data_mut(), fields.get());
             }
             entity
         }
@@ -131,7 +131,7 @@ impl Mutation {
             op: write.op,
             data: match write.op {
                 Op::Delete => None,
-                _ => write.data.as_ref().map(DataText::of),
+                _ => write.data.as_ref().map(SharedData::to_text),
             },
             base_version,
             created_at: write.at,
@@ -144,6 +144,7 @@ impl Mutation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Data;
     use serde_json::{json, Value};
 
     fn data(value: Value) -> Data {
@@ -155,7 +156,7 @@ mod tests {
     }
 
     fn write(op: Op, value: Option<Value>, at: f64) -> Write {
-        Write { collection: "notes".into(), id: "n1".into(), op, data: value.map(data), at }
+        Write { collection: "notes".into(), id: "n1".into(), op, data: value.map(|value| data(value).into()), at }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 
 use super::collection::Collection;
-use super::entity::{Data, Entity, SyncStatus};
+use super::entity::{Entity, SharedData, SyncStatus};
 use super::error::{Error, Result};
 use super::mutation::{written_entity, Applied, Op, Write};
 use super::schema::Schema;
@@ -158,9 +158,14 @@ impl<S: Store + 'static> Repository<S> {
     }
 
     /// Creates or replaces an entity; `id` defaults to a new UUID.
-    pub fn put(self: &Rc<Self>, collection: &str, id: Option<String>, data: Data) -> Result<impl Future<Output = Result<Entity>>> {
+    pub fn put(
+        self: &Rc<Self>,
+        collection: &str,
+        id: Option<String>,
+        data: impl Into<SharedData>,
+    ) -> Result<impl Future<Output = Result<Entity>>> {
         let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let write = self.write_of(collection, id, Op::Put, Some(data))?;
+        let write = self.write_of(collection, id, Op::Put, Some(data.into()))?;
         Ok(single(self.stage(vec![write])?))
     }
 
@@ -168,7 +173,7 @@ impl<S: Store + 'static> Repository<S> {
     pub fn put_many(
         self: &Rc<Self>,
         collection: &str,
-        entries: Vec<(Option<String>, Data)>,
+        entries: Vec<(Option<String>, SharedData)>,
     ) -> Result<impl Future<Output = Result<Vec<Entity>>>> {
         let writes = entries
             .into_iter()
@@ -181,8 +186,13 @@ impl<S: Store + 'static> Repository<S> {
     }
 
     /// Changes some fields of an entity; a field set to `null` is removed.
-    pub fn patch(self: &Rc<Self>, collection: &str, id: String, fields: Data) -> Result<impl Future<Output = Result<Entity>>> {
-        let write = self.write_of(collection, id, Op::Patch, Some(fields))?;
+    pub fn patch(
+        self: &Rc<Self>,
+        collection: &str,
+        id: String,
+        fields: impl Into<SharedData>,
+    ) -> Result<impl Future<Output = Result<Entity>>> {
+        let write = self.write_of(collection, id, Op::Patch, Some(fields.into()))?;
         Ok(single(self.stage(vec![write])?))
     }
 
@@ -349,11 +359,11 @@ impl<S: Store + 'static> Repository<S> {
         }
     }
 
-    fn write_of(&self, collection: &str, id: String, op: Op, data: Option<Data>) -> Result<Write> {
+    fn write_of(&self, collection: &str, id: String, op: Op, data: Option<SharedData>) -> Result<Write> {
         self.schema.collection(collection)?;
         tideway_protocol::validate_entity_id(&id)?;
         if let Some(data) = &data {
-            tideway_protocol::validate_data(data)
+            data.validate()
                 .map_err(|(_, invalid)| Error::InvalidArgument(format!("data of {id:?}: {invalid}")))?;
         }
         Ok(Write { collection: collection.to_owned(), id, op, data, at: (self.clock)() })
@@ -660,7 +670,7 @@ mod tests {
         Schema::new([("notes", vec!["title"])]).unwrap()
     }
 
-    fn data(value: Value) -> Data {
+    fn data(value: Value) -> crate::core::Data {
         value.as_object().cloned().unwrap()
     }
 

@@ -3,24 +3,26 @@
 
 use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::error::{error_to_js, invalid, JsResult};
 use crate::browser::{data_json, deep_freeze, deep_freeze_each, entries_json, is_plain_object, type_name};
-use crate::core::{exact_integer, Change, Data, Entity, IndexKey, Origin, Query, SyncStatus};
+use crate::core::{exact_integer, Change, Data, Entity, IndexKey, Origin, Query, SharedData, SyncStatus};
 
 
 /// How deep a JS value is walked before it is refused (cycles end here too).
 const MAX_DEPTH: usize = tideway_protocol::MAX_DATA_DEPTH;
 
 /// An entity's data: a plain object of JSON values. Handed over as JSON text
-/// when JS finds that exact (see [`entries_as_json`]), else walked.
-pub fn data_from_js(value: &JsValue, what: &str) -> JsResult<Data> {
-    match data_json(value, MAX_DEPTH).and_then(|json| serde_json::from_str(&json).ok()) {
+/// when JS finds that exact (see [`entries_as_json`]), and kept as that text;
+/// else walked.
+pub fn data_from_js(value: &JsValue, what: &str) -> JsResult<SharedData> {
+    match data_json(value, MAX_DEPTH).and_then(SharedData::from_json) {
         Some(data) => Ok(data),
-        None => data_walked(value, what),
+        None => data_walked(value, what).map(SharedData::from),
     }
 }
 
@@ -37,7 +39,7 @@ pub fn data_walked(value: &JsValue, what: &str) -> JsResult<Data> {
 }
 
 /// An entry of `bulkPut`: the id if one was given, and the data.
-pub type Entry = (Option<String>, Data);
+pub type Entry = (Option<String>, SharedData);
 
 /// `bulkPut`'s entries, `[{ id?, data }]`.
 pub fn entries_from_js(entries: &JsValue) -> JsResult<Vec<Entry>> {
@@ -52,7 +54,8 @@ pub fn entries_from_js(entries: &JsValue) -> JsResult<Vec<Entry>> {
 /// calls across the boundary than walking each one from Rust.
 #[doc(hidden)]
 pub fn entries_as_json(entries: &JsValue) -> Option<Vec<Entry>> {
-    serde_json::from_str(&entries_json(entries, MAX_DEPTH)?).ok()
+    let entries: Vec<(Option<String>, Box<RawValue>)> = serde_json::from_str(&entries_json(entries, MAX_DEPTH)?).ok()?;
+    entries.into_iter().map(|(id, data)| Some((id, SharedData::from_raw(data)?))).collect()
 }
 
 /// The entries walked one by one, which names what is wrong.
@@ -65,7 +68,7 @@ pub fn entries_walked(entries: &JsValue) -> JsResult<Vec<Entry>> {
             let what = format!("entries[{i}]");
             let options = Options::new(&entry, &what, &["id", "data"])?;
             let data = options.get("data").unwrap_or(JsValue::UNDEFINED);
-            Ok((options.string("id")?, data_walked(&data, &format!("{what}.data"))?))
+            Ok((options.string("id")?, data_walked(&data, &format!("{what}.data"))?.into()))
         })
         .collect()
 }

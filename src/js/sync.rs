@@ -33,7 +33,7 @@ use crate::browser;
 use crate::contexts::{self, Leadership, Message};
 use crate::core::reconcile::{ConflictPolicy, Policies};
 use crate::core::sync::{Backoff, ErrorClass, Step, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport};
-use crate::core::{Change, Origin};
+use crate::core::{Change, Origin, SharedData};
 use crate::remote::{from_js_json, HandlerRemote, HttpRemote, JsRemote};
 use crate::store::browser::StorageKind;
 
@@ -119,7 +119,7 @@ pub fn policy_from_js(value: &JsValue, what: &str) -> JsResult<ConflictPolicy> {
                 .apply(&JsValue::NULL, &Array::of4(&argument(sides.local), &argument(sides.server), &argument(sides.base), &context))
                 .map_err(|thrown| format!("the conflict resolver threw {}", crate::remote::describe(&thrown)))?;
             // Held to the rules of a put, as its answer is stored like one.
-            data_from_js(&merged, "the conflict resolver's answer").map_err(|error| {
+            data_from_js(&merged, "the conflict resolver's answer").map(SharedData::into_data).map_err(|error| {
                 let message = error.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()));
                 message.unwrap_or_else(|| crate::remote::describe(&error))
             })

@@ -102,7 +102,7 @@ pub async fn upgrade_from_another_connection_closes_this_one() {
     let name = format!("upgrade-elsewhere-{}", uuid::Uuid::new_v4());
     let old = notes_schema();
     let first = IdbStore::open(&name, old).await.expect("open");
-    let put = Write { collection: "notes".into(), id: "a".into(), op: Op::Put, data: Some(Data::new()), at: 1.0 };
+    let put = Write { collection: "notes".into(), id: "a".into(), op: Op::Put, data: Some(Data::new().into()), at: 1.0 };
     first.apply(&[put]).await.expect("write before the upgrade");
 
     let new = Schema::new([("notes", vec!["title", "rank"])]).unwrap();
@@ -119,12 +119,12 @@ pub async fn upgrade_from_another_connection_closes_this_one() {
 
 pub(crate) fn put(id: &str, title: &str) -> Write {
     let data: Data = serde_json::from_value(serde_json::json!({ "title": title })).unwrap();
-    Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data), at: 1.0 }
+    Write { collection: "notes".into(), id: id.into(), op: Op::Put, data: Some(data.into()), at: 1.0 }
 }
 
 pub(crate) fn patch(id: &str, fields: serde_json::Value) -> Write {
     let data: Data = serde_json::from_value(fields).unwrap();
-    Write { collection: "notes".into(), id: id.into(), op: Op::Patch, data: Some(data), at: 1.0 }
+    Write { collection: "notes".into(), id: id.into(), op: Op::Patch, data: Some(data.into()), at: 1.0 }
 }
 
 /// The schema of the store checks: one `notes` collection, indexed by title.
@@ -607,7 +607,7 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
     .unwrap();
     let walked = tideway::js::entries_walked(&exact).expect("plain JSON");
     assert_eq!(tideway::js::entries_as_json(&exact), Some(walked.clone()), "read in one go, exactly as walked");
-    // A put or a patch reads its data the same way.
+    // A put or a patch reads its data the same way, and keeps it as JSON's text.
     let data = Reflect::get(&js_sys::Array::from(&exact).get(0), &"data".into()).unwrap();
     assert_eq!(tideway::js::data_from_js(&data, "data").ok(), Some(walked[0].1.clone()));
 
@@ -629,7 +629,7 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
         let entries = js_sys::eval(entries).unwrap();
         assert_eq!(tideway::js::entries_as_json(&entries), None, "{entries:?}");
         let data = Reflect::get(&js_sys::Array::from(&entries).get(0), &"data".into()).unwrap_or_default();
-        let (read, walked) = (tideway::js::data_from_js(&data, "data"), tideway::js::data_walked(&data, "data"));
+        let (read, walked) = (tideway::js::data_from_js(&data, "data"), tideway::js::data_walked(&data, "data").map(Into::into));
         assert_eq!(read.as_ref().ok(), walked.as_ref().ok(), "{entries:?}");
     }
     let deep = js_sys::eval("[{ data: { d: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }]").unwrap();

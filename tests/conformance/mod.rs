@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 use tideway::core::{
-    Change, Data, DataText, Entity, Error, IndexKey, Op, Origin, Query, Repository, Schema, Store, SyncStatus, Write,
+    Change, Data, DataText, Entity, Error, IndexKey, Op, Origin, Query, Repository, Schema, SharedData, Store, SyncStatus, Write,
 };
 
 /// How a suite run opens stores of its kind.
@@ -54,7 +54,7 @@ async fn repository<H: Harness>(h: &H, name: &str, schema: Schema) -> Rc<Reposit
 }
 
 fn write(collection: &str, id: &str, op: Op, value: Option<Value>, at: f64) -> Write {
-    Write { collection: collection.into(), id: id.into(), op, data: value.map(data), at }
+    Write { collection: collection.into(), id: id.into(), op, data: value.map(|value| data(value).into()), at }
 }
 
 fn ids(entities: &[Entity]) -> Vec<String> {
@@ -268,7 +268,7 @@ fn query_cases() -> Vec<(Query, Vec<&'static str>)> {
 pub async fn index_queries_follow_indexeddb_order<H: Harness>(h: &H) {
     let name = h.unique_name("queries");
     let repo = repository(h, &name, notes_schema()).await;
-    let entries = query_dataset().into_iter().map(|(id, value)| (Some(id.to_string()), data(value))).collect();
+    let entries = query_dataset().into_iter().map(|(id, value)| (Some(id.to_string()), data(value).into())).collect();
     repo.put_many("notes", entries).unwrap().await.unwrap();
     for (query, expected) in query_cases() {
         let from_store = ids(&repo.store().query("notes", &query).await.expect("store query"));
@@ -387,10 +387,17 @@ pub async fn invalid_writes_are_refused_without_effect<H: Harness>(h: &H) {
     for _ in 0..40 {
         deep = json!([deep]);
     }
-    assert!(matches!(repo.put("notes", None, data(json!({"x": deep}))), Err(Error::InvalidArgument(_))));
     let huge = "x".repeat(tideway_protocol::MAX_DATA_BYTES);
-    assert!(matches!(repo.put("notes", None, data(json!({"x": huge}))), Err(Error::InvalidArgument(_))));
-    let half_valid = vec![(Some("ok".to_string()), Data::new()), (Some("not ok!".to_string()), Data::new())];
+    for too_much in [json!({"x": deep}), json!({"x": huge})] {
+        assert!(matches!(repo.put("notes", None, data(too_much.clone())), Err(Error::InvalidArgument(_))));
+        // Held to the same limits when kept as the JSON text it came as.
+        let text = SharedData::from_json(too_much.to_string()).expect("an object");
+        assert!(matches!(repo.put("notes", None, text), Err(Error::InvalidArgument(_))));
+    }
+    for not_data in ["[]", "1", "{", "{\"n\": 1e400}", "{\"s\": \"\\ud800\"}"] {
+        assert!(SharedData::from_json(not_data.to_owned()).is_none(), "{not_data}");
+    }
+    let half_valid = vec![(Some("ok".to_string()), Data::new().into()), (Some("not ok!".to_string()), Data::new().into())];
     assert!(repo.put_many("notes", half_valid).is_err());
     assert_eq!(repo.read("notes", |c| c.len()).unwrap(), 0, "nothing of a refused bulk remains");
     assert_eq!(repo.pending_count().await.unwrap(), 0);

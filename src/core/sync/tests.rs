@@ -900,7 +900,7 @@ fn pushes_stay_within_the_servers_body_limit() {
 fn a_full_outbox_goes_in_pushes_of_the_protocols_maximum() {
     let remote = FakeRemote::default();
     let device = device(&remote, ConflictPolicy::Merge);
-    let entries: Vec<(Option<String>, Data)> = (0..2500).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })))).collect();
+    let entries = (0..2500).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })).into())).collect();
     block_on(device.engine.repository().put_many("notes", entries).unwrap()).unwrap();
     let report = device.sync().unwrap();
     assert_eq!(report.pushed, 2500);
@@ -911,7 +911,7 @@ fn a_full_outbox_goes_in_pushes_of_the_protocols_maximum() {
 fn the_next_batch_holds_no_entity_whose_answer_is_still_being_recorded() {
     let remote = FakeRemote::default();
     let device = device(&remote, ConflictPolicy::Manual);
-    let entries: Vec<(Option<String>, Data)> = (0..1000).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })))).collect();
+    let entries = (0..1000).map(|i| (Some(format!("n{i}")), data(json!({ "title": i })).into())).collect();
     block_on(device.engine.repository().put_many("notes", entries).unwrap()).unwrap();
     device.patch("n0", json!({ "done": true }));
     device.put("n1000", json!({ "title": 1000 }));

@@ -80,9 +80,8 @@ export function deepFreeze(value) {
   }
   return value;
 }
-export function deepFreezeEach(array) {
-  for (const item of array) deepFreeze(item);
-  return array;
+export function appendRecords(records, json) {
+  for (const record of JSON.parse(json)) records.push(deepFreeze(record));
 }
 export function isPlainObject(value) {
   if (value === null || typeof value !== 'object') return false;
@@ -91,21 +90,21 @@ export function isPlainObject(value) {
 }
 
 /**
- * `bulkPut`'s entries as one JSON text, `[[id or null, data], ...]`, when
- * every entry is `{ id?, data }` with a string id (if any) and data that JSON
- * holds exactly: what `data_from_js` in Rust accepts, as it would read it.
- * Otherwise null: the entries are then read one by one, which says what is
- * wrong.
+ * `bulkPut`'s entries from `start` to `end` as one JSON text, `[[id or null,
+ * data], ...]`, when every one is `{ id?, data }` with a string id (if any)
+ * and data that JSON holds exactly: what `data_from_js` in Rust accepts, as
+ * it would read it. Otherwise null: the entries are then read one by one,
+ * which says what is wrong.
  */
-export function entriesJson(entries, maxDepth) {
-  const pairs = new Array(entries.length);
-  for (let i = 0; i < entries.length; i++) {
+export function entriesJson(entries, maxDepth, start, end) {
+  const pairs = new Array(end - start);
+  for (let i = start; i < end; i++) {
     const entry = entries[i];
     if (!isPlainObject(entry) || typeof entry.toJSON === "function") return null;
     for (const key of Object.keys(entry)) if (key !== "id" && key !== "data") return null;
     const { id, data } = entry;
     if ((id !== undefined && typeof id !== "string") || !isExactData(data, maxDepth)) return null;
-    pairs[i] = [id ?? null, data];
+    pairs[i - start] = [id ?? null, data];
   }
   return JSON.stringify(pairs);
 }

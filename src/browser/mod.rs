@@ -295,15 +295,15 @@ extern "C" {
     // Reading and freezing JS values (`src/js/convert.rs`).
     #[wasm_bindgen(js_name = deepFreeze)]
     pub fn deep_freeze(value: JsValue) -> JsValue;
-    /// Deep-freezes every item of `array`, leaving the array itself as it is.
-    #[wasm_bindgen(js_name = deepFreezeEach)]
-    pub fn deep_freeze_each(array: JsValue) -> JsValue;
+    /// Appends to `records` each record of `json` (a JSON array), deep-frozen.
+    #[wasm_bindgen(js_name = appendRecords)]
+    pub fn append_records(records: &js_sys::Array, json: &str);
     #[wasm_bindgen(js_name = isPlainObject)]
     pub fn is_plain_object(value: &JsValue) -> bool;
     #[wasm_bindgen(js_name = typeName)]
     pub fn type_name(value: &JsValue) -> String;
     #[wasm_bindgen(js_name = entriesJson)]
-    pub fn entries_json(entries: &JsValue, max_depth: usize) -> Option<String>;
+    pub fn entries_json(entries: &JsValue, max_depth: usize, start: u32, end: u32) -> Option<String>;
     #[wasm_bindgen(js_name = dataJson)]
     pub fn data_json(data: &JsValue, max_depth: usize) -> Option<String>;
 

@@ -60,8 +60,9 @@ pub struct Entity {
     /// How many of this entity's mutations wait in the outbox. The entity is
     /// `synced` only when the server has answered every one of them.
     pub pending: u32,
-    /// Set while the entity is in `conflict` under the manual policy.
-    pub conflict: Option<ConflictState>,
+    /// Set while the entity is in `conflict` under the manual policy; boxed,
+    /// being rare, so that every entity held is the smaller.
+    pub conflict: Option<Box<ConflictState>>,
 }
 
 /// The data the server last acknowledged.
@@ -663,7 +664,7 @@ impl Serialize for Entity {
             deleted: *deleted,
             last_error: last_error.as_deref(),
             pending: *pending,
-            conflict: conflict.as_ref(),
+            conflict: conflict.as_deref(),
         }
         .serialize(serializer)
     }
@@ -695,7 +696,7 @@ struct DocIn {
     #[serde(default)]
     pending: u32,
     #[serde(default)]
-    conflict: Option<ConflictState>,
+    conflict: Option<Box<ConflictState>>,
 }
 
 impl<'de> Deserialize<'de> for Entity {
@@ -945,7 +946,7 @@ mod tests {
         entity.deleted = true;
         entity.last_error = Some("refused".into());
         entity.pending = 2;
-        entity.conflict = Some(ConflictState { base: None, server_deleted: true, local_deleted: false });
+        entity.conflict = Some(Box::new(ConflictState { base: None, server_deleted: true, local_deleted: false }));
 
         let data = json!({"b": 2}).as_object().cloned().unwrap();
         assert_eq!(entity.with_data(data.clone()), Entity { data: Rc::new(LazyData::Parsed(data)), ..entity.clone() });

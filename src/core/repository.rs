@@ -89,8 +89,9 @@ struct State {
     queue: Queue,
     /// The batch the store is writing now.
     in_flight: Option<Rc<Queue>>,
-    /// The durable state of every entity that has writes in flight or queued.
-    durable: HashMap<Key, Option<Entity>>,
+    /// The durable state of every entity that has writes in flight or queued
+    /// (boxed: most are new entities, whose slot then holds next to nothing).
+    durable: HashMap<Key, Option<Box<Entity>>>,
     committing: bool,
     /// Told when the batch being committed, and any queued after it, are settled.
     idle: Vec<oneshot::Sender<()>>,
@@ -331,7 +332,7 @@ impl<S: Store + 'static> Repository<S> {
                 let key = (collection.to_owned(), id.to_owned());
                 let has_local_writes = state.durable.contains_key(&key);
                 if has_local_writes {
-                    state.durable.insert(key.clone(), Some(stored.clone()));
+                    state.durable.insert(key.clone(), Some(Box::new(stored.clone())));
                 }
                 let in_flight = state.in_flight.iter().flat_map(|batch| batch.touching(&key));
                 let view = in_flight.chain(state.queue.touching(&key)).fold(Some(stored.clone()), replay);
@@ -396,7 +397,7 @@ impl<S: Store + 'static> Repository<S> {
             // Room for them all at once: a bulk write would otherwise grow the map many times.
             durable.reserve(writes.len());
             for (write, entity) in writes.iter().zip(before) {
-                durable.entry((write.collection.clone(), write.id.clone())).or_insert(entity);
+                durable.entry((write.collection.clone(), write.id.clone())).or_insert(entity.map(Box::new));
             }
             self.observe(writes.iter().map(|write| (write.collection.as_str(), write.id.as_str())));
             state.queue.callers.push((writes.len(), done));
@@ -496,13 +497,13 @@ impl<S: Store + 'static> Repository<S> {
                 let still_queued = queued_for(&queued, key);
                 // The mirror shows the durable state with the still-queued writes replayed on top.
                 let view: Option<Cow<Entity>> = if still_queued.is_empty() {
-                    let before = durable.remove(key).flatten();
+                    let before = durable.remove(key).flatten().map(|entity| *entity);
                     last_stored.map(Cow::Borrowed).or(before.map(Cow::Owned))
                 } else {
                     if let Some(entity) = last_stored {
-                        durable.insert(key.clone(), Some(entity.clone()));
+                        durable.insert(key.clone(), Some(Box::new(entity.clone())));
                     }
-                    let base = durable.get(key).cloned().flatten();
+                    let base = durable.get(key).cloned().flatten().map(|entity| *entity);
                     still_queued.iter().map(|&(_, _, i)| &queue.writes[i]).fold(base, replay).map(Cow::Owned)
                 };
                 let collection = mirror.get_mut(&key.0).expect("staged writes name declared collections");

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::error::{error_to_js, invalid, JsResult};
-use crate::browser::{data_json, deep_freeze, deep_freeze_each, entries_json, is_plain_object, type_name};
+use crate::browser::{append_records, data_json, deep_freeze, entries_json, is_plain_object, type_name};
 use crate::core::{exact_integer, Change, Data, Entity, IndexKey, Origin, Query, SharedData, SyncStatus};
 
 
@@ -49,13 +49,26 @@ pub fn entries_from_js(entries: &JsValue) -> JsResult<Vec<Entry>> {
     entries_as_json(entries).map_or_else(|| entries_walked(entries), Ok)
 }
 
-/// The entries handed over as one JSON text, when JS finds that they are
-/// what [`entries_walked`] accepts and JSON holds them exactly: far fewer
-/// calls across the boundary than walking each one from Rust.
+/// How many of `bulkPut`'s entries one JSON text carries from JS: all of a
+/// bulk write of 100k notes in one text would take some 20 MB of wasm memory
+/// beside the data read from it.
+const ENTRIES_PER_TEXT: u32 = 1000;
+
+/// The entries handed over as JSON text, a thousand at a time, when JS finds
+/// that they are what [`entries_walked`] accepts and JSON holds them exactly:
+/// far fewer calls across the boundary than walking each one from Rust.
 #[doc(hidden)]
 pub fn entries_as_json(entries: &JsValue) -> Option<Vec<Entry>> {
-    let entries: Vec<(Option<String>, Box<RawValue>)> = serde_json::from_str(&entries_json(entries, MAX_DEPTH)?).ok()?;
-    entries.into_iter().map(|(id, data)| Some((id, SharedData::from_raw(data)?))).collect()
+    let count = entries.unchecked_ref::<Array>().length();
+    let mut read = Vec::with_capacity(count as usize);
+    for start in (0..count).step_by(ENTRIES_PER_TEXT as usize) {
+        let json = entries_json(entries, MAX_DEPTH, start, count.min(start + ENTRIES_PER_TEXT))?;
+        let chunk: Vec<(Option<String>, Box<RawValue>)> = serde_json::from_str(&json).ok()?;
+        for (id, data) in chunk {
+            read.push((id, SharedData::from_raw(data)?));
+        }
+    }
+    Some(read)
 }
 
 /// The entries walked one by one, which names what is wrong.
@@ -272,12 +285,20 @@ pub fn record_to_js(entity: &Entity) -> JsValue {
     deep_freeze(js_sys::JSON::parse(&json).unwrap_or(JsValue::UNDEFINED))
 }
 
+/// How many records one JSON text carries to JS: the records of a bulk write
+/// of 100k notes written as one text would take some 25 MB of wasm memory,
+/// which the module keeps once it has grown.
+const RECORDS_PER_TEXT: usize = 1000;
+
 /// The records of `entities` in a new (unfrozen) array, as [`record_to_js`]
-/// builds each, with one JSON text and one parse for all of them.
+/// builds each, with one JSON text and one parse per thousand.
 pub fn records_to_js(entities: &[Entity]) -> Array {
-    let views: Vec<_> = entities.iter().map(record_view).collect();
-    let json = serde_json::to_string(&views).unwrap_or_default();
-    deep_freeze_each(js_sys::JSON::parse(&json).unwrap_or_else(|_| Array::new().into())).unchecked_into()
+    let records = Array::new();
+    for chunk in entities.chunks(RECORDS_PER_TEXT) {
+        let views: Vec<_> = chunk.iter().map(record_view).collect();
+        append_records(&records, &serde_json::to_string(&views).unwrap_or_default());
+    }
+    records
 }
 
 /// A change as subscribers and `change` listeners receive it:

@@ -635,6 +635,14 @@ pub async fn bulk_put_reads_entries_in_one_go_as_one_by_one() {
     let deep = js_sys::eval("[{ data: { d: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }]").unwrap();
     assert_eq!(tideway::js::entries_as_json(&deep), None, "deeper than data may nest");
     assert!(tideway::js::entries_walked(&deep).is_err());
+
+    // Many entries go over in several texts, and one that JSON would not hold
+    // as it is walked, in any of them, has them all walked.
+    let many = js_sys::eval("Array.from({ length: 2500 }, (_, i) => ({ id: `n${i}`, data: { i } }))").unwrap();
+    let walked = tideway::js::entries_walked(&many).expect("plain JSON");
+    assert_eq!(tideway::js::entries_as_json(&many), Some(walked), "read in several goes, exactly as walked");
+    many.unchecked_ref::<js_sys::Array>().set(2100, js_sys::eval("({ data: { when: new Date(0) } })").unwrap());
+    assert_eq!(tideway::js::entries_as_json(&many), None);
 }
 
 /// Rust (`tideway::browser`) and the JS half (`browser.js`) spell the contract

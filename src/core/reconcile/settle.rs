@@ -281,7 +281,7 @@ fn same_as_server(resolved: &Option<Data>, server: &ServerSide) -> bool {
 /// write (its resolution) is made on top of the server's version.
 fn manual(entity: &Entity, server: ServerSide, base: Option<Data>, error: Option<String>) -> Settlement {
     let mut next = entity.clone();
-    next.conflict = Some(ConflictState { base, server_deleted: server.deleted, local_deleted: entity.deleted });
+    next.conflict = Some(Box::new(ConflictState { base, server_deleted: server.deleted, local_deleted: entity.deleted }));
     next.set_base(Some(server.data));
     on_server_version(&mut next, &server.version, server.server_updated_at, server.remote_id);
     next.sync_status = SyncStatus::Conflict;

@@ -24,6 +24,11 @@ use crate::core::{apply_write, Applied, Entity, Error, Result, Write};
 /// stores the first ones while the next ones are computed.
 const SEND_EVERY: usize = 500;
 
+/// Each entity a batch touches, as stored (`None`: there is none), by
+/// collection and id. Boxed: in a bulk write of new entities every slot is
+/// empty, and an entity in place would make each slot its size.
+pub(super) type Entities<'w> = HashMap<(&'w str, &'w str), Option<Box<Entity>>>;
+
 /// How a write transaction failed.
 struct Failed {
     error: Error,
@@ -114,7 +119,7 @@ impl IdbStore {
     fn prepare<'w>(
         &self,
         writes: &'w [Write],
-        current: HashMap<(&'w str, &'w str), Option<Entity>>,
+        current: Entities<'w>,
         batch: &WriteBatch,
         check: bool,
     ) -> Result<Vec<Result<Applied>>> {
@@ -129,7 +134,7 @@ impl IdbStore {
     pub(super) fn compute<'w>(
         &self,
         writes: &'w [Write],
-        mut current: HashMap<(&'w str, &'w str), Option<Entity>>,
+        mut current: Entities<'w>,
         batch: &WriteBatch,
         check: bool,
     ) -> Result<Vec<Result<Applied>>> {
@@ -143,11 +148,11 @@ impl IdbStore {
         for write in writes {
             let key = (write.collection.as_str(), write.id.as_str());
             let first = !repeated || checked.insert(key);
-            let result = apply_write(current.get(&key).and_then(Option::as_ref), write);
+            let result = apply_write(current.get(&key).and_then(Option::as_deref), write);
             if let Ok(applied) = &result {
                 outgoing.write(self.collection_info(&write.collection)?, applied, check && first)?;
                 if repeated {
-                    current.insert(key, Some(applied.entity.clone()));
+                    current.insert(key, Some(Box::new(applied.entity.clone())));
                 }
             } else if check && first {
                 // Refused on what was believed (say, a patch of a missing
@@ -164,7 +169,7 @@ impl IdbStore {
     }
 
     /// Each entity `writes` touch, as this connection last saw it stored.
-    pub(super) fn believed<'w>(&self, writes: &'w [Write]) -> Result<HashMap<(&'w str, &'w str), Option<Entity>>> {
+    pub(super) fn believed<'w>(&self, writes: &'w [Write]) -> Result<Entities<'w>> {
         let mut believed = HashMap::with_capacity(writes.len());
         let mut keys = Vec::with_capacity(writes.len());
         for write in writes {
@@ -183,7 +188,7 @@ impl IdbStore {
         let packed = Packed::docs_of(&browser::known_docs(&self.knowns, &positions, &ids), "entities")?;
         for (key, doc) in keys.iter().zip(packed.docs(keys.len())?) {
             if let Some(doc) = doc {
-                believed.insert(*key, Some(parse_text(doc, key.0)?));
+                believed.insert(*key, Some(Box::new(parse_text(doc, key.0)?)));
             }
         }
         Ok(believed)
@@ -233,7 +238,7 @@ impl IdbStore {
         let packed = Packed::docs_of(docs.unchecked_ref(), "entities")?;
         let mut stored = HashMap::with_capacity(keys.len());
         for (key, doc) in keys.iter().zip(packed.docs(keys.len())?) {
-            stored.insert(*key, doc.map(|doc| parse_text(doc, key.0)).transpose()?);
+            stored.insert(*key, doc.map(|doc| parse_text(doc, key.0).map(Box::new)).transpose()?);
         }
         let batch = WriteBatch::new(&tx, &self.stores, &self.knowns, &self.commits);
         injected.apply_to(&batch);

@@ -28,6 +28,8 @@
 //                                the notes, JSON.parse of each doc
 //   fill(count), memory(count)   `count` notes written in one page, then the JS heap and
 //                                wasm memory that opening them takes in another
+//   bulkMemory(count, perCall)   the wasm memory a fresh page's writes of `count` notes
+//                                take, `perCall` notes per `bulkPut`
 
 import init, { Tideway } from "/pkg/index.js";
 import { raw as rawOpenAndLoad } from "./cold.js";
@@ -210,6 +212,25 @@ export async function fill(count) {
     await db.collection("notes").bulkPut(notes.slice(first, first + 10_000).map(({ id, data }) => ({ id, data })));
   }
   await db.close();
+}
+
+/**
+ * The wasm memory that writing `count` notes takes in a page that has just opened an
+ * empty database, `perCall` notes per `bulkPut`: the most the writes held at once,
+ * since wasm memory grows and never shrinks.
+ */
+export async function bulkMemory(count, perCall) {
+  const wasm = await loaded();
+  const db = await Tideway.open({ name: `bulk-${count}-${perCall}`, collections: MEMORY_COLLECTIONS });
+  const notes = makeNotes(count);
+  const before = wasm.memory.buffer.byteLength;
+  for (let first = 0; first < count; first += perCall) {
+    await db.collection("notes").bulkPut(notes.slice(first, first + perCall));
+  }
+  const wasmBytes = wasm.memory.buffer.byteLength - before;
+  const rows = db.collection("notes").all().length;
+  await db.close();
+  return { rows, wasmBytes, wasmTotal: wasm.memory.buffer.byteLength };
 }
 
 /**

@@ -14,6 +14,8 @@
 //   reopen the database each Tideway pull filled, opened again in a cold page (HTTP
 //          cache off): `Tideway.open` loading every synced note, vs raw IndexedDB's
 //          open + getAll + JSON.parse of the same database, in a page of its own
+//   memory the JS heap and wasm memory 10k and 100k notes take once opened and queried;
+//          the wasm memory writing them takes, in one `bulkPut` and in `bulkPut`s of 1000
 //
 //   node bench/sync.mjs [--reps 5] [--push 10000] [--pull 100000]
 //
@@ -205,6 +207,14 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
       results.memory.push({ count, ...result });
       log(`memory ${count}: JS heap ${perEntity(result.heapBytes, count)} B, wasm ${perEntity(result.wasmBytes, count)} B per note`);
     }
+    // What bulk writes hold at once: in one call, and in calls of 1000.
+    results.bulkMemory = [];
+    for (const [count, perCall] of [[10_000, 10_000], [pullRows, pullRows], [pullRows, 1000]]) {
+      const result = await inFreshContext("bulkMemory", count, perCall);
+      if (result.rows !== count) problems.add(`bulk memory: ${result.rows} notes written of ${count}`);
+      results.bulkMemory.push({ count, perCall, ...result });
+      log(`bulk memory ${count} in calls of ${perCall}: wasm ${perEntity(result.wasmBytes, count)} B per note`);
+    }
 
     const medians = {
       push: { tideway: median(results.push.tideway), raw: median(results.push.raw) },
@@ -283,6 +293,13 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
     text.push(
       `Memory with ${count.toLocaleString("en-US")} notes open and queried: JS heap +${perEntity(heapBytes, count)} B and wasm memory ` +
         `+${perEntity(wasmBytes, count)} B per note (wasm memory ${(wasmTotal / 2 ** 20).toFixed(0)} MB in all).`,
+    );
+  }
+  for (const { count, perCall, wasmBytes, wasmTotal } of results.bulkMemory ?? []) {
+    const calls = perCall >= count ? "one bulkPut" : `bulkPuts of ${perCall.toLocaleString("en-US")}`;
+    text.push(
+      `Wasm memory ${count.toLocaleString("en-US")} notes written in ${calls} took: +${perEntity(wasmBytes, count)} B per note ` +
+        `(${(wasmTotal / 2 ** 20).toFixed(0)} MB in all; memory only grows, so this is what the writes held at once).`,
     );
   }
   return text.join("\n");

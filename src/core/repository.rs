@@ -90,7 +90,8 @@ struct State {
     /// The batch the store is writing now.
     in_flight: Option<Rc<Queue>>,
     /// The durable state of every entity that has writes in flight or queued
-    /// (boxed: most are new entities, whose slot then holds next to nothing).
+    /// (boxed: in a bulk write of new entities every slot is empty, and an
+    /// entity in place would make each slot its size).
     durable: HashMap<Key, Option<Box<Entity>>>,
     committing: bool,
     /// Told when the batch being committed, and any queued after it, are settled.

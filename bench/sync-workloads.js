@@ -18,7 +18,8 @@
 //   pushRaw(token, count)        the same notes sent by plain fetch, in pushes of the
 //                                protocol's maximum (1000), one after the other
 //   pullTideway(token, expected) `Tideway.open` of a new database and the `db.sync()`
-//                                that pulls everything the user has
+//                                that pulls everything the user has (and the wasm
+//                                memory the page then holds)
 //   pullRaw(token, expected)     the same pages (the protocol's maximum) fetched one after
 //                                the other, each written to raw IndexedDB in one
 //                                transaction, laid out as Tideway stores entities
@@ -132,15 +133,17 @@ export async function pushRaw(token, count) {
 }
 
 export async function pullTideway(token) {
-  await loaded();
+  const wasm = await loaded();
   performance.setResourceTimingBufferSize(100_000);
+  const wasmBefore = wasm.memory.buffer.byteLength;
   const started = performance.now();
   const db = await Tideway.open({ name: `pull-${token}`, collections: { notes: {} }, sync: sync(token) });
   const report = await db.sync();
   const ms = performance.now() - started;
   const rows = db.collection("notes").all().length;
+  const wasmBytes = wasm.memory.buffer.byteLength - wasmBefore;
   await db.close();
-  return { ms, rows, pulled: report.pulled, wire: pulledBytes(started) };
+  return { ms, rows, pulled: report.pulled, wire: pulledBytes(started), wasmBytes };
 }
 
 /** The bodies of the pull answers since `since`: as they travelled, and as JSON. */

@@ -189,6 +189,7 @@ export async function runSyncBench({ reps = 5, pushRows = 10_000, pullRows = 100
         check("pull (tideway)", result, pullRows);
         if (rep > 0) results.pull.tideway.push(result.ms);
         results.pull.wire = result.wire;
+        results.pull.wasmBytes = result.wasmBytes;
         log(`${rep ? `rep ${rep}/${reps}` : "warm-up"} pull tideway ${result.ms.toFixed(0)} ms (${rate(pullRows, result.ms)} rows/s)`);
         for (const [i, reopened] of opened.entries()) {
           const who = reopens[i] === "reopenRaw" ? "raw" : "tideway";
@@ -288,6 +289,12 @@ export function syncTable({ pushRows, pullRows, medians, results }) {
   }
   if (medians.otherTabMs !== undefined) {
     text.push(`With another tab open, that tab showed every pushed note synced ${medians.otherTabMs.toFixed(0)} ms after the push returned.`);
+  }
+  if (results.pull.wasmBytes !== undefined) {
+    text.push(
+      `The page that pulled ${pullRows.toLocaleString("en-US")} notes holds +${perEntity(results.pull.wasmBytes, pullRows)} B of wasm memory per note ` +
+        `(${(results.pull.wasmBytes / 2 ** 20).toFixed(0)} MB; the last repetition's).`,
+    );
   }
   for (const { count, heapBytes, wasmBytes, wasmTotal } of results.memory ?? []) {
     text.push(

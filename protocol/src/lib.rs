@@ -557,13 +557,15 @@ pub enum PushStatus {
     Rejected,
 }
 
-/// An entity as the server holds it.
+/// An entity as the server holds it. Its `data` is a parsed object where a
+/// server writes it, and may be any type that reads an object where a client
+/// reads it (its JSON text, say, kept as it came).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServerEntity {
+pub struct ServerEntity<D = Map<String, Value>> {
     pub collection: String,
     pub id: String,
-    pub data: Map<String, Value>,
+    pub data: D,
     pub version: u64,
     pub server_updated_at: i64,
     #[serde(default)]
@@ -585,8 +587,8 @@ pub struct ErrorBody {
 
 /// The server's answer for one mutation of a push.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MutationResult {
+#[serde(rename_all = "camelCase", bound(deserialize = "D: Deserialize<'de>"))]
+pub struct MutationResult<D = Map<String, Value>> {
     pub mutation_id: u64,
     pub status: PushStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -600,7 +602,7 @@ pub struct MutationResult {
     /// with `version` but without `current` means the entity exists at that
     /// version and its data was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<ServerEntity>,
+    pub current: Option<ServerEntity<D>>,
     /// Why, on `rejected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
@@ -608,20 +610,21 @@ pub struct MutationResult {
 
 /// `POST /v1/push` response body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushResponse {
-    pub results: Vec<MutationResult>,
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+pub struct PushResponse<D = Map<String, Value>> {
+    pub results: Vec<MutationResult<D>>,
     /// The page the push's `pull` asked for, served after the push was
     /// applied; absent where the server left it out (it need not serve it),
     /// and then the client asks `GET /v1/pull`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull: Option<PullResponse>,
+    pub pull: Option<PullResponse<D>>,
 }
 
 /// `GET /v1/pull` response body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PullResponse {
-    pub changes: Vec<ServerEntity>,
+pub struct PullResponse<D = Map<String, Value>> {
+    pub changes: Vec<ServerEntity<D>>,
     pub cursor: String,
     pub has_more: bool,
 }

@@ -217,6 +217,13 @@ impl From<Data> for SharedData {
     }
 }
 
+/// The data a checked text holds, parsed when first looked into.
+impl From<DataText> for SharedData {
+    fn from(text: DataText) -> SharedData {
+        SharedData(Rc::new(LazyData::Text(text, OnceCell::new())))
+    }
+}
+
 /// The same data, however each is held.
 impl PartialEq for SharedData {
     fn eq(&self, other: &SharedData) -> bool {
@@ -231,10 +238,11 @@ impl From<&DataText> for LazyData {
 }
 
 /// A JSON object kept as its text: an outbox entry's data, which is stored,
-/// read back and pushed as it was written, and parsed only where its fields
-/// are looked into (a patch acknowledged, the outbox shown to the app).
-/// Always an object that parses into [`Data`]: made from data, or read with
-/// the checks a doc's data gets.
+/// read back and pushed as it was written, and an entity's data as a server
+/// sends it, which is stored as it came; each parsed only where its fields
+/// are looked into (a patch acknowledged, the outbox shown to the app, a
+/// conflict). Always an object that parses into [`Data`]: made from data,
+/// or read with the checks a doc's data gets.
 #[derive(Clone)]
 pub struct DataText(Box<RawValue>);
 
@@ -254,15 +262,16 @@ impl DataText {
         serde_json::from_str(self.as_str()).expect("JSON that `might_not_parse` lets through parses")
     }
 
-    /// Checks that `text`, a doc's `field`, holds an object that parses into
-    /// data; with the data where it had to be parsed to tell.
+    /// Checks that `text`, the `field` of a doc or of a server's answer,
+    /// holds an object that parses into data; with the data where it had to
+    /// be parsed to tell.
     fn checked<E: de::Error>(text: Box<RawValue>, field: &str) -> Result<(DataText, Option<Data>), E> {
         if !text.get().starts_with('{') {
-            return Err(E::custom(format_args!("a doc's `{field}` is not a JSON object")));
+            return Err(E::custom(format_args!("`{field}` is not a JSON object")));
         }
         let mut parsed = None;
         if might_not_parse(text.get()) {
-            let data = serde_json::from_str(text.get()).map_err(|error| E::custom(format_args!("a doc's `{field}`: {error}")))?;
+            let data = serde_json::from_str(text.get()).map_err(|error| E::custom(format_args!("`{field}`: {error}")))?;
             parsed = Some(data);
         }
         Ok((DataText(text), parsed))
@@ -541,8 +550,8 @@ impl Entity {
     }
 
     /// Gives the entity a base of its own (`None`: not acknowledged yet).
-    pub fn set_base(&mut self, base: Option<Data>) {
-        self.base = base.map_or(Base::None, |base| Base::Own(Rc::new(LazyData::Parsed(base))));
+    pub fn set_base(&mut self, base: Option<impl Into<SharedData>>) {
+        self.base = base.map_or(Base::None, |base| Base::Own(base.into().0));
     }
 
     /// Makes the data `base` holds the entity's base. Where it is the
@@ -555,8 +564,8 @@ impl Entity {
 
     /// Makes `data` the entity's data and its base, without a copy: what the
     /// server holds, as the device now does.
-    pub fn take_server_data(&mut self, data: Data) {
-        self.data = Rc::new(LazyData::Parsed(data));
+    pub fn take_server_data(&mut self, data: impl Into<SharedData>) {
+        self.data = data.into().0;
         self.base = Base::Data;
     }
 
@@ -895,7 +904,7 @@ mod tests {
             (&deep, "recursion limit exceeded"),
         ] {
             let read = serde_json::from_str::<Entity>(&doc(data)).unwrap_err().to_string();
-            assert!(read.contains("a doc's `data`") && read.contains(error), "{read}");
+            assert!(read.contains("`data`: ") && read.contains(error), "{read}");
         }
         // Those that parse are read as usual.
         for (data, value) in [

@@ -7,13 +7,12 @@
 
 use std::rc::Rc;
 
-use tideway_protocol::ServerEntity;
-
-use crate::core::entity::{Entity, SyncStatus};
+use crate::core::entity::{Data, DataText, Entity, SyncStatus};
 use crate::core::error::Result;
 use crate::core::reconcile::{Policies, ServerAnswer};
 use crate::core::repository::Repository;
 use crate::core::store::Store;
+use crate::core::sync::ServerChange;
 
 /// The entities of `repository` whose changes no server has acknowledged (dirty,
 /// syncing, in conflict or refused), tombstones included, as (collection, entity).
@@ -43,10 +42,10 @@ pub async fn rescue_into<S: Store + 'static>(into: &Rc<Repository<S>>, entities:
         .filter(|(_, entity)| entity.version > 0)
         .map(|(collection, entity)| ServerAnswer::Pulled {
             id: entity.id.clone(),
-            change: ServerEntity {
+            change: ServerChange {
                 collection: collection.clone(),
                 id: entity.remote_id.clone().unwrap_or_else(|| entity.id.clone()),
-                data: entity.base().cloned().unwrap_or_default(),
+                data: DataText::of(entity.base().unwrap_or(&Data::new())),
                 version: entity.version,
                 server_updated_at: entity.server_updated_at.unwrap_or_default() as i64,
                 deleted: entity.base().is_none(),

@@ -9,11 +9,10 @@
 use js_sys::{Function, Reflect};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tideway_protocol::{PullResponse, PushResponse};
 use wasm_bindgen::JsValue;
 
 use super::{call_app, describe, from_js_json};
-use crate::core::sync::{Push, RemoteError};
+use crate::core::sync::{PullPage, Push, PushAnswer, RemoteError};
 
 pub struct HandlerRemote {
     push: Function,
@@ -26,7 +25,7 @@ impl HandlerRemote {
     }
 
     /// Calls `push({ clientId, mutations })`, expecting `{ results }`.
-    pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+    pub async fn push(&self, request: &Push) -> Result<PushAnswer, RemoteError> {
         // The mutations' data is JSON text, so the request goes over as JSON.
         let argument = serde_json::to_string(request)
             .ok()
@@ -36,7 +35,7 @@ impl HandlerRemote {
     }
 
     /// Calls `pull({ cursor, limit })`, expecting `{ changes, cursor, hasMore }`.
-    pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
+    pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullPage, RemoteError> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct PullRequest<'a> {

@@ -7,13 +7,13 @@ use std::cell::{Cell, RefCell};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Function, Object, Reflect};
 use serde::de::DeserializeOwned;
-use tideway_protocol::{serves_feature, takes_gzip_bodies, ErrorBody, PullResponse, PushResponse, FEATURES_HEADER, FEATURE_AFTER};
+use tideway_protocol::{serves_feature, takes_gzip_bodies, ErrorBody, FEATURES_HEADER, FEATURE_AFTER};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
 use super::{call_app, describe};
-use crate::core::sync::{Push, RemoteError};
+use crate::core::sync::{PullPage, Push, PushAnswer, RemoteError};
 
 pub struct HttpRemote {
     /// The server's base URL, without a trailing slash.
@@ -111,7 +111,7 @@ impl HttpRemote {
 
     /// Sends a push. One that carried its pull and was refused as a request
     /// of the wrong shape is sent again without it (see `pulls_alone`).
-    pub async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+    pub async fn push(&self, request: &Push) -> Result<PushAnswer, RemoteError> {
         match self.send_push(request).await {
             Err(RemoteError::Status { status: 400 | 422, mutation_id: None, .. }) if request.pull.is_some() => {
                 let answer = self.send_push(&Push { pull: None, ..request.clone() }).await;
@@ -130,7 +130,7 @@ impl HttpRemote {
 
     /// Sends a push, gzipped where the server takes it. A compressed push
     /// refused with 415 is sent again plain, and so are later ones.
-    async fn send_push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+    async fn send_push(&self, request: &Push) -> Result<PushAnswer, RemoteError> {
         let json = serde_json::to_string(request).map_err(|e| RemoteError::Malformed(format!("cannot encode the push: {e}")))?;
         let mut packed_meanwhile = None;
         if self.gzip_bodies.get().is_none() && json.len() >= ASK_FIRST_BYTES {
@@ -159,7 +159,7 @@ impl HttpRemote {
         self.exchange(builder, Some(Body::Plain(json))).await
     }
 
-    pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
+    pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullPage, RemoteError> {
         let limit = limit.to_string();
         let mut query = vec![("limit", limit.as_str())];
         if let Some(cursor) = cursor {

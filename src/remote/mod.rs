@@ -8,11 +8,10 @@ pub use handlers::HandlerRemote;
 pub use http::HttpRemote;
 
 use js_sys::{Function, Promise};
-use tideway_protocol::{PullResponse, PushResponse};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::core::sync::{Push, Remote, RemoteError};
+use crate::core::sync::{PullPage, Push, PushAnswer, Remote, RemoteError};
 
 /// The remote a database syncs with.
 pub enum JsRemote {
@@ -21,7 +20,7 @@ pub enum JsRemote {
 }
 
 impl Remote for JsRemote {
-    async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+    async fn push(&self, request: &Push) -> Result<PushAnswer, RemoteError> {
         match self {
             JsRemote::Http(remote) => remote.push(request).await,
             JsRemote::Handlers(remote) => remote.push(request).await,
@@ -51,7 +50,7 @@ impl Remote for JsRemote {
         }
     }
 
-    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
+    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullPage, RemoteError> {
         match self {
             JsRemote::Http(remote) => remote.pull(cursor, limit, client_id).await,
             JsRemote::Handlers(remote) => remote.pull(cursor, limit, client_id).await,

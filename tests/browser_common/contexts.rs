@@ -243,7 +243,8 @@ async fn pull_unheard(name: &str, id: &str, title: &str) {
     let store = store_of(name).await;
     store.load().await.expect("load");
     let data = serde_json::json!({ "title": title }).as_object().cloned().unwrap();
-    let change = tideway_protocol::ServerEntity { collection: "notes".into(), id: id.into(), data, version: 1, server_updated_at: 1, deleted: false };
+    let data = tideway::core::DataText::of(&data);
+    let change = tideway::core::sync::ServerChange { collection: "notes".into(), id: id.into(), data, version: 1, server_updated_at: 1, deleted: false };
     store.settle(&[ServerAnswer::Pulled { id: id.into(), change }], &Policies::default(), 1.0, None, Box::new(|| ())).await.expect("record the pull");
     store.close();
 }

@@ -316,10 +316,10 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
 
 /// The pushed answer acknowledging `mutation` at version 1.
 pub(crate) fn acknowledgement(mutation: &tideway::core::Mutation) -> tideway::core::reconcile::ServerAnswer {
-    use tideway_protocol::{MutationResult, PushStatus};
+    use tideway_protocol::PushStatus;
     tideway::core::reconcile::ServerAnswer::Pushed {
         mutation: mutation.clone(),
-        result: MutationResult {
+        result: tideway::core::sync::MutationAnswer {
             mutation_id: mutation.mutation_id,
             status: PushStatus::Applied,
             version: Some(1),

@@ -414,7 +414,8 @@ pub async fn invalid_writes_are_refused_without_effect<H: Harness>(h: &H) {
 /// failed transaction leaves entities, outbox and cursor as they were.
 pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     use tideway::core::reconcile::{ConflictPolicy, Outcome, Policies, Resolution, ServerAnswer};
-    use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+    use tideway::core::sync::{MutationAnswer, ServerChange};
+    use tideway_protocol::PushStatus;
 
     let name = h.unique_name("settle");
     let repo = repository(h, &name, notes_schema()).await;
@@ -424,15 +425,15 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     let outbox = store.outbox(10).await.unwrap();
     assert_eq!(outbox.len(), 2);
     let policies = Policies { default: ConflictPolicy::Merge, ..Policies::default() };
-    let server = |id: &str, value: Value, version: u64| ServerEntity {
+    let server = |id: &str, value: Value, version: u64| ServerChange {
         collection: "notes".into(),
         id: id.into(),
-        data: data(value),
+        data: DataText::of(&data(value)),
         version,
         server_updated_at: 5_000,
         deleted: false,
     };
-    let applied = MutationResult {
+    let applied = MutationAnswer {
         mutation_id: outbox[0].mutation_id,
         status: PushStatus::Applied,
         version: Some(1),
@@ -464,7 +465,7 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
     assert_eq!(store.get("notes", "n1").await.unwrap().unwrap(), n1);
 
     // n2's push conflicts: the merge replaces its queued mutation with a newer one.
-    let conflict = MutationResult {
+    let conflict = MutationAnswer {
         mutation_id: outbox[1].mutation_id,
         status: PushStatus::Conflict,
         version: Some(3),
@@ -513,7 +514,8 @@ pub async fn sync_answers_settle_in_one_transaction<H: Harness>(h: &H) {
 /// as they were, and entities the answers do not name are never touched.
 pub async fn answers_of_one_batch_take_effect_in_order<H: Harness>(h: &H) {
     use tideway::core::reconcile::{ConflictPolicy, Outcome, Policies, Resolution, ServerAnswer};
-    use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+    use tideway::core::sync::{MutationAnswer, ServerChange};
+    use tideway_protocol::PushStatus;
 
     let name = h.unique_name("settle-order");
     let repo = repository(h, &name, notes_schema()).await;
@@ -524,17 +526,17 @@ pub async fn answers_of_one_batch_take_effect_in_order<H: Harness>(h: &H) {
     let outbox = store.outbox(10).await.unwrap();
     let other = store.get("notes", "other").await.unwrap();
     let policies = Policies { default: ConflictPolicy::ClientWins, ..Policies::default() };
-    let current = ServerEntity {
+    let current = ServerChange {
         collection: "notes".into(),
         id: "n1".into(),
-        data: data(json!({"title": "theirs"})),
+        data: DataText::of(&data(json!({"title": "theirs"}))),
         version: 2,
         server_updated_at: 5_000,
         deleted: false,
     };
     let conflict = |mutation: &tideway::core::Mutation| ServerAnswer::Pushed {
         mutation: mutation.clone(),
-        result: MutationResult {
+        result: MutationAnswer {
             mutation_id: mutation.mutation_id,
             status: PushStatus::Conflict,
             version: Some(2),

@@ -14,7 +14,7 @@ export { REPO_ROOT };
 const PKG = process.env.TIDEWAY_PKG_DIR ?? join(REPO_ROOT, "pkg");
 
 /** Tokens the server accepts; each test signs in as its own user, so tests never see each other's data. */
-export const USERS = ["offline", "converge", "manual", "rejected", "auth", "restart", "policy", "backoff", "handsync", "bfcache", "crash", "worker", "swstop", "classic", "unanswered", "orphaned", "panic", "panicsync", "notdata", "gzip", "refused", "offthread", "onthread", "silent", "plainfirst", "remembered", "ahead", "onetrip", "strict", "slowpage", "scripts", "closing", "chained", "burst"];
+export const USERS = ["offline", "converge", "manual", "rejected", "auth", "restart", "policy", "backoff", "handsync", "bfcache", "crash", "worker", "swstop", "classic", "unanswered", "orphaned", "panic", "panicsync", "notdata", "gzip", "refused", "offthread", "onthread", "silent", "plainfirst", "remembered", "ahead", "onetrip", "strict", "slowpage", "scripts", "closing", "chained", "burst", "pulled"];
 
 /** How long a page may take to load the package and say it is ready. */
 export const READY_LIMIT_MS = 15_000;

@@ -136,3 +136,40 @@ test("a bulkPut holds each note's data once, as its text: 20,000 notes in one ca
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test("a pull keeps each note's data as the text the server sent: a page that pulled 20,000 notes grows wasm memory by under 900 bytes a note", async () => {
+  const writer = await openDevice(browser, server);
+  await writer.page.evaluate(async () => {
+    const sync = { url: location.origin, getToken: () => "pulled-token", auto: false };
+    const db = await window.Tideway.open({ name: "writer", collections: { notes: { indexes: ["title"] } }, sync });
+    for (let first = 0; first < 20_000; first += 2000) {
+      const entries = Array.from({ length: 2000 }, (_, i) => ({
+        id: `n${first + i}`,
+        data: { title: `note ${first + i}`, body: "x".repeat(100), done: i % 2 === 0, n: first + i },
+      }));
+      await db.collection("notes").bulkPut(entries);
+    }
+    await db.sync();
+    await db.close();
+  });
+  await writer.context.close();
+
+  const { context, page, errors } = await openMeasuredDevice();
+  const grown = await page.evaluate(async () => {
+    const { default: init } = await import("/pkg/index.js");
+    const memory = (await init()).memory;
+    const before = memory.buffer.byteLength;
+    const sync = { url: location.origin, getToken: () => "pulled-token", auto: false };
+    const db = await window.Tideway.open({ name: "reader", collections: { notes: { indexes: ["title"] } }, sync });
+    const report = await db.sync();
+    const grown = memory.buffer.byteLength - before;
+    const count = db.collection("notes").all().length;
+    await db.close();
+    return { perNote: grown / count, pulled: report.pulled, count };
+  });
+  assert.deepEqual([grown.pulled, grown.count], [20_000, 20_000]);
+  // Parsed into each pulled entity, the data took 1.25 KB a note.
+  assert.ok(grown.perNote < 900, `wasm memory grew by ${grown.perNote.toFixed(0)} bytes a note`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,7 +1,7 @@
 //! What a server says about local entities (answers to a push, pulled
 //! changes), and what recording one did, for events and counters.
 
-use tideway_protocol::{MutationResult, ServerEntity};
+use crate::core::sync::{MutationAnswer, ServerChange};
 
 use crate::core::entity::Entity;
 use crate::core::mutation::{Mutation, MutationId};
@@ -13,11 +13,11 @@ use crate::core::mutation::{Mutation, MutationId};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerAnswer {
     /// The result of one pushed mutation.
-    Pushed { mutation: Mutation, result: MutationResult },
+    Pushed { mutation: Mutation, result: MutationAnswer },
     /// A push refused as a whole, blamed on this mutation: it can never apply.
     Refused { mutation: Mutation, error: String },
     /// A change pulled from the server, addressed to the local entity `id`.
-    Pulled { id: String, change: ServerEntity },
+    Pulled { id: String, change: ServerChange },
 }
 
 impl ServerAnswer {

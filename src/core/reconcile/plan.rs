@@ -173,7 +173,8 @@ pub fn plan(answers: &[ServerAnswer], mut stored: Stored, policies: &Policies, n
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+    use tideway_protocol::{MutationResult, PushStatus};
+    use crate::core::sync::ServerChange;
 
     use super::*;
     use crate::core::entity::{Data, DataText, SyncStatus};
@@ -211,18 +212,18 @@ mod tests {
         }
     }
 
-    fn server(id: &str, title: &str, version: u64) -> ServerEntity {
-        ServerEntity {
+    fn server(id: &str, title: &str, version: u64) -> ServerChange {
+        ServerChange {
             collection: "notes".into(),
             id: id.into(),
             version,
-            data: data(json!({ "title": title })),
+            data: DataText::of(&data(json!({ "title": title }))),
             server_updated_at: 99,
             deleted: false,
         }
     }
 
-    fn conflict(mutation: Mutation, current: ServerEntity) -> ServerAnswer {
+    fn conflict(mutation: Mutation, current: ServerChange) -> ServerAnswer {
         let result = MutationResult {
             mutation_id: mutation.mutation_id,
             status: PushStatus::Conflict,

@@ -2,13 +2,14 @@
 //! entity as stored at that moment (like `apply_write` for local writes).
 //! [`super::plan`] calls it once per answer of a batch.
 
-use tideway_protocol::{MutationResult, PushStatus, ServerEntity};
+use tideway_protocol::PushStatus;
 
 use super::answer::{Outcome, Resolution, ServerAnswer};
 use super::merge::{three_way, Side};
 use super::policy::{ConflictPolicy, ConflictSides};
-use crate::core::entity::{ConflictState, Data, DataText, Entity, SyncStatus};
+use crate::core::entity::{ConflictState, Data, DataText, Entity, SharedData, SyncStatus};
 use crate::core::mutation::{Mutation, MutationId, Op};
+use crate::core::sync::{MutationAnswer, ServerChange};
 
 /// The writes that record one answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +32,10 @@ impl Settlement {
     }
 }
 
-/// The server's side of a conflict.
+/// The server's side of an answer: its data as the JSON text it came in,
+/// parsed only where a conflict looks into it.
 struct ServerSide {
-    data: Data,
+    data: SharedData,
     deleted: bool,
     version: u64,
     server_updated_at: Option<f64>,
@@ -41,9 +43,9 @@ struct ServerSide {
 }
 
 impl ServerSide {
-    fn of(change: &ServerEntity) -> Self {
+    fn of(change: &ServerChange) -> Self {
         ServerSide {
-            data: if change.deleted { Data::new() } else { change.data.clone() },
+            data: if change.deleted { SharedData::default() } else { change.data.clone().into() },
             deleted: change.deleted,
             version: change.version,
             server_updated_at: Some(change.server_updated_at as f64),
@@ -79,7 +81,7 @@ pub fn settle(current: Option<&Entity>, answer: &ServerAnswer, policy: &Conflict
                         }
                         // The server holds nothing at all under this id.
                         (None, _) => ServerSide {
-                            data: Data::new(),
+                            data: SharedData::default(),
                             deleted: true,
                             version: result.version.unwrap_or(0),
                             server_updated_at: None,
@@ -100,7 +102,7 @@ pub fn settle(current: Option<&Entity>, answer: &ServerAnswer, policy: &Conflict
     }
 }
 
-fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationResult) -> Settlement {
+fn acknowledged(entity: &Entity, mutation: &Mutation, result: &MutationAnswer) -> Settlement {
     let mut next = entity.clone();
     next.pending = next.pending.saturating_sub(1);
     if let Some(version) = result.version {
@@ -151,7 +153,7 @@ fn failed(entity: &Entity, mutation: &Mutation, error: String) -> Settlement {
     }
 }
 
-fn pulled(collection: &str, current: Option<&Entity>, id: &str, change: &ServerEntity, policy: &ConflictPolicy, now: f64) -> Settlement {
+fn pulled(collection: &str, current: Option<&Entity>, id: &str, change: &ServerChange, policy: &ConflictPolicy, now: f64) -> Settlement {
     let server = ServerSide::of(change);
     match current {
         None if change.deleted => Settlement::unchanged(None),
@@ -197,7 +199,7 @@ fn on_server_version(entity: &mut Entity, version: &u64, at: Option<f64>, remote
 /// carries their effect (it starts from the entity's local data).
 fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &ConflictPolicy, now: f64) -> Settlement {
     let local = Side { data: entity.data(), deleted: entity.deleted };
-    let server_side = Side { data: &server.data, deleted: server.deleted };
+    let server_side = Side { data: server.data.get(), deleted: server.deleted };
     // During a manual conflict the entity's base is already the server's data;
     // the base both sides started from is the one kept with the conflict.
     let base = match &entity.conflict {
@@ -214,7 +216,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
                 collection,
                 id: &entity.id,
                 local: (!entity.deleted).then_some(entity.data()),
-                server: (!server.deleted).then_some(&server.data),
+                server: (!server.deleted).then_some(server.data.get()),
                 base,
             };
             match resolve(&sides) {
@@ -272,7 +274,7 @@ fn conflict(collection: &str, entity: &Entity, server: ServerSide, policy: &Conf
 fn same_as_server(resolved: &Option<Data>, server: &ServerSide) -> bool {
     match resolved {
         None => server.deleted,
-        Some(data) => !server.deleted && *data == server.data,
+        Some(data) => !server.deleted && data == server.data.get(),
     }
 }
 
@@ -317,10 +319,10 @@ mod tests {
         ) {
             let base = json!({"title": "t", "body": "b"});
             let local = json!({"title": local_title, "body": "b"});
-            let change = ServerEntity {
+            let change = ServerChange {
                 collection: "notes".into(),
                 id: "n1".into(),
-                data: data(json!({"title": server_title, "body": "B"})),
+                data: DataText::of(&data(json!({"title": server_title, "body": "B"}))),
                 version: 2,
                 server_updated_at: server_at,
                 deleted: false,

@@ -15,12 +15,12 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use futures::future::{self, Either, LocalBoxFuture};
 use serde::Serialize;
-use tideway_protocol::{validate_push_request, PullRequest, PullResponse, PushMutation, PushResponse};
+use tideway_protocol::{validate_push_request, PullRequest, PushMutation};
 
 use super::backoff::Backoff;
 use super::full_pull::FullPull;
 use super::log::{steps_of, AnswerStatus, ConflictOutcome};
-use super::remote::{ErrorClass, Push, Remote, RemoteError};
+use super::remote::{ErrorClass, PullPage, Push, PushAnswer, Remote, RemoteError, ServerChange};
 use crate::core::reconcile::{Outcome, Policies, Resolution, ServerAnswer, Settled};
 use crate::core::error::Error;
 use crate::core::mutation::{Mutation, MutationId};
@@ -682,7 +682,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         report: &mut SyncReport,
         refreshed: &mut bool,
         full: Option<FullPull>,
-        ahead: Option<Result<PullResponse, RemoteError>>,
+        ahead: Option<Result<PullPage, RemoteError>>,
     ) -> Result<(), Failure> {
         let mut unshown = None;
         let pulled = self.pull_pages(report, refreshed, full, ahead, &mut unshown).await;
@@ -700,7 +700,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
         report: &mut SyncReport,
         refreshed: &mut bool,
         full: Option<FullPull>,
-        ahead: Option<Result<PullResponse, RemoteError>>,
+        ahead: Option<Result<PullPage, RemoteError>>,
         unshown: &mut Option<(Vec<ServerAnswer>, Vec<Settled>)>,
     ) -> Result<(), Failure> {
         let mut cursor = self.meta.borrow().cursor.clone();
@@ -734,7 +734,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
                     _ => return Err(Failure::Remote(error)),
                 },
             };
-            let PullResponse { changes, cursor: next, has_more } = page;
+            let PullPage { changes, cursor: next, has_more } = page;
             if has_more && changes.is_empty() && cursor.as_deref() == Some(next.as_str()) {
                 return Err(Failure::Remote(RemoteError::Malformed(
                     "pull answered hasMore with no changes and the same cursor".into(),
@@ -783,7 +783,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     }
 
     /// Asks for the page of changes after `cursor`; `full` as in `pull_pages`.
-    async fn pull_page(&self, refreshed: &mut bool, cursor: Option<&str>, full: Option<&FullPull>) -> Result<PullResponse, RemoteError> {
+    async fn pull_page(&self, refreshed: &mut bool, cursor: Option<&str>, full: Option<&FullPull>) -> Result<PullPage, RemoteError> {
         self.log(Step::Pull { has_cursor: cursor.is_some() });
         let own = self.own_writes_skipped(full);
         self.call(refreshed, || self.remote.pull(cursor, self.config.pull_limit, own)).await
@@ -863,7 +863,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// Also tells `full`, in a pull from the start, each entity listed, held or not.
     fn pulled_answers(
         &self,
-        changes: Vec<tideway_protocol::ServerEntity>,
+        changes: Vec<ServerChange>,
         local_ids: &mut LocalIds,
         mut full: Option<&mut FullPull>,
     ) -> Vec<ServerAnswer> {
@@ -1137,13 +1137,13 @@ struct Read {
 struct PullAhead<'a> {
     /// As the pull will have it (see `pull_pages`).
     full: Option<&'a FullPull>,
-    page: Option<Result<PullResponse, RemoteError>>,
+    page: Option<Result<PullPage, RemoteError>>,
 }
 
 /// What came of sending one push.
 enum Sent {
     /// A result for every mutation, in order (see `check_answers`).
-    Answered(PushResponse),
+    Answered(PushAnswer),
     /// One mutation refused for good; the rest of the batch stays queued.
     Refused(Box<ServerAnswer>),
     /// Refused whole, naming no mutation: push one at a time to find it.
@@ -1192,7 +1192,7 @@ fn within_body_limit(mut batch: Vec<Mutation>) -> Vec<Mutation> {
 
 /// Checks that `response` is the reply the protocol promises to `batch`: a
 /// result for each mutation, in order.
-fn check_answers(batch: &[Mutation], response: &PushResponse) -> Result<(), RemoteError> {
+fn check_answers(batch: &[Mutation], response: &PushAnswer) -> Result<(), RemoteError> {
     if response.results.len() != batch.len() {
         return Err(RemoteError::Malformed(format!(
             "push of {} mutations answered {} results",
@@ -1216,6 +1216,6 @@ fn check_answers(batch: &[Mutation], response: &PushResponse) -> Result<(), Remo
 
 /// Pairs each pushed mutation with its result, `response` having passed
 /// `check_answers`: the answers take the mutations, rather than copies.
-fn answers_of(batch: Vec<Mutation>, response: PushResponse) -> Vec<ServerAnswer> {
+fn answers_of(batch: Vec<Mutation>, response: PushAnswer) -> Vec<ServerAnswer> {
     batch.into_iter().zip(response.results).map(|(mutation, result)| ServerAnswer::Pushed { mutation, result }).collect()
 }

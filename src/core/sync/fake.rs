@@ -6,12 +6,14 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tideway_protocol::{
     codes, decide, Decision, ErrorDetail, MutationResult, Op, PullResponse, PushRequest, PushResponse, PushStatus, ServerEntity,
 };
 
-use super::remote::{Push, Remote, RemoteError};
+use super::remote::{PullPage, Push, PushAnswer, Remote, RemoteError};
 
 /// A scripted misbehaviour for the next push or pull.
 #[derive(Debug, Clone)]
@@ -225,7 +227,7 @@ impl FakeRemote {
 }
 
 impl Remote for FakeRemote {
-    async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError> {
+    async fn push(&self, request: &Push) -> Result<PushAnswer, RemoteError> {
         // Read as a server reads it, from the JSON that goes over the wire.
         let json = serde_json::to_string(request).expect("a push serializes");
         let request: PushRequest = serde_json::from_str(&json).expect("a push reads back as the protocol's request");
@@ -234,7 +236,7 @@ impl Remote for FakeRemote {
         let fault = self.0.borrow_mut().push_faults.pop_front();
         match fault {
             Some(Fault::Before(error)) => return Err(error),
-            Some(Fault::Reply(response)) => return Ok(response),
+            Some(Fault::Reply(response)) => return Ok(over_the_wire(&response)),
             _ => {}
         }
         let mut server = self.0.borrow_mut();
@@ -262,7 +264,7 @@ impl Remote for FakeRemote {
         };
         match fault {
             Some(Fault::After(error)) => Err(error),
-            _ => Ok(PushResponse { results, pull }),
+            _ => Ok(over_the_wire(&PushResponse { results, pull })),
         }
     }
 
@@ -274,7 +276,7 @@ impl Remote for FakeRemote {
         self.0.borrow().chains
     }
 
-    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError> {
+    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullPage, RemoteError> {
         self.0.borrow_mut().pulls += 1;
         self.authorized()?;
         let fault = self.0.borrow_mut().pull_faults.pop_front();
@@ -284,7 +286,7 @@ impl Remote for FakeRemote {
         let response = self.0.borrow_mut().page(cursor, limit, client_id)?;
         match fault {
             Some(Fault::After(error)) => Err(error),
-            _ => Ok(response),
+            _ => Ok(over_the_wire(&response)),
         }
     }
 
@@ -302,4 +304,10 @@ impl Remote for FakeRemote {
     fn recall(&self, learned: &str) {
         self.0.borrow_mut().recalled.push(learned.to_owned());
     }
+}
+
+/// `answer` as a client reads it: from the JSON that goes over the wire.
+fn over_the_wire<A: Serialize, B: DeserializeOwned>(answer: &A) -> B {
+    let json = serde_json::to_string(answer).expect("an answer serializes");
+    serde_json::from_str(&json).expect("an answer reads back as a client reads it")
 }

@@ -11,10 +11,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::Map;
-use tideway_protocol::ServerEntity;
-
-use crate::core::entity::{Entity, SyncStatus};
+use super::remote::ServerChange;
+use crate::core::entity::{Data, DataText, Entity, SyncStatus};
 use crate::core::reconcile::ServerAnswer;
 use crate::core::repository::Repository;
 use crate::core::store::Store;
@@ -67,10 +65,10 @@ impl FullPull {
                 let Some(entity) = collection.get(id).filter(|entity| synced(entity) && entity.version == *version) else {
                     return;
                 };
-                let change = ServerEntity {
+                let change = ServerChange {
                     collection: name.clone(),
                     id: entity.remote_id.clone().unwrap_or_else(|| entity.id.clone()),
-                    data: Map::new(),
+                    data: DataText::of(&Data::new()),
                     version: entity.version + 1,
                     server_updated_at: entity.server_updated_at.unwrap_or_default() as i64,
                     deleted: true,

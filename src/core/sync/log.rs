@@ -84,7 +84,9 @@ fn policy_name(policy: &ConflictPolicy) -> &'static str {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use tideway_protocol::{ErrorDetail, MutationResult, Op, ServerEntity};
+    use tideway_protocol::{ErrorDetail, MutationResult, Op};
+    use crate::core::sync::{MutationAnswer, ServerChange};
+    use crate::core::DataText;
 
     use super::*;
     use crate::core::mutation::Mutation;
@@ -103,7 +105,7 @@ mod tests {
         }
     }
 
-    fn result(mutation_id: u64, status: PushStatus) -> MutationResult {
+    fn result(mutation_id: u64, status: PushStatus) -> MutationAnswer {
         MutationResult { mutation_id, status, version: None, server_updated_at: None, remote_id: None, current: None, error: None }
     }
 
@@ -142,10 +144,10 @@ mod tests {
 
     #[test]
     fn pulled_changes_give_entries_only_for_conflicts() {
-        let change = |id: &str| ServerEntity {
+        let change = |id: &str| ServerChange {
             collection: "notes".into(),
             id: id.into(),
-            data: serde_json::Map::new(),
+            data: DataText::of(&serde_json::Map::new()),
             version: 2,
             server_updated_at: 1,
             deleted: false,

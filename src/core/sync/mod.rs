@@ -22,4 +22,4 @@ mod tests;
 pub use backoff::Backoff;
 pub use log::{AnswerStatus, ConflictOutcome};
 pub use engine::{Counters, Step, SyncConfig, SyncEngine, SyncError, SyncEvent, SyncReport, SyncState};
-pub use remote::{ErrorClass, Push, Remote, RemoteError};
+pub use remote::{ErrorClass, MutationAnswer, PullPage, Push, PushAnswer, Remote, RemoteError, ServerChange};

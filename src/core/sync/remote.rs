@@ -7,13 +7,27 @@
 
 use std::fmt;
 
-use tideway_protocol::{PullResponse, PushRequest, PushResponse};
+use tideway_protocol::{MutationResult, PullResponse, PushRequest, PushResponse, ServerEntity};
 
 use crate::core::DataText;
 
 /// A push as a client sends it: each mutation's data is the JSON text it was
 /// queued as, sent as it is.
 pub type Push = PushRequest<DataText>;
+
+/// A push's answer as a client reads it: the data of each entity it brings
+/// is kept as the JSON text it came in (checked to be an object), and parsed
+/// only where something looks into its fields, as a stored doc's is.
+pub type PushAnswer = PushResponse<DataText>;
+
+/// The answer for one mutation of a push, as a client reads it.
+pub type MutationAnswer = MutationResult<DataText>;
+
+/// A page of a pull as a client reads it, each change's data as its JSON text.
+pub type PullPage = PullResponse<DataText>;
+
+/// An entity as the server sends it, its data as its JSON text.
+pub type ServerChange = ServerEntity<DataText>;
 
 /// A failed call to the remote.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,7 +119,7 @@ impl RemoteError {
 #[allow(async_fn_in_trait)]
 pub trait Remote {
     /// Sends one batch of mutations; the answer has one result per mutation, in order.
-    async fn push(&self, request: &Push) -> Result<PushResponse, RemoteError>;
+    async fn push(&self, request: &Push) -> Result<PushAnswer, RemoteError>;
 
     /// Gets `request` ready to go (encoded, compressed) while the push before
     /// it is in flight, so that a `push` of an equal request then goes out at
@@ -129,7 +143,7 @@ pub trait Remote {
     /// Fetches the changes after `cursor` (`None`: from the beginning). With
     /// `client_id`, the server may leave out the changes whose latest write was
     /// that client's own push: the client has them from its push answers.
-    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullResponse, RemoteError>;
+    async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullPage, RemoteError>;
 
     /// Asks for fresh credentials after a 401. The default has none to refresh.
     async fn refresh_auth(&self) -> Result<(), RemoteError> {

@@ -56,9 +56,7 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
         // Which encodings a request body may come in, as RFC 7694 has a server say
         // it: clients learn from any answer that they may compress their pushes.
-        .layer(SetResponseHeaderLayer::overriding(ACCEPT_ENCODING, body_encodings.clone()))
-        // The optional parts of the protocol this server serves.
-        .layer(SetResponseHeaderLayer::overriding(features.clone(), HeaderValue::from_static(FEATURE_AFTER)));
+        .layer(SetResponseHeaderLayer::overriding(ACCEPT_ENCODING, body_encodings.clone()));
     let app = match site {
         Some(site) => api.fallback(move |request: Request<Body>| {
             let site = site.clone();
@@ -70,7 +68,7 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .allow_origin(AllowOrigin::predicate(move |origin, _| cors.allows(origin)))
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([AUTHORIZATION, CONTENT_TYPE, CONTENT_ENCODING, IF_MATCH, HeaderName::from_static("idempotency-key")])
-        .expose_headers([ETAG, ACCEPT_ENCODING, HeaderName::from_static("idempotent-replayed"), features])
+        .expose_headers([ETAG, ACCEPT_ENCODING, HeaderName::from_static("idempotent-replayed"), features.clone()])
         .max_age(Duration::from_secs(600));
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {
@@ -107,6 +105,11 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
     // counts the bytes as decompressed, so a small bomb is cut off like a large body.
     let decompression = RequestDecompressionLayer::new();
     let refuse_other_encodings = middleware::from_fn_with_state(body_encodings, refuse_other_encodings);
+    // The optional parts of the protocol this server serves, on every answer: a
+    // client goes by the last one it had, and one refused before it reached the
+    // endpoints (a 503 at the limit, a 408, a 415 for the body's encoding) would
+    // otherwise have it take nothing optional for its next request.
+    let features = SetResponseHeaderLayer::overriding(features, HeaderValue::from_static(FEATURE_AFTER));
     // Browsers must take every answer, API or file, as the type it says it is.
     let nosniff = SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -114,6 +117,7 @@ pub fn router(state: Arc<AppState>, site: Option<Arc<Site>>, cors: CorsPolicy, l
         .layer(refuse_other_encodings)
         .layer(compression)
         .layer(bounds)
+        .layer(features)
         .layer(trace)
         .layer(cors)
         .layer(nosniff)

@@ -822,6 +822,8 @@ async fn requests_past_the_concurrency_limit_answer_503() {
     };
     assert_eq!(busy.body["error"]["code"], "unavailable");
     assert_eq!(busy.header("retry-after"), Some("1"));
+    // Refused before it reached the endpoints, it still lists the features served.
+    assert_eq!(busy.header(tideway_protocol::FEATURES_HEADER), Some("after"));
     drop(stalled);
     let deadline = tokio::time::Instant::now() + WELL_AFTER;
     while api.pull(BOB, "", 10).await.status != StatusCode::OK {
@@ -1575,6 +1577,7 @@ async fn answers_list_the_features_served() {
         ("refused push", api.push(ALICE, "c1", json!([put(2, "notes", "a", json!({}), 1), after(put(3, "notes", "b", json!({}), 0), 2)])).await),
         ("unauthorized", api.send(Method::GET, "/v1/pull", None, &[origin], None).await),
         ("no route", api.send(Method::GET, "/v1/nope", Some(ALICE), &[origin], None).await),
+        ("refused encoding", api.send(Method::POST, "/v1/push", Some(ALICE), &[origin, ("content-type", "application/json"), ("content-encoding", "br")], Some(b"{}".to_vec())).await),
     ];
     for (name, reply) in answers {
         let features = reply.header(tideway_protocol::FEATURES_HEADER).unwrap_or("");

@@ -166,10 +166,19 @@ export async function runChaos({
   try {
     // Every push the server answered, by `clientId/mutationId`: what it carried.
     const pushed = new Map();
+    // Each client's pushes the server answered, in order, as the mutation ids
+    // each carried (`first-last`), to show around a refusal.
+    const pushOrder = new Map();
     proxy.observe = ({ path, requestBody, status }) => {
       if (path !== "/v1/push" || status !== 200) return;
       report.pushRequests += 1;
       const body = JSON.parse(requestBody);
+      const ids = body.mutations.map((m) => m.mutationId);
+      if (ids.length > 0) {
+        const order = pushOrder.get(body.clientId) ?? [];
+        order.push(ids.length === 1 ? `${ids[0]}` : `${ids[0]}-${ids[ids.length - 1]}`);
+        pushOrder.set(body.clientId, order);
+      }
       for (const m of body.mutations) {
         const key = `${body.clientId}/${m.mutationId}`;
         const content = contentOf(m);
@@ -224,7 +233,7 @@ export async function runChaos({
       report.retried += device.retired.retried;
       report.merged += device.retired.merged;
     }
-    await audit({ server, pushed, writes, fleet, report, problem });
+    await audit({ server, pushed, pushOrder, writes, fleet, report, problem });
   } finally {
     await browser.close();
     await proxy.close();
@@ -442,7 +451,7 @@ async function checkClientsEqualServer(fleet, server, problem) {
 }
 
 /** The server-side audit: the push records joined with what the proxy saw pushed. */
-async function audit({ server, pushed, writes, fleet, report, problem }) {
+async function audit({ server, pushed, pushOrder, writes, fleet, report, problem }) {
   const lines = await new Promise((resolve, reject) =>
     execFile(SERVER_BIN, ["push-log", "--db", `sqlite://${join(server.dir, "server.db")}`], { maxBuffer: 256 << 20 }, (error, stdout, stderr) =>
       error ? reject(new Error(`push-log failed: ${stderr}`)) : resolve(stdout.split("\n").filter(Boolean)),
@@ -467,7 +476,10 @@ async function audit({ server, pushed, writes, fleet, report, problem }) {
     answered.set(record.clientId, mine);
     mine.contents.add(content);
     if (status === "conflict") mine.conflicts.add(id);
-    if (status === "rejected") problem(`the server rejected ${key}: ${JSON.stringify(record.result.error)}`);
+    if (status === "rejected") {
+      const order = (pushOrder.get(record.clientId) ?? []).join(", ");
+      problem(`the server rejected ${key}: ${JSON.stringify(record.result.error)}; that client's pushes as the server answered them: ${order}`);
+    }
     if (status !== "applied") continue;
     writers.set(id, (writers.get(id) ?? new Set()).add(record.clientId));
     const versions = versionsMade.get(id) ?? [];

@@ -242,14 +242,15 @@ impl From<&DataText> for LazyData {
 /// sends it, which is stored as it came; each parsed only where its fields
 /// are looked into (a patch acknowledged, the outbox shown to the app, a
 /// conflict). Always an object that parses into [`Data`]: made from data,
-/// or read with the checks a doc's data gets.
+/// or read with the checks a doc's data gets. Shared by its copies: a put's
+/// outbox entry holds the very text its entity does.
 #[derive(Clone)]
-pub struct DataText(Box<RawValue>);
+pub struct DataText(Rc<RawValue>);
 
 impl DataText {
     /// `data` written out.
     pub fn of(data: &Data) -> DataText {
-        DataText(serde_json::value::to_raw_value(data).expect("a JSON object always serializes"))
+        DataText(Rc::from(serde_json::value::to_raw_value(data).expect("a JSON object always serializes")))
     }
 
     /// The JSON text.
@@ -274,7 +275,7 @@ impl DataText {
             let data = serde_json::from_str(text.get()).map_err(|error| E::custom(format_args!("`{field}`: {error}")))?;
             parsed = Some(data);
         }
-        Ok((DataText(text), parsed))
+        Ok((DataText(Rc::from(text)), parsed))
     }
 }
 

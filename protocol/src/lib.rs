@@ -360,6 +360,17 @@ pub enum Decision {
     Reject { code: &'static str, message: String },
 }
 
+/// The version `mutation` is applied on: its `baseVersion`, or, with an
+/// `after`, the version the mutation it names made, if that one applied.
+/// `None` (that one did not apply): `mutation` does not apply either, and is
+/// answered as a conflict. `earlier` holds the results of the push's earlier
+/// mutations, in mutationId order.
+pub fn standing_version<D>(mutation: &PushMutation<D>, earlier: &[MutationResult]) -> Option<u64> {
+    let Some(after) = mutation.after else { return Some(mutation.base_version) };
+    let before = earlier.binary_search_by_key(&after, |result| result.mutation_id).ok().map(|i| &earlier[i])?;
+    before.version.filter(|_| before.status == PushStatus::Applied)
+}
+
 /// The protocol's apply rule: what a validated mutation does to the entity it
 /// names, given that entity as the server holds it for the user (`None` when it
 /// never existed; a tombstone is `Some` with `deleted: true`).

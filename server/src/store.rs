@@ -19,7 +19,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 use tideway_protocol::{
     codes, data_size, decide, Decision, ErrorDetail, MutationResult, Op, PushMutation, PushStatus, ServerEntity,
-    MAX_CONFLICT_CURRENT_BYTES, MAX_PULL_PAGE_BYTES,
+    standing_version, MAX_CONFLICT_CURRENT_BYTES, MAX_PULL_PAGE_BYTES,
 };
 
 use crate::gates::{WriteGates, WriterSlot};
@@ -504,18 +504,8 @@ impl Store {
                     } else {
                         // A mutation built on an earlier one of this push (its `after`)
                         // stands on the version that one made, applied now or before
-                        // (a replay), and on nothing if that one did not apply. The
-                        // results are in mutationId order.
-                        let base_version = match m.after {
-                            None => Some(m.base_version),
-                            Some(after) => results
-                                .binary_search_by_key(&after, |r| r.mutation_id)
-                                .ok()
-                                .map(|i| &results[i])
-                                .filter(|r| r.status == PushStatus::Applied)
-                                .and_then(|r| r.version),
-                        };
-                        w.apply(m, base_version).await?
+                        // (a replay), and on nothing if that one did not apply.
+                        w.apply(m, standing_version(m, results)).await?
                     };
                     // The record keeps the version a conflict met, never the entity's
                     // data: a replay reads the data again (see attach_current).

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tideway_protocol::{
     codes, decide, Decision, ErrorDetail, MutationResult, Op, PullResponse, PushRequest, PushResponse, PushStatus, ServerEntity,
+    standing_version,
 };
 
 use super::remote::{PullPage, Push, PushAnswer, Remote, RemoteError};
@@ -242,15 +243,8 @@ impl Remote for FakeRemote {
         let mut server = self.0.borrow_mut();
         let mut results: Vec<MutationResult> = Vec::with_capacity(request.mutations.len());
         for m in &request.mutations {
-            // Built on the one its `after` names: on the version that one made, if it applied.
-            let base_version = match m.after {
-                None => Some(m.base_version),
-                Some(after) => {
-                    assert!(server.chains, "a chained mutation pushed to a server that does not take them");
-                    let before = results.iter().find(|result| result.mutation_id == after);
-                    before.filter(|result| result.status == PushStatus::Applied).and_then(|result| result.version)
-                }
-            };
+            assert!(m.after.is_none() || server.chains, "a chained mutation pushed to a server that does not take them");
+            let base_version = standing_version(m, &results);
             results.push(server.apply(&request.client_id, m, base_version));
         }
         // Served after the push, as the reference server does; left out where

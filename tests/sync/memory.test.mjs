@@ -12,9 +12,17 @@ let server;
 let browser;
 serverAndBrowser((started) => ({ server, browser } = started));
 
-/** A device whose page can also ask for a garbage collection (`collect`). */
+/**
+ * A device whose page can also ask for a garbage collection (`collect`), and
+ * tell the size of the module's memory (`window.wasmMemory()`).
+ */
 async function openMeasuredDevice() {
   const device = await openDevice(browser, server);
+  await device.page.evaluate(async () => {
+    const { default: init } = await import("/pkg/index.js");
+    const exports = await init();
+    window.wasmMemory = () => exports.memory.buffer.byteLength;
+  });
   const cdp = await device.context.newCDPSession(device.page);
   const collect = () => cdp.send("HeapProfiler.collectGarbage");
   const heapAfterGc = async () => {
@@ -45,11 +53,6 @@ test("a call that has settled leaves nothing behind for a stop to reject: 20,000
 test("a closed database lets go of what it held: its getToken is collected, and 100 opens and closes grow no wasm memory", async () => {
   const { context, page, errors, collect } = await openMeasuredDevice();
   const name = `closing-${crypto.randomUUID()}`;
-  await page.evaluate(async () => {
-    const { default: init } = await import("/pkg/index.js");
-    const exports = await init();
-    window.wasmMemory = () => exports.memory.buffer.byteLength;
-  });
   // Each one syncs on its own as it opens and after its write, then closes.
   const cycles = async (count) => {
     for (let done = 0; done < count; done += 10) {
@@ -90,20 +93,18 @@ test("a closed database lets go of what it held: its getToken is collected, and 
 test("a burst of writes, each asking for a sync, keeps one sync waiting: 3000 writes grow wasm memory by under 8 MB", async () => {
   const { context, page, errors } = await openMeasuredDevice();
   const grown = await page.evaluate(async (name) => {
-    const { default: init } = await import("/pkg/index.js");
-    const memory = (await init()).memory;
     const sync = { url: location.origin, getToken: () => "burst-token", debounce: 0 };
     const db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } }, sync });
     const notes = db.collection("notes");
     await notes.put({ title: "first" }, { id: "n0" });
     await db.sync();
-    const before = memory.buffer.byteLength;
+    const before = window.wasmMemory();
     // Each write schedules a sync at once; most come while one runs.
     for (let i = 0; i < 3000; i++) await notes.put({ title: `edit ${i}`, body: "x".repeat(100) }, { id: `n${i % 50}` });
     await db.sync();
     const left = await db.pendingCount();
     await db.close();
-    return { bytes: memory.buffer.byteLength - before, left };
+    return { bytes: window.wasmMemory() - before, left };
   }, `burst-${crypto.randomUUID()}`);
   assert.equal(grown.left, 0);
   // A waiting sync per write took it from 1.3 to 25 MB.
@@ -115,16 +116,14 @@ test("a burst of writes, each asking for a sync, keeps one sync waiting: 3000 wr
 test("a bulkPut holds each note's data once, as its text: 20,000 notes in one call grow wasm memory by under 2 KB a note", async () => {
   const { context, page, errors } = await openMeasuredDevice();
   const grown = await page.evaluate(async (name) => {
-    const { default: init } = await import("/pkg/index.js");
-    const memory = (await init()).memory;
     const db = await window.Tideway.open({ name, collections: { notes: { indexes: ["title"] } } });
     const entries = Array.from({ length: 20_000 }, (_, i) => ({
       id: `n${i}`,
       data: { title: `note ${i}`, body: "x".repeat(100), done: i % 2 === 0, n: i },
     }));
-    const before = memory.buffer.byteLength;
+    const before = window.wasmMemory();
     const records = await db.collection("notes").bulkPut(entries);
-    const grown = memory.buffer.byteLength - before;
+    const grown = window.wasmMemory() - before;
     const count = (await db.collection("notes").all()).length;
     await db.close();
     return { perNote: grown / entries.length, records: records.length, count };
@@ -156,13 +155,11 @@ test("a pull keeps each note's data as the text the server sent: a page that pul
 
   const { context, page, errors } = await openMeasuredDevice();
   const grown = await page.evaluate(async () => {
-    const { default: init } = await import("/pkg/index.js");
-    const memory = (await init()).memory;
-    const before = memory.buffer.byteLength;
+    const before = window.wasmMemory();
     const sync = { url: location.origin, getToken: () => "pulled-token", auto: false };
     const db = await window.Tideway.open({ name: "reader", collections: { notes: { indexes: ["title"] } }, sync });
     const report = await db.sync();
-    const grown = memory.buffer.byteLength - before;
+    const grown = window.wasmMemory() - before;
     const count = db.collection("notes").all().length;
     await db.close();
     return { perNote: grown / count, pulled: report.pulled, count };

@@ -2044,12 +2044,16 @@ export async function storageState(persist) {
  * in a worker of its own where one can be started, so that the page's thread
  * records answers and sends pushes meanwhile, and on this thread where not (a
  * service worker cannot start workers; a Content-Security-Policy may refuse
- * workers from `blob:` URLs).
+ * workers from `blob:` URLs). A worker takes about as long to start as a body
+ * to compress, so until the one this starts is ready, bodies are compressed
+ * here: a sync's first push, whose body nothing was compressed ahead of, goes
+ * without waiting for it.
  */
 export async function gzip(bytes) {
   if (typeof CompressionStream !== "function") return undefined;
   // Copied at once: wasm memory may grow, which detaches the view, before it is read.
   const copy = bytes.slice();
+  if (!compressor.ready()) return compress(copy);
   return (await compressor.gzip(copy)) ?? compress(copy);
 }
 
@@ -2063,14 +2067,15 @@ function compress(bytes) {
 }
 
 /**
- * The script of the compressing worker: `[id, bytes]` in, `[id, gzipped]` out
- * (a `Blob`; `[id, null]` where it failed), one job at a time in the order they came:
- * compressions run in turns, so a job sent later would otherwise hold up the
- * answer to one sent first (the push waiting to go out, behind the next one
- * compressed ahead). Text rather than a function's source, which a minifier
- * may rename.
+ * The script of the compressing worker: `null` out once it runs, then `[id, bytes]`
+ * in, `[id, gzipped]` out (a `Blob`; `[id, null]` where it failed), one job at a
+ * time in the order they came: compressions run in turns, so a job sent later
+ * would otherwise hold up the answer to one sent first (the push waiting to go
+ * out, behind the next one compressed ahead). Text rather than a function's
+ * source, which a minifier may rename.
  */
-const COMPRESSOR = `let done = Promise.resolve();
+const COMPRESSOR = `postMessage(null);
+let done = Promise.resolve();
 onmessage = ({ data: [id, bytes] }) => {
   done = done.then(async () => {
     try {
@@ -2085,10 +2090,10 @@ onmessage = ({ data: [id, bytes] }) => {
 /** How long the compressing worker is kept after its last job. */
 const COMPRESSOR_IDLE_MS = 30_000;
 /**
- * How long a job may wait for the worker: past it, the worker is given up
- * (one that died without an error event would otherwise hold the push
- * forever) and bodies are compressed on this thread. A body of the
- * protocol's largest size takes well under a second.
+ * How long a job may wait for the worker, and the worker may take to start:
+ * past it, the worker is given up (one that died without an error event would
+ * otherwise hold the push forever) and bodies are compressed on this thread.
+ * A body of the protocol's largest size takes well under a second.
  */
 const COMPRESSOR_JOB_LIMIT_MS = 10_000;
 
@@ -2099,11 +2104,20 @@ const COMPRESSOR_JOB_LIMIT_MS = 10_000;
  */
 const compressor = {
   worker: null,
+  /** Whether the worker said it runs: jobs are sent to it from then on. */
+  started: false,
+  /** The limit on the worker's start, while it starts. */
+  starting: undefined,
   /** Set once a worker could not be started here: bodies are then compressed on this thread. */
   unavailable: typeof Worker !== "function",
   jobs: new Map(),
   next: 0,
   idle: undefined,
+
+  /** Whether the worker can take a job now; starts it if it is not running. */
+  ready() {
+    return this.start() !== null && this.started;
+  },
 
   /** Resolves with `bytes` gzipped, or with `undefined` where the worker cannot do it. */
   gzip(bytes) {
@@ -2144,9 +2158,20 @@ const compressor = {
       this.unavailable = true;
       return null;
     }
-    this.worker.onmessage = ({ data: [id, packed] }) => {
-      URL.revokeObjectURL(url);
-      this.settle(id, packed ?? undefined);
+    this.starting = setTimeout(() => {
+      this.unavailable = true;
+      this.stop();
+    }, COMPRESSOR_JOB_LIMIT_MS);
+    this.worker.onmessage = ({ data }) => {
+      if (data === null) {
+        // It runs: jobs go to it from now on, and it stops if none comes.
+        URL.revokeObjectURL(url);
+        clearTimeout(this.starting);
+        this.started = true;
+        this.idle = setTimeout(() => this.stop(), COMPRESSOR_IDLE_MS);
+        return;
+      }
+      this.settle(data[0], data[1] ?? undefined);
     };
     // The script could not be loaded or run (refused by a Content-Security-Policy
     // after all): the jobs waiting are done on this thread, and all later ones.
@@ -2161,8 +2186,10 @@ const compressor = {
 
   stop() {
     clearTimeout(this.idle);
+    clearTimeout(this.starting);
     this.worker?.terminate();
     this.worker = null;
+    this.started = false;
     for (const resolve of this.jobs.values()) resolve(undefined);
     this.jobs.clear();
   },

@@ -25,6 +25,33 @@ async function openThrough(proxy, user, prepare) {
   return { ...device, workers };
 }
 
+/**
+ * Prepares a context (see `openDevice`) to count, in `window.compressions`, the
+ * bodies its pages give their compressing worker, and to set `window.workerRuns`
+ * once that worker says it runs; with `holdFirst`, its answer to the first body
+ * comes 500 ms late.
+ */
+const watchWorkers =
+  ({ holdFirst = false } = {}) =>
+  (context) =>
+    context.addInitScript((holdFirst) => {
+      window.compressions = 0;
+      window.workerRuns = false;
+      globalThis.Worker = class extends Worker {
+        postMessage(...args) {
+          window.compressions++;
+          return super.postMessage(...args);
+        }
+
+        set onmessage(listener) {
+          super.onmessage = (event) => {
+            if (event.data === null) window.workerRuns = true;
+            setTimeout(() => listener(event), holdFirst && event.data?.[0] === 0 ? 500 : 0);
+          };
+        }
+      };
+    }, holdFirst);
+
 /** Writes `count` notes numbered from `first`, in one transaction, and syncs. */
 const writeAndSync = (page, first, count) =>
   page.evaluate(
@@ -154,29 +181,18 @@ describe("compressed pushes", () => {
 
   test("a push gzipped ahead goes as it was gzipped, though the push before it was gzipped last", async () => {
     const proxy = await startCountingProxy(server.url);
-    // Counts the bodies given to the worker, and holds back its first answer: the
-    // second push is then read and gzipped ahead before the first one goes.
-    const slowFirstCompression = (context) =>
-      context.addInitScript(() => {
-        window.compressions = 0;
-        globalThis.Worker = class extends Worker {
-          postMessage(...args) {
-            window.compressions++;
-            return super.postMessage(...args);
-          }
-
-          set onmessage(listener) {
-            super.onmessage = (event) => setTimeout(() => listener(event), event.data[0] === 0 ? 500 : 0);
-          }
-        };
-      });
-    const { context, page, errors } = await openThrough(proxy, "ahead", slowFirstCompression);
+    // The worker's answer to its first body comes late: the push after it is
+    // then read and gzipped ahead before it goes.
+    const { context, page, errors } = await openThrough(proxy, "ahead", watchWorkers({ holdFirst: true }));
     try {
+      // The worker starts with the first large push, and takes the bodies after it.
+      assert.equal((await writeAndSync(page, 0, 300)).pending, 0);
+      await page.waitForFunction(() => window.workerRuns);
       const asked = proxy.requests.length;
-      assert.equal((await writeAndSync(page, 0, 1500)).pending, 0);
-      assert.deepEqual(requestsFrom(proxy, asked, 3), ["GET /v1/health null", "POST /v1/push gzip", "POST /v1/push gzip"]);
+      assert.equal((await writeAndSync(page, 300, 1500)).pending, 0);
+      assert.deepEqual(requestsFrom(proxy, asked, 2), ["POST /v1/push gzip", "POST /v1/push gzip"]);
       assert.equal(await page.evaluate(() => window.compressions), 2, "each push's body was compressed once");
-      await assertArrivedWhole(page, "ahead", 1500);
+      await assertArrivedWhole(page, "ahead", 1800);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();
@@ -184,17 +200,23 @@ describe("compressed pushes", () => {
     }
   });
 
-  test("bodies are compressed in a worker, not on the page's thread", async () => {
+  test("bodies are compressed in a worker, and on the page's thread only while it starts", async () => {
     const proxy = await startCountingProxy(server.url);
-    const { context, page, errors, workers } = await openThrough(proxy, "offthread");
+    const { context, page, errors, workers } = await openThrough(proxy, "offthread", watchWorkers());
     try {
       await writeAndSync(page, 0, 1);
       assert.deepEqual(workers, [], "a push too small to compress starts no worker");
+      // The first large push goes without waiting for the worker it starts.
       assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
-      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip"]);
       assert.equal(workers.length, 1, `workers started: ${workers}`);
       assert.match(workers[0], /^blob:/);
-      assert.equal((await server.pullAll("offthread")).length, 301);
+      assert.equal(await page.evaluate(() => window.compressions), 0);
+      await page.waitForFunction(() => window.workerRuns);
+      assert.equal((await writeAndSync(page, 301, 300)).pending, 0);
+      assert.equal(await page.evaluate(() => window.compressions), 1, "the next body went to the worker");
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
+      assert.equal(workers.length, 1, `workers started: ${workers}`);
+      assert.equal((await server.pullAll("offthread")).length, 601);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();
@@ -232,21 +254,38 @@ describe("compressed pushes", () => {
 
   test("a compressing worker that never answers is given up, and pushes still go compressed", async () => {
     const proxy = await startCountingProxy(server.url);
-    // Workers that take messages and never answer, as one that died without an error event would.
+    // Workers that run and take messages, and never answer one, as one that died
+    // without an error event would.
     const silentWorkers = (context) =>
       context.addInitScript(() => {
+        window.workerRuns = false;
         globalThis.Worker = class extends Worker {
           postMessage() {}
+
+          set onmessage(listener) {
+            super.onmessage = (event) => {
+              if (event.data === null) window.workerRuns = true;
+              listener(event);
+            };
+          }
         };
       });
     const { context, page, errors, workers } = await openThrough(proxy, "silent", silentWorkers);
     try {
-      // The first compressed push waits out the worker's limit, then compresses on
-      // the page's thread; the next one does so at once, starting no other worker.
-      await syncOneThenTwoLarge(page);
-      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip"]);
+      // The first compressed push goes while the worker starts; the next one waits
+      // out the worker's limit, then compresses on the page's thread. The one
+      // after it does so at once, starting no other worker.
+      await writeAndSync(page, 0, 1);
+      assert.equal((await writeAndSync(page, 1, 300)).pending, 0);
+      await page.waitForFunction(() => window.workerRuns);
+      for (const first of [301, 601]) {
+        const status = await writeAndSync(page, first, 300);
+        assert.equal(status.pending, 0);
+        assert.equal(status.lastError, null);
+      }
+      assert.deepEqual(pushes(proxy).map((push) => push.encoding), [null, "gzip", "gzip", "gzip"]);
       assert.equal(workers.length, 1, `workers started: ${workers}`);
-      assert.equal((await server.pullAll("silent")).length, 601);
+      assert.equal((await server.pullAll("silent")).length, 901);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

@@ -76,6 +76,14 @@ pub trait Store {
     /// it is still recording, without reading that one again.
     async fn outbox_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>>;
 
+    /// [`Store::outbox_after`] for a push to send: the same entries, but their
+    /// `attempts` and `last_error`, which a push does not send, may be out of
+    /// date, so that a store can hand over what it appended itself rather
+    /// than read it back. The default reads the outbox.
+    async fn pushable_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        self.outbox_after(after, limit).await
+    }
+
     /// How many mutations wait in the outbox.
     async fn pending_count(&self) -> Result<usize>;
 

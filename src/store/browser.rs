@@ -95,6 +95,10 @@ impl Store for BrowserStore {
         each!(self, store => store.outbox_after(after, limit).await)
     }
 
+    async fn pushable_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        each!(self, store => store.pushable_after(after, limit).await)
+    }
+
     async fn pending_count(&self) -> Result<usize> {
         each!(self, store => store.pending_count().await)
     }

@@ -43,7 +43,8 @@ macro_rules! browser_tests {
             a_commit_read_back_with_its_marks_leaves_known_docs_trusted
             marks_travel_only_with_the_one_commit_whose_entities_a_message_names
             a_commit_read_back_with_its_docs_takes_them_when_it_follows_on
-            a_commit_raced_by_another_is_filled_in_from_its_message);
+            a_commit_raced_by_another_is_filled_in_from_its_message
+            a_push_takes_what_the_outbox_holds_whoever_appended_it);
         browser_tests!(acknowledgements_wait_in_a_log_that_every_reader_applies the_log_is_folded_in_the_background
             an_open_that_finds_a_log_folds_it a_connection_reads_each_record_of_the_log_once);
         browser_tests!(an_open_reads_the_image_the_last_commit_left an_image_older_than_the_last_commit_is_not_read
@@ -309,6 +310,55 @@ pub async fn answers_are_recorded_on_known_docs_until_another_connection_writes(
     let b = mine.get("notes", "b").await.unwrap().expect("b");
     assert_eq!(b.data().get("body").and_then(|body| body.as_str()), Some("theirs"), "the other connection's change is kept");
     assert_eq!((b.version, b.pending, b.sync_status), (1, 1, SyncStatus::Dirty), "acknowledged, with their write still queued");
+    mine.close();
+    theirs.close();
+    IdbStore::delete(&name).await.expect("delete the database");
+}
+
+/// What a push sends of each entry (not `attempts` nor `last_error`).
+fn as_pushed(entries: Vec<tideway::core::Mutation>) -> Vec<(u64, String, Option<String>, u64)> {
+    entries.into_iter().map(|m| (m.mutation_id, m.id, m.data.map(|data| data.as_str().to_owned()), m.base_version)).collect()
+}
+
+/// The entries `store` gives a push past `after`, up to `limit`, by entity id,
+/// checked to be what the outbox holds.
+async fn same(store: &IdbStore, after: u64, limit: usize) -> Vec<String> {
+    let pushed = as_pushed(store.pushable_after(after, limit).await.expect("entries to push"));
+    assert_eq!(pushed, as_pushed(store.outbox_after(after, limit).await.expect("outbox")), "after {after}, up to {limit}");
+    pushed.into_iter().map(|(_, id, _, _)| id).collect()
+}
+
+/// A push takes the entries its connection appended without reading them back,
+/// and reads those another connection appended: either way it gets what the
+/// outbox holds, in order, whoever answered or counted a failure of an entry.
+pub async fn a_push_takes_what_the_outbox_holds_whoever_appended_it() {
+    use tideway::core::reconcile::Policies;
+    let (name, mine) = open_store("pushable").await;
+    let theirs = IdbStore::open(&name, notes_schema()).await.expect("a second connection");
+    mine.apply(&[put("a", "mine"), put("b", "mine")]).await.expect("write");
+    theirs.apply(&[put("c", "theirs")]).await.expect("write");
+    mine.apply(&[put("d", "mine")]).await.expect("write");
+    assert_eq!(same(&mine, 0, 10).await, ["a", "b", "c", "d"]);
+    let outbox = mine.outbox(10).await.expect("outbox");
+    assert_eq!(same(&mine, outbox[2].mutation_id, 10).await, ["d"], "all its own");
+    assert_eq!(same(&mine, 0, 2).await, ["a", "b"]);
+    assert_eq!(same(&theirs, 0, 10).await, ["a", "b", "c", "d"]);
+
+    // The other connection records answers to two of this one's entries, and a failed push of another.
+    theirs.settle(&[acknowledgement(&outbox[0]), acknowledgement(&outbox[3])], &Policies::default(), 9_000.0, None, Box::new(|| ()))
+        .await
+        .expect("record");
+    theirs.note_failed_push(&[outbox[1].mutation_id], "offline").await.expect("count the failure");
+    assert_eq!(same(&mine, 0, 10).await, ["b", "c"]);
+    assert_eq!(same(&mine, outbox[1].mutation_id, 10).await, ["c"]);
+
+    // This one records the rest.
+    mine.settle(&[acknowledgement(&outbox[1]), acknowledgement(&outbox[2])], &Policies::default(), 9_001.0, None, Box::new(|| ()))
+        .await
+        .expect("record");
+    assert_eq!(same(&mine, 0, 10).await, Vec::<String>::new());
+    mine.apply(&[put("e", "mine")]).await.expect("write");
+    assert_eq!(same(&mine, 0, 10).await, ["e"]);
     mine.close();
     theirs.close();
     IdbStore::delete(&name).await.expect("delete the database");

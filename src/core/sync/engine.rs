@@ -585,7 +585,7 @@ impl<S: Store + 'static, R: Remote> SyncEngine<S, R> {
     /// [`SyncEngine::push_request`]).
     async fn next_batch(&self, batch_size: usize, after: MutationId, in_flight: &[(String, String)]) -> Result<Read, Failure> {
         // One entry more than a batch holds tells whether a full batch ends the outbox.
-        let mut outbox = self.repository.store().outbox_after(after, batch_size + 1).await?;
+        let mut outbox = self.repository.store().pushable_after(after, batch_size + 1).await?;
         let end = outbox.len() <= batch_size;
         outbox.truncate(batch_size);
         let read = outbox.len();

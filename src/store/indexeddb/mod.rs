@@ -44,6 +44,11 @@
 //! was cut off is never simply sent again: the store first reads what was
 //! stored, so it is written exactly once (see `IdbStore::apply_writes`).
 //!
+//! A push reads only the keys of the outbox entries it takes where this
+//! connection appended them: it keeps what it appended (see
+//! [`crate::store::appended`]), and reading an entry's record costs IndexedDB
+//! about sixteen times what reading its key does.
+//!
 //! One file per concern:
 //! * `connection`: the connection, and a new one when the browser took it away;
 //! * `upgrade`: bringing the database to the layout a schema asks for;
@@ -78,6 +83,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use self::connection::{open_existing, Connection, UpgradeHandler, UPGRADED_ELSEWHERE};
 use self::upgrade::{read_layout, upgraded};
+use super::appended::Appended;
 use super::layout::{check_format, entity_store, index_field, needs_raising, UpgradePlan, BACKFILL_KEY, META_STORE};
 use crate::browser;
 #[cfg(feature = "fault-injection")]
@@ -108,6 +114,9 @@ pub struct IdbStore {
     /// The saving of the database's image that `close` began, if any (see
     /// [`IdbStore::closed`]).
     image_at_close: RefCell<Option<js_sys::Promise>>,
+    /// The outbox entries this connection appended, for pushes to take
+    /// without reading them back.
+    appended: Appended,
     /// A failure the next write is made to meet, for tests.
     #[cfg(feature = "fault-injection")]
     fault: Cell<Option<Fault>>,
@@ -211,6 +220,7 @@ impl IdbStore {
             commits: browser::Commits::new(),
             client_id,
             closed,
+            appended: Appended::default(),
             #[cfg(feature = "fault-injection")]
             fault: Cell::new(None),
         };
@@ -368,7 +378,9 @@ impl Store for IdbStore {
     }
 
     async fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Applied>>> {
-        self.apply_writes(writes).await
+        let results = self.apply_writes(writes).await?;
+        self.appended.keep(results.iter().flatten().map(|applied| &applied.mutation));
+        Ok(results)
     }
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Entity>> {
@@ -381,6 +393,10 @@ impl Store for IdbStore {
 
     async fn outbox_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
         self.read_outbox(after, limit).await
+    }
+
+    async fn pushable_after(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        self.read_pushable(after, limit).await
     }
 
     async fn pending_count(&self) -> Result<usize> {

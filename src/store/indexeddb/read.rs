@@ -253,6 +253,26 @@ impl IdbStore {
             .collect()
     }
 
+    /// [`crate::core::Store::pushable_after`]: the keys of the entries past
+    /// `after`, then the entries themselves from those this connection
+    /// appended, if it kept every one, or else from their records.
+    pub(super) async fn read_pushable(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        let keys: Vec<MutationId> = self
+            .idempotent(|connection| async move {
+                let tx = connection.db.transaction(OUTBOX_STORE).build()?;
+                let outbox = tx.object_store(OUTBOX_STORE)?;
+                let range = IdbKeyRange::LowerBound(after as f64, true);
+                let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+                let keys = outbox.get_all_keys::<f64>().with_query::<f64, _>(range).with_limit(limit).primitive()?.await?;
+                Ok(keys.map(|key| key.map(|key| key as MutationId)).collect::<std::result::Result<_, _>>()?)
+            })
+            .await?;
+        match self.appended.take(after, &keys, keys.len() < limit) {
+            Some(entries) => Ok(entries),
+            None => self.read_outbox(after, limit).await,
+        }
+    }
+
     pub(super) async fn count_outbox(&self) -> Result<usize> {
         self.idempotent(|connection| async move {
             let tx = connection.db.transaction(OUTBOX_STORE).build()?;

@@ -159,6 +159,7 @@ impl IdbStore {
             meanwhile();
         }
         committed.await.map_err(js_error)?;
+        self.appended.forget(|entry| plan.remove.binary_search(&entry.mutation_id).is_ok() || plan.supersedes(&entry.collection, &entry.id));
         Ok(plan.settled)
     }
 

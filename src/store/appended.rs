@@ -27,7 +27,17 @@ impl Appended {
     /// Keeps the mutations a committed write appended (their mutation ids
     /// assigned), as long as there is room.
     pub(crate) fn keep<'a>(&self, mutations: impl IntoIterator<Item = &'a Mutation>) {
+        let mutations: Vec<&Mutation> = mutations.into_iter().collect();
         let mut kept = self.0.borrow_mut();
+        // Room for a large write's entries at once: grown by doubling, the
+        // vector would hold up to twice the memory they need, and more while it
+        // copies. Small writes still double it (at least as many as it holds).
+        let (len, spare) = (kept.len(), kept.capacity() - kept.len());
+        let room = MOST_KEPT.saturating_sub(len);
+        let needed = mutations.len().min(room);
+        if needed > spare {
+            kept.reserve_exact(needed.max(len).min(room));
+        }
         for mutation in mutations {
             if kept.len() >= MOST_KEPT {
                 return;
@@ -54,6 +64,7 @@ impl Appended {
             _ => after,
         };
         kept.retain(|m| m.mutation_id <= after || m.mutation_id > upto || keys.binary_search(&m.mutation_id).is_ok());
+        release_if_empty(&mut kept);
         let start = kept.partition_point(|m| m.mutation_id <= after);
         let taken = kept.get(start..start + keys.len())?;
         taken.iter().map(|m| m.mutation_id).eq(keys.iter().copied()).then(|| taken.to_vec())
@@ -61,7 +72,17 @@ impl Appended {
 
     /// Forgets the kept entries `left` says left the outbox.
     pub(crate) fn forget(&self, left: impl Fn(&Mutation) -> bool) {
-        self.0.borrow_mut().retain(|m| !left(m));
+        let mut kept = self.0.borrow_mut();
+        kept.retain(|m| !left(m));
+        release_if_empty(&mut kept);
+    }
+}
+
+/// Gives the memory of `kept` back once every entry left, as after a push of
+/// all of them.
+fn release_if_empty(kept: &mut Vec<Mutation>) {
+    if kept.is_empty() {
+        *kept = Vec::new();
     }
 }
 

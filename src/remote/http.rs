@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use js_sys::{Function, Object, Reflect};
 use serde::de::DeserializeOwned;
-use tideway_protocol::{serves_feature, takes_gzip_bodies, ErrorBody, FEATURES_HEADER, FEATURE_AFTER};
+use tideway_protocol::{serves_feature, takes_gzip_bodies, ErrorBody, PullRequest, FEATURES_HEADER, FEATURE_AFTER};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
@@ -27,8 +27,9 @@ pub struct HttpRemote {
     /// A gzipped body was refused (415) on the way, by the server or by
     /// something before it: from then on bodies go plain, whatever answers say.
     gzip_refused: Cell<bool>,
-    /// The next push, gzipped ahead (`prepare`): its JSON, and that JSON gzipped.
-    prepared: RefCell<Option<(String, Blob)>>,
+    /// The next push, gzipped ahead (`prepare`): what it was made of, and its
+    /// JSON gzipped.
+    prepared: RefCell<Option<(Made, Blob)>>,
     /// Later pushes carry no pull: one that carried its pull was refused (400
     /// or 422, naming no mutation) and then taken without it, as by a server
     /// that refuses the fields it does not know; or it timed out, which the
@@ -46,6 +47,28 @@ const MIN_GZIP_BYTES: usize = 2048;
 /// A first push this large asks the server whether it takes gzip before it is
 /// sent: on a slow uplink, a round trip costs less than the bytes it saves.
 const ASK_FIRST_BYTES: usize = 16 * 1024;
+
+/// What tells a push from another one of the same mutations, which is all
+/// its JSON can differ by: what a push carries of a mutation never changes
+/// once it is queued (its id is never reused) but its `baseVersion` and
+/// `after`, which a push made again once answers were recorded takes from
+/// them; and the push may carry another pull.
+#[derive(PartialEq)]
+struct Made {
+    client_id: String,
+    mutations: Vec<(u64, u64, Option<u64>)>,
+    pull: Option<PullRequest>,
+}
+
+impl Made {
+    fn of(request: &Push) -> Made {
+        Made {
+            client_id: request.client_id.clone(),
+            mutations: request.mutations.iter().map(|m| (m.mutation_id, m.base_version, m.after)).collect(),
+            pull: request.pull.clone(),
+        }
+    }
+}
 
 /// A request body, as JSON text or its gzipped bytes.
 enum Body {
@@ -78,33 +101,38 @@ impl HttpRemote {
         self.chains.get()
     }
 
-    /// Whether a push body of `bytes` goes gzipped, as the server's last answer said.
+    /// Whether push bodies go gzipped, as the server's last answer said.
+    fn takes_gzip(&self) -> bool {
+        self.gzip_bodies.get() == Some(true) && !self.gzip_refused.get()
+    }
+
+    /// Whether a push body of `bytes` goes gzipped.
     fn gzips(&self, bytes: usize) -> bool {
-        self.gzip_bodies.get() == Some(true) && !self.gzip_refused.get() && bytes >= MIN_GZIP_BYTES
+        self.takes_gzip() && bytes >= MIN_GZIP_BYTES
     }
 
     /// Gzips `request`'s body ahead, where it would go gzipped, so that the
     /// push goes out as soon as the answer to the one before has come. The
-    /// push it is for checks that its JSON is the same.
+    /// push it is for checks that it is made the same (see [`Made`]).
     pub async fn prepare(&self, request: &Push) {
         let Ok(json) = serde_json::to_string(request) else { return };
         if !self.gzips(json.len()) {
             return;
         }
         if let Some(packed) = gzip(&json).await {
-            *self.prepared.borrow_mut() = Some((json, packed));
+            *self.prepared.borrow_mut() = Some((Made::of(request), packed));
         }
     }
 
-    /// The body gzipped ahead for a push of `json`, if that is the one
-    /// prepared. Another is left for its own push: the next push may be
-    /// prepared while this one waits for its body (see
-    /// `SyncEngine::push_batches`). One never sent (its request made again)
-    /// is replaced by the next one prepared.
-    fn take_prepared(&self, json: &str) -> Option<Blob> {
+    /// The body gzipped ahead for `request`, if that is the one prepared.
+    /// Another is left for its own push: the next push may be prepared while
+    /// this one waits for its body (see `SyncEngine::push_batches`). One
+    /// never sent (its request made again) is replaced by the next one
+    /// prepared.
+    fn take_prepared(&self, request: &Push) -> Option<Blob> {
         let mut prepared = self.prepared.borrow_mut();
         match &*prepared {
-            Some((prepared_json, _)) if prepared_json == json => prepared.take().map(|(_, packed)| packed),
+            Some((made, _)) if *made == Made::of(request) => prepared.take().map(|(_, packed)| packed),
             _ => None,
         }
     }
@@ -131,6 +159,13 @@ impl HttpRemote {
     /// Sends a push, gzipped where the server takes it. A compressed push
     /// refused with 415 is sent again plain, and so are later ones.
     async fn send_push(&self, request: &Push) -> Result<PushAnswer, RemoteError> {
+        // A body gzipped ahead goes as it is, without encoding the push again.
+        if let Some(packed) = self.take_prepared(request).filter(|_| self.takes_gzip()) {
+            match self.send_gzipped(packed).await {
+                Err(RemoteError::Status { status: 415, .. }) => self.gzip_refused.set(true),
+                answer => return answer,
+            }
+        }
         let json = serde_json::to_string(request).map_err(|e| RemoteError::Malformed(format!("cannot encode the push: {e}")))?;
         let mut packed_meanwhile = None;
         if self.gzip_bodies.get().is_none() && json.len() >= ASK_FIRST_BYTES {
@@ -142,14 +177,12 @@ impl HttpRemote {
             packed_meanwhile = packed;
         }
         if self.gzips(json.len()) {
-            let ready = self.take_prepared(&json);
-            let packed = match ready.or(packed_meanwhile) {
+            let packed = match packed_meanwhile {
                 Some(packed) => Some(packed),
                 None => gzip(&json).await,
             };
             if let Some(packed) = packed {
-                let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
-                match self.exchange(builder, Some(Body::Gzip(packed))).await {
+                match self.send_gzipped(packed).await {
                     Err(RemoteError::Status { status: 415, .. }) => self.gzip_refused.set(true),
                     answer => return answer,
                 }
@@ -157,6 +190,12 @@ impl HttpRemote {
         }
         let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
         self.exchange(builder, Some(Body::Plain(json))).await
+    }
+
+    /// Sends a push whose JSON is `packed`, gzipped.
+    async fn send_gzipped(&self, packed: Blob) -> Result<PushAnswer, RemoteError> {
+        let builder = self.authorized(Request::post(&format!("{}/v1/push", self.url))).await?;
+        self.exchange(builder, Some(Body::Gzip(packed))).await
     }
 
     pub async fn pull(&self, cursor: Option<&str>, limit: usize, client_id: Option<&str>) -> Result<PullPage, RemoteError> {

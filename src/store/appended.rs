@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use crate::core::{Mutation, MutationId};
 
 /// The most entries kept: the pushes of a backlog of this many written here
-/// read no record. Each costs about 170 bytes beside its data, which it
+/// read no record. Each costs about 150 bytes beside its data, which it
 /// shares with the entity written; later entries are read back.
 const MOST_KEPT: usize = 20_000;
 
@@ -38,13 +38,13 @@ impl Appended {
         if needed > spare {
             kept.reserve_exact(needed.max(len).min(room));
         }
-        for mutation in mutations {
+        for mutation in mutations.into_iter().filter(|m| m.mutation_id > 0) {
             if kept.len() >= MOST_KEPT {
                 return;
             }
             // Writes commit in mutation id order: an entry nearly always goes last.
             let at = kept.partition_point(|m| m.mutation_id < mutation.mutation_id);
-            if mutation.mutation_id > 0 && kept.get(at).is_none_or(|m| m.mutation_id != mutation.mutation_id) {
+            if kept.get(at).is_none_or(|m| m.mutation_id != mutation.mutation_id) {
                 kept.insert(at, mutation.clone());
             }
         }
@@ -58,11 +58,8 @@ impl Appended {
     /// last key, or past it too when the read reached the end.
     pub(crate) fn take(&self, after: MutationId, keys: &[MutationId], reached_end: bool) -> Option<Vec<Mutation>> {
         let mut kept = self.0.borrow_mut();
-        let upto = match keys.last() {
-            Some(last) if !reached_end => *last,
-            _ if reached_end => MutationId::MAX,
-            _ => after,
-        };
+        // Every kept entry past `after` and up to here that is still queued is among the keys.
+        let upto = if reached_end { MutationId::MAX } else { keys.last().copied().unwrap_or(after) };
         kept.retain(|m| m.mutation_id <= after || m.mutation_id > upto || keys.binary_search(&m.mutation_id).is_ok());
         release_if_empty(&mut kept);
         let start = kept.partition_point(|m| m.mutation_id <= after);

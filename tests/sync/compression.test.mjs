@@ -29,28 +29,32 @@ async function openThrough(proxy, user, prepare) {
  * Prepares a context (see `openDevice`) to count, in `window.compressions`, the
  * bodies its pages give their compressing worker, and to set `window.workerRuns`
  * once that worker says it runs; with `holdFirst`, its answer to the first body
- * comes 500 ms late.
+ * comes 500 ms late; with `silent`, the bodies never reach it, so it never
+ * answers one, as a worker that died without an error event would not.
  */
 const watchWorkers =
-  ({ holdFirst = false } = {}) =>
+  ({ holdFirst = false, silent = false } = {}) =>
   (context) =>
-    context.addInitScript((holdFirst) => {
-      window.compressions = 0;
-      window.workerRuns = false;
-      globalThis.Worker = class extends Worker {
-        postMessage(...args) {
-          window.compressions++;
-          return super.postMessage(...args);
-        }
+    context.addInitScript(
+      ({ holdFirst, silent }) => {
+        window.compressions = 0;
+        window.workerRuns = false;
+        globalThis.Worker = class extends Worker {
+          postMessage(...args) {
+            window.compressions++;
+            if (!silent) super.postMessage(...args);
+          }
 
-        set onmessage(listener) {
-          super.onmessage = (event) => {
-            if (event.data === null) window.workerRuns = true;
-            setTimeout(() => listener(event), holdFirst && event.data?.[0] === 0 ? 500 : 0);
-          };
-        }
-      };
-    }, holdFirst);
+          set onmessage(listener) {
+            super.onmessage = (event) => {
+              if (event.data === null) window.workerRuns = true;
+              setTimeout(() => listener(event), holdFirst && event.data?.[0] === 0 ? 500 : 0);
+            };
+          }
+        };
+      },
+      { holdFirst, silent },
+    );
 
 /** Writes `count` notes numbered from `first`, in one transaction, and syncs. */
 const writeAndSync = (page, first, count) =>
@@ -254,23 +258,7 @@ describe("compressed pushes", () => {
 
   test("a compressing worker that never answers is given up, and pushes still go compressed", async () => {
     const proxy = await startCountingProxy(server.url);
-    // Workers that run and take messages, and never answer one, as one that died
-    // without an error event would.
-    const silentWorkers = (context) =>
-      context.addInitScript(() => {
-        window.workerRuns = false;
-        globalThis.Worker = class extends Worker {
-          postMessage() {}
-
-          set onmessage(listener) {
-            super.onmessage = (event) => {
-              if (event.data === null) window.workerRuns = true;
-              listener(event);
-            };
-          }
-        };
-      });
-    const { context, page, errors, workers } = await openThrough(proxy, "silent", silentWorkers);
+    const { context, page, errors, workers } = await openThrough(proxy, "silent", watchWorkers({ silent: true }));
     try {
       // The first compressed push goes while the worker starts; the next one waits
       // out the worker's limit, then compresses on the page's thread. The one

@@ -89,6 +89,19 @@ impl TestDb {
     }
 }
 
+/// A SQLite database's files go with it (its write-ahead log and shared memory
+/// too); each PostgreSQL database lives on the throwaway server the test script
+/// removes.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+        }
+    }
+}
+
 /// Runs `tideway-server` with `args` (a maintenance command) to its end.
 pub async fn run_server_command(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tideway-server"))

@@ -67,6 +67,12 @@ impl Appended {
         taken.iter().map(|m| m.mutation_id).eq(keys.iter().copied()).then(|| taken.to_vec())
     }
 
+    /// Whether any entry past `after` is kept: if none is, a push has nothing
+    /// to take from here, and its keys need not be read first.
+    pub(crate) fn holds_after(&self, after: MutationId) -> bool {
+        self.0.borrow().last().is_some_and(|m| m.mutation_id > after)
+    }
+
     /// Forgets the kept entries `left` says left the outbox.
     pub(crate) fn forget(&self, left: impl Fn(&Mutation) -> bool) {
         let mut kept = self.0.borrow_mut();
@@ -137,6 +143,16 @@ mod tests {
         assert_eq!(ids(appended.take(5, &[7], true)), Some(vec![7]));
         assert_eq!(ids(appended.take(0, &[], true)), Some(vec![]));
         assert_eq!(appended.take(0, &[7], true), None, "everything was forgotten once the outbox was read empty");
+    }
+
+    #[test]
+    fn only_entries_past_after_count_as_held() {
+        assert!(!Appended::default().holds_after(0));
+        let appended = kept(&[3, 4]);
+        assert!(appended.holds_after(3));
+        assert!(!appended.holds_after(4));
+        appended.forget(|m| m.mutation_id == 4);
+        assert!(!appended.holds_after(3));
     }
 
     #[test]

@@ -255,8 +255,13 @@ impl IdbStore {
 
     /// [`crate::core::Store::pushable_after`]: the keys of the entries past
     /// `after`, then the entries themselves from those this connection
-    /// appended, if it kept every one, or else from their records.
+    /// appended, if it kept every one, or else from their records. Where it
+    /// kept none past `after` (a backlog queued before it opened, or by
+    /// another context), the records are read at once.
     pub(super) async fn read_pushable(&self, after: MutationId, limit: usize) -> Result<Vec<Mutation>> {
+        if !self.appended.holds_after(after) {
+            return self.read_outbox(after, limit).await;
+        }
         let keys: Vec<MutationId> = self
             .idempotent(|connection| async move {
                 let tx = connection.db.transaction(OUTBOX_STORE).build()?;
